@@ -1,0 +1,27 @@
+//! The subcommands of `sietch`, one file each.
+
+mod devnet;
+
+use clap::{Parser, Subcommand};
+
+/// Sietch: a peer-to-peer market for GPU compute.
+#[derive(Debug, Parser)]
+#[command(name = "sietch", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a local devnet: a chain, the contracts, several providers and the explorer.
+    Devnet(devnet::DevnetArgs),
+}
+
+impl Cli {
+    pub(crate) fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Devnet(args) => devnet::run(args),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs everything Sietch needs on a fresh machine of this project's kind
+# (Debian, root, Rust toolchain present). Idempotent: each step checks first and
+# does nothing when its tools are already there, so it is cheap to call on every run.
+#
+# What it installs:
+#   - Debian: clang, lld, wasi-libc, libclang-rt-14-dev-wasm32 (C guests -> wasm32-wasi)
+#   - npm (tools/package.json + package-lock.json, exact versions): Foundry's anvil,
+#     forge and cast 1.7.1, solc-js, @openzeppelin/contracts
+#   - tools/bin: anvil, forge, cast and `solc` (tools/solc-js: forge compiles offline with it)
+#   - cargo-nextest, rustfmt and clippy if the toolchain lacks them
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
+
+# --- Debian packages --------------------------------------------------------
+debs=(clang lld wasi-libc libclang-rt-14-dev-wasm32)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- npm tools (Foundry, solc-js, OpenZeppelin) ----------------------------
+tools="$root/tools"
+stamp="$tools/node_modules/.sietch-lock-stamp"
+if [ ! -f "$stamp" ] || ! cmp -s "$tools/package-lock.json" "$stamp"; then
+  log "installing npm tools from tools/package-lock.json"
+  (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$tools/package-lock.json" "$stamp"
+fi
+
+mkdir -p "$tools/bin"
+for t in anvil forge cast; do
+  src="$tools/node_modules/@foundry-rs/$t-linux-amd64/bin/$t"
+  [ -x "$src" ] || { echo "setup: $src is missing after npm ci" >&2; exit 1; }
+  ln -sf "$src" "$tools/bin/$t"
+done
+ln -sf "$tools/solc-js" "$tools/bin/solc"
+
+# --- Rust tools ------------------------------------------------------------
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+for c in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+done
+
+# Callers source scripts/env.sh to get tools/bin on PATH.
+exit 0
