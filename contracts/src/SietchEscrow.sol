@@ -1,0 +1,770 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+pragma solidity ^0.8.24;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+
+/// @title SietchEscrow
+/// @notice Settlement for the Sietch compute market (design section 5): a registry of staked
+/// providers, buyer->provider payment channels paid by cumulative EIP-712 vouchers, and tickets
+/// that a provider can claim on chain when a buyer withholds a voucher, with disputes decided by
+/// three verifiers drawn from the staked registry.
+/// @dev Money accounting, which the invariant tests check:
+///   token.balanceOf(this) == sum(channel.deposit - channel.paid) + sum(stake + unstaking) + sum(open bonds).
+/// A finalized ticket counts toward its channel's cumulative `paid`, so a buyer's next voucher must
+/// include it (cumulative vouchers then never pay a job twice). Fee-on-transfer and rebasing tokens are
+/// refused: every deposit checks that the contract received exactly the amount asked.
+contract SietchEscrow is EIP712, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+
+    // ---------------------------------------------------------------- EIP-712 (docs/eip712.md)
+
+    /// @notice Signed by the buyer when it sends a job.
+    struct Ticket {
+        bytes32 jobId;
+        bytes32 specHash;
+        bytes32 channelId;
+        uint256 maxAmount;
+        uint64 deadline;
+        bytes32 checkCommit;
+    }
+
+    /// @notice Signed by a provider (or a verifier) for the result it computed.
+    struct ResultCommitment {
+        bytes32 jobId;
+        bytes32 specHash;
+        bytes32 outputHash;
+        uint64 fuelUsed;
+        uint64 gpuMillis;
+        uint256 amount;
+    }
+
+    /// @notice Signed by the buyer: the cumulative amount it owes on the channel so far.
+    struct Voucher {
+        bytes32 channelId;
+        uint256 cumulativeAmount;
+    }
+
+    bytes32 public constant TICKET_TYPEHASH = keccak256(
+        "Ticket(bytes32 jobId,bytes32 specHash,bytes32 channelId,uint256 maxAmount,uint64 deadline,bytes32 checkCommit)"
+    );
+    bytes32 public constant RESULT_TYPEHASH = keccak256(
+        "ResultCommitment(bytes32 jobId,bytes32 specHash,bytes32 outputHash,uint64 fuelUsed,uint64 gpuMillis,uint256 amount)"
+    );
+    bytes32 public constant VOUCHER_TYPEHASH = keccak256("Voucher(bytes32 channelId,uint256 cumulativeAmount)");
+
+    // ---------------------------------------------------------------- parameters
+
+    /// @notice Number of verifiers drawn for a dispute.
+    uint256 public constant VERIFIERS = 3;
+    /// @notice Largest verifier pool; bounds the gas of a draw (see README, "Randomness").
+    uint256 public constant MAX_POOL = 256;
+    /// @notice Where burned slashes go: many ERC-20s refuse transfers to address(0).
+    address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
+
+    /// @notice Construction parameters.
+    struct Config {
+        uint64 closeDelay; // seconds a provider has to claim after a close starts
+        uint64 challengeWindow; // seconds a buyer has to dispute a claimed ticket
+        uint64 verdictWindow; // seconds the drawn verifiers have to post their commitments
+        uint64 unstakeDelay; // seconds between requestUnstake and unstake; > challengeWindow
+        uint128 disputeBond; // what a buyer posts to dispute
+        uint128 verifierFee; // paid to each verifier that votes with the majority
+        uint128 minStake; // stake needed to be drawn as a verifier
+        uint128 minDeposit; // smallest channel: stops dust-channel griefing
+    }
+
+    /// @notice The settlement token (a stablecoin in production).
+    IERC20 public immutable token;
+    /// @notice See {Config}.
+    uint64 public immutable closeDelay;
+    /// @notice See {Config}.
+    uint64 public immutable challengeWindow;
+    /// @notice See {Config}.
+    uint64 public immutable verdictWindow;
+    /// @notice See {Config}.
+    uint64 public immutable unstakeDelay;
+    /// @notice See {Config}.
+    uint128 public immutable disputeBond;
+    /// @notice See {Config}.
+    uint128 public immutable verifierFee;
+    /// @notice See {Config}.
+    uint128 public immutable minStake;
+    /// @notice See {Config}.
+    uint128 public immutable minDeposit;
+
+    // ---------------------------------------------------------------- state
+
+    /// @notice A registered account: its ed25519 node key and its stake.
+    struct Account {
+        bytes32 nodeKey; // ed25519 public key of the node (libp2p identity)
+        uint128 stake; // active stake: slashable and counted for verifier draws
+        uint128 unstaking; // requested for withdrawal: still slashable until withdrawn
+        uint64 unlockAt; // when `unstaking` may be withdrawn
+        uint32 openTickets; // tickets claimed by this provider and not settled yet
+        uint32 poolSlot; // 1-based index into `pool`, 0 when not in it
+    }
+
+    /// @notice Lifecycle of a channel.
+    enum ChannelState {
+        None,
+        Open,
+        Closing,
+        Closed
+    }
+
+    /// @notice A buyer->provider payment channel. `deposit - paid` is what the channel holds.
+    struct Channel {
+        address buyer;
+        uint64 closesAt;
+        ChannelState state;
+        address provider;
+        uint128 deposit;
+        uint128 paid; // cumulative paid to the provider by vouchers and tickets
+        uint128 reserved; // held for claimed tickets that are not settled yet
+    }
+
+    /// @notice Lifecycle of a ticket claimed on chain.
+    enum TicketState {
+        None,
+        Claimed, // challenge window running
+        Disputed, // bond posted, waiting for the verifier draw
+        Drawn, // verifiers drawn, verdict window running
+        Settled // paid out or refunded
+    }
+
+    /// @notice How a ticket ended.
+    enum Outcome {
+        Undisputed, // window passed: provider paid
+        ProviderRight, // majority agreed with the provider
+        ProviderWrong, // majority disagreed: provider slashed, buyer refunded
+        Undecided // no majority by the deadline: provider paid, bond returned
+    }
+
+    /// @notice A ticket claimed on chain, keyed by keccak256(channelId, jobId).
+    struct TicketRecord {
+        bytes32 channelId;
+        bytes32 specHash;
+        bytes32 outputHash;
+        uint128 amount;
+        uint64 fuelUsed;
+        uint64 deadline; // end of the challenge window, then of the verdict window
+        uint64 drawBlock; // block whose hash seeds the verifier draw
+        TicketState state;
+        uint8 drawn; // how many verifiers were drawn (<= 3)
+        uint8 votesFor;
+        uint8 votesAgainst;
+        uint8 votedMask; // bit i: verifier i voted
+        uint8 agreeMask; // bit i: verifier i agreed with the provider
+        address[3] verifiers;
+    }
+
+    /// @notice Registry, by EVM address.
+    mapping(address account => Account) public accounts;
+    /// @notice Channels by id.
+    mapping(bytes32 channelId => Channel) public channels;
+    /// @notice Tickets by id.
+    mapping(bytes32 ticketId => TicketRecord) internal _tickets;
+    /// @notice Opens so far per (buyer, provider): part of the channel id, so a reopened channel is new.
+    mapping(address buyer => mapping(address provider => uint256)) public channelNonce;
+    /// @notice Accounts that can be drawn as verifiers (stake >= minStake), at most MAX_POOL.
+    address[] public pool;
+    /// @notice Total of open dispute bonds (for the accounting invariant).
+    uint256 public totalBonds;
+
+    // ---------------------------------------------------------------- events
+
+    /// @notice An account registered or rotated its ed25519 node key.
+    event Registered(address indexed account, bytes32 nodeKey);
+    /// @notice Stake added; `total` is the account's active stake after it.
+    event Staked(address indexed account, uint256 amount, uint256 total);
+    /// @notice Stake moved to unstaking; `unstaking` is the whole pending amount.
+    event UnstakeRequested(address indexed account, uint256 amount, uint256 unstaking, uint64 unlockAt);
+    /// @notice Unstaking withdrawn.
+    event Unstaked(address indexed account, uint256 amount);
+    /// @notice The account entered (true) or left (false) the verifier pool.
+    event PoolMembership(address indexed account, bool member);
+    /// @notice A channel was opened.
+    event ChannelOpened(
+        bytes32 indexed channelId, address indexed buyer, address indexed provider, uint256 amount, uint256 nonce
+    );
+    /// @notice A channel was topped up; `deposit` is its total deposit after it.
+    event ChannelToppedUp(bytes32 indexed channelId, uint256 amount, uint256 deposit);
+    /// @notice A voucher was claimed: `amount` moved to the provider, `paid` is the channel's cumulative.
+    event VoucherClaimed(
+        bytes32 indexed channelId, address indexed provider, uint256 cumulativeAmount, uint256 amount, uint256 paid
+    );
+    /// @notice A close was started by `by`; the channel closes at `closesAt`.
+    event CloseStarted(bytes32 indexed channelId, address indexed by, uint64 closesAt);
+    /// @notice A channel was finalized; `refund` went back to the buyer.
+    event ChannelClosed(bytes32 indexed channelId, uint256 refund);
+    /// @notice A provider claimed a ticket; the challenge window ends at `challengeEnds`.
+    event TicketClaimed(
+        bytes32 indexed ticketId,
+        bytes32 indexed channelId,
+        bytes32 indexed jobId,
+        uint256 amount,
+        bytes32 outputHash,
+        uint64 fuelUsed,
+        uint64 challengeEnds
+    );
+    /// @notice The buyer disputed a ticket; verifiers are drawn from the hash of `drawBlock`.
+    event TicketDisputed(bytes32 indexed ticketId, address indexed buyer, uint256 bond, uint64 drawBlock);
+    /// @notice The draw block's hash was no longer available; the draw moved to `drawBlock`.
+    event DrawRearmed(bytes32 indexed ticketId, uint64 drawBlock);
+    /// @notice Verifiers were drawn; they must answer before `verdictDeadline`.
+    event VerifiersDrawn(bytes32 indexed ticketId, address[3] verifiers, uint8 drawn, uint64 verdictDeadline);
+    /// @notice A verifier's commitment was recorded; `agrees` is whether it matches the provider's.
+    event VerdictSubmitted(bytes32 indexed ticketId, address indexed verifier, bool agrees, bytes32 outputHash);
+    /// @notice A ticket was settled: `toProvider` paid from the channel, `refund` back to the buyer.
+    event TicketSettled(bytes32 indexed ticketId, Outcome outcome, uint256 toProvider, uint256 refund);
+    /// @notice A provider was slashed: `compensation` to the buyer, `verifiers` in fees, `burned` burned.
+    event Slashed(
+        address indexed provider, bytes32 indexed ticketId, uint256 amount, uint256 compensation, uint256 burned
+    );
+    /// @notice A verifier was paid `amount` for its vote on `ticketId`.
+    event VerifierPaid(bytes32 indexed ticketId, address indexed verifier, uint256 amount);
+
+    // ---------------------------------------------------------------- errors
+
+    /// @notice A constructor parameter is out of range.
+    error BadConfig();
+    /// @notice The ed25519 key is zero.
+    error ZeroKey();
+    /// @notice The account has not registered a node key.
+    error NotRegistered(address account);
+    /// @notice An amount is zero, too large, or below a minimum.
+    error BadAmount(uint256 amount);
+    /// @notice The token delivered a different amount than asked (fee-on-transfer or rebasing).
+    error UnsupportedToken(uint256 expected, uint256 received);
+    /// @notice Not enough active stake for the request.
+    error InsufficientStake(uint256 requested, uint256 available);
+    /// @notice Nothing is waiting to be unstaked.
+    error NothingToUnstake();
+    /// @notice The unstake delay has not passed.
+    error StillLocked(uint64 unlockAt);
+    /// @notice The provider has claimed tickets that are not settled (or in dispute).
+    error OpenTickets(uint256 count);
+    /// @notice No channel with this id.
+    error UnknownChannel(bytes32 channelId);
+    /// @notice The channel is not in a state that allows this.
+    error WrongChannelState(bytes32 channelId, ChannelState state);
+    /// @notice The caller may not do this.
+    error Unauthorized(address caller);
+    /// @notice A buyer cannot open a channel to itself.
+    error SelfChannel();
+    /// @notice The close delay has not passed.
+    error CloseNotDue(uint64 closesAt);
+    /// @notice The signature is malformed, malleable, or not by the expected signer.
+    error BadSignature(address expected);
+    /// @notice The voucher pays nothing more (stale, or the channel holds nothing).
+    error NothingToClaim(bytes32 channelId);
+    /// @notice The arrays of a batch differ in length or are empty.
+    error BadBatch();
+    /// @notice All vouchers of a batch must pay the same provider.
+    error MixedProviders();
+    /// @notice The ticket and result commitment do not belong together.
+    error MismatchedResult();
+    /// @notice The charged amount exceeds the ticket's maxAmount.
+    error OverMaxAmount(uint256 amount, uint256 maxAmount);
+    /// @notice The channel cannot cover the ticket.
+    error InsufficientChannelBalance(uint256 needed, uint256 available);
+    /// @notice This ticket was already claimed.
+    error TicketExists(bytes32 ticketId);
+    /// @notice The ticket is not in a state that allows this.
+    error WrongTicketState(bytes32 ticketId, TicketState state);
+    /// @notice The challenge window is over.
+    error ChallengeClosed(uint64 challengeEnds);
+    /// @notice The challenge window is still running.
+    error ChallengeOpen(uint64 challengeEnds);
+    /// @notice The verifier draw block has not been mined yet.
+    error DrawNotReady(uint64 drawBlock);
+    /// @notice The signer is not a drawn verifier of this ticket, or already voted.
+    error NotAVerifier(address signer);
+    /// @notice No majority yet and the verdict window is still running.
+    error VerdictPending(uint64 verdictDeadline);
+
+    // ---------------------------------------------------------------- construction
+
+    /// @param token_ the settlement ERC-20 (no fee-on-transfer, no rebasing)
+    /// @param cfg windows, delays and amounts; see {Config}
+    constructor(IERC20 token_, Config memory cfg) EIP712("Sietch", "1") {
+        if (
+            address(token_) == address(0) || cfg.closeDelay == 0 || cfg.challengeWindow == 0 || cfg.verdictWindow == 0
+                || cfg.unstakeDelay <= uint256(cfg.challengeWindow) + cfg.verdictWindow
+                || cfg.disputeBond < VERIFIERS * uint256(cfg.verifierFee) || cfg.minStake == 0 || cfg.minDeposit == 0
+        ) revert BadConfig();
+        token = token_;
+        closeDelay = cfg.closeDelay;
+        challengeWindow = cfg.challengeWindow;
+        verdictWindow = cfg.verdictWindow;
+        unstakeDelay = cfg.unstakeDelay;
+        disputeBond = cfg.disputeBond;
+        verifierFee = cfg.verifierFee;
+        minStake = cfg.minStake;
+        minDeposit = cfg.minDeposit;
+    }
+
+    // ---------------------------------------------------------------- registry
+
+    /// @notice Registers (or rotates) the caller's ed25519 node key.
+    function register(bytes32 nodeKey) external {
+        if (nodeKey == bytes32(0)) revert ZeroKey();
+        accounts[msg.sender].nodeKey = nodeKey;
+        emit Registered(msg.sender, nodeKey);
+        _syncPool(msg.sender);
+    }
+
+    /// @notice Adds `amount` to the caller's stake. The caller must be registered.
+    function stake(uint256 amount) external nonReentrant {
+        Account storage a = accounts[msg.sender];
+        if (a.nodeKey == bytes32(0)) revert NotRegistered(msg.sender);
+        if (amount == 0 || amount > type(uint128).max - a.stake) revert BadAmount(amount);
+        a.stake += uint128(amount);
+        emit Staked(msg.sender, amount, a.stake);
+        _syncPool(msg.sender);
+        _pull(msg.sender, amount);
+    }
+
+    /// @notice Moves `amount` of active stake to unstaking; it can be withdrawn after `unstakeDelay`.
+    /// The delay restarts for the whole pending amount. Unstaking stays slashable until withdrawn.
+    function requestUnstake(uint256 amount) external {
+        Account storage a = accounts[msg.sender];
+        if (amount == 0) revert BadAmount(amount);
+        if (amount > a.stake) revert InsufficientStake(amount, a.stake);
+        a.stake -= uint128(amount);
+        a.unstaking += uint128(amount);
+        a.unlockAt = uint64(block.timestamp) + unstakeDelay;
+        emit UnstakeRequested(msg.sender, amount, a.unstaking, a.unlockAt);
+        _syncPool(msg.sender);
+    }
+
+    /// @notice Withdraws the caller's unstaking amount once unlocked and no ticket of it is open.
+    function unstake() external nonReentrant {
+        Account storage a = accounts[msg.sender];
+        uint256 amount = a.unstaking;
+        if (amount == 0) revert NothingToUnstake();
+        if (block.timestamp < a.unlockAt) revert StillLocked(a.unlockAt);
+        if (a.openTickets != 0) revert OpenTickets(a.openTickets);
+        a.unstaking = 0;
+        emit Unstaked(msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    /// @notice Number of accounts in the verifier pool.
+    function poolSize() external view returns (uint256) {
+        return pool.length;
+    }
+
+    // ---------------------------------------------------------------- channels
+
+    /// @notice Opens a channel from the caller (buyer) to `provider`, funded with `amount`.
+    /// @return channelId unique per open, even for the same pair (a per-pair nonce is part of it)
+    function openChannel(address provider, uint256 amount) external nonReentrant returns (bytes32 channelId) {
+        if (provider == msg.sender) revert SelfChannel();
+        if (accounts[provider].nodeKey == bytes32(0)) revert NotRegistered(provider);
+        if (amount < minDeposit || amount > type(uint128).max) revert BadAmount(amount);
+        uint256 nonce = channelNonce[msg.sender][provider]++;
+        channelId = keccak256(abi.encode(block.chainid, address(this), msg.sender, provider, nonce));
+        channels[channelId] = Channel({
+            buyer: msg.sender,
+            closesAt: 0,
+            state: ChannelState.Open,
+            provider: provider,
+            deposit: uint128(amount),
+            paid: 0,
+            reserved: 0
+        });
+        emit ChannelOpened(channelId, msg.sender, provider, amount, nonce);
+        _pull(msg.sender, amount);
+    }
+
+    /// @notice Adds `amount` to an open channel. Only its buyer may; not once a close started.
+    function topUp(bytes32 channelId, uint256 amount) external nonReentrant {
+        Channel storage c = _channel(channelId);
+        if (msg.sender != c.buyer) revert Unauthorized(msg.sender);
+        if (c.state != ChannelState.Open) revert WrongChannelState(channelId, c.state);
+        if (amount == 0 || amount > type(uint128).max - c.deposit) revert BadAmount(amount);
+        c.deposit += uint128(amount);
+        emit ChannelToppedUp(channelId, amount, c.deposit);
+        _pull(msg.sender, amount);
+    }
+
+    /// @notice Pays the channel's provider what `voucher` owes beyond what was already paid, capped by
+    /// what the channel holds (a later top-up lets the same voucher pay the rest). Anyone may submit.
+    function claim(Voucher calldata voucher, bytes calldata signature) external nonReentrant {
+        (address provider, uint256 amount) = _applyVoucher(voucher, signature);
+        if (amount == 0) revert NothingToClaim(voucher.channelId);
+        token.safeTransfer(provider, amount);
+    }
+
+    /// @notice Claims many vouchers that pay the same provider, in one transfer. Vouchers that pay
+    /// nothing more are skipped; the batch reverts only if all of them pay nothing.
+    function claimBatch(Voucher[] calldata vouchers, bytes[] calldata signatures) external nonReentrant {
+        uint256 n = vouchers.length;
+        if (n == 0 || n != signatures.length) revert BadBatch();
+        (address provider, uint256 total) = _applyVoucher(vouchers[0], signatures[0]);
+        for (uint256 i = 1; i < n; ++i) {
+            (address p, uint256 amount) = _applyVoucher(vouchers[i], signatures[i]);
+            if (p != provider) revert MixedProviders();
+            total += amount;
+        }
+        if (total == 0) revert NothingToClaim(vouchers[0].channelId);
+        token.safeTransfer(provider, total);
+    }
+
+    /// @notice Starts closing a channel; its buyer or provider may. The provider keeps claiming
+    /// until `finalizeClose`, which is possible `closeDelay` seconds from now.
+    function startClose(bytes32 channelId) external {
+        Channel storage c = _channel(channelId);
+        if (msg.sender != c.buyer && msg.sender != c.provider) revert Unauthorized(msg.sender);
+        if (c.state != ChannelState.Open) revert WrongChannelState(channelId, c.state);
+        uint64 closesAt = uint64(block.timestamp) + closeDelay;
+        c.state = ChannelState.Closing;
+        c.closesAt = closesAt;
+        emit CloseStarted(channelId, msg.sender, closesAt);
+    }
+
+    /// @notice Closes a channel whose close delay passed and returns the rest to the buyer; anyone
+    /// may call. Money reserved for claimed tickets stays until those settle.
+    function finalizeClose(bytes32 channelId) external nonReentrant {
+        Channel storage c = _channel(channelId);
+        if (c.state != ChannelState.Closing) revert WrongChannelState(channelId, c.state);
+        if (block.timestamp < c.closesAt) revert CloseNotDue(c.closesAt);
+        uint128 refund = c.deposit - c.paid - c.reserved;
+        c.deposit -= refund;
+        c.state = ChannelState.Closed;
+        emit ChannelClosed(channelId, refund);
+        if (refund != 0) token.safeTransfer(c.buyer, refund);
+    }
+
+    // ---------------------------------------------------------------- tickets and disputes
+
+    /// @notice The id of the ticket for `jobId` on `channelId`.
+    function ticketId(bytes32 channelId, bytes32 jobId) public pure returns (bytes32) {
+        return keccak256(abi.encode(channelId, jobId));
+    }
+
+    /// @notice Posts a buyer-signed ticket with the provider's signed result commitment; the
+    /// amount is reserved in the channel and the challenge window starts. Anyone may submit.
+    function claimTicket(
+        Ticket calldata ticket,
+        bytes calldata buyerSignature,
+        ResultCommitment calldata result,
+        bytes calldata providerSignature
+    ) external returns (bytes32 id) {
+        Channel storage c = _channel(ticket.channelId);
+        if (c.state != ChannelState.Open && c.state != ChannelState.Closing) {
+            revert WrongChannelState(ticket.channelId, c.state);
+        }
+        if (result.jobId != ticket.jobId || result.specHash != ticket.specHash) revert MismatchedResult();
+        if (result.amount > ticket.maxAmount) revert OverMaxAmount(result.amount, ticket.maxAmount);
+        if (result.amount == 0) revert BadAmount(0);
+        _checkSigner(hashTicket(ticket), buyerSignature, c.buyer);
+        _checkSigner(hashResult(result), providerSignature, c.provider);
+
+        id = ticketId(ticket.channelId, ticket.jobId);
+        TicketRecord storage t = _tickets[id];
+        if (t.state != TicketState.None) revert TicketExists(id);
+        uint256 available = c.deposit - c.paid - c.reserved;
+        if (result.amount > available) revert InsufficientChannelBalance(result.amount, available);
+
+        uint64 challengeEnds = uint64(block.timestamp) + challengeWindow;
+        t.channelId = ticket.channelId;
+        t.specHash = ticket.specHash;
+        t.outputHash = result.outputHash;
+        t.amount = uint128(result.amount);
+        t.fuelUsed = result.fuelUsed;
+        t.deadline = challengeEnds;
+        t.state = TicketState.Claimed;
+        c.reserved += uint128(result.amount);
+        accounts[c.provider].openTickets += 1;
+        emit TicketClaimed(
+            id, ticket.channelId, ticket.jobId, result.amount, result.outputHash, result.fuelUsed, challengeEnds
+        );
+    }
+
+    /// @notice Pays an undisputed ticket to its provider once the challenge window is over.
+    function finalizeTicket(bytes32 id) external nonReentrant {
+        TicketRecord storage t = _tickets[id];
+        if (t.state != TicketState.Claimed) revert WrongTicketState(id, t.state);
+        if (block.timestamp <= t.deadline) revert ChallengeOpen(t.deadline);
+        Channel storage c = channels[t.channelId];
+        _settle(id, t, c, Outcome.Undisputed);
+    }
+
+    /// @notice The buyer disputes a claimed ticket within the challenge window, posting `disputeBond`.
+    /// Verifiers are drawn from the hash of the next block, which nobody knows now.
+    function dispute(bytes32 id) external nonReentrant {
+        TicketRecord storage t = _tickets[id];
+        if (t.state != TicketState.Claimed) revert WrongTicketState(id, t.state);
+        if (block.timestamp > t.deadline) revert ChallengeClosed(t.deadline);
+        if (msg.sender != channels[t.channelId].buyer) revert Unauthorized(msg.sender);
+        uint64 drawBlock = uint64(block.number) + 1;
+        t.state = TicketState.Disputed;
+        t.drawBlock = drawBlock;
+        totalBonds += disputeBond;
+        emit TicketDisputed(id, msg.sender, disputeBond, drawBlock);
+        _pull(msg.sender, disputeBond);
+    }
+
+    /// @notice Draws the verifiers of a disputed ticket; anyone may call once the draw block is
+    /// mined. If its hash has aged out (256 blocks), the draw moves to the next block instead.
+    function drawVerifiers(bytes32 id) external {
+        TicketRecord storage t = _tickets[id];
+        if (t.state != TicketState.Disputed) revert WrongTicketState(id, t.state);
+        if (block.number <= t.drawBlock) revert DrawNotReady(t.drawBlock);
+        bytes32 seed = blockhash(t.drawBlock);
+        if (seed == bytes32(0)) {
+            uint64 next = uint64(block.number) + 1;
+            t.drawBlock = next;
+            emit DrawRearmed(id, next);
+            return;
+        }
+        Channel storage c = channels[t.channelId];
+        (address[3] memory picked, uint8 n) = _draw(keccak256(abi.encode(seed, id)), c.provider, c.buyer);
+        uint64 verdictDeadline = uint64(block.timestamp) + verdictWindow;
+        t.verifiers = picked;
+        t.drawn = n;
+        t.deadline = verdictDeadline;
+        t.state = TicketState.Drawn;
+        emit VerifiersDrawn(id, picked, n, verdictDeadline);
+    }
+
+    /// @notice Records a drawn verifier's signed result commitment for the disputed job. It agrees
+    /// with the provider iff output hash and fuel are equal. Anyone may relay it.
+    function submitVerdict(bytes32 id, ResultCommitment calldata result, bytes calldata signature) external {
+        TicketRecord storage t = _tickets[id];
+        if (t.state != TicketState.Drawn) revert WrongTicketState(id, t.state);
+        if (block.timestamp > t.deadline) revert ChallengeClosed(t.deadline);
+        if (ticketId(t.channelId, result.jobId) != id || result.specHash != t.specHash) revert MismatchedResult();
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(hashResult(result), signature);
+        if (err != ECDSA.RecoverError.NoError) revert BadSignature(address(0));
+        uint256 slot = VERIFIERS;
+        for (uint256 i = 0; i < t.drawn; ++i) {
+            if (t.verifiers[i] == signer) slot = i;
+        }
+        if (slot == VERIFIERS || t.votedMask & (1 << slot) != 0) revert NotAVerifier(signer);
+        t.votedMask |= uint8(1 << slot);
+        bool agrees = result.outputHash == t.outputHash && result.fuelUsed == t.fuelUsed;
+        if (agrees) {
+            t.votesFor += 1;
+            t.agreeMask |= uint8(1 << slot);
+        } else {
+            t.votesAgainst += 1;
+        }
+        emit VerdictSubmitted(id, signer, agrees, result.outputHash);
+    }
+
+    /// @notice Settles a disputed ticket: by majority of the drawn verifiers as soon as there is
+    /// one, otherwise after the verdict deadline as undecided. Anyone may call.
+    function resolve(bytes32 id) external nonReentrant {
+        TicketRecord storage t = _tickets[id];
+        if (t.state != TicketState.Drawn) revert WrongTicketState(id, t.state);
+        uint256 majority = uint256(t.drawn) / 2 + 1;
+        Outcome outcome;
+        if (t.votesAgainst >= majority) outcome = Outcome.ProviderWrong;
+        else if (t.votesFor >= majority) outcome = Outcome.ProviderRight;
+        else if (block.timestamp > t.deadline) outcome = Outcome.Undecided;
+        else revert VerdictPending(t.deadline);
+        _settle(id, t, channels[t.channelId], outcome);
+    }
+
+    /// @notice A claimed ticket.
+    function tickets(bytes32 id) external view returns (TicketRecord memory) {
+        return _tickets[id];
+    }
+
+    // ---------------------------------------------------------------- EIP-712 views
+
+    /// @notice The EIP-712 domain separator (name "Sietch", version "1", this chain, this contract).
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    /// @notice EIP-712 digest of a ticket.
+    function hashTicket(Ticket calldata t) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(TICKET_TYPEHASH, t.jobId, t.specHash, t.channelId, t.maxAmount, t.deadline, t.checkCommit)
+            )
+        );
+    }
+
+    /// @notice EIP-712 digest of a result commitment.
+    function hashResult(ResultCommitment calldata r) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(abi.encode(RESULT_TYPEHASH, r.jobId, r.specHash, r.outputHash, r.fuelUsed, r.gpuMillis, r.amount))
+        );
+    }
+
+    /// @notice EIP-712 digest of a voucher.
+    function hashVoucher(Voucher calldata v) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(VOUCHER_TYPEHASH, v.channelId, v.cumulativeAmount)));
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _channel(bytes32 channelId) private view returns (Channel storage c) {
+        c = channels[channelId];
+        if (c.state == ChannelState.None) revert UnknownChannel(channelId);
+    }
+
+    /// Checks a voucher and books its payment; returns whom to pay and how much (maybe 0).
+    function _applyVoucher(Voucher calldata v, bytes calldata signature)
+        private
+        returns (address provider, uint256 amount)
+    {
+        Channel storage c = channels[v.channelId];
+        ChannelState state = c.state;
+        if (state != ChannelState.Open && state != ChannelState.Closing) revert WrongChannelState(v.channelId, state);
+        _checkSigner(hashVoucher(v), signature, c.buyer);
+        provider = c.provider;
+        uint256 paid = c.paid;
+        if (v.cumulativeAmount <= paid) return (provider, 0);
+        uint256 available = uint256(c.deposit) - paid - c.reserved;
+        amount = v.cumulativeAmount - paid;
+        if (amount > available) amount = available;
+        if (amount == 0) return (provider, 0);
+        uint256 newPaid = paid + amount;
+        c.paid = uint128(newPaid);
+        emit VoucherClaimed(v.channelId, provider, v.cumulativeAmount, amount, newPaid);
+    }
+
+    /// Refuses malformed, malleable (high-s, v not 27/28) or foreign signatures.
+    function _checkSigner(bytes32 digest, bytes calldata signature, address expected) private pure {
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
+        if (err != ECDSA.RecoverError.NoError || signer != expected) revert BadSignature(expected);
+    }
+
+    /// Pays out or refunds a ticket according to `outcome`, bond and slash included.
+    function _settle(bytes32 id, TicketRecord storage t, Channel storage c, Outcome outcome) private {
+        uint128 amount = t.amount;
+        address provider = c.provider;
+        address buyer = c.buyer;
+        bool disputed = outcome != Outcome.Undisputed;
+        t.state = TicketState.Settled;
+        c.reserved -= amount;
+        accounts[provider].openTickets -= 1;
+        if (disputed) totalBonds -= disputeBond;
+
+        if (outcome == Outcome.ProviderWrong) {
+            c.deposit -= amount;
+            emit TicketSettled(id, outcome, 0, amount);
+            uint256 slashed = _slash(provider);
+            uint256 compensation = slashed < amount ? slashed : amount;
+            uint256 left = slashed - compensation;
+            uint256 fees = _payVerifiers(id, t, false, left);
+            emit Slashed(provider, id, slashed, compensation, left - fees);
+            token.safeTransfer(buyer, uint256(amount) + disputeBond + compensation);
+            if (left - fees != 0) token.safeTransfer(BURN_ADDRESS, left - fees);
+            return;
+        }
+
+        c.paid += amount;
+        emit TicketSettled(id, outcome, amount, 0);
+        uint256 toProvider = amount;
+        if (outcome == Outcome.ProviderRight) {
+            toProvider += disputeBond - _payVerifiers(id, t, true, disputeBond);
+        } else if (outcome == Outcome.Undecided) {
+            token.safeTransfer(buyer, disputeBond);
+        }
+        token.safeTransfer(provider, toProvider);
+    }
+
+    /// Pays `verifierFee` (while `budget` lasts) to each verifier that voted `agreed`; returns the total.
+    function _payVerifiers(bytes32 id, TicketRecord storage t, bool agreed, uint256 budget)
+        private
+        returns (uint256 total)
+    {
+        uint8 mask = agreed ? t.agreeMask : t.votedMask & ~t.agreeMask;
+        for (uint256 i = 0; i < t.drawn; ++i) {
+            if (mask & (1 << i) == 0) continue;
+            uint256 fee = budget - total < verifierFee ? budget - total : verifierFee;
+            if (fee == 0) break;
+            total += fee;
+            address v = t.verifiers[i];
+            emit VerifierPaid(id, v, fee);
+            token.safeTransfer(v, fee);
+        }
+    }
+
+    /// Takes the provider's whole stake, unstaking included.
+    function _slash(address provider) private returns (uint256 amount) {
+        Account storage a = accounts[provider];
+        amount = uint256(a.stake) + a.unstaking;
+        a.stake = 0;
+        a.unstaking = 0;
+        _syncPool(provider);
+    }
+
+    /// Draws up to 3 distinct pool members weighted by stake, never `provider` or `buyer`.
+    function _draw(bytes32 seed, address provider, address buyer)
+        private
+        view
+        returns (address[3] memory picked, uint8 n)
+    {
+        uint256 size = pool.length;
+        for (; n < VERIFIERS; ++n) {
+            uint256 total = 0;
+            for (uint256 i = 0; i < size; ++i) {
+                address p = pool[i];
+                if (!_excluded(p, provider, buyer, picked, n)) total += accounts[p].stake;
+            }
+            if (total == 0) break;
+            uint256 r = uint256(keccak256(abi.encode(seed, n))) % total;
+            for (uint256 i = 0; i < size; ++i) {
+                address p = pool[i];
+                if (_excluded(p, provider, buyer, picked, n)) continue;
+                uint256 w = accounts[p].stake;
+                if (r < w) {
+                    picked[n] = p;
+                    break;
+                }
+                r -= w;
+            }
+        }
+    }
+
+    function _excluded(address p, address provider, address buyer, address[3] memory picked, uint8 n)
+        private
+        pure
+        returns (bool)
+    {
+        if (p == provider || p == buyer) return true;
+        for (uint256 j = 0; j < n; ++j) {
+            if (picked[j] == p) return true;
+        }
+        return false;
+    }
+
+    /// Keeps `pool` equal to the registered accounts with stake >= minStake (up to MAX_POOL).
+    function _syncPool(address account) private {
+        Account storage a = accounts[account];
+        bool eligible = a.nodeKey != bytes32(0) && a.stake >= minStake;
+        uint32 slot = a.poolSlot;
+        if (eligible && slot == 0 && pool.length < MAX_POOL) {
+            pool.push(account);
+            a.poolSlot = uint32(pool.length);
+            emit PoolMembership(account, true);
+        } else if (!eligible && slot != 0) {
+            address last = pool[pool.length - 1];
+            pool[slot - 1] = last;
+            accounts[last].poolSlot = slot;
+            pool.pop();
+            a.poolSlot = 0;
+            emit PoolMembership(account, false);
+        }
+    }
+
+    /// Pulls exactly `amount` from `from`, refusing tokens that deliver less (fee-on-transfer).
+    function _pull(address from, uint256 amount) private {
+        uint256 before = token.balanceOf(address(this));
+        token.safeTransferFrom(from, address(this), amount);
+        uint256 received = token.balanceOf(address(this)) - before;
+        if (received != amount) revert UnsupportedToken(amount, received);
+    }
+}

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Test} from "./utils/Test.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SietchEscrow} from "../src/SietchEscrow.sol";
+import {MockToken} from "../src/MockToken.sol";
+
+/// Shared fixture: a token, an escrow with small windows, a buyer, a provider and five verifiers
+/// (all registered and staked), and helpers that sign the EIP-712 messages.
+abstract contract Base is Test {
+    uint64 internal constant CLOSE_DELAY = 1 days;
+    uint64 internal constant CHALLENGE = 1 hours;
+    uint64 internal constant VERDICT = 2 hours;
+    uint64 internal constant UNSTAKE_DELAY = 7 days;
+    uint128 internal constant BOND = 30e18;
+    uint128 internal constant FEE = 5e18;
+    uint128 internal constant MIN_STAKE = 100e18;
+    uint128 internal constant MIN_DEPOSIT = 1e18;
+    uint256 internal constant STAKE = 1000e18;
+
+    uint256 internal constant BUYER_PK = 0xB0B;
+    uint256 internal constant PROVIDER_PK = 0xA11CE;
+    uint256 internal constant VERIFIER_PK0 = 0x1000;
+    uint256 internal constant N_VERIFIERS = 5;
+
+    MockToken internal token;
+    SietchEscrow internal escrow;
+    address internal buyer;
+    address internal provider;
+    address[] internal verifiers;
+
+    function setUp() public virtual {
+        vm.warp(1_700_000_000);
+        vm.roll(1000);
+        token = new MockToken();
+        escrow = _deploy(IERC20(address(token)));
+        buyer = vm.addr(BUYER_PK);
+        provider = vm.addr(PROVIDER_PK);
+        token.mint(buyer, 1_000_000e18);
+        _registerAndStake(provider, STAKE);
+        for (uint256 i = 0; i < N_VERIFIERS; ++i) {
+            address v = vm.addr(VERIFIER_PK0 + i);
+            verifiers.push(v);
+            _registerAndStake(v, STAKE);
+        }
+    }
+
+    function _config() internal pure returns (SietchEscrow.Config memory) {
+        return SietchEscrow.Config({
+            closeDelay: CLOSE_DELAY,
+            challengeWindow: CHALLENGE,
+            verdictWindow: VERDICT,
+            unstakeDelay: UNSTAKE_DELAY,
+            disputeBond: BOND,
+            verifierFee: FEE,
+            minStake: MIN_STAKE,
+            minDeposit: MIN_DEPOSIT
+        });
+    }
+
+    function _deploy(IERC20 t) internal returns (SietchEscrow) {
+        return new SietchEscrow(t, _config());
+    }
+
+    function _registerAndStake(address who, uint256 amount) internal {
+        token.mint(who, amount);
+        vm.startPrank(who);
+        escrow.register(keccak256(abi.encode("ed25519", who)));
+        token.approve(address(escrow), type(uint256).max);
+        escrow.stake(amount);
+        vm.stopPrank();
+    }
+
+    function _open(uint256 amount) internal returns (bytes32 id) {
+        vm.startPrank(buyer);
+        token.approve(address(escrow), type(uint256).max);
+        id = escrow.openChannel(provider, amount);
+        vm.stopPrank();
+    }
+
+    function _sig(uint256 pk, bytes32 digest) internal pure returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(pk, digest);
+        return abi.encodePacked(r, s, v);
+    }
+
+    function _voucher(bytes32 channelId, uint256 cumulative) internal pure returns (SietchEscrow.Voucher memory) {
+        return SietchEscrow.Voucher({channelId: channelId, cumulativeAmount: cumulative});
+    }
+
+    function _signVoucher(uint256 pk, bytes32 channelId, uint256 cumulative) internal view returns (bytes memory) {
+        return _sig(pk, escrow.hashVoucher(_voucher(channelId, cumulative)));
+    }
+
+    function _claim(bytes32 channelId, uint256 cumulative) internal {
+        escrow.claim(_voucher(channelId, cumulative), _signVoucher(BUYER_PK, channelId, cumulative));
+    }
+
+    /// Like `_claim`, but expects the claim to revert with `err` (signing happens first, because
+    /// expectRevert applies to the next call).
+    function _claimReverts(bytes32 channelId, uint256 cumulative, bytes memory err) internal {
+        bytes memory sig = _signVoucher(BUYER_PK, channelId, cumulative);
+        vm.expectRevert(err);
+        escrow.claim(_voucher(channelId, cumulative), sig);
+    }
+
+    function _ticket(bytes32 channelId, bytes32 jobId, uint256 maxAmount)
+        internal
+        pure
+        returns (SietchEscrow.Ticket memory)
+    {
+        return SietchEscrow.Ticket({
+            jobId: jobId,
+            specHash: keccak256(abi.encode("spec", jobId)),
+            channelId: channelId,
+            maxAmount: maxAmount,
+            deadline: 1_800_000_000,
+            checkCommit: keccak256("secret")
+        });
+    }
+
+    function _result(bytes32 jobId, bytes32 outputHash, uint256 amount)
+        internal
+        pure
+        returns (SietchEscrow.ResultCommitment memory)
+    {
+        return SietchEscrow.ResultCommitment({
+            jobId: jobId,
+            specHash: keccak256(abi.encode("spec", jobId)),
+            outputHash: outputHash,
+            fuelUsed: 1234,
+            gpuMillis: 56,
+            amount: amount
+        });
+    }
+
+    /// Claims a ticket for `jobId` charging `amount`, with the provider's output "good".
+    function _claimTicket(bytes32 channelId, bytes32 jobId, uint256 amount) internal returns (bytes32) {
+        return _claimTicketExpecting(channelId, jobId, amount, "");
+    }
+
+    /// Claims a ticket; when `err` is not empty, expects that revert instead.
+    function _claimTicketExpecting(bytes32 channelId, bytes32 jobId, uint256 amount, bytes memory err)
+        internal
+        returns (bytes32)
+    {
+        SietchEscrow.Ticket memory t = _ticket(channelId, jobId, amount);
+        SietchEscrow.ResultCommitment memory r = _result(jobId, keccak256("good"), amount);
+        bytes memory ts = _sig(BUYER_PK, escrow.hashTicket(t));
+        bytes memory rs = _sig(PROVIDER_PK, escrow.hashResult(r));
+        if (err.length != 0) vm.expectRevert(err);
+        return escrow.claimTicket(t, ts, r, rs);
+    }
+
+    function _verifierPk(address v) internal view returns (uint256) {
+        for (uint256 i = 0; i < N_VERIFIERS; ++i) {
+            if (verifiers[i] == v) return VERIFIER_PK0 + i;
+        }
+        revert("not a fixture verifier");
+    }
+
+    /// Disputes `id` as the buyer and draws its verifiers in the next block.
+    function _disputeAndDraw(bytes32 id) internal returns (address[3] memory drawn) {
+        vm.prank(buyer);
+        escrow.dispute(id);
+        vm.roll(block.number + 2);
+        escrow.drawVerifiers(id);
+        drawn = escrow.tickets(id).verifiers;
+    }
+
+    /// The drawn verifier `v` posts a commitment for `jobId` with `outputHash`.
+    function _vote(bytes32 id, bytes32 jobId, address v, bytes32 outputHash) internal {
+        _voteExpecting(id, jobId, v, outputHash, "");
+    }
+
+    /// Like `_vote`; when `err` is not empty, expects that revert instead.
+    function _voteExpecting(bytes32 id, bytes32 jobId, address v, bytes32 outputHash, bytes memory err) internal {
+        SietchEscrow.ResultCommitment memory r = _result(jobId, outputHash, 0);
+        bytes memory sig = _sig(_verifierPk(v), escrow.hashResult(r));
+        if (err.length != 0) vm.expectRevert(err);
+        escrow.submitVerdict(id, r, sig);
+    }
+}

@@ -1,0 +1,595 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Base} from "./Base.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SietchEscrow} from "../src/SietchEscrow.sol";
+
+/// Unit tests: every function, every revert, the events an indexer relies on.
+contract RegistryTest is Base {
+    function test_constructor_rejectsBadConfig() public {
+        SietchEscrow.Config memory c = _config();
+        c.unstakeDelay = CHALLENGE; // must outlast challenge + verdict windows
+        vm.expectRevert(SietchEscrow.BadConfig.selector);
+        new SietchEscrow(IERC20(address(token)), c);
+        c = _config();
+        c.disputeBond = 3 * FEE - 1; // must cover three verifier fees
+        vm.expectRevert(SietchEscrow.BadConfig.selector);
+        new SietchEscrow(IERC20(address(token)), c);
+        vm.expectRevert(SietchEscrow.BadConfig.selector);
+        new SietchEscrow(IERC20(address(0)), _config());
+    }
+
+    function test_register_emitsAndRotates() public {
+        address a = address(0xA);
+        vm.expectEmit();
+        emit SietchEscrow.Registered(a, bytes32(uint256(1)));
+        vm.prank(a);
+        escrow.register(bytes32(uint256(1)));
+        vm.prank(a);
+        escrow.register(bytes32(uint256(2)));
+        (bytes32 key,,,,,) = escrow.accounts(a);
+        assertEq(key, bytes32(uint256(2)), "key rotated");
+    }
+
+    function test_register_revertsOnZeroKey() public {
+        vm.expectRevert(SietchEscrow.ZeroKey.selector);
+        escrow.register(bytes32(0));
+    }
+
+    function test_stake_addsAndJoinsPool() public {
+        (, uint128 s,,,, uint32 slot) = escrow.accounts(provider);
+        assertEq(s, STAKE, "stake");
+        assertTrue(slot != 0, "in pool");
+        assertEq(escrow.poolSize(), 1 + N_VERIFIERS, "pool size");
+        assertEq(token.balanceOf(address(escrow)), STAKE * (1 + N_VERIFIERS), "escrow holds stakes");
+    }
+
+    function test_stake_revertsWhenUnregistered() public {
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.NotRegistered.selector, address(this)));
+        escrow.stake(1);
+    }
+
+    function test_stake_revertsOnZero() public {
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.BadAmount.selector, 0));
+        escrow.stake(0);
+    }
+
+    function test_stake_belowMinimumStaysOutOfPool() public {
+        address small = address(0x5A11);
+        _registerAndStake(small, MIN_STAKE - 1);
+        (,,,,, uint32 slot) = escrow.accounts(small);
+        assertEq(slot, 0, "not in pool");
+    }
+
+    function test_requestUnstake_leavesPoolAndLocks() public {
+        vm.prank(provider);
+        vm.expectEmit();
+        emit SietchEscrow.UnstakeRequested(provider, STAKE, STAKE, uint64(block.timestamp) + UNSTAKE_DELAY);
+        escrow.requestUnstake(STAKE);
+        (, uint128 s, uint128 u, uint64 unlockAt,, uint32 slot) = escrow.accounts(provider);
+        assertEq(s, 0, "stake");
+        assertEq(u, STAKE, "unstaking");
+        assertEq(unlockAt, block.timestamp + UNSTAKE_DELAY, "unlock");
+        assertEq(slot, 0, "left pool");
+        assertEq(escrow.poolSize(), N_VERIFIERS, "pool shrank");
+    }
+
+    function test_requestUnstake_reverts() public {
+        vm.startPrank(provider);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.BadAmount.selector, 0));
+        escrow.requestUnstake(0);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.InsufficientStake.selector, STAKE + 1, STAKE));
+        escrow.requestUnstake(STAKE + 1);
+        vm.stopPrank();
+    }
+
+    function test_unstake_afterDelayPays() public {
+        vm.prank(provider);
+        escrow.requestUnstake(400e18);
+        vm.warp(block.timestamp + UNSTAKE_DELAY);
+        vm.prank(provider);
+        escrow.unstake();
+        assertEq(token.balanceOf(provider), 400e18, "paid out");
+    }
+
+    function test_unstake_reverts() public {
+        vm.prank(provider);
+        vm.expectRevert(SietchEscrow.NothingToUnstake.selector);
+        escrow.unstake();
+        vm.prank(provider);
+        escrow.requestUnstake(1e18);
+        uint64 unlockAt = uint64(block.timestamp) + UNSTAKE_DELAY;
+        vm.warp(unlockAt - 1);
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.StillLocked.selector, unlockAt));
+        escrow.unstake();
+    }
+
+    function test_unstake_blockedWhileTicketOpenOrDisputed() public {
+        bytes32 ch = _open(100e18);
+        bytes32 id = _claimTicket(ch, keccak256("job"), 10e18);
+        vm.prank(provider);
+        escrow.requestUnstake(STAKE);
+        _disputeAndDraw(id);
+        vm.warp(block.timestamp + UNSTAKE_DELAY);
+        vm.prank(provider);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.OpenTickets.selector, 1));
+        escrow.unstake();
+    }
+}
+
+contract ChannelTest is Base {
+    function test_openChannel_uniqueIdsPerOpen() public {
+        vm.startPrank(buyer);
+        token.approve(address(escrow), type(uint256).max);
+        bytes32 expected = keccak256(abi.encode(block.chainid, address(escrow), buyer, provider, uint256(0)));
+        vm.expectEmit();
+        emit SietchEscrow.ChannelOpened(expected, buyer, provider, 5e18, 0);
+        bytes32 a = escrow.openChannel(provider, 5e18);
+        bytes32 b = escrow.openChannel(provider, 5e18);
+        vm.stopPrank();
+        assertEq(a, expected, "id");
+        assertTrue(a != b, "reopen gives a new id");
+        assertEq(escrow.channelNonce(buyer, provider), 2, "nonce");
+        (address cb,, SietchEscrow.ChannelState st, address cp, uint128 dep, uint128 paid,) = escrow.channels(a);
+        assertEq(cb, buyer, "buyer");
+        assertEq(cp, provider, "provider");
+        assertEq(dep, 5e18, "deposit");
+        assertEq(paid, 0, "paid");
+        assertTrue(st == SietchEscrow.ChannelState.Open, "open");
+    }
+
+    function test_openChannel_reverts() public {
+        vm.startPrank(buyer);
+        token.approve(address(escrow), type(uint256).max);
+        vm.expectRevert(SietchEscrow.SelfChannel.selector);
+        escrow.openChannel(buyer, 5e18);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.NotRegistered.selector, address(0xBEEF)));
+        escrow.openChannel(address(0xBEEF), 5e18);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.BadAmount.selector, MIN_DEPOSIT - 1));
+        escrow.openChannel(provider, MIN_DEPOSIT - 1);
+        vm.stopPrank();
+    }
+
+    function test_topUp_addsDeposit() public {
+        bytes32 ch = _open(5e18);
+        vm.prank(buyer);
+        vm.expectEmit();
+        emit SietchEscrow.ChannelToppedUp(ch, 2e18, 7e18);
+        escrow.topUp(ch, 2e18);
+        (,,,, uint128 dep,,) = escrow.channels(ch);
+        assertEq(dep, 7e18, "deposit");
+    }
+
+    function test_topUp_reverts() public {
+        bytes32 ch = _open(5e18);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.UnknownChannel.selector, bytes32(0)));
+        escrow.topUp(bytes32(0), 1);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.Unauthorized.selector, address(this)));
+        escrow.topUp(ch, 1);
+        vm.startPrank(buyer);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.BadAmount.selector, 0));
+        escrow.topUp(ch, 0);
+        escrow.startClose(ch);
+        vm.expectRevert(
+            abi.encodeWithSelector(SietchEscrow.WrongChannelState.selector, ch, SietchEscrow.ChannelState.Closing)
+        );
+        escrow.topUp(ch, 1);
+        vm.stopPrank();
+    }
+
+    function test_claim_paysCumulativeDelta() public {
+        bytes32 ch = _open(10e18);
+        vm.expectEmit();
+        emit SietchEscrow.VoucherClaimed(ch, provider, 3e18, 3e18, 3e18);
+        _claim(ch, 3e18);
+        _claim(ch, 5e18);
+        assertEq(token.balanceOf(provider), 5e18, "provider got the cumulative");
+        _claimReverts(ch, 4e18, abi.encodeWithSelector(SietchEscrow.NothingToClaim.selector, ch)); // stale
+    }
+
+    function test_claim_cappedByDepositThenRestAfterTopUp() public {
+        bytes32 ch = _open(10e18);
+        _claim(ch, 15e18);
+        assertEq(token.balanceOf(provider), 10e18, "capped at deposit");
+        vm.prank(buyer);
+        escrow.topUp(ch, 10e18);
+        _claim(ch, 15e18);
+        assertEq(token.balanceOf(provider), 15e18, "never past cumulative");
+    }
+
+    function test_claim_revertsOnForeignSigner() public {
+        bytes32 ch = _open(10e18);
+        bytes memory sig = _signVoucher(PROVIDER_PK, ch, 1e18);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.BadSignature.selector, buyer));
+        escrow.claim(_voucher(ch, 1e18), sig);
+    }
+
+    function test_claim_revertsOnUnknownChannel() public {
+        _claimReverts(
+            bytes32(0),
+            1,
+            abi.encodeWithSelector(SietchEscrow.WrongChannelState.selector, bytes32(0), SietchEscrow.ChannelState.None)
+        );
+    }
+
+    function test_claimBatch_oneTransferManyChannels() public {
+        SietchEscrow.Voucher[] memory vs = new SietchEscrow.Voucher[](3);
+        bytes[] memory sigs = new bytes[](3);
+        for (uint256 i = 0; i < 3; ++i) {
+            bytes32 ch = _open(10e18);
+            vs[i] = _voucher(ch, (i + 1) * 1e18);
+            sigs[i] = _signVoucher(BUYER_PK, ch, (i + 1) * 1e18);
+        }
+        escrow.claimBatch(vs, sigs);
+        assertEq(token.balanceOf(provider), 6e18, "sum paid");
+        // Replaying the same batch pays nothing more.
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.NothingToClaim.selector, vs[0].channelId));
+        escrow.claimBatch(vs, sigs);
+    }
+
+    function test_claimBatch_skipsStaleEntries() public {
+        bytes32 a = _open(10e18);
+        bytes32 b = _open(10e18);
+        _claim(a, 5e18);
+        SietchEscrow.Voucher[] memory vs = new SietchEscrow.Voucher[](2);
+        bytes[] memory sigs = new bytes[](2);
+        (vs[0], sigs[0]) = (_voucher(a, 5e18), _signVoucher(BUYER_PK, a, 5e18));
+        (vs[1], sigs[1]) = (_voucher(b, 2e18), _signVoucher(BUYER_PK, b, 2e18));
+        escrow.claimBatch(vs, sigs);
+        assertEq(token.balanceOf(provider), 7e18, "stale skipped, fresh paid");
+    }
+
+    function test_claimBatch_reverts() public {
+        SietchEscrow.Voucher[] memory none = new SietchEscrow.Voucher[](0);
+        vm.expectRevert(SietchEscrow.BadBatch.selector);
+        escrow.claimBatch(none, new bytes[](0));
+        bytes32 a = _open(10e18);
+        SietchEscrow.Voucher[] memory one = new SietchEscrow.Voucher[](1);
+        one[0] = _voucher(a, 1e18);
+        vm.expectRevert(SietchEscrow.BadBatch.selector);
+        escrow.claimBatch(one, new bytes[](2));
+        // A channel to another provider in the same batch.
+        address other = verifiers[0];
+        vm.prank(buyer);
+        bytes32 b = escrow.openChannel(other, 10e18);
+        SietchEscrow.Voucher[] memory vs = new SietchEscrow.Voucher[](2);
+        bytes[] memory sigs = new bytes[](2);
+        (vs[0], sigs[0]) = (_voucher(a, 1e18), _signVoucher(BUYER_PK, a, 1e18));
+        (vs[1], sigs[1]) = (_voucher(b, 1e18), _signVoucher(BUYER_PK, b, 1e18));
+        vm.expectRevert(SietchEscrow.MixedProviders.selector);
+        escrow.claimBatch(vs, sigs);
+    }
+
+    function test_startClose_byEitherParty() public {
+        bytes32 a = _open(10e18);
+        bytes32 b = _open(10e18);
+        vm.prank(buyer);
+        vm.expectEmit();
+        emit SietchEscrow.CloseStarted(a, buyer, uint64(block.timestamp) + CLOSE_DELAY);
+        escrow.startClose(a);
+        vm.prank(provider);
+        escrow.startClose(b);
+        (, uint64 closesAt, SietchEscrow.ChannelState st,,,,) = escrow.channels(b);
+        assertEq(closesAt, block.timestamp + CLOSE_DELAY, "closesAt");
+        assertTrue(st == SietchEscrow.ChannelState.Closing, "closing");
+    }
+
+    function test_startClose_reverts() public {
+        bytes32 a = _open(10e18);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.Unauthorized.selector, address(this)));
+        escrow.startClose(a);
+        vm.startPrank(buyer);
+        escrow.startClose(a);
+        vm.expectRevert(
+            abi.encodeWithSelector(SietchEscrow.WrongChannelState.selector, a, SietchEscrow.ChannelState.Closing)
+        );
+        escrow.startClose(a);
+        vm.stopPrank();
+    }
+
+    function test_finalizeClose_refundsRestAndStopsPaying() public {
+        bytes32 ch = _open(10e18);
+        _claim(ch, 3e18);
+        vm.prank(buyer);
+        escrow.startClose(ch);
+        _claim(ch, 4e18); // the provider may still claim during the close delay
+        uint64 closesAt = uint64(block.timestamp) + CLOSE_DELAY;
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.CloseNotDue.selector, closesAt));
+        escrow.finalizeClose(ch);
+        vm.warp(closesAt);
+        uint256 before = token.balanceOf(buyer);
+        vm.expectEmit();
+        emit SietchEscrow.ChannelClosed(ch, 6e18);
+        escrow.finalizeClose(ch);
+        assertEq(token.balanceOf(buyer) - before, 6e18, "refund");
+        _claimReverts(
+            ch,
+            10e18,
+            abi.encodeWithSelector(SietchEscrow.WrongChannelState.selector, ch, SietchEscrow.ChannelState.Closed)
+        );
+        vm.expectRevert(
+            abi.encodeWithSelector(SietchEscrow.WrongChannelState.selector, ch, SietchEscrow.ChannelState.Closed)
+        );
+        escrow.finalizeClose(ch);
+        assertEq(token.balanceOf(provider), 4e18, "provider kept its claims");
+    }
+}
+
+contract TicketTest is Base {
+    bytes32 internal ch;
+    bytes32 internal constant JOB = keccak256("job-1");
+
+    function setUp() public override {
+        super.setUp();
+        ch = _open(100e18);
+    }
+
+    function test_claimTicket_reservesAndStartsWindow() public {
+        bytes32 id = escrow.ticketId(ch, JOB);
+        vm.expectEmit();
+        emit SietchEscrow.TicketClaimed(
+            id, ch, JOB, 10e18, keccak256("good"), 1234, uint64(block.timestamp) + CHALLENGE
+        );
+        assertEq(_claimTicket(ch, JOB, 10e18), id, "id");
+        (,,,,,, uint128 reserved) = escrow.channels(ch);
+        assertEq(reserved, 10e18, "reserved");
+        SietchEscrow.TicketRecord memory t = escrow.tickets(id);
+        assertTrue(t.state == SietchEscrow.TicketState.Claimed, "claimed");
+        // Reserved money is not claimable by a voucher.
+        _claim(ch, 100e18);
+        assertEq(token.balanceOf(provider), 90e18, "voucher leaves the reserve");
+    }
+
+    function test_claimTicket_reverts() public {
+        SietchEscrow.Ticket memory t = _ticket(ch, JOB, 10e18);
+        bytes memory ts = _sig(BUYER_PK, escrow.hashTicket(t));
+        SietchEscrow.ResultCommitment memory r = _result(JOB, keccak256("good"), 11e18);
+        bytes memory overRs = _sig(PROVIDER_PK, escrow.hashResult(r));
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.OverMaxAmount.selector, 11e18, 10e18));
+        escrow.claimTicket(t, ts, r, overRs);
+
+        r = _result(keccak256("other job"), keccak256("good"), 1e18);
+        bytes memory rs = _sig(PROVIDER_PK, escrow.hashResult(r));
+        vm.expectRevert(SietchEscrow.MismatchedResult.selector);
+        escrow.claimTicket(t, ts, r, rs);
+
+        r = _result(JOB, keccak256("good"), 0);
+        rs = _sig(PROVIDER_PK, escrow.hashResult(r));
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.BadAmount.selector, 0));
+        escrow.claimTicket(t, ts, r, rs);
+
+        r = _result(JOB, keccak256("good"), 1e18);
+        rs = _sig(PROVIDER_PK, escrow.hashResult(r));
+        bytes memory wrongTs = _sig(PROVIDER_PK, escrow.hashTicket(t));
+        bytes memory wrongRs = _sig(BUYER_PK, escrow.hashResult(r));
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.BadSignature.selector, buyer));
+        escrow.claimTicket(t, wrongTs, r, rs);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.BadSignature.selector, provider));
+        escrow.claimTicket(t, ts, r, wrongRs);
+
+        escrow.claimTicket(t, ts, r, rs);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.TicketExists.selector, escrow.ticketId(ch, JOB)));
+        escrow.claimTicket(t, ts, r, rs);
+    }
+
+    function test_claimTicket_revertsWhenChannelCannotCover() public {
+        _claim(ch, 95e18);
+        _claimTicketExpecting(
+            ch, JOB, 10e18, abi.encodeWithSelector(SietchEscrow.InsufficientChannelBalance.selector, 10e18, 5e18)
+        );
+    }
+
+    function test_claimTicket_revertsOnClosedChannel() public {
+        vm.prank(buyer);
+        escrow.startClose(ch);
+        vm.warp(block.timestamp + CLOSE_DELAY);
+        escrow.finalizeClose(ch);
+        _claimTicketExpecting(
+            ch,
+            JOB,
+            10e18,
+            abi.encodeWithSelector(SietchEscrow.WrongChannelState.selector, ch, SietchEscrow.ChannelState.Closed)
+        );
+    }
+
+    function test_finalizeTicket_paysAfterWindowAndCountsTowardCumulative() public {
+        bytes32 id = _claimTicket(ch, JOB, 10e18);
+        uint64 ends = uint64(block.timestamp) + CHALLENGE;
+        vm.warp(ends);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.ChallengeOpen.selector, ends));
+        escrow.finalizeTicket(id);
+        vm.warp(ends + 1);
+        vm.expectEmit();
+        emit SietchEscrow.TicketSettled(id, SietchEscrow.Outcome.Undisputed, 10e18, 0);
+        escrow.finalizeTicket(id);
+        assertEq(token.balanceOf(provider), 10e18, "ticket paid");
+        vm.expectRevert(
+            abi.encodeWithSelector(SietchEscrow.WrongTicketState.selector, id, SietchEscrow.TicketState.Settled)
+        );
+        escrow.finalizeTicket(id);
+        // The buyer's next cumulative voucher includes the ticket: nothing is paid twice.
+        _claim(ch, 15e18);
+        assertEq(token.balanceOf(provider), 15e18, "cumulative includes the ticket");
+    }
+
+    function test_dispute_reverts() public {
+        bytes32 id = _claimTicket(ch, JOB, 10e18);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.Unauthorized.selector, address(this)));
+        escrow.dispute(id);
+        uint64 ends = uint64(block.timestamp) + CHALLENGE;
+        vm.warp(ends + 1);
+        vm.prank(buyer);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.ChallengeClosed.selector, ends));
+        escrow.dispute(id);
+        vm.expectRevert(
+            abi.encodeWithSelector(SietchEscrow.WrongTicketState.selector, bytes32(0), SietchEscrow.TicketState.None)
+        );
+        escrow.dispute(bytes32(0));
+    }
+
+    function test_dispute_postsBond() public {
+        bytes32 id = _claimTicket(ch, JOB, 10e18);
+        uint256 before = token.balanceOf(buyer);
+        vm.prank(buyer);
+        vm.expectEmit();
+        emit SietchEscrow.TicketDisputed(id, buyer, BOND, uint64(block.number) + 1);
+        escrow.dispute(id);
+        assertEq(before - token.balanceOf(buyer), BOND, "bond pulled");
+        assertEq(escrow.totalBonds(), BOND, "bond booked");
+        vm.expectRevert(
+            abi.encodeWithSelector(SietchEscrow.WrongTicketState.selector, id, SietchEscrow.TicketState.Disputed)
+        );
+        escrow.finalizeTicket(id);
+    }
+
+    function test_drawVerifiers_distinctNeverPartiesStakeWeighted() public {
+        bytes32 id = _claimTicket(ch, JOB, 10e18);
+        vm.prank(buyer);
+        escrow.dispute(id);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.DrawNotReady.selector, uint64(block.number) + 1));
+        escrow.drawVerifiers(id);
+        vm.roll(block.number + 2);
+        escrow.drawVerifiers(id);
+        SietchEscrow.TicketRecord memory t = escrow.tickets(id);
+        assertEq(t.drawn, 3, "three drawn");
+        for (uint256 i = 0; i < 3; ++i) {
+            assertTrue(t.verifiers[i] != provider && t.verifiers[i] != buyer, "never a party");
+            _verifierPk(t.verifiers[i]); // reverts unless a staked verifier
+            for (uint256 j = 0; j < i; ++j) {
+                assertTrue(t.verifiers[i] != t.verifiers[j], "distinct");
+            }
+        }
+        vm.expectRevert(
+            abi.encodeWithSelector(SietchEscrow.WrongTicketState.selector, id, SietchEscrow.TicketState.Drawn)
+        );
+        escrow.drawVerifiers(id);
+    }
+
+    function test_drawVerifiers_rearmsWhenHashAgedOut() public {
+        bytes32 id = _claimTicket(ch, JOB, 10e18);
+        vm.prank(buyer);
+        escrow.dispute(id);
+        vm.roll(block.number + 300);
+        vm.expectEmit();
+        emit SietchEscrow.DrawRearmed(id, uint64(block.number) + 1);
+        escrow.drawVerifiers(id);
+        assertTrue(escrow.tickets(id).state == SietchEscrow.TicketState.Disputed, "still waiting");
+        vm.roll(block.number + 2);
+        escrow.drawVerifiers(id);
+        assertTrue(escrow.tickets(id).state == SietchEscrow.TicketState.Drawn, "drawn");
+    }
+
+    function test_submitVerdict_reverts() public {
+        bytes32 id = _claimTicket(ch, JOB, 10e18);
+        address[3] memory drawn = _disputeAndDraw(id);
+        // A staked account that was not drawn.
+        address outsider;
+        for (uint256 i = 0; i < N_VERIFIERS; ++i) {
+            address v = verifiers[i];
+            if (v != drawn[0] && v != drawn[1] && v != drawn[2]) outsider = v;
+        }
+        _voteExpecting(
+            id, JOB, outsider, keccak256("good"), abi.encodeWithSelector(SietchEscrow.NotAVerifier.selector, outsider)
+        );
+        _vote(id, JOB, drawn[0], keccak256("good"));
+        _voteExpecting(
+            id, JOB, drawn[0], keccak256("good"), abi.encodeWithSelector(SietchEscrow.NotAVerifier.selector, drawn[0])
+        );
+        _voteExpecting(
+            id,
+            keccak256("another job"),
+            drawn[1],
+            keccak256("good"),
+            abi.encodeWithSelector(SietchEscrow.MismatchedResult.selector)
+        );
+        vm.warp(block.timestamp + VERDICT + 1);
+        _voteExpecting(
+            id,
+            JOB,
+            drawn[1],
+            keccak256("good"),
+            abi.encodeWithSelector(SietchEscrow.ChallengeClosed.selector, uint64(block.timestamp) - 1)
+        );
+    }
+
+    function test_resolve_providerWrong_slashesRefundsPaysVerifiersBurnsRest() public {
+        bytes32 id = _claimTicket(ch, JOB, 10e18);
+        address[3] memory drawn = _disputeAndDraw(id);
+        uint256 buyerBefore = token.balanceOf(buyer);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.VerdictPending.selector, escrow.tickets(id).deadline));
+        escrow.resolve(id);
+        _vote(id, JOB, drawn[0], keccak256("bad"));
+        _vote(id, JOB, drawn[1], keccak256("good")); // minority: unpaid
+        _vote(id, JOB, drawn[2], keccak256("bad"));
+        escrow.resolve(id);
+        // Buyer: ticket refunded + bond back + compensation equal to the ticket amount.
+        assertEq(token.balanceOf(buyer) - buyerBefore, 10e18 + BOND + 10e18, "buyer made whole and compensated");
+        assertEq(token.balanceOf(drawn[0]), FEE, "majority verifier paid");
+        assertEq(token.balanceOf(drawn[2]), FEE, "majority verifier paid");
+        assertEq(token.balanceOf(drawn[1]), 0, "minority verifier unpaid");
+        assertEq(token.balanceOf(escrow.BURN_ADDRESS()), STAKE - 10e18 - 2 * FEE, "rest burned");
+        (, uint128 s, uint128 u,, uint32 open, uint32 slot) = escrow.accounts(provider);
+        assertEq(uint256(s) + u + open + slot, 0, "provider stake gone, no open ticket, out of pool");
+        assertEq(escrow.totalBonds(), 0, "bond released");
+        (,,,, uint128 dep, uint128 paid, uint128 reserved) = escrow.channels(ch);
+        assertEq(dep - paid - reserved, 90e18, "rest of channel untouched");
+    }
+
+    function test_resolve_providerRight_bondToProviderAndVerifiers() public {
+        bytes32 id = _claimTicket(ch, JOB, 10e18);
+        address[3] memory drawn = _disputeAndDraw(id);
+        _vote(id, JOB, drawn[0], keccak256("good"));
+        _vote(id, JOB, drawn[1], keccak256("good"));
+        vm.expectEmit();
+        emit SietchEscrow.TicketSettled(id, SietchEscrow.Outcome.ProviderRight, 10e18, 0);
+        escrow.resolve(id);
+        assertEq(token.balanceOf(provider), 10e18 + BOND - 2 * FEE, "ticket + bond less fees");
+        assertEq(token.balanceOf(drawn[0]) + token.balanceOf(drawn[1]), 2 * FEE, "verifiers paid");
+        vm.expectRevert(
+            abi.encodeWithSelector(SietchEscrow.WrongTicketState.selector, id, SietchEscrow.TicketState.Settled)
+        );
+        escrow.resolve(id);
+    }
+
+    function test_resolve_undecidedAfterDeadline() public {
+        bytes32 id = _claimTicket(ch, JOB, 10e18);
+        address[3] memory drawn = _disputeAndDraw(id);
+        _vote(id, JOB, drawn[0], keccak256("bad"));
+        uint256 buyerBefore = token.balanceOf(buyer);
+        vm.warp(block.timestamp + VERDICT + 1);
+        escrow.resolve(id);
+        assertEq(token.balanceOf(provider), 10e18, "ticket paid");
+        assertEq(token.balanceOf(buyer) - buyerBefore, BOND, "bond returned");
+    }
+
+    function test_resolve_withTooFewVerifiersStillSettles() public {
+        // Everyone but the provider leaves the pool.
+        for (uint256 i = 0; i < N_VERIFIERS; ++i) {
+            vm.prank(verifiers[i]);
+            escrow.requestUnstake(STAKE);
+        }
+        bytes32 id = _claimTicket(ch, JOB, 10e18);
+        _disputeAndDraw(id);
+        assertEq(escrow.tickets(id).drawn, 0, "nobody to draw");
+        vm.warp(block.timestamp + VERDICT + 1);
+        escrow.resolve(id);
+        assertEq(escrow.totalBonds(), 0, "bond released");
+        assertEq(token.balanceOf(provider), 10e18, "ticket paid");
+    }
+
+    function test_ticketOnClosingChannel_settlesAfterFinalize() public {
+        bytes32 id = _claimTicket(ch, JOB, 10e18);
+        vm.prank(buyer);
+        escrow.startClose(ch);
+        vm.warp(block.timestamp + CLOSE_DELAY);
+        uint256 before = token.balanceOf(buyer);
+        escrow.finalizeClose(ch);
+        assertEq(token.balanceOf(buyer) - before, 90e18, "reserve held back");
+        escrow.finalizeTicket(id);
+        assertEq(token.balanceOf(provider), 10e18, "ticket paid after close");
+        assertEq(token.balanceOf(address(escrow)), STAKE * (1 + N_VERIFIERS), "only stakes left");
+    }
+}
