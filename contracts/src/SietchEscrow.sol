@@ -122,9 +122,9 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         uint64 closesAt;
         ChannelState state;
         address provider;
+        uint96 reserved; // held for claimed tickets that are not settled yet (packed with provider)
         uint128 deposit;
         uint128 paid; // cumulative paid to the provider by vouchers and tickets
-        uint128 reserved; // held for claimed tickets that are not settled yet
     }
 
     /// @notice Lifecycle of a ticket claimed on chain.
@@ -374,9 +374,9 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
             closesAt: 0,
             state: ChannelState.Open,
             provider: provider,
+            reserved: 0,
             deposit: uint128(amount),
-            paid: 0,
-            reserved: 0
+            paid: 0
         });
         emit ChannelOpened(channelId, msg.sender, provider, amount, nonce);
         _pull(msg.sender, amount);
@@ -462,7 +462,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         }
         if (result.jobId != ticket.jobId || result.specHash != ticket.specHash) revert MismatchedResult();
         if (result.amount > ticket.maxAmount) revert OverMaxAmount(result.amount, ticket.maxAmount);
-        if (result.amount == 0) revert BadAmount(0);
+        if (result.amount == 0 || result.amount > type(uint96).max) revert BadAmount(result.amount);
         _checkSigner(hashTicket(ticket), buyerSignature, c.buyer);
         _checkSigner(hashResult(result), providerSignature, c.provider);
 
@@ -480,7 +480,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         t.fuelUsed = result.fuelUsed;
         t.deadline = challengeEnds;
         t.state = TicketState.Claimed;
-        c.reserved += uint128(result.amount);
+        c.reserved += uint96(result.amount);
         accounts[c.provider].openTickets += 1;
         emit TicketClaimed(
             id, ticket.channelId, ticket.jobId, result.amount, result.outputHash, result.fuelUsed, challengeEnds
@@ -541,8 +541,8 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         if (t.state != TicketState.Drawn) revert WrongTicketState(id, t.state);
         if (block.timestamp > t.deadline) revert ChallengeClosed(t.deadline);
         if (ticketId(t.channelId, result.jobId) != id || result.specHash != t.specHash) revert MismatchedResult();
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(hashResult(result), signature);
-        if (err != ECDSA.RecoverError.NoError) revert BadSignature(address(0));
+        address signer = _recover(hashResult(result), signature);
+        if (signer == address(0)) revert BadSignature(address(0));
         uint256 slot = VERIFIERS;
         for (uint256 i = 0; i < t.drawn; ++i) {
             if (t.verifiers[i] == signer) slot = i;
@@ -636,13 +636,19 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
 
     /// Refuses malformed, malleable (high-s, v not 27/28) or foreign signatures.
     function _checkSigner(bytes32 digest, bytes calldata signature, address expected) private pure {
+        if (_recover(digest, signature) != expected) revert BadSignature(expected);
+    }
+
+    /// The signer of `signature` over `digest`, or address(0) if it is malformed or malleable
+    /// (OZ ECDSA accepts only 65-byte r || s || v with v in {27, 28} and low s).
+    function _recover(bytes32 digest, bytes calldata signature) private pure returns (address) {
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
-        if (err != ECDSA.RecoverError.NoError || signer != expected) revert BadSignature(expected);
+        return err == ECDSA.RecoverError.NoError ? signer : address(0);
     }
 
     /// Pays out or refunds a ticket according to `outcome`, bond and slash included.
     function _settle(bytes32 id, TicketRecord storage t, Channel storage c, Outcome outcome) private {
-        uint128 amount = t.amount;
+        uint96 amount = uint96(t.amount);
         address provider = c.provider;
         address buyer = c.buyer;
         bool disputed = outcome != Outcome.Undisputed;

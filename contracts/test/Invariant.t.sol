@@ -101,7 +101,7 @@ contract EscrowHandler is Test {
     function claim(uint256 seed, uint256 cumulative) external {
         bytes32 ch = _pickChannel(seed);
         if (ch == bytes32(0)) return;
-        (,, SietchEscrow.ChannelState st,, uint128 dep, uint128 paid, uint128 reserved) = escrow.channels(ch);
+        (,, SietchEscrow.ChannelState st,, uint128 reserved, uint128 dep, uint128 paid) = escrow.channels(ch);
         cumulative = bound(cumulative, 0, 2 * uint256(dep) + 1);
         if (cumulative > maxSigned[ch]) maxSigned[ch] = cumulative;
         SietchEscrow.Voucher memory v = SietchEscrow.Voucher(ch, cumulative);
@@ -127,7 +127,7 @@ contract EscrowHandler is Test {
     function finalizeClose(uint256 seed) external {
         bytes32 ch = _pickChannel(seed);
         try escrow.finalizeClose(ch) {
-            (,,,,, uint128 paid,) = escrow.channels(ch);
+            (,,,,,, uint128 paid) = escrow.channels(ch);
             closed[ch] = true;
             paidAtClose[ch] = paid;
         } catch {}
@@ -153,7 +153,7 @@ contract EscrowHandler is Test {
     function _settled(bytes32 id, uint256 providerBefore) internal {
         SietchEscrow.TicketRecord memory t = escrow.tickets(id);
         uint256 gained = token.balanceOf(provider) - providerBefore;
-        (,,,,, uint128 paidNow,) = escrow.channels(t.channelId);
+        (,,,,,, uint128 paidNow) = escrow.channels(t.channelId);
         // Did the provider get the ticket amount? Then the channel's paid moved by it.
         if (gained >= t.amount && paidNow >= t.amount) {
             ticketPaid[t.channelId] += t.amount;
@@ -259,7 +259,7 @@ contract InvariantTest is Base {
     function invariant_balanceEqualsChannelsStakesBonds() public view {
         uint256 books = escrow.totalBonds();
         for (uint256 i = 0; i < handler.channelCount(); ++i) {
-            (,,,, uint128 dep, uint128 paid,) = escrow.channels(handler.channelIds(i));
+            (,,,,, uint128 dep, uint128 paid) = escrow.channels(handler.channelIds(i));
             books += dep - paid;
         }
         for (uint256 i = 0; i < handler.actorCount(); ++i) {
@@ -273,7 +273,7 @@ contract InvariantTest is Base {
     function invariant_voucherNeverPaysPastCumulative() public view {
         for (uint256 i = 0; i < handler.channelCount(); ++i) {
             bytes32 ch = handler.channelIds(i);
-            (,,,, uint128 dep, uint128 paid,) = escrow.channels(ch);
+            (,,,,, uint128 dep, uint128 paid) = escrow.channels(ch);
             assertLe(paid, handler.maxSigned(ch) + handler.ticketPaid(ch), "paid <= signed + tickets");
             assertLe(paid, dep, "paid <= deposit");
         }
@@ -284,7 +284,7 @@ contract InvariantTest is Base {
         for (uint256 i = 0; i < handler.channelCount(); ++i) {
             bytes32 ch = handler.channelIds(i);
             if (!handler.closed(ch)) continue;
-            (,,,,, uint128 paid,) = escrow.channels(ch);
+            (,,,,,, uint128 paid) = escrow.channels(ch);
             assertEq(paid, handler.paidAtClose(ch) + handler.ticketPaidAfterClose(ch), "closed channel paid more");
         }
     }

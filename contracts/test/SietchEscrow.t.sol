@@ -133,7 +133,7 @@ contract ChannelTest is Base {
         assertEq(a, expected, "id");
         assertTrue(a != b, "reopen gives a new id");
         assertEq(escrow.channelNonce(buyer, provider), 2, "nonce");
-        (address cb,, SietchEscrow.ChannelState st, address cp, uint128 dep, uint128 paid,) = escrow.channels(a);
+        (address cb,, SietchEscrow.ChannelState st, address cp,, uint128 dep, uint128 paid) = escrow.channels(a);
         assertEq(cb, buyer, "buyer");
         assertEq(cp, provider, "provider");
         assertEq(dep, 5e18, "deposit");
@@ -159,7 +159,7 @@ contract ChannelTest is Base {
         vm.expectEmit();
         emit SietchEscrow.ChannelToppedUp(ch, 2e18, 7e18);
         escrow.topUp(ch, 2e18);
-        (,,,, uint128 dep,,) = escrow.channels(ch);
+        (,,,,, uint128 dep,) = escrow.channels(ch);
         assertEq(dep, 7e18, "deposit");
     }
 
@@ -334,7 +334,7 @@ contract TicketTest is Base {
             id, ch, JOB, 10e18, keccak256("good"), 1234, uint64(block.timestamp) + CHALLENGE
         );
         assertEq(_claimTicket(ch, JOB, 10e18), id, "id");
-        (,,,,,, uint128 reserved) = escrow.channels(ch);
+        (,,,, uint128 reserved,,) = escrow.channels(ch);
         assertEq(reserved, 10e18, "reserved");
         SietchEscrow.TicketRecord memory t = escrow.tickets(id);
         assertTrue(t.state == SietchEscrow.TicketState.Claimed, "claimed");
@@ -534,7 +534,7 @@ contract TicketTest is Base {
         (, uint128 s, uint128 u,, uint32 open, uint32 slot) = escrow.accounts(provider);
         assertEq(uint256(s) + u + open + slot, 0, "provider stake gone, no open ticket, out of pool");
         assertEq(escrow.totalBonds(), 0, "bond released");
-        (,,,, uint128 dep, uint128 paid, uint128 reserved) = escrow.channels(ch);
+        (,,,, uint128 reserved, uint128 dep, uint128 paid) = escrow.channels(ch);
         assertEq(dep - paid - reserved, 90e18, "rest of channel untouched");
     }
 

@@ -8,6 +8,9 @@ import {Vm} from "./Vm.sol";
 abstract contract Test {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
 
+    /// DSTest-style log that forge prints under "Logs:" with -vv.
+    event log_named_uint(string key, uint256 val);
+
     struct FuzzSelector {
         address addr;
         bytes4[] selectors;

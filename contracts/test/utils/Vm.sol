@@ -17,6 +17,8 @@ interface Vm {
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
     function addr(uint256 privateKey) external pure returns (address);
     function assume(bool condition) external pure;
+    function skip(bool skipTest) external;
+    function etch(address target, bytes calldata code) external;
     function label(address account, string calldata name) external;
     function readFile(string calldata path) external view returns (string memory);
     function exists(string calldata path) external view returns (bool);
