@@ -1,0 +1,863 @@
+//! The order book: every live offer a node knows, and the matching of jobs against them.
+//!
+//! One offer per provider key. A newer sequence number replaces an older one; a
+//! withdrawal removes it and keeps a tombstone so that a late copy of an older offer is
+//! not taken back in. Offers expire at their `expires_at`, and may not claim to live
+//! longer than [`BookConfig::max_ttl_secs`].
+//!
+//! **Bound and eviction.** The book holds at most [`BookConfig::capacity`] offers. When it
+//! is full, expired offers go first; if none has expired, the offer that expires soonest
+//! is evicted for the newcomer, unless the newcomer expires sooner still, in which case
+//! the newcomer is refused ([`OfferError::BookFull`]). Offers that keep re-announcing
+//! therefore stay, and a flood of short-lived offers cannot push out long-lived ones.
+//!
+//! **Matching** (see [`OrderBook::find`]) filters on requirements first, then ranks what
+//! is left by price, reputation and latency. When nothing matches it says why.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+
+use crate::error::OfferError;
+use crate::job::{GpuNeeds, JobSpec};
+use crate::offer::{Gpu, Offer, Withdrawal};
+use crate::settlement::min_stake_for;
+use crate::signed::{PublicKey, Signed, Verified};
+
+/// Sizing and policy of an order book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookConfig {
+    /// Most offers held at once.
+    pub capacity: usize,
+    /// Longest remaining life an offer may claim, in seconds.
+    pub max_ttl_secs: u64,
+}
+
+impl Default for BookConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 200_000,
+            max_ttl_secs: 3_600,
+        }
+    }
+}
+
+/// What an insertion did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insertion {
+    /// A provider the book did not hold.
+    New,
+    /// A newer offer of a provider replaced its older one.
+    Replaced {
+        /// Sequence of the offer replaced.
+        previous_sequence: u64,
+    },
+    /// A new provider went in and the offer closest to expiry was evicted to make room.
+    Evicted {
+        /// Provider whose offer was evicted.
+        evicted: PublicKey,
+    },
+}
+
+/// What a node has observed of a provider, used in ranking.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PeerStats {
+    /// Reputation in `[0, 1]` (see the verifier's formula); unknown providers rank as 0.5.
+    pub reputation: f64,
+    /// Round-trip latency in milliseconds; unknown providers rank as 100 ms.
+    pub latency_ms: u32,
+}
+
+/// Reputation and latency of providers, as the node knows them.
+pub trait Observations {
+    /// What is known of `provider`, if anything.
+    fn stats(&self, provider: &PublicKey) -> Option<PeerStats>;
+}
+
+impl Observations for () {
+    fn stats(&self, _: &PublicKey) -> Option<PeerStats> {
+        None
+    }
+}
+
+impl Observations for HashMap<PublicKey, PeerStats> {
+    fn stats(&self, provider: &PublicKey) -> Option<PeerStats> {
+        self.get(provider).copied()
+    }
+}
+
+/// Reputation assumed for a provider never observed.
+pub const DEFAULT_REPUTATION: f64 = 0.5;
+/// Latency assumed for a provider never observed, in milliseconds.
+pub const DEFAULT_LATENCY_MS: u32 = 100;
+
+/// An offer that fits a job, with its rank.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    /// The provider.
+    pub provider: PublicKey,
+    /// The most the job can cost at this offer's prices (all its fuel, and its wall time
+    /// on every GPU it asks for), in token base units, rounded up.
+    pub max_cost: u128,
+    /// `max_cost × (2 − reputation) × (1 + latency_ms / 1000)`: lower ranks first.
+    pub score: f64,
+}
+
+/// The filters a job's requirements apply, in the order they apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(usize)]
+pub enum Stage {
+    /// Not expired.
+    Live = 0,
+    /// Has the GPUs the job needs.
+    Gpu = 1,
+    /// Has the CPU cores.
+    Cores = 2,
+    /// Has the memory.
+    Memory = 3,
+    /// Lists the runtime features.
+    Features = 4,
+    /// Its most expensive run fits the job's price cap.
+    Price = 5,
+    /// Its stake covers the job's value at the job's sampling rate.
+    Stake = 6,
+}
+
+const STAGES: usize = 7;
+
+/// How many offers passed each filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Funnel([usize; STAGES]);
+
+impl Funnel {
+    /// Offers that passed `stage` (and every stage before it).
+    pub fn passed(&self, stage: Stage) -> usize {
+        self.0.get(stage as usize).copied().unwrap_or(0)
+    }
+
+    fn bump(&mut self, stage: Stage) {
+        if let Some(n) = self.0.get_mut(stage as usize) {
+            *n += 1;
+        }
+    }
+
+    /// The first stage no offer passed.
+    fn blocker(&self) -> Stage {
+        STAGE_ORDER
+            .into_iter()
+            .find(|s| self.passed(*s) == 0)
+            .unwrap_or(Stage::Stake)
+    }
+}
+
+/// Why no offer matches a job: how many offers passed each filter, and the details of the
+/// filter that stopped the last of them. Its `Display` is the explanation for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoMatch {
+    /// Offers that passed each [`Stage`].
+    pub funnel: Funnel,
+    /// The filter that no offer passed.
+    pub blocker: Stage,
+    /// The job's needs, for the explanation.
+    needs: Box<Needs>,
+    /// Closest misses at the blocking filter.
+    closest: Box<Closest>,
+}
+
+impl std::error::Error for NoMatch {}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Needs {
+    gpu: Option<GpuNeeds>,
+    cores: u16,
+    memory: u64,
+    features: Vec<String>,
+    price_cap: u128,
+    sampling_ppm: u32,
+    min_stake: Option<u128>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Closest {
+    most_cores: u16,
+    most_memory: u64,
+    cheapest: Option<(u128, PublicKey)>,
+    largest_stake: Option<(u128, PublicKey)>,
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+fn describe_gpu(g: &GpuNeeds) -> String {
+    let models = if g.models.is_empty() {
+        "any model".to_owned()
+    } else {
+        g.models.join(" or ")
+    };
+    format!(
+        "{}× {models}, ≥ {} each, compute capability ≥ {}",
+        g.count,
+        gib(g.min_memory_bytes),
+        g.min_compute_capability
+    )
+}
+
+impl std::fmt::Display for NoMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let live = self.funnel.passed(Stage::Live);
+        if live == 0 {
+            return f.write_str("no offer matches: the order book holds no live offer");
+        }
+        let n = |s: Stage| self.funnel.passed(s);
+        let needs = &self.needs;
+        let mut parts = vec![format!("{live} live offers")];
+        let blocker = self.blocker as usize;
+        let before = STAGE_ORDER
+            .get(blocker.wrapping_sub(1))
+            .map_or(0, |s| self.funnel.passed(*s));
+        let applies = |s: Stage| match s {
+            Stage::Live | Stage::Price | Stage::Stake => true,
+            Stage::Gpu => needs.gpu.is_some(),
+            Stage::Cores => needs.cores > 0,
+            Stage::Memory => needs.memory > 0,
+            Stage::Features => !needs.features.is_empty(),
+        };
+        for s in [
+            Stage::Gpu,
+            Stage::Cores,
+            Stage::Memory,
+            Stage::Features,
+            Stage::Price,
+        ] {
+            if (s as usize) >= blocker || !applies(s) {
+                continue;
+            }
+            parts.push(match s {
+                Stage::Gpu => format!(
+                    "{} have the GPU ({})",
+                    n(s),
+                    needs.gpu.as_ref().map(describe_gpu).unwrap_or_default()
+                ),
+                Stage::Cores => format!("{} have {} CPU cores", n(s), needs.cores),
+                Stage::Memory => format!("{} have {} of memory", n(s), gib(needs.memory)),
+                Stage::Features => {
+                    format!("{} list the features {}", n(s), needs.features.join(", "))
+                }
+                _ => format!("{} fit your price cap of {}", n(s), needs.price_cap),
+            });
+        }
+        let all = if before == 1 {
+            "it".to_owned()
+        } else {
+            format!("all {before}")
+        };
+        let c = &self.closest;
+        let why = match self.blocker {
+            Stage::Live => "none is live".to_owned(),
+            Stage::Gpu => format!(
+                "none has the GPU you need ({})",
+                needs.gpu.as_ref().map(describe_gpu).unwrap_or_default()
+            ),
+            Stage::Cores => format!(
+                "none has {} CPU cores; the most offered is {}",
+                needs.cores, c.most_cores
+            ),
+            Stage::Memory => format!(
+                "none has {} of memory; the most offered is {}",
+                gib(needs.memory),
+                gib(c.most_memory)
+            ),
+            Stage::Features => {
+                format!(
+                    "none lists all of the features {}",
+                    needs.features.join(", ")
+                )
+            }
+            Stage::Price => match c.cheapest {
+                Some((cost, p)) => format!(
+                    "{all} cost more than your cap of {}; the cheapest is {cost} from provider {}",
+                    needs.price_cap,
+                    p.short()
+                ),
+                None => format!("{all} cost more than your cap of {}", needs.price_cap),
+            },
+            Stage::Stake => {
+                let pct = f64::from(needs.sampling_ppm) / 10_000.0;
+                match (needs.min_stake, c.largest_stake) {
+                    (None, _) => "a job that is never checked (sampling rate 0%) is covered by \
+                                  no stake; raise the sampling rate or lower the price cap to 0"
+                        .to_owned(),
+                    (Some(min), Some((stake, p))) => format!(
+                        "{all} have too little stake for a job worth {} at a {pct}% sampling rate \
+                         (it needs {min}); the largest is {stake} from provider {}",
+                        needs.price_cap,
+                        p.short()
+                    ),
+                    (Some(min), None) => format!(
+                        "{all} have too little stake for a job worth {} (it needs {min})",
+                        needs.price_cap
+                    ),
+                }
+            }
+        };
+        write!(f, "no offer matches: {}; {why}", parts.join(", of those "))
+    }
+}
+
+/// The fields matching reads, kept apart from the offers so that the scan over every
+/// live offer touches little memory.
+#[derive(Debug, Clone, Copy, Default)]
+struct Summary {
+    /// 0 for an empty slot, which is never live.
+    expires_at: u64,
+    memory_bytes: u64,
+    /// Bit i set when the offer lists feature i of the book's feature index.
+    features: u64,
+    per_gfuel: u128,
+    per_gpu_second: u128,
+    stake: u128,
+    cpu_cores: u16,
+    gpu_count: u8,
+    /// The offer lists features the index has no bit for; check them by name.
+    unindexed: bool,
+}
+
+/// Interned feature names: up to 64 get a bit.
+#[derive(Debug, Default)]
+struct FeatureIndex {
+    bits: HashMap<String, u8>,
+}
+
+impl FeatureIndex {
+    fn mask(&mut self, features: &[String]) -> (u64, bool) {
+        let mut mask = 0u64;
+        let mut unindexed = false;
+        for f in features {
+            let next = self.bits.len();
+            let bit = match self.bits.get(f) {
+                Some(b) => Some(*b),
+                None if next < 64 => {
+                    let b = next as u8;
+                    self.bits.insert(f.clone(), b);
+                    Some(b)
+                }
+                None => None,
+            };
+            match bit {
+                Some(b) => mask |= 1 << b,
+                None => unindexed = true,
+            }
+        }
+        (mask, unindexed)
+    }
+
+    /// The mask of required features, and whether some have no bit.
+    fn lookup(&self, features: &[String]) -> (u64, bool) {
+        let mut mask = 0u64;
+        let mut unknown = false;
+        for f in features {
+            match self.bits.get(f) {
+                Some(b) => mask |= 1 << b,
+                None => unknown = true,
+            }
+        }
+        (mask, unknown)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Tombstone {
+    sequence: u64,
+    until: u64,
+}
+
+/// The order book. Time is passed in (unix seconds), never read from the clock, so that
+/// tests and simulations control it.
+#[derive(Debug)]
+pub struct OrderBook {
+    config: BookConfig,
+    offers: Vec<Option<Signed<Offer>>>,
+    summaries: Vec<Summary>,
+    free: Vec<usize>,
+    by_provider: HashMap<PublicKey, usize>,
+    by_expiry: BTreeSet<(u64, usize)>,
+    tombstones: HashMap<PublicKey, Tombstone>,
+    features: FeatureIndex,
+}
+
+impl Default for OrderBook {
+    fn default() -> Self {
+        Self::new(BookConfig::default())
+    }
+}
+
+impl OrderBook {
+    /// An empty book.
+    pub fn new(config: BookConfig) -> Self {
+        Self {
+            config,
+            offers: Vec::new(),
+            summaries: Vec::new(),
+            free: Vec::new(),
+            by_provider: HashMap::new(),
+            by_expiry: BTreeSet::new(),
+            tombstones: HashMap::new(),
+            features: FeatureIndex::default(),
+        }
+    }
+
+    /// The book's configuration.
+    pub fn config(&self) -> &BookConfig {
+        &self.config
+    }
+
+    /// Offers held (some may have expired since the last [`OrderBook::expire`]).
+    pub fn len(&self) -> usize {
+        self.by_provider.len()
+    }
+
+    /// Whether the book holds no offer.
+    pub fn is_empty(&self) -> bool {
+        self.by_provider.is_empty()
+    }
+
+    /// The offer of `provider`, if held.
+    pub fn get(&self, provider: &PublicKey) -> Option<&Signed<Offer>> {
+        let slot = *self.by_provider.get(provider)?;
+        self.offers.get(slot)?.as_ref()
+    }
+
+    /// Every offer held, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Signed<Offer>> {
+        self.offers.iter().flatten()
+    }
+
+    /// Decodes, verifies and inserts a gossiped offer.
+    pub fn ingest(&mut self, bytes: &[u8], now: u64) -> Result<Insertion, OfferError> {
+        let signed = Signed::<Offer>::decode(bytes)?;
+        self.insert(signed.verify()?, now)
+    }
+
+    /// Decodes and inserts many offers, verifying their signatures as one batch (about
+    /// twice as fast per signature as one at a time, see `docs/benchmarks.md`). If the
+    /// batch fails, each signature is checked alone so that only bad offers are refused.
+    pub fn ingest_batch(
+        &mut self,
+        items: &[&[u8]],
+        now: u64,
+    ) -> Vec<Result<Insertion, OfferError>> {
+        let mut decoded: Vec<Result<Signed<Offer>, OfferError>> = items
+            .iter()
+            .map(|b| Signed::<Offer>::decode(b).map_err(OfferError::from))
+            .collect();
+        let mut keys = Vec::new();
+        let mut sigs = Vec::new();
+        let mut msgs = Vec::new();
+        for d in decoded.iter_mut() {
+            if let Ok(s) = d {
+                match s.parts() {
+                    Ok((k, sig, m)) => {
+                        keys.push(k);
+                        sigs.push(sig);
+                        msgs.push(m);
+                    }
+                    Err(e) => *d = Err(e.into()),
+                }
+            }
+        }
+        let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+        let batch_ok = ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok();
+        decoded
+            .into_iter()
+            .map(|d| {
+                let signed = d?;
+                let verified = if batch_ok {
+                    signed.assume_verified()
+                } else {
+                    signed.verify()?
+                };
+                self.insert(verified, now)
+            })
+            .collect()
+    }
+
+    /// Inserts a verified offer, replacing an older one of the same provider.
+    pub fn insert(&mut self, offer: Verified<Offer>, now: u64) -> Result<Insertion, OfferError> {
+        let o = offer.payload();
+        if o.expires_at <= now {
+            return Err(OfferError::Expired {
+                expires_at: o.expires_at,
+                now,
+            });
+        }
+        let ttl = o.expires_at - now;
+        if ttl > self.config.max_ttl_secs {
+            return Err(OfferError::TtlTooLong {
+                ttl,
+                max: self.config.max_ttl_secs,
+            });
+        }
+        if let Some(t) = self.tombstones.get(&o.provider)
+            && t.until > now
+            && o.sequence <= t.sequence
+        {
+            return Err(OfferError::StaleSequence {
+                got: o.sequence,
+                have: t.sequence,
+            });
+        }
+        let provider = o.provider;
+        if let Some(&slot) = self.by_provider.get(&provider) {
+            let have = self
+                .offers
+                .get(slot)
+                .and_then(|x| x.as_ref())
+                .map(|x| x.payload.sequence);
+            let have = have.unwrap_or(0);
+            if o.sequence <= have {
+                return Err(OfferError::StaleSequence {
+                    got: o.sequence,
+                    have,
+                });
+            }
+            self.put(slot, offer.into_signed());
+            return Ok(Insertion::Replaced {
+                previous_sequence: have,
+            });
+        }
+        let mut evicted = None;
+        if self.by_provider.len() >= self.config.capacity {
+            self.expire(now);
+        }
+        if self.by_provider.len() >= self.config.capacity {
+            match self.by_expiry.first().copied() {
+                Some((soonest, slot)) if soonest < o.expires_at => {
+                    evicted = self.remove_slot(slot);
+                }
+                _ => {
+                    return Err(OfferError::BookFull {
+                        capacity: self.config.capacity,
+                    });
+                }
+            }
+        }
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.offers.push(None);
+                self.summaries.push(Summary::default());
+                self.offers.len() - 1
+            }
+        };
+        self.by_provider.insert(provider, slot);
+        self.put(slot, offer.into_signed());
+        Ok(match evicted {
+            Some(evicted) => Insertion::Evicted { evicted },
+            None => Insertion::New,
+        })
+    }
+
+    fn put(&mut self, slot: usize, signed: Signed<Offer>) {
+        let o = &signed.payload;
+        if let Some(old) = self.summaries.get(slot) {
+            self.by_expiry.remove(&(old.expires_at, slot));
+        }
+        let (features, unindexed) = self.features.mask(&o.features);
+        let summary = Summary {
+            expires_at: o.expires_at,
+            memory_bytes: o.hardware.memory_bytes,
+            features,
+            per_gfuel: o.prices.per_gfuel,
+            per_gpu_second: o.prices.per_gpu_second,
+            stake: o.stake,
+            cpu_cores: o.hardware.cpu_cores,
+            gpu_count: u8::try_from(o.hardware.gpus.len()).unwrap_or(u8::MAX),
+            unindexed,
+        };
+        self.by_expiry.insert((o.expires_at, slot));
+        if let (Some(s), Some(x)) = (self.summaries.get_mut(slot), self.offers.get_mut(slot)) {
+            *s = summary;
+            *x = Some(signed);
+        }
+    }
+
+    fn remove_slot(&mut self, slot: usize) -> Option<PublicKey> {
+        let signed = self.offers.get_mut(slot)?.take()?;
+        if let Some(s) = self.summaries.get_mut(slot) {
+            self.by_expiry.remove(&(s.expires_at, slot));
+            *s = Summary::default();
+        }
+        self.by_provider.remove(&signed.payload.provider);
+        self.free.push(slot);
+        Some(signed.payload.provider)
+    }
+
+    /// Applies a verified withdrawal: removes the provider's offer if it is not newer than
+    /// the withdrawal, and refuses older offers for the book's maximum TTL. Returns whether
+    /// an offer was removed.
+    pub fn withdraw(&mut self, w: &Verified<Withdrawal>, now: u64) -> bool {
+        let w = w.payload();
+        let Some(&slot) = self.by_provider.get(&w.provider) else {
+            return false;
+        };
+        let seq = self
+            .offers
+            .get(slot)
+            .and_then(|x| x.as_ref())
+            .map(|x| x.payload.sequence);
+        if seq.is_none_or(|s| s > w.sequence) {
+            return false;
+        }
+        self.remove_slot(slot);
+        // At most one tombstone per removed offer, and they expire: bounded by capacity.
+        if self.tombstones.len() >= self.config.capacity {
+            self.tombstones.retain(|_, t| t.until > now);
+        }
+        if self.tombstones.len() < self.config.capacity {
+            let until = now.saturating_add(self.config.max_ttl_secs);
+            self.tombstones.insert(
+                w.provider,
+                Tombstone {
+                    sequence: w.sequence,
+                    until,
+                },
+            );
+        }
+        true
+    }
+
+    /// Removes every offer expired at `now`. Returns how many were removed.
+    pub fn expire(&mut self, now: u64) -> usize {
+        let mut n = 0;
+        while let Some(&(at, slot)) = self.by_expiry.first() {
+            if at > now {
+                break;
+            }
+            self.by_expiry.pop_first();
+            if self.remove_slot(slot).is_some() {
+                n += 1;
+            }
+        }
+        if !self.tombstones.is_empty() {
+            self.tombstones.retain(|_, t| t.until > now);
+        }
+        n
+    }
+
+    /// The best `limit` offers for `spec` at time `now`, best first; or why none fits.
+    ///
+    /// Filters, in order: live, GPUs (count, model, memory, compute capability), CPU
+    /// cores, memory (the job's memory limit), runtime features, price (the job's most
+    /// expensive run — all its fuel, and its wall time on each GPU it asks for — within
+    /// its price cap) and stake (at least `value · (1 − q) / q`, design section 4, the
+    /// value being the price cap). Ranking: lowest
+    /// `max_cost × (2 − reputation) × (1 + latency_ms / 1000)` first, ties by key.
+    pub fn find(
+        &self,
+        spec: &JobSpec,
+        now: u64,
+        observations: &dyn Observations,
+        limit: usize,
+    ) -> Result<Vec<Match>, NoMatch> {
+        let limit = limit.max(1);
+        let req = &spec.requirements;
+        let gpu = req.gpu.as_ref().filter(|g| g.count > 0);
+        let gpu_count = gpu.map_or(0, |g| g.count);
+        let (feature_mask, unknown_feature) = self.features.lookup(&req.features);
+        let min_stake = min_stake_for(spec.price_cap, spec.verification.sampling_ppm);
+        let fuel = u128::from(spec.limits.fuel);
+        let gpu_ms = u128::from(spec.limits.wall_time_ms) * u128::from(gpu_count);
+        // Costs are compared in 10^-9 token units to avoid a division per offer.
+        let cap_nano = spec.price_cap.saturating_mul(NANO);
+
+        let mut passed = Funnel::default();
+        let mut closest = Closest::default();
+        let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(limit.saturating_add(1));
+
+        for (slot, s) in self.summaries.iter().enumerate() {
+            if s.expires_at <= now {
+                continue;
+            }
+            passed.bump(Stage::Live);
+            if let Some(g) = gpu
+                && (s.gpu_count < g.count || !self.gpus_fit(slot, g))
+            {
+                continue;
+            }
+            passed.bump(Stage::Gpu);
+            closest.most_cores = closest.most_cores.max(s.cpu_cores);
+            if s.cpu_cores < req.min_cpu_cores {
+                continue;
+            }
+            passed.bump(Stage::Cores);
+            closest.most_memory = closest.most_memory.max(s.memory_bytes);
+            if s.memory_bytes < spec.limits.memory_bytes {
+                continue;
+            }
+            passed.bump(Stage::Memory);
+            if s.features & feature_mask != feature_mask
+                || (unknown_feature && !self.features_fit(slot, s, &req.features))
+            {
+                continue;
+            }
+            passed.bump(Stage::Features);
+            let cost_nano = fuel
+                .checked_mul(s.per_gfuel)
+                .and_then(|f| {
+                    gpu_ms
+                        .checked_mul(s.per_gpu_second)?
+                        .checked_mul(1_000_000)?
+                        .checked_add(f)
+                })
+                .unwrap_or(u128::MAX);
+            let provider = self.provider_at(slot);
+            if cost_nano > cap_nano {
+                let cost = ceil_units(cost_nano);
+                if closest.cheapest.is_none_or(|(c, _)| cost < c) {
+                    closest.cheapest = Some((cost, provider));
+                }
+                continue;
+            }
+            passed.bump(Stage::Price);
+            if closest.largest_stake.is_none_or(|(st, _)| s.stake > st) {
+                closest.largest_stake = Some((s.stake, provider));
+            }
+            if min_stake.is_none_or(|m| s.stake < m) {
+                continue;
+            }
+            passed.bump(Stage::Stake);
+
+            // The score is at least the cost, so an offer dearer than the worst kept one
+            // cannot enter: skip the lookup of its reputation and latency.
+            let cost = cost_nano as f64 / NANO as f64;
+            if heap.len() >= limit && heap.peek().is_none_or(|w| cost >= w.score) {
+                continue;
+            }
+            let stats = observations.stats(&provider);
+            let rep = stats.map_or(DEFAULT_REPUTATION, |x| x.reputation.clamp(0.0, 1.0));
+            let lat = stats.map_or(DEFAULT_LATENCY_MS, |x| x.latency_ms);
+            let score = cost * (2.0 - rep) * (1.0 + f64::from(lat) / 1000.0);
+            heap.push(Ranked {
+                score,
+                provider,
+                max_cost: ceil_units(cost_nano),
+            });
+            if heap.len() > limit {
+                heap.pop();
+            }
+        }
+
+        if heap.is_empty() {
+            return Err(NoMatch {
+                funnel: passed,
+                blocker: passed.blocker(),
+                needs: Box::new(Needs {
+                    gpu: gpu.cloned(),
+                    cores: req.min_cpu_cores,
+                    memory: spec.limits.memory_bytes,
+                    features: req.features.clone(),
+                    price_cap: spec.price_cap,
+                    sampling_ppm: spec.verification.sampling_ppm,
+                    min_stake,
+                }),
+                closest: Box::new(closest),
+            });
+        }
+        let mut out: Vec<Match> = heap
+            .into_iter()
+            .map(|r| Match {
+                provider: r.provider,
+                max_cost: r.max_cost,
+                score: r.score,
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            a.score
+                .total_cmp(&b.score)
+                .then(a.provider.cmp(&b.provider))
+        });
+        Ok(out)
+    }
+
+    fn provider_at(&self, slot: usize) -> PublicKey {
+        self.offers
+            .get(slot)
+            .and_then(|o| o.as_ref())
+            .map(|o| o.payload.provider)
+            .unwrap_or_default()
+    }
+
+    fn gpus_fit(&self, slot: usize, need: &GpuNeeds) -> bool {
+        let Some(Some(o)) = self.offers.get(slot) else {
+            return false;
+        };
+        let fits = |g: &&Gpu| {
+            g.memory_bytes >= need.min_memory_bytes
+                && g.compute_capability >= need.min_compute_capability
+                && (need.models.is_empty()
+                    || need
+                        .models
+                        .iter()
+                        .any(|m| contains_ignore_case(&g.model, m)))
+        };
+        o.payload.hardware.gpus.iter().filter(fits).count() >= usize::from(need.count)
+    }
+
+    fn features_fit(&self, slot: usize, s: &Summary, required: &[String]) -> bool {
+        if !s.unindexed {
+            return false;
+        }
+        let Some(Some(o)) = self.offers.get(slot) else {
+            return false;
+        };
+        required.iter().all(|r| o.payload.features.contains(r))
+    }
+}
+
+const NANO: u128 = 1_000_000_000;
+const STAGE_ORDER: [Stage; STAGES] = [
+    Stage::Live,
+    Stage::Gpu,
+    Stage::Cores,
+    Stage::Memory,
+    Stage::Features,
+    Stage::Price,
+    Stage::Stake,
+];
+
+fn ceil_units(nano: u128) -> u128 {
+    nano.div_ceil(NANO)
+}
+
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .to_ascii_lowercase()
+        .contains(&needle.to_ascii_lowercase())
+}
+
+/// A candidate in the ranking heap; the heap's top is the worst kept.
+#[derive(Debug)]
+struct Ranked {
+    score: f64,
+    provider: PublicKey,
+    max_cost: u128,
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.score
+            .total_cmp(&other.score)
+            .then(self.provider.cmp(&other.provider))
+    }
+}

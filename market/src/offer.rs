@@ -1,0 +1,209 @@
+//! A provider's offer: what it has, what it charges, how long the offer holds.
+
+use alloy_primitives::Address;
+
+use crate::codec::{Canonical, Kind, Reader, Writer};
+use crate::error::DecodeError;
+use crate::signed::{PublicKey, Signable};
+
+/// Longest GPU model, driver, feature or address string, in bytes.
+pub const MAX_NAME: usize = 256;
+/// Most GPUs one offer may list.
+pub const MAX_GPUS: usize = 16;
+/// Most runtime features one offer may list.
+pub const MAX_FEATURES: usize = 32;
+/// Most listen addresses one offer may list.
+pub const MAX_ADDRESSES: usize = 16;
+
+/// A CUDA compute capability, such as 8.0 for an A100 or 9.0 for an H100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ComputeCapability {
+    /// Major version.
+    pub major: u8,
+    /// Minor version.
+    pub minor: u8,
+}
+
+impl ComputeCapability {
+    /// A capability `major.minor`.
+    pub const fn new(major: u8, minor: u8) -> Self {
+        Self { major, minor }
+    }
+}
+
+impl std::fmt::Display for ComputeCapability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// One GPU of a provider.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Gpu {
+    /// Model name as the driver reports it, e.g. `NVIDIA H100 80GB HBM3`.
+    pub model: String,
+    /// Device memory in bytes.
+    pub memory_bytes: u64,
+    /// Compute capability.
+    pub compute_capability: ComputeCapability,
+    /// Driver version, e.g. `550.54.15`.
+    pub driver: String,
+}
+
+/// The hardware an offer sells time on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Hardware {
+    /// CPU cores a job may use.
+    pub cpu_cores: u16,
+    /// Memory a job may use, in bytes.
+    pub memory_bytes: u64,
+    /// The GPUs, in device order.
+    pub gpus: Vec<Gpu>,
+}
+
+/// What a provider charges, in the settlement token's base units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Prices {
+    /// Price per 10^9 units of wasm fuel.
+    pub per_gfuel: u128,
+    /// Price per second of GPU time.
+    pub per_gpu_second: u128,
+}
+
+/// A provider's signed advertisement: gossiped, kept in every node's order book until it
+/// expires or a newer sequence number replaces it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Offer {
+    /// The provider's ed25519 key (its libp2p identity); the offer is signed with it.
+    pub provider: PublicKey,
+    /// The provider's EVM account, bound to `provider` on chain by `register`.
+    pub evm_address: Address,
+    /// Hardware on sale.
+    pub hardware: Hardware,
+    /// Runtime features, e.g. `gpu`, `nvrtc`, `simd`.
+    pub features: Vec<String>,
+    /// Prices.
+    pub prices: Prices,
+    /// Stake the provider has on chain, in token base units.
+    pub stake: u128,
+    /// libp2p multiaddresses the provider listens on.
+    pub addresses: Vec<String>,
+    /// Increases with every new version of the provider's offer.
+    pub sequence: u64,
+    /// Unix seconds after which the offer is void.
+    pub expires_at: u64,
+}
+
+fn encode_gpu(w: &mut Writer, g: &Gpu) {
+    w.str(&g.model);
+    w.u64(g.memory_bytes);
+    w.u8(g.compute_capability.major);
+    w.u8(g.compute_capability.minor);
+    w.str(&g.driver);
+}
+
+fn decode_gpu(r: &mut Reader<'_>) -> Result<Gpu, DecodeError> {
+    Ok(Gpu {
+        model: r.string("gpu model", MAX_NAME)?,
+        memory_bytes: r.u64()?,
+        compute_capability: ComputeCapability::new(r.u8()?, r.u8()?),
+        driver: r.string("gpu driver", MAX_NAME)?,
+    })
+}
+
+impl Canonical for Offer {
+    const KIND: Kind = Kind::Offer;
+    const MAX_SIZE: usize = 16 * 1024;
+
+    fn encode_body(&self, w: &mut Writer) {
+        w.fixed(&self.provider.0);
+        w.address(&self.evm_address);
+        w.u16(self.hardware.cpu_cores);
+        w.u64(self.hardware.memory_bytes);
+        w.count(self.hardware.gpus.len());
+        for g in &self.hardware.gpus {
+            encode_gpu(w, g);
+        }
+        w.count(self.features.len());
+        for f in &self.features {
+            w.str(f);
+        }
+        w.u128(self.prices.per_gfuel);
+        w.u128(self.prices.per_gpu_second);
+        w.u128(self.stake);
+        w.count(self.addresses.len());
+        for a in &self.addresses {
+            w.str(a);
+        }
+        w.u64(self.sequence);
+        w.u64(self.expires_at);
+    }
+
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            provider: PublicKey(r.bytes32()?),
+            evm_address: r.address()?,
+            hardware: Hardware {
+                cpu_cores: r.u16()?,
+                memory_bytes: r.u64()?,
+                gpus: r.list("gpus", MAX_GPUS, decode_gpu)?,
+            },
+            features: r.list("features", MAX_FEATURES, |r| r.string("feature", MAX_NAME))?,
+            prices: Prices {
+                per_gfuel: r.u128()?,
+                per_gpu_second: r.u128()?,
+            },
+            stake: r.u128()?,
+            addresses: r.list("addresses", MAX_ADDRESSES, |r| {
+                r.string("address", MAX_NAME)
+            })?,
+            sequence: r.u64()?,
+            expires_at: r.u64()?,
+        })
+    }
+}
+
+impl Signable for Offer {
+    const CONTEXT: &'static [u8] = b"sietch/v1/offer";
+    const SIGNED_KIND: Kind = Kind::SignedOffer;
+
+    fn signer(&self) -> &PublicKey {
+        &self.provider
+    }
+}
+
+/// A provider's signed notice that its offers up to `sequence` are withdrawn (sent on
+/// shutdown, so buyers stop picking a node that is going away).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Withdrawal {
+    /// The provider withdrawing.
+    pub provider: PublicKey,
+    /// Every offer of this provider with this sequence or lower is void.
+    pub sequence: u64,
+}
+
+impl Canonical for Withdrawal {
+    const KIND: Kind = Kind::Withdrawal;
+    const MAX_SIZE: usize = 64;
+
+    fn encode_body(&self, w: &mut Writer) {
+        w.fixed(&self.provider.0);
+        w.u64(self.sequence);
+    }
+
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            provider: PublicKey(r.bytes32()?),
+            sequence: r.u64()?,
+        })
+    }
+}
+
+impl Signable for Withdrawal {
+    const CONTEXT: &'static [u8] = b"sietch/v1/withdrawal";
+    const SIGNED_KIND: Kind = Kind::SignedWithdrawal;
+
+    fn signer(&self) -> &PublicKey {
+        &self.provider
+    }
+}

@@ -1,0 +1,168 @@
+//! The three messages money moves on: the buyer's ticket, the provider's result
+//! commitment and the buyer's voucher. Each has a canonical encoding for the wire and
+//! store, and an EIP-712 form (see [`crate::eip712`]) for signatures the contract checks.
+
+use alloy_primitives::{B256, U256, keccak256};
+
+use crate::codec::{Canonical, Kind, Reader, Writer};
+use crate::error::DecodeError;
+use crate::job::PPM;
+
+/// Signed by the buyer when it sends a job: the most the provider may charge for it,
+/// which channel pays, and the commit of the spot-check secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ticket {
+    /// The job (see [`crate::job_id`]).
+    pub job_id: B256,
+    /// blake3 of the canonical job spec.
+    pub spec_hash: B256,
+    /// The paying channel.
+    pub channel_id: B256,
+    /// Most the provider may charge, in token base units.
+    pub max_amount: U256,
+    /// Unix seconds by which the provider must answer.
+    pub deadline: u64,
+    /// `keccak256(secret)`: the buyer reveals `secret` after the result commitment.
+    pub check_commit: B256,
+}
+
+/// Signed by a provider (or a verifier) for the result it computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ResultCommitment {
+    /// The job.
+    pub job_id: B256,
+    /// blake3 of the canonical job spec.
+    pub spec_hash: B256,
+    /// blake3 of the canonical output encoding.
+    pub output_hash: B256,
+    /// Fuel the run used.
+    pub fuel_used: u64,
+    /// GPU time the run used, in milliseconds.
+    pub gpu_millis: u64,
+    /// What the provider charges: metered usage times its prices, capped by the ticket.
+    pub amount: U256,
+}
+
+/// Signed by the buyer: everything it owes on the channel so far. Only the latest matters;
+/// a claim pays the difference from what was already paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Voucher {
+    /// The channel.
+    pub channel_id: B256,
+    /// Total owed since the channel opened, in token base units.
+    pub cumulative_amount: U256,
+}
+
+impl Canonical for Ticket {
+    const KIND: Kind = Kind::Ticket;
+    const MAX_SIZE: usize = 2 + 32 * 5 + 8;
+
+    fn encode_body(&self, w: &mut Writer) {
+        w.b256(&self.job_id);
+        w.b256(&self.spec_hash);
+        w.b256(&self.channel_id);
+        w.u256(&self.max_amount);
+        w.u64(self.deadline);
+        w.b256(&self.check_commit);
+    }
+
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            job_id: r.b256()?,
+            spec_hash: r.b256()?,
+            channel_id: r.b256()?,
+            max_amount: r.u256()?,
+            deadline: r.u64()?,
+            check_commit: r.b256()?,
+        })
+    }
+}
+
+impl Canonical for ResultCommitment {
+    const KIND: Kind = Kind::ResultCommitment;
+    const MAX_SIZE: usize = 2 + 32 * 4 + 16;
+
+    fn encode_body(&self, w: &mut Writer) {
+        w.b256(&self.job_id);
+        w.b256(&self.spec_hash);
+        w.b256(&self.output_hash);
+        w.u64(self.fuel_used);
+        w.u64(self.gpu_millis);
+        w.u256(&self.amount);
+    }
+
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            job_id: r.b256()?,
+            spec_hash: r.b256()?,
+            output_hash: r.b256()?,
+            fuel_used: r.u64()?,
+            gpu_millis: r.u64()?,
+            amount: r.u256()?,
+        })
+    }
+}
+
+impl Canonical for Voucher {
+    const KIND: Kind = Kind::Voucher;
+    const MAX_SIZE: usize = 2 + 64;
+
+    fn encode_body(&self, w: &mut Writer) {
+        w.b256(&self.channel_id);
+        w.u256(&self.cumulative_amount);
+    }
+
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            channel_id: r.b256()?,
+            cumulative_amount: r.u256()?,
+        })
+    }
+}
+
+/// The commit a ticket carries for a spot-check `secret`: `keccak256(secret)`.
+pub fn check_commit(secret: &B256) -> B256 {
+    keccak256(secret)
+}
+
+/// Whether the job is spot-checked: `uint256(keccak256(secret ‖ jobId)) < q · 2^256`
+/// with `q = sampling_ppm / 10^6`. The provider commits to its result before the buyer
+/// reveals `secret`, so it cannot tell which jobs will be checked.
+pub fn is_checked(secret: &B256, job_id: &B256, sampling_ppm: u32) -> bool {
+    if sampling_ppm >= PPM {
+        return true;
+    }
+    let mut pre = [0u8; 64];
+    pre[..32].copy_from_slice(secret.as_slice());
+    pre[32..].copy_from_slice(job_id.as_slice());
+    let draw = U256::from_be_bytes(keccak256(pre).0);
+    // q · 2^256 = floor(2^256 / 10^6) · ppm, off by less than ppm out of 2^256.
+    let threshold = (U256::MAX / U256::from(PPM)) * U256::from(sampling_ppm);
+    draw < threshold
+}
+
+/// The most a job may be worth to be sent to a provider with `stake`, so that cheating
+/// on it does not pay: `stake · q / (1 − q)` (design section 4). `None` means no bound
+/// (every job is checked, `q = 1`).
+pub fn max_job_value(stake: u128, sampling_ppm: u32) -> Option<u128> {
+    if sampling_ppm >= PPM {
+        return None;
+    }
+    let v = U256::from(stake) * U256::from(sampling_ppm) / U256::from(PPM - sampling_ppm);
+    Some(u128::try_from(v).unwrap_or(u128::MAX))
+}
+
+/// The least stake a provider needs for a job worth `value`: `value · (1 − q) / q`,
+/// rounded up. `None` when no stake is enough (`q = 0`: the job is never checked).
+pub fn min_stake_for(value: u128, sampling_ppm: u32) -> Option<u128> {
+    if sampling_ppm == 0 {
+        return (value == 0).then_some(0);
+    }
+    if sampling_ppm >= PPM {
+        return Some(0);
+    }
+    let num = U256::from(value) * U256::from(PPM - sampling_ppm);
+    let den = U256::from(sampling_ppm);
+    let v = num.div_ceil(den);
+    Some(u128::try_from(v).unwrap_or(u128::MAX))
+}

@@ -1,0 +1,153 @@
+//! ed25519 signatures over canonical bytes, for offers and other p2p messages.
+//!
+//! A [`Signed<T>`] is the payload, whose own field names the signer, plus a 64-byte
+//! signature over `T::CONTEXT || 0x00 || canonical(T)`. The context string separates
+//! domains, so a signature on one kind of message is never valid for another.
+//! Verification is strict (`verify_strict`): small-order keys and non-canonical
+//! signatures are refused.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+
+use crate::codec::{Canonical, Kind, Reader, Writer};
+use crate::error::{DecodeError, SignatureError};
+
+/// An ed25519 public key: a provider's identity on the network.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct PublicKey(pub [u8; 32]);
+
+impl PublicKey {
+    /// The public key of a signing key.
+    pub fn of(key: &SigningKey) -> Self {
+        Self(key.verifying_key().to_bytes())
+    }
+
+    /// The first bytes in hex, for messages meant for people.
+    pub fn short(&self) -> String {
+        hex::encode(self.0.get(..6).unwrap_or_default())
+    }
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PublicKey({})", hex::encode(self.0))
+    }
+}
+
+impl std::fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// A message that a key signs with ed25519.
+pub trait Signable: Canonical {
+    /// Domain-separation string, unique per message kind.
+    const CONTEXT: &'static [u8];
+    /// The header kind of the signed envelope.
+    const SIGNED_KIND: Kind;
+    /// The key that must have signed the message.
+    fn signer(&self) -> &PublicKey;
+}
+
+/// A payload with its ed25519 signature. Not yet trusted: call [`Signed::verify`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Signed<T> {
+    /// The message.
+    pub payload: T,
+    /// Signature by `payload.signer()`.
+    pub signature: [u8; 64],
+}
+
+/// A payload whose signature has been checked. Only [`Signed::verify`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Verified<T>(Signed<T>);
+
+impl<T> Verified<T> {
+    /// The checked message.
+    pub fn payload(&self) -> &T {
+        &self.0.payload
+    }
+    /// The signed envelope.
+    pub fn signed(&self) -> &Signed<T> {
+        &self.0
+    }
+    /// The signed envelope, by value.
+    pub fn into_signed(self) -> Signed<T> {
+        self.0
+    }
+}
+
+/// The bytes an ed25519 key signs for `payload`.
+pub fn signing_bytes<T: Signable>(payload: &T) -> Vec<u8> {
+    let body = payload.encode();
+    let mut m = Vec::with_capacity(T::CONTEXT.len() + 1 + body.len());
+    m.extend_from_slice(T::CONTEXT);
+    m.push(0);
+    m.extend_from_slice(&body);
+    m
+}
+
+impl<T: Signable> Signed<T> {
+    /// Signs `payload` with `key`. The payload must name `key`'s public key as its signer,
+    /// or the result will not verify.
+    pub fn sign(payload: T, key: &SigningKey) -> Self {
+        let signature = key.sign(&signing_bytes(&payload)).to_bytes();
+        Self { payload, signature }
+    }
+
+    /// Checks the signature against the signer named in the payload.
+    pub fn verify(self) -> Result<Verified<T>, SignatureError> {
+        self.check()?;
+        Ok(Verified(self))
+    }
+
+    /// The signer's key and the signed bytes, for batch verification.
+    pub fn parts(&self) -> Result<(VerifyingKey, Signature, Vec<u8>), SignatureError> {
+        let key = VerifyingKey::from_bytes(&self.payload.signer().0)
+            .map_err(|_| SignatureError::BadKey)?;
+        Ok((
+            key,
+            Signature::from_bytes(&self.signature),
+            signing_bytes(&self.payload),
+        ))
+    }
+
+    fn check(&self) -> Result<(), SignatureError> {
+        let (key, sig, msg) = self.parts()?;
+        key.verify_strict(&msg, &sig)
+            .map_err(|_| SignatureError::BadSignature)
+    }
+
+    /// Marks an envelope as verified when its signature was checked elsewhere
+    /// (batch verification in this crate).
+    pub(crate) fn assume_verified(self) -> Verified<T> {
+        Verified(self)
+    }
+
+    /// Canonical bytes of the envelope: header, payload body, signature.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.header(T::SIGNED_KIND);
+        self.payload.encode_body(&mut w);
+        w.fixed(&self.signature);
+        w.into_bytes()
+    }
+
+    /// Decodes an envelope (the signature is not checked: call [`Signed::verify`]).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        // 64 signature bytes on top of what the payload may take.
+        let max = T::MAX_SIZE + 64;
+        if bytes.len() > max {
+            return Err(DecodeError::Oversized {
+                len: bytes.len(),
+                max,
+            });
+        }
+        let mut r = Reader::new(bytes);
+        r.header(T::SIGNED_KIND)?;
+        let payload = T::decode_body(&mut r)?;
+        let signature = r.bytes64()?;
+        r.finish()?;
+        Ok(Self { payload, signature })
+    }
+}
