@@ -1,0 +1,66 @@
+//! Shared helpers of the sandbox's integration tests: guests built from source.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sietch_sandbox::{JobSpec, Limits, Sandbox, SandboxConfig};
+
+pub fn guests_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("guests")
+}
+
+/// A WAT guest from `guests/NAME.wat`, assembled.
+pub fn wat(name: &str) -> Vec<u8> {
+    let path = guests_dir().join(format!("{name}.wat"));
+    wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A C guest from `guests/NAME.c`, compiled with clang to wasm32-wasi (cached per source).
+pub fn c_guest(name: &str) -> Vec<u8> {
+    let src = guests_dir().join(format!("{name}.c"));
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sietch-guests");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let source = std::fs::read(&src).unwrap();
+    let out = out_dir.join(format!("{name}-{}.wasm", &blake3::hash(&source).to_hex()[..16]));
+    if !out.exists() {
+        let tmp = out.with_extension(format!("tmp{}", std::process::id()));
+        let status = Command::new("clang")
+            .args(["--target=wasm32-wasi", "-O2"])
+            .arg(&src)
+            .arg("-o")
+            .arg(&tmp)
+            .status();
+        match status {
+            Ok(s) if s.success() => std::fs::rename(&tmp, &out).unwrap(),
+            other => panic!(
+                "could not compile {} with clang --target=wasm32-wasi ({other:?}); \
+                 install the toolchain (clang, lld, wasi-libc, libclang-rt-14-dev-wasm32) \
+                 with scripts/setup.sh",
+                src.display()
+            ),
+        }
+    }
+    std::fs::read(out).unwrap()
+}
+
+/// A sandbox small enough for tests.
+pub fn sandbox() -> Sandbox {
+    Sandbox::new(test_config()).unwrap()
+}
+
+pub fn test_config() -> SandboxConfig {
+    SandboxConfig {
+        max_memory_bytes: 64 << 20,
+        max_concurrent_jobs: 16,
+        max_module_bytes: 1 << 20,
+        ..SandboxConfig::default()
+    }
+}
+
+pub fn spec() -> JobSpec {
+    JobSpec {
+        limits: Limits { fuel: 50_000_000, memory_bytes: 16 << 20, ..Limits::default() },
+        ..JobSpec::default()
+    }
+}
