@@ -4,7 +4,7 @@
 # does nothing when its tools are already there, so it is cheap to call on every run.
 #
 # What it installs:
-#   - Debian: clang, lld, wasi-libc, libclang-rt-14-dev-wasm32 (C guests -> wasm32-wasi)
+#   - Debian: clang, lld, wasi-libc, libclang-rt-14-dev-wasm32 (C guests -> wasm32-wasi), jq
 #   - npm (tools/package.json + package-lock.json, exact versions): Foundry's anvil,
 #     forge and cast 1.7.1, solc-js, @openzeppelin/contracts
 #   - tools/bin: anvil, forge, cast and `solc` (tools/solc-js: forge compiles offline with it)
@@ -15,7 +15,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
 # --- Debian packages --------------------------------------------------------
-debs=(clang lld wasi-libc libclang-rt-14-dev-wasm32)
+debs=(clang lld wasi-libc libclang-rt-14-dev-wasm32 jq)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,5 +1,5 @@
 //! Builders shared by the market crate's integration tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use ed25519_dalek::SigningKey;
 use sietch_market::*;

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The one-command local demo: `sietch devnet`. Installs what it needs first.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$root/scripts/setup.sh"
+source "$root/scripts/env.sh"
+cd "$root"
+cargo build -q -p sietch-node
+exec "$root/target/debug/sietch" devnet "$@"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every test of Sietch: the Rust workspace (unit, property, integration tests with
+# real anvil chains and real wasmtime, via cargo-nextest, plus doc tests) and the contract
+# suite (forge: unit, fuzz, invariant, gas snapshot, artifact drift).
+# Installs what it needs first (scripts/setup.sh is idempotent).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$root/scripts/setup.sh"
+source "$root/scripts/env.sh"
+cd "$root"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "contracts (forge)"
+bash contracts/test.sh
+
+step "Rust tests (cargo nextest)"
+cargo nextest run --workspace --profile ci
+
+step "Rust doc tests"
+cargo test --workspace --doc --quiet
