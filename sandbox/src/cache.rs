@@ -24,8 +24,11 @@ pub struct CacheStats {
     pub disk_errors: u64,
 }
 
+/// Linked modules by hash, and their insertion order for eviction.
+type Entries = (HashMap<[u8; 32], JobModule>, VecDeque<[u8; 32]>);
+
 pub(crate) struct ModuleCache {
-    entries: Mutex<(HashMap<[u8; 32], JobModule>, VecDeque<[u8; 32]>)>,
+    entries: Mutex<Entries>,
     capacity: usize,
     dir: Option<PathBuf>,
     compiles: AtomicU64,
@@ -37,8 +40,10 @@ pub(crate) struct ModuleCache {
 impl ModuleCache {
     pub(crate) fn new(capacity: usize, dir: Option<PathBuf>) -> Result<Self, SandboxError> {
         if let Some(d) = &dir {
-            std::fs::create_dir_all(d)
-                .map_err(|source| SandboxError::CacheDir { path: d.clone(), source })?;
+            std::fs::create_dir_all(d).map_err(|source| SandboxError::CacheDir {
+                path: d.clone(),
+                source,
+            })?;
         }
         Ok(Self {
             entries: Mutex::new((HashMap::new(), VecDeque::new())),
@@ -73,7 +78,10 @@ impl ModuleCache {
             self.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(m.clone());
         }
-        let path = self.dir.as_ref().map(|d| d.join(format!("{}.cwasm", blake3::Hash::from(hash))));
+        let path = self
+            .dir
+            .as_ref()
+            .map(|d| d.join(format!("{}.cwasm", blake3::Hash::from(hash))));
         let from_disk = path.as_deref().filter(|p| p.exists()).and_then(|p| {
             match deserialize_own_cache_file(engine, p) {
                 Ok(m) => Some(m),
@@ -119,7 +127,7 @@ impl ModuleCache {
         Ok(linked)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<[u8; 32], JobModule>, VecDeque<[u8; 32]>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         // A panic while holding the lock cannot leave the map inconsistent (single inserts).
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -149,8 +157,12 @@ fn write_atomically(path: &Path, module: &Module) -> std::io::Result<()> {
 pub(crate) fn check_imports_exports(module: &Module) -> Result<(), LoadError> {
     for import in module.imports() {
         let allowed = match (import.module(), import.ty()) {
-            (crate::wasi::MODULE, ExternType::Func(_)) => crate::wasi::FUNCTIONS.contains(&import.name()),
-            (crate::gpu::MODULE, ExternType::Func(_)) => crate::gpu::FUNCTIONS.contains(&import.name()),
+            (crate::wasi::MODULE, ExternType::Func(_)) => {
+                crate::wasi::FUNCTIONS.contains(&import.name())
+            }
+            (crate::gpu::MODULE, ExternType::Func(_)) => {
+                crate::gpu::FUNCTIONS.contains(&import.name())
+            }
             _ => false,
         };
         if !allowed {

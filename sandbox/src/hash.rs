@@ -26,8 +26,16 @@ pub fn encode_output(
     outputs: &BTreeMap<String, Vec<u8>>,
 ) -> Vec<u8> {
     let (tag, value) = outcome.tag();
-    let size = 16 + 1 + 4 + 8 + stdout.len() + 8
-        + outputs.iter().map(|(n, d)| 16 + n.len() + d.len()).sum::<usize>();
+    let size = 16
+        + 1
+        + 4
+        + 8
+        + stdout.len()
+        + 8
+        + outputs
+            .iter()
+            .map(|(n, d)| 16 + n.len() + d.len())
+            .sum::<usize>();
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(OUTPUT_HASH_DOMAIN);
     out.push(tag);
@@ -99,7 +107,9 @@ mod tests {
     fn outcome_tags_are_pinned() {
         let empty = BTreeMap::new();
         let trap = encode_output(
-            Outcome::Trapped { trap: TrapKind::StackOverflow },
+            Outcome::Trapped {
+                trap: TrapKind::StackOverflow,
+            },
             b"",
             &empty,
         );

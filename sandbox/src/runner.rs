@@ -69,7 +69,9 @@ impl JobModule {
 
 impl std::fmt::Debug for JobModule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobModule").field("hash", &blake3::Hash::from(self.hash)).finish()
+        f.debug_struct("JobModule")
+            .field("hash", &blake3::Hash::from(self.hash))
+            .finish()
     }
 }
 
@@ -152,7 +154,10 @@ impl Ticker {
                 }
             })
             .map_err(SandboxError::Ticker)?;
-        Ok(Self { stop, thread: Some(thread) })
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -179,7 +184,9 @@ pub struct Sandbox {
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox").field("config", &self.config).finish()
+        f.debug_struct("Sandbox")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -224,7 +231,13 @@ impl Sandbox {
         gpu::add_to_linker(&mut linker).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         let cache = ModuleCache::new(config.memory_cache_entries, config.cache_dir.clone())?;
         let ticker = Ticker::start(&engine, config.epoch_tick)?;
-        Ok(Self { engine, linker, cache, config, _ticker: ticker })
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            config,
+            _ticker: ticker,
+        })
     }
 
     /// The configuration this sandbox was built with.
@@ -259,19 +272,28 @@ impl Sandbox {
             _ => return Err(LoadError::NotWasm("no \\0asm magic")),
         }
         let hash = *blake3::hash(wasm).as_bytes();
-        self.cache.get_or_compile(&self.engine, hash, wasm, |module| {
-            crate::cache::check_imports_exports(module)?;
-            let pre = self.linker.instantiate_pre(module).map_err(|e| {
-                let detail = format!("{e:#}");
-                let (m, n) = module
-                    .imports()
-                    .find(|i| detail.contains(i.name()))
-                    .map(|i| (i.module().to_string(), i.name().to_string()))
-                    .unwrap_or_default();
-                LoadError::ImportType { module: m, name: n, detail }
-            })?;
-            Ok(JobModule { hash, pre: Arc::new(pre), engine_id: self.id() })
-        })
+        self.cache
+            .get_or_compile(&self.engine, hash, wasm, |module| {
+                crate::cache::check_imports_exports(module)?;
+                let pre = self.linker.instantiate_pre(module).map_err(|e| {
+                    let detail = format!("{e:#}");
+                    let (m, n) = module
+                        .imports()
+                        .find(|i| detail.contains(i.name()))
+                        .map(|i| (i.module().to_string(), i.name().to_string()))
+                        .unwrap_or_default();
+                    LoadError::ImportType {
+                        module: m,
+                        name: n,
+                        detail,
+                    }
+                })?;
+                Ok(JobModule {
+                    hash,
+                    pre: Arc::new(pre),
+                    engine_id: self.id(),
+                })
+            })
     }
 
     /// Runs a loaded module. Every ending of the job is an [`Outcome`] in the report; an
@@ -340,17 +362,30 @@ impl Sandbox {
             )));
         }
         if l.table_elements > 100_000 {
-            return Err(RunError::InvalidSpec("table limit over 100000 elements".into()));
+            return Err(RunError::InvalidSpec(
+                "table limit over 100000 elements".into(),
+            ));
         }
         if let Some(bad) = spec.inputs.keys().find(|n| !is_flat_name(n)) {
-            return Err(RunError::InvalidSpec(format!("input name {bad:?} is not a flat name")));
+            return Err(RunError::InvalidSpec(format!(
+                "input name {bad:?} is not a flat name"
+            )));
         }
-        let strings = spec.args.iter().chain(spec.env.iter().flat_map(|(k, v)| [k, v]));
-        if strings.clone().any(|s| s.contains('\0')) || spec.env.iter().any(|(k, _)| k.contains('=')) {
-            return Err(RunError::InvalidSpec("argument or environment contains NUL or `=` in a name".into()));
+        let strings = spec
+            .args
+            .iter()
+            .chain(spec.env.iter().flat_map(|(k, v)| [k, v]));
+        if strings.clone().any(|s| s.contains('\0'))
+            || spec.env.iter().any(|(k, _)| k.contains('='))
+        {
+            return Err(RunError::InvalidSpec(
+                "argument or environment contains NUL or `=` in a name".into(),
+            ));
         }
         if strings.map(|s| s.len() + 1).sum::<usize>() > 1 << 20 {
-            return Err(RunError::InvalidSpec("arguments and environment over 1 MiB".into()));
+            return Err(RunError::InvalidSpec(
+                "arguments and environment over 1 MiB".into(),
+            ));
         }
         Ok(())
     }
@@ -376,7 +411,11 @@ fn classify(e: &wasmtime::Error) -> Outcome {
     match find::<Trap>(e) {
         Some(Trap::OutOfFuel) => Outcome::OutOfFuel,
         Some(Trap::Interrupt) => Outcome::DeadlineExceeded,
-        Some(t) => Outcome::Trapped { trap: TrapKind::from_trap(*t) },
-        None => Outcome::Trapped { trap: TrapKind::Other },
+        Some(t) => Outcome::Trapped {
+            trap: TrapKind::from_trap(*t),
+        },
+        None => Outcome::Trapped {
+            trap: TrapKind::Other,
+        },
     }
 }

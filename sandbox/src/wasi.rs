@@ -15,8 +15,8 @@
 use std::collections::BTreeMap;
 
 use rand::RngCore;
-use rand_chacha::ChaCha20Rng;
 use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
 use wasmtime::{Caller, Linker, Trap};
 
 use crate::runner::{JobState, LimitHit};
@@ -133,8 +133,15 @@ enum Fd {
     Stderr,
     InputDir,
     OutputDir,
-    Input { name: String, pos: u64 },
-    Output { name: String, pos: u64, append: bool },
+    Input {
+        name: String,
+        pos: u64,
+    },
+    Output {
+        name: String,
+        pos: u64,
+        append: bool,
+    },
 }
 
 /// The per-job WASI state.
@@ -197,11 +204,17 @@ impl WasiState {
     }
 
     fn fd(&self, fd: i32) -> Result<&Fd, Errno> {
-        u32::try_from(fd).ok().and_then(|fd| self.fds.get(&fd)).ok_or(Errno::Badf)
+        u32::try_from(fd)
+            .ok()
+            .and_then(|fd| self.fds.get(&fd))
+            .ok_or(Errno::Badf)
     }
 
     fn fd_mut(&mut self, fd: i32) -> Result<&mut Fd, Errno> {
-        u32::try_from(fd).ok().and_then(|fd| self.fds.get_mut(&fd)).ok_or(Errno::Badf)
+        u32::try_from(fd)
+            .ok()
+            .and_then(|fd| self.fds.get_mut(&fd))
+            .ok_or(Errno::Badf)
     }
 
     fn insert_fd(&mut self, entry: Fd) -> Result<u32, Errno> {
@@ -314,7 +327,7 @@ fn iovecs(mem: &[u8], iovs: i32, count: i32) -> Result<Vec<(i32, u32)>, Errno> {
         .collect()
 }
 
-fn path<'m>(mem: &'m [u8], ptr: i32, len: i32) -> Result<&'m str, Errno> {
+fn path(mem: &[u8], ptr: i32, len: i32) -> Result<&str, Errno> {
     let len = u32::try_from(len).map_err(|_| Errno::Inval)?;
     if len > 4096 {
         return Err(Errno::Nametoolong);
@@ -374,31 +387,43 @@ fn virtual_now(caller: &mut Caller<'_, JobState>) -> u64 {
 
 /// Registers the WASI subset on `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
-    linker.func_wrap(MODULE, "args_get", |mut c: Caller<'_, JobState>, argv: i32, buf: i32| {
-        let mut moved = 0;
-        let r = (|| {
-            let (mem, st) = split(&mut c)?;
-            moved = list_get(mem, &st.wasi.args, argv, buf)?;
-            Ok(())
-        })();
-        finish(&mut c, r, moved)
-    })?;
-    linker.func_wrap(MODULE, "args_sizes_get", |mut c: Caller<'_, JobState>, n: i32, size: i32| {
-        let r = (|| {
-            let (mem, st) = split(&mut c)?;
-            list_sizes(mem, &st.wasi.args, n, size)
-        })();
-        finish(&mut c, r.map_err(Fail::from), 0)
-    })?;
-    linker.func_wrap(MODULE, "environ_get", |mut c: Caller<'_, JobState>, env: i32, buf: i32| {
-        let mut moved = 0;
-        let r = (|| {
-            let (mem, st) = split(&mut c)?;
-            moved = list_get(mem, &st.wasi.env, env, buf)?;
-            Ok(())
-        })();
-        finish(&mut c, r, moved)
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "args_get",
+        |mut c: Caller<'_, JobState>, argv: i32, buf: i32| {
+            let mut moved = 0;
+            let r = (|| {
+                let (mem, st) = split(&mut c)?;
+                moved = list_get(mem, &st.wasi.args, argv, buf)?;
+                Ok(())
+            })();
+            finish(&mut c, r, moved)
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "args_sizes_get",
+        |mut c: Caller<'_, JobState>, n: i32, size: i32| {
+            let r = (|| {
+                let (mem, st) = split(&mut c)?;
+                list_sizes(mem, &st.wasi.args, n, size)
+            })();
+            finish(&mut c, r.map_err(Fail::from), 0)
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "environ_get",
+        |mut c: Caller<'_, JobState>, env: i32, buf: i32| {
+            let mut moved = 0;
+            let r = (|| {
+                let (mem, st) = split(&mut c)?;
+                moved = list_get(mem, &st.wasi.env, env, buf)?;
+                Ok(())
+            })();
+            finish(&mut c, r, moved)
+        },
+    )?;
     linker.func_wrap(
         MODULE,
         "environ_sizes_get",
@@ -410,16 +435,20 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
             finish(&mut c, r.map_err(Fail::from), 0)
         },
     )?;
-    linker.func_wrap(MODULE, "clock_res_get", |mut c: Caller<'_, JobState>, id: i32, out: i32| {
-        let r = (|| {
-            if !(0..=3).contains(&id) {
-                return Err(Errno::Inval);
-            }
-            let (mem, _) = split(&mut c)?;
-            put_u64(mem, out, 1)
-        })();
-        finish(&mut c, r.map_err(Fail::from), 0)
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "clock_res_get",
+        |mut c: Caller<'_, JobState>, id: i32, out: i32| {
+            let r = (|| {
+                if !(0..=3).contains(&id) {
+                    return Err(Errno::Inval);
+                }
+                let (mem, _) = split(&mut c)?;
+                put_u64(mem, out, 1)
+            })();
+            finish(&mut c, r.map_err(Fail::from), 0)
+        },
+    )?;
     linker.func_wrap(
         MODULE,
         "clock_time_get",
@@ -435,31 +464,39 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
             finish(&mut c, r.map_err(Fail::from), 0)
         },
     )?;
-    linker.func_wrap(MODULE, "fd_close", |mut c: Caller<'_, JobState>, fd: i32| {
-        let st = c.data_mut();
-        let r = st.wasi.fd(fd).map(|_| ()).map(|()| {
-            st.wasi.fds.remove(&(fd as u32));
-        });
-        finish(&mut c, r.map_err(Fail::from), 0)
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "fd_close",
+        |mut c: Caller<'_, JobState>, fd: i32| {
+            let st = c.data_mut();
+            let r = st.wasi.fd(fd).map(|_| ()).map(|()| {
+                st.wasi.fds.remove(&(fd as u32));
+            });
+            finish(&mut c, r.map_err(Fail::from), 0)
+        },
+    )?;
     for name in ["fd_sync", "fd_datasync"] {
         linker.func_wrap(MODULE, name, |mut c: Caller<'_, JobState>, fd: i32| {
             let r = c.data().wasi.fd(fd).map(|_| ());
             finish(&mut c, r.map_err(Fail::from), 0)
         })?;
     }
-    linker.func_wrap(MODULE, "fd_fdstat_get", |mut c: Caller<'_, JobState>, fd: i32, out: i32| {
-        let r = (|| {
-            let (mem, st) = split(&mut c)?;
-            let filetype = filetype(st.wasi.fd(fd)?);
-            let mut stat = [0u8; 24];
-            stat[0] = filetype;
-            stat[8..16].copy_from_slice(&ALL_RIGHTS.to_le_bytes());
-            stat[16..24].copy_from_slice(&ALL_RIGHTS.to_le_bytes());
-            put(mem, out, &stat)
-        })();
-        finish(&mut c, r.map_err(Fail::from), 0)
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "fd_fdstat_get",
+        |mut c: Caller<'_, JobState>, fd: i32, out: i32| {
+            let r = (|| {
+                let (mem, st) = split(&mut c)?;
+                let filetype = filetype(st.wasi.fd(fd)?);
+                let mut stat = [0u8; 24];
+                stat[0] = filetype;
+                stat[8..16].copy_from_slice(&ALL_RIGHTS.to_le_bytes());
+                stat[16..24].copy_from_slice(&ALL_RIGHTS.to_le_bytes());
+                put(mem, out, &stat)
+            })();
+            finish(&mut c, r.map_err(Fail::from), 0)
+        },
+    )?;
     linker.func_wrap(
         MODULE,
         "fd_fdstat_set_flags",
@@ -468,30 +505,42 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
             finish(&mut c, r.map_err(Fail::from), 0)
         },
     )?;
-    linker.func_wrap(MODULE, "fd_filestat_get", |mut c: Caller<'_, JobState>, fd: i32, out: i32| {
-        let r = (|| {
-            let (mem, st) = split(&mut c)?;
-            let w = &st.wasi;
-            let entry = w.fd(fd)?;
-            let size = match entry {
-                Fd::Input { name, .. } => w.inputs.get(name).map_or(0, |d| d.len() as u64),
-                Fd::Output { name, .. } => w.outputs.get(name).map_or(0, |d| d.len() as u64),
-                _ => 0,
-            };
-            put(mem, out, &filestat(filetype(entry), size, u64::from(fd as u32)))
-        })();
-        finish(&mut c, r.map_err(Fail::from), 0)
-    })?;
-    linker.func_wrap(MODULE, "fd_prestat_get", |mut c: Caller<'_, JobState>, fd: i32, out: i32| {
-        let r = (|| {
-            let (mem, st) = split(&mut c)?;
-            let name = preopen_name(&st.wasi, fd)?;
-            let mut stat = [0u8; 8];
-            stat[4..8].copy_from_slice(&(name.len() as u32).to_le_bytes());
-            put(mem, out, &stat)
-        })();
-        finish(&mut c, r.map_err(Fail::from), 0)
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "fd_filestat_get",
+        |mut c: Caller<'_, JobState>, fd: i32, out: i32| {
+            let r = (|| {
+                let (mem, st) = split(&mut c)?;
+                let w = &st.wasi;
+                let entry = w.fd(fd)?;
+                let size = match entry {
+                    Fd::Input { name, .. } => w.inputs.get(name).map_or(0, |d| d.len() as u64),
+                    Fd::Output { name, .. } => w.outputs.get(name).map_or(0, |d| d.len() as u64),
+                    _ => 0,
+                };
+                put(
+                    mem,
+                    out,
+                    &filestat(filetype(entry), size, u64::from(fd as u32)),
+                )
+            })();
+            finish(&mut c, r.map_err(Fail::from), 0)
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "fd_prestat_get",
+        |mut c: Caller<'_, JobState>, fd: i32, out: i32| {
+            let r = (|| {
+                let (mem, st) = split(&mut c)?;
+                let name = preopen_name(&st.wasi, fd)?;
+                let mut stat = [0u8; 8];
+                stat[4..8].copy_from_slice(&(name.len() as u32).to_le_bytes());
+                put(mem, out, &stat)
+            })();
+            finish(&mut c, r.map_err(Fail::from), 0)
+        },
+    )?;
     linker.func_wrap(
         MODULE,
         "fd_prestat_dir_name",
@@ -567,7 +616,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
                         }
                         Fd::Stderr => {
                             let room = w.stderr_cap.saturating_sub(w.stderr.len());
-                            w.stderr.extend_from_slice(data.get(..room.min(data.len())).unwrap_or(&[]));
+                            w.stderr
+                                .extend_from_slice(data.get(..room.min(data.len())).unwrap_or(&[]));
                         }
                         Fd::Output { name, .. } => {
                             let pos = match w.fd(fd)? {
@@ -605,14 +655,18 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
             finish(&mut c, r.map_err(Fail::from), 0)
         },
     )?;
-    linker.func_wrap(MODULE, "fd_tell", |mut c: Caller<'_, JobState>, fd: i32, out: i32| {
-        let r = (|| {
-            let (mem, st) = split(&mut c)?;
-            let new = seek(&mut st.wasi, fd, 0, 1)?;
-            put_u64(mem, out, new)
-        })();
-        finish(&mut c, r.map_err(Fail::from), 0)
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "fd_tell",
+        |mut c: Caller<'_, JobState>, fd: i32, out: i32| {
+            let r = (|| {
+                let (mem, st) = split(&mut c)?;
+                let new = seek(&mut st.wasi, fd, 0, 1)?;
+                put_u64(mem, out, new)
+            })();
+            finish(&mut c, r.map_err(Fail::from), 0)
+        },
+    )?;
     linker.func_wrap(
         MODULE,
         "fd_readdir",
@@ -728,7 +782,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
                 for i in 0..u64::from(n) {
                     let sub = offset(subs, i * 48)?;
                     let userdata = get_u64(mem, sub)?;
-                    let tag = *bytes(mem, offset(sub, 8)?, 1)?.first().ok_or(Errno::Fault)?;
+                    let tag = *bytes(mem, offset(sub, 8)?, 1)?
+                        .first()
+                        .ok_or(Errno::Fault)?;
                     if tag == 0 {
                         let timeout = get_u64(mem, offset(sub, 24)?)?;
                         sleep = sleep.max(timeout);
@@ -744,26 +800,36 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
             finish(&mut c, r.map_err(Fail::from), 0)
         },
     )?;
-    linker.func_wrap(MODULE, "proc_exit", |_c: Caller<'_, JobState>, code: i32| {
-        Err::<(), _>(wasmtime::Error::new(GuestExit(code)))
-    })?;
-    linker.func_wrap(MODULE, "random_get", |mut c: Caller<'_, JobState>, buf: i32, len: i32| {
-        let mut moved = 0;
-        let r = (|| -> Result<(), Errno> {
-            let (mem, st) = split(&mut c)?;
-            let dst = bytes_mut(mem, buf, u64::from(len as u32))?;
-            st.wasi.rng.fill_bytes(dst);
-            moved = dst.len() as u64;
-            Ok(())
-        })();
-        finish(&mut c, r.map_err(Fail::from), moved)
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "proc_exit",
+        |_c: Caller<'_, JobState>, code: i32| Err::<(), _>(wasmtime::Error::new(GuestExit(code))),
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "random_get",
+        |mut c: Caller<'_, JobState>, buf: i32, len: i32| {
+            let mut moved = 0;
+            let r = (|| -> Result<(), Errno> {
+                let (mem, st) = split(&mut c)?;
+                let dst = bytes_mut(mem, buf, u64::from(len as u32))?;
+                st.wasi.rng.fill_bytes(dst);
+                moved = dst.len() as u64;
+                Ok(())
+            })();
+            finish(&mut c, r.map_err(Fail::from), moved)
+        },
+    )?;
     linker.func_wrap(MODULE, "sched_yield", |mut c: Caller<'_, JobState>| {
         finish(&mut c, Ok(()), 0)
     })?;
-    linker.func_wrap(MODULE, "sock_accept", |mut c: Caller<'_, JobState>, _: i32, _: i32, _: i32| {
-        finish(&mut c, Err(Errno::Notsup.into()), 0)
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "sock_accept",
+        |mut c: Caller<'_, JobState>, _: i32, _: i32, _: i32| {
+            finish(&mut c, Err(Errno::Notsup.into()), 0)
+        },
+    )?;
     linker.func_wrap(
         MODULE,
         "sock_recv",
@@ -778,9 +844,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
             finish(&mut c, Err(Errno::Notsup.into()), 0)
         },
     )?;
-    linker.func_wrap(MODULE, "sock_shutdown", |mut c: Caller<'_, JobState>, _: i32, _: i32| {
-        finish(&mut c, Err(Errno::Notsup.into()), 0)
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "sock_shutdown",
+        |mut c: Caller<'_, JobState>, _: i32, _: i32| finish(&mut c, Err(Errno::Notsup.into()), 0),
+    )?;
     Ok(())
 }
 
@@ -870,7 +938,11 @@ fn open(
     }
     let name = flat_name(p)?;
     if oflags & OFLAG_DIRECTORY != 0 {
-        return if w.lookup(&dir, name).is_some() { Err(Errno::Notdir) } else { Err(Errno::Noent) };
+        return if w.lookup(&dir, name).is_some() {
+            Err(Errno::Notdir)
+        } else {
+            Err(Errno::Noent)
+        };
     }
     let writes = oflags & (OFLAG_CREAT | OFLAG_TRUNC) != 0 || rights & RIGHT_FD_WRITE != 0;
     match dir {
@@ -881,7 +953,10 @@ fn open(
             if !w.inputs.contains_key(name) {
                 return Err(Errno::Noent);
             }
-            w.insert_fd(Fd::Input { name: name.to_string(), pos: 0 })
+            w.insert_fd(Fd::Input {
+                name: name.to_string(),
+                pos: 0,
+            })
         }
         _ => {
             if rights & RIGHT_FD_READ != 0 {
@@ -907,7 +982,11 @@ fn open(
                 w.output_bytes -= file.len();
                 file.clear();
             }
-            w.insert_fd(Fd::Output { name: name.to_string(), pos: 0, append: fdflags & FDFLAG_APPEND != 0 })
+            w.insert_fd(Fd::Output {
+                name: name.to_string(),
+                pos: 0,
+                append: fdflags & FDFLAG_APPEND != 0,
+            })
         }
     }
 }

@@ -1,5 +1,11 @@
 //! Every sandbox control, attacked by a guest that tries to break it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
 
 mod common;
 
@@ -48,12 +54,16 @@ fn memory_bomb_hits_the_memory_limit() {
 fn module_whose_initial_memory_is_over_the_limit_is_an_outcome() {
     let sb = sandbox();
     // 512 pages = 32 MiB initial memory.
-    let wasm = wat::parse_str(r#"(module (memory (export "memory") 512) (func (export "_start")))"#)
-        .unwrap();
+    let wasm =
+        wat::parse_str(r#"(module (memory (export "memory") 512) (func (export "_start")))"#)
+            .unwrap();
     let m = sb.load(&wasm).unwrap();
     let mut s = spec();
     s.limits.memory_bytes = 1 << 20;
-    assert_eq!(sb.run(&m, &s).unwrap().outcome, Outcome::MemoryLimitExceeded);
+    assert_eq!(
+        sb.run(&m, &s).unwrap().outcome,
+        Outcome::MemoryLimitExceeded
+    );
 }
 
 #[test]
@@ -61,7 +71,12 @@ fn deep_recursion_is_a_stack_overflow_trap() {
     let sb = sandbox();
     let m = sb.load(&wat("deep_recursion")).unwrap();
     let r = sb.run(&m, &spec()).unwrap();
-    assert_eq!(r.outcome, Outcome::Trapped { trap: TrapKind::StackOverflow });
+    assert_eq!(
+        r.outcome,
+        Outcome::Trapped {
+            trap: TrapKind::StackOverflow
+        }
+    );
     // The host thread survived and the sandbox still runs jobs.
     let ok = sb.load(&wat("hello")).unwrap();
     assert_eq!(sb.run(&ok, &spec()).unwrap().stdout, b"hello\n");
@@ -117,19 +132,37 @@ fn wasi_import_with_wrong_signature_is_refused_at_load() {
 #[test]
 fn opening_host_files_fails_inside_the_guest() {
     let sb = sandbox();
-    let r = sb.run(&sb.load(&wat("open_file")).unwrap(), &spec()).unwrap();
+    let r = sb
+        .run(&sb.load(&wat("open_file")).unwrap(), &spec())
+        .unwrap();
     // ENOTCAPABLE for the escape, EBADF for an invented descriptor, ENOENT for a host name.
-    assert_eq!(r.outcome, Outcome::Exited { code: 76 * 10000 + 8 * 100 + 44 });
+    assert_eq!(
+        r.outcome,
+        Outcome::Exited {
+            code: 76 * 10000 + 8 * 100 + 44
+        }
+    );
 }
 
 #[test]
 fn opening_host_files_from_c_fails() {
     let sb = sandbox();
-    let r = sb.run(&sb.load(&c_guest("open_file")).unwrap(), &spec()).unwrap();
-    assert_eq!(r.outcome, Outcome::Exited { code: 0 }, "{}", String::from_utf8_lossy(&r.stdout));
+    let r = sb
+        .run(&sb.load(&c_guest("open_file")).unwrap(), &spec())
+        .unwrap();
+    assert_eq!(
+        r.outcome,
+        Outcome::Exited { code: 0 },
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
     let out = String::from_utf8(r.stdout).unwrap();
     assert!(!out.contains("root:"), "{out}");
-    assert_eq!(out.lines().filter(|l| l.ends_with("refused")).count(), 4, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with("refused")).count(),
+        4,
+        "{out}"
+    );
 }
 
 #[test]
@@ -146,10 +179,16 @@ fn sockets_are_not_supported() {
 #[test]
 fn bytes_that_are_not_wasm_are_refused() {
     let sb = sandbox();
-    assert!(matches!(sb.load(b"#!/bin/sh\nrm -rf /\n"), Err(LoadError::NotWasm(_))));
+    assert!(matches!(
+        sb.load(b"#!/bin/sh\nrm -rf /\n"),
+        Err(LoadError::NotWasm(_))
+    ));
     assert!(matches!(sb.load(b""), Err(LoadError::NotWasm(_))));
     // A component (layer 1) is not a core module.
-    assert!(matches!(sb.load(b"\0asm\x0d\0\x01\0"), Err(LoadError::NotWasm(_))));
+    assert!(matches!(
+        sb.load(b"\0asm\x0d\0\x01\0"),
+        Err(LoadError::NotWasm(_))
+    ));
     // Right magic, garbage after it.
     let mut bad = b"\0asm\x01\0\0\0".to_vec();
     bad.extend_from_slice(&[0xff; 32]);
@@ -165,7 +204,9 @@ fn module_over_the_size_limit_is_refused_before_parsing() {
     let mut big = b"\0asm\x01\0\0\0".to_vec();
     big.resize(sb.config().max_module_bytes + 1, 0);
     match sb.load(&big).unwrap_err() {
-        LoadError::TooLarge { size, limit } => assert_eq!((size, limit), (big.len(), big.len() - 1)),
+        LoadError::TooLarge { size, limit } => {
+            assert_eq!((size, limit), (big.len(), big.len() - 1))
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(sb.cache_stats().compiles, 0);
@@ -180,14 +221,24 @@ fn guest_traps_are_outcomes_with_their_kind() {
     )
     .unwrap();
     let r = sb.run(&sb.load(&wasm).unwrap(), &spec()).unwrap();
-    assert_eq!(r.outcome, Outcome::Trapped { trap: TrapKind::IntegerDivisionByZero });
+    assert_eq!(
+        r.outcome,
+        Outcome::Trapped {
+            trap: TrapKind::IntegerDivisionByZero
+        }
+    );
     let oob = wat::parse_str(
         r#"(module (memory (export "memory") 1)
              (func (export "_start") (drop (i32.load (i32.const 70000)))))"#,
     )
     .unwrap();
     let r = sb.run(&sb.load(&oob).unwrap(), &spec()).unwrap();
-    assert_eq!(r.outcome, Outcome::Trapped { trap: TrapKind::MemoryOutOfBounds });
+    assert_eq!(
+        r.outcome,
+        Outcome::Trapped {
+            trap: TrapKind::MemoryOutOfBounds
+        }
+    );
 }
 
 #[test]
@@ -201,8 +252,12 @@ fn many_jobs_at_once_exhaust_only_their_own_limits() {
     s.limits.fuel = 2_000_000;
     s.limits.memory_bytes = 4 << 20;
     s.limits.stdout_bytes = 256 << 10;
-    let jobs = [(&looping, Outcome::OutOfFuel), (&bomb, Outcome::MemoryLimitExceeded),
-        (&flood, Outcome::OutputTooLarge), (&hello, Outcome::Exited { code: 0 })];
+    let jobs = [
+        (&looping, Outcome::OutOfFuel),
+        (&bomb, Outcome::MemoryLimitExceeded),
+        (&flood, Outcome::OutputTooLarge),
+        (&hello, Outcome::Exited { code: 0 }),
+    ];
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..12)
             .map(|i| {
@@ -231,7 +286,11 @@ fn many_jobs_at_once_exhaust_only_their_own_limits() {
 #[test]
 fn more_jobs_than_the_pool_holds_are_refused_not_crashed() {
     use sietch_sandbox::{RunError, Sandbox, SandboxConfig};
-    let sb = Sandbox::new(SandboxConfig { max_concurrent_jobs: 1, ..common::test_config() }).unwrap();
+    let sb = Sandbox::new(SandboxConfig {
+        max_concurrent_jobs: 1,
+        ..common::test_config()
+    })
+    .unwrap();
     let looping = sb.load(&wat("infinite_loop")).unwrap();
     let hello = sb.load(&wat("hello")).unwrap();
     let mut s = spec();
@@ -243,7 +302,10 @@ fn more_jobs_than_the_pool_holds_are_refused_not_crashed() {
         assert!(matches!(sb.run(&hello, &spec()), Err(RunError::Busy(_))));
         assert_eq!(busy.join().unwrap().outcome, Outcome::DeadlineExceeded);
     });
-    assert_eq!(sb.run(&hello, &spec()).unwrap().outcome, Outcome::Exited { code: 0 });
+    assert_eq!(
+        sb.run(&hello, &spec()).unwrap().outcome,
+        Outcome::Exited { code: 0 }
+    );
 }
 
 #[test]

@@ -1,6 +1,12 @@
 //! The same spec gives the same output hash and the same fuel: across runs, sandboxes
 //! (engines), threads and a serialize/deserialize of the compiled module.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
 
 mod common;
 
@@ -25,13 +31,25 @@ fn wasi_state_comes_only_from_the_spec() {
     let sb = sandbox();
     let m = sb.load(&wat("wasi_tour")).unwrap();
     let r = sb.run(&m, &tour_spec()).unwrap();
-    assert_eq!(r.outcome, Outcome::Exited { code: 7 }, "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(
+        r.outcome,
+        Outcome::Exited { code: 7 },
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
     assert!(r.stdout.starts_with(b"from stdin|"));
     assert_eq!(r.stdout.len(), 11 + 24);
-    assert_eq!(r.outputs.get("copy").map(Vec::as_slice), Some(&b"input file bytes"[..]));
+    assert_eq!(
+        r.outputs.get("copy").map(Vec::as_slice),
+        Some(&b"input file bytes"[..])
+    );
     // The clock is virtual: it reads the fuel burned so far, deterministically.
     let clock = u64::from_le_bytes(r.stdout[11 + 16..].try_into().unwrap());
-    assert!(clock > 0 && clock < r.fuel_used, "{clock} vs {}", r.fuel_used);
+    assert!(
+        clock > 0 && clock < r.fuel_used,
+        "{clock} vs {}",
+        r.fuel_used
+    );
 
     // Same spec again: same bytes, same fuel.
     assert_eq!(key(&sb.run(&m, &tour_spec()).unwrap()), key(&r));
@@ -44,7 +62,9 @@ fn wasi_state_comes_only_from_the_spec() {
     assert_eq!(o.fuel_used, r.fuel_used);
     // Other input bytes change the hash.
     let mut other = tour_spec();
-    other.inputs.insert("data".into(), b"input file BYTES".to_vec());
+    other
+        .inputs
+        .insert("data".into(), b"input file BYTES".to_vec());
     assert_ne!(sb.run(&m, &other).unwrap().output_hash, r.output_hash);
 }
 
@@ -57,7 +77,12 @@ fn same_spec_same_hash_and_fuel_across_engines_and_threads() {
         let sb = sandbox();
         sb.run(&sb.load(&wasm).unwrap(), &s).unwrap()
     };
-    assert_eq!(first.outcome, Outcome::Exited { code: 0 }, "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!(
+        first.outcome,
+        Outcome::Exited { code: 0 },
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let shared = sandbox();
     let m = shared.load(&wasm).unwrap();
     let results: Vec<_> = std::thread::scope(|scope| {
@@ -85,7 +110,10 @@ fn same_spec_same_hash_and_fuel_across_engines_and_threads() {
 #[test]
 fn serialized_module_from_disk_gives_the_same_result_and_skips_compiling() {
     let dir = tempfile::tempdir().unwrap();
-    let config = SandboxConfig { cache_dir: Some(dir.path().to_path_buf()), ..test_config() };
+    let config = SandboxConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..test_config()
+    };
     let wasm = c_guest("montecarlo");
     let mut s = spec();
     s.args = vec!["20000".into()]; // no seed: uses random_get, seeded from the job id
@@ -94,7 +122,11 @@ fn serialized_module_from_disk_gives_the_same_result_and_skips_compiling() {
     let a = Sandbox::new(config.clone()).unwrap();
     let ra = a.run(&a.load(&wasm).unwrap(), &s).unwrap();
     assert_eq!(a.cache_stats().compiles, 1);
-    assert!(String::from_utf8_lossy(&ra.stdout).starts_with("pi ~ 3.1"), "{:?}", ra);
+    assert!(
+        String::from_utf8_lossy(&ra.stdout).starts_with("pi ~ 3.1"),
+        "{:?}",
+        ra
+    );
 
     // A second job with the same module pays no compile.
     let again = a.load(&wasm).unwrap();
@@ -106,7 +138,10 @@ fn serialized_module_from_disk_gives_the_same_result_and_skips_compiling() {
     let b = Sandbox::new(config).unwrap();
     let rb = b.run(&b.load(&wasm).unwrap(), &s).unwrap();
     let stats = b.cache_stats();
-    assert_eq!((stats.compiles, stats.disk_hits, stats.disk_errors), (0, 1, 0));
+    assert_eq!(
+        (stats.compiles, stats.disk_hits, stats.disk_errors),
+        (0, 1, 0)
+    );
     assert_eq!(key(&rb), key(&ra));
     assert_eq!(rb.stdout, ra.stdout);
 }
@@ -114,15 +149,25 @@ fn serialized_module_from_disk_gives_the_same_result_and_skips_compiling() {
 #[test]
 fn corrupt_cache_file_is_recompiled_not_trusted() {
     let dir = tempfile::tempdir().unwrap();
-    let config = SandboxConfig { cache_dir: Some(dir.path().to_path_buf()), ..test_config() };
+    let config = SandboxConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..test_config()
+    };
     let wasm = wat("hello");
     let hash = blake3::hash(&wasm);
-    std::fs::write(dir.path().join(format!("{hash}.cwasm")), b"not a compiled module").unwrap();
+    std::fs::write(
+        dir.path().join(format!("{hash}.cwasm")),
+        b"not a compiled module",
+    )
+    .unwrap();
     let sb = Sandbox::new(config).unwrap();
     let r = sb.run(&sb.load(&wasm).unwrap(), &spec()).unwrap();
     assert_eq!(r.stdout, b"hello\n");
     let stats = sb.cache_stats();
-    assert_eq!((stats.compiles, stats.disk_hits, stats.disk_errors), (1, 0, 1));
+    assert_eq!(
+        (stats.compiles, stats.disk_hits, stats.disk_errors),
+        (1, 0, 1)
+    );
 }
 
 #[test]
@@ -131,39 +176,70 @@ fn nan_results_have_canonical_bits() {
     let r = sb.run(&sb.load(&wat("nan")).unwrap(), &spec()).unwrap();
     assert_eq!(r.outcome, Outcome::Exited { code: 0 });
     assert_eq!(r.stdout.len(), 16);
-    assert_eq!(u32::from_le_bytes(r.stdout[0..4].try_into().unwrap()), 0x7fc0_0000);
-    assert_eq!(u64::from_le_bytes(r.stdout[4..12].try_into().unwrap()), 0x7ff8_0000_0000_0000);
-    assert_eq!(u32::from_le_bytes(r.stdout[12..16].try_into().unwrap()), 0x7fc0_0000);
+    assert_eq!(
+        u32::from_le_bytes(r.stdout[0..4].try_into().unwrap()),
+        0x7fc0_0000
+    );
+    assert_eq!(
+        u64::from_le_bytes(r.stdout[4..12].try_into().unwrap()),
+        0x7ff8_0000_0000_0000
+    );
+    assert_eq!(
+        u32::from_le_bytes(r.stdout[12..16].try_into().unwrap()),
+        0x7fc0_0000
+    );
 }
 
 #[test]
 fn c_guests_run_and_agree_with_themselves() {
     let sb = sandbox();
     let mut s = spec();
-    s.inputs.insert("data".into(), (0..10_000u32).flat_map(u32::to_le_bytes).collect());
+    s.inputs.insert(
+        "data".into(),
+        (0..10_000u32).flat_map(u32::to_le_bytes).collect(),
+    );
     let m = sb.load(&c_guest("hash")).unwrap();
     let r = sb.run(&m, &s).unwrap();
-    assert_eq!(r.outcome, Outcome::Exited { code: 0 }, "{}", String::from_utf8_lossy(&r.stdout));
+    assert_eq!(
+        r.outcome,
+        Outcome::Exited { code: 0 },
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
     assert_eq!(r.outputs.get("digest"), Some(&r.stdout));
     assert_eq!(key(&sb.run(&m, &s).unwrap()), key(&r));
 
     let mut s = spec();
     s.args = vec!["100000".into(), "42".into()];
-    let mc = sb.run(&sb.load(&c_guest("montecarlo")).unwrap(), &s).unwrap();
-    assert!(String::from_utf8_lossy(&mc.stdout).starts_with("pi ~ 3.1"), "{mc:?}");
+    let mc = sb
+        .run(&sb.load(&c_guest("montecarlo")).unwrap(), &s)
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&mc.stdout).starts_with("pi ~ 3.1"),
+        "{mc:?}"
+    );
 }
 
 #[test]
 fn gpu_guest_runs_or_reports_no_device() {
     let sb = sandbox();
-    let r = sb.run(&sb.load(&c_guest("gpu_saxpy")).unwrap(), &spec()).unwrap();
+    let r = sb
+        .run(&sb.load(&c_guest("gpu_saxpy")).unwrap(), &spec())
+        .unwrap();
     if r.stdout == b"no device\n" {
-        println!("SKIPPED gpu_guest: no CUDA device on this machine; the guest was told \"no device\"");
+        println!(
+            "SKIPPED gpu_guest: no CUDA device on this machine; the guest was told \"no device\""
+        );
         assert_eq!(r.outcome, Outcome::Exited { code: 3 });
         assert_eq!(r.gpu_time_ns, 0);
         return;
     }
-    assert_eq!(r.outcome, Outcome::Exited { code: 0 }, "{}", String::from_utf8_lossy(&r.stdout));
+    assert_eq!(
+        r.outcome,
+        Outcome::Exited { code: 0 },
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
     assert_eq!(r.stdout, b"ok\n");
     assert!(r.gpu_time_ns > 0);
 }

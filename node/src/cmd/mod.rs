@@ -1,6 +1,7 @@
 //! The subcommands of `sietch`, one file each.
 
 mod devnet;
+mod job;
 
 use clap::{Parser, Subcommand};
 
@@ -16,12 +17,15 @@ pub(crate) struct Cli {
 enum Command {
     /// Run a local devnet: a chain, the contracts, several providers and the explorer.
     Devnet(devnet::DevnetArgs),
+    /// Jobs: run a WebAssembly job locally in the provider's sandbox.
+    Job(job::JobArgs),
 }
 
 impl Cli {
     pub(crate) fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Devnet(args) => devnet::run(args),
+            Command::Job(args) => job::run(args),
         }
     }
 }

@@ -39,7 +39,11 @@ fn device() -> Result<&'static Device, GpuError> {
             let count = CudaContext::device_count().ok().filter(|n| *n > 0)?;
             let ctx = CudaContext::new(0).ok()?;
             let total_memory = ctx.total_mem().ok()? as u64;
-            Some(Device { ctx, count, total_memory })
+            Some(Device {
+                ctx,
+                count,
+                total_memory,
+            })
         })
         .as_ref()
         .ok_or(GpuError::NoDevice)
@@ -87,7 +91,11 @@ pub(super) fn load_kernel(kind: SourceKind, source: &str, name: &str) -> Result<
     h.update(source.as_bytes());
     let key = *h.finalize().as_bytes();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    let cached = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+    let cached = cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+        .cloned();
     let module = match cached {
         Some(m) => m,
         None => {
@@ -102,7 +110,10 @@ pub(super) fn load_kernel(kind: SourceKind, source: &str, name: &str) -> Result<
                         .map_err(|e| GpuError::Kernel(format!("{e:?}")))?
                 }
             };
-            let m = dev.ctx.load_module(ptx).map_err(|e| GpuError::Kernel(format!("{e:?}")))?;
+            let m = dev
+                .ctx
+                .load_module(ptx)
+                .map_err(|e| GpuError::Kernel(format!("{e:?}")))?;
             let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
             if map.len() >= KERNEL_CACHE_ENTRIES {
                 map.clear();
@@ -111,8 +122,13 @@ pub(super) fn load_kernel(kind: SourceKind, source: &str, name: &str) -> Result<
             m
         }
     };
-    let function = module.load_function(name).map_err(|e| GpuError::Kernel(format!("{e:?}")))?;
-    Ok(Kernel { function, _module: module })
+    let function = module
+        .load_function(name)
+        .map_err(|e| GpuError::Kernel(format!("{e:?}")))?;
+    Ok(Kernel {
+        function,
+        _module: module,
+    })
 }
 
 /// A job's own stream and the events that time its launches.
@@ -125,7 +141,11 @@ pub(crate) struct JobStream {
 impl JobStream {
     pub(super) fn new() -> Result<Self, GpuError> {
         let stream = device()?.ctx.new_stream().map_err(driver)?;
-        Ok(Self { stream, pending: Vec::new(), gpu_ns: 0 })
+        Ok(Self {
+            stream,
+            pending: Vec::new(),
+            gpu_ns: 0,
+        })
     }
 
     pub(super) fn alloc(&mut self, bytes: u64) -> Result<Buffer, GpuError> {

@@ -114,7 +114,10 @@ pub struct HandleTable<T> {
 
 impl<T> Default for HandleTable<T> {
     fn default() -> Self {
-        Self { slots: Vec::new(), free: Vec::new() }
+        Self {
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
     }
 }
 
@@ -147,13 +150,19 @@ impl<T> HandleTable<T> {
     /// The value behind a live handle.
     pub fn get(&self, handle: i32) -> Result<&T, GpuError> {
         let i = self.locate(handle).ok_or(GpuError::BadHandle)?;
-        self.slots.get(i).and_then(|s| s.1.as_ref()).ok_or(GpuError::BadHandle)
+        self.slots
+            .get(i)
+            .and_then(|s| s.1.as_ref())
+            .ok_or(GpuError::BadHandle)
     }
 
     /// The value behind a live handle, mutably.
     pub fn get_mut(&mut self, handle: i32) -> Result<&mut T, GpuError> {
         let i = self.locate(handle).ok_or(GpuError::BadHandle)?;
-        self.slots.get_mut(i).and_then(|s| s.1.as_mut()).ok_or(GpuError::BadHandle)
+        self.slots
+            .get_mut(i)
+            .and_then(|s| s.1.as_mut())
+            .ok_or(GpuError::BadHandle)
     }
 
     /// Removes a live handle; the handle is never valid again.
@@ -195,7 +204,10 @@ impl Quota {
         if bytes == 0 {
             return Err(GpuError::InvalidArgument("zero-byte allocation"));
         }
-        let used = self.used.checked_add(bytes).ok_or(GpuError::QuotaExceeded)?;
+        let used = self
+            .used
+            .checked_add(bytes)
+            .ok_or(GpuError::QuotaExceeded)?;
         if used > self.limit {
             return Err(GpuError::QuotaExceeded);
         }
@@ -253,10 +265,14 @@ impl LaunchShape {
             return Err(GpuError::InvalidArgument("block dimension too large"));
         }
         if u64::from(bx) * u64::from(by) * u64::from(bz) > MAX_BLOCK_THREADS {
-            return Err(GpuError::InvalidArgument("more than 1024 threads per block"));
+            return Err(GpuError::InvalidArgument(
+                "more than 1024 threads per block",
+            ));
         }
         if self.shared_bytes > MAX_SHARED_BYTES {
-            return Err(GpuError::InvalidArgument("more than 48 KiB of shared memory"));
+            return Err(GpuError::InvalidArgument(
+                "more than 48 KiB of shared memory",
+            ));
         }
         Ok(())
     }
@@ -303,7 +319,7 @@ pub enum KernelArg {
 
 /// Decodes `{u32 tag, u32 0, u64 value}` records.
 pub fn decode_args(bytes: &[u8]) -> Result<Vec<KernelArg>, GpuError> {
-    if bytes.len() % 16 != 0 || bytes.len() / 16 > MAX_ARGS {
+    if !bytes.len().is_multiple_of(16) || bytes.len() / 16 > MAX_ARGS {
         return Err(GpuError::InvalidArgument("argument list length"));
     }
     bytes
@@ -375,12 +391,13 @@ fn gpu_call(
     Ok(r.unwrap_or_else(|e| e.code()))
 }
 
-fn guest<'m>(mem: &'m [u8], ptr: i32, len: usize) -> Result<&'m [u8], GpuError> {
+fn guest(mem: &[u8], ptr: i32, len: usize) -> Result<&[u8], GpuError> {
     let start = ptr as u32 as usize;
-    mem.get(start..start.checked_add(len).ok_or(GpuError::OutOfBounds)?).ok_or(GpuError::OutOfBounds)
+    mem.get(start..start.checked_add(len).ok_or(GpuError::OutOfBounds)?)
+        .ok_or(GpuError::OutOfBounds)
 }
 
-fn guest_mut<'m>(mem: &'m mut [u8], ptr: i32, len: usize) -> Result<&'m mut [u8], GpuError> {
+fn guest_mut(mem: &mut [u8], ptr: i32, len: usize) -> Result<&mut [u8], GpuError> {
     let start = ptr as u32 as usize;
     let end = start.checked_add(len).ok_or(GpuError::OutOfBounds)?;
     mem.get_mut(start..end).ok_or(GpuError::OutOfBounds)
@@ -402,45 +419,58 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(MODULE, "device_count", |mut c: Caller<'_, JobState>| {
         gpu_call(&mut c, |_, _| cuda::device_count())
     })?;
-    linker.func_wrap(MODULE, "device_query", |mut c: Caller<'_, JobState>, out: i32| {
-        gpu_call(&mut c, |mem, g| {
-            let devices = cuda::device_count()?;
-            let total = cuda::total_memory()?;
-            let dst = guest_mut(mem, out, 24)?;
-            let mut rec = [0u8; 24];
-            rec[0..4].copy_from_slice(&(devices as u32).to_le_bytes());
-            rec[8..16].copy_from_slice(&total.to_le_bytes());
-            rec[16..24].copy_from_slice(&g.quota.left().to_le_bytes());
-            dst.copy_from_slice(&rec);
-            Ok(0)
-        })
-    })?;
-    linker.func_wrap(MODULE, "alloc", |mut c: Caller<'_, JobState>, bytes: i64, out: i32| {
-        gpu_call(&mut c, |mem, g| {
-            let bytes = u64::try_from(bytes).map_err(|_| GpuError::InvalidArgument("negative size"))?;
-            let dst = guest_mut(mem, out, 4)?;
-            g.quota.reserve(bytes)?;
-            let buffer = g.stream().and_then(|s| s.alloc(bytes));
-            let handle = buffer.and_then(|b| g.buffers.insert(b));
-            match handle {
-                Ok(h) => {
-                    dst.copy_from_slice(&h.to_le_bytes());
-                    Ok(0)
+    linker.func_wrap(
+        MODULE,
+        "device_query",
+        |mut c: Caller<'_, JobState>, out: i32| {
+            gpu_call(&mut c, |mem, g| {
+                let devices = cuda::device_count()?;
+                let total = cuda::total_memory()?;
+                let dst = guest_mut(mem, out, 24)?;
+                let mut rec = [0u8; 24];
+                rec[0..4].copy_from_slice(&(devices as u32).to_le_bytes());
+                rec[8..16].copy_from_slice(&total.to_le_bytes());
+                rec[16..24].copy_from_slice(&g.quota.left().to_le_bytes());
+                dst.copy_from_slice(&rec);
+                Ok(0)
+            })
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "alloc",
+        |mut c: Caller<'_, JobState>, bytes: i64, out: i32| {
+            gpu_call(&mut c, |mem, g| {
+                let bytes =
+                    u64::try_from(bytes).map_err(|_| GpuError::InvalidArgument("negative size"))?;
+                let dst = guest_mut(mem, out, 4)?;
+                g.quota.reserve(bytes)?;
+                let buffer = g.stream().and_then(|s| s.alloc(bytes));
+                let handle = buffer.and_then(|b| g.buffers.insert(b));
+                match handle {
+                    Ok(h) => {
+                        dst.copy_from_slice(&h.to_le_bytes());
+                        Ok(0)
+                    }
+                    Err(e) => {
+                        g.quota.release(bytes);
+                        Err(e)
+                    }
                 }
-                Err(e) => {
-                    g.quota.release(bytes);
-                    Err(e)
-                }
-            }
-        })
-    })?;
-    linker.func_wrap(MODULE, "free", |mut c: Caller<'_, JobState>, handle: i32| {
-        gpu_call(&mut c, |_, g| {
-            let b = g.buffers.remove(handle)?;
-            g.quota.release(b.len());
-            Ok(0)
-        })
-    })?;
+            })
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "free",
+        |mut c: Caller<'_, JobState>, handle: i32| {
+            gpu_call(&mut c, |_, g| {
+                let b = g.buffers.remove(handle)?;
+                g.quota.release(b.len());
+                Ok(0)
+            })
+        },
+    )?;
     linker.func_wrap(
         MODULE,
         "upload",
@@ -606,35 +636,68 @@ mod tests {
         assert_eq!(check_range(100, 99, 2), Err(GpuError::OutOfBounds));
         assert_eq!(check_range(100, -1, 1), Err(GpuError::OutOfBounds));
         assert_eq!(check_range(100, 0, -1), Err(GpuError::OutOfBounds));
-        assert_eq!(check_range(100, i64::MAX, i32::MAX), Err(GpuError::OutOfBounds));
+        assert_eq!(
+            check_range(100, i64::MAX, i32::MAX),
+            Err(GpuError::OutOfBounds)
+        );
     }
 
     #[test]
     fn launch_shapes_are_checked() {
-        let ok = LaunchShape { grid: [1024, 1, 1], block: [256, 1, 1], shared_bytes: 0 };
+        let ok = LaunchShape {
+            grid: [1024, 1, 1],
+            block: [256, 1, 1],
+            shared_bytes: 0,
+        };
         assert_eq!(ok.validate(), Ok(()));
         for bad in [
-            LaunchShape { grid: [0, 1, 1], ..ok },
-            LaunchShape { block: [1025, 1, 1], ..ok },
-            LaunchShape { block: [64, 64, 1], ..ok },
-            LaunchShape { grid: [1, 65_536, 1], ..ok },
-            LaunchShape { shared_bytes: MAX_SHARED_BYTES + 1, ..ok },
+            LaunchShape {
+                grid: [0, 1, 1],
+                ..ok
+            },
+            LaunchShape {
+                block: [1025, 1, 1],
+                ..ok
+            },
+            LaunchShape {
+                block: [64, 64, 1],
+                ..ok
+            },
+            LaunchShape {
+                grid: [1, 65_536, 1],
+                ..ok
+            },
+            LaunchShape {
+                shared_bytes: MAX_SHARED_BYTES + 1,
+                ..ok
+            },
         ] {
-            assert!(matches!(bad.validate(), Err(GpuError::InvalidArgument(_))), "{bad:?}");
+            assert!(
+                matches!(bad.validate(), Err(GpuError::InvalidArgument(_))),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn launch_arguments_decode_and_reject_garbage() {
         let mut rec = Vec::new();
-        for (tag, val) in [(0u32, 7u64), (1, u64::from((-3i32) as u32)), (3, u64::from(1.5f32.to_bits()))] {
+        for (tag, val) in [
+            (0u32, 7u64),
+            (1, u64::from((-3i32) as u32)),
+            (3, u64::from(1.5f32.to_bits())),
+        ] {
             rec.extend_from_slice(&tag.to_le_bytes());
             rec.extend_from_slice(&[0; 4]);
             rec.extend_from_slice(&val.to_le_bytes());
         }
         assert_eq!(
             decode_args(&rec),
-            Ok(vec![KernelArg::Buffer(7), KernelArg::I32(-3), KernelArg::F32(1.5)])
+            Ok(vec![
+                KernelArg::Buffer(7),
+                KernelArg::I32(-3),
+                KernelArg::F32(1.5)
+            ])
         );
         assert!(decode_args(&rec[..15]).is_err());
         let mut bad = rec.clone();

@@ -22,7 +22,10 @@ pub fn c_guest(name: &str) -> Vec<u8> {
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sietch-guests");
     std::fs::create_dir_all(&out_dir).unwrap();
     let source = std::fs::read(&src).unwrap();
-    let out = out_dir.join(format!("{name}-{}.wasm", &blake3::hash(&source).to_hex()[..16]));
+    let out = out_dir.join(format!(
+        "{name}-{}.wasm",
+        &blake3::hash(&source).to_hex()[..16]
+    ));
     if !out.exists() {
         let tmp = out.with_extension(format!("tmp{}", std::process::id()));
         let status = Command::new("clang")
@@ -60,7 +63,11 @@ pub fn test_config() -> SandboxConfig {
 
 pub fn spec() -> JobSpec {
     JobSpec {
-        limits: Limits { fuel: 50_000_000, memory_bytes: 16 << 20, ..Limits::default() },
+        limits: Limits {
+            fuel: 50_000_000,
+            memory_bytes: 16 << 20,
+            ..Limits::default()
+        },
         ..JobSpec::default()
     }
 }

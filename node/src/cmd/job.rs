@@ -1,0 +1,256 @@
+//! `sietch job run --local`: runs a job in exactly the sandbox a provider uses, so a buyer
+//! can test it and know its fuel, its output hash and its price before paying.
+//! The `--json` output is documented in `docs/cli-job-run.md` and stable.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use sietch_sandbox::{JobReport, JobSpec, Limits, Outcome, Sandbox, SandboxConfig};
+
+/// Fuel per billing unit of the price: prices are per 10^9 fuel ("gfuel").
+const FUEL_PER_GFUEL: u128 = 1_000_000_000;
+
+#[derive(Debug, Args)]
+pub(crate) struct JobArgs {
+    #[command(subcommand)]
+    command: JobCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum JobCommand {
+    /// Run a WebAssembly job (a WASI preview 1 command module).
+    Run(Box<RunArgs>),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Run on this machine, in the same sandbox a provider uses (the only mode so far).
+    #[arg(long, required = true)]
+    local: bool,
+    /// The module (.wasm).
+    module: PathBuf,
+    /// Arguments passed to the job (it sees `argv[0] == "job"` before them).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+    /// File whose bytes the job reads on stdin.
+    #[arg(long, value_name = "FILE")]
+    stdin: Option<PathBuf>,
+    /// A file of the job's read-only `/input` directory (repeatable).
+    #[arg(long = "input", value_name = "NAME=FILE")]
+    inputs: Vec<String>,
+    /// An environment variable of the job (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Fuel limit (the billing unit).
+    #[arg(long, default_value_t = Limits::default().fuel)]
+    fuel: u64,
+    /// Memory limit in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().memory_bytes)]
+    memory: u64,
+    /// Wall-clock deadline in seconds (fractions allowed).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    timeout: f64,
+    /// Write the job's `/output` files into this directory.
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
+    /// Price in the smallest currency unit per 10^9 fuel, to show what the job would cost.
+    #[arg(long, value_name = "UNITS", default_value_t = 0)]
+    price_per_gfuel: u128,
+    /// Job id seeding `random_get`, 64 hex digits (default: blake3 of the module).
+    #[arg(long, value_name = "HEX")]
+    job_id: Option<String>,
+    /// Directory of the compiled-module cache (default: none, compile every time).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Print one JSON object (fields in docs/cli-job-run.md) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: JobArgs) -> anyhow::Result<()> {
+    match args.command {
+        JobCommand::Run(r) => run_local(*r),
+    }
+}
+
+fn split_pair(s: &str, what: &str) -> anyhow::Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => bail!("{what} must look like NAME=VALUE, got {s:?}"),
+    }
+}
+
+fn spec(r: &RunArgs, wasm: &[u8]) -> anyhow::Result<JobSpec> {
+    if !(r.timeout.is_finite() && r.timeout > 0.0) {
+        bail!("--timeout must be a positive number of seconds");
+    }
+    let job_id = match &r.job_id {
+        Some(h) => {
+            let bytes = blake3::Hash::from_hex(h).context("--job-id must be 64 hex digits")?;
+            *bytes.as_bytes()
+        }
+        None => *blake3::hash(wasm).as_bytes(),
+    };
+    let mut inputs = BTreeMap::new();
+    for i in &r.inputs {
+        let (name, file) = split_pair(i, "--input")?;
+        let data = std::fs::read(&file).with_context(|| format!("reading input {file}"))?;
+        inputs.insert(name, data);
+    }
+    let env = r
+        .env
+        .iter()
+        .map(|e| split_pair(e, "--env"))
+        .collect::<anyhow::Result<_>>()?;
+    let stdin = match &r.stdin {
+        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        None => Vec::new(),
+    };
+    Ok(JobSpec {
+        job_id,
+        args: r.args.clone(),
+        env,
+        stdin,
+        inputs,
+        limits: Limits {
+            fuel: r.fuel,
+            memory_bytes: r.memory,
+            deadline: Duration::from_secs_f64(r.timeout),
+            ..Limits::default()
+        },
+    })
+}
+
+/// What the job would cost: fuel × price per 10^9 fuel, rounded up.
+fn cost(fuel: u64, price_per_gfuel: u128) -> u128 {
+    (u128::from(fuel) * price_per_gfuel).div_ceil(FUEL_PER_GFUEL)
+}
+
+fn run_local(r: RunArgs) -> anyhow::Result<()> {
+    let wasm = std::fs::read(&r.module)
+        .with_context(|| format!("reading module {}", r.module.display()))?;
+    let spec = spec(&r, &wasm)?;
+    let sandbox = Sandbox::new(SandboxConfig {
+        max_memory_bytes: r.memory.max(64 << 10),
+        max_concurrent_jobs: 1,
+        cache_dir: r.cache_dir.clone(),
+        ..SandboxConfig::default()
+    })?;
+    let module = sandbox
+        .load(&wasm)
+        .context("the sandbox refused the module")?;
+    let report = sandbox.run(&module, &spec)?;
+    if let Some(dir) = &r.output_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (name, data) in &report.outputs {
+            // Names are flat (checked by the sandbox): they cannot leave `dir`.
+            std::fs::write(dir.join(name), data).with_context(|| format!("writing {name}"))?;
+        }
+    }
+    let price = r.price_per_gfuel;
+    if r.json {
+        println!("{}", to_json(&report, &module.hash(), &spec, price));
+    } else {
+        print_text(&report, &module.hash(), price);
+    }
+    Ok(())
+}
+
+fn outcome_fields(o: Outcome) -> (&'static str, Option<i32>, Option<String>) {
+    match o {
+        Outcome::Exited { code } => ("exited", Some(code), None),
+        Outcome::OutOfFuel => ("out_of_fuel", None, None),
+        Outcome::DeadlineExceeded => ("deadline_exceeded", None, None),
+        Outcome::MemoryLimitExceeded => ("memory_limit_exceeded", None, None),
+        Outcome::OutputTooLarge => ("output_too_large", None, None),
+        Outcome::Trapped { trap } => {
+            let t = serde_json::to_value(trap)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string));
+            ("trapped", None, t)
+        }
+        _ => ("other", None, None),
+    }
+}
+
+fn to_json(r: &JobReport, module: &[u8; 32], spec: &JobSpec, price: u128) -> serde_json::Value {
+    let (outcome, exit_code, trap) = outcome_fields(r.outcome);
+    let outputs: Vec<_> = r
+        .outputs
+        .iter()
+        .map(|(name, data)| {
+            json!({"name": name, "bytes": data.len(), "blake3": blake3::hash(data).to_hex().as_str()})
+        })
+        .collect();
+    json!({
+        "schema": "sietch.job.run.v1",
+        "module_hash": blake3::Hash::from(*module).to_hex().as_str(),
+        "outcome": outcome,
+        "exit_code": exit_code,
+        "trap": trap,
+        "fuel_used": r.fuel_used,
+        "fuel_limit": spec.limits.fuel,
+        "output_hash": blake3::Hash::from(r.output_hash).to_hex().as_str(),
+        "price_per_gfuel": price.to_string(),
+        "cost": cost(r.fuel_used, price).to_string(),
+        "gpu_time_ns": r.gpu_time_ns,
+        "wall_time_ms": r.wall_time.as_secs_f64() * 1e3,
+        "stdout": String::from_utf8_lossy(&r.stdout),
+        "stdout_bytes": r.stdout.len(),
+        "stderr": String::from_utf8_lossy(&r.stderr),
+        "outputs": outputs,
+    })
+}
+
+fn print_text(r: &JobReport, module: &[u8; 32], price: u128) {
+    use std::io::Write;
+    // The job's own streams first, untouched; the summary after, on stderr.
+    let _ = std::io::stdout().write_all(&r.stdout);
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().write_all(&r.stderr);
+    let (_, exit_code, _) = outcome_fields(r.outcome);
+    eprintln!("---");
+    eprintln!("module:      {}", blake3::Hash::from(*module).to_hex());
+    eprintln!("outcome:     {}", r.outcome);
+    match exit_code {
+        Some(c) => eprintln!("exit code:   {c}"),
+        None => eprintln!("exit code:   -"),
+    }
+    eprintln!("fuel used:   {}", r.fuel_used);
+    eprintln!(
+        "output hash: {}",
+        blake3::Hash::from(r.output_hash).to_hex()
+    );
+    eprintln!(
+        "cost:        {} (at {price} per 10^9 fuel)",
+        cost(r.fuel_used, price)
+    );
+    if r.gpu_time_ns > 0 {
+        eprintln!("gpu time:    {} ns", r.gpu_time_ns);
+    }
+    eprintln!("wall time:   {:.3} ms", r.wall_time.as_secs_f64() * 1e3);
+    for (name, data) in &r.outputs {
+        eprintln!("/output/{name}: {} bytes", data.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cost;
+
+    #[test]
+    fn cost_rounds_up_per_gfuel() {
+        assert_eq!(cost(0, 1000), 0);
+        assert_eq!(cost(1, 1000), 1);
+        assert_eq!(cost(1_000_000_000, 7), 7);
+        assert_eq!(cost(1_500_000_000, 2), 3);
+        assert_eq!(
+            cost(u64::MAX, u128::from(u64::MAX)),
+            (u128::from(u64::MAX) * u128::from(u64::MAX)).div_ceil(1_000_000_000)
+        );
+    }
+}
