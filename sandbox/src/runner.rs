@@ -36,6 +36,9 @@ pub struct SandboxConfig {
     pub memory_cache_entries: usize,
     /// Directory of the serialized module cache; `None` keeps compiled modules in memory only.
     pub cache_dir: Option<PathBuf>,
+    /// Fuel metering. Turn it off only to measure what it costs: without it jobs cannot be
+    /// billed, `Limits::fuel` is ignored and `fuel_used` is 0. A provider keeps it on.
+    pub fuel_metering: bool,
 }
 
 impl Default for SandboxConfig {
@@ -48,6 +51,7 @@ impl Default for SandboxConfig {
             epoch_tick: Duration::from_millis(5),
             memory_cache_entries: 256,
             cache_dir: None,
+            fuel_metering: true,
         }
     }
 }
@@ -204,7 +208,7 @@ fn engine_config(config: &SandboxConfig) -> Result<Config, SandboxError> {
         .max_memory_size(max_memory)
         .table_elements(100_000);
     let mut c = Config::new();
-    c.consume_fuel(true)
+    c.consume_fuel(config.fuel_metering)
         .epoch_interruption(true)
         .cranelift_nan_canonicalization(true)
         .relaxed_simd_deterministic(true)
@@ -299,45 +303,15 @@ impl Sandbox {
     /// Runs a loaded module. Every ending of the job is an [`Outcome`] in the report; an
     /// `Err` means the job did not run (bad spec, sandbox busy).
     pub fn run(&self, module: &JobModule, spec: &JobSpec) -> Result<JobReport, RunError> {
-        if module.engine_id != self.id() {
-            return Err(RunError::ForeignModule);
-        }
-        self.check_spec(spec)?;
         let started = Instant::now();
+        let mut store = self.store(module, spec)?;
         let limits = &spec.limits;
-        let state = JobState {
-            memory: None,
-            wasi: WasiState::new(spec),
-            gpu: JobGpu::new(limits.gpu_memory_bytes),
-            memory_limit: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
-            table_limit: limits.table_elements as usize,
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| s as &mut dyn ResourceLimiter);
-        store
-            .set_fuel(limits.fuel)
-            .map_err(|e| RunError::InvalidSpec(format!("fuel: {e}")))?;
-        let tick = self.config.epoch_tick.as_nanos().max(1);
-        let ticks = limits.deadline.as_nanos().div_ceil(tick).saturating_add(1);
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
-
-        let result = match module.pre.instantiate(&mut store) {
-            Ok(instance) => {
-                store.data_mut().memory = instance.get_memory(&mut store, "memory");
-                match instance.get_typed_func::<(), ()>(&mut store, "_start") {
-                    Ok(start) => start.call(&mut store, ()),
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) if is_job_ending(&e) => Err(e),
-            Err(e) => return Err(RunError::Busy(format!("{e:#}"))),
-        };
+        let result = self.run_in(module, &mut store)?;
         let outcome = match result {
             Ok(()) => Outcome::Exited { code: 0 },
             Err(e) => classify(&e),
         };
-        let fuel_left = store.get_fuel().unwrap_or(0);
+        let fuel_left = store.get_fuel().unwrap_or(limits.fuel);
         let gpu_time_ns = store.data_mut().gpu.finish();
         let state = store.into_data();
         let wasi = state.wasi;
@@ -350,6 +324,64 @@ impl Sandbox {
             outputs: wasi.outputs,
             gpu_time_ns,
             wall_time: started.elapsed(),
+        })
+    }
+
+    /// Instantiates a job without running `_start`, for the benchmarks of instantiation.
+    #[doc(hidden)]
+    pub fn instantiate_only(&self, module: &JobModule, spec: &JobSpec) -> Result<(), RunError> {
+        let mut store = self.store(module, spec)?;
+        module
+            .pre
+            .instantiate(&mut store)
+            .map(drop)
+            .map_err(|e| RunError::Busy(format!("{e:#}")))
+    }
+
+    /// A store for one job, with its limits, fuel and deadline set.
+    fn store(&self, module: &JobModule, spec: &JobSpec) -> Result<Store<JobState>, RunError> {
+        if module.engine_id != self.id() {
+            return Err(RunError::ForeignModule);
+        }
+        self.check_spec(spec)?;
+        let limits = &spec.limits;
+        let state = JobState {
+            memory: None,
+            wasi: WasiState::new(spec),
+            gpu: JobGpu::new(limits.gpu_memory_bytes),
+            memory_limit: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
+            table_limit: limits.table_elements as usize,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| s as &mut dyn ResourceLimiter);
+        if self.config.fuel_metering {
+            store
+                .set_fuel(limits.fuel)
+                .map_err(|e| RunError::InvalidSpec(format!("fuel: {e}")))?;
+        }
+        let tick = self.config.epoch_tick.as_nanos().max(1);
+        let ticks = limits.deadline.as_nanos().div_ceil(tick).saturating_add(1);
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.epoch_deadline_trap();
+        Ok(store)
+    }
+
+    /// Instantiates and runs `_start`; see [`Sandbox::run`].
+    fn run_in(
+        &self,
+        module: &JobModule,
+        store: &mut Store<JobState>,
+    ) -> Result<wasmtime::Result<()>, RunError> {
+        Ok(match module.pre.instantiate(&mut *store) {
+            Ok(instance) => {
+                store.data_mut().memory = instance.get_memory(&mut *store, "memory");
+                match instance.get_typed_func::<(), ()>(&mut *store, "_start") {
+                    Ok(start) => start.call(&mut *store, ()),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) if is_job_ending(&e) => Err(e),
+            Err(e) => return Err(RunError::Busy(format!("{e:#}"))),
         })
     }
 
