@@ -19,6 +19,9 @@ use crate::outcome::{JobReport, Outcome, TrapKind};
 use crate::spec::{JobSpec, is_flat_name};
 use crate::wasi::{self, GuestExit, WasiState};
 
+/// Largest table any job may have (the pooling allocator reserves this many per slot).
+pub const MAX_TABLE_ELEMENTS: u32 = 100_000;
+
 /// How a [`Sandbox`] is built. The defaults suit a provider node.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
@@ -182,6 +185,8 @@ pub struct Sandbox {
     linker: Linker<JobState>,
     cache: ModuleCache,
     config: SandboxConfig,
+    /// Unique per sandbox in this process: a module is only run by the sandbox that linked it.
+    id: usize,
     // Declared last: dropped after the engine users above.
     _ticker: Ticker,
 }
@@ -206,7 +211,7 @@ fn engine_config(config: &SandboxConfig) -> Result<Config, SandboxError> {
         .max_memories_per_module(1)
         .max_tables_per_module(1)
         .max_memory_size(max_memory)
-        .table_elements(100_000);
+        .table_elements(MAX_TABLE_ELEMENTS as usize);
     let mut c = Config::new();
     c.consume_fuel(config.fuel_metering)
         .epoch_interruption(true)
@@ -235,11 +240,14 @@ impl Sandbox {
         gpu::add_to_linker(&mut linker).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         let cache = ModuleCache::new(config.memory_cache_entries, config.cache_dir.clone())?;
         let ticker = Ticker::start(&engine, config.epoch_tick)?;
+        static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         Ok(Self {
             engine,
             linker,
             cache,
             config,
+            id,
             _ticker: ticker,
         })
     }
@@ -255,8 +263,7 @@ impl Sandbox {
     }
 
     fn id(&self) -> usize {
-        // The linker is owned by this sandbox and never moves out of it while borrowed.
-        std::ptr::from_ref(&self.linker) as usize
+        self.id
     }
 
     /// Checks a module (size, magic, imports, `_start`) and compiles it, or takes it from the

@@ -67,6 +67,33 @@ fn module_whose_initial_memory_is_over_the_limit_is_an_outcome() {
 }
 
 #[test]
+fn module_whose_initial_memory_no_sandbox_slot_holds_is_refused_at_load() {
+    // 2048 pages = 128 MiB, over the test sandbox's 64 MiB slots.
+    let wasm =
+        wat::parse_str(r#"(module (memory (export "memory") 2048) (func (export "_start")))"#)
+            .unwrap();
+    assert!(matches!(sandbox().load(&wasm), Err(LoadError::Invalid(_))));
+    let table = wat::parse_str(
+        r#"(module (table 200000 funcref) (memory (export "memory") 1) (func (export "_start")))"#,
+    )
+    .unwrap();
+    assert!(matches!(sandbox().load(&table), Err(LoadError::Invalid(_))));
+}
+
+#[test]
+fn a_moved_sandbox_still_runs_its_modules_and_refuses_others() {
+    let sb = sandbox();
+    let m = sb.load(&wat("hello")).unwrap();
+    let moved = Box::new(sb);
+    assert_eq!(moved.run(&m, &spec()).unwrap().stdout, b"hello\n");
+    let other = sandbox();
+    assert!(matches!(
+        other.run(&m, &spec()),
+        Err(sietch_sandbox::RunError::ForeignModule)
+    ));
+}
+
+#[test]
 fn deep_recursion_is_a_stack_overflow_trap() {
     let sb = sandbox();
     let m = sb.load(&wat("deep_recursion")).unwrap();
