@@ -1,0 +1,70 @@
+//! Errors: the escrow's custom reverts decoded into [`SietchEscrowErrors`], and what can go wrong
+//! around them (transport, signing, receipts).
+
+use alloy::contract::{CallBuilder, CallDecoder};
+use alloy::network::Ethereum;
+use alloy::primitives::TxHash;
+use alloy::providers::{PendingTransactionError, Provider};
+use alloy::rpc::types::TransactionReceipt;
+
+use crate::SietchEscrow::SietchEscrowErrors;
+
+/// What an escrow operation can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EscrowError {
+    /// The contract refused the call with one of its custom errors: the variant says why (for
+    /// example `NothingToClaim` for a stale voucher, `BadSignature` for a foreign signer).
+    #[error("the escrow refused the call: {0:?}")]
+    Reverted(SietchEscrowErrors),
+    /// The call reverted without a custom error of the escrow (e.g. a token's own revert).
+    #[error("the call reverted: {0}")]
+    Contract(#[from] alloy::contract::Error),
+    /// The transaction was sent but waiting for its receipt failed.
+    #[error("waiting for the transaction failed: {0}")]
+    Pending(#[from] PendingTransactionError),
+    /// The transaction was mined but reverted.
+    #[error("transaction {0} was mined but reverted")]
+    Failed(TxHash),
+    /// A deployment's receipt did not name the new contract.
+    #[error("deployment transaction {0} created no contract")]
+    NoContract(TxHash),
+    /// Signing a typed message failed.
+    #[error("signing failed: {0}")]
+    Signer(#[from] alloy::signers::Error),
+}
+
+impl EscrowError {
+    /// Decodes the escrow's custom revert out of a contract error when there is one.
+    pub fn from_contract(err: alloy::contract::Error) -> Self {
+        match err.try_decode_into_interface_error::<SietchEscrowErrors>() {
+            Ok(decoded) => Self::Reverted(decoded),
+            Err(other) => Self::Contract(other),
+        }
+    }
+
+    /// The escrow's custom error, if that is what this is.
+    pub fn reverted(&self) -> Option<&SietchEscrowErrors> {
+        match self {
+            Self::Reverted(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Sends a call, waits for its receipt and checks that it succeeded; a revert (seen at gas
+/// estimation or in the receipt) becomes a typed [`EscrowError`].
+pub async fn send<P, D>(
+    call: CallBuilder<P, D, Ethereum>,
+) -> Result<TransactionReceipt, EscrowError>
+where
+    P: Provider<Ethereum>,
+    D: CallDecoder,
+{
+    let pending = call.send().await.map_err(EscrowError::from_contract)?;
+    let receipt = pending.get_receipt().await?;
+    if !receipt.status() {
+        return Err(EscrowError::Failed(receipt.transaction_hash));
+    }
+    Ok(receipt)
+}
