@@ -142,6 +142,33 @@ fn limits_from_flags_end_the_job_as_an_outcome() {
 }
 
 #[test]
+fn job_arguments_mix_with_flags_and_hyphen_arguments_follow_double_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    // Exits with argc: flags after the job's arguments are still sietch's.
+    let argc = write_wat(
+        dir.path(),
+        "argc.wasm",
+        r#"
+        (module
+          (import "wasi_snapshot_preview1" "args_sizes_get" (func $sizes (param i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 1)
+          (func (export "_start")
+            (drop (call $sizes (i32.const 0) (i32.const 4)))
+            (call $exit (i32.load (i32.const 0)))))"#,
+    );
+    let v = json(&sietch(&[
+        "job", "run", "--local", &argc, "a", "b", "--fuel", "1000000", "--json",
+    ]));
+    assert_eq!(v["exit_code"], 3);
+    assert_eq!(v["fuel_limit"], 1000000);
+    let v = json(&sietch(&[
+        "job", "run", "--local", "--json", &argc, "--", "-x", "--json",
+    ]));
+    assert_eq!(v["exit_code"], 3);
+}
+
+#[test]
 fn refused_module_is_an_error_naming_the_import() {
     let dir = tempfile::tempdir().unwrap();
     let bad = write_wat(

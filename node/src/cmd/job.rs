@@ -33,8 +33,8 @@ struct RunArgs {
     local: bool,
     /// The module (.wasm).
     module: PathBuf,
-    /// Arguments passed to the job (it sees `argv[0] == "job"` before them).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    /// Arguments passed to the job (it sees `argv[0] == "job"` before them). Flags of
+    /// `sietch` may come before or after them; put job arguments that start with `-` after `--`.
     args: Vec<String>,
     /// File whose bytes the job reads on stdin.
     #[arg(long, value_name = "FILE")]
