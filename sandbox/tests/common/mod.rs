@@ -20,16 +20,17 @@ pub fn wat(name: &str) -> Vec<u8> {
 /// /usr/lib/wasm32-wasi without a --sysroot. SIMD128 is on, as native -O2 vectorizes too.
 pub const CFLAGS: &[&str] = &["--target=wasm32-wasi", "-O2", "-msimd128"];
 
-/// A C guest from `guests/NAME.c`, compiled with clang to wasm32-wasi (cached per source).
+/// A C guest from `guests/NAME.c`, compiled with clang to wasm32-wasi (cached by source and flags).
 pub fn c_guest(name: &str) -> Vec<u8> {
     let src = guests_dir().join(format!("{name}.c"));
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sietch-guests");
     std::fs::create_dir_all(&out_dir).unwrap();
-    let source = std::fs::read(&src).unwrap();
-    let out = out_dir.join(format!(
-        "{name}-{}.wasm",
-        &blake3::hash(&source).to_hex()[..16]
-    ));
+    // The cache key covers everything that shapes the module: source, header, flags.
+    let mut key = blake3::Hasher::new();
+    key.update(&std::fs::read(&src).unwrap());
+    key.update(&std::fs::read(guests_dir().join("kernel_timing.h")).unwrap());
+    key.update(CFLAGS.join(" ").as_bytes());
+    let out = out_dir.join(format!("{name}-{}.wasm", &key.finalize().to_hex()[..16]));
     if !out.exists() {
         let tmp = out.with_extension(format!("tmp{}", std::process::id()));
         let status = Command::new("clang")
