@@ -167,6 +167,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
     /// @notice Channels by id.
     mapping(bytes32 channelId => Channel) public channels;
     /// @notice Tickets by id.
+    // slither-disable-next-line uninitialized-state (written field by field through storage pointers)
     mapping(bytes32 ticketId => TicketRecord) internal _tickets;
     /// @notice Opens so far per (buyer, provider): part of the channel id, so a reopened channel is new.
     mapping(address buyer => mapping(address provider => uint256)) public channelNonce;
@@ -326,7 +327,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         a.stake += uint128(amount);
         emit Staked(msg.sender, amount, a.stake);
         _syncPool(msg.sender);
-        _pull(msg.sender, amount);
+        _pull(amount);
     }
 
     /// @notice Moves `amount` of active stake to unstaking; it can be withdrawn after `unstakeDelay`.
@@ -379,7 +380,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
             paid: 0
         });
         emit ChannelOpened(channelId, msg.sender, provider, amount, nonce);
-        _pull(msg.sender, amount);
+        _pull(amount);
     }
 
     /// @notice Adds `amount` to an open channel. Only its buyer may; not once a close started.
@@ -390,7 +391,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         if (amount == 0 || amount > type(uint128).max - c.deposit) revert BadAmount(amount);
         c.deposit += uint128(amount);
         emit ChannelToppedUp(channelId, amount, c.deposit);
-        _pull(msg.sender, amount);
+        _pull(amount);
     }
 
     /// @notice Pays the channel's provider what `voucher` owes beyond what was already paid, capped by
@@ -508,7 +509,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         t.drawBlock = drawBlock;
         totalBonds += disputeBond;
         emit TicketDisputed(id, msg.sender, disputeBond, drawBlock);
-        _pull(msg.sender, disputeBond);
+        _pull(disputeBond);
     }
 
     /// @notice Draws the verifiers of a disputed ticket; anyone may call once the draw block is
@@ -565,11 +566,10 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         TicketRecord storage t = _tickets[id];
         if (t.state != TicketState.Drawn) revert WrongTicketState(id, t.state);
         uint256 majority = uint256(t.drawn) / 2 + 1;
-        Outcome outcome;
+        Outcome outcome = Outcome.Undecided;
         if (t.votesAgainst >= majority) outcome = Outcome.ProviderWrong;
         else if (t.votesFor >= majority) outcome = Outcome.ProviderRight;
-        else if (block.timestamp > t.deadline) outcome = Outcome.Undecided;
-        else revert VerdictPending(t.deadline);
+        else if (block.timestamp <= t.deadline) revert VerdictPending(t.deadline);
         _settle(id, t, channels[t.channelId], outcome);
     }
 
@@ -642,6 +642,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
     /// The signer of `signature` over `digest`, or address(0) if it is malformed or malleable
     /// (OZ ECDSA accepts only 65-byte r || s || v with v in {27, 28} and low s).
     function _recover(bytes32 digest, bytes calldata signature) private pure returns (address) {
+        // slither-disable-next-line unused-return (the third value only details the error)
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
         return err == ECDSA.RecoverError.NoError ? signer : address(0);
     }
@@ -766,10 +767,10 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         }
     }
 
-    /// Pulls exactly `amount` from `from`, refusing tokens that deliver less (fee-on-transfer).
-    function _pull(address from, uint256 amount) private {
+    /// Pulls exactly `amount` from the caller, refusing tokens that deliver less (fee-on-transfer).
+    function _pull(uint256 amount) private {
         uint256 before = token.balanceOf(address(this));
-        token.safeTransferFrom(from, address(this), amount);
+        token.safeTransferFrom(msg.sender, address(this), amount);
         uint256 received = token.balanceOf(address(this)) - before;
         if (received != amount) revert UnsupportedToken(amount, received);
     }

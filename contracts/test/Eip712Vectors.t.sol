@@ -52,9 +52,7 @@ contract Eip712VectorsTest is Base {
         if (!_present()) return;
         assertEq(at.domainSeparator(), vm.parseJsonBytes32(json, ".domainSeparator"), "domain separator");
         assertEq(at.TICKET_TYPEHASH(), vm.parseJsonBytes32(json, ".typeHashes.ticket"), "ticket type hash");
-        assertEq(
-            at.RESULT_TYPEHASH(), vm.parseJsonBytes32(json, ".typeHashes.resultCommitment"), "result type hash"
-        );
+        assertEq(at.RESULT_TYPEHASH(), vm.parseJsonBytes32(json, ".typeHashes.resultCommitment"), "result type hash");
         assertEq(at.VOUCHER_TYPEHASH(), vm.parseJsonBytes32(json, ".typeHashes.voucher"), "voucher type hash");
     }
 
