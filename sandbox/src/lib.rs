@@ -25,5 +25,5 @@ pub use cache::CacheStats;
 pub use error::{LoadError, RunError, SandboxError};
 pub use hash::{OUTPUT_HASH_DOMAIN, encode_output, output_hash};
 pub use outcome::{JobReport, Outcome, TrapKind};
-pub use runner::{JobModule, MAX_TABLE_ELEMENTS, Sandbox, SandboxConfig};
+pub use runner::{JobModule, MAX_INPUT_FILES, MAX_TABLE_ELEMENTS, Sandbox, SandboxConfig};
 pub use spec::{JobSpec, Limits};

@@ -22,6 +22,9 @@ use crate::wasi::{self, GuestExit, WasiState};
 /// Largest table any job may have (the pooling allocator reserves this many per slot).
 pub const MAX_TABLE_ELEMENTS: u32 = 100_000;
 
+/// Most files a spec may put in `/input`.
+pub const MAX_INPUT_FILES: usize = 1024;
+
 /// How a [`Sandbox`] is built. The defaults suit a provider node.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
@@ -39,6 +42,8 @@ pub struct SandboxConfig {
     pub memory_cache_entries: usize,
     /// Directory of the serialized module cache; `None` keeps compiled modules in memory only.
     pub cache_dir: Option<PathBuf>,
+    /// Most bytes of stdin and `/input` files a spec may carry, all together.
+    pub max_input_bytes: usize,
     /// Fuel metering. Turn it off only to measure what it costs: without it jobs cannot be
     /// billed, `Limits::fuel` is ignored and `fuel_used` is 0. A provider keeps it on.
     pub fuel_metering: bool,
@@ -54,6 +59,7 @@ impl Default for SandboxConfig {
             epoch_tick: Duration::from_millis(5),
             memory_cache_entries: 256,
             cache_dir: None,
+            max_input_bytes: 1 << 30,
             fuel_metering: true,
         }
     }
@@ -404,6 +410,14 @@ impl Sandbox {
             return Err(RunError::InvalidSpec(
                 "table limit over 100000 elements".into(),
             ));
+        }
+        let input_bytes = spec.inputs.values().map(Vec::len).sum::<usize>() + spec.stdin.len();
+        if input_bytes > self.config.max_input_bytes || spec.inputs.len() > MAX_INPUT_FILES {
+            return Err(RunError::InvalidSpec(format!(
+                "{input_bytes} bytes in {} inputs, over this sandbox's {} bytes or {MAX_INPUT_FILES} files",
+                spec.inputs.len(),
+                self.config.max_input_bytes
+            )));
         }
         if let Some(bad) = spec.inputs.keys().find(|n| !is_flat_name(n)) {
             return Err(RunError::InvalidSpec(format!(

@@ -336,7 +336,8 @@ fn more_jobs_than_the_pool_holds_are_refused_not_crashed() {
 }
 
 #[test]
-fn spec_asking_for_more_memory_than_the_sandbox_allows_is_refused() {
+fn spec_asking_for_more_than_the_sandbox_allows_is_refused() {
+    use sietch_sandbox::{RunError, Sandbox, SandboxConfig};
     let sb = sandbox();
     let m = sb.load(&wat("hello")).unwrap();
     let mut s = spec();
@@ -345,4 +346,13 @@ fn spec_asking_for_more_memory_than_the_sandbox_allows_is_refused() {
     let mut s = spec();
     s.inputs.insert("../x".into(), vec![]);
     assert!(sb.run(&m, &s).is_err());
+    let small = Sandbox::new(SandboxConfig {
+        max_input_bytes: 10,
+        ..common::test_config()
+    })
+    .unwrap();
+    let m = small.load(&wat("hello")).unwrap();
+    let mut s = spec();
+    s.stdin = vec![0; 11];
+    assert!(matches!(small.run(&m, &s), Err(RunError::InvalidSpec(_))));
 }

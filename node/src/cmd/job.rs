@@ -85,9 +85,10 @@ fn split_pair(s: &str, what: &str) -> anyhow::Result<(String, String)> {
 }
 
 fn spec(r: &RunArgs, wasm: &[u8]) -> anyhow::Result<JobSpec> {
-    if !(r.timeout.is_finite() && r.timeout > 0.0) {
-        bail!("--timeout must be a positive number of seconds");
-    }
+    let deadline = Duration::try_from_secs_f64(r.timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .context("--timeout must be a positive number of seconds")?;
     let job_id = match &r.job_id {
         Some(h) => {
             let bytes = blake3::Hash::from_hex(h).context("--job-id must be 64 hex digits")?;
@@ -119,7 +120,7 @@ fn spec(r: &RunArgs, wasm: &[u8]) -> anyhow::Result<JobSpec> {
         limits: Limits {
             fuel: r.fuel,
             memory_bytes: r.memory,
-            deadline: Duration::from_secs_f64(r.timeout),
+            deadline,
             ..Limits::default()
         },
     })
