@@ -226,8 +226,15 @@ fn wasi_libc_sees_flat_in_memory_directories() {
     let mut s = spec();
     s.inputs.insert("b.txt".into(), b"BB".to_vec());
     s.inputs.insert("a.txt".into(), b"A".to_vec());
-    let r = sb.run(&sb.load(&c_guest("list_inputs")).unwrap(), &s).unwrap();
-    assert_eq!(r.outcome, Outcome::Exited { code: 0 }, "{}", String::from_utf8_lossy(&r.stderr));
+    let r = sb
+        .run(&sb.load(&c_guest("list_inputs")).unwrap(), &s)
+        .unwrap();
+    assert_eq!(
+        r.outcome,
+        Outcome::Exited { code: 0 },
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
     assert_eq!(
         String::from_utf8(r.stdout).unwrap(),
         "a.txt 1 65\nb.txt 2 132\nwrite to input: refused\nread from output: refused\nclock moves: yes\n"
