@@ -468,6 +468,35 @@ contract TicketTest is Base {
         escrow.drawVerifiers(id);
     }
 
+    function test_drawVerifiers_weightedByStake() public {
+        // verifiers[0] holds ~96% of the eligible stake: it should be in nearly every draw.
+        _registerAndStake(verifiers[0], 100_000e18);
+        uint256 hits;
+        for (uint256 k = 0; k < 10; ++k) {
+            bytes32 id = _claimTicket(ch, keccak256(abi.encode("weighted", k)), 1e18);
+            address[3] memory drawn = _disputeAndDraw(id);
+            if (drawn[0] == verifiers[0] || drawn[1] == verifiers[0] || drawn[2] == verifiers[0]) ++hits;
+        }
+        assertTrue(hits >= 9, "the heavy staker is drawn almost always");
+    }
+
+    function test_claimTicket_refusesAmountAboveUint96() public {
+        uint256 huge = uint256(type(uint96).max) + 1;
+        _claimTicketExpecting(ch, JOB, huge, abi.encodeWithSelector(SietchEscrow.BadAmount.selector, huge));
+    }
+
+    function test_resolve_splitVoteIsUndecided() public {
+        bytes32 id = _claimTicket(ch, JOB, 10e18);
+        address[3] memory drawn = _disputeAndDraw(id);
+        _vote(id, JOB, drawn[0], keccak256("bad"));
+        _vote(id, JOB, drawn[1], keccak256("good"));
+        vm.warp(block.timestamp + VERDICT + 1);
+        vm.expectEmit();
+        emit SietchEscrow.TicketSettled(id, SietchEscrow.Outcome.Undecided, 10e18, 0);
+        escrow.resolve(id);
+        assertEq(token.balanceOf(drawn[0]) + token.balanceOf(drawn[1]), 0, "no fee without a majority");
+    }
+
     function test_drawVerifiers_rearmsWhenHashAgedOut() public {
         bytes32 id = _claimTicket(ch, JOB, 10e18);
         vm.prank(buyer);
