@@ -19,7 +19,7 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
 use crate::error::OfferError;
 use crate::job::{GpuNeeds, JobSpec};
-use crate::offer::{Gpu, Offer, Withdrawal};
+use crate::offer::{Offer, Withdrawal};
 use crate::settlement::min_stake_for;
 use crate::signed::{PublicKey, Signed, Verified};
 
@@ -322,6 +322,56 @@ struct Summary {
     unindexed: bool,
 }
 
+/// A GPU as matching reads it, in 8 bytes: the model interned in [`ModelIndex`], the
+/// compute capability and the memory in MiB (rounded down).
+#[derive(Debug, Clone, Copy, Default)]
+struct CompactGpu {
+    model: u16,
+    cc_major: u8,
+    cc_minor: u8,
+    memory_mib: u32,
+}
+
+/// GPUs kept inline per offer; offers with more are matched from the full offer.
+const INLINE_GPUS: usize = 4;
+
+/// Interned GPU model names (lowercased), so that a job's model filter is evaluated once
+/// per distinct model rather than once per GPU of every offer.
+#[derive(Debug, Default)]
+struct ModelIndex {
+    names: Vec<String>,
+    ids: HashMap<String, u16>,
+}
+
+/// Model id of GPUs whose model did not fit in the index; matched by name.
+const UNINDEXED_MODEL: u16 = u16::MAX;
+
+impl ModelIndex {
+    fn intern(&mut self, model: &str) -> u16 {
+        let lower = model.to_ascii_lowercase();
+        if let Some(id) = self.ids.get(&lower) {
+            return *id;
+        }
+        match u16::try_from(self.names.len()) {
+            Ok(id) if id < UNINDEXED_MODEL => {
+                self.names.push(lower.clone());
+                self.ids.insert(lower, id);
+                id
+            }
+            _ => UNINDEXED_MODEL,
+        }
+    }
+
+    /// For each interned model, whether `need` accepts it.
+    fn accepted(&self, need: &GpuNeeds) -> Vec<bool> {
+        let needles: Vec<String> = need.models.iter().map(|m| m.to_ascii_lowercase()).collect();
+        self.names
+            .iter()
+            .map(|n| needles.is_empty() || needles.iter().any(|m| n.contains(m.as_str())))
+            .collect()
+    }
+}
+
 /// Interned feature names: up to 64 get a bit.
 #[derive(Debug, Default)]
 struct FeatureIndex {
@@ -383,6 +433,9 @@ pub struct OrderBook {
     by_expiry: BTreeSet<(u64, usize)>,
     tombstones: HashMap<PublicKey, Tombstone>,
     features: FeatureIndex,
+    /// A column beside `summaries`: scanning it is sequential, with no pointer to chase.
+    gpus: Vec<[CompactGpu; INLINE_GPUS]>,
+    models: ModelIndex,
 }
 
 impl Default for OrderBook {
@@ -403,6 +456,8 @@ impl OrderBook {
             by_expiry: BTreeSet::new(),
             tombstones: HashMap::new(),
             features: FeatureIndex::default(),
+            gpus: Vec::new(),
+            models: ModelIndex::default(),
         }
     }
 
@@ -546,6 +601,7 @@ impl OrderBook {
             None => {
                 self.offers.push(None);
                 self.summaries.push(Summary::default());
+                self.gpus.push([CompactGpu::default(); INLINE_GPUS]);
                 self.offers.len() - 1
             }
         };
@@ -574,6 +630,18 @@ impl OrderBook {
             gpu_count: u8::try_from(o.hardware.gpus.len()).unwrap_or(u8::MAX),
             unindexed,
         };
+        let mut gpus = [CompactGpu::default(); INLINE_GPUS];
+        for (c, g) in gpus.iter_mut().zip(&o.hardware.gpus) {
+            *c = CompactGpu {
+                model: self.models.intern(&g.model),
+                cc_major: g.compute_capability.major,
+                cc_minor: g.compute_capability.minor,
+                memory_mib: u32::try_from(g.memory_bytes >> 20).unwrap_or(u32::MAX),
+            };
+        }
+        if let Some(x) = self.gpus.get_mut(slot) {
+            *x = gpus;
+        }
         self.by_expiry.insert((o.expires_at, slot));
         if let (Some(s), Some(x)) = (self.summaries.get_mut(slot), self.offers.get_mut(slot)) {
             *s = summary;
@@ -669,6 +737,7 @@ impl OrderBook {
         let gpu_ms = u128::from(spec.limits.wall_time_ms) * u128::from(gpu_count);
         // Costs are compared in 10^-9 token units to avoid a division per offer.
         let cap_nano = spec.price_cap.saturating_mul(NANO);
+        let accepted_models = gpu.map(|g| self.models.accepted(g)).unwrap_or_default();
 
         let mut passed = Funnel::default();
         let mut closest = Closest::default();
@@ -680,7 +749,7 @@ impl OrderBook {
             }
             passed.bump(Stage::Live);
             if let Some(g) = gpu
-                && (s.gpu_count < g.count || !self.gpus_fit(slot, g))
+                && (s.gpu_count < g.count || !self.gpus_fit(slot, s, g, &accepted_models))
             {
                 continue;
             }
@@ -710,17 +779,17 @@ impl OrderBook {
                         .checked_add(f)
                 })
                 .unwrap_or(u128::MAX);
-            let provider = self.provider_at(slot);
+            // The provider's key sits in the full offer: read it only when needed.
             if cost_nano > cap_nano {
                 let cost = ceil_units(cost_nano);
                 if closest.cheapest.is_none_or(|(c, _)| cost < c) {
-                    closest.cheapest = Some((cost, provider));
+                    closest.cheapest = Some((cost, self.provider_at(slot)));
                 }
                 continue;
             }
             passed.bump(Stage::Price);
             if closest.largest_stake.is_none_or(|(st, _)| s.stake > st) {
-                closest.largest_stake = Some((s.stake, provider));
+                closest.largest_stake = Some((s.stake, self.provider_at(slot)));
             }
             if min_stake.is_none_or(|m| s.stake < m) {
                 continue;
@@ -730,9 +799,10 @@ impl OrderBook {
             // The score is at least the cost, so an offer dearer than the worst kept one
             // cannot enter: skip the lookup of its reputation and latency.
             let cost = cost_nano as f64 / NANO as f64;
-            if heap.len() >= limit && heap.peek().is_none_or(|w| cost >= w.score) {
+            if heap.len() >= limit && heap.peek().is_none_or(|w| cost > w.score) {
                 continue;
             }
+            let provider = self.provider_at(slot);
             let stats = observations.stats(&provider);
             let rep = stats.map_or(DEFAULT_REPUTATION, |x| x.reputation.clamp(0.0, 1.0));
             let lat = stats.map_or(DEFAULT_LATENCY_MS, |x| x.latency_ms);
@@ -787,20 +857,56 @@ impl OrderBook {
             .unwrap_or_default()
     }
 
-    fn gpus_fit(&self, slot: usize, need: &GpuNeeds) -> bool {
+    fn gpus_fit(&self, slot: usize, s: &Summary, need: &GpuNeeds, accepted: &[bool]) -> bool {
+        let n = usize::from(s.gpu_count);
+        let Some(gs) = self.gpus.get(slot) else {
+            return false;
+        };
+        // The inline column answers exactly when the offer's GPUs all fit in it with their
+        // models interned, and the memory need is whole MiB (then floor(bytes / MiB) ≥
+        // need / MiB exactly when bytes ≥ need).
+        let exact = n <= INLINE_GPUS
+            && need.min_memory_bytes.is_multiple_of(1 << 20)
+            && gs
+                .iter()
+                .take(n)
+                .all(|g| g.model != UNINDEXED_MODEL && g.memory_mib != u32::MAX);
+        if !exact {
+            return self.gpus_fit_by_name(slot, need);
+        }
+        let need_mib = need.min_memory_bytes >> 20;
+        let cc = need.min_compute_capability;
+        gs.iter()
+            .take(usize::from(s.gpu_count))
+            .filter(|g| {
+                u64::from(g.memory_mib) >= need_mib
+                    && (g.cc_major, g.cc_minor) >= (cc.major, cc.minor)
+                    && accepted.get(usize::from(g.model)).copied().unwrap_or(false)
+            })
+            .count()
+            >= usize::from(need.count)
+    }
+
+    /// The slow path, from the full offer: offers with many GPUs or models past the index.
+    fn gpus_fit_by_name(&self, slot: usize, need: &GpuNeeds) -> bool {
         let Some(Some(o)) = self.offers.get(slot) else {
             return false;
         };
-        let fits = |g: &&Gpu| {
-            g.memory_bytes >= need.min_memory_bytes
-                && g.compute_capability >= need.min_compute_capability
-                && (need.models.is_empty()
-                    || need
-                        .models
-                        .iter()
-                        .any(|m| contains_ignore_case(&g.model, m)))
-        };
-        o.payload.hardware.gpus.iter().filter(fits).count() >= usize::from(need.count)
+        o.payload
+            .hardware
+            .gpus
+            .iter()
+            .filter(|g| {
+                g.memory_bytes >= need.min_memory_bytes
+                    && g.compute_capability >= need.min_compute_capability
+                    && (need.models.is_empty()
+                        || need
+                            .models
+                            .iter()
+                            .any(|m| contains_ignore_case(&g.model, m)))
+            })
+            .count()
+            >= usize::from(need.count)
     }
 
     fn features_fit(&self, slot: usize, s: &Summary, required: &[String]) -> bool {

@@ -459,7 +459,7 @@ prop_compose! {
     fn arb_market_offer(i: u32)(
         cores in 1u16..32,
         mem in 1u64..64,
-        gpus in prop::collection::vec((0usize..2, 8u64..96, 7u8..10), 0..3),
+        gpus in prop::collection::vec((0usize..2, 8u64..96, 7u8..10), 0..6),
         features in prop::sample::subsequence(vec!["simd", "gpu", "nvrtc", "big"], 0..4),
         per_gfuel in 0u128..5_000,
         per_gpu_second in 0u128..2_000,
@@ -499,7 +499,7 @@ proptest! {
         offers in arb_offers(),
         cores in 0u16..16,
         mem in 0u64..32,
-        gpu in prop::option::of((1u8..3, prop::bool::ANY, 0u64..64, 7u8..10)),
+        gpu in prop::option::of((1u8..3, prop::bool::ANY, prop_oneof![(0u64..64).prop_map(|g| g * GIB), 0u64..(64 * GIB)], 7u8..10)),
         features in prop::sample::subsequence(vec!["simd", "gpu", "nvrtc"], 0..2),
         cap in 0u128..20_000,
         ppm in prop_oneof![Just(0u32), 1u32..1_000_000, Just(1_000_000)],
@@ -512,7 +512,7 @@ proptest! {
         spec.requirements.gpu = gpu.map(|(count, h100_only, gm, cc)| GpuNeeds {
             count,
             models: if h100_only { vec!["h100".into()] } else { vec![] },
-            min_memory_bytes: gm * GIB,
+            min_memory_bytes: gm,
             min_compute_capability: ComputeCapability::new(cc, 0),
         });
         spec.requirements.features = features.into_iter().map(str::to_owned).collect();
@@ -536,6 +536,38 @@ proptest! {
                 prop_assert_eq!(e.funnel.passed(e.blocker), 0);
                 prop_assert!(!e.to_string().is_empty());
             }
+        }
+    }
+}
+
+#[test]
+fn gpu_memory_boundaries_are_exact() {
+    // A GPU with exactly the memory asked for fits; one byte less does not, whether or not
+    // the amounts are whole MiB, and with more GPUs than the inline column holds.
+    for need in [40 * GIB, 40 * GIB + 1_234] {
+        for gpus in [1usize, 6] {
+            let mut exact = offer(1);
+            exact.hardware.gpus = vec![
+                Gpu {
+                    memory_bytes: need,
+                    ..h100()
+                };
+                gpus
+            ];
+            let mut short = offer(2);
+            short.hardware.gpus = vec![
+                Gpu {
+                    memory_bytes: need - 1,
+                    ..h100()
+                };
+                gpus
+            ];
+            let b = book_with([(1, exact), (2, short)]);
+            let mut j = gpu_job();
+            j.requirements.gpu.as_mut().unwrap().min_memory_bytes = need;
+            let m = b.find(&j, NOW, &(), 10).unwrap();
+            assert_eq!(m.len(), 1, "need {need}, {gpus} GPUs");
+            assert_eq!(m[0].provider, PublicKey::of(&key(1)));
         }
     }
 }
