@@ -734,7 +734,8 @@ impl OrderBook {
         let (feature_mask, unknown_feature) = self.features.lookup(&req.features);
         let min_stake = min_stake_for(spec.price_cap, spec.verification.sampling_ppm);
         let fuel = u128::from(spec.limits.fuel);
-        let gpu_ms = u128::from(spec.limits.wall_time_ms) * u128::from(gpu_count);
+        // GPU-milliseconds × 10^6: price per GPU-second to 10^-9 units per GPU-millisecond.
+        let gpu_nano = u128::from(spec.limits.wall_time_ms) * u128::from(gpu_count) * 1_000_000;
         // Costs are compared in 10^-9 token units to avoid a division per offer.
         let cap_nano = spec.price_cap.saturating_mul(NANO);
         let accepted_models = gpu.map(|g| self.models.accepted(g)).unwrap_or_default();
@@ -770,14 +771,8 @@ impl OrderBook {
                 continue;
             }
             passed.bump(Stage::Features);
-            let cost_nano = fuel
-                .checked_mul(s.per_gfuel)
-                .and_then(|f| {
-                    gpu_ms
-                        .checked_mul(s.per_gpu_second)?
-                        .checked_mul(1_000_000)?
-                        .checked_add(f)
-                })
+            let cost_nano = mul(fuel, s.per_gfuel)
+                .and_then(|f| mul(gpu_nano, s.per_gpu_second)?.checked_add(f))
                 .unwrap_or(u128::MAX);
             // The provider's key sits in the full offer: read it only when needed.
             if cost_nano > cap_nano {
@@ -930,6 +925,16 @@ const STAGE_ORDER: [Stage; STAGES] = [
     Stage::Price,
     Stage::Stake,
 ];
+
+/// `a × b`, or `None` on overflow. Operands that fit in 64 bits (nearly all prices and
+/// limits) take one multiply instead of `u128::checked_mul`'s slow library call.
+#[inline]
+fn mul(a: u128, b: u128) -> Option<u128> {
+    match (u64::try_from(a), u64::try_from(b)) {
+        (Ok(x), Ok(y)) => Some(u128::from(x) * u128::from(y)),
+        _ => a.checked_mul(b),
+    }
+}
 
 fn ceil_units(nano: u128) -> u128 {
     nano.div_ceil(NANO)
