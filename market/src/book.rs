@@ -313,13 +313,17 @@ struct Summary {
     memory_bytes: u64,
     /// Bit i set when the offer lists feature i of the book's feature index.
     features: u64,
-    per_gfuel: u128,
-    per_gpu_second: u128,
-    stake: u128,
+    // Prices and stake as u64 keep a summary at 56 bytes (the scan is bound by memory
+    // bandwidth); an offer with a larger value sets `wide` and is read from the offer.
+    per_gfuel: u64,
+    per_gpu_second: u64,
+    stake: u64,
     cpu_cores: u16,
     gpu_count: u8,
     /// The offer lists features the index has no bit for; check them by name.
     unindexed: bool,
+    /// A price or the stake does not fit in 64 bits: read them from the offer.
+    wide: bool,
 }
 
 /// A GPU as matching reads it, in 8 bytes: the model interned in [`ModelIndex`], the
@@ -619,13 +623,20 @@ impl OrderBook {
             self.by_expiry.remove(&(old.expires_at, slot));
         }
         let (features, unindexed) = self.features.mask(&o.features);
+        let narrow = |v: u128| u64::try_from(v).ok();
+        let (pg, pgs, stake) = (
+            narrow(o.prices.per_gfuel),
+            narrow(o.prices.per_gpu_second),
+            narrow(o.stake),
+        );
         let summary = Summary {
             expires_at: o.expires_at,
             memory_bytes: o.hardware.memory_bytes,
             features,
-            per_gfuel: o.prices.per_gfuel,
-            per_gpu_second: o.prices.per_gpu_second,
-            stake: o.stake,
+            per_gfuel: pg.unwrap_or(u64::MAX),
+            per_gpu_second: pgs.unwrap_or(u64::MAX),
+            stake: stake.unwrap_or(u64::MAX),
+            wide: pg.is_none() || pgs.is_none() || stake.is_none(),
             cpu_cores: o.hardware.cpu_cores,
             gpu_count: u8::try_from(o.hardware.gpus.len()).unwrap_or(u8::MAX),
             unindexed,
@@ -743,6 +754,8 @@ impl OrderBook {
         let mut passed = Funnel::default();
         let mut closest = Closest::default();
         let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(limit.saturating_add(1));
+        let mut prune_above = u128::MAX;
+        let mut cheapest_nano = u128::MAX;
 
         for (slot, s) in self.summaries.iter().enumerate() {
             if s.expires_at <= now {
@@ -771,32 +784,43 @@ impl OrderBook {
                 continue;
             }
             passed.bump(Stage::Features);
-            let cost_nano = mul(fuel, s.per_gfuel)
-                .and_then(|f| mul(gpu_nano, s.per_gpu_second)?.checked_add(f))
+            let (per_gfuel, per_gpu_second, stake) = if s.wide {
+                self.wide_values(slot)
+            } else {
+                (
+                    u128::from(s.per_gfuel),
+                    u128::from(s.per_gpu_second),
+                    u128::from(s.stake),
+                )
+            };
+            let cost_nano = mul(fuel, per_gfuel)
+                .and_then(|f| mul(gpu_nano, per_gpu_second)?.checked_add(f))
                 .unwrap_or(u128::MAX);
             // The provider's key sits in the full offer: read it only when needed.
             if cost_nano > cap_nano {
-                let cost = ceil_units(cost_nano);
-                if closest.cheapest.is_none_or(|(c, _)| cost < c) {
-                    closest.cheapest = Some((cost, self.provider_at(slot)));
+                if cost_nano < cheapest_nano {
+                    cheapest_nano = cost_nano;
+                    closest.cheapest = Some((ceil_units(cost_nano), self.provider_at(slot)));
                 }
                 continue;
             }
             passed.bump(Stage::Price);
-            if closest.largest_stake.is_none_or(|(st, _)| s.stake > st) {
-                closest.largest_stake = Some((s.stake, self.provider_at(slot)));
+            if closest.largest_stake.is_none_or(|(st, _)| stake > st) {
+                closest.largest_stake = Some((stake, self.provider_at(slot)));
             }
-            if min_stake.is_none_or(|m| s.stake < m) {
+            if min_stake.is_none_or(|m| stake < m) {
                 continue;
             }
             passed.bump(Stage::Stake);
 
             // The score is at least the cost, so an offer dearer than the worst kept one
-            // cannot enter: skip the lookup of its reputation and latency.
-            let cost = cost_nano as f64 / NANO as f64;
-            if heap.len() >= limit && heap.peek().is_none_or(|w| cost > w.score) {
+            // cannot enter: skip the lookup of its reputation and latency. The bound is an
+            // integer (a u128-to-float conversion per offer is slow), set a hair above the
+            // worst score so that rounding never prunes an offer that could enter.
+            if cost_nano > prune_above {
                 continue;
             }
+            let cost = cost_nano as f64 / NANO as f64;
             let provider = self.provider_at(slot);
             let stats = observations.stats(&provider);
             let rep = stats.map_or(DEFAULT_REPUTATION, |x| x.reputation.clamp(0.0, 1.0));
@@ -809,6 +833,11 @@ impl OrderBook {
             });
             if heap.len() > limit {
                 heap.pop();
+            }
+            if heap.len() >= limit
+                && let Some(w) = heap.peek()
+            {
+                prune_above = (w.score * NANO as f64 * (1.0 + 1e-9)) as u128 + 1;
             }
         }
 
@@ -842,6 +871,17 @@ impl OrderBook {
                 .then(a.provider.cmp(&b.provider))
         });
         Ok(out)
+    }
+
+    /// Prices and stake of an offer whose values do not fit the summary.
+    fn wide_values(&self, slot: usize) -> (u128, u128, u128) {
+        self.offers
+            .get(slot)
+            .and_then(|o| o.as_ref())
+            .map_or((u128::MAX, u128::MAX, 0), |o| {
+                let o = &o.payload;
+                (o.prices.per_gfuel, o.prices.per_gpu_second, o.stake)
+            })
     }
 
     fn provider_at(&self, slot: usize) -> PublicKey {

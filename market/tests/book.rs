@@ -571,3 +571,26 @@ fn gpu_memory_boundaries_are_exact() {
         }
     }
 }
+
+#[test]
+fn prices_and_stakes_beyond_64_bits_match_exactly() {
+    // Token amounts with 18 decimals pass 2^64 quickly; the book must not saturate them.
+    let big = u128::from(u64::MAX) * 1_000;
+    let mut rich = offer(1);
+    rich.stake = big; // more than any job needs
+    rich.prices.per_gfuel = 2_000;
+    let mut dear = offer(2);
+    dear.prices.per_gfuel = big; // costs more than any cap
+    let b = book_with([(1, rich), (2, dear)]);
+    let mut j = cpu_job();
+    j.price_cap = u128::from(u64::MAX) * 10;
+    let m = b.find(&j, NOW, &(), 10).unwrap();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].provider, PublicKey::of(&key(1)));
+    assert_eq!(m[0].max_cost, 2_000);
+    // Only a stake past 2^64 covers this job's value at 10%.
+    let mut poorer = offer(3);
+    poorer.stake = u128::from(u64::MAX);
+    let b = book_with([(3, poorer)]);
+    assert_eq!(b.find(&j, NOW, &(), 10).unwrap_err().blocker, Stage::Stake);
+}
