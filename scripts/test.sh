@@ -14,8 +14,8 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "contracts (forge)"
 bash contracts/test.sh
 
+step "Rust doc tests"
+cargo test --workspace --doc
+
 step "Rust tests (cargo nextest)"
 cargo nextest run --workspace --profile ci
-
-step "Rust doc tests"
-cargo test --workspace --doc --quiet

@@ -11,6 +11,53 @@
 //!
 //! This crate knows nothing of tokio, libp2p or wasmtime: time is passed in as unix
 //! seconds, and everything is synchronous.
+//!
+//! # Example: a provider's offer through the wire into a buyer's book
+//!
+//! ```
+//! use ed25519_dalek::SigningKey;
+//! use sietch_market::*;
+//!
+//! let now = 1_700_000_000;
+//! let key = SigningKey::from_bytes(&[7; 32]);
+//! let offer = Offer {
+//!     provider: PublicKey::of(&key),
+//!     evm_address: Address::repeat_byte(1),
+//!     hardware: Hardware { cpu_cores: 8, memory_bytes: 16 << 30, gpus: vec![] },
+//!     features: vec![],
+//!     prices: Prices { per_gfuel: 1_000, per_gpu_second: 0 },
+//!     stake: 1_000_000,
+//!     addresses: vec![],
+//!     sequence: 1,
+//!     expires_at: now + 600,
+//! };
+//! // The provider signs and gossips canonical bytes...
+//! let wire = Signed::sign(offer, &key).encode();
+//! // ...and a buyer's node decodes, verifies and files them.
+//! let mut book = OrderBook::default();
+//! book.ingest(&wire, now)?;
+//!
+//! let spec = JobSpec {
+//!     module: B256::repeat_byte(0xab),
+//!     args: vec![],
+//!     env: vec![],
+//!     stdin: None,
+//!     inputs: vec![],
+//!     limits: Limits { fuel: 2_000_000_000, memory_bytes: 1 << 30, wall_time_ms: 10_000, output_bytes: 1 << 20 },
+//!     requirements: Requirements::default(),
+//!     verification: VerificationPolicy::default(), // 10% sampling, one re-run, exact
+//!     price_cap: 5_000,
+//!     deadline: now + 3_600,
+//! };
+//! let best = book.find(&spec, now, &(), 3).map_err(|why| why.to_string())?;
+//! assert_eq!(best[0].max_cost, 2_000); // 2·10^9 fuel at 1,000 per 10^9
+//!
+//! // A cap below that price: the book says why nothing fits.
+//! let cheap = JobSpec { price_cap: 1_000, ..spec };
+//! let why = book.find(&cheap, now, &(), 3).unwrap_err();
+//! assert!(why.to_string().contains("cost more than your cap of 1000; the cheapest is 2000"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod book;
 pub mod codec;
