@@ -376,6 +376,83 @@ impl ModelIndex {
     }
 }
 
+/// Models that get a slot bitset in [`GpuSlots`]; GPUs of later models are found through
+/// the `other` bitset.
+const INDEXED_MODELS: usize = 256;
+
+/// Which slots hold a GPU of each model, so that a GPU job visits only offers that have a
+/// GPU of a model it accepts. Bitsets over slots: one per indexed model, plus `other` for
+/// offers the inline column cannot answer (a model past the index, or many GPUs).
+#[derive(Debug, Default)]
+struct GpuSlots {
+    by_model: Vec<Vec<u64>>,
+    other: Vec<u64>,
+}
+
+fn set_bit(bits: &mut Vec<u64>, slot: usize, on: bool) {
+    let (w, b) = (slot / 64, slot % 64);
+    if bits.len() <= w {
+        if !on {
+            return;
+        }
+        bits.resize(w + 1, 0);
+    }
+    if let Some(word) = bits.get_mut(w) {
+        if on {
+            *word |= 1 << b;
+        } else {
+            *word &= !(1 << b);
+        }
+    }
+}
+
+impl GpuSlots {
+    fn mark(&mut self, slot: usize, gpus: &[CompactGpu], count: u8, on: bool) {
+        let mut other = usize::from(count) > INLINE_GPUS;
+        for g in gpus.iter().take(usize::from(count)) {
+            let m = usize::from(g.model);
+            if m < INDEXED_MODELS {
+                if self.by_model.len() <= m {
+                    self.by_model.resize(m + 1, Vec::new());
+                }
+                if let Some(bits) = self.by_model.get_mut(m) {
+                    set_bit(bits, slot, on);
+                }
+            } else {
+                other = true;
+            }
+        }
+        if other || !on {
+            set_bit(&mut self.other, slot, on);
+        }
+    }
+
+    /// Slots that may hold a GPU of an accepted model, in increasing order.
+    fn candidates<'a>(&'a self, accepted: &[bool]) -> impl Iterator<Item = usize> + 'a {
+        let chosen: Vec<&'a Vec<u64>> = self
+            .by_model
+            .iter()
+            .zip(accepted)
+            .filter(|(_, ok)| **ok)
+            .map(|(bits, _)| bits)
+            .chain(std::iter::once(&self.other))
+            .collect();
+        let words = chosen.iter().map(|b| b.len()).max().unwrap_or(0);
+        (0..words).flat_map(move |w| {
+            let mut word = chosen
+                .iter()
+                .fold(0u64, |acc, b| acc | b.get(w).copied().unwrap_or(0));
+            std::iter::from_fn(move || {
+                (word != 0).then(|| {
+                    let bit = word.trailing_zeros() as usize;
+                    word &= word - 1;
+                    w * 64 + bit
+                })
+            })
+        })
+    }
+}
+
 /// Interned feature names: up to 64 get a bit.
 #[derive(Debug, Default)]
 struct FeatureIndex {
@@ -440,6 +517,7 @@ pub struct OrderBook {
     /// A column beside `summaries`: scanning it is sequential, with no pointer to chase.
     gpus: Vec<[CompactGpu; INLINE_GPUS]>,
     models: ModelIndex,
+    gpu_slots: GpuSlots,
 }
 
 impl Default for OrderBook {
@@ -462,6 +540,7 @@ impl OrderBook {
             features: FeatureIndex::default(),
             gpus: Vec::new(),
             models: ModelIndex::default(),
+            gpu_slots: GpuSlots::default(),
         }
     }
 
@@ -650,6 +729,11 @@ impl OrderBook {
                 memory_mib: u32::try_from(g.memory_bytes >> 20).unwrap_or(u32::MAX),
             };
         }
+        if let (Some(old), Some(s)) = (self.gpus.get(slot), self.summaries.get(slot)) {
+            self.gpu_slots.mark(slot, old, s.gpu_count, false);
+        }
+        let count = u8::try_from(o.hardware.gpus.len()).unwrap_or(u8::MAX);
+        self.gpu_slots.mark(slot, &gpus, count, true);
         if let Some(x) = self.gpus.get_mut(slot) {
             *x = gpus;
         }
@@ -662,8 +746,9 @@ impl OrderBook {
 
     fn remove_slot(&mut self, slot: usize) -> Option<PublicKey> {
         let signed = self.offers.get_mut(slot)?.take()?;
-        if let Some(s) = self.summaries.get_mut(slot) {
+        if let (Some(s), Some(g)) = (self.summaries.get_mut(slot), self.gpus.get(slot)) {
             self.by_expiry.remove(&(s.expires_at, slot));
+            self.gpu_slots.mark(slot, g, s.gpu_count, false);
             *s = Summary::default();
         }
         self.by_provider.remove(&signed.payload.provider);
@@ -738,6 +823,25 @@ impl OrderBook {
         observations: &dyn Observations,
         limit: usize,
     ) -> Result<Vec<Match>, NoMatch> {
+        // A GPU job visits only the offers that hold an accepted model. If none fits, the
+        // full scan runs to count every filter for the explanation.
+        if let Some(g) = spec.requirements.gpu.as_ref().filter(|g| g.count > 0) {
+            let slots = self.gpu_slots.candidates(&self.models.accepted(g));
+            if let Ok(found) = self.scan(spec, now, observations, limit, slots) {
+                return Ok(found);
+            }
+        }
+        self.scan(spec, now, observations, limit, 0..self.summaries.len())
+    }
+
+    fn scan(
+        &self,
+        spec: &JobSpec,
+        now: u64,
+        observations: &dyn Observations,
+        limit: usize,
+        slots: impl Iterator<Item = usize>,
+    ) -> Result<Vec<Match>, NoMatch> {
         let limit = limit.max(1);
         let req = &spec.requirements;
         let gpu = req.gpu.as_ref().filter(|g| g.count > 0);
@@ -757,7 +861,10 @@ impl OrderBook {
         let mut prune_above = u128::MAX;
         let mut cheapest_nano = u128::MAX;
 
-        for (slot, s) in self.summaries.iter().enumerate() {
+        for slot in slots {
+            let Some(s) = self.summaries.get(slot) else {
+                continue;
+            };
             if s.expires_at <= now {
                 continue;
             }

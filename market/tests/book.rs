@@ -492,7 +492,7 @@ fn arb_offers() -> impl Strategy<Value = Vec<Offer>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn find_agrees_with_a_naive_scan(
@@ -593,4 +593,57 @@ fn prices_and_stakes_beyond_64_bits_match_exactly() {
     poorer.stake = u128::from(u64::MAX);
     let b = book_with([(3, poorer)]);
     assert_eq!(b.find(&j, NOW, &(), 10).unwrap_err().blocker, Stage::Stake);
+}
+
+#[test]
+fn the_gpu_index_follows_replacements_removals_and_reused_slots() {
+    let mut b = OrderBook::new(BookConfig {
+        capacity: 4,
+        max_ttl_secs: 3_600,
+    });
+    let with = |i: u32, seq: u64, gpus: Vec<Gpu>| {
+        let mut o = offer(i);
+        o.sequence = seq;
+        o.hardware.gpus = gpus;
+        verified(o, i)
+    };
+    let found = |b: &OrderBook| -> Vec<PublicKey> {
+        b.find(&gpu_job(), NOW, &(), 10)
+            .map(|m| m.into_iter().map(|x| x.provider).collect())
+            .unwrap_or_default()
+    };
+    b.insert(with(1, 1, vec![h100()]), NOW).unwrap();
+    b.insert(with(2, 1, vec![rtx4090()]), NOW).unwrap();
+    assert_eq!(found(&b), [PublicKey::of(&key(1))]);
+    // Provider 1 swaps its H100 for a 4090; provider 2 gets an H100.
+    b.insert(with(1, 2, vec![rtx4090()]), NOW).unwrap();
+    b.insert(with(2, 2, vec![rtx4090(), h100()]), NOW).unwrap();
+    assert_eq!(found(&b), [PublicKey::of(&key(2))]);
+    // Provider 2 withdraws; its slot is reused by a provider with no GPU.
+    let w = Signed::sign(
+        Withdrawal {
+            provider: PublicKey::of(&key(2)),
+            sequence: 2,
+        },
+        &key(2),
+    );
+    assert!(b.withdraw(&w.verify().unwrap(), NOW));
+    b.insert(with(3, 1, vec![]), NOW).unwrap();
+    assert!(found(&b).is_empty());
+    // More GPUs than the inline column holds, and the explanation still counts everything.
+    b.insert(
+        with(
+            4,
+            1,
+            vec![rtx4090(), rtx4090(), rtx4090(), rtx4090(), h100()],
+        ),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(found(&b), [PublicKey::of(&key(4))]);
+    let mut two = gpu_job();
+    two.requirements.gpu.as_mut().unwrap().count = 2;
+    let e = b.find(&two, NOW, &(), 10).unwrap_err();
+    assert_eq!(e.funnel.passed(Stage::Live), 3);
+    assert_eq!(e.blocker, Stage::Gpu);
 }
