@@ -427,9 +427,10 @@ impl GpuSlots {
         }
     }
 
-    /// Slots that may hold a GPU of an accepted model, in increasing order.
-    fn candidates<'a>(&'a self, accepted: &[bool]) -> impl Iterator<Item = usize> + 'a {
-        let chosen: Vec<&'a Vec<u64>> = self
+    /// Slots that may hold a GPU of an accepted model, in increasing order. (Collected
+    /// rather than streamed: the plain loop is measurably faster than a flat-mapped iterator.)
+    fn candidates(&self, accepted: &[bool]) -> Vec<usize> {
+        let chosen: Vec<&Vec<u64>> = self
             .by_model
             .iter()
             .zip(accepted)
@@ -438,18 +439,17 @@ impl GpuSlots {
             .chain(std::iter::once(&self.other))
             .collect();
         let words = chosen.iter().map(|b| b.len()).max().unwrap_or(0);
-        (0..words).flat_map(move |w| {
+        let mut out = Vec::with_capacity(words * 16);
+        for w in 0..words {
             let mut word = chosen
                 .iter()
                 .fold(0u64, |acc, b| acc | b.get(w).copied().unwrap_or(0));
-            std::iter::from_fn(move || {
-                (word != 0).then(|| {
-                    let bit = word.trailing_zeros() as usize;
-                    word &= word - 1;
-                    w * 64 + bit
-                })
-            })
-        })
+            while word != 0 {
+                out.push(w * 64 + word.trailing_zeros() as usize);
+                word &= word - 1;
+            }
+        }
+        out
     }
 }
 
@@ -827,20 +827,29 @@ impl OrderBook {
         // full scan runs to count every filter for the explanation.
         if let Some(g) = spec.requirements.gpu.as_ref().filter(|g| g.count > 0) {
             let slots = self.gpu_slots.candidates(&self.models.accepted(g));
-            if let Ok(found) = self.scan(spec, now, observations, limit, slots) {
+            let visits = slots
+                .into_iter()
+                .filter_map(|slot| self.summaries.get(slot).map(|s| (slot, s)));
+            if let Ok(found) = self.scan(spec, now, observations, limit, visits) {
                 return Ok(found);
             }
         }
-        self.scan(spec, now, observations, limit, 0..self.summaries.len())
+        self.scan(
+            spec,
+            now,
+            observations,
+            limit,
+            self.summaries.iter().enumerate(),
+        )
     }
 
-    fn scan(
-        &self,
+    fn scan<'a>(
+        &'a self,
         spec: &JobSpec,
         now: u64,
         observations: &dyn Observations,
         limit: usize,
-        slots: impl Iterator<Item = usize>,
+        visits: impl Iterator<Item = (usize, &'a Summary)>,
     ) -> Result<Vec<Match>, NoMatch> {
         let limit = limit.max(1);
         let req = &spec.requirements;
@@ -861,10 +870,7 @@ impl OrderBook {
         let mut prune_above = u128::MAX;
         let mut cheapest_nano = u128::MAX;
 
-        for slot in slots {
-            let Some(s) = self.summaries.get(slot) else {
-                continue;
-            };
+        for (slot, s) in visits {
             if s.expires_at <= now {
                 continue;
             }
@@ -1001,32 +1007,33 @@ impl OrderBook {
 
     fn gpus_fit(&self, slot: usize, s: &Summary, need: &GpuNeeds, accepted: &[bool]) -> bool {
         let n = usize::from(s.gpu_count);
-        let Some(gs) = self.gpus.get(slot) else {
-            return false;
-        };
         // The inline column answers exactly when the offer's GPUs all fit in it with their
         // models interned, and the memory need is whole MiB (then floor(bytes / MiB) ≥
         // need / MiB exactly when bytes ≥ need).
-        let exact = n <= INLINE_GPUS
-            && need.min_memory_bytes.is_multiple_of(1 << 20)
-            && gs
-                .iter()
-                .take(n)
-                .all(|g| g.model != UNINDEXED_MODEL && g.memory_mib != u32::MAX);
-        if !exact {
+        if n > INLINE_GPUS || !need.min_memory_bytes.is_multiple_of(1 << 20) {
             return self.gpus_fit_by_name(slot, need);
         }
+        let Some(gs) = self.gpus.get(slot) else {
+            return false;
+        };
         let need_mib = need.min_memory_bytes >> 20;
-        let cc = need.min_compute_capability;
-        gs.iter()
-            .take(usize::from(s.gpu_count))
-            .filter(|g| {
-                u64::from(g.memory_mib) >= need_mib
-                    && (g.cc_major, g.cc_minor) >= (cc.major, cc.minor)
-                    && accepted.get(usize::from(g.model)).copied().unwrap_or(false)
-            })
-            .count()
-            >= usize::from(need.count)
+        let cc = (
+            need.min_compute_capability.major,
+            need.min_compute_capability.minor,
+        );
+        let mut fits = 0u8;
+        for g in gs.iter().take(n) {
+            if g.model == UNINDEXED_MODEL || g.memory_mib == u32::MAX {
+                return self.gpus_fit_by_name(slot, need);
+            }
+            if u64::from(g.memory_mib) >= need_mib
+                && (g.cc_major, g.cc_minor) >= cc
+                && accepted.get(usize::from(g.model)).copied().unwrap_or(false)
+            {
+                fits += 1;
+            }
+        }
+        fits >= need.count
     }
 
     /// The slow path, from the full offer: offers with many GPUs or models past the index.
