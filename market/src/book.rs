@@ -830,7 +830,7 @@ impl OrderBook {
             let visits = slots
                 .into_iter()
                 .filter_map(|slot| self.summaries.get(slot).map(|s| (slot, s)));
-            if let Ok(found) = self.scan(spec, now, observations, limit, visits) {
+            if let Ok(found) = self.scan(spec, now, observations, limit, visits, true) {
                 return Ok(found);
             }
         }
@@ -840,6 +840,7 @@ impl OrderBook {
             observations,
             limit,
             self.summaries.iter().enumerate(),
+            false,
         )
     }
 
@@ -850,6 +851,7 @@ impl OrderBook {
         observations: &dyn Observations,
         limit: usize,
         visits: impl Iterator<Item = (usize, &'a Summary)>,
+        gpus_last: bool,
     ) -> Result<Vec<Match>, NoMatch> {
         let limit = limit.max(1);
         let req = &spec.requirements;
@@ -875,8 +877,15 @@ impl OrderBook {
                 continue;
             }
             passed.bump(Stage::Live);
+            // The filters are a conjunction, so their order changes only the funnel. When
+            // the funnel will be thrown away (the indexed pass: if it finds nothing, the full
+            // scan explains why), the GPU check, the dearest, goes after the cheap ones.
+            let gpus_fit = |g: &GpuNeeds| {
+                s.gpu_count >= g.count && self.gpus_fit(slot, s, g, &accepted_models)
+            };
             if let Some(g) = gpu
-                && (s.gpu_count < g.count || !self.gpus_fit(slot, s, g, &accepted_models))
+                && !gpus_last
+                && !gpus_fit(g)
             {
                 continue;
             }
@@ -893,6 +902,12 @@ impl OrderBook {
             passed.bump(Stage::Memory);
             if s.features & feature_mask != feature_mask
                 || (unknown_feature && !self.features_fit(slot, s, &req.features))
+            {
+                continue;
+            }
+            if let Some(g) = gpu
+                && gpus_last
+                && !gpus_fit(g)
             {
                 continue;
             }
