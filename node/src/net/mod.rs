@@ -1,0 +1,1 @@
+//! The node's libp2p network actor (being built).

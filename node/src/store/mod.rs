@@ -1,0 +1,1 @@
+//! The node's durable state in redb (being built).
