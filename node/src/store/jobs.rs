@@ -1,0 +1,353 @@
+//! Jobs on both sides: their specs, tickets, results and states, and the updates that touch
+//! several tables at once (a check and the provider's reputation; a payment, the channel's
+//! voucher and the provider's reputation), each in one transaction.
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use sietch_market::{B256, Canonical, JobSpec, ResultCommitment, Ticket, Voucher};
+
+use super::error::StoreError;
+use super::records::{
+    EvmSigned, JobRecord, JobState, MAX_NOTE, Record, ReputationEvent, Side, VoucherUpdate,
+};
+use super::schema::{BUYER_JOBS, JOB_SPECS, PROVIDER_JOBS, REPUTATION, VOUCHERS};
+use super::{Store, count_reputation, upsert_voucher};
+
+type JobTable<'a> = redb::Table<'a, &'static [u8; 32], &'static [u8]>;
+
+fn table_of(side: Side) -> TableDefinition<'static, &'static [u8; 32], &'static [u8]> {
+    match side {
+        Side::Buyer => BUYER_JOBS,
+        Side::Provider => PROVIDER_JOBS,
+    }
+}
+
+fn table_name(side: Side) -> &'static str {
+    match side {
+        Side::Buyer => "buyer_jobs",
+        Side::Provider => "provider_jobs",
+    }
+}
+
+fn decode_job(side: Side, job_id: &B256, bytes: &[u8]) -> Result<JobRecord, StoreError> {
+    JobRecord::from_bytes(bytes).map_err(|source| StoreError::Corrupt {
+        table: table_name(side),
+        key: job_id.to_string(),
+        source,
+    })
+}
+
+fn load(table: &JobTable<'_>, side: Side, job_id: &B256) -> Result<JobRecord, StoreError> {
+    match table.get(&job_id.0)? {
+        Some(v) => decode_job(side, job_id, v.value()),
+        None => Err(StoreError::NoSuchJob {
+            side,
+            job_id: *job_id,
+        }),
+    }
+}
+
+fn save(table: &mut JobTable<'_>, record: &JobRecord) -> Result<(), StoreError> {
+    table.insert(&record.job_id.0, record.to_bytes().as_slice())?;
+    Ok(())
+}
+
+fn move_to(side: Side, record: &mut JobRecord, to: JobState, now: u64) -> Result<(), StoreError> {
+    if !record.state.can_become(to) {
+        return Err(StoreError::StateTransition {
+            side,
+            job_id: record.job_id,
+            from: record.state,
+            to,
+        });
+    }
+    record.state = to;
+    record.updated_at = now;
+    Ok(())
+}
+
+fn same(what: &'static str, expected: B256, found: B256) -> Result<(), StoreError> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(StoreError::Mismatch {
+            what,
+            expected,
+            found,
+        })
+    }
+}
+
+fn check_ticket(record: &JobRecord, ticket: &Ticket) -> Result<(), StoreError> {
+    same("ticket's job id", record.job_id, ticket.job_id)?;
+    same("ticket's spec hash", record.spec_hash, ticket.spec_hash)
+}
+
+fn check_result(record: &JobRecord, result: &ResultCommitment) -> Result<(), StoreError> {
+    same("result's job id", record.job_id, result.job_id)?;
+    same("result's spec hash", record.spec_hash, result.spec_hash)
+}
+
+fn check_note(note: &str) -> Result<(), StoreError> {
+    if note.len() > MAX_NOTE {
+        return Err(StoreError::Invalid {
+            what: "job note",
+            why: format!("{} bytes, over the limit of {MAX_NOTE}", note.len()),
+        });
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Stores a new job and its spec in one transaction. The record's spec hash must be the
+    /// spec's, and its ticket and result (if any) must name the job and spec. The spec is
+    /// kept once per spec hash, shared by every job that runs it.
+    pub fn insert_job(
+        &self,
+        side: Side,
+        spec: &JobSpec,
+        record: &JobRecord,
+    ) -> Result<(), StoreError> {
+        let spec_bytes = spec.encode();
+        // A spec that would not decode (over its bounds, a NaN bound) is refused now rather
+        // than stored unreadable.
+        JobSpec::decode(&spec_bytes).map_err(|e| StoreError::Invalid {
+            what: "job spec",
+            why: e.to_string(),
+        })?;
+        let spec_hash = B256::from(*blake3::hash(&spec_bytes).as_bytes());
+        same("record's spec hash", spec_hash, record.spec_hash)?;
+        if let Some(t) = &record.ticket {
+            check_ticket(record, &t.message)?;
+        }
+        if let Some(r) = &record.result {
+            check_result(record, &r.message)?;
+        }
+        check_note(&record.note)?;
+
+        let tx = self.db().begin_write()?;
+        {
+            let mut jobs = tx.open_table(table_of(side))?;
+            if jobs.get(&record.job_id.0)?.is_some() {
+                return Err(StoreError::JobExists {
+                    side,
+                    job_id: record.job_id,
+                });
+            }
+            let mut specs = tx.open_table(JOB_SPECS)?;
+            if specs.get(&spec_hash.0)?.is_none() {
+                specs.insert(&spec_hash.0, spec_bytes.as_slice())?;
+            }
+            save(&mut jobs, record)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A job, if stored on that side.
+    pub fn job(&self, side: Side, job_id: &B256) -> Result<Option<JobRecord>, StoreError> {
+        let tx = self.db().begin_read()?;
+        let table = tx.open_table(table_of(side))?;
+        table
+            .get(&job_id.0)?
+            .map(|v| decode_job(side, job_id, v.value()))
+            .transpose()
+    }
+
+    /// A spec by its hash.
+    pub fn job_spec(&self, spec_hash: &B256) -> Result<Option<JobSpec>, StoreError> {
+        let tx = self.db().begin_read()?;
+        let table = tx.open_table(JOB_SPECS)?;
+        table
+            .get(&spec_hash.0)?
+            .map(|v| {
+                JobSpec::decode(v.value()).map_err(|source| StoreError::Corrupt {
+                    table: "job_specs",
+                    key: spec_hash.to_string(),
+                    source,
+                })
+            })
+            .transpose()
+    }
+
+    /// Up to `limit` jobs of one side in job-id order, starting after `after` (for paging).
+    pub fn jobs(
+        &self,
+        side: Side,
+        after: Option<&B256>,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        let tx = self.db().begin_read()?;
+        let table = tx.open_table(table_of(side))?;
+        let range = match after {
+            Some(a) => table.range::<&[u8; 32]>((
+                std::ops::Bound::Excluded(&a.0),
+                std::ops::Bound::Unbounded,
+            ))?,
+            None => table.iter()?,
+        };
+        let mut out = Vec::new();
+        for entry in range.take(limit) {
+            let (k, v) = entry?;
+            out.push(decode_job(side, &B256::from(*k.value()), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// How many jobs one side holds.
+    pub fn job_count(&self, side: Side) -> Result<u64, StoreError> {
+        let tx = self.db().begin_read()?;
+        Ok(tx.open_table(table_of(side))?.len()?)
+    }
+
+    /// Moves a job to `state` with a note (why it was refused or failed; may be empty), and
+    /// returns the updated record. States only move forward ([`JobState::can_become`]).
+    pub fn set_job_state(
+        &self,
+        side: Side,
+        job_id: &B256,
+        state: JobState,
+        note: &str,
+        now: u64,
+    ) -> Result<JobRecord, StoreError> {
+        check_note(note)?;
+        self.update_job(side, job_id, |record| {
+            move_to(side, record, state, now)?;
+            if !note.is_empty() {
+                note.clone_into(&mut record.note);
+            }
+            Ok(())
+        })
+    }
+
+    /// Attaches the buyer's signed ticket to a job.
+    pub fn set_ticket(
+        &self,
+        side: Side,
+        job_id: &B256,
+        ticket: &EvmSigned<Ticket>,
+        now: u64,
+    ) -> Result<JobRecord, StoreError> {
+        self.update_job(side, job_id, |record| {
+            check_ticket(record, &ticket.message)?;
+            record.ticket = Some(*ticket);
+            record.updated_at = now;
+            Ok(())
+        })
+    }
+
+    /// Records the provider's signed result commitment and moves the job to
+    /// [`JobState::Done`], together.
+    pub fn record_result(
+        &self,
+        side: Side,
+        job_id: &B256,
+        result: &EvmSigned<ResultCommitment>,
+        now: u64,
+    ) -> Result<JobRecord, StoreError> {
+        self.update_job(side, job_id, |record| {
+            check_result(record, &result.message)?;
+            move_to(side, record, JobState::Done, now)?;
+            record.result = Some(*result);
+            Ok(())
+        })
+    }
+
+    /// Buyer side: records the outcome of a spot check of a job, moving it to
+    /// [`JobState::Checked`] or [`JobState::Failed`] and counting the check in the provider's
+    /// reputation, together. Recording the same outcome again changes nothing.
+    pub fn record_check(
+        &self,
+        job_id: &B256,
+        passed: bool,
+        now: u64,
+    ) -> Result<JobRecord, StoreError> {
+        let side = Side::Buyer;
+        let (to, event) = if passed {
+            (JobState::Checked, ReputationEvent::CheckPassed)
+        } else {
+            (JobState::Failed, ReputationEvent::CheckFailed)
+        };
+        let tx = self.db().begin_write()?;
+        let record = {
+            let mut jobs = tx.open_table(table_of(side))?;
+            let mut record = load(&jobs, side, job_id)?;
+            if record.state != to {
+                move_to(side, &mut record, to, now)?;
+                if !passed {
+                    "spot check failed".clone_into(&mut record.note);
+                }
+                save(&mut jobs, &record)?;
+                let mut reputation = tx.open_table(REPUTATION)?;
+                count_reputation(&mut reputation, &record.counterparty, event)?;
+            }
+            record
+        };
+        tx.commit()?;
+        Ok(record)
+    }
+
+    /// Records that a job was paid by `voucher`: the job moves to [`JobState::Paid`], the
+    /// voucher becomes its channel's latest if it is newer (the rule of
+    /// [`Store::put_voucher`]), and on the buyer side the provider's settled-job count goes
+    /// up, all in one transaction. The voucher must be for the job's ticket's channel.
+    /// Settling a paid job again only offers the voucher.
+    pub fn settle_job(
+        &self,
+        side: Side,
+        job_id: &B256,
+        voucher: &EvmSigned<Voucher>,
+        now: u64,
+    ) -> Result<(JobRecord, VoucherUpdate), StoreError> {
+        let tx = self.db().begin_write()?;
+        let out = {
+            let mut jobs = tx.open_table(table_of(side))?;
+            let mut record = load(&jobs, side, job_id)?;
+            if let Some(t) = &record.ticket {
+                same(
+                    "voucher's channel",
+                    t.message.channel_id,
+                    voucher.message.channel_id,
+                )?;
+            }
+            let newly_paid = record.state != JobState::Paid;
+            if newly_paid {
+                move_to(side, &mut record, JobState::Paid, now)?;
+                save(&mut jobs, &record)?;
+            }
+            let update = upsert_voucher(&mut tx.open_table(VOUCHERS)?, voucher)?;
+            if newly_paid && side == Side::Buyer {
+                count_reputation(
+                    &mut tx.open_table(REPUTATION)?,
+                    &record.counterparty,
+                    ReputationEvent::Settled,
+                )?;
+            }
+            (record, update)
+        };
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Reads, changes and writes back one job in one transaction. `f` may refuse; then
+    /// nothing is written. The job's id and spec hash cannot change.
+    fn update_job(
+        &self,
+        side: Side,
+        job_id: &B256,
+        f: impl FnOnce(&mut JobRecord) -> Result<(), StoreError>,
+    ) -> Result<JobRecord, StoreError> {
+        let tx = self.db().begin_write()?;
+        let record = {
+            let mut jobs = tx.open_table(table_of(side))?;
+            let mut record = load(&jobs, side, job_id)?;
+            let (id, spec) = (record.job_id, record.spec_hash);
+            f(&mut record)?;
+            same("job id", id, record.job_id)?;
+            same("spec hash", spec, record.spec_hash)?;
+            save(&mut jobs, &record)?;
+            record
+        };
+        tx.commit()?;
+        Ok(record)
+    }
+}

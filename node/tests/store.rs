@@ -1,0 +1,885 @@
+//! The node's durable state: every table round-trips and survives a reopen, the voucher rule,
+//! job state rules and multi-table updates, schema migrations, and content-addressed blobs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use ed25519_dalek::SigningKey;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use sietch_market::{
+    Address, B256, Hardware, JobSpec, Limits, Offer, Prices, PublicKey, Requirements,
+    ResultCommitment, Signed, Ticket, U256, VerificationPolicy, Voucher, job_id,
+};
+use sietch_node::store::{
+    BlobError, EvmSigned, JobRecord, JobState, Migration, NodeKeys, Reputation, ReputationEvent,
+    SCHEMA_VERSION, Schema, Side, Store, StoreError, StoreOptions, VoucherUpdate, blob_hash,
+};
+
+const NOW: u64 = 1_700_000_000;
+
+fn spec(n: u64) -> JobSpec {
+    JobSpec {
+        module: B256::repeat_byte(0xab),
+        args: vec![format!("job-{n}")],
+        env: vec![("K".into(), "V".into())],
+        stdin: None,
+        inputs: vec![],
+        limits: Limits {
+            fuel: 1_000_000,
+            memory_bytes: 1 << 20,
+            wall_time_ms: 1_000,
+            output_bytes: 1 << 10,
+        },
+        requirements: Requirements::default(),
+        verification: VerificationPolicy::default(),
+        price_cap: 5_000,
+        deadline: NOW + 3_600,
+    }
+}
+
+fn channel() -> B256 {
+    B256::repeat_byte(0xc1)
+}
+
+fn provider() -> Address {
+    Address::repeat_byte(0x77)
+}
+
+/// A job with its spec and ticket, as a buyer stores it when it sends the request.
+fn job(n: u64) -> (JobSpec, JobRecord) {
+    let spec = spec(n);
+    let spec_hash = spec.hash();
+    let id = job_id(Address::repeat_byte(0xb0), n, spec_hash);
+    let mut record = JobRecord::new(id, spec_hash, provider(), NOW);
+    record.ticket = Some(EvmSigned::new(
+        Ticket {
+            job_id: id,
+            spec_hash,
+            channel_id: channel(),
+            max_amount: U256::from(5_000),
+            deadline: NOW + 3_600,
+            check_commit: B256::repeat_byte(0xcc),
+        },
+        [0x11; 65],
+    ));
+    record.check_secret = Some(B256::repeat_byte(0x5e));
+    (spec, record)
+}
+
+fn result_for(record: &JobRecord) -> EvmSigned<ResultCommitment> {
+    EvmSigned::new(
+        ResultCommitment {
+            job_id: record.job_id,
+            spec_hash: record.spec_hash,
+            output_hash: B256::repeat_byte(0x0f),
+            fuel_used: 123,
+            gpu_millis: 4,
+            amount: U256::from(700),
+        },
+        [0x22; 65],
+    )
+}
+
+fn voucher(amount: u64, sig: u8) -> EvmSigned<Voucher> {
+    EvmSigned::new(
+        Voucher {
+            channel_id: channel(),
+            cumulative_amount: U256::from(amount),
+        },
+        [sig; 65],
+    )
+}
+
+fn offer(key: &SigningKey, sequence: u64) -> Signed<Offer> {
+    Signed::sign(
+        Offer {
+            provider: PublicKey::of(key),
+            evm_address: provider(),
+            hardware: Hardware {
+                cpu_cores: 8,
+                memory_bytes: 16 << 30,
+                gpus: vec![],
+            },
+            features: vec!["wasi".into()],
+            prices: Prices {
+                per_gfuel: 1_000,
+                per_gpu_second: 0,
+            },
+            stake: 1_000_000,
+            addresses: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+            sequence,
+            expires_at: NOW + 600,
+        },
+        key,
+    )
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[test]
+fn a_new_store_is_created_at_the_current_version_and_owner_only() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.opened_at_version(), 0);
+    assert_eq!(SCHEMA_VERSION, Schema::current().version());
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.opened_at_version(), SCHEMA_VERSION);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("state.redb"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "state.redb holds secret keys");
+    }
+    assert_eq!(store.modules_dir(), dir.path().join("modules"));
+}
+
+#[test]
+fn a_data_directory_is_open_in_one_place_at_a_time() {
+    let dir = tempdir();
+    let _store = Store::open(dir.path()).unwrap();
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+    assert!(err.to_string().contains("another process"), "{err}");
+}
+
+#[test]
+fn node_keys_round_trip_and_are_created_once() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.node_keys().unwrap(), None);
+    let first = NodeKeys {
+        ed25519: SigningKey::from_bytes(&[1; 32]),
+        evm: Some(B256::repeat_byte(2)),
+    };
+    let second = NodeKeys {
+        ed25519: SigningKey::from_bytes(&[3; 32]),
+        evm: None,
+    };
+    assert_eq!(store.init_node_keys(&first).unwrap(), first);
+    // A second init keeps the identity the node already has.
+    assert_eq!(store.init_node_keys(&second).unwrap(), first);
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.node_keys().unwrap(), Some(first.clone()));
+    store.replace_node_keys(&second).unwrap();
+    assert_eq!(store.node_keys().unwrap(), Some(second));
+    // Debug output never shows the secrets.
+    let shown = format!("{first:?}");
+    assert!(!shown.contains(&hex::encode([1u8; 32])), "{shown}");
+    assert!(!shown.contains(&hex::encode([2u8; 32])), "{shown}");
+}
+
+#[test]
+fn config_round_trips() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    store.set_config("listen", "/ip4/0.0.0.0/tcp/4001").unwrap();
+    store.set_config("chain", "31337").unwrap();
+    store.set_config("listen", "/ip4/0.0.0.0/tcp/5001").unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.config("listen").unwrap().as_deref(),
+        Some("/ip4/0.0.0.0/tcp/5001")
+    );
+    assert_eq!(
+        store.config_entries().unwrap(),
+        vec![
+            ("chain".to_owned(), "31337".to_owned()),
+            ("listen".to_owned(), "/ip4/0.0.0.0/tcp/5001".to_owned()),
+        ]
+    );
+    assert!(store.remove_config("chain").unwrap());
+    assert!(!store.remove_config("chain").unwrap());
+    assert_eq!(store.config("chain").unwrap(), None);
+    let err = store.set_config("k", &"x".repeat(100_000)).unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+}
+
+#[test]
+fn own_offers_round_trip_and_their_sequence_only_grows() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let pk = PublicKey::of(&key);
+    assert_eq!(store.own_offer(&pk).unwrap(), None);
+    store.put_own_offer(&offer(&key, 5)).unwrap();
+    let err = store.put_own_offer(&offer(&key, 5)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::StaleOfferSequence {
+                sequence: 5,
+                stored: 5
+            }
+        ),
+        "{err:?}"
+    );
+    store.put_own_offer(&offer(&key, 6)).unwrap();
+    drop(store);
+
+    let store = Store::open(dir.path()).unwrap();
+    let own = store.own_offer(&pk).unwrap().unwrap();
+    assert_eq!(own.sequence, 6);
+    let stored = own.offer.unwrap();
+    assert_eq!(stored, offer(&key, 6));
+    stored.verify().unwrap();
+
+    store.withdraw_own_offer(&pk, 7).unwrap();
+    let own = store.own_offer(&pk).unwrap().unwrap();
+    assert_eq!((own.sequence, own.offer), (7, None));
+    assert!(store.put_own_offer(&offer(&key, 7)).is_err());
+    store.put_own_offer(&offer(&key, 8)).unwrap();
+    assert_eq!(store.own_offers().unwrap().len(), 1);
+}
+
+#[test]
+fn jobs_round_trip_on_both_sides() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let (spec1, buyer1) = job(1);
+    let (spec2, buyer2) = job(2);
+    store.insert_job(Side::Buyer, &spec1, &buyer1).unwrap();
+    store.insert_job(Side::Buyer, &spec2, &buyer2).unwrap();
+    // The same job seen from the provider's end is a separate record.
+    let mut provider1 = buyer1.clone();
+    provider1.counterparty = Address::repeat_byte(0xb0);
+    provider1.check_secret = None;
+    store
+        .insert_job(Side::Provider, &spec1, &provider1)
+        .unwrap();
+    let err = store.insert_job(Side::Buyer, &spec1, &buyer1).unwrap_err();
+    assert!(matches!(err, StoreError::JobExists { .. }), "{err:?}");
+    drop(store);
+
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.job(Side::Buyer, &buyer1.job_id).unwrap(),
+        Some(buyer1.clone())
+    );
+    assert_eq!(
+        store.job(Side::Provider, &buyer1.job_id).unwrap(),
+        Some(provider1)
+    );
+    assert_eq!(store.job(Side::Provider, &buyer2.job_id).unwrap(), None);
+    assert_eq!(store.job_spec(&spec1.hash()).unwrap(), Some(spec1.clone()));
+    assert_eq!(store.job_spec(&spec2.hash()).unwrap(), Some(spec2));
+    assert_eq!(store.job_count(Side::Buyer).unwrap(), 2);
+    assert_eq!(store.job_count(Side::Provider).unwrap(), 1);
+
+    // Paging in job-id order.
+    let all = store.jobs(Side::Buyer, None, 10).unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all[0].job_id < all[1].job_id);
+    let first = store.jobs(Side::Buyer, None, 1).unwrap();
+    let rest = store.jobs(Side::Buyer, Some(&first[0].job_id), 10).unwrap();
+    assert_eq!([first, rest].concat(), all);
+
+    // A record that does not match its spec, or a ticket for another job, is refused.
+    let (_, mut wrong) = job(3);
+    wrong.spec_hash = B256::repeat_byte(1);
+    let err = store.insert_job(Side::Buyer, &spec1, &wrong).unwrap_err();
+    assert!(matches!(err, StoreError::Mismatch { .. }), "{err:?}");
+    let (spec3, mut wrong) = job(3);
+    wrong.ticket.as_mut().unwrap().message.job_id = B256::repeat_byte(1);
+    let err = store.insert_job(Side::Buyer, &spec3, &wrong).unwrap_err();
+    assert!(matches!(err, StoreError::Mismatch { .. }), "{err:?}");
+    assert_eq!(store.job_count(Side::Buyer).unwrap(), 2);
+}
+
+#[test]
+fn job_states_move_forward_and_results_land_with_their_state() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let (spec, record) = job(1);
+    let id = record.job_id;
+    store.insert_job(Side::Provider, &spec, &record).unwrap();
+
+    let r = store
+        .set_job_state(Side::Provider, &id, JobState::Accepted, "", NOW + 1)
+        .unwrap();
+    assert_eq!((r.state, r.updated_at), (JobState::Accepted, NOW + 1));
+    store
+        .set_job_state(Side::Provider, &id, JobState::Running, "", NOW + 2)
+        .unwrap();
+    // Replayed after a restart: a no-op, not an error.
+    store
+        .set_job_state(Side::Provider, &id, JobState::Running, "", NOW + 2)
+        .unwrap();
+    let err = store
+        .set_job_state(Side::Provider, &id, JobState::Requested, "", NOW + 3)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::StateTransition {
+                from: JobState::Running,
+                to: JobState::Requested,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // A result for another job is refused and leaves the job as it was.
+    let mut other = result_for(&record);
+    other.message.job_id = B256::repeat_byte(9);
+    let err = store
+        .record_result(Side::Provider, &id, &other, NOW + 4)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Mismatch { .. }), "{err:?}");
+    assert_eq!(
+        store.job(Side::Provider, &id).unwrap().unwrap().state,
+        JobState::Running
+    );
+
+    let result = result_for(&record);
+    let r = store
+        .record_result(Side::Provider, &id, &result, NOW + 5)
+        .unwrap();
+    assert_eq!((r.state, r.result), (JobState::Done, Some(result)));
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    let r = store.job(Side::Provider, &id).unwrap().unwrap();
+    assert_eq!((r.state, r.result), (JobState::Done, Some(result)));
+
+    let r = store
+        .set_job_state(
+            Side::Provider,
+            &id,
+            JobState::Failed,
+            "output lost",
+            NOW + 6,
+        )
+        .unwrap();
+    assert_eq!(
+        (r.state, r.note.as_str()),
+        (JobState::Failed, "output lost")
+    );
+    assert!(
+        store
+            .set_job_state(Side::Provider, &id, JobState::Paid, "", NOW + 7)
+            .is_err(),
+        "a failed job stays failed"
+    );
+    let missing = store
+        .set_job_state(Side::Buyer, &id, JobState::Accepted, "", NOW)
+        .unwrap_err();
+    assert!(
+        matches!(missing, StoreError::NoSuchJob { .. }),
+        "{missing:?}"
+    );
+}
+
+#[test]
+fn state_rules() {
+    use JobState::*;
+    for s in JobState::ALL {
+        assert!(s.can_become(s));
+    }
+    assert!(Requested.can_become(Paid));
+    assert!(Done.can_become(Checked));
+    assert!(Running.can_become(Failed));
+    assert!(Requested.can_become(Refused));
+    assert!(!Accepted.can_become(Refused));
+    assert!(!Checked.can_become(Done));
+    for fin in [Paid, Refused, Failed] {
+        for s in JobState::ALL {
+            assert_eq!(fin.can_become(s), s == fin, "{fin} -> {s}");
+        }
+    }
+}
+
+#[test]
+fn settling_a_job_updates_job_voucher_and_reputation_together() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let (spec, record) = job(1);
+    let id = record.job_id;
+    store.insert_job(Side::Buyer, &spec, &record).unwrap();
+    store
+        .record_result(Side::Buyer, &id, &result_for(&record), NOW)
+        .unwrap();
+
+    // A voucher for another channel is refused, and nothing of the three parts changes.
+    let mut elsewhere = voucher(700, 1);
+    elsewhere.message.channel_id = B256::repeat_byte(0xee);
+    let err = store
+        .settle_job(Side::Buyer, &id, &elsewhere, NOW)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Mismatch { .. }), "{err:?}");
+    assert_eq!(
+        store.job(Side::Buyer, &id).unwrap().unwrap().state,
+        JobState::Done
+    );
+    assert_eq!(store.vouchers().unwrap(), vec![]);
+    assert_eq!(
+        store.reputation(&provider()).unwrap(),
+        Reputation::default()
+    );
+
+    let (r, update) = store
+        .settle_job(Side::Buyer, &id, &voucher(700, 1), NOW + 1)
+        .unwrap();
+    assert_eq!((r.state, update), (JobState::Paid, VoucherUpdate::Stored));
+    assert_eq!(store.voucher(&channel()).unwrap(), Some(voucher(700, 1)));
+    assert_eq!(store.reputation(&provider()).unwrap().settled_jobs, 1);
+
+    // Settled again (a replay after a restart): the job is counted once.
+    let (_, update) = store
+        .settle_job(Side::Buyer, &id, &voucher(700, 2), NOW + 2)
+        .unwrap();
+    assert_eq!(update, VoucherUpdate::Kept(voucher(700, 1)));
+    assert_eq!(store.reputation(&provider()).unwrap().settled_jobs, 1);
+
+    // An older voucher through settlement does not overwrite the newer one either.
+    let (spec2, record2) = job(2);
+    store.insert_job(Side::Buyer, &spec2, &record2).unwrap();
+    let (_, update) = store
+        .settle_job(Side::Buyer, &record2.job_id, &voucher(600, 3), NOW + 3)
+        .unwrap();
+    assert_eq!(update, VoucherUpdate::Kept(voucher(700, 1)));
+    assert_eq!(store.reputation(&provider()).unwrap().settled_jobs, 2);
+    assert_eq!(store.voucher(&channel()).unwrap(), Some(voucher(700, 1)));
+
+    // The provider side keeps the voucher but keeps no reputation of itself.
+    store.insert_job(Side::Provider, &spec, &record).unwrap();
+    store
+        .settle_job(Side::Provider, &id, &voucher(800, 4), NOW + 4)
+        .unwrap();
+    assert_eq!(store.voucher(&channel()).unwrap(), Some(voucher(800, 4)));
+    assert_eq!(store.reputation(&provider()).unwrap().settled_jobs, 2);
+}
+
+#[test]
+fn a_check_updates_job_and_reputation_together() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let (spec1, r1) = job(1);
+    let (spec2, r2) = job(2);
+    store.insert_job(Side::Buyer, &spec1, &r1).unwrap();
+    store.insert_job(Side::Buyer, &spec2, &r2).unwrap();
+    for r in [&r1, &r2] {
+        store
+            .record_result(Side::Buyer, &r.job_id, &result_for(r), NOW)
+            .unwrap();
+    }
+    let a = store.record_check(&r1.job_id, true, NOW + 1).unwrap();
+    assert_eq!(a.state, JobState::Checked);
+    // The same outcome recorded twice is counted once.
+    store.record_check(&r1.job_id, true, NOW + 1).unwrap();
+    let b = store.record_check(&r2.job_id, false, NOW + 1).unwrap();
+    assert_eq!(b.state, JobState::Failed);
+    let rep = store.reputation(&provider()).unwrap();
+    assert_eq!((rep.checks_passed, rep.checks_failed), (1, 1));
+    // A passed check cannot be turned into anything but payment or failure.
+    assert!(store.record_check(&r2.job_id, true, NOW + 2).is_err());
+    assert_eq!(store.reputation(&provider()).unwrap(), rep);
+}
+
+#[test]
+fn an_older_voucher_never_overwrites_a_newer_one() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.voucher(&channel()).unwrap(), None);
+    assert_eq!(
+        store.put_voucher(&voucher(10, 1)).unwrap(),
+        VoucherUpdate::Stored
+    );
+    assert_eq!(
+        store.put_voucher(&voucher(5, 2)).unwrap(),
+        VoucherUpdate::Kept(voucher(10, 1))
+    );
+    // Equal amount, other signature: the first one stays.
+    assert_eq!(
+        store.put_voucher(&voucher(10, 3)).unwrap(),
+        VoucherUpdate::Kept(voucher(10, 1))
+    );
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.voucher(&channel()).unwrap(), Some(voucher(10, 1)));
+    assert_eq!(
+        store.put_voucher(&voucher(11, 4)).unwrap(),
+        VoucherUpdate::Stored
+    );
+
+    // In any order of arrival, the stored voucher is the highest seen.
+    use rand::{Rng, SeedableRng, seq::SliceRandom};
+    let seed: u64 = rand::random();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut amounts: Vec<u64> = (0..60).map(|_| rng.gen_range(12..10_000)).collect();
+    amounts.shuffle(&mut rng);
+    let mut max = 11;
+    for a in amounts {
+        store.put_voucher(&voucher(a, 5)).unwrap();
+        max = max.max(a);
+        assert_eq!(
+            store
+                .voucher(&channel())
+                .unwrap()
+                .unwrap()
+                .message
+                .cumulative_amount,
+            U256::from(max),
+            "seed {seed}"
+        );
+    }
+    // Vouchers of other channels are independent.
+    let mut other = voucher(1, 6);
+    other.message.channel_id = B256::repeat_byte(0xd2);
+    assert_eq!(store.put_voucher(&other).unwrap(), VoucherUpdate::Stored);
+    assert_eq!(store.vouchers().unwrap().len(), 2);
+    // A huge amount, past 64 bits, round-trips.
+    let mut huge = voucher(0, 7);
+    huge.message.cumulative_amount = U256::MAX;
+    store.put_voucher(&huge).unwrap();
+    assert_eq!(store.voucher(&channel()).unwrap(), Some(huge));
+}
+
+#[test]
+fn chain_cursor_and_reputation_round_trip() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.chain_cursor(31337).unwrap(), None);
+    store.set_chain_cursor(31337, 120).unwrap();
+    store.set_chain_cursor(1, 7).unwrap();
+    store.set_chain_cursor(31337, 118).unwrap(); // a reorg may move it back
+    let a = Address::repeat_byte(1);
+    let b = Address::repeat_byte(2);
+    for event in [
+        ReputationEvent::Settled,
+        ReputationEvent::Settled,
+        ReputationEvent::CheckPassed,
+        ReputationEvent::CheckFailed,
+        ReputationEvent::Slashed,
+        ReputationEvent::Disputed,
+    ] {
+        store.record_reputation(&a, event).unwrap();
+    }
+    store
+        .record_reputation(&b, ReputationEvent::Slashed)
+        .unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.chain_cursor(31337).unwrap(), Some(118));
+    assert_eq!(store.chain_cursor(1).unwrap(), Some(7));
+    assert_eq!(
+        store.reputation(&a).unwrap(),
+        Reputation {
+            settled_jobs: 2,
+            checks_passed: 1,
+            checks_failed: 1,
+            slashes: 1,
+            disputes: 1
+        }
+    );
+    assert_eq!(store.reputations().unwrap().len(), 2);
+    assert_eq!(
+        store.reputation(&Address::repeat_byte(3)).unwrap(),
+        Reputation::default()
+    );
+}
+
+// ---- migrations ----
+
+const V2_TABLE: TableDefinition<'_, &str, u64> = TableDefinition::new("test_v2_marker");
+const SCHEMA_TABLE: TableDefinition<'_, &str, u64> = TableDefinition::new("schema");
+
+fn to_v2(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let mut t = tx.open_table(V2_TABLE).map_err(redb::Error::from)?;
+    let runs = t
+        .get("runs")
+        .map_err(redb::Error::from)?
+        .map_or(0, |v| v.value());
+    t.insert("runs", runs + 1).map_err(redb::Error::from)?;
+    Ok(())
+}
+
+fn half_then_fail(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    to_v2(tx)?;
+    Err(StoreError::Invalid {
+        what: "test migration",
+        why: "fails on purpose".into(),
+    })
+}
+
+fn v2() -> StoreOptions {
+    StoreOptions::default().schema(Schema::current().then(Migration {
+        name: "test: add a marker table",
+        apply: to_v2,
+    }))
+}
+
+fn raw_version_and_runs(dir: &std::path::Path) -> (u64, Option<u64>) {
+    let db = redb::Database::open(dir.join("state.redb")).unwrap();
+    let tx = db.begin_read().unwrap();
+    let version = tx
+        .open_table(SCHEMA_TABLE)
+        .unwrap()
+        .get("version")
+        .unwrap()
+        .unwrap()
+        .value();
+    let runs = tx
+        .open_table(V2_TABLE)
+        .ok()
+        .and_then(|t| t.get("runs").unwrap().map(|v| v.value()));
+    (version, runs)
+}
+
+#[test]
+fn an_older_file_is_migrated_once_and_keeps_its_data() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    store.set_config("kept", "yes").unwrap();
+    store.set_chain_cursor(1, 99).unwrap();
+    drop(store);
+
+    let store = Store::open_with(dir.path(), v2()).unwrap();
+    assert_eq!(store.opened_at_version(), 1);
+    assert_eq!(store.config("kept").unwrap().as_deref(), Some("yes"));
+    assert_eq!(store.chain_cursor(1).unwrap(), Some(99));
+    drop(store);
+    assert_eq!(raw_version_and_runs(dir.path()), (2, Some(1)));
+
+    let store = Store::open_with(dir.path(), v2()).unwrap();
+    assert_eq!(store.opened_at_version(), 2);
+    drop(store);
+    assert_eq!(raw_version_and_runs(dir.path()), (2, Some(1)), "ran once");
+}
+
+#[test]
+fn a_new_file_runs_every_step() {
+    let dir = tempdir();
+    let store = Store::open_with(dir.path(), v2()).unwrap();
+    assert_eq!(store.opened_at_version(), 0);
+    store.set_config("a", "b").unwrap();
+    drop(store);
+    assert_eq!(raw_version_and_runs(dir.path()), (2, Some(1)));
+}
+
+#[test]
+fn a_newer_file_is_refused_with_the_versions() {
+    let dir = tempdir();
+    drop(Store::open_with(dir.path(), v2()).unwrap());
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::SchemaTooNew {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("schema version 2") && msg.contains("newer"),
+        "{msg}"
+    );
+    // Refusing did not touch the file.
+    assert_eq!(raw_version_and_runs(dir.path()), (2, Some(1)));
+}
+
+#[test]
+fn a_failed_migration_leaves_the_file_as_it_was() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    store.set_config("kept", "yes").unwrap();
+    drop(store);
+    let failing = StoreOptions::default().schema(Schema::current().then(Migration {
+        name: "test: fails half way",
+        apply: half_then_fail,
+    }));
+    let err = Store::open_with(dir.path(), failing).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Migration { from: 1, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("fails on purpose"), "{err}");
+    assert_eq!(
+        raw_version_and_runs(dir.path()),
+        (1, None),
+        "nothing half-done"
+    );
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.config("kept").unwrap().as_deref(), Some("yes"));
+}
+
+#[test]
+fn an_empty_redb_file_is_version_zero_and_a_foreign_one_is_refused() {
+    let empty = tempdir();
+    drop(redb::Database::create(empty.path().join("state.redb")).unwrap());
+    let store = Store::open(empty.path()).unwrap();
+    assert_eq!(store.opened_at_version(), 0);
+    drop(store);
+
+    let foreign = tempdir();
+    {
+        let db = redb::Database::create(foreign.path().join("state.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(V2_TABLE).unwrap().insert("x", 1).unwrap();
+        tx.commit().unwrap();
+    }
+    let err = Store::open(foreign.path()).unwrap_err();
+    assert!(matches!(err, StoreError::NotAStore { .. }), "{err:?}");
+}
+
+#[test]
+fn a_damaged_record_is_an_error_not_a_panic() {
+    const BUYER_JOBS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("buyer_jobs");
+    const VOUCHERS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("vouchers");
+    const NODE_KEYS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("node_keys");
+    let dir = tempdir();
+    drop(Store::open(dir.path()).unwrap());
+    {
+        let db = redb::Database::open(dir.path().join("state.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(BUYER_JOBS)
+            .unwrap()
+            .insert(&[1; 32], [1u8, 0, 0].as_slice())
+            .unwrap();
+        tx.open_table(VOUCHERS)
+            .unwrap()
+            .insert(&[2; 32], [9u8; 500].as_slice())
+            .unwrap();
+        tx.open_table(NODE_KEYS)
+            .unwrap()
+            .insert("node", [2u8, 1].as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    for err in [
+        store.job(Side::Buyer, &B256::repeat_byte(1)).unwrap_err(),
+        store.jobs(Side::Buyer, None, 10).unwrap_err(),
+        store.voucher(&B256::repeat_byte(2)).unwrap_err(),
+        store.vouchers().unwrap_err(),
+        store.node_keys().unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    }
+    // A write over a damaged row refuses too, rather than guessing.
+    let mut on_damaged = voucher(1, 1);
+    on_damaged.message.channel_id = B256::repeat_byte(2);
+    assert!(matches!(
+        store.put_voucher(&on_damaged).unwrap_err(),
+        StoreError::Corrupt {
+            table: "vouchers",
+            ..
+        }
+    ));
+}
+
+// ---- blobs ----
+
+#[test]
+fn blobs_round_trip_with_a_size_figure() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let blobs = store.blobs();
+    assert_eq!(blobs.total(), (0, 0));
+    let a = blobs.put(b"hello").unwrap();
+    let b = blobs.put(&[7u8; 10_000]).unwrap();
+    assert_eq!(a, blob_hash(b"hello"));
+    assert_eq!(blobs.put(b"hello").unwrap(), a, "storing twice is a no-op");
+    assert_eq!(blobs.total(), (10_005, 2));
+    assert!(blobs.has(&a));
+    assert_eq!(blobs.get(&a).unwrap().as_deref(), Some(&b"hello"[..]));
+    assert_eq!(blobs.get(&B256::repeat_byte(3)).unwrap(), None);
+    assert_eq!(
+        blobs.path(&a),
+        dir.path().join("blobs").join(hex::encode(a))
+    );
+    let mut listed = blobs.list().unwrap();
+    listed.sort();
+    let mut expected = vec![a, b];
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    let err = blobs.put_expecting(&a, b"not hello").unwrap_err();
+    assert!(matches!(err, BlobError::HashMismatch { .. }), "{err:?}");
+    blobs.put_expecting(&blob_hash(b"x"), b"x").unwrap();
+
+    assert!(blobs.remove(&b).unwrap());
+    assert!(!blobs.remove(&b).unwrap());
+    assert!(!blobs.has(&b));
+    assert_eq!(blobs.total(), (6, 2));
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.blobs().total(), (6, 2), "recounted at open");
+}
+
+#[test]
+fn a_blob_over_the_bound_is_refused() {
+    let dir = tempdir();
+    let store =
+        Store::open_with(dir.path(), StoreOptions::default().max_blob_bytes(1_000)).unwrap();
+    store.blobs().put(&[0u8; 1_000]).unwrap();
+    let err = store.blobs().put(&[0u8; 1_001]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            BlobError::TooLarge {
+                len: 1_001,
+                max: 1_000
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(store.blobs().total(), (1_000, 1));
+}
+
+#[test]
+fn a_corrupted_blob_is_reported_and_removed_not_returned() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let blobs = store.blobs();
+    let h = blobs.put(&[5u8; 4096]).unwrap();
+    let keep = blobs.put(b"intact").unwrap();
+    // Flip one byte on disk.
+    let path = blobs.path(&h);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let err = blobs.get(&h).unwrap_err();
+    match err {
+        BlobError::Corrupt { hash, found } => {
+            assert_eq!(hash, h);
+            assert_eq!(found, blob_hash(&bytes));
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(!blobs.has(&h), "the corrupt file is gone");
+    assert_eq!(blobs.get(&h).unwrap(), None);
+    assert_eq!(blobs.total(), (6, 1));
+    assert_eq!(blobs.get(&keep).unwrap().as_deref(), Some(&b"intact"[..]));
+    // The blob can be fetched and stored again.
+    blobs.put(&[5u8; 4096]).unwrap();
+    assert_eq!(blobs.get(&h).unwrap().unwrap().len(), 4096);
+}
+
+#[test]
+fn temporary_files_left_by_a_crash_are_never_blobs_and_are_cleaned_up() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let h = store.blobs().put(b"whole").unwrap();
+    drop(store);
+    let blob_dir = dir.path().join("blobs");
+    let tmp = blob_dir.join(format!(".tmp-{}-1-0", hex::encode(blob_hash(b"half"))));
+    std::fs::write(&tmp, b"ha").unwrap();
+    std::fs::write(blob_dir.join("not-a-blob.txt"), b"stray").unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert!(!tmp.exists());
+    assert_eq!(store.blobs().total(), (5, 1));
+    assert_eq!(store.blobs().list().unwrap(), vec![h]);
+    assert!(!store.blobs().has(&blob_hash(b"half")));
+}
