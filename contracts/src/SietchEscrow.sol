@@ -14,9 +14,12 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 /// three verifiers drawn from the staked registry.
 /// @dev Money accounting, which the invariant tests check:
 ///   token.balanceOf(this) == sum(channel.deposit - channel.paid) + sum(stake + unstaking) + sum(open bonds).
-/// A finalized ticket counts toward its channel's cumulative `paid`, so a buyer's next voucher must
-/// include it (cumulative vouchers then never pay a job twice). Fee-on-transfer and rebasing tokens are
-/// refused: every deposit checks that the contract received exactly the amount asked.
+/// `paid` is a cursor on the channel's cumulative line: everything below it was paid exactly once.
+/// A voucher pays the part of [0, cumulativeAmount] above the cursor; a ticket names its job's range
+/// [cumulativeBefore, cumulativeBefore + amount] on the same line and pays the part of it above the
+/// cursor. Both move the cursor to the end of what they paid, so a job paid by a voucher is not paid
+/// again by a ticket, nor the other way round. Fee-on-transfer and rebasing tokens are refused: every
+/// deposit checks that the contract received exactly the amount asked.
 contract SietchEscrow is EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
 
@@ -27,6 +30,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         bytes32 jobId;
         bytes32 specHash;
         bytes32 channelId;
+        uint256 cumulativeBefore; // the channel's cumulative voucher amount signed before this job
         uint256 maxAmount;
         uint64 deadline;
         bytes32 checkCommit;
@@ -49,7 +53,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
     }
 
     bytes32 public constant TICKET_TYPEHASH = keccak256(
-        "Ticket(bytes32 jobId,bytes32 specHash,bytes32 channelId,uint256 maxAmount,uint64 deadline,bytes32 checkCommit)"
+        "Ticket(bytes32 jobId,bytes32 specHash,bytes32 channelId,uint256 cumulativeBefore,uint256 maxAmount,uint64 deadline,bytes32 checkCommit)"
     );
     bytes32 public constant RESULT_TYPEHASH = keccak256(
         "ResultCommitment(bytes32 jobId,bytes32 specHash,bytes32 outputHash,uint64 fuelUsed,uint64 gpuMillis,uint256 amount)"
@@ -124,7 +128,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         address provider;
         uint96 reserved; // held for claimed tickets that are not settled yet (packed with provider)
         uint128 deposit;
-        uint128 paid; // cumulative paid to the provider by vouchers and tickets
+        uint128 paid; // cursor on the cumulative line: paid to the provider by vouchers and tickets
     }
 
     /// @notice Lifecycle of a ticket claimed on chain.
@@ -149,7 +153,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         bytes32 channelId;
         bytes32 specHash;
         bytes32 outputHash;
-        uint128 amount;
+        uint128 amount; // reserved in the channel: the part of the job's range not paid at claim time
         uint64 fuelUsed;
         uint64 deadline; // end of the challenge window, then of the verdict window
         uint64 drawBlock; // block whose hash seeds the verifier draw
@@ -159,6 +163,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         uint8 votesAgainst;
         uint8 votedMask; // bit i: verifier i voted
         uint8 agreeMask; // bit i: verifier i agreed with the provider
+        uint128 cumulativeEnd; // cumulativeBefore + the result's amount: where the job's range ends
         address[3] verifiers;
     }
 
@@ -271,6 +276,13 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
     error MismatchedResult();
     /// @notice The charged amount exceeds the ticket's maxAmount.
     error OverMaxAmount(uint256 amount, uint256 maxAmount);
+    /// @notice The ticket's deadline (the last second it may be claimed on chain) has passed.
+    error TicketExpired(uint64 deadline);
+    /// @notice The channel's vouchers have not been claimed up to the ticket's `cumulativeBefore`:
+    /// claim the latest voucher first, then the ticket.
+    error CumulativeNotReached(uint256 cumulativeBefore, uint256 paid);
+    /// @notice Vouchers already paid the ticket's whole range (up to `cumulativeEnd`).
+    error TicketAlreadyPaid(uint256 cumulativeEnd, uint256 paid);
     /// @notice The channel cannot cover the ticket.
     error InsufficientChannelBalance(uint256 needed, uint256 available);
     /// @notice This ticket was already claimed.
@@ -449,8 +461,11 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         return keccak256(abi.encode(channelId, jobId));
     }
 
-    /// @notice Posts a buyer-signed ticket with the provider's signed result commitment; the
-    /// amount is reserved in the channel and the challenge window starts. Anyone may submit.
+    /// @notice Posts a buyer-signed ticket with the provider's signed result commitment, no later
+    /// than the ticket's `deadline`; the challenge window starts. The job's range on the channel's
+    /// cumulative line is [cumulativeBefore, cumulativeBefore + result.amount]; the channel's vouchers
+    /// must have been claimed up to `cumulativeBefore` (so the cursor `paid` is inside or past the
+    /// range), and the part of the range above `paid` is reserved. Anyone may submit.
     function claimTicket(
         Ticket calldata ticket,
         bytes calldata buyerSignature,
@@ -461,6 +476,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         if (c.state != ChannelState.Open && c.state != ChannelState.Closing) {
             revert WrongChannelState(ticket.channelId, c.state);
         }
+        if (block.timestamp > ticket.deadline) revert TicketExpired(ticket.deadline);
         if (result.jobId != ticket.jobId || result.specHash != ticket.specHash) revert MismatchedResult();
         if (result.amount > ticket.maxAmount) revert OverMaxAmount(result.amount, ticket.maxAmount);
         if (result.amount == 0 || result.amount > type(uint96).max) revert BadAmount(result.amount);
@@ -470,18 +486,17 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         id = ticketId(ticket.channelId, ticket.jobId);
         TicketRecord storage t = _tickets[id];
         if (t.state != TicketState.None) revert TicketExists(id);
-        uint256 available = c.deposit - c.paid - c.reserved;
-        if (result.amount > available) revert InsufficientChannelBalance(result.amount, available);
+        (uint256 need, uint256 end) = _reserve(c, ticket.cumulativeBefore, result.amount);
 
         uint64 challengeEnds = uint64(block.timestamp) + challengeWindow;
         t.channelId = ticket.channelId;
         t.specHash = ticket.specHash;
         t.outputHash = result.outputHash;
-        t.amount = uint128(result.amount);
+        t.amount = uint128(need);
         t.fuelUsed = result.fuelUsed;
         t.deadline = challengeEnds;
         t.state = TicketState.Claimed;
-        c.reserved += uint96(result.amount);
+        t.cumulativeEnd = uint128(end); // end = paid + need <= deposit < 2^128
         accounts[c.provider].openTickets += 1;
         emit TicketClaimed(
             id, ticket.channelId, ticket.jobId, result.amount, result.outputHash, result.fuelUsed, challengeEnds
@@ -589,7 +604,16 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
     function hashTicket(Ticket calldata t) public view returns (bytes32) {
         return _hashTypedDataV4(
             keccak256(
-                abi.encode(TICKET_TYPEHASH, t.jobId, t.specHash, t.channelId, t.maxAmount, t.deadline, t.checkCommit)
+                abi.encode(
+                    TICKET_TYPEHASH,
+                    t.jobId,
+                    t.specHash,
+                    t.channelId,
+                    t.cumulativeBefore,
+                    t.maxAmount,
+                    t.deadline,
+                    t.checkCommit
+                )
             )
         );
     }
@@ -634,6 +658,24 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         emit VoucherClaimed(v.channelId, provider, v.cumulativeAmount, amount, newPaid);
     }
 
+    /// Reserves, for a ticket whose job's range is [cumulativeBefore, cumulativeBefore + amount],
+    /// the part of the range above the cursor `paid`; returns it and the range's end. The cursor only
+    /// moves up, so `cumulativeBefore <= paid` stays true until the ticket settles, and what it pays
+    /// then (`end - paid` at most) never exceeds `need` <= amount.
+    function _reserve(Channel storage c, uint256 cumulativeBefore, uint256 amount)
+        private
+        returns (uint256 need, uint256 end)
+    {
+        uint256 paid = c.paid;
+        if (cumulativeBefore > paid) revert CumulativeNotReached(cumulativeBefore, paid);
+        end = cumulativeBefore + amount; // <= 2^128 + 2^96: no overflow
+        if (end <= paid) revert TicketAlreadyPaid(end, paid);
+        need = end - paid;
+        uint256 available = c.deposit - paid - c.reserved;
+        if (need > available) revert InsufficientChannelBalance(need, available);
+        c.reserved += uint96(need); // need <= amount < 2^96
+    }
+
     /// Refuses malformed, malleable (high-s, v not 27/28) or foreign signatures.
     function _checkSigner(bytes32 digest, bytes calldata signature, address expected) private pure {
         if (_recover(digest, signature) != expected) revert BadSignature(expected);
@@ -647,7 +689,10 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         return err == ECDSA.RecoverError.NoError ? signer : address(0);
     }
 
-    /// Pays out or refunds a ticket according to `outcome`, bond and slash included.
+    /// Pays out or refunds a ticket according to `outcome`, bond and slash included. A ticket that
+    /// pays pays the part of its job's range above the cursor (vouchers claimed during the challenge
+    /// window may have paid some or all of it) and moves the cursor to the range's end; the rest of its
+    /// reservation stays in the channel, or goes back to the buyer if the channel is already closed.
     function _settle(bytes32 id, TicketRecord storage t, Channel storage c, Outcome outcome) private {
         uint96 amount = uint96(t.amount);
         address provider = c.provider;
@@ -671,15 +716,27 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
             return;
         }
 
-        c.paid += amount;
-        emit TicketSettled(id, outcome, amount, 0);
-        uint256 toProvider = amount;
+        // pay = max(0, end - paid) <= amount, because `paid` was >= end - amount at the claim and
+        // only grew since; the cursor then moves to max(paid, end).
+        uint256 end = t.cumulativeEnd;
+        uint256 paid = c.paid;
+        uint256 pay = end > paid ? end - paid : 0;
+        if (pay != 0) c.paid = uint128(end);
+        uint256 refund = 0;
+        if (c.state == ChannelState.Closed) {
+            // A closed channel holds only reservations; what this one did not pay goes back.
+            refund = amount - pay;
+            c.deposit -= uint128(refund);
+        }
+        emit TicketSettled(id, outcome, pay, refund);
+        uint256 toProvider = pay;
         if (outcome == Outcome.ProviderRight) {
             toProvider += disputeBond - _payVerifiers(id, t, true, disputeBond);
         } else if (outcome == Outcome.Undecided) {
-            token.safeTransfer(buyer, disputeBond);
+            refund += disputeBond;
         }
-        token.safeTransfer(provider, toProvider);
+        if (refund != 0) token.safeTransfer(buyer, refund);
+        if (toProvider != 0) token.safeTransfer(provider, toProvider);
     }
 
     /// Pays `verifierFee` (while `budget` lasts) to each verifier that voted `agreed`; returns the total.

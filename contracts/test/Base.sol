@@ -18,6 +18,7 @@ abstract contract Base is Test {
     uint128 internal constant MIN_STAKE = 100e18;
     uint128 internal constant MIN_DEPOSIT = 1e18;
     uint256 internal constant STAKE = 1000e18;
+    uint64 internal constant TICKET_DEADLINE = 1_800_000_000;
 
     uint256 internal constant BUYER_PK = 0xB0B;
     uint256 internal constant PROVIDER_PK = 0xA11CE;
@@ -104,7 +105,18 @@ abstract contract Base is Test {
         escrow.claim(_voucher(channelId, cumulative), sig);
     }
 
+    /// A ticket whose job starts where the channel's cursor is: the honest provider claimed the
+    /// buyer's latest voucher first, so `cumulativeBefore` is what the channel has paid.
     function _ticket(bytes32 channelId, bytes32 jobId, uint256 maxAmount)
+        internal
+        view
+        returns (SietchEscrow.Ticket memory)
+    {
+        (,,,,,, uint128 paid) = escrow.channels(channelId);
+        return _ticketAt(channelId, jobId, maxAmount, paid);
+    }
+
+    function _ticketAt(bytes32 channelId, bytes32 jobId, uint256 maxAmount, uint256 cumulativeBefore)
         internal
         pure
         returns (SietchEscrow.Ticket memory)
@@ -113,8 +125,9 @@ abstract contract Base is Test {
             jobId: jobId,
             specHash: keccak256(abi.encode("spec", jobId)),
             channelId: channelId,
+            cumulativeBefore: cumulativeBefore,
             maxAmount: maxAmount,
-            deadline: 1_800_000_000,
+            deadline: TICKET_DEADLINE,
             checkCommit: keccak256("secret")
         });
     }
@@ -144,8 +157,16 @@ abstract contract Base is Test {
         internal
         returns (bytes32)
     {
-        SietchEscrow.Ticket memory t = _ticket(channelId, jobId, amount);
-        SietchEscrow.ResultCommitment memory r = _result(jobId, keccak256("good"), amount);
+        return _claimTicketFor(_ticket(channelId, jobId, amount), amount, err);
+    }
+
+    /// Claims ticket `t` with a "good" result charging `amount`; when `err` is not empty, expects
+    /// that revert instead.
+    function _claimTicketFor(SietchEscrow.Ticket memory t, uint256 amount, bytes memory err)
+        internal
+        returns (bytes32)
+    {
+        SietchEscrow.ResultCommitment memory r = _result(t.jobId, keccak256("good"), amount);
         bytes memory ts = _sig(BUYER_PK, escrow.hashTicket(t));
         bytes memory rs = _sig(PROVIDER_PK, escrow.hashResult(r));
         if (err.length != 0) vm.expectRevert(err);

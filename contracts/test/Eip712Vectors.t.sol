@@ -52,6 +52,13 @@ contract Eip712VectorsTest is Base {
         if (!_present()) return;
         assertEq(at.domainSeparator(), vm.parseJsonBytes32(json, ".domainSeparator"), "domain separator");
         assertEq(at.TICKET_TYPEHASH(), vm.parseJsonBytes32(json, ".typeHashes.ticket"), "ticket type hash");
+        assertEq(
+            at.TICKET_TYPEHASH(),
+            keccak256(
+                "Ticket(bytes32 jobId,bytes32 specHash,bytes32 channelId,uint256 cumulativeBefore,uint256 maxAmount,uint64 deadline,bytes32 checkCommit)"
+            ),
+            "ticket type string (docs/eip712.md)"
+        );
         assertEq(at.RESULT_TYPEHASH(), vm.parseJsonBytes32(json, ".typeHashes.resultCommitment"), "result type hash");
         assertEq(at.VOUCHER_TYPEHASH(), vm.parseJsonBytes32(json, ".typeHashes.voucher"), "voucher type hash");
     }
@@ -60,22 +67,37 @@ contract Eip712VectorsTest is Base {
         if (!_present()) return;
         uint256 n = _count("tickets");
         assertTrue(n != 0, "no ticket vectors");
+        bool nonZeroBefore = false;
         for (uint256 i = 0; i < n; ++i) {
             SietchEscrow.Ticket memory t = SietchEscrow.Ticket({
                 jobId: vm.parseJsonBytes32(json, _key("tickets", i, "jobId")),
                 specHash: vm.parseJsonBytes32(json, _key("tickets", i, "specHash")),
                 channelId: vm.parseJsonBytes32(json, _key("tickets", i, "channelId")),
+                cumulativeBefore: vm.parseJsonUint(json, _key("tickets", i, "cumulativeBefore")),
                 maxAmount: vm.parseJsonUint(json, _key("tickets", i, "maxAmount")),
                 deadline: uint64(vm.parseJsonUint(json, _key("tickets", i, "deadline"))),
                 checkCommit: vm.parseJsonBytes32(json, _key("tickets", i, "checkCommit"))
             });
-            bytes32 sh = keccak256(
-                abi.encode(
-                    at.TICKET_TYPEHASH(), t.jobId, t.specHash, t.channelId, t.maxAmount, t.deadline, t.checkCommit
-                )
-            );
-            _checkSigned("tickets", i, sh, at.hashTicket(t));
+            if (t.cumulativeBefore != 0) nonZeroBefore = true;
+            _checkSigned("tickets", i, _ticketStructHash(t), at.hashTicket(t));
         }
+        // The vectors must exercise the field, or a contract that ignores it would pass.
+        assertTrue(nonZeroBefore, "no ticket vector with a non-zero cumulativeBefore");
+    }
+
+    function _ticketStructHash(SietchEscrow.Ticket memory t) internal view returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                at.TICKET_TYPEHASH(),
+                t.jobId,
+                t.specHash,
+                t.channelId,
+                t.cumulativeBefore,
+                t.maxAmount,
+                t.deadline,
+                t.checkCommit
+            )
+        );
     }
 
     function test_vectors_results() public {

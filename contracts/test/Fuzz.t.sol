@@ -80,4 +80,31 @@ contract FuzzTest is Base {
         vm.expectRevert(abi.encodeWithSelector(SietchEscrow.BadSignature.selector, buyer));
         escrow.claim(_voucher(ch, c), sig);
     }
+
+    /// Job [prior, prior + amt] on a channel whose vouchers paid up to `prior`; the buyer's voucher
+    /// `other` is claimed before the ticket or during its challenge window. However they interleave,
+    /// the provider ends with exactly the highest cumulative covered: no job is paid twice.
+    function testFuzz_ticketAndVoucherNeverPayAJobTwice(uint96 prior, uint96 amount, uint96 other, bool first) public {
+        uint256 p = bound(prior, 0, 50e18);
+        uint256 amt = bound(amount, 1, 20e18);
+        uint256 v = bound(other, 0, 100e18);
+        uint256 end = p + amt;
+        bytes32 ch = _open(200e18); // never short: every claim pays what it owes
+        if (p != 0) _claim(ch, p);
+        bytes32 jobId = keccak256(abi.encode(p, amt));
+        SietchEscrow.Ticket memory t = _ticketAt(ch, jobId, amt, p);
+        if (first && v > p) _claim(ch, v);
+        if (first && v >= end) {
+            _claimTicketFor(t, amt, abi.encodeWithSelector(SietchEscrow.TicketAlreadyPaid.selector, end, v));
+        } else {
+            bytes32 id = _claimTicketFor(t, amt, "");
+            if (!first && v > p) _claim(ch, v);
+            vm.warp(block.timestamp + CHALLENGE + 1);
+            escrow.finalizeTicket(id);
+        }
+        uint256 top = end > v ? end : v;
+        assertEq(token.balanceOf(provider), top, "provider paid the covered range once");
+        (,,,,,, uint128 paid) = escrow.channels(ch);
+        assertEq(paid, top, "cursor");
+    }
 }

@@ -27,6 +27,13 @@ contract EscrowHandler is Test {
     mapping(bytes32 => uint256) public paidAtClose;
     mapping(bytes32 => uint256) public ticketPaidAfterClose;
     mapping(bytes32 => bytes32) internal jobOf;
+    /// Per channel: how far the cumulative line is covered by what was claimed (the highest voucher
+    /// claimed, the end of every ticket that paid). Paying beyond it pays some job twice.
+    mapping(bytes32 => uint256) public covered;
+    /// Per channel: what the provider received from it (vouchers and tickets; bonds not counted).
+    mapping(bytes32 => uint256) public received;
+    /// Per ticket: where its job's range ends on the cumulative line.
+    mapping(bytes32 => uint256) internal endOf;
     /// Counts anything that should never happen (a wrong payout, a second settlement, a payment
     /// from a closed channel); the invariants require it to stay zero.
     uint256 public violations;
@@ -113,6 +120,8 @@ contract EscrowHandler is Test {
         try escrow.claim(v, sig) {
             if (st == SietchEscrow.ChannelState.Closed) _violation("claim paid from a closed channel");
             if (token.balanceOf(provider) - before != expected) _violation("claim paid a wrong amount");
+            received[ch] += expected;
+            if (cumulative > covered[ch]) covered[ch] = cumulative;
         } catch {
             if (st != SietchEscrow.ChannelState.Closed && expected != 0) _violation("claim refused money owed");
         }
@@ -133,41 +142,79 @@ contract EscrowHandler is Test {
         } catch {}
     }
 
-    function claimTicket(uint256 seed, uint256 amount) external {
+    /// The provider claims a ticket. Its job usually starts at the channel's cursor (the provider
+    /// claimed the buyer's latest voucher first); sometimes below it (a voucher already paid part or
+    /// all of the job: the double-payment attempt), sometimes above it (vouchers not claimed yet),
+    /// and sometimes after the ticket's deadline. Each refusal and each reservation is checked.
+    function claimTicket(uint256 seed, uint256 amount, uint256 before, uint8 mode) external {
         bytes32 ch = _pickChannel(seed);
         if (ch == bytes32(0)) return;
         amount = bound(amount, 1, 20e18);
-        bytes32 job = keccak256(abi.encode("job", jobs++));
-        SietchEscrow.Ticket memory t = SietchEscrow.Ticket(job, keccak256("spec"), ch, amount, 2e9, bytes32(0));
+        (,,,, uint128 reservedBefore,, uint128 paid) = escrow.channels(ch);
+        uint256 cb = paid;
+        if (mode % 4 == 2) cb = bound(before, 0, paid);
+        else if (mode % 4 == 3) cb = paid + bound(before, 1, 10e18);
+        bool late = mode % 16 >= 14;
+        uint64 deadline = late ? uint64(block.timestamp - 1) : uint64(block.timestamp + 1 days);
+        SietchEscrow.Ticket memory t = SietchEscrow.Ticket(
+            keccak256(abi.encode("job", jobs++)), keccak256("spec"), ch, cb, amount, deadline, bytes32(0)
+        );
+        (bool ok, bytes32 id) = _tryTicket(t, amount);
+        if (!ok) return;
+        if (late) _violation("expired ticket claimed");
+        if (cb > paid) _violation("ticket claimed above the cursor");
+        if (cb + amount <= paid) _violation("ticket claimed for a job vouchers paid");
+        (,,,, uint128 reservedNow,,) = escrow.channels(ch);
+        if (reservedNow - reservedBefore != cb + amount - paid) _violation("ticket reserved a wrong amount");
+        ticketIds.push(id);
+        jobOf[id] = t.jobId;
+        endOf[id] = cb + amount;
+    }
+
+    function _tryTicket(SietchEscrow.Ticket memory t, uint256 amount) internal returns (bool, bytes32) {
         SietchEscrow.ResultCommitment memory r =
-            SietchEscrow.ResultCommitment(job, keccak256("spec"), keccak256("good"), 7, 1, amount);
+            SietchEscrow.ResultCommitment(t.jobId, keccak256("spec"), keccak256("good"), 7, 1, amount);
         bytes memory ts = _sig(buyerPk, escrow.hashTicket(t));
         bytes memory rs = _sig(providerPk, escrow.hashResult(r));
         try escrow.claimTicket(t, ts, r, rs) returns (bytes32 id) {
-            ticketIds.push(id);
-            jobOf[id] = job;
-        } catch {}
+            return (true, id);
+        } catch {
+            return (false, bytes32(0));
+        }
     }
 
-    /// Books a settled ticket; a ticket that settles twice is a violation.
-    function _settled(bytes32 id, uint256 providerBefore) internal {
-        SietchEscrow.TicketRecord memory t = escrow.tickets(id);
-        uint256 gained = token.balanceOf(provider) - providerBefore;
-        (,,,,,, uint128 paidNow) = escrow.channels(t.channelId);
-        // Did the provider get the ticket amount? Then the channel's paid moved by it.
-        if (gained >= t.amount && paidNow >= t.amount) {
-            ticketPaid[t.channelId] += t.amount;
-            if (closed[t.channelId]) ticketPaidAfterClose[t.channelId] += t.amount;
+    /// Books a settled ticket: it pays exactly the part of its range above the cursor, or nothing
+    /// (refunded), and the cursor moves to the range's end. `exact`: undisputed, so `gained` (the
+    /// provider's balance change) is the payment.
+    function _settled(bytes32 id, uint256 paidBefore, uint256 gained, bool exact) internal {
+        bytes32 ch = escrow.tickets(id).channelId;
+        (,,,,,, uint128 paidNow) = escrow.channels(ch);
+        uint256 end = endOf[id];
+        uint256 owed = end > paidBefore ? end - paidBefore : 0;
+        uint256 pay = paidNow - paidBefore;
+        if (pay != owed && pay != 0) _violation("ticket paid a wrong amount");
+        if (pay != 0 && paidNow != end) _violation("ticket left the cursor off its range's end");
+        if (exact && (pay != owed || gained != owed)) _violation("undisputed ticket paid a wrong amount");
+        if (pay != 0 || (exact && owed == 0)) {
+            if (end > covered[ch]) covered[ch] = end;
         }
+        received[ch] += pay;
+        ticketPaid[ch] += pay;
+        if (closed[ch]) ticketPaidAfterClose[ch] += pay;
+    }
+
+    function _paid(bytes32 id) internal view returns (uint256 paid) {
+        (,,,,,, paid) = escrow.channels(escrow.tickets(id).channelId);
     }
 
     function finalizeTicket(uint256 seed) external {
         bytes32 id = _pickTicket(seed);
         uint256 before = token.balanceOf(provider);
+        uint256 paidBefore = _paid(id);
         bool wasSettled = escrow.tickets(id).state == SietchEscrow.TicketState.Settled;
         try escrow.finalizeTicket(id) {
             if (wasSettled) _violation("ticket settled twice");
-            _settled(id, before);
+            _settled(id, paidBefore, token.balanceOf(provider) - before, true);
         } catch {}
     }
 
@@ -203,11 +250,11 @@ contract EscrowHandler is Test {
 
     function resolve(uint256 seed) external {
         bytes32 id = _pickTicket(seed);
-        uint256 before = token.balanceOf(provider);
+        uint256 paidBefore = _paid(id);
         bool wasSettled = escrow.tickets(id).state == SietchEscrow.TicketState.Settled;
         try escrow.resolve(id) {
             if (wasSettled) _violation("ticket resolved twice");
-            _settled(id, before);
+            _settled(id, paidBefore, 0, false);
         } catch {}
     }
 
@@ -259,7 +306,7 @@ contract InvariantTest is Base {
     /// dispute, so the random runs below are not vacuous.
     function test_handlerReachesDisputeSettlement() public {
         handler.open(50e18);
-        handler.claimTicket(0, 5e18);
+        handler.claimTicket(0, 5e18, 0, 0);
         assertEq(handler.ticketCount(), 1, "ticket claimed");
         handler.dispute(0);
         handler.draw(0);
@@ -295,6 +342,18 @@ contract InvariantTest is Base {
             (,,,,, uint128 dep, uint128 paid) = escrow.channels(ch);
             assertLe(paid, handler.maxSigned(ch) + handler.ticketPaid(ch), "paid <= signed + tickets");
             assertLe(paid, dep, "paid <= deposit");
+        }
+    }
+
+    /// Nothing is paid twice across tickets and vouchers: what a channel paid its provider never
+    /// goes past the part of the cumulative line that claimed vouchers and paying tickets cover,
+    /// and it is exactly what the provider received from the channel.
+    function invariant_nothingPaidTwice() public view {
+        for (uint256 i = 0; i < handler.channelCount(); ++i) {
+            bytes32 ch = handler.channelIds(i);
+            (,,,,,, uint128 paid) = escrow.channels(ch);
+            assertLe(paid, handler.covered(ch), "paid <= covered by vouchers and tickets");
+            assertEq(paid, handler.received(ch), "paid == received by the provider");
         }
     }
 

@@ -621,4 +621,158 @@ contract TicketTest is Base {
         assertEq(token.balanceOf(provider), 10e18, "ticket paid after close");
         assertEq(token.balanceOf(address(escrow)), STAKE * (1 + N_VERIFIERS), "only stakes left");
     }
+
+    // ---------------------------------------------------------------- tickets and vouchers: a job is paid once
+
+    /// Jobs on `ch`: job 1 is [0, 10] (paid by voucher 10), job 2 is [10, 17]; the buyer withholds
+    /// job 2's voucher. Claims voucher 10 first, as an honest provider does before a ticket.
+    function _job2Ticket() internal view returns (SietchEscrow.Ticket memory) {
+        return _ticketAt(ch, JOB, 7e18, 10e18);
+    }
+
+    function _settleUndisputed(bytes32 id) internal {
+        vm.warp(block.timestamp + CHALLENGE + 1);
+        escrow.finalizeTicket(id);
+    }
+
+    function _paid() internal view returns (uint256 paid) {
+        (,,,,,, paid) = escrow.channels(ch);
+    }
+
+    /// Ticket first, then the buyer's voucher for the same job: the voucher pays nothing more, and
+    /// after the channel closes the buyer has paid each job once.
+    function test_ticketThenVoucher_jobPaidOnce() public {
+        _claim(ch, 10e18);
+        bytes32 id = _claimTicketFor(_job2Ticket(), 7e18, "");
+        assertEq(escrow.tickets(id).amount, 7e18, "reserves the job");
+        assertEq(escrow.tickets(id).cumulativeEnd, 17e18, "range end");
+        _settleUndisputed(id);
+        assertEq(token.balanceOf(provider), 17e18, "both jobs paid");
+        assertEq(_paid(), 17e18, "cursor at the job's end");
+        // The voucher that includes job 2 pays nothing more; a later one pays only the new job.
+        _claimReverts(ch, 17e18, abi.encodeWithSelector(SietchEscrow.NothingToClaim.selector, ch));
+        _claim(ch, 20e18);
+        assertEq(token.balanceOf(provider), 20e18, "job 3 paid by the voucher, job 2 not again");
+        uint256 buyerBefore = token.balanceOf(buyer);
+        vm.prank(buyer);
+        escrow.startClose(ch);
+        vm.warp(block.timestamp + CLOSE_DELAY);
+        escrow.finalizeClose(ch);
+        assertEq(token.balanceOf(buyer) - buyerBefore, 80e18, "buyer paid 20 for 20 of work");
+    }
+
+    /// Voucher first (it covers job 2), then a ticket for job 2: refused, nothing is paid again.
+    function test_voucherThenTicket_refused() public {
+        _claim(ch, 17e18);
+        bytes memory err = abi.encodeWithSelector(SietchEscrow.TicketAlreadyPaid.selector, 17e18, 17e18);
+        _claimTicketFor(_job2Ticket(), 7e18, err);
+        assertEq(token.balanceOf(provider), 17e18, "paid once");
+    }
+
+    /// A voucher that paid part of the job: the ticket reserves and pays only the rest.
+    function test_voucherPaidPartOfTheJob_ticketPaysTheRest() public {
+        _claim(ch, 14e18);
+        bytes32 id = _claimTicketFor(_job2Ticket(), 7e18, "");
+        (,,,, uint128 reserved,,) = escrow.channels(ch);
+        assertEq(reserved, 3e18, "reserves only the unpaid part");
+        vm.expectEmit();
+        emit SietchEscrow.TicketSettled(id, SietchEscrow.Outcome.Undisputed, 3e18, 0);
+        _settleUndisputed(id);
+        assertEq(token.balanceOf(provider), 17e18, "job paid once");
+        assertEq(_paid(), 17e18, "cursor at the job's end");
+    }
+
+    /// The buyer pays job 2 by voucher while its ticket is in the challenge window: the ticket
+    /// then pays nothing, and its reservation goes back to the channel.
+    function test_voucherDuringChallengeWindow_ticketPaysNothingMore() public {
+        _claim(ch, 10e18);
+        bytes32 id = _claimTicketFor(_job2Ticket(), 7e18, "");
+        _claim(ch, 17e18);
+        assertEq(token.balanceOf(provider), 17e18, "voucher paid job 2 from outside the reserve");
+        vm.expectEmit();
+        emit SietchEscrow.TicketSettled(id, SietchEscrow.Outcome.Undisputed, 0, 0);
+        _settleUndisputed(id);
+        assertEq(token.balanceOf(provider), 17e18, "ticket paid nothing more");
+        (,,,, uint128 reserved, uint128 dep, uint128 paid) = escrow.channels(ch);
+        assertEq(reserved, 0, "reserve released");
+        assertEq(dep - paid, 83e18, "released into the channel");
+        (,,,, uint32 open,) = escrow.accounts(provider);
+        assertEq(open, 0, "ticket closed");
+    }
+
+    /// Same, but the voucher paid only part of job 2 (the channel was short outside the reserve):
+    /// the ticket pays the rest.
+    function test_voucherDuringChallengeWindow_partial() public {
+        bytes32 small = _open(12e18);
+        _claim(small, 5e18);
+        bytes32 id = _claimTicketFor(_ticketAt(small, JOB, 7e18, 5e18), 7e18, "");
+        // The voucher owes 7 more, but nothing is outside the reserve.
+        _claimReverts(small, 12e18, abi.encodeWithSelector(SietchEscrow.NothingToClaim.selector, small));
+        vm.prank(buyer);
+        escrow.topUp(small, 3e18);
+        _claim(small, 12e18); // 3 from the top-up
+        assertEq(token.balanceOf(provider), 8e18, "voucher paid 3 of job 2");
+        _settleUndisputed(id);
+        assertEq(token.balanceOf(provider), 12e18, "ticket paid the other 4");
+        (,,,, uint128 reserved, uint128 dep, uint128 paid) = escrow.channels(small);
+        assertEq(paid, 12e18, "cursor");
+        assertEq(reserved, 0, "reserve released");
+        assertEq(dep - paid, 3e18, "the ticket's unpaid 3 stay in the channel");
+    }
+
+    /// A dispute the provider loses refunds the whole reservation, whatever vouchers did meanwhile;
+    /// the cursor does not move, so the buyer's later vouchers (which leave the job out) are right.
+    function test_providerWrong_refundsReservation_cursorStays() public {
+        _claim(ch, 10e18);
+        bytes32 id = _claimTicketFor(_job2Ticket(), 7e18, "");
+        address[3] memory drawn = _disputeAndDraw(id);
+        _vote(id, JOB, drawn[0], keccak256("bad"));
+        _vote(id, JOB, drawn[1], keccak256("bad"));
+        uint256 buyerBefore = token.balanceOf(buyer);
+        escrow.resolve(id);
+        assertEq(_paid(), 10e18, "cursor unchanged");
+        assertEq(token.balanceOf(buyer) - buyerBefore, 7e18 + BOND + 7e18, "reserve + bond + compensation");
+        // Job 3 [10, 13]: the buyer's next voucher leaves job 2 out.
+        _claim(ch, 13e18);
+        assertEq(token.balanceOf(provider), 13e18, "job 1 and job 3");
+    }
+
+    /// A ticket settled after its channel closed gives back what it did not pay; nothing is stuck.
+    function test_ticketOnClosedChannel_refundsUnpaidReserve() public {
+        _claim(ch, 10e18);
+        bytes32 id = _claimTicketFor(_job2Ticket(), 7e18, "");
+        _claim(ch, 15e18); // the buyer paid 5 of job 2 by voucher
+        vm.prank(buyer);
+        escrow.startClose(ch);
+        vm.warp(block.timestamp + CLOSE_DELAY);
+        escrow.finalizeClose(ch);
+        uint256 buyerBefore = token.balanceOf(buyer);
+        vm.expectEmit();
+        emit SietchEscrow.TicketSettled(id, SietchEscrow.Outcome.Undisputed, 2e18, 5e18);
+        escrow.finalizeTicket(id);
+        assertEq(token.balanceOf(provider), 17e18, "job 2 paid once");
+        assertEq(token.balanceOf(buyer) - buyerBefore, 5e18, "unpaid reserve back to the buyer");
+        assertEq(token.balanceOf(address(escrow)), STAKE * (1 + N_VERIFIERS), "only stakes left");
+    }
+
+    /// The provider must claim the vouchers up to `cumulativeBefore` first; then the same ticket works.
+    function test_claimTicket_revertsBeforeVouchersReachCumulativeBefore() public {
+        SietchEscrow.Ticket memory t = _job2Ticket();
+        _claimTicketFor(t, 7e18, abi.encodeWithSelector(SietchEscrow.CumulativeNotReached.selector, 10e18, 0));
+        _claim(ch, 8e18);
+        _claimTicketFor(t, 7e18, abi.encodeWithSelector(SietchEscrow.CumulativeNotReached.selector, 10e18, 8e18));
+        _claim(ch, 10e18);
+        bytes32 id = _claimTicketFor(t, 7e18, "");
+        _settleUndisputed(id);
+        assertEq(token.balanceOf(provider), 17e18, "paid in full");
+    }
+
+    /// `deadline` is the last second the ticket may be claimed on chain.
+    function test_claimTicket_revertsAfterDeadline() public {
+        SietchEscrow.Ticket memory t = _ticket(ch, JOB, 10e18);
+        vm.warp(uint256(TICKET_DEADLINE) + 1);
+        _claimTicketFor(t, 10e18, abi.encodeWithSelector(SietchEscrow.TicketExpired.selector, TICKET_DEADLINE));
+        vm.warp(TICKET_DEADLINE);
+        _claimTicketFor(t, 10e18, "");
+    }
 }

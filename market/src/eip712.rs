@@ -22,6 +22,7 @@ pub mod sol {
             bytes32 jobId;
             bytes32 specHash;
             bytes32 channelId;
+            uint256 cumulativeBefore;
             uint256 maxAmount;
             uint64 deadline;
             bytes32 checkCommit;
@@ -156,6 +157,7 @@ impl TypedData for Ticket {
             jobId: self.job_id,
             specHash: self.spec_hash,
             channelId: self.channel_id,
+            cumulativeBefore: self.cumulative_before,
             maxAmount: self.max_amount,
             deadline: self.deadline,
             checkCommit: self.check_commit,

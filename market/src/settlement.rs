@@ -18,9 +18,14 @@ pub struct Ticket {
     pub spec_hash: B256,
     /// The paying channel.
     pub channel_id: B256,
+    /// The channel's cumulative voucher amount the buyer had signed before this job: the job's
+    /// range on the channel's cumulative line is `[cumulative_before, cumulative_before +
+    /// amount]`, so a ticket and a voucher never pay the same job twice (see `contracts/README.md`).
+    pub cumulative_before: U256,
     /// Most the provider may charge, in token base units.
     pub max_amount: U256,
-    /// Unix seconds by which the provider must answer.
+    /// Unix seconds: the last second the provider may claim this ticket on chain (the escrow
+    /// refuses it after). The provider answers, and claims if it must, before it.
     pub deadline: u64,
     /// `keccak256(secret)`: the buyer reveals `secret` after the result commitment.
     pub check_commit: B256,
@@ -55,12 +60,13 @@ pub struct Voucher {
 
 impl Canonical for Ticket {
     const KIND: Kind = Kind::Ticket;
-    const MAX_SIZE: usize = 2 + 32 * 5 + 8;
+    const MAX_SIZE: usize = 2 + 32 * 6 + 8;
 
     fn encode_body(&self, w: &mut Writer) {
         w.b256(&self.job_id);
         w.b256(&self.spec_hash);
         w.b256(&self.channel_id);
+        w.u256(&self.cumulative_before);
         w.u256(&self.max_amount);
         w.u64(self.deadline);
         w.b256(&self.check_commit);
@@ -71,6 +77,7 @@ impl Canonical for Ticket {
             job_id: r.b256()?,
             spec_hash: r.b256()?,
             channel_id: r.b256()?,
+            cumulative_before: r.u256()?,
             max_amount: r.u256()?,
             deadline: r.u64()?,
             check_commit: r.b256()?,

@@ -37,6 +37,7 @@ fn ticket_bytes_are_pinned() {
         job_id: B256::repeat_byte(1),
         spec_hash: B256::repeat_byte(2),
         channel_id: B256::repeat_byte(3),
+        cumulative_before: U256::from(0x0a0bu64),
         max_amount: U256::from(500u64),
         deadline: 0x0102_0304_0506_0708,
         check_commit: B256::repeat_byte(4),
@@ -45,6 +46,8 @@ fn ticket_bytes_are_pinned() {
     for b in [1u8, 2, 3] {
         want.extend([b; 32]);
     }
+    want.extend([0u8; 30]);
+    want.extend([0x0a, 0x0b]);
     want.extend([0u8; 30]);
     want.extend([0x01, 0xf4]);
     want.extend([1, 2, 3, 4, 5, 6, 7, 8]);
@@ -397,7 +400,7 @@ proptest! {
         amount in arb_u256(),
         n in any::<(u64, u64)>(),
     ) {
-        let t = Ticket { job_id: ids.0, spec_hash: ids.1, channel_id: ids.2, max_amount: amount, deadline: n.0, check_commit: ids.3 };
+        let t = Ticket { job_id: ids.0, spec_hash: ids.1, channel_id: ids.2, cumulative_before: amount.wrapping_add(U256::from(n.1)), max_amount: amount, deadline: n.0, check_commit: ids.3 };
         prop_assert_eq!(Ticket::decode(&t.encode()).unwrap(), t);
         let r = ResultCommitment { job_id: ids.0, spec_hash: ids.1, output_hash: ids.2, fuel_used: n.0, gpu_millis: n.1, amount };
         prop_assert_eq!(ResultCommitment::decode(&r.encode()).unwrap(), r);

@@ -149,7 +149,7 @@ fn type_hashes_are_the_documented_type_strings() {
     use sietch_market::eip712::sol;
     assert_eq!(
         sol::Ticket::eip712_encode_type(),
-        "Ticket(bytes32 jobId,bytes32 specHash,bytes32 channelId,uint256 maxAmount,uint64 deadline,bytes32 checkCommit)"
+        "Ticket(bytes32 jobId,bytes32 specHash,bytes32 channelId,uint256 cumulativeBefore,uint256 maxAmount,uint64 deadline,bytes32 checkCommit)"
     );
     assert_eq!(
         sol::ResultCommitment::eip712_encode_type(),
@@ -208,27 +208,34 @@ fn vectors() -> serde_json::Value {
     let d = domain();
     let hex32 = |b: &B256| b.to_string();
     let sig_hex = |s: [u8; 65]| format!("0x{}", hex::encode(s));
-    let tickets: Vec<_> = [(1u8, 1_000u64, 1_700_000_000u64), (2, 0, u64::MAX)]
-        .iter()
-        .map(|&(i, max, deadline)| {
-            let t = Ticket {
-                job_id: B256::repeat_byte(i),
-                spec_hash: B256::repeat_byte(i + 0x10),
-                channel_id: B256::repeat_byte(0xcc),
-                max_amount: U256::from(max),
-                deadline,
-                check_commit: check_commit(&B256::repeat_byte(i + 0x20)),
-            };
-            json!({
-                "jobId": hex32(&t.job_id), "specHash": hex32(&t.spec_hash),
-                "channelId": hex32(&t.channel_id), "maxAmount": t.max_amount.to_string(),
-                "deadline": t.deadline.to_string(), "checkCommit": hex32(&t.check_commit),
-                "structHash": hex32(&t.struct_hash()), "digest": hex32(&t.digest(&d)),
-                "signer": buyer().address().to_string(),
-                "signature": sig_hex(t.sign(&d, &buyer()).unwrap()),
-            })
+    let tickets: Vec<_> = [
+        (1u8, U256::ZERO, 1_000u64, 1_700_000_000u64),
+        (2, U256::from(123_456_789u64), 0, u64::MAX),
+        (3, U256::MAX, 7, 0),
+    ]
+    .iter()
+    .map(|&(i, before, max, deadline)| {
+        let t = Ticket {
+            job_id: B256::repeat_byte(i),
+            spec_hash: B256::repeat_byte(i + 0x10),
+            channel_id: B256::repeat_byte(0xcc),
+            cumulative_before: before,
+            max_amount: U256::from(max),
+            deadline,
+            check_commit: check_commit(&B256::repeat_byte(i + 0x20)),
+        };
+        json!({
+            "jobId": hex32(&t.job_id), "specHash": hex32(&t.spec_hash),
+            "channelId": hex32(&t.channel_id),
+            "cumulativeBefore": t.cumulative_before.to_string(),
+            "maxAmount": t.max_amount.to_string(),
+            "deadline": t.deadline.to_string(), "checkCommit": hex32(&t.check_commit),
+            "structHash": hex32(&t.struct_hash()), "digest": hex32(&t.digest(&d)),
+            "signer": buyer().address().to_string(),
+            "signature": sig_hex(t.sign(&d, &buyer()).unwrap()),
         })
-        .collect();
+    })
+    .collect();
     let results: Vec<_> = [(1u8, 123_456u64, 0u64, 999u64), (2, u64::MAX, 1_500, 0)]
         .iter()
         .map(|&(i, fuel, gpu, amount)| {
@@ -271,6 +278,7 @@ fn vectors() -> serde_json::Value {
         job_id: B256::ZERO,
         spec_hash: B256::ZERO,
         channel_id: B256::ZERO,
+        cumulative_before: U256::ZERO,
         max_amount: U256::ZERO,
         deadline: 0,
         check_commit: B256::ZERO,

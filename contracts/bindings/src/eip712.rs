@@ -54,6 +54,7 @@ mod tests {
             jobId: B256::ZERO,
             specHash: B256::ZERO,
             channelId: B256::ZERO,
+            cumulativeBefore: U256::ZERO,
             maxAmount: U256::ZERO,
             deadline: 0,
             checkCommit: B256::ZERO,
@@ -61,7 +62,7 @@ mod tests {
         assert_eq!(
             t.eip712_type_hash(),
             keccak256(
-                "Ticket(bytes32 jobId,bytes32 specHash,bytes32 channelId,uint256 maxAmount,uint64 deadline,bytes32 checkCommit)"
+                "Ticket(bytes32 jobId,bytes32 specHash,bytes32 channelId,uint256 cumulativeBefore,uint256 maxAmount,uint64 deadline,bytes32 checkCommit)"
             )
         );
         let r = ResultCommitment {

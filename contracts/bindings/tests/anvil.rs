@@ -194,28 +194,48 @@ impl Chain {
         self.provider.anvil_mine(Some(1), None).await.unwrap();
     }
 
+    /// The channel's cursor: what its vouchers and tickets have paid.
+    async fn paid(&self, channel: B256) -> U256 {
+        U256::from(self.escrow.channels(channel).call().await.unwrap().paid)
+    }
+
+    /// Claims a ticket whose job starts at the channel's cursor (the honest provider claimed the
+    /// buyer's latest voucher first).
     async fn claim_ticket(&self, channel: B256, job: &str, amount: U256) -> B256 {
-        let job_id = keccak256(job);
-        let spec = keccak256(format!("spec of {job}"));
+        let before = self.paid(channel).await;
+        let r = self
+            .try_claim_ticket(channel, job, amount, before, 2_000_000_000)
+            .await
+            .unwrap();
+        event::<TicketClaimed>(&r).ticketId
+    }
+
+    async fn try_claim_ticket(
+        &self,
+        channel: B256,
+        job: &str,
+        amount: U256,
+        cumulative_before: U256,
+        deadline: u64,
+    ) -> Result<TransactionReceipt, EscrowError> {
         let ticket = Ticket {
-            jobId: job_id,
-            specHash: spec,
+            jobId: keccak256(job),
+            specHash: keccak256(format!("spec of {job}")),
             channelId: channel,
+            cumulativeBefore: cumulative_before,
             maxAmount: amount,
-            deadline: 2_000_000_000,
+            deadline,
             checkCommit: keccak256(B256::repeat_byte(9)),
         };
         let result = self.result(job, keccak256("output"), amount);
         let ts = eip712::sign(&self.keys[1], &ticket, &self.domain).unwrap();
         let rs = eip712::sign(&self.keys[2], &result, &self.domain).unwrap();
-        let r = send(
+        send(
             self.escrow
                 .claimTicket(ticket, ts, result, rs)
                 .from(self.provider_addr()),
         )
         .await
-        .unwrap();
-        event::<TicketClaimed>(&r).ticketId
     }
 
     fn result(&self, job: &str, output: B256, amount: U256) -> ResultCommitment {
@@ -357,6 +377,63 @@ async fn anvil_undisputed_ticket_pays_after_window() {
     c.travel(CHALLENGE + 1).await;
     send(c.escrow.finalizeTicket(id)).await.unwrap();
     assert_eq!(c.balance(c.provider_addr()).await, e18(7));
+}
+
+/// Job 1 [0, 10] paid by voucher, job 2 [10, 17] ticketed, then paid by voucher during the
+/// challenge window: the ticket pays nothing more. Out-of-range and expired tickets are typed errors.
+#[tokio::test]
+async fn anvil_ticket_and_voucher_pay_a_job_once() {
+    let c = Chain::start().await;
+    let ch = c.open(e18(100)).await;
+    let err = c
+        .try_claim_ticket(ch, "job-2", e18(7), e18(10), 2_000_000_000)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.reverted(),
+            Some(SietchEscrowErrors::CumulativeNotReached(_))
+        ),
+        "{err}"
+    );
+    c.claim(ch, e18(10)).await.unwrap();
+    let r = c
+        .try_claim_ticket(ch, "job-2", e18(7), e18(10), 2_000_000_000)
+        .await
+        .unwrap();
+    let id = event::<TicketClaimed>(&r).ticketId;
+    assert_eq!(
+        c.escrow.tickets(id).call().await.unwrap().cumulativeEnd,
+        17 * 10u128.pow(18)
+    );
+    c.claim(ch, e18(17)).await.unwrap();
+    c.travel(CHALLENGE + 1).await;
+    let receipt = send(c.escrow.finalizeTicket(id)).await.unwrap();
+    assert_eq!(event::<TicketSettled>(&receipt).toProvider, U256::ZERO);
+    assert_eq!(c.balance(c.provider_addr()).await, e18(17));
+    assert_eq!(c.paid(ch).await, e18(17));
+
+    // Vouchers already paid job 2: a ticket for it is refused.
+    let err = c
+        .try_claim_ticket(ch, "job-2-again", e18(7), e18(10), 2_000_000_000)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.reverted(),
+            Some(SietchEscrowErrors::TicketAlreadyPaid(_))
+        ),
+        "{err}"
+    );
+    // A ticket past its deadline is refused.
+    let err = c
+        .try_claim_ticket(ch, "job-3", e18(3), e18(17), 1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.reverted(), Some(SietchEscrowErrors::TicketExpired(_))),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -471,6 +471,8 @@ impl Session<'_> {
             job_id: id,
             spec_hash,
             channel_id: self.channel_id,
+            // The job's range starts where the latest voucher left off.
+            cumulative_before: self.cumulative,
             max_amount: U256::from(spec.price_cap),
             deadline: spec.deadline,
             check_commit: check_commit(&secret),
