@@ -35,7 +35,7 @@ impl ToContract for ResultCommitment {
 #[cfg(test)]
 mod tests {
     use super::ToContract;
-    use sietch_market::{B256, ResultCommitment, U256, Voucher};
+    use sietch_market::{B256, ResultCommitment, Ticket, U256, Voucher};
 
     #[test]
     fn fields_survive_the_conversion() {
@@ -46,6 +46,20 @@ mod tests {
         let c = v.to_contract().unwrap();
         assert_eq!(c.channelId, v.channel_id);
         assert_eq!(c.cumulativeAmount, v.cumulative_amount);
+        let t = Ticket {
+            job_id: B256::repeat_byte(1),
+            spec_hash: B256::repeat_byte(2),
+            channel_id: B256::repeat_byte(3),
+            cumulative_before: U256::from(13),
+            max_amount: U256::from(17),
+            deadline: 19,
+            check_commit: B256::repeat_byte(5),
+        };
+        let c = t.to_contract().unwrap();
+        assert_eq!(
+            (c.channelId, c.cumulativeBefore, c.maxAmount, c.deadline),
+            (t.channel_id, t.cumulative_before, t.max_amount, 19)
+        );
         let r = ResultCommitment {
             job_id: B256::repeat_byte(1),
             spec_hash: B256::repeat_byte(2),
