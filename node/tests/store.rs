@@ -55,6 +55,7 @@ fn job(n: u64) -> (JobSpec, JobRecord) {
             job_id: id,
             spec_hash,
             channel_id: channel(),
+            cumulative_before: U256::ZERO,
             max_amount: U256::from(5_000),
             deadline: NOW + 3_600,
             check_commit: B256::repeat_byte(0xcc),

@@ -9,7 +9,12 @@
 //! every file under a blob's name hashes to that name. The seed is printed; set
 //! `SIETCH_CRASH_SEED` to replay one.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -29,8 +34,11 @@ use sietch_node::store::{EvmSigned, JobRecord, JobState, Side, Store, StoreError
 const CHILD_ENV: &str = "SIETCH_STORE_CRASH_CHILD";
 /// This test's name, for `--exact`.
 const TEST_NAME: &str = "a_killed_writer_keeps_every_reported_commit_and_nothing_half_written";
+/// Starts each report of the child, so reports are told apart from the test harness's own
+/// output (which may share a line with the first report).
+const MARK: &str = "committed: ";
 const NOW: u64 = 1_700_000_000;
-const ROUNDS: usize = 8;
+const ROUNDS: usize = 10;
 /// A child stops by itself after this long, should the parent fail to kill it.
 const CHILD_LIFETIME: Duration = Duration::from_secs(30);
 
@@ -73,6 +81,7 @@ fn job(n: u64) -> JobRecord {
             job_id: id,
             spec_hash,
             channel_id: channel(),
+            cumulative_before: U256::ZERO,
             max_amount: U256::from(5_000),
             deadline: NOW + 3_600,
             check_commit: B256::repeat_byte(0xcc),
@@ -133,10 +142,14 @@ fn child(dir: &Path) -> Result<(), StoreError> {
             [0x33; 65],
         );
         store.settle_job(Side::Buyer, &record.job_id, &voucher, NOW + n)?;
-        writeln!(out, "job {n}").and_then(|()| out.flush()).ok();
+        writeln!(out, "{MARK}job {n}")
+            .and_then(|()| out.flush())
+            .ok();
 
         store.blobs().put(&blob(n))?;
-        writeln!(out, "blob {n}").and_then(|()| out.flush()).ok();
+        writeln!(out, "{MARK}blob {n}")
+            .and_then(|()| out.flush())
+            .ok();
         n += 1;
     }
     Ok(())
@@ -167,10 +180,10 @@ fn run_and_kill(dir: &Path, delay: Duration, after_first: bool) -> Vec<String> {
             }
             // A line cut by the kill has no newline: it was not reported.
             if buf.last() == Some(&b'\n') {
-                let line = String::from_utf8_lossy(&buf).trim().to_owned();
-                if line.starts_with("job ") || line.starts_with("blob ") {
+                let line = String::from_utf8_lossy(&buf);
+                if let Some(at) = line.find(MARK) {
                     let _ = first_tx.send(());
-                    lines.push(line);
+                    lines.push(line[at + MARK.len()..].trim().to_owned());
                 }
             }
         }
@@ -293,6 +306,8 @@ fn a_killed_writer_keeps_every_reported_commit_and_nothing_half_written() {
 
     let mut reported_jobs = BTreeSet::new();
     let mut reported_blobs = BTreeSet::new();
+    // Rounds whose kill cut a blob write short (a temporary file was left), for the log.
+    let mut cut_blobs = 0;
     for round in 0..ROUNDS {
         // Half the kills land anywhere, opening and migrating included; the other half
         // once the loop is running.
@@ -303,6 +318,10 @@ fn a_killed_writer_keeps_every_reported_commit_and_nothing_half_written() {
         reported_blobs.extend(numbers(&lines, "blob "));
 
         let on_disk = check_blob_dir(&dir);
+        let cut_blob = std::fs::read_dir(dir.join("blobs")).is_ok_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(".tmp-")))
+        });
+        cut_blobs += usize::from(cut_blob);
         for n in &reported_blobs {
             assert!(
                 on_disk.contains(&blob_hash(&blob(*n))),
@@ -334,7 +353,8 @@ fn a_killed_writer_keeps_every_reported_commit_and_nothing_half_written() {
         assert_eq!(count, on_disk.len() as u64);
         assert!(bytes >= reported_blobs.len() as u64 * 1_024);
         eprintln!(
-            "round {round}: {} jobs and {} blobs reported so far, {} jobs paid",
+            "round {round}: {} jobs and {} blobs reported so far, {} jobs paid; \
+             {cut_blobs} kills so far cut a blob write",
             reported_jobs.len(),
             reported_blobs.len(),
             paid.len()
