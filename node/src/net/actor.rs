@@ -1,0 +1,683 @@
+//! The event loop that owns the swarm.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use libp2p::core::transport::MemoryTransport;
+use libp2p::core::upgrade::Version;
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::{SwarmEvent, dial_opts::DialOpts};
+use libp2p::{
+    Multiaddr, PeerId, Swarm, Transport, gossipsub, identify, identity, mdns, noise, tcp, yamux,
+};
+use sietch_market::book::OrderBook;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::behaviour::{Behaviour, BehaviourEvent, PROTOCOL_VERSION};
+use super::config::{NetConfig, TransportKind};
+use super::gossip::{self, Gossiped, Refusal, Strikes};
+use super::wire::{
+    BlobReply, BlobRequest, JobReply, JobResult, MAX_CHUNK, RefuseReason, ResultAck,
+};
+use super::{Command, NetError, NetEvent, NetStats};
+
+/// Gossip messages waiting for validation, at most.
+const MAX_PENDING_GOSSIP: usize = 4096;
+/// Validate as soon as this many messages wait (one signature batch).
+const GOSSIP_BATCH: usize = 128;
+/// Kademlia re-bootstrap interval.
+const KAD_REFRESH: Duration = Duration::from_secs(300);
+
+struct PendingGossip {
+    from: PeerId,
+    id: gossipsub::MessageId,
+    source: Option<PeerId>,
+    data: Vec<u8>,
+    arrived: Instant,
+}
+
+/// A response the node is working on, finished when its oneshot resolves.
+enum Answer {
+    Job(ResponseChannel<JobReply>, Option<JobReply>),
+    Result(ResponseChannel<ResultAck>, Option<ResultAck>),
+    Blob(ResponseChannel<BlobReply>, BlobReply),
+}
+
+type Waiter<T> = oneshot::Sender<Result<T, NetError>>;
+
+pub(crate) struct Actor {
+    swarm: Swarm<Behaviour>,
+    config: Arc<NetConfig>,
+    book: Arc<Mutex<OrderBook>>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetEvent>,
+    pending: VecDeque<PendingGossip>,
+    answers: FuturesUnordered<BoxFuture<'static, Answer>>,
+    jobs_out: HashMap<OutboundRequestId, Waiter<JobReply>>,
+    results_out: HashMap<OutboundRequestId, Waiter<ResultAck>>,
+    blobs_out: HashMap<OutboundRequestId, Waiter<BlobReply>>,
+    strikes: Strikes,
+    bans: VecDeque<(Instant, PeerId)>,
+    stats: NetStats,
+}
+
+fn setup<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> NetError {
+    move |e| NetError::Setup(format!("{what}: {e}"))
+}
+
+fn build_swarm(key: identity::Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
+    let idle = cfg.idle_timeout;
+    match cfg.transport {
+        TransportKind::Real => Ok(libp2p::SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(setup("tcp"))?
+            .with_quic()
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(setup("relay client"))?
+            .with_behaviour(|key, relay| {
+                Behaviour::new(key, relay, cfg)
+                    .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+            })
+            .map_err(setup("behaviour"))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build()),
+        TransportKind::Memory => Ok(libp2p::SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_other_transport(|key| {
+                Ok(MemoryTransport::default()
+                    .upgrade(Version::V1)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()))
+            })
+            .map_err(setup("memory transport"))?
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(setup("relay client"))?
+            .with_behaviour(|key, relay| {
+                Behaviour::new(key, relay, cfg)
+                    .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+            })
+            .map_err(setup("behaviour"))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build()),
+    }
+}
+
+impl Actor {
+    pub(crate) fn new(
+        key: identity::Keypair,
+        config: Arc<NetConfig>,
+        book: Arc<Mutex<OrderBook>>,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<NetEvent>,
+    ) -> Result<Self, NetError> {
+        let mut swarm = build_swarm(key, &config)?;
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetError::Setup(format!("listen on {addr}: {e}")))?;
+        }
+        for relay in &config.relays {
+            swarm
+                .listen_on(relay.clone().with(Protocol::P2pCircuit))
+                .map_err(|e| NetError::Setup(format!("listen through relay {relay}: {e}")))?;
+        }
+        for addr in &config.bootstrap {
+            if let Some(peer) = peer_of(addr) {
+                swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            }
+            if let Err(e) = swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, "cannot dial bootstrap peer: {e}");
+            }
+        }
+        if !config.bootstrap.is_empty() {
+            let _ = swarm.behaviour_mut().kad.bootstrap();
+        }
+        Ok(Self {
+            swarm,
+            config,
+            book,
+            commands,
+            events,
+            pending: VecDeque::new(),
+            answers: FuturesUnordered::new(),
+            jobs_out: HashMap::new(),
+            results_out: HashMap::new(),
+            blobs_out: HashMap::new(),
+            strikes: Strikes::default(),
+            bans: VecDeque::new(),
+            stats: NetStats::default(),
+        })
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut flush = tokio::time::interval(Duration::from_millis(5));
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+        let mut kad_refresh = tokio::time::interval(KAD_REFRESH);
+        loop {
+            tokio::select! {
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => break,
+                },
+                Some(answer) = self.answers.next(), if !self.answers.is_empty() => self.send_answer(answer),
+                _ = flush.tick(), if !self.pending.is_empty() => self.validate_gossip(),
+                _ = housekeeping.tick() => self.housekeeping(),
+                _ = kad_refresh.tick() => {
+                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                }
+            }
+            if self.pending.len() >= GOSSIP_BATCH && self.config.forward_delay.is_zero() {
+                self.validate_gossip();
+            }
+        }
+        tracing::debug!("network actor stopped");
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Dial(addr, reply) => {
+                let r = self
+                    .swarm
+                    .dial(addr.clone())
+                    .map_err(|e| NetError::Dial(format!("{addr}: {e}")));
+                let _ = reply.send(r);
+            }
+            Command::DialPeer(peer) => {
+                if !self.swarm.is_connected(&peer) {
+                    let _ = self.swarm.dial(DialOpts::peer_id(peer).build());
+                }
+            }
+            Command::AddAddress(peer, addr) => {
+                self.swarm.add_peer_address(peer, addr.clone());
+                self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+            }
+            Command::Disconnect(peer) => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            Command::ListenAddrs(reply) => {
+                let _ = reply.send(self.swarm.listeners().cloned().collect());
+            }
+            Command::Peers(reply) => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::Stats(reply) => {
+                let mut s = self.stats;
+                s.connected = self.swarm.connected_peers().count();
+                let _ = reply.send(s);
+            }
+            Command::Publish {
+                class,
+                bytes,
+                reply,
+            } => {
+                let _ = reply.send(self.publish(class, bytes));
+            }
+            Command::PublishRaw {
+                class,
+                bytes,
+                reply,
+            } => {
+                let r = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(class.topic(), bytes)
+                    .map(|_| ())
+                    .map_err(|e| NetError::Publish(e.to_string()));
+                let _ = reply.send(r);
+            }
+            Command::Job {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = self.swarm.behaviour_mut().job.send_request(&peer, *request);
+                self.jobs_out.insert(id, reply);
+            }
+            Command::Result {
+                peer,
+                result,
+                reply,
+            } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .result
+                    .send_request(&peer, *result);
+                self.results_out.insert(id, reply);
+            }
+            Command::Blob {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = self.swarm.behaviour_mut().blob.send_request(&peer, request);
+                self.blobs_out.insert(id, reply);
+            }
+        }
+    }
+
+    fn publish(&mut self, class: gossip::OfferClass, bytes: Vec<u8>) -> Result<(), NetError> {
+        // Our own offer goes into our own book as well: a provider is a buyer's peer too.
+        let now = (self.config.clock)();
+        if let Ok(msg) = gossip::decode(&bytes, None) {
+            let mut book = self.book.lock().map_err(|_| NetError::Stopped)?;
+            match msg {
+                Gossiped::Offer(_) => {
+                    let _ = book.ingest(&bytes, now);
+                }
+                Gossiped::Withdrawal(w) => {
+                    if let Ok(v) = w.verify() {
+                        book.withdraw(&v, now);
+                    }
+                }
+            }
+        }
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(class.topic(), bytes)
+        {
+            Ok(_) | Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(()),
+            Err(gossipsub::PublishError::Duplicate) => Ok(()),
+            Err(e) => Err(NetError::Publish(e.to_string())),
+        }
+    }
+
+    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::Behaviour(ev) => self.on_behaviour_event(ev),
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(?peer_id, "dial failed: {error}");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, ev: BehaviourEvent) {
+        match ev {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if info.protocol_version != PROTOCOL_VERSION {
+                    tracing::debug!(%peer_id, version = %info.protocol_version, "not a sietch peer");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                    if !self.swarm.is_connected(&peer) {
+                        let _ = self.swarm.dial(addr);
+                    }
+                }
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                if self.pending.len() >= MAX_PENDING_GOSSIP {
+                    self.report(
+                        &message_id,
+                        &propagation_source,
+                        false,
+                        "validation queue full",
+                    );
+                    return;
+                }
+                self.pending.push_back(PendingGossip {
+                    from: propagation_source,
+                    id: message_id,
+                    source: message.source,
+                    data: message.data,
+                    arrived: Instant::now(),
+                });
+            }
+            BehaviourEvent::Job(ev) => self.on_job_event(ev),
+            BehaviourEvent::Result(ev) => self.on_result_event(ev),
+            BehaviourEvent::Blob(ev) => self.on_blob_event(ev),
+            BehaviourEvent::Autonat(libp2p::autonat::Event::StatusChanged { old, new }) => {
+                tracing::info!(?old, ?new, "NAT status");
+            }
+            BehaviourEvent::Dcutr(ev) => {
+                tracing::info!(peer = %ev.remote_peer_id, result = ?ev.result.as_ref().map(|_| ()), "hole punch");
+            }
+            _ => {}
+        }
+    }
+
+    /// Drop a message without forwarding it (`invalid`: and penalize its forwarder).
+    fn report(&mut self, id: &gossipsub::MessageId, from: &PeerId, invalid: bool, why: &str) {
+        let acceptance = if invalid {
+            self.stats.rejected += 1;
+            gossipsub::MessageAcceptance::Reject
+        } else {
+            self.stats.ignored += 1;
+            gossipsub::MessageAcceptance::Ignore
+        };
+        tracing::debug!(peer = %from, invalid, "gossip refused: {why}");
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(id, from, acceptance);
+        if invalid {
+            // Gossipsub stops delivering a graylisted peer's messages, so its score, not
+            // only our count, decides when it is cut off.
+            let graylisted = self
+                .swarm
+                .behaviour()
+                .gossipsub
+                .peer_score(from)
+                .is_some_and(|s| s < gossip::thresholds().graylist_threshold);
+            if self.strikes.strike(*from, self.config.strikes_before_ban) || graylisted {
+                self.ban(*from);
+            }
+        }
+    }
+
+    fn accept(&mut self, id: &gossipsub::MessageId, from: &PeerId) {
+        self.stats.accepted += 1;
+        let acceptance = if self.config.drop_forwarding {
+            gossipsub::MessageAcceptance::Ignore
+        } else {
+            gossipsub::MessageAcceptance::Accept
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(id, from, acceptance);
+    }
+
+    fn ban(&mut self, peer: PeerId) {
+        tracing::warn!(%peer, "cutting off a peer that forwards invalid offers");
+        self.strikes.forget(&peer);
+        self.stats.banned += 1;
+        let b = self.swarm.behaviour_mut();
+        b.blocked.block_peer(peer);
+        b.gossipsub.blacklist_peer(&peer);
+        self.bans
+            .push_back((Instant::now() + self.config.ban, peer));
+        let _ = self.events.try_send(NetEvent::PeerBanned { peer });
+    }
+
+    /// Validates waiting gossip: cheap checks one by one, signatures as one batch.
+    fn validate_gossip(&mut self) {
+        let now = (self.config.clock)();
+        let ready_before = Instant::now()
+            .checked_sub(self.config.forward_delay)
+            .unwrap_or_else(Instant::now);
+        let mut offers: Vec<PendingGossip> = Vec::new();
+        while let Some(p) = self.pending.front() {
+            if p.arrived > ready_before {
+                break;
+            }
+            let Some(p) = self.pending.pop_front() else {
+                break;
+            };
+            match gossip::decode(&p.data, p.source.as_ref()) {
+                Err(Refusal::Invalid(why)) => self.report(&p.id, &p.from, true, &why),
+                Err(Refusal::Ignore(why)) => self.report(&p.id, &p.from, false, &why),
+                Ok(Gossiped::Withdrawal(w)) => match w.verify() {
+                    Ok(v) => {
+                        if let Ok(mut book) = self.book.lock() {
+                            book.withdraw(&v, now);
+                        }
+                        self.accept(&p.id, &p.from);
+                    }
+                    Err(e) => self.report(&p.id, &p.from, true, &e.to_string()),
+                },
+                Ok(Gossiped::Offer(o)) => {
+                    let registered = match &self.config.registry {
+                        Some(r) => r.check(&o.payload),
+                        None => Ok(()),
+                    };
+                    match registered {
+                        Ok(()) => offers.push(p),
+                        Err(why) => self.report(&p.id, &p.from, false, &why),
+                    }
+                }
+            }
+        }
+        if offers.is_empty() {
+            return;
+        }
+        let results = {
+            let items: Vec<&[u8]> = offers.iter().map(|p| p.data.as_slice()).collect();
+            match self.book.lock() {
+                Ok(mut book) => book.ingest_batch(&items, now),
+                Err(_) => return,
+            }
+        };
+        for (p, r) in offers.iter().zip(results) {
+            match r {
+                Ok(_) => self.accept(&p.id, &p.from),
+                Err(e) => match gossip::judge(&e, now) {
+                    Refusal::Invalid(why) => self.report(&p.id, &p.from, true, &why),
+                    Refusal::Ignore(why) => self.report(&p.id, &p.from, false, &why),
+                },
+            }
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        let now = Instant::now();
+        while let Some((until, peer)) = self.bans.front().copied() {
+            if until > now {
+                break;
+            }
+            self.bans.pop_front();
+            let b = self.swarm.behaviour_mut();
+            b.blocked.unblock_peer(peer);
+            b.gossipsub.remove_blacklisted_peer(&peer);
+        }
+        if let Ok(mut book) = self.book.lock() {
+            book.expire((self.config.clock)());
+        }
+    }
+
+    fn on_job_event(&mut self, ev: request_response::Event<super::JobRequest, JobReply>) {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let (tx, rx) = oneshot::channel();
+                    let ev = NetEvent::JobRequested {
+                        peer,
+                        request: Box::new(request),
+                        reply: tx,
+                    };
+                    if self.events.try_send(ev).is_err() {
+                        let busy = JobReply::Refused {
+                            reason: RefuseReason::Busy,
+                            message:
+                                "the provider's queue is full; try again or pick another offer"
+                                    .into(),
+                        };
+                        let _ = self.swarm.behaviour_mut().job.send_response(channel, busy);
+                        return;
+                    }
+                    self.answers
+                        .push(Box::pin(async move { Answer::Job(channel, rx.await.ok()) }));
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(w) = self.jobs_out.remove(&request_id) {
+                        let _ = w.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(w) = self.jobs_out.remove(&request_id) {
+                    let _ = w.send(Err(request_failed(peer, error)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_result_event(&mut self, ev: request_response::Event<JobResult, ResultAck>) {
+        match ev {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let (tx, rx) = oneshot::channel();
+                    let ev = NetEvent::ResultReceived {
+                        peer,
+                        result: Box::new(request),
+                        reply: tx,
+                    };
+                    if self.events.try_send(ev).is_err() {
+                        // The provider retries: a result is never dropped silently.
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .result
+                            .send_response(channel, ResultAck::UnknownJob);
+                        return;
+                    }
+                    self.answers.push(Box::pin(
+                        async move { Answer::Result(channel, rx.await.ok()) },
+                    ));
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(w) = self.results_out.remove(&request_id) {
+                        let _ = w.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(w) = self.results_out.remove(&request_id) {
+                    let _ = w.send(Err(request_failed(peer, error)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_blob_event(&mut self, ev: request_response::Event<BlobRequest, BlobReply>) {
+        match ev {
+            request_response::Event::Message { message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let source = self.config.blobs.clone();
+                    self.answers.push(Box::pin(async move {
+                        let len = (request.max_len as usize).min(MAX_CHUNK);
+                        let reply = tokio::task::spawn_blocking(move || {
+                            source
+                                .and_then(|s| s.read(&request.hash, request.offset, len))
+                                .map_or(BlobReply::NotFound, |(total, data)| BlobReply::Chunk {
+                                    total,
+                                    data,
+                                })
+                        })
+                        .await
+                        .unwrap_or(BlobReply::NotFound);
+                        Answer::Blob(channel, reply)
+                    }));
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(w) = self.blobs_out.remove(&request_id) {
+                        let _ = w.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(w) = self.blobs_out.remove(&request_id) {
+                    let _ = w.send(Err(request_failed(peer, error)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn send_answer(&mut self, answer: Answer) {
+        let b = self.swarm.behaviour_mut();
+        // A failed send means the requester went away; nothing is left to do.
+        match answer {
+            Answer::Job(ch, reply) => {
+                let reply = reply.unwrap_or(JobReply::Refused {
+                    reason: RefuseReason::Other,
+                    message: "the provider dropped the request".into(),
+                });
+                let _ = b.job.send_response(ch, reply);
+            }
+            Answer::Result(ch, ack) => {
+                let _ = b
+                    .result
+                    .send_response(ch, ack.unwrap_or(ResultAck::UnknownJob));
+            }
+            Answer::Blob(ch, reply) => {
+                let _ = b.blob.send_response(ch, reply);
+            }
+        }
+    }
+}
+
+fn request_failed(peer: PeerId, error: request_response::OutboundFailure) -> NetError {
+    NetError::Request {
+        peer,
+        reason: error.to_string(),
+    }
+}
+
+/// The peer id at the end of an address, if any.
+pub(crate) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().last().and_then(|p| match p {
+        Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
+}

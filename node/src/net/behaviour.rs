@@ -1,0 +1,128 @@
+//! The node's libp2p behaviour: every protocol it speaks, configured in one place.
+
+use std::time::Duration;
+
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{
+    StreamProtocol, allow_block_list, autonat, dcutr, gossipsub, identify, identity, kad, mdns,
+    ping, relay, request_response,
+};
+
+use super::config::NetConfig;
+use super::gossip;
+use super::wire::{
+    BLOB_PROTOCOL, BlobReply, BlobRequest, Codec, JOB_PROTOCOL, JobReply, JobRequest, JobResult,
+    RESULT_PROTOCOL, ResultAck,
+};
+
+/// Identify's protocol version: peers on another major version are not ours.
+pub(crate) const PROTOCOL_VERSION: &str = "/sietch/1.0.0";
+/// Kademlia's protocol name, so that the DHT is Sietch's own.
+pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/kad/1.0.0");
+
+/// Job requests and replies.
+pub(crate) type JobBehaviour = request_response::Behaviour<Codec<JobRequest, JobReply>>;
+/// Results and acknowledgements.
+pub(crate) type ResultBehaviour = request_response::Behaviour<Codec<JobResult, ResultAck>>;
+/// Blob chunks.
+pub(crate) type BlobBehaviour = request_response::Behaviour<Codec<BlobRequest, BlobReply>>;
+
+/// All the protocols of a node.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    /// Peers cut off for misbehaving; listed first so their connections are denied first.
+    pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    pub(crate) gossipsub: gossipsub::Behaviour,
+    pub(crate) autonat: autonat::Behaviour,
+    pub(crate) relay_server: Toggle<relay::Behaviour>,
+    pub(crate) relay_client: relay::client::Behaviour,
+    pub(crate) dcutr: dcutr::Behaviour,
+    pub(crate) job: JobBehaviour,
+    pub(crate) result: ResultBehaviour,
+    pub(crate) blob: BlobBehaviour,
+}
+
+impl Behaviour {
+    /// Builds the behaviour for `key` with the relay client the swarm builder made.
+    pub(crate) fn new(
+        key: &identity::Keypair,
+        relay_client: relay::client::Behaviour,
+        cfg: &NetConfig,
+    ) -> Result<Self, String> {
+        let peer_id = key.public().to_peer_id();
+
+        let identify = identify::Behaviour::new(
+            identify::Config::new(PROTOCOL_VERSION.to_owned(), key.public())
+                .with_agent_version(format!("sietch/{}", env!("CARGO_PKG_VERSION"))),
+        );
+
+        let mut kad_cfg = kad::Config::new(KAD_PROTOCOL);
+        kad_cfg.set_query_timeout(Duration::from_secs(30));
+        let mut kad =
+            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_cfg);
+        kad.set_mode(Some(kad::Mode::Server));
+
+        let mdns = if cfg.mdns {
+            Some(
+                mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                    .map_err(|e| format!("mDNS: {e}"))?,
+            )
+        } else {
+            None
+        };
+
+        let gossipsub = gossip::behaviour(key, cfg)?;
+
+        let autonat = autonat::Behaviour::new(
+            peer_id,
+            autonat::Config {
+                only_global_ips: cfg.autonat_only_global,
+                boot_delay: Duration::from_secs(5),
+                ..Default::default()
+            },
+        );
+
+        let relay_server = cfg
+            .relay_server
+            .then(|| relay::Behaviour::new(peer_id, relay::Config::default()));
+
+        let rr = |timeout: Duration, streams: usize| {
+            request_response::Config::default()
+                .with_request_timeout(timeout)
+                .with_max_concurrent_streams(streams)
+        };
+        let job = request_response::Behaviour::new(
+            [(JOB_PROTOCOL, request_response::ProtocolSupport::Full)],
+            rr(cfg.request_timeout, cfg.max_concurrent_streams),
+        );
+        let result = request_response::Behaviour::new(
+            [(RESULT_PROTOCOL, request_response::ProtocolSupport::Full)],
+            rr(cfg.request_timeout, cfg.max_concurrent_streams),
+        );
+        let blob = request_response::Behaviour::new(
+            [(BLOB_PROTOCOL, request_response::ProtocolSupport::Full)],
+            rr(cfg.request_timeout, cfg.max_concurrent_streams),
+        );
+
+        Ok(Self {
+            blocked: allow_block_list::Behaviour::default(),
+            identify,
+            ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15))),
+            kad,
+            mdns: mdns.into(),
+            gossipsub,
+            autonat,
+            relay_server: relay_server.into(),
+            relay_client,
+            dcutr: dcutr::Behaviour::new(peer_id),
+            job,
+            result,
+            blob,
+        })
+    }
+}

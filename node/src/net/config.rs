@@ -1,0 +1,167 @@
+//! Settings of the network actor.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use sietch_market::book::BookConfig;
+use sietch_market::{B256, Offer};
+
+use super::gossip::OfferClass;
+
+/// Which transports the swarm runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// TCP (Noise, Yamux) and QUIC: a real node.
+    Real,
+    /// libp2p's in-process memory transport (Noise, Yamux): simulations of many nodes.
+    Memory,
+}
+
+/// Unix seconds now; injected so tests and simulations can move time.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    })
+}
+
+/// Where the actor reads blobs it serves to peers.
+pub trait BlobSource: Send + Sync {
+    /// Up to `max_len` bytes of the blob `hash` from `offset`, with the blob's total size;
+    /// `None` when the blob is not held.
+    fn read(&self, hash: &B256, offset: u64, max_len: usize) -> Option<(u64, Vec<u8>)>;
+}
+
+/// A chain-backed check that an offer's key is registered and staked, when a chain is
+/// configured. Answers from a local index so that gossip validation never waits on RPC.
+pub trait Registry: Send + Sync {
+    /// `Ok` when the offer's provider is registered with its key and stakes at least what
+    /// the offer states; otherwise why not.
+    fn check(&self, offer: &Offer) -> Result<(), String>;
+}
+
+/// Settings of the network actor.
+#[derive(Clone)]
+pub struct NetConfig {
+    /// Transports.
+    pub transport: TransportKind,
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to connect to at start and to seed Kademlia (each ends in `/p2p/<peer id>`).
+    pub bootstrap: Vec<Multiaddr>,
+    /// Find peers on the local network with mDNS.
+    pub mdns: bool,
+    /// Act as a circuit relay (v2) for other nodes: for nodes with a public address.
+    pub relay_server: bool,
+    /// Relays to listen through, for a node that cannot be reached directly (each ends in
+    /// `/p2p/<relay id>`).
+    pub relays: Vec<Multiaddr>,
+    /// AutoNAT only trusts and serves global addresses (off in tests on private addresses).
+    pub autonat_only_global: bool,
+    /// Offer classes followed.
+    pub offer_classes: Vec<OfferClass>,
+    /// Order book sizing.
+    pub book: BookConfig,
+    /// Gossipsub heartbeat.
+    pub gossip_heartbeat: Duration,
+    /// Invalid offers a peer may forward before it is cut off.
+    pub strikes_before_ban: u32,
+    /// How long a cut-off peer stays blocked.
+    pub ban: Duration,
+    /// Timeout of a request (job, result, blob chunk).
+    pub request_timeout: Duration,
+    /// Concurrent inbound and outbound streams per request-response protocol.
+    pub max_concurrent_streams: usize,
+    /// Largest blob fetched from a peer.
+    pub max_blob_bytes: u64,
+    /// Bytes asked per blob request.
+    pub blob_chunk: u32,
+    /// Close connections idle this long.
+    pub idle_timeout: Duration,
+    /// Unix time.
+    pub clock: Clock,
+    /// Blobs served to peers.
+    pub blobs: Option<Arc<dyn BlobSource>>,
+    /// Registration check of offers, when a chain is configured.
+    pub registry: Option<Arc<dyn Registry>>,
+    /// Simulation only: forward nothing (a node that silently drops messages).
+    pub drop_forwarding: bool,
+    /// Simulation only: hold each gossip message this long before forwarding it (link latency).
+    pub forward_delay: Duration,
+}
+
+impl std::fmt::Debug for NetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetConfig")
+            .field("transport", &self.transport)
+            .field("listen", &self.listen)
+            .field("bootstrap", &self.bootstrap)
+            .field("mdns", &self.mdns)
+            .field("relay_server", &self.relay_server)
+            .field("relays", &self.relays)
+            .field("offer_classes", &self.offer_classes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            transport: TransportKind::Real,
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/0"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
+                "/ip4/0.0.0.0/udp/0/quic-v1"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
+            ],
+            bootstrap: Vec::new(),
+            mdns: true,
+            relay_server: false,
+            relays: Vec::new(),
+            autonat_only_global: true,
+            offer_classes: OfferClass::ALL.to_vec(),
+            book: BookConfig::default(),
+            gossip_heartbeat: Duration::from_millis(700),
+            strikes_before_ban: 8,
+            ban: Duration::from_secs(600),
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_streams: 64,
+            max_blob_bytes: 256 * 1024 * 1024,
+            blob_chunk: 256 * 1024,
+            idle_timeout: Duration::from_secs(120),
+            clock: system_clock(),
+            blobs: None,
+            registry: None,
+            drop_forwarding: false,
+            forward_delay: Duration::ZERO,
+        }
+    }
+}
+
+impl NetConfig {
+    /// A configuration for tests on loopback: TCP and QUIC on 127.0.0.1 ports chosen by
+    /// the system, no mDNS, AutoNAT accepting private addresses.
+    pub fn loopback() -> Self {
+        Self {
+            listen: vec![
+                "/ip4/127.0.0.1/tcp/0"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
+                "/ip4/127.0.0.1/udp/0/quic-v1"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
+            ],
+            mdns: false,
+            autonat_only_global: false,
+            ..Self::default()
+        }
+    }
+}

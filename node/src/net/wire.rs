@@ -1,0 +1,508 @@
+//! The messages of the node's request-response protocols and their framing.
+//!
+//! Each message is the market crate's canonical encoding style (versioned, bounded, no
+//! trailing bytes), framed on the stream by a 4-byte big-endian length that is checked
+//! against the protocol's bound before anything is allocated.
+
+use std::io;
+
+use futures::{AsyncReadExt, AsyncWriteExt, prelude::*};
+use libp2p::StreamProtocol;
+use sietch_market::codec::{Reader, Writer};
+use sietch_market::error::DecodeError;
+use sietch_market::{B256, Canonical, JobSpec, ResultCommitment, Ticket};
+
+/// Version byte of every message of these protocols.
+const WIRE_VERSION: u8 = 1;
+
+/// Job requests and their answer.
+pub const JOB_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/job/1");
+/// Results, from provider to buyer.
+pub const RESULT_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/result/1");
+/// Blob chunks by blake3 hash.
+pub const BLOB_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/blob/1");
+
+/// Largest job request (the spec and the ticket; modules and inputs go by blob).
+pub const MAX_JOB_REQUEST: usize = 256 * 1024;
+/// Largest reply to a job request.
+pub const MAX_JOB_REPLY: usize = 4 * 1024;
+/// Largest result message: stdout and `/output` files travel in it.
+pub const MAX_RESULT: usize = 16 * 1024 * 1024;
+/// Largest blob chunk a node sends or accepts.
+pub const MAX_CHUNK: usize = 1024 * 1024;
+/// Largest length of a free-text field (reasons, outcomes).
+const MAX_TEXT: usize = 1024;
+/// Most `/output` files in a result.
+pub const MAX_OUTPUT_FILES: usize = 256;
+
+/// A buyer asks a provider to run a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRequest {
+    /// What to run.
+    pub spec: JobSpec,
+    /// The buyer's ticket for it.
+    pub ticket: Ticket,
+    /// The buyer's EIP-712 signature of the ticket (65 bytes, r‖s‖v).
+    pub ticket_signature: [u8; 65],
+}
+
+/// Why a provider refuses a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefuseReason {
+    /// The job asks for more than the provider offers.
+    TooBig = 1,
+    /// The ticket's or spec's price cap is under the offer's price.
+    PriceTooLow = 2,
+    /// The channel cannot pay the ticket's maximum.
+    ChannelUnderfunded = 3,
+    /// The ticket's signature does not verify or is not the channel's buyer.
+    BadSignature = 4,
+    /// The provider runs as many jobs as it can.
+    Busy = 5,
+    /// The provider lacks the module or an input and could not fetch it.
+    MissingBlob = 6,
+    /// Anything else; the message says what.
+    Other = 7,
+}
+
+impl RefuseReason {
+    fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
+            1 => Self::TooBig,
+            2 => Self::PriceTooLow,
+            3 => Self::ChannelUnderfunded,
+            4 => Self::BadSignature,
+            5 => Self::Busy,
+            6 => Self::MissingBlob,
+            7 => Self::Other,
+            _ => return None,
+        })
+    }
+}
+
+/// A provider's answer to a job request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobReply {
+    /// The provider runs the job and will send its result.
+    Accepted {
+        /// The job accepted.
+        job_id: B256,
+    },
+    /// The provider does not run the job.
+    Refused {
+        /// Why.
+        reason: RefuseReason,
+        /// What to do about it, in words.
+        message: String,
+    },
+}
+
+/// A provider's result for a job: its outputs and its signed commitment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobResult {
+    /// The job.
+    pub job_id: B256,
+    /// How the job ended, in the sandbox's words (e.g. `exited 0`, `out of fuel`).
+    pub outcome: String,
+    /// The exit code, when the job exited.
+    pub exit_code: Option<i32>,
+    /// Captured stdout.
+    pub stdout: Vec<u8>,
+    /// Files the job wrote to `/output`, by name.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// The provider's commitment to this result.
+    pub commitment: ResultCommitment,
+    /// The provider's EIP-712 signature of the commitment (65 bytes).
+    pub signature: [u8; 65],
+}
+
+/// A buyer's acknowledgement of a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultAck {
+    /// The buyer has the result.
+    Received,
+    /// The buyer knows no such job.
+    UnknownJob,
+}
+
+/// A request for part of a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobRequest {
+    /// blake3 hash of the blob.
+    pub hash: B256,
+    /// First byte wanted.
+    pub offset: u64,
+    /// Most bytes wanted (at most [`MAX_CHUNK`]).
+    pub max_len: u32,
+}
+
+/// An answer to a blob request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobReply {
+    /// Bytes from the requested offset.
+    Chunk {
+        /// Size of the whole blob.
+        total: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// The node does not hold that blob.
+    NotFound,
+}
+
+/// A message of one of the node's protocols.
+pub trait WireMessage: Sized + Send {
+    /// Tag byte of this message type.
+    const TAG: u8;
+    /// Largest encoding accepted.
+    const MAX: usize;
+    /// Writes the body.
+    fn write(&self, w: &mut Writer);
+    /// Reads the body.
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+
+    /// Encodes with the version and tag bytes.
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(WIRE_VERSION);
+        w.u8(Self::TAG);
+        self.write(&mut w);
+        w.into_bytes()
+    }
+
+    /// Decodes, refusing anything oversized, of another type or with trailing bytes.
+    fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > Self::MAX {
+            return Err(DecodeError::Oversized {
+                len: bytes.len(),
+                max: Self::MAX,
+            });
+        }
+        let mut r = Reader::new(bytes);
+        let v = r.u8()?;
+        if v != WIRE_VERSION {
+            return Err(DecodeError::UnknownVersion(v));
+        }
+        let tag = r.u8()?;
+        if tag != Self::TAG {
+            return Err(DecodeError::WrongKind {
+                expected: Self::TAG,
+                found: tag,
+            });
+        }
+        let m = Self::read(&mut r)?;
+        r.finish()?;
+        Ok(m)
+    }
+}
+
+fn read_sig(r: &mut Reader<'_>) -> Result<[u8; 65], DecodeError> {
+    let b = r.take(65)?;
+    let mut s = [0u8; 65];
+    s.copy_from_slice(b);
+    Ok(s)
+}
+
+fn nested<T: Canonical>(r: &mut Reader<'_>, what: &'static str) -> Result<T, DecodeError> {
+    T::decode(r.bytes(what, T::MAX_SIZE)?)
+}
+
+impl WireMessage for JobRequest {
+    const TAG: u8 = 1;
+    const MAX: usize = MAX_JOB_REQUEST;
+    fn write(&self, w: &mut Writer) {
+        w.bytes(&self.spec.encode());
+        w.bytes(&self.ticket.encode());
+        w.fixed(&self.ticket_signature);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            spec: nested(r, "job spec")?,
+            ticket: nested(r, "ticket")?,
+            ticket_signature: read_sig(r)?,
+        })
+    }
+}
+
+impl WireMessage for JobReply {
+    const TAG: u8 = 2;
+    const MAX: usize = MAX_JOB_REPLY;
+    fn write(&self, w: &mut Writer) {
+        match self {
+            Self::Accepted { job_id } => {
+                w.u8(0);
+                w.b256(job_id);
+            }
+            Self::Refused { reason, message } => {
+                w.u8(1);
+                w.u8(*reason as u8);
+                w.str(truncate(message, MAX_TEXT));
+            }
+        }
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            0 => Ok(Self::Accepted { job_id: r.b256()? }),
+            1 => {
+                let tag = r.u8()?;
+                let reason = RefuseReason::from_u8(tag).ok_or(DecodeError::BadTag {
+                    what: "refuse reason",
+                    tag,
+                })?;
+                Ok(Self::Refused {
+                    reason,
+                    message: r.string("refuse message", MAX_TEXT)?,
+                })
+            }
+            tag => Err(DecodeError::BadTag {
+                what: "job reply",
+                tag,
+            }),
+        }
+    }
+}
+
+impl WireMessage for JobResult {
+    const TAG: u8 = 3;
+    const MAX: usize = MAX_RESULT;
+    fn write(&self, w: &mut Writer) {
+        w.b256(&self.job_id);
+        w.str(truncate(&self.outcome, MAX_TEXT));
+        w.option(self.exit_code.as_ref(), |w, c| w.u32(*c as u32));
+        w.bytes(&self.stdout);
+        w.count(self.files.len());
+        for (name, data) in &self.files {
+            w.str(name);
+            w.bytes(data);
+        }
+        w.bytes(&self.commitment.encode());
+        w.fixed(&self.signature);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            job_id: r.b256()?,
+            outcome: r.string("outcome", MAX_TEXT)?,
+            exit_code: r.option("exit code", |r| r.u32().map(|c| c as i32))?,
+            stdout: r.bytes("stdout", MAX_RESULT)?.to_vec(),
+            files: r.list("output files", MAX_OUTPUT_FILES, |r| {
+                Ok((
+                    r.string("output file name", MAX_TEXT)?,
+                    r.bytes("output file", MAX_RESULT)?.to_vec(),
+                ))
+            })?,
+            commitment: nested(r, "result commitment")?,
+            signature: read_sig(r)?,
+        })
+    }
+}
+
+impl WireMessage for ResultAck {
+    const TAG: u8 = 4;
+    const MAX: usize = 16;
+    fn write(&self, w: &mut Writer) {
+        w.u8(match self {
+            Self::Received => 0,
+            Self::UnknownJob => 1,
+        });
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            0 => Ok(Self::Received),
+            1 => Ok(Self::UnknownJob),
+            tag => Err(DecodeError::BadTag {
+                what: "result ack",
+                tag,
+            }),
+        }
+    }
+}
+
+impl WireMessage for BlobRequest {
+    const TAG: u8 = 5;
+    const MAX: usize = 64;
+    fn write(&self, w: &mut Writer) {
+        w.b256(&self.hash);
+        w.u64(self.offset);
+        w.u32(self.max_len);
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            hash: r.b256()?,
+            offset: r.u64()?,
+            max_len: r.u32()?,
+        })
+    }
+}
+
+impl WireMessage for BlobReply {
+    const TAG: u8 = 6;
+    const MAX: usize = MAX_CHUNK + 64;
+    fn write(&self, w: &mut Writer) {
+        match self {
+            Self::Chunk { total, data } => {
+                w.u8(0);
+                w.u64(*total);
+                w.bytes(data);
+            }
+            Self::NotFound => w.u8(1),
+        }
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            0 => Ok(Self::Chunk {
+                total: r.u64()?,
+                data: r.bytes("blob chunk", MAX_CHUNK)?.to_vec(),
+            }),
+            1 => Ok(Self::NotFound),
+            tag => Err(DecodeError::BadTag {
+                what: "blob reply",
+                tag,
+            }),
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
+}
+
+/// Reads one length-prefixed frame of at most `max` bytes.
+pub async fn read_frame<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    max: usize,
+) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is over the {max}-byte limit"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    io.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+/// Writes one length-prefixed frame.
+pub async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame over 4 GiB"))?;
+    io.write_all(&len.to_be_bytes()).await?;
+    io.write_all(bytes).await?;
+    io.flush().await?;
+    io.close().await
+}
+
+async fn read_msg<M: WireMessage, T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<M> {
+    let bytes = read_frame(io, M::MAX).await?;
+    M::from_bytes(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// A request-response codec for a pair of wire messages.
+#[derive(Debug)]
+pub struct Codec<Req, Resp>(std::marker::PhantomData<fn() -> (Req, Resp)>);
+
+impl<Req, Resp> Default for Codec<Req, Resp> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<Req, Resp> Clone for Codec<Req, Resp> {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl<Req: WireMessage + 'static, Resp: WireMessage + 'static> libp2p::request_response::Codec
+    for Codec<Req, Resp>
+{
+    type Protocol = StreamProtocol;
+    type Request = Req;
+    type Response = Resp;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Req>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_msg(io).await
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Resp>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_msg(io).await
+    }
+
+    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Req) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &req.to_bytes()).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Resp,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &res.to_bytes()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_reply_round_trips_and_refuses_trailing_bytes() {
+        let m = BlobReply::Chunk {
+            total: 10,
+            data: vec![1, 2, 3],
+        };
+        let mut b = m.to_bytes();
+        assert_eq!(BlobReply::from_bytes(&b).unwrap(), m);
+        b.push(0);
+        assert!(matches!(
+            BlobReply::from_bytes(&b),
+            Err(DecodeError::TrailingBytes(1))
+        ));
+    }
+
+    #[test]
+    fn a_message_of_another_type_is_refused() {
+        let b = ResultAck::Received.to_bytes();
+        assert!(matches!(
+            BlobReply::from_bytes(&b),
+            Err(DecodeError::WrongKind { .. })
+        ));
+    }
+
+    #[test]
+    fn refusal_text_is_bounded() {
+        let m = JobReply::Refused {
+            reason: RefuseReason::Busy,
+            message: "é".repeat(4000),
+        };
+        let back = JobReply::from_bytes(&m.to_bytes()).unwrap();
+        let JobReply::Refused { message, .. } = back else {
+            panic!("not a refusal")
+        };
+        assert!(message.len() <= MAX_TEXT);
+    }
+}

@@ -1,0 +1,501 @@
+//! Real libp2p nodes on loopback, in one process: offer gossip, job requests and results,
+//! a peer cut off for forwarding invalid offers, and a blob transfer that survives a
+//! dropped connection.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+use sietch_market::*;
+use sietch_node::net::{
+    self, BlobSource, JobReply, JobRequest, JobResult, NetConfig, NetError, NetEvent, Network,
+    OfferClass, ResultAck,
+};
+use tokio::sync::mpsc;
+
+const GIB: u64 = 1 << 30;
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn key(i: u32) -> SigningKey {
+    let mut seed = [0u8; 32];
+    seed[..4].copy_from_slice(&i.to_be_bytes());
+    seed[31] = 0x77;
+    SigningKey::from_bytes(&seed)
+}
+
+fn offer(i: u32, sequence: u64) -> Offer {
+    Offer {
+        provider: PublicKey::of(&key(i)),
+        evm_address: Address::repeat_byte(i as u8),
+        hardware: Hardware {
+            cpu_cores: 8,
+            memory_bytes: 16 * GIB,
+            gpus: vec![],
+        },
+        features: vec!["simd".into()],
+        prices: Prices {
+            per_gfuel: 1_000 + u128::from(i),
+            per_gpu_second: 0,
+        },
+        stake: 1_000_000_000,
+        addresses: vec![],
+        sequence,
+        expires_at: now() + 600,
+    }
+}
+
+struct Node {
+    net: Network,
+    events: mpsc::Receiver<NetEvent>,
+    addr: Multiaddr,
+}
+
+fn test_config() -> NetConfig {
+    NetConfig {
+        gossip_heartbeat: Duration::from_millis(200),
+        ..NetConfig::loopback()
+    }
+}
+
+async fn start(i: u32, cfg: NetConfig) -> Node {
+    let (net, events) = Network::spawn(net::keypair(&key(i)), cfg).unwrap();
+    let addrs = net
+        .wait_listening(2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let tcp = addrs
+        .into_iter()
+        .find(|a| a.iter().any(|p| matches!(p, Protocol::Tcp(_))))
+        .expect("a TCP listen address");
+    let addr = tcp.with(Protocol::P2p(net.peer_id()));
+    Node { net, events, addr }
+}
+
+async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !f().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn book_len(n: &Network) -> usize {
+    n.book().lock().unwrap().len()
+}
+
+/// Publishes until `check` holds: the first publications may precede the mesh.
+async fn publish_until(net: &Network, o: &Signed<Offer>, what: &str, check: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        net.publish_offer(o).await.unwrap();
+        for _ in 0..10 {
+            if check() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_reach_every_node_and_a_job_request_gets_its_result() {
+    let first = start(0, test_config()).await;
+    let mut nodes = vec![first];
+    for i in 1..5 {
+        let cfg = NetConfig {
+            bootstrap: vec![nodes[0].addr.clone()],
+            ..test_config()
+        };
+        nodes.push(start(i, cfg).await);
+    }
+    eventually("every node connected", Duration::from_secs(20), || {
+        let n = nodes[1..].iter().map(|n| n.net.clone()).collect::<Vec<_>>();
+        async move {
+            for net in n {
+                if net.peers().await.unwrap().is_empty() {
+                    return false;
+                }
+            }
+            true
+        }
+    })
+    .await;
+
+    // Each node announces its offer; every node ends with all five in its book.
+    let nets: Vec<Network> = nodes.iter().map(|n| n.net.clone()).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        for (i, n) in nets.iter().enumerate() {
+            n.publish_offer(&Signed::sign(offer(i as u32, 1), &key(i as u32)))
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if nets.iter().all(|n| book_len(n) == 5) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "offers did not reach every node: books hold {:?}",
+            nets.iter().map(book_len).collect::<Vec<_>>()
+        );
+    }
+    // A newer sequence replaces the older offer everywhere.
+    let newer = Signed::sign(
+        Offer {
+            prices: Prices {
+                per_gfuel: 7,
+                per_gpu_second: 0,
+            },
+            ..offer(2, 2)
+        },
+        &key(2),
+    );
+    let provider = newer.payload.provider;
+    publish_until(&nets[2], &newer, "sequence 2 everywhere", || {
+        nets.iter().all(|n| {
+            n.book()
+                .lock()
+                .unwrap()
+                .get(&provider)
+                .is_some_and(|o| o.payload.sequence == 2)
+        })
+    })
+    .await;
+    for n in &nets {
+        let stats = n.stats().await.unwrap();
+        assert_eq!(stats.rejected, 0, "honest gossip was judged invalid");
+    }
+
+    // Node 4 (a buyer) asks node 1 (a provider) to run a job; node 1 accepts and then
+    // sends the result back on the result protocol.
+    let provider_peer = nodes[1].net.peer_id();
+    let buyer_peer = nodes[4].net.peer_id();
+    let provider_net = nodes[1].net.clone();
+    let mut provider_events = std::mem::replace(&mut nodes[1].events, mpsc::channel(1).1);
+    let provider_task = tokio::spawn(async move {
+        let Some(NetEvent::JobRequested {
+            peer,
+            request,
+            reply,
+        }) = provider_events.recv().await
+        else {
+            panic!("expected a job request")
+        };
+        assert_eq!(peer, buyer_peer);
+        let job_id = request.ticket.job_id;
+        reply.send(JobReply::Accepted { job_id }).unwrap();
+        let result = JobResult {
+            job_id,
+            outcome: "exited 0".into(),
+            exit_code: Some(0),
+            stdout: b"hello\n".to_vec(),
+            files: vec![("out.bin".into(), vec![1, 2, 3])],
+            commitment: ResultCommitment {
+                job_id,
+                spec_hash: request.spec.hash(),
+                output_hash: B256::repeat_byte(9),
+                fuel_used: 1234,
+                gpu_millis: 0,
+                amount: U256::from(5u64),
+            },
+            signature: [7u8; 65],
+        };
+        provider_net.send_result(peer, result).await.unwrap()
+    });
+    let spec = JobSpec {
+        module: B256::repeat_byte(1),
+        args: vec!["job".into()],
+        env: vec![],
+        stdin: None,
+        inputs: vec![],
+        limits: job::Limits {
+            fuel: 1_000_000,
+            memory_bytes: 1 << 20,
+            wall_time_ms: 1000,
+            output_bytes: 1 << 16,
+        },
+        requirements: job::Requirements {
+            min_cpu_cores: 1,
+            features: vec![],
+            gpu: None,
+        },
+        verification: job::VerificationPolicy::default(),
+        price_cap: 10_000,
+        deadline: now() + 60,
+    };
+    let job_id = job_id(Address::repeat_byte(0xbb), 1, spec.hash());
+    let ticket = Ticket {
+        job_id,
+        spec_hash: spec.hash(),
+        channel_id: B256::repeat_byte(3),
+        max_amount: U256::from(10_000u64),
+        deadline: now() + 60,
+        check_commit: B256::repeat_byte(4),
+        cumulative_before: U256::ZERO,
+    };
+    let reply = nodes[4]
+        .net
+        .request_job(
+            provider_peer,
+            JobRequest {
+                spec,
+                ticket,
+                ticket_signature: [1u8; 65],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply, JobReply::Accepted { job_id });
+    let Some(NetEvent::ResultReceived {
+        peer,
+        result,
+        reply,
+    }) = nodes[4].events.recv().await
+    else {
+        panic!("expected a result")
+    };
+    assert_eq!(peer, provider_peer);
+    assert_eq!(result.job_id, job_id);
+    assert_eq!(result.stdout, b"hello\n");
+    assert_eq!(result.commitment.fuel_used, 1234);
+    reply.send(ResultAck::Received).unwrap();
+    assert_eq!(provider_task.await.unwrap(), ResultAck::Received);
+
+    // A request to a peer that does not exist fails with a typed error, not a hang.
+    let err = nodes[4]
+        .net
+        .blob_chunk(
+            PeerId::random(),
+            net::BlobRequest {
+                hash: B256::ZERO,
+                offset: 0,
+                max_len: 10,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NetError::Request { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_forwarding_malformed_oversized_and_forged_offers_is_cut_off() {
+    let honest = start(10, test_config()).await;
+    let other = start(
+        11,
+        NetConfig {
+            bootstrap: vec![honest.addr.clone()],
+            ..test_config()
+        },
+    )
+    .await;
+    let attacker = start(
+        12,
+        NetConfig {
+            bootstrap: vec![honest.addr.clone()],
+            ..test_config()
+        },
+    )
+    .await;
+    let attacker_peer = attacker.net.peer_id();
+
+    // A valid offer from the attacker's own key first, so the mesh is known to work.
+    let own = Signed::sign(offer(12, 1), &key(12));
+    let own_key = own.payload.provider;
+    publish_until(&attacker.net, &own, "attacker's valid offer", || {
+        honest.net.book().lock().unwrap().get(&own_key).is_some()
+    })
+    .await;
+
+    // Then a flood: malformed bytes, an oversized offer, an offer of another provider's key
+    // (forged publisher) and offers whose signature does not match their content.
+    let mut bad: Vec<Vec<u8>> = Vec::new();
+    for n in 0..4u8 {
+        bad.push(vec![1, 7, n, 0xff, 0xee]);
+    }
+    let mut big = offer(12, 50);
+    big.features = (0..20)
+        .map(|i| format!("{i}{}", "x".repeat(1000)))
+        .collect();
+    bad.push(Signed::sign(big, &key(12)).encode());
+    for s in 0..4u64 {
+        bad.push(Signed::sign(offer(13, 10 + s), &key(13)).encode());
+    }
+    for s in 0..4u64 {
+        let mut forged = Signed::sign(offer(12, 20 + s), &key(12));
+        forged.payload.prices.per_gfuel = 1;
+        bad.push(forged.encode());
+    }
+    for b in bad {
+        // The attacker's publish may fail once the honest node has cut it off.
+        let _ = attacker.net.publish_raw(OfferClass::Cpu, b).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    eventually("the attacker is cut off", Duration::from_secs(15), || {
+        let n = honest.net.clone();
+        async move {
+            let s = n.stats().await.unwrap();
+            s.banned >= 1 && !n.peers().await.unwrap().contains(&attacker_peer)
+        }
+    })
+    .await;
+    let stats = honest.net.stats().await.unwrap();
+    // Cut off after a handful: gossipsub's score graylists it after 3, our count after 8.
+    assert!(
+        (3..=8).contains(&stats.rejected),
+        "rejected {} before the ban",
+        stats.rejected
+    );
+    {
+        let book = honest.net.book();
+        let book = book.lock().unwrap();
+        assert!(
+            book.get(&PublicKey::of(&key(13))).is_none(),
+            "a forged offer entered the book"
+        );
+        assert_eq!(
+            book.get(&own_key).unwrap().payload.sequence,
+            1,
+            "a tampered offer replaced the real one"
+        );
+    }
+
+    // Valid offers keep flowing from honest peers.
+    let good = Signed::sign(offer(11, 1), &key(11));
+    let good_key = good.payload.provider;
+    publish_until(&other.net, &good, "honest offer after the ban", || {
+        honest.net.book().lock().unwrap().get(&good_key).is_some()
+    })
+    .await;
+    // And the attacker cannot simply reconnect.
+    let _ = attacker.net.dial(honest.addr.clone()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!honest.net.peers().await.unwrap().contains(&attacker_peer));
+}
+
+/// Serves blobs from memory, slowly, and records every offset asked for.
+struct SlowBlobs {
+    blobs: HashMap<B256, Vec<u8>>,
+    asked: Mutex<Vec<u64>>,
+}
+
+impl BlobSource for SlowBlobs {
+    fn read(&self, hash: &B256, offset: u64, max_len: usize) -> Option<(u64, Vec<u8>)> {
+        self.asked.lock().unwrap().push(offset);
+        std::thread::sleep(Duration::from_millis(15));
+        let b = self.blobs.get(hash)?;
+        let start = (offset as usize).min(b.len());
+        let end = (start + max_len).min(b.len());
+        Some((b.len() as u64, b[start..end].to_vec()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_transfer_survives_a_dropped_connection() {
+    let blob: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let hash = B256::from(*blake3::hash(&blob).as_bytes());
+    let liar = b"these bytes do not hash to their name".to_vec();
+    let liar_hash = B256::repeat_byte(0xaa);
+    let source = Arc::new(SlowBlobs {
+        blobs: HashMap::from([(hash, blob.clone()), (liar_hash, liar)]),
+        asked: Mutex::new(Vec::new()),
+    });
+    let server = start(
+        20,
+        NetConfig {
+            blobs: Some(source.clone()),
+            ..test_config()
+        },
+    )
+    .await;
+    let client = start(
+        21,
+        NetConfig {
+            blob_chunk: 64 * 1024,
+            ..test_config()
+        },
+    )
+    .await;
+    let server_peer = server.net.peer_id();
+    client
+        .net
+        .add_address(server_peer, server.addr.clone())
+        .await
+        .unwrap();
+    client.net.dial(server.addr.clone()).await.unwrap();
+
+    // Drop the connection once a third of the blob has arrived.
+    let (cut_tx, mut cut_rx) = mpsc::channel::<()>(1);
+    let cutter = {
+        let net = client.net.clone();
+        tokio::spawn(async move {
+            if cut_rx.recv().await.is_some() {
+                net.disconnect(server_peer).await.unwrap();
+            }
+        })
+    };
+    let mut cut_sent = false;
+    let fetched = client
+        .net
+        .fetch_blob(server_peer, hash, |got, total| {
+            assert_eq!(total, blob.len() as u64);
+            if !cut_sent && got >= total / 3 {
+                cut_sent = true;
+                let _ = cut_tx.try_send(());
+            }
+        })
+        .await
+        .unwrap();
+    cutter.await.unwrap();
+    assert!(fetched.bytes == blob, "the blob arrived altered");
+    assert!(
+        fetched.resumes >= 1,
+        "the connection was not dropped mid-transfer"
+    );
+    let asked = source.asked.lock().unwrap().clone();
+    let chunks = blob.len() / (64 * 1024);
+    assert!(
+        asked.len() <= chunks + 2,
+        "the transfer restarted instead of resuming: {} requests for {chunks} chunks",
+        asked.len()
+    );
+    assert_eq!(asked.first(), Some(&0));
+    assert!(
+        asked.windows(2).all(|w| w[1] >= w[0]),
+        "offsets went back: {asked:?}"
+    );
+
+    // A blob that does not hash to its name is refused; an unknown one is not found.
+    let err = client
+        .net
+        .fetch_blob(server_peer, liar_hash, |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NetError::BlobCorrupt { .. }), "{err}");
+    let err = client
+        .net
+        .fetch_blob(server_peer, B256::repeat_byte(0x55), |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NetError::BlobNotFound { .. }), "{err}");
+}
