@@ -307,7 +307,21 @@ impl Actor {
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
-                tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
+                let address = endpoint.get_remote_address().clone();
+                tracing::debug!(%peer_id, %address, "connected");
+                let _ = self.events.try_send(NetEvent::Connected {
+                    peer: peer_id,
+                    address,
+                });
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                let _ = self
+                    .events
+                    .try_send(NetEvent::Disconnected { peer: peer_id });
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(?peer_id, "dial failed: {error}");
@@ -368,7 +382,16 @@ impl Actor {
                 tracing::info!(?old, ?new, "NAT status");
             }
             BehaviourEvent::Dcutr(ev) => {
-                tracing::info!(peer = %ev.remote_peer_id, result = ?ev.result.as_ref().map(|_| ()), "hole punch");
+                let (ok, detail) = match &ev.result {
+                    Ok(conn) => (true, format!("direct connection {conn:?}")),
+                    Err(e) => (false, e.to_string()),
+                };
+                tracing::info!(peer = %ev.remote_peer_id, ok, "hole punch: {detail}");
+                let _ = self.events.try_send(NetEvent::HolePunch {
+                    peer: ev.remote_peer_id,
+                    ok,
+                    detail,
+                });
             }
             _ => {}
         }

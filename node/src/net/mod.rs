@@ -118,6 +118,27 @@ pub enum NetEvent {
         /// Where the acknowledgement goes.
         reply: oneshot::Sender<ResultAck>,
     },
+    /// A connection to a peer opened (`address` holds `/p2p-circuit` when relayed).
+    Connected {
+        /// The peer.
+        peer: PeerId,
+        /// Its address on this connection.
+        address: Multiaddr,
+    },
+    /// The last connection to a peer closed.
+    Disconnected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A hole punch (DCUtR) over a relayed connection ended.
+    HolePunch {
+        /// The peer.
+        peer: PeerId,
+        /// Whether a direct connection was made.
+        ok: bool,
+        /// What happened, in words.
+        detail: String,
+    },
     /// A peer was cut off for forwarding invalid offers.
     PeerBanned {
         /// The peer.
