@@ -107,10 +107,10 @@ fn result(n: u64) -> EvmSigned<ResultCommitment> {
     )
 }
 
-/// Blob `n`: 1 KiB to 1 MiB of bytes that depend on `n`, large enough that kills land in
+/// Blob `n`: 1 KiB to 4 MiB of bytes that depend on `n`, large enough that kills land in
 /// the middle of writes.
 fn blob(n: u64) -> Vec<u8> {
-    let len = ((n * 7_919) % 1_024 + 1) as usize * 1_024;
+    let len = ((n * 7_919) % 4_096 + 1) as usize * 1_024;
     let mut out = vec![0u8; len];
     blake3::Hasher::new()
         .update(&n.to_be_bytes())
