@@ -15,7 +15,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
 # --- Debian packages --------------------------------------------------------
-debs=(clang lld wasi-libc libclang-rt-14-dev-wasm32 jq)
+debs=(clang lld wasi-libc libclang-rt-14-dev-wasm32 jq iptables)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
