@@ -1,0 +1,409 @@
+//! An in-process simulation of many Sietch nodes over libp2p's memory transport, shared by
+//! the `gossip_sim` bench and the quick `tests/sim.rs`.
+//!
+//! Every node is a full network actor (gossipsub, Kademlia, identify, ping, AutoNAT, relay
+//! client, DCUtR, request-response) with its own Noise and Yamux connections. Links are
+//! slowed by each node's `forward_delay` (drawn per node from a range, so hops differ), and
+//! a chosen fraction of nodes never forwards anything (`drop_forwarding`). Deliveries are
+//! observed from a separate OS thread that polls every node's order book, so the clock
+//! that measures propagation does not wait on the runtime that is being measured.
+
+#![allow(dead_code, clippy::indexing_slicing)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ed25519_dalek::SigningKey;
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use sietch_market::book::OrderBook;
+use sietch_market::{Address, Hardware, Offer, Prices, PublicKey, Signed};
+use sietch_node::net::{self, NetConfig, Network, TransportKind};
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub(crate) struct SimConfig {
+    /// Nodes in the network.
+    pub(crate) nodes: usize,
+    /// Fraction of nodes that never forward (silent droppers).
+    pub(crate) dropping: f64,
+    /// Offers published once the mesh has formed, each by a different honest node.
+    pub(crate) offers: usize,
+    /// Gap between two publications (offers overlap in flight when it is short).
+    pub(crate) publish_every: Duration,
+    /// Per-hop latency range; each node draws its own delay uniformly from it.
+    pub(crate) delay: (Duration, Duration),
+    /// Earlier nodes each node is given as bootstrap peers.
+    pub(crate) bootstrap_peers: usize,
+    /// Gossipsub heartbeat.
+    pub(crate) heartbeat: Duration,
+    /// How long to wait, after the last publication, for stragglers.
+    pub(crate) tail: Duration,
+    /// Longest wait for every node to have connections.
+    pub(crate) mesh_timeout: Duration,
+    /// First `/memory/<port>` used (scenarios in one process must not overlap).
+    pub(crate) port_base: u64,
+    /// Seed of the topology, the delays, the droppers and the publishers.
+    pub(crate) seed: u64,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            nodes: 100,
+            dropping: 0.0,
+            offers: 40,
+            publish_every: Duration::from_millis(250),
+            delay: (Duration::from_millis(20), Duration::from_millis(50)),
+            bootstrap_peers: 3,
+            heartbeat: Duration::from_millis(700),
+            tail: Duration::from_secs(15),
+            mesh_timeout: Duration::from_secs(120),
+            port_base: 1_000_000,
+            seed: 7,
+        }
+    }
+}
+
+/// What a simulation measured.
+#[derive(Debug, Clone)]
+pub(crate) struct SimReport {
+    /// The configuration run.
+    pub(crate) config: SimConfig,
+    /// Honest (forwarding) nodes.
+    pub(crate) honest: usize,
+    /// Time to start every node and see each with connections.
+    pub(crate) setup: Duration,
+    /// Connections per node when publishing started: min, mean, max.
+    pub(crate) peers: (usize, f64, usize),
+    /// Per offer: time from publication until 95% of honest nodes held it (`None`: never).
+    pub(crate) to_95: Vec<Option<Duration>>,
+    /// Per offer: time until every honest node held it (`None`: never).
+    pub(crate) to_all: Vec<Option<Duration>>,
+    /// Fraction of (offer, honest node) pairs delivered by the end.
+    pub(crate) delivery_honest: f64,
+    /// Fraction of (offer, dropping node) pairs delivered by the end.
+    pub(crate) delivery_dropping: f64,
+    /// Gossip messages that passed gossipsub's duplicate filter and reached this node's
+    /// validation (accepted + ignored + rejected), per node per offer, over the publishing
+    /// phase. Duplicates that gossipsub drops on arrival are not counted.
+    pub(crate) validated_per_node_per_offer: f64,
+    /// Wall time of the publishing phase.
+    pub(crate) publishing: Duration,
+}
+
+impl SimReport {
+    /// The `q`-quantile (nearest rank) of the time to 95%, counting offers that never got
+    /// there as slower than every other.
+    pub(crate) fn quantile_95(&self, q: f64) -> Option<Duration> {
+        quantile(&self.to_95, q)
+    }
+
+    /// The `q`-quantile of the time to reach every honest node.
+    pub(crate) fn quantile_all(&self, q: f64) -> Option<Duration> {
+        quantile(&self.to_all, q)
+    }
+}
+
+fn quantile(xs: &[Option<Duration>], q: f64) -> Option<Duration> {
+    let mut v: Vec<Option<Duration>> = xs.to_vec();
+    // `None` sorts first for Option; put it last.
+    v.sort_by_key(|d| (d.is_none(), *d));
+    if v.is_empty() {
+        return None;
+    }
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v.get(rank - 1).copied().flatten()
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A CPU offer of `key` with `sequence`.
+pub(crate) fn offer(key: &SigningKey, i: usize, sequence: u64) -> Signed<Offer> {
+    let o = Offer {
+        provider: PublicKey::of(key),
+        evm_address: Address::repeat_byte(i as u8),
+        hardware: Hardware {
+            cpu_cores: 8,
+            memory_bytes: 16 << 30,
+            gpus: vec![],
+        },
+        features: vec!["simd".into()],
+        prices: Prices {
+            per_gfuel: 1_000 + i as u128,
+            per_gpu_second: 0,
+        },
+        stake: 1_000_000_000,
+        addresses: vec![],
+        sequence,
+        expires_at: now_unix() + 600,
+    };
+    Signed::sign(o, key)
+}
+
+/// A running node of the simulation.
+pub(crate) struct SimNode {
+    /// Its network handle.
+    pub(crate) net: Network,
+    /// Its signing key (its offers' provider key).
+    pub(crate) key: SigningKey,
+    /// Whether it never forwards.
+    pub(crate) dropping: bool,
+    /// Its memory address, with `/p2p/<id>`.
+    pub(crate) addr: Multiaddr,
+}
+
+/// Starts `cfg.nodes` nodes, each bootstrapping to a few random earlier ones, with events
+/// drained so that no queue fills.
+pub(crate) fn start_nodes(cfg: &SimConfig, rng: &mut StdRng) -> anyhow::Result<Vec<SimNode>> {
+    let n = cfg.nodes;
+    let mut droppers: Vec<bool> = (0..n)
+        .map(|i| (i as f64) < cfg.dropping * n as f64)
+        .collect();
+    droppers.shuffle(rng);
+    let mut nodes: Vec<SimNode> = Vec::with_capacity(n);
+    for (i, &dropping) in droppers.iter().enumerate() {
+        let key = SigningKey::from_bytes(&rng.r#gen::<[u8; 32]>());
+        let keypair = net::keypair(&key);
+        let peer = PeerId::from(keypair.public());
+        let listen: Multiaddr = format!("/memory/{}", cfg.port_base + i as u64).parse()?;
+        let mut earlier: Vec<usize> = (0..i).collect();
+        earlier.shuffle(rng);
+        let bootstrap = earlier
+            .iter()
+            .take(cfg.bootstrap_peers)
+            .filter_map(|&j| nodes.get(j).map(|n| n.addr.clone()))
+            .collect();
+        let (lo, hi) = cfg.delay;
+        let delay = if hi > lo { rng.gen_range(lo..=hi) } else { lo };
+        let config = NetConfig {
+            transport: TransportKind::Memory,
+            listen: vec![listen.clone()],
+            bootstrap,
+            mdns: false,
+            autonat_only_global: true,
+            gossip_heartbeat: cfg.heartbeat,
+            drop_forwarding: dropping,
+            forward_delay: delay,
+            ..NetConfig::default()
+        };
+        let (net, mut events) =
+            Network::spawn(keypair, config).with_context(|| format!("node {i}"))?;
+        tokio::spawn(async move { while events.recv().await.is_some() {} });
+        nodes.push(SimNode {
+            net,
+            key,
+            dropping,
+            addr: listen.with(Protocol::P2p(peer)),
+        });
+    }
+    Ok(nodes)
+}
+
+/// Connections per node: min, mean, max.
+pub(crate) async fn peer_counts(nodes: &[SimNode]) -> anyhow::Result<(usize, f64, usize)> {
+    let mut counts = Vec::with_capacity(nodes.len());
+    for n in nodes {
+        counts.push(n.net.peers().await?.len());
+    }
+    let min = counts.iter().copied().min().unwrap_or(0);
+    let max = counts.iter().copied().max().unwrap_or(0);
+    let mean = counts.iter().sum::<usize>() as f64 / counts.len().max(1) as f64;
+    Ok((min, mean, max))
+}
+
+async fn validated_total(nodes: &[SimNode]) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for n in nodes {
+        let s = n.net.stats().await?;
+        total += s.accepted + s.ignored + s.rejected;
+    }
+    Ok(total)
+}
+
+/// Runs one scenario and measures it.
+pub(crate) async fn run(cfg: SimConfig) -> anyhow::Result<SimReport> {
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let started = Instant::now();
+    let nodes = start_nodes(&cfg, &mut rng)?;
+    let honest_idx: Vec<usize> = (0..nodes.len()).filter(|&i| !nodes[i].dropping).collect();
+    anyhow::ensure!(!honest_idx.is_empty(), "no honest node");
+
+    // The mesh has formed when every node has a few connections; gossipsub then needs a
+    // few heartbeats to graft its meshes.
+    let want = cfg
+        .bootstrap_peers
+        .min(nodes.len().saturating_sub(1))
+        .max(1);
+    let deadline = Instant::now() + cfg.mesh_timeout;
+    loop {
+        let (min, _, _) = peer_counts(&nodes).await?;
+        if min >= want || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(cfg.heartbeat * 4).await;
+    let setup = started.elapsed();
+    let peers = peer_counts(&nodes).await?;
+
+    // Offers, signed before the clock starts; publishers are distinct honest nodes while
+    // there are enough, and each republication carries a higher sequence.
+    let mut publishers = honest_idx.clone();
+    publishers.shuffle(&mut rng);
+    let plan: Vec<(usize, Signed<Offer>)> = (0..cfg.offers)
+        .map(|j| {
+            let p = publishers[j % publishers.len()];
+            let node = &nodes[p];
+            (p, offer(&node.key, p, 1 + j as u64))
+        })
+        .collect();
+
+    let books: Vec<Arc<Mutex<OrderBook>>> = nodes.iter().map(|n| n.net.book()).collect();
+    let dropping: Vec<bool> = nodes.iter().map(|n| n.dropping).collect();
+    let wanted: Vec<(PublicKey, u64)> = plan
+        .iter()
+        .map(|(_, o)| (o.payload.provider, o.payload.sequence))
+        .collect();
+    let published: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; cfg.offers]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let published = published.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || watch(&books, &wanted, &published, &stop))
+    };
+
+    let before = validated_total(&nodes).await?;
+    let t0 = Instant::now();
+    let mut tick = tokio::time::interval(cfg.publish_every);
+    for (j, (p, o)) in plan.iter().enumerate() {
+        tick.tick().await;
+        if let Ok(mut v) = published.lock()
+            && let Some(slot) = v.get_mut(j)
+        {
+            *slot = Some(Instant::now());
+        }
+        nodes[*p].net.publish_offer(o).await?;
+    }
+    // Wait for every honest node, or the tail.
+    let tail_end = Instant::now() + cfg.tail;
+    let mut arrived = Vec::new();
+    while Instant::now() < tail_end {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if watcher.is_finished() {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    if let Ok(a) = watcher.join() {
+        arrived = a;
+    }
+    let publishing = t0.elapsed();
+    let after = validated_total(&nodes).await?;
+
+    let honest = honest_idx.len();
+    let droppers = nodes.len() - honest;
+    let mut to_95 = Vec::new();
+    let mut to_all = Vec::new();
+    let mut delivered_honest = 0usize;
+    let mut delivered_dropping = 0usize;
+    let need = ((honest as f64) * 0.95).ceil() as usize;
+    let pubs = published.lock().map(|v| v.clone()).unwrap_or_default();
+    for (j, per_node) in arrived.iter().enumerate() {
+        let Some(Some(at)) = pubs.get(j) else {
+            continue;
+        };
+        let mut times: Vec<Duration> = Vec::new();
+        for (i, t) in per_node.iter().enumerate() {
+            match (dropping[i], t) {
+                (false, Some(t)) => times.push(t.saturating_duration_since(*at)),
+                (true, Some(_)) => delivered_dropping += 1,
+                _ => {}
+            }
+        }
+        delivered_honest += times.len();
+        times.sort();
+        to_95.push(times.get(need.max(1) - 1).copied());
+        to_all.push(if times.len() == honest {
+            times.last().copied()
+        } else {
+            None
+        });
+    }
+    let offers = cfg.offers.max(1) as f64;
+    let report = SimReport {
+        honest,
+        setup,
+        peers,
+        to_95,
+        to_all,
+        delivery_honest: delivered_honest as f64 / (offers * honest as f64),
+        delivery_dropping: if droppers == 0 {
+            1.0
+        } else {
+            delivered_dropping as f64 / (offers * droppers as f64)
+        },
+        validated_per_node_per_offer: after.saturating_sub(before) as f64
+            / (nodes.len() as f64 * offers),
+        publishing,
+        config: cfg,
+    };
+    for n in nodes {
+        n.net.shutdown().await;
+    }
+    // Let the actors see their handles dropped and close their listeners.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(report)
+}
+
+/// Polls every book until every published offer is everywhere or `stop`; returns, per
+/// offer and node, when the node was first seen holding the offer.
+fn watch(
+    books: &[Arc<Mutex<OrderBook>>],
+    wanted: &[(PublicKey, u64)],
+    published: &Mutex<Vec<Option<Instant>>>,
+    stop: &AtomicBool,
+) -> Vec<Vec<Option<Instant>>> {
+    let mut arrived: Vec<Vec<Option<Instant>>> = vec![vec![None; books.len()]; wanted.len()];
+    let mut missing: Vec<usize> = vec![books.len(); wanted.len()];
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        let live: Vec<bool> = match published.lock() {
+            Ok(p) => p.iter().map(Option::is_some).collect(),
+            Err(_) => break,
+        };
+        for (j, (provider, seq)) in wanted.iter().enumerate() {
+            if !live[j] || missing[j] == 0 {
+                continue;
+            }
+            for (i, book) in books.iter().enumerate() {
+                if arrived[j][i].is_some() {
+                    continue;
+                }
+                let held = book
+                    .lock()
+                    .map(|b| b.get(provider).is_some_and(|o| o.payload.sequence >= *seq))
+                    .unwrap_or(false);
+                if held {
+                    arrived[j][i] = Some(now);
+                    missing[j] -= 1;
+                }
+            }
+        }
+        if live.iter().all(|&l| l) && missing.iter().all(|&m| m == 0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    arrived
+}
