@@ -1,1 +1,320 @@
-//! The node's configuration (being built).
+//! The node's configuration, in layers: built-in defaults < the data directory's
+//! `config.toml` (or `--config FILE`) < environment variables (`SIETCH_*`) < command-line
+//! flags. The file holds only what differs from the defaults; `sietch init` writes a
+//! commented one.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use serde::{Deserialize, Serialize};
+
+use crate::net::{NetConfig, OfferClass};
+
+/// File name of the configuration inside the data directory.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// What can be wrong with a configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys or wrong types.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line.
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("invalid {key}: {why}")]
+    Invalid {
+        /// The setting.
+        key: &'static str,
+        /// Why.
+        why: String,
+    },
+}
+
+/// Settings of `sietch node run`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// libp2p addresses to listen on.
+    pub listen: Vec<String>,
+    /// Peers to connect to at start (each ends in `/p2p/<peer id>`).
+    pub bootstrap: Vec<String>,
+    /// Discover peers on the local network.
+    pub mdns: bool,
+    /// Serve as a circuit relay for nodes behind NAT (for nodes with a public address).
+    pub relay_server: bool,
+    /// Relays to listen through when this node cannot be reached directly.
+    pub relays: Vec<String>,
+    /// Let AutoNAT use and serve private addresses (tests, private networks).
+    pub autonat_private: bool,
+    /// Offer classes followed: `cpu`, `gpu-sm7`, `gpu-sm8`, `gpu-sm9plus`.
+    pub offer_classes: Vec<String>,
+    /// Address of the HTTP API (loopback by default).
+    pub api: SocketAddr,
+    /// Sell this machine's compute.
+    pub provide: bool,
+    /// Provider: price per 10^9 fuel, in token base units.
+    pub price_per_gfuel: u64,
+    /// Provider: price per GPU-second, in token base units.
+    pub price_per_gpu_second: u64,
+    /// Provider: stake stated in the offer, in token base units.
+    pub stake: u64,
+    /// Provider: lifetime of each announced offer, in seconds.
+    pub offer_ttl_secs: u64,
+    /// Provider: re-announce the offer this often, in seconds (before it expires).
+    pub announce_every_secs: u64,
+    /// Provider: jobs run at once.
+    pub max_concurrent_jobs: u32,
+    /// Provider: largest memory a job may ask for, in bytes.
+    pub max_job_memory_bytes: u64,
+    /// EIP-712 domain: chain id of the escrow.
+    pub chain_id: u64,
+    /// EIP-712 domain: the escrow contract's address (hex), if a chain is configured.
+    pub escrow: Option<String>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/7070".into(),
+                "/ip4/0.0.0.0/udp/7070/quic-v1".into(),
+            ],
+            bootstrap: Vec::new(),
+            mdns: true,
+            relay_server: false,
+            relays: Vec::new(),
+            autonat_private: false,
+            offer_classes: OfferClass::ALL.iter().map(|c| c.name().into()).collect(),
+            api: SocketAddr::from(([127, 0, 0, 1], 7077)),
+            provide: false,
+            price_per_gfuel: 1_000,
+            price_per_gpu_second: 10_000,
+            stake: 0,
+            offer_ttl_secs: 600,
+            announce_every_secs: 120,
+            max_concurrent_jobs: 2,
+            max_job_memory_bytes: 1 << 30,
+            chain_id: 31_337,
+            escrow: None,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Reads a configuration file over the defaults; a missing file is the defaults.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The file `sietch init` writes: every setting, commented out at its default.
+    pub fn template() -> String {
+        let defaults = toml::to_string_pretty(&Self::default()).unwrap_or_default();
+        let mut out = String::from(
+            "# Sietch node configuration. Every setting is shown at its default, commented out.\n\
+             # Precedence: defaults < this file < SIETCH_* environment variables < flags.\n\n",
+        );
+        for line in defaults.lines() {
+            if line.trim().is_empty() {
+                out.push('\n');
+            } else {
+                out.push_str("# ");
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Checks every value and builds the network's settings.
+    pub fn net_config(&self) -> Result<NetConfig, ConfigError> {
+        let addrs = |key: &'static str, v: &[String]| -> Result<Vec<Multiaddr>, ConfigError> {
+            v.iter()
+                .map(|s| {
+                    s.parse::<Multiaddr>().map_err(|e| ConfigError::Invalid {
+                        key,
+                        why: format!("{s:?} is not a multiaddress: {e}"),
+                    })
+                })
+                .collect()
+        };
+        let classes = self
+            .offer_classes
+            .iter()
+            .map(|c| {
+                OfferClass::parse(c).ok_or_else(|| ConfigError::Invalid {
+                    key: "offer_classes",
+                    why: format!("{c:?} is not one of cpu, gpu-sm7, gpu-sm8, gpu-sm9plus"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.announce_every_secs == 0 || self.announce_every_secs >= self.offer_ttl_secs {
+            return Err(ConfigError::Invalid {
+                key: "announce_every_secs",
+                why: format!(
+                    "{} must be above 0 and below offer_ttl_secs ({}), so offers are renewed before they expire",
+                    self.announce_every_secs, self.offer_ttl_secs
+                ),
+            });
+        }
+        Ok(NetConfig {
+            listen: addrs("listen", &self.listen)?,
+            bootstrap: addrs("bootstrap", &self.bootstrap)?,
+            mdns: self.mdns,
+            relay_server: self.relay_server,
+            relays: addrs("relays", &self.relays)?,
+            autonat_only_global: !self.autonat_private,
+            offer_classes: classes,
+            ..NetConfig::default()
+        })
+    }
+
+    /// Checks every value: the network's settings, the provider's limits and the escrow
+    /// address.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        self.net_config()?;
+        if self.max_concurrent_jobs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "max_concurrent_jobs",
+                why: "must be at least 1".into(),
+            });
+        }
+        if self.max_job_memory_bytes < 64 * 1024 {
+            return Err(ConfigError::Invalid {
+                key: "max_job_memory_bytes",
+                why: format!(
+                    "{} is under one WebAssembly page (65536 bytes)",
+                    self.max_job_memory_bytes
+                ),
+            });
+        }
+        self.escrow_address()?;
+        Ok(())
+    }
+
+    /// The escrow's address, or zero when no chain is configured.
+    pub fn escrow_address(&self) -> Result<sietch_market::Address, ConfigError> {
+        match &self.escrow {
+            None => Ok(sietch_market::Address::ZERO),
+            Some(a) => a.parse().map_err(|e| ConfigError::Invalid {
+                key: "escrow",
+                why: format!("{a:?} is not a 20-byte hex address: {e}"),
+            }),
+        }
+    }
+
+    /// The configuration as TOML (what `sietch node config` prints).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// How often the provider re-announces.
+    pub fn announce_every(&self) -> Duration {
+        Duration::from_secs(self.announce_every_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_parses_back_to_the_defaults() {
+        let t = NodeConfig::template();
+        let uncommented: String = t
+            .lines()
+            .filter(|l| {
+                l.starts_with("# ") && !l.starts_with("# Sietch") && !l.starts_with("# Precedence")
+            })
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect();
+        let parsed: NodeConfig = toml::from_str(&uncommented).unwrap();
+        assert_eq!(parsed, NodeConfig::default());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_with_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "listne = []\n").unwrap();
+        let e = NodeConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("listne"), "{e}");
+
+        let c = NodeConfig {
+            bootstrap: vec!["not an address".into()],
+            ..NodeConfig::default()
+        };
+        let e = c.net_config().unwrap_err().to_string();
+        assert!(e.contains("bootstrap"), "{e}");
+
+        let c = NodeConfig {
+            offer_classes: vec!["gpu".into()],
+            ..NodeConfig::default()
+        };
+        assert!(
+            c.net_config()
+                .unwrap_err()
+                .to_string()
+                .contains("offer_classes")
+        );
+
+        let c = NodeConfig {
+            announce_every_secs: 900,
+            ..NodeConfig::default()
+        };
+        assert!(c.net_config().is_err());
+
+        let c = NodeConfig {
+            escrow: Some("0x12".into()),
+            ..NodeConfig::default()
+        };
+        assert!(c.check().unwrap_err().to_string().contains("escrow"));
+        let c = NodeConfig {
+            max_concurrent_jobs: 0,
+            ..NodeConfig::default()
+        };
+        assert!(
+            c.check()
+                .unwrap_err()
+                .to_string()
+                .contains("max_concurrent_jobs")
+        );
+        assert!(NodeConfig::default().check().is_ok());
+    }
+
+    #[test]
+    fn a_missing_file_is_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            NodeConfig::load(&dir.path().join("none.toml")).unwrap(),
+            NodeConfig::default()
+        );
+    }
+}

@@ -25,11 +25,11 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+mod support;
+use support::{Node, Nodes, Spec, connected_to, peer_line, run, word};
 
 /// Prefix of every namespace this test makes; followed by the pid of the test process.
 const PREFIX: &str = "sietchnat";
@@ -39,30 +39,6 @@ const STEP: Duration = Duration::from_secs(60);
 // ---------------------------------------------------------------------------------------
 // Commands
 // ---------------------------------------------------------------------------------------
-
-/// Runs a command; `Err` with its output when it cannot start or fails.
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{program} {}: {e}", args.join(" ")))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(format!(
-            "`{program} {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            text.trim()
-        ))
-    }
-}
 
 fn ip(args: &[&str]) -> Result<String, String> {
     run("ip", args)
@@ -338,230 +314,21 @@ impl Topology {
 }
 
 // ---------------------------------------------------------------------------------------
-// Nodes
+// Nodes (support/mod.rs runs them)
 // ---------------------------------------------------------------------------------------
 
-/// Lines a node printed, shared with the threads that read its pipes.
-type Lines = Arc<Mutex<Vec<String>>>;
-
-/// A `sietch node run` process inside a namespace; stopped on drop.
-struct Node {
-    name: &'static str,
-    ns: String,
-    child: Child,
-    out: Lines,
-    err: Lines,
-    args: Vec<String>,
-    dir: tempfile::TempDir,
-}
-
-fn read_lines(pipe: impl Read + Send + 'static, into: Lines) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            into.lock().unwrap().push(line);
-        }
-    });
-}
-
-fn sietch() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_sietch"))
-}
-
-impl Node {
-    /// `sietch init`, then `sietch node run` with `args` inside `ns`.
-    fn start(name: &'static str, ns: &str, args: &[String]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().to_str().unwrap().to_owned();
-        let bin = sietch();
-        if let Err(e) = run(bin.to_str().unwrap(), &["init", "--data-dir", &data]) {
-            panic!("`sietch init` for node {name} failed: {e}");
-        }
-        let (child, out, err) = Self::spawn(name, ns, &data, args);
-        Self {
-            name,
-            ns: ns.to_owned(),
-            child,
-            out,
-            err,
-            args: args.to_vec(),
-            dir,
-        }
-    }
-
-    fn spawn(name: &str, ns: &str, data: &str, args: &[String]) -> (Child, Lines, Lines) {
-        let bin = sietch();
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns])
-            .arg(&bin)
-            .args(["node", "run", "--data-dir", data])
-            .args(["--no-mdns", "--autonat-private"])
-            .args(args)
-            .env(
-                "RUST_LOG",
-                "info,libp2p_dcutr=debug,libp2p_relay=debug,libp2p_swarm=debug,sietch_node=debug",
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        eprintln!("nat test: starting {name} in {ns}: {cmd:?}");
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start node {name}: {e}"));
-        let out = Lines::default();
-        let err = Lines::default();
-        read_lines(child.stdout.take().unwrap(), out.clone());
-        read_lines(child.stderr.take().unwrap(), err.clone());
-        (child, out, err)
-    }
-
-    /// Stops the node and starts it again on the same data directory (same peer id).
-    fn restart(&mut self) {
-        self.stop();
-        let data = self.dir.path().to_str().unwrap().to_owned();
-        let (child, out, err) = Self::spawn(self.name, &self.ns, &data, &self.args);
-        self.child = child;
-        self.out = out;
-        self.err = err;
-    }
-
-    /// SIGTERM for a clean stop, then SIGKILL for a node that does not stop.
-    fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        let _ = run("kill", &["-TERM", &self.child.id().to_string()]);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn stdout(&self) -> Vec<String> {
-        self.out.lock().unwrap().clone()
-    }
-
-    /// The first stdout line for which `f` gives `Some`.
-    fn find<T>(&self, f: impl Fn(&str) -> Option<T>) -> Option<T> {
-        self.out.lock().unwrap().iter().find_map(|l| f(l))
-    }
-
-    /// Everything the node printed, for failure messages.
-    fn dump(&mut self) -> String {
-        let status = match self.child.try_wait() {
-            Ok(Some(s)) => format!("exited: {s}"),
-            Ok(None) => "running".into(),
-            Err(e) => format!("status unknown: {e}"),
-        };
-        let tail = |lines: &Lines| {
-            let lines = lines.lock().unwrap();
-            let skip = lines.len().saturating_sub(150);
-            let mut s = String::new();
-            if skip > 0 {
-                s.push_str(&format!("    ... {skip} earlier lines\n"));
-            }
-            for l in lines.iter().skip(skip) {
-                s.push_str("    ");
-                s.push_str(l);
-                s.push('\n');
-            }
-            s
-        };
-        format!(
-            "--- node {} in {} ({status})\n  stdout:\n{}  stderr:\n{}",
-            self.name,
-            self.ns,
-            tail(&self.out),
-            tail(&self.err)
-        )
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// The nodes of one run; drops (stops) them before the namespaces go.
-struct Nodes(Vec<Node>);
-
-impl Nodes {
-    fn dump(&mut self) -> String {
-        self.0.iter_mut().map(Node::dump).collect()
-    }
-
-    /// Waits until `f` finds something in the stdout of node `i`, or fails with every
-    /// node's output.
-    fn wait_for<T>(
-        &mut self,
-        i: usize,
-        what: &str,
-        timeout: Duration,
-        f: impl Fn(&str) -> Option<T>,
-    ) -> T {
-        self.wait_any(&[i], what, timeout, f).1
-    }
-
-    /// Waits until `f` finds something in the stdout of one of the nodes `which`; returns
-    /// that node's index and what was found, or fails with every node's output.
-    fn wait_any<T>(
-        &mut self,
-        which: &[usize],
-        what: &str,
-        timeout: Duration,
-        f: impl Fn(&str) -> Option<T>,
-    ) -> (usize, T) {
-        let deadline = Instant::now() + timeout;
-        let names: Vec<_> = which.iter().map(|&i| self.0[i].name).collect();
-        loop {
-            for &i in which {
-                if let Some(t) = self.0[i].find(&f) {
-                    return (i, t);
-                }
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "timed out after {timeout:?} waiting for node {}: {what}\n{}",
-                    names.join(" or "),
-                    self.dump()
-                );
-            }
-            let exited = self.0.iter_mut().find_map(|n| match n.child.try_wait() {
-                Ok(Some(status)) => Some((n.name, status)),
-                _ => None,
-            });
-            if let Some((name, status)) = exited {
-                panic!(
-                    "node {name} exited ({status}) while waiting for: {what}\n{}",
-                    self.dump()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-fn word(line: &str, n: usize) -> Option<&str> {
-    line.split_whitespace().nth(n)
-}
-
-/// `peer <ID>`.
-fn peer_line(line: &str) -> Option<String> {
-    (word(line, 0)? == "peer").then(|| word(line, 1).map(str::to_owned))?
-}
-
-/// `connected <peer> <addr>` for `peer`: the address.
-fn connected_to(peer: &str) -> impl Fn(&str) -> Option<String> + '_ {
-    move |line| {
-        (word(line, 0)? == "connected" && word(line, 1)? == peer)
-            .then(|| word(line, 2).map(str::to_owned))?
-    }
+/// `sietch node run` for this test: in namespace `ns`, mDNS off, AutoNAT on private
+/// addresses, hole punching and relaying logged.
+fn start(name: &str, ns: &str, args: &[String]) -> Node {
+    let mut all = vec!["--no-mdns".to_owned(), "--autonat-private".to_owned()];
+    all.extend_from_slice(args);
+    Node::start(Spec {
+        name: name.to_owned(),
+        ns: Some(ns.to_owned()),
+        args: all,
+        rust_log: "info,libp2p_dcutr=debug,libp2p_relay=debug,libp2p_swarm=debug,sietch_node=debug"
+            .to_owned(),
+    })
 }
 
 /// `hole-punch <peer> ok|failed <detail>` for `peer`: (ok, whole line).
@@ -613,7 +380,7 @@ fn relayed_pair(t: &Topology) -> (Nodes, String, String) {
         relay_args.push("--listen".into());
         relay_args.push(format!("/ip4/{ip_addr}/udp/0/quic-v1"));
     }
-    let mut nodes = Nodes(vec![Node::start("relay", &t.relay_ns, &relay_args)]);
+    let mut nodes = Nodes(vec![start("relay", &t.relay_ns, &relay_args)]);
     let relay_id = nodes.wait_for(0, "its `peer` line", STEP, peer_line);
     let quic_a = nodes.wait_for(0, "its QUIC listen address", STEP, |l| {
         listen_port(t.relay_for_a, "udp")(l)
@@ -628,7 +395,7 @@ fn relayed_pair(t: &Topology) -> (Nodes, String, String) {
 
     let mut a_args = listen.to_vec();
     a_args.extend(["--relay".to_owned(), relay_of_a]);
-    nodes.0.push(Node::start("A", &t.a_ns, &a_args));
+    nodes.0.push(start("A", &t.a_ns, &a_args));
     let a_id = nodes.wait_for(1, "its `peer` line", STEP, peer_line);
     wait_reservation(&mut nodes, &relay_id);
 
@@ -639,7 +406,7 @@ fn relayed_pair(t: &Topology) -> (Nodes, String, String) {
         "--bootstrap".to_owned(),
         format!("{relay_of_b}/p2p-circuit/p2p/{a_id}"),
     ]);
-    nodes.0.push(Node::start("B", &t.b_ns, &b_args));
+    nodes.0.push(start("B", &t.b_ns, &b_args));
     let b_id = nodes.wait_for(2, "its `peer` line", STEP, peer_line);
 
     // A relay v2 server serves reservations and circuits only once its own address is

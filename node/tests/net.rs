@@ -407,15 +407,26 @@ async fn a_peer_forwarding_malformed_oversized_and_forged_offers_is_cut_off() {
     assert!(!honest.net.peers().await.unwrap().contains(&attacker_peer));
 }
 
-/// Serves blobs from memory, slowly, and records every offset asked for.
+/// Serves blobs from memory, slowly, and records every offset asked for. The first request
+/// at or past `cut_at` signals `cut` and is answered late, so that the connection is
+/// dropped while that request is in flight (not between two requests, where the next
+/// request would simply re-dial and nothing would need resuming).
 struct SlowBlobs {
     blobs: HashMap<B256, Vec<u8>>,
     asked: Mutex<Vec<u64>>,
+    cut_at: u64,
+    cut: Mutex<Option<mpsc::Sender<()>>>,
 }
 
 impl BlobSource for SlowBlobs {
     fn read(&self, hash: &B256, offset: u64, max_len: usize) -> Option<(u64, Vec<u8>)> {
         self.asked.lock().unwrap().push(offset);
+        if offset >= self.cut_at
+            && let Some(cut) = self.cut.lock().unwrap().take()
+        {
+            let _ = cut.try_send(());
+            std::thread::sleep(Duration::from_millis(500));
+        }
         std::thread::sleep(Duration::from_millis(15));
         let b = self.blobs.get(hash)?;
         let start = (offset as usize).min(b.len());
@@ -432,9 +443,12 @@ async fn a_blob_transfer_survives_a_dropped_connection() {
     let hash = B256::from(*blake3::hash(&blob).as_bytes());
     let liar = b"these bytes do not hash to their name".to_vec();
     let liar_hash = B256::repeat_byte(0xaa);
+    let (cut_tx, mut cut_rx) = mpsc::channel::<()>(1);
     let source = Arc::new(SlowBlobs {
         blobs: HashMap::from([(hash, blob.clone()), (liar_hash, liar)]),
         asked: Mutex::new(Vec::new()),
+        cut_at: blob.len() as u64 / 3,
+        cut: Mutex::new(Some(cut_tx)),
     });
     let server = start(
         20,
@@ -460,8 +474,7 @@ async fn a_blob_transfer_survives_a_dropped_connection() {
         .unwrap();
     client.net.dial(server.addr.clone()).await.unwrap();
 
-    // Drop the connection once a third of the blob has arrived.
-    let (cut_tx, mut cut_rx) = mpsc::channel::<()>(1);
+    // Drop the connection while the chunk at a third of the blob is in flight.
     let cutter = {
         let net = client.net.clone();
         tokio::spawn(async move {
@@ -470,15 +483,10 @@ async fn a_blob_transfer_survives_a_dropped_connection() {
             }
         })
     };
-    let mut cut_sent = false;
     let fetched = client
         .net
-        .fetch_blob(server_peer, hash, |got, total| {
+        .fetch_blob(server_peer, hash, |_, total| {
             assert_eq!(total, blob.len() as u64);
-            if !cut_sent && got >= total / 3 {
-                cut_sent = true;
-                let _ = cut_tx.try_send(());
-            }
         })
         .await
         .unwrap();

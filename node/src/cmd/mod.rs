@@ -1,7 +1,9 @@
 //! The subcommands of `sietch`, one file each.
 
 mod devnet;
+mod init;
 mod job;
+mod node;
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +19,10 @@ pub(crate) struct Cli {
 enum Command {
     /// Run a local devnet: a chain, the contracts, several providers and the explorer.
     Devnet(devnet::DevnetArgs),
+    /// Create a node's data directory: keys (ed25519 identity, EVM account) and config.
+    Init(init::InitArgs),
+    /// Run a node.
+    Node(node::NodeArgs),
     /// Jobs: run a WebAssembly job locally in the provider's sandbox.
     Job(job::JobArgs),
 }
@@ -25,7 +31,17 @@ impl Cli {
     pub(crate) fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Devnet(args) => devnet::run(args),
+            Command::Init(args) => init::run(args),
+            Command::Node(args) => node::run(args),
             Command::Job(args) => job::run(args),
         }
     }
+}
+
+/// `$SIETCH_DATA_DIR`, else `$HOME/.sietch`, else `./.sietch`.
+pub(crate) fn default_data_dir() -> std::path::PathBuf {
+    std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default()
+        .join(".sietch")
 }

@@ -35,7 +35,9 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use config::{BlobSource, Clock, NetConfig, Registry, TransportKind, system_clock};
 pub use gossip::{OfferClass, peer_id_of};
-pub use wire::{BlobReply, BlobRequest, JobReply, JobRequest, JobResult, RefuseReason, ResultAck};
+pub use wire::{
+    BlobReply, BlobRequest, JobReply, JobRequest, JobResult, MAX_RESULT, RefuseReason, ResultAck,
+};
 
 /// Commands queued to the actor.
 const COMMAND_QUEUE: usize = 256;

@@ -1,0 +1,183 @@
+//! `sietch node run`: runs a node until Ctrl-C or SIGTERM.
+//!
+//! Settings come in layers: defaults < `config.toml` in the data directory (or `--config`)
+//! < `SIETCH_*` environment variables < flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use sietch_node::config::{CONFIG_FILE, NodeConfig};
+
+#[derive(Debug, Args)]
+pub(crate) struct NodeArgs {
+    #[command(subcommand)]
+    command: NodeCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Run the node: join the network, keep the order book, serve the API and, with
+    /// `--provide`, sell this machine's compute.
+    Run(Box<RunArgs>),
+    /// Print the configuration `node run` would use with the same flags and environment
+    /// (defaults < config file < SIETCH_* environment < flags), as TOML.
+    Config(Box<RunArgs>),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The node's data directory (created by `sietch init`).
+    #[arg(long, env = "SIETCH_DATA_DIR", default_value_os_t = super::default_data_dir())]
+    data_dir: PathBuf,
+    /// Configuration file [default: DATA_DIR/config.toml].
+    #[arg(long, env = "SIETCH_CONFIG")]
+    config: Option<PathBuf>,
+    /// A libp2p address to listen on, e.g. /ip4/0.0.0.0/tcp/7070 (repeatable; replaces the
+    /// configured list).
+    #[arg(long, env = "SIETCH_LISTEN", value_delimiter = ',')]
+    listen: Vec<String>,
+    /// A peer to join through, ending in /p2p/<peer id> (repeatable; adds to the config).
+    #[arg(long, env = "SIETCH_BOOTSTRAP", value_delimiter = ',')]
+    bootstrap: Vec<String>,
+    /// Do not look for peers on the local network with mDNS.
+    #[arg(long, env = "SIETCH_NO_MDNS")]
+    no_mdns: bool,
+    /// Relay connections for nodes behind NAT (for nodes with a public address).
+    #[arg(long, env = "SIETCH_RELAY_SERVER")]
+    relay_server: bool,
+    /// Listen through this relay, ending in /p2p/<relay id> (repeatable).
+    #[arg(long = "relay", env = "SIETCH_RELAY", value_delimiter = ',')]
+    relays: Vec<String>,
+    /// Let AutoNAT use and serve private addresses (private networks, tests).
+    #[arg(long, env = "SIETCH_AUTONAT_PRIVATE")]
+    autonat_private: bool,
+    /// Address of the HTTP API.
+    #[arg(long, env = "SIETCH_API")]
+    api: Option<SocketAddr>,
+    /// Sell this machine's compute: announce an offer and run jobs.
+    #[arg(long, env = "SIETCH_PROVIDE")]
+    provide: bool,
+    /// Price per 10^9 fuel, in token base units.
+    #[arg(long, env = "SIETCH_PRICE_PER_GFUEL")]
+    price_per_gfuel: Option<u64>,
+    /// Re-announce the offer this often, in seconds.
+    #[arg(long, env = "SIETCH_ANNOUNCE_EVERY")]
+    announce_every: Option<u64>,
+    /// Lifetime of each announced offer, in seconds.
+    #[arg(long, env = "SIETCH_OFFER_TTL")]
+    offer_ttl: Option<u64>,
+    /// Price per GPU-second, in token base units.
+    #[arg(long, env = "SIETCH_PRICE_PER_GPU_SECOND")]
+    price_per_gpu_second: Option<u64>,
+    /// Stake stated in the offer, in token base units (buyers check it on chain).
+    #[arg(long, env = "SIETCH_STAKE")]
+    stake: Option<u64>,
+    /// Jobs run at once; more are refused as busy.
+    #[arg(long, env = "SIETCH_MAX_CONCURRENT_JOBS")]
+    max_concurrent_jobs: Option<u32>,
+    /// Chain id of the escrow (EIP-712 domain of tickets, results and vouchers).
+    #[arg(long, env = "SIETCH_CHAIN_ID")]
+    chain_id: Option<u64>,
+    /// The escrow contract's address (0x...).
+    #[arg(long, env = "SIETCH_ESCROW")]
+    escrow: Option<String>,
+}
+
+impl RunArgs {
+    /// Applies environment and flags over the file's settings.
+    fn layer(&self, mut c: NodeConfig) -> NodeConfig {
+        if !self.listen.is_empty() {
+            c.listen = self.listen.clone();
+        }
+        c.bootstrap.extend(self.bootstrap.iter().cloned());
+        c.relays.extend(self.relays.iter().cloned());
+        c.mdns &= !self.no_mdns;
+        c.relay_server |= self.relay_server;
+        c.autonat_private |= self.autonat_private;
+        c.provide |= self.provide;
+        if let Some(a) = self.api {
+            c.api = a;
+        }
+        if let Some(p) = self.price_per_gfuel {
+            c.price_per_gfuel = p;
+        }
+        if let Some(s) = self.announce_every {
+            c.announce_every_secs = s;
+        }
+        if let Some(s) = self.offer_ttl {
+            c.offer_ttl_secs = s;
+        }
+        if let Some(p) = self.price_per_gpu_second {
+            c.price_per_gpu_second = p;
+        }
+        if let Some(s) = self.stake {
+            c.stake = s;
+        }
+        if let Some(n) = self.max_concurrent_jobs {
+            c.max_concurrent_jobs = n;
+        }
+        if let Some(id) = self.chain_id {
+            c.chain_id = id;
+        }
+        if let Some(e) = &self.escrow {
+            c.escrow = Some(e.clone());
+        }
+        c
+    }
+
+    /// The layered configuration, checked.
+    fn config(&self) -> anyhow::Result<NodeConfig> {
+        let file = self
+            .config
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(CONFIG_FILE));
+        if self.config.is_some() && !file.exists() {
+            anyhow::bail!("the configuration file {} does not exist", file.display());
+        }
+        let config = self.layer(NodeConfig::load(&file)?);
+        config.check()?;
+        Ok(config)
+    }
+}
+
+pub(crate) fn run(args: NodeArgs) -> anyhow::Result<()> {
+    match args.command {
+        NodeCommand::Config(args) => {
+            print!("{}", args.config()?.to_toml());
+            Ok(())
+        }
+        NodeCommand::Run(args) => {
+            let config = args.config()?;
+            let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            rt.block_on(sietch_node::service::run(
+                &args.data_dir,
+                config,
+                shutdown_signal(),
+            ))
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
