@@ -1,0 +1,365 @@
+//! Evidence against a provider found wrong: the signed commitments of a check, bundled.
+//!
+//! What the node does with it:
+//!
+//! - **withhold payment**: no voucher for the job ([`crate::Check::pays`] is false);
+//! - **dispute on chain**: when the provider posts the ticket (`claimTicket`, seen as a
+//!   `TicketClaimed` event with [`Evidence::ticket_id`]), the buyer calls
+//!   [`Evidence::open_dispute`] within the challenge window; once verifiers are drawn,
+//!   [`Evidence::submit_verdicts`] relays the commitments of those re-run providers that
+//!   happen to be among them (anyone may relay a verifier's signed commitment). Drawn
+//!   verifiers that did not re-run the job must run it themselves (the node's verifier role,
+//!   [`crate::verdict_commitment`]). [`Evidence::claim_ticket`] gives the `claimTicket`
+//!   arguments, should the buyer want to post the ticket itself;
+//! - **show it**: [`Evidence::encode`] for the store, `Display` and the fields for the explorer.
+//!
+//! In tolerance mode the escrow counts a verdict as agreeing only if it repeats the
+//! provider's output hash and fuel, so a re-run that agreed within tolerance but signed its own
+//! hash would count against the provider on chain. [`Evidence::verdicts`] therefore relays, in
+//! tolerance mode, only the re-runs that differ.
+
+use alloy::primitives::{Bytes, keccak256};
+use alloy::providers::Provider;
+use alloy::rpc::types::TransactionReceipt;
+use sietch_contracts::SietchEscrow::{self, SietchEscrowInstance};
+use sietch_contracts::send;
+use sietch_market::codec::{Canonical, Reader, Writer};
+use sietch_market::eip712::{Domain, TypedData};
+use sietch_market::{Address, B256, DecodeError, PublicKey, ResultCommitment, Ticket};
+
+use crate::error::EvidenceError;
+
+/// Most votes one bundle holds (the first phase's re-runs plus the escalation's).
+pub const MAX_VOTES: usize = 64;
+/// Largest encoded bundle accepted.
+pub const MAX_EVIDENCE_BYTES: usize = 32 * 1024;
+/// First bytes of an encoded bundle: the format and its version.
+pub const EVIDENCE_MAGIC: &[u8; 16] = b"sietch-evidence1";
+
+/// A result commitment with its EIP-712 signature and the account that signed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SignedCommitment {
+    /// The EVM account that signed.
+    pub signer: Address,
+    /// The commitment.
+    pub commitment: ResultCommitment,
+    /// 65 bytes `r ‖ s ‖ v`.
+    pub signature: [u8; 65],
+}
+
+impl SignedCommitment {
+    fn verify(&self, domain: &Domain) -> Result<(), EvidenceError> {
+        self.commitment
+            .verify(domain, &self.signature, self.signer)
+            .map_err(|source| EvidenceError::Signature {
+                signer: self.signer,
+                source,
+            })
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        w.address(&self.signer);
+        self.commitment.encode_body(w);
+        w.fixed(&self.signature);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            signer: r.address()?,
+            commitment: ResultCommitment::decode_body(r)?,
+            signature: signature65(r)?,
+        })
+    }
+}
+
+fn signature65(r: &mut Reader<'_>) -> Result<[u8; 65], DecodeError> {
+    r.take(65)?
+        .try_into()
+        .map_err(|_| DecodeError::UnexpectedEnd)
+}
+
+/// A re-run provider's result and whether it agreed with the provider's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Vote {
+    /// The re-run provider's key.
+    pub provider: PublicKey,
+    /// Its signed commitment.
+    pub result: SignedCommitment,
+    /// Whether it agreed with the provider under the job's comparison.
+    pub agrees: bool,
+}
+
+/// The bundle of a check that found its provider wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Evidence {
+    /// The EIP-712 domain every signature is in.
+    pub domain: Domain,
+    /// Whether the job was compared in tolerance mode (else exact).
+    pub tolerance: bool,
+    /// The buyer's ticket.
+    pub ticket: Ticket,
+    /// The buyer's signature on it, if the node put it in.
+    pub ticket_signature: Option<[u8; 65]>,
+    /// The provider's key.
+    pub provider: PublicKey,
+    /// The provider's signed result.
+    pub original: SignedCommitment,
+    /// Every re-run's, in the order they were made.
+    pub votes: Vec<Vote>,
+}
+
+/// The arguments of the escrow's `claimTicket`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimTicket {
+    /// The ticket.
+    pub ticket: SietchEscrow::Ticket,
+    /// The buyer's signature.
+    pub buyer_signature: Bytes,
+    /// The provider's result.
+    pub result: SietchEscrow::ResultCommitment,
+    /// The provider's signature.
+    pub provider_signature: Bytes,
+}
+
+/// A verdict for the escrow's `submitVerdict`: a drawn verifier's signed commitment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// The verifier.
+    pub verifier: Address,
+    /// Its commitment.
+    pub result: SietchEscrow::ResultCommitment,
+    /// Its signature.
+    pub signature: Bytes,
+}
+
+/// The escrow's ABI form of a ticket.
+pub fn escrow_ticket(t: &Ticket) -> SietchEscrow::Ticket {
+    SietchEscrow::Ticket {
+        jobId: t.job_id,
+        specHash: t.spec_hash,
+        channelId: t.channel_id,
+        cumulativeBefore: t.cumulative_before,
+        maxAmount: t.max_amount,
+        deadline: t.deadline,
+        checkCommit: t.check_commit,
+    }
+}
+
+/// The escrow's ABI form of a result commitment.
+pub fn escrow_result(c: &ResultCommitment) -> SietchEscrow::ResultCommitment {
+    SietchEscrow::ResultCommitment {
+        jobId: c.job_id,
+        specHash: c.spec_hash,
+        outputHash: c.output_hash,
+        fuelUsed: c.fuel_used,
+        gpuMillis: c.gpu_millis,
+        amount: c.amount,
+    }
+}
+
+/// The escrow's id of the ticket for `job_id` on `channel_id`: `keccak256(abi.encode(channelId,
+/// jobId))`.
+pub fn ticket_id(channel_id: &B256, job_id: &B256) -> B256 {
+    keccak256([channel_id.as_slice(), job_id.as_slice()].concat())
+}
+
+impl Evidence {
+    /// Re-checks the bundle on its own: every signature, that every commitment is for the
+    /// ticket's job and spec, that the votes come from distinct accounts other than the
+    /// provider's, that in exact mode each vote's `agrees` is what the hashes and fuel say, and
+    /// that more than half of the votes differ from the provider.
+    pub fn verify(&self) -> Result<(), EvidenceError> {
+        let n = self.votes.len();
+        if n > MAX_VOTES {
+            return Err(EvidenceError::Inconsistent("too many votes"));
+        }
+        let job = (self.ticket.job_id, self.ticket.spec_hash);
+        let of = |c: &ResultCommitment| (c.job_id, c.spec_hash);
+        if of(&self.original.commitment) != job {
+            return Err(EvidenceError::Inconsistent(
+                "the provider's result is for another job or spec than the ticket",
+            ));
+        }
+        self.original.verify(&self.domain)?;
+        let mut signers = vec![self.original.signer];
+        for v in &self.votes {
+            let c = &v.result.commitment;
+            if of(c) != job {
+                return Err(EvidenceError::Inconsistent(
+                    "a re-run is for another job or spec",
+                ));
+            }
+            if signers.contains(&v.result.signer) {
+                return Err(EvidenceError::Inconsistent(
+                    "two results are signed by the same account",
+                ));
+            }
+            signers.push(v.result.signer);
+            let o = &self.original.commitment;
+            let exact = c.output_hash == o.output_hash && c.fuel_used == o.fuel_used;
+            if !self.tolerance && v.agrees != exact {
+                return Err(EvidenceError::Inconsistent(
+                    "a vote's agreement is not what its hash and fuel say",
+                ));
+            }
+            v.result.verify(&self.domain)?;
+        }
+        if 2 * self.differing() <= n {
+            return Err(EvidenceError::Inconsistent(
+                "no majority of the re-runs differs from the provider",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Votes that differ from the provider.
+    pub fn differing(&self) -> usize {
+        self.votes.iter().filter(|v| !v.agrees).count()
+    }
+
+    /// The escrow's id of the job's ticket.
+    pub fn ticket_id(&self) -> B256 {
+        ticket_id(&self.ticket.channel_id, &self.ticket.job_id)
+    }
+
+    /// The `claimTicket` arguments (needs the buyer's ticket signature).
+    pub fn claim_ticket(&self) -> Result<ClaimTicket, EvidenceError> {
+        let sig = self
+            .ticket_signature
+            .ok_or(EvidenceError::NoTicketSignature)?;
+        Ok(ClaimTicket {
+            ticket: escrow_ticket(&self.ticket),
+            buyer_signature: Bytes::copy_from_slice(&sig),
+            result: escrow_result(&self.original.commitment),
+            provider_signature: Bytes::copy_from_slice(&self.original.signature),
+        })
+    }
+
+    /// The verdicts this bundle can relay for the `drawn` verifiers: the votes of re-run
+    /// providers among them (in tolerance mode only those that differ; see the module docs).
+    pub fn verdicts(&self, drawn: &[Address]) -> Vec<Verdict> {
+        self.votes
+            .iter()
+            .filter(|v| drawn.contains(&v.result.signer) && (!self.tolerance || !v.agrees))
+            .map(|v| Verdict {
+                verifier: v.result.signer,
+                result: escrow_result(&v.result.commitment),
+                signature: Bytes::copy_from_slice(&v.result.signature),
+            })
+            .collect()
+    }
+
+    /// Disputes the claimed ticket, from the `buyer`'s account (the escrow's provider must
+    /// sign for it). The escrow takes the dispute bond from the buyer.
+    pub async fn open_dispute<P: Provider>(
+        &self,
+        escrow: &SietchEscrowInstance<P>,
+        buyer: Address,
+    ) -> Result<TransactionReceipt, EvidenceError> {
+        Ok(send(escrow.dispute(self.ticket_id()).from(buyer)).await?)
+    }
+
+    /// Relays [`Evidence::verdicts`] for the `drawn` verifiers (read them from the
+    /// `VerifiersDrawn` event or `tickets(id)`); returns how many were submitted.
+    pub async fn submit_verdicts<P: Provider>(
+        &self,
+        escrow: &SietchEscrowInstance<P>,
+        drawn: &[Address],
+    ) -> Result<usize, EvidenceError> {
+        let verdicts = self.verdicts(drawn);
+        for v in &verdicts {
+            send(escrow.submitVerdict(self.ticket_id(), v.result.clone(), v.signature.clone()))
+                .await?;
+        }
+        Ok(verdicts.len())
+    }
+
+    /// The bundle's bytes: [`EVIDENCE_MAGIC`], then the fields in the market's canonical
+    /// encoding (`sietch_market::codec`).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.fixed(EVIDENCE_MAGIC);
+        w.u64(self.domain.chain_id);
+        w.address(&self.domain.verifying_contract);
+        w.bool(self.tolerance);
+        self.ticket.encode_body(&mut w);
+        w.option(self.ticket_signature.as_ref(), |w, s| w.fixed(s));
+        w.fixed(&self.provider.0);
+        self.original.encode(&mut w);
+        w.count(self.votes.len());
+        for v in &self.votes {
+            w.fixed(&v.provider.0);
+            v.result.encode(&mut w);
+            w.bool(v.agrees);
+        }
+        w.into_bytes()
+    }
+
+    /// Decodes [`Evidence::encode`]'s bytes (signatures are not checked: call
+    /// [`Evidence::verify`]). Never panics, whatever the bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, EvidenceError> {
+        if bytes.len() > MAX_EVIDENCE_BYTES {
+            return Err(DecodeError::Oversized {
+                len: bytes.len(),
+                max: MAX_EVIDENCE_BYTES,
+            }
+            .into());
+        }
+        let mut r = Reader::new(bytes);
+        if r.take(EVIDENCE_MAGIC.len())? != EVIDENCE_MAGIC {
+            return Err(DecodeError::Invalid {
+                what: "evidence",
+                why: "not a sietch evidence bundle of version 1",
+            }
+            .into());
+        }
+        let domain = Domain::new(r.u64()?, r.address()?);
+        let tolerance = r.bool()?;
+        let ticket = Ticket::decode_body(&mut r)?;
+        let ticket_signature = r.option("ticket signature", signature65)?;
+        let provider = PublicKey(r.bytes32()?);
+        let original = SignedCommitment::decode(&mut r)?;
+        let votes = r.list("votes", MAX_VOTES, |r| {
+            Ok(Vote {
+                provider: PublicKey(r.bytes32()?),
+                result: SignedCommitment::decode(r)?,
+                agrees: r.bool()?,
+            })
+        })?;
+        r.finish()?;
+        Ok(Self {
+            domain,
+            tolerance,
+            ticket,
+            ticket_signature,
+            provider,
+            original,
+            votes,
+        })
+    }
+}
+
+impl std::fmt::Display for Evidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "provider {} ({}) found wrong on job {}: {} of {} re-runs differ in {} mode \
+             (output {} against",
+            self.provider.short(),
+            self.original.signer,
+            self.ticket.job_id,
+            self.differing(),
+            self.votes.len(),
+            if self.tolerance { "tolerance" } else { "exact" },
+            self.original.commitment.output_hash,
+        )?;
+        for v in self.votes.iter().filter(|v| !v.agrees) {
+            write!(
+                f,
+                " {} by {}",
+                v.result.commitment.output_hash, v.result.signer
+            )?;
+        }
+        write!(f, "); escrow ticket {}", self.ticket_id())
+    }
+}
