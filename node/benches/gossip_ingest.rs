@@ -3,9 +3,9 @@
 //!
 //! One receiving node listens on loopback TCP (Noise, Yamux). `INGEST_PUBLISHERS` peers
 //! (default 4) connect to it and publish a stream of distinct, validly signed offers, each
-//! its own (sequence 1, 2, ...): gossipsub signs and sends each message, the receiver's
-//! connection tasks check gossipsub's envelope signature, and its actor decodes, checks and
-//! batch-verifies each offer and inserts it into the book. The figure is offers accepted
+//! its own (sequence 1, 2, ...): gossipsub sends each message in an anonymous envelope
+//! (the offer's own signature is its authentication), and the receiver's actor decodes,
+//! checks and batch-verifies each offer and inserts it into the book. The figure is offers accepted
 //! into the receiver's book per second of wall time (the receiver's `accepted` counter).
 //!
 //! Publishers send with `publish_raw`, which skips putting each offer in the publisher's own

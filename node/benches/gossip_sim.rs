@@ -10,7 +10,8 @@
 //!   between publications (default 250);
 //! - `SIM_DELAY_MS` per-hop delay range `lo-hi` (default `20-50`), `SIM_HEARTBEAT_MS`
 //!   gossipsub's heartbeat (default 700), `SIM_BOOTSTRAP` bootstrap peers per node
-//!   (default 3), `SIM_SEED` (default 7).
+//!   (default 3), `SIM_SEED` (default 7), `SIM_MAX_OUT` connections each node opens at
+//!   most (default: the node's, 32; each accepts four times as many).
 //!
 //! Each row prints the time until 95% of honest nodes hold an offer (p50, p95 and the
 //! slowest over the offers), the same in mean per-hop delays, the time until every honest
@@ -60,6 +61,11 @@ fn main() -> anyhow::Result<()> {
     let every = Duration::from_millis(num("SIM_EVERY_MS", "--every", 250));
     let heartbeat = Duration::from_millis(num("SIM_HEARTBEAT_MS", "--heartbeat", 700));
     let bootstrap = num("SIM_BOOTSTRAP", "--bootstrap", 3) as usize;
+    let max_out = num(
+        "SIM_MAX_OUT",
+        "--max-out",
+        u64::from(SimConfig::default().max_outgoing),
+    ) as u32;
     let delay = env_or("SIM_DELAY_MS", &args, "--delay").unwrap_or("20-50".into());
     let (lo, hi) = match delay.split_once('-') {
         Some((a, b)) => (a.parse::<u64>()?, b.parse::<u64>()?),
@@ -75,7 +81,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "gossip_sim: seed {seed}, {offers} offers per scenario one every {} ms, per-hop delay \
          {lo}-{hi} ms (per node), heartbeat {} ms, {bootstrap} bootstrap peers, {workers} \
-         runtime threads",
+         runtime threads, at most {max_out} connections out per node",
         every.as_millis(),
         heartbeat.as_millis()
     );
@@ -101,6 +107,7 @@ fn main() -> anyhow::Result<()> {
                 heartbeat,
                 port_base,
                 seed,
+                max_outgoing: max_out,
                 ..SimConfig::default()
             };
             port_base += 100_000;

@@ -85,6 +85,40 @@ pub struct NodeConfig {
     pub chain_id: u64,
     /// EIP-712 domain: the escrow contract's address (hex), if a chain is configured.
     pub escrow: Option<String>,
+    /// JSON-RPC endpoint of the chain the escrow is on (`http://...`); with `escrow`, turns
+    /// on channels, claims, disputes and on-chain registration checks of offers.
+    pub rpc_url: Option<String>,
+    /// Follow the chain from this block (the escrow's deployment block saves work).
+    pub chain_from_block: u64,
+    /// Poll the chain for new events this often, in milliseconds.
+    pub chain_poll_ms: u64,
+    /// Provider: look at vouchers and tickets to claim this often, in seconds.
+    pub settle_every_secs: u64,
+    /// Provider: claim vouchers at least this often when anything is owed, in seconds.
+    pub claim_every_secs: u64,
+    /// Provider: claim at once when this much (token base units) is owed in all.
+    pub claim_threshold: u64,
+    /// Provider: claim a job's ticket on chain when no voucher came this long after its
+    /// result, in seconds.
+    pub voucher_timeout_secs: u64,
+    /// Buyer: deposit of a new channel, in token base units (more if a job needs it).
+    pub channel_deposit: u64,
+    /// Buyer: channels to one provider at most (jobs in flight to it at once).
+    pub max_lanes: u32,
+    /// Buyer: spot-check re-runs may go to providers without a public address, and on the
+    /// same network as the provider (one machine, one LAN: the devnet and tests).
+    pub verify_local_network: bool,
+    /// Tests only: seed of the buyer's randomness (nonces, check secrets, re-run draws).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_seed: Option<u64>,
+    /// Tests only: return a wrong result for this many jobs per million (a cheating
+    /// provider).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub test_cheat_ppm: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Default for NodeConfig {
@@ -111,6 +145,18 @@ impl Default for NodeConfig {
             max_job_memory_bytes: 1 << 30,
             chain_id: 31_337,
             escrow: None,
+            rpc_url: None,
+            chain_from_block: 0,
+            chain_poll_ms: 1_000,
+            settle_every_secs: 10,
+            claim_every_secs: 3_600,
+            claim_threshold: 1_000_000_000_000_000_000,
+            voucher_timeout_secs: 300,
+            channel_deposit: 5_000_000_000_000_000_000,
+            max_lanes: 4,
+            verify_local_network: false,
+            test_seed: None,
+            test_cheat_ppm: 0,
         }
     }
 }
@@ -216,6 +262,32 @@ impl NodeConfig {
             });
         }
         self.escrow_address()?;
+        if self.rpc_url.is_some() != self.escrow.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "rpc_url",
+                why: "rpc_url and escrow go together: set both to use a chain, or neither".into(),
+            });
+        }
+        if let Some(u) = &self.rpc_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "rpc_url",
+                why: format!("{u:?} is not an http:// or https:// URL"),
+            });
+        }
+        if self.max_lanes == 0 {
+            return Err(ConfigError::Invalid {
+                key: "max_lanes",
+                why: "must be at least 1".into(),
+            });
+        }
+        if self.test_cheat_ppm > 1_000_000 {
+            return Err(ConfigError::Invalid {
+                key: "test_cheat_ppm",
+                why: "at most 1000000 (every job)".into(),
+            });
+        }
         Ok(())
     }
 

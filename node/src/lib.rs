@@ -1,11 +1,17 @@
 //! The Sietch node as a library: its networking actor (`net`), its durable state (`store`),
-//! its configuration (`config`), its HTTP API (`api`) and the service that wires them
-//! together (`service`, what `sietch node run` runs). The `sietch` binary (`main.rs`,
-//! `cmd/`) is a thin layer over these; the tests and the network simulation use them
-//! directly.
+//! its view of the escrow on chain (`chain`), its configuration (`config`), its HTTP API
+//! (`api`), its event stream (`events`), the buyer and provider roles (`buyer`, `provider`,
+//! over what a job is to the node: `jobs`) and the service that wires them together
+//! (`service`, what `sietch node run` runs). The `sietch` binary (`main.rs`, `cmd/`) is a
+//! thin layer over these; the tests, the devnet and the network simulation use them directly.
 
 pub mod api;
+pub mod buyer;
+pub mod chain;
 pub mod config;
+pub mod events;
+pub mod jobs;
 pub mod net;
+mod provider;
 pub mod service;
 pub mod store;

@@ -1,38 +1,33 @@
-//! `sietch node run`: the store, the network actor, the HTTP API and, when providing, the
-//! offer announcer and the job runner, wired together until shutdown.
-//!
-//! What a provider does with a job request here (issue 5's scope): it checks the request
-//! against its offer (resources, price, the ticket's spec hash, deadline and signature
-//! form), refuses with a reason or accepts, fetches the module and inputs it lacks from the
-//! buyer by blake3 hash, runs the job in the sandbox, signs a result commitment with its EVM
-//! key and sends the result back. Checking the ticket's channel on chain and settling are
-//! the buyer and provider roles of issue 7.
+//! A running node: the store, the network actor, the chain watcher, the HTTP API, and the
+//! buyer and (with `provide`) provider roles, wired together. [`Node::start`] starts one on
+//! the current tokio runtime; `sietch node run` runs one until Ctrl-C ([`run`]); the devnet
+//! and tests start several in one process.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, bail};
-use libp2p::PeerId;
-use sietch_market::eip712::{Domain, TypedData, recover};
+use sietch_market::eip712::Domain;
 use sietch_market::offer::{Hardware, Prices};
-use sietch_market::{Address, B256, Offer, PublicKey, ResultCommitment, Signed, U256, Withdrawal};
-use sietch_sandbox::{Outcome, Sandbox, SandboxConfig};
-use tokio::sync::Semaphore;
+use sietch_market::{Address, B256, Offer, PublicKey};
+use sietch_sandbox::{Sandbox, SandboxConfig};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
+use crate::buyer::{Buyer, BuyerParts};
+use crate::chain::{Chain, ChainEvent};
 use crate::config::NodeConfig;
-use crate::net::{
-    self, BlobSource, JobReply, JobRequest, JobResult, NetEvent, Network, RefuseReason,
-    system_clock,
-};
-use crate::store::{EvmSigned, JobRecord, JobState, Side, Store};
+use crate::events::{Events, NodeEvent};
+use crate::net::{self, BlobSource, JobReply, NetEvent, Network, RefuseReason};
+use crate::provider::{Provider, ProviderParts};
+use crate::store::Store;
 
-/// Fuel per billing unit of the offer's price.
-const FUEL_PER_GFUEL: u128 = 1_000_000_000;
-/// Times a provider tries to deliver a result.
-const RESULT_ATTEMPTS: u32 = 5;
+/// Chain events queued for the roles, at most.
+const CHAIN_EVENTS: usize = 1024;
 
 /// Serves blobs straight from the store's content-addressed files, a chunk at a time.
 struct StoreBlobs(Arc<Store>);
@@ -46,10 +41,6 @@ impl BlobSource for StoreBlobs {
         f.take(max_len as u64).read_to_end(&mut buf).ok()?;
         Some((total, buf))
     }
-}
-
-fn now() -> u64 {
-    (system_clock())()
 }
 
 /// This machine's hardware, as offered.
@@ -72,161 +63,249 @@ fn local_hardware(cfg: &NodeConfig) -> Hardware {
     }
 }
 
-/// The sandbox's form of a job: what every honest provider (and every verifier re-running
-/// it) runs for this spec and job id, so that all of them get the same output hash and fuel.
-/// The spec's output bound caps stdout and the `/output` files alike.
-pub fn sandbox_job(
-    spec: &sietch_market::JobSpec,
-    job_id: &B256,
-    stdin: Vec<u8>,
-    inputs: BTreeMap<String, Vec<u8>>,
-) -> sietch_sandbox::JobSpec {
-    let output = usize::try_from(spec.limits.output_bytes).unwrap_or(usize::MAX);
-    let defaults = sietch_sandbox::Limits::default();
-    sietch_sandbox::JobSpec {
-        job_id: job_id.0,
-        args: spec.args.clone(),
-        env: spec.env.clone(),
-        stdin,
-        inputs,
-        limits: sietch_sandbox::Limits {
-            fuel: spec.limits.fuel,
-            memory_bytes: spec.limits.memory_bytes,
-            deadline: Duration::from_millis(spec.limits.wall_time_ms),
-            stdout_bytes: output,
-            output_bytes: output,
-            ..defaults
-        },
-    }
+/// A running node. Dropping it does not stop it: call [`Node::shutdown`].
+pub struct Node {
+    /// Its network handle.
+    pub net: Network,
+    /// Its store.
+    pub store: Arc<Store>,
+    /// Its event stream.
+    pub events: Events,
+    /// The buyer role (every node can buy).
+    pub buyer: Arc<Buyer>,
+    /// The chain, when configured.
+    pub chain: Option<Chain>,
+    /// Where the HTTP API listens.
+    pub api: SocketAddr,
+    /// The node's EVM address.
+    pub evm_address: Address,
+    provider: Option<Arc<Provider>>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
-struct Provider {
-    config: NodeConfig,
-    store: Arc<Store>,
-    net: Network,
-    sandbox: Sandbox,
-    evm: PrivateKeySigner,
-    domain: Domain,
-    offer: Offer,
-    slots: Semaphore,
-}
-
-/// Runs a node until `shutdown` resolves.
-pub async fn run(
-    data_dir: &std::path::Path,
-    config: NodeConfig,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
-    let store = Arc::new(
-        Store::open(data_dir)
-            .with_context(|| format!("cannot open the node's store in {}", data_dir.display()))?,
-    );
-    let Some(keys) = store.node_keys()? else {
-        bail!(
-            "{} has no node keys: run `sietch init --data-dir {}` first",
-            data_dir.display(),
-            data_dir.display()
-        );
-    };
-    let mut net_cfg = config.net_config()?;
-    net_cfg.blobs = Some(Arc::new(StoreBlobs(store.clone())));
-    let (net, mut events) = Network::spawn(net::keypair(&keys.ed25519), net_cfg)?;
-    println!("peer {}", net.peer_id());
-
-    let api = crate::api::serve(config.api, net.clone(), store.clone()).await?;
-    println!("api http://{api}");
-
-    let evm = match keys.evm {
-        Some(k) => PrivateKeySigner::from_bytes(&k).context("the node's EVM key")?,
-        None => bail!("this node has no EVM key; run `sietch init` again with --force"),
-    };
-    let domain = Domain::new(config.chain_id, config.escrow_address()?);
-
-    let provider = if config.provide {
-        let offer = Offer {
-            provider: PublicKey::of(&keys.ed25519),
-            evm_address: evm.address(),
-            hardware: local_hardware(&config),
-            features: vec!["simd".into()],
-            prices: Prices {
-                per_gfuel: config.price_per_gfuel.into(),
-                per_gpu_second: config.price_per_gpu_second.into(),
-            },
-            stake: config.stake.into(),
-            addresses: Vec::new(),
-            sequence: 0,
-            expires_at: 0,
+impl Node {
+    /// Opens the store in `data_dir` (made by `sietch init`), starts the network, the chain
+    /// watcher, the roles and the API. `events` receives everything the node does from the
+    /// start (so a caller can print the first lines).
+    pub async fn start(
+        data_dir: &Path,
+        config: NodeConfig,
+        events: Events,
+    ) -> anyhow::Result<Self> {
+        config.check()?;
+        let store =
+            Arc::new(Store::open(data_dir).with_context(|| {
+                format!("cannot open the node's store in {}", data_dir.display())
+            })?);
+        let Some(keys) = store.node_keys()? else {
+            bail!(
+                "{} has no node keys: run `sietch init --data-dir {}` first",
+                data_dir.display(),
+                data_dir.display()
+            );
         };
-        let sandbox = Sandbox::new(SandboxConfig {
-            max_memory_bytes: config.max_job_memory_bytes,
-            max_concurrent_jobs: config.max_concurrent_jobs,
-            cache_dir: Some(store.modules_dir()),
-            ..SandboxConfig::default()
-        })?;
-        Some(Arc::new(Provider {
-            slots: Semaphore::new(config.max_concurrent_jobs as usize),
+        let evm = match keys.evm {
+            Some(k) => PrivateKeySigner::from_bytes(&k).context("the node's EVM key")?,
+            None => bail!("this node has no EVM key; run `sietch init` again with --force"),
+        };
+        let chain = match (&config.rpc_url, &config.escrow) {
+            (Some(url), Some(_)) => Some(
+                Chain::connect(url, config.chain_id, config.escrow_address()?, &evm)
+                    .await
+                    .with_context(|| format!("connecting to the chain at {url}"))?,
+            ),
+            _ => None,
+        };
+        let domain = match &chain {
+            Some(c) => c.domain(),
+            None => Domain::new(config.chain_id, config.escrow_address()?),
+        };
+
+        let mut net_cfg = config.net_config()?;
+        net_cfg.blobs = Some(Arc::new(StoreBlobs(store.clone())));
+        net_cfg.registry = chain.as_ref().map(Chain::registry);
+        let (net, net_events) = Network::spawn(net::keypair(&keys.ed25519), net_cfg)?;
+        events.emit(NodeEvent::Peer {
+            peer: net.peer_id().to_string(),
+        });
+
+        let buyer = Buyer::new(BuyerParts {
             config: config.clone(),
             store: store.clone(),
             net: net.clone(),
-            sandbox,
-            evm,
+            events: events.clone(),
+            evm: evm.clone(),
             domain,
-            offer,
-        }))
-    } else {
-        None
-    };
+            chain: chain.clone(),
+        });
+        let provider = if config.provide {
+            let sandbox = Arc::new(Sandbox::new(SandboxConfig {
+                max_memory_bytes: config.max_job_memory_bytes,
+                max_concurrent_jobs: config.max_concurrent_jobs,
+                cache_dir: Some(store.modules_dir()),
+                ..SandboxConfig::default()
+            })?);
+            let offer = Offer {
+                provider: PublicKey::of(&keys.ed25519),
+                evm_address: evm.address(),
+                hardware: local_hardware(&config),
+                features: vec!["simd".into()],
+                prices: Prices {
+                    per_gfuel: config.price_per_gfuel.into(),
+                    per_gpu_second: config.price_per_gpu_second.into(),
+                },
+                stake: config.stake.into(),
+                addresses: Vec::new(),
+                sequence: 0,
+                expires_at: 0,
+            };
+            let p = Provider::new(ProviderParts {
+                config: config.clone(),
+                store: store.clone(),
+                net: net.clone(),
+                events: events.clone(),
+                sandbox,
+                evm: evm.clone(),
+                key: keys.ed25519.clone(),
+                domain,
+                offer,
+                chain: chain.clone(),
+            });
+            p.register().await?;
+            Some(p)
+        } else {
+            None
+        };
 
-    let announcer = provider.clone().map(|p| tokio::spawn(announce(p)));
-    // Print listen addresses once they are known.
-    let printer = {
-        let net = net.clone();
-        tokio::spawn(async move {
-            let addrs = net
-                .wait_listening(1, Duration::from_secs(10))
-                .await
-                .unwrap_or_default();
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            for a in net.listen_addrs().await.unwrap_or(addrs) {
-                println!("listening {a}");
-            }
-            println!("ready");
-        })
-    };
+        let api = crate::api::serve(config.api, net.clone(), store.clone()).await?;
+        events.emit(NodeEvent::Api {
+            address: api.to_string(),
+        });
 
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            ev = events.recv() => match ev {
-                None => bail!("the network stopped"),
-                Some(ev) => on_event(ev, provider.as_ref()),
-            },
+        let mut tasks = Vec::new();
+        let (chain_tx, chain_rx) = mpsc::channel::<ChainEvent>(CHAIN_EVENTS);
+        if let Some(c) = &chain {
+            let c = c.clone();
+            let store = store.clone();
+            let (from, poll) = (
+                config.chain_from_block,
+                Duration::from_millis(config.chain_poll_ms.max(50)),
+            );
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = c.watch(store, from, poll, chain_tx).await {
+                    tracing::error!("the chain watcher stopped: {e}");
+                }
+            }));
         }
+        tasks.push(tokio::spawn(dispatch(
+            net_events,
+            chain_rx,
+            events.clone(),
+            buyer.clone(),
+            provider.clone(),
+        )));
+        if let Some(p) = &provider {
+            tasks.push(tokio::spawn(p.clone().announce()));
+            tasks.push(tokio::spawn(p.clone().settle_loop()));
+        }
+        {
+            let net = net.clone();
+            let events = events.clone();
+            tasks.push(tokio::spawn(async move {
+                let addrs = net
+                    .wait_listening(1, Duration::from_secs(10))
+                    .await
+                    .unwrap_or_default();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                for a in net.listen_addrs().await.unwrap_or(addrs) {
+                    events.emit(NodeEvent::Listening {
+                        address: a.to_string(),
+                    });
+                }
+                events.emit(NodeEvent::Ready);
+            }));
+        }
+        Ok(Self {
+            net,
+            store,
+            events,
+            buyer,
+            chain,
+            api,
+            evm_address: evm.address(),
+            provider,
+            tasks,
+        })
     }
 
-    println!("shutting down");
-    printer.abort();
-    if let Some(a) = announcer {
-        a.abort();
+    /// Stops the node: a provider withdraws its offer and claims what it is owed first.
+    pub async fn shutdown(self) {
+        self.events.emit(NodeEvent::ShuttingDown);
+        if let Some(p) = &self.provider {
+            p.withdraw().await;
+            if let Some(c) = &self.chain
+                && let Err(e) = p.claim_vouchers(c, true).await
+            {
+                tracing::warn!("claiming on the way out: {e:#}");
+            }
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.net.shutdown().await;
     }
-    if let Some(p) = &provider {
-        withdraw(p).await;
-    }
-    Ok(())
 }
 
-fn on_event(ev: NetEvent, provider: Option<&Arc<Provider>>) {
-    match ev {
-        NetEvent::Connected { peer, address } => println!("connected {peer} {address}"),
-        NetEvent::Disconnected { peer } => println!("disconnected {peer}"),
-        NetEvent::HolePunch { peer, ok, detail } => {
-            println!(
-                "hole-punch {peer} {} {detail}",
-                if ok { "ok" } else { "failed" }
-            );
+/// Hands network and chain events to the roles.
+async fn dispatch(
+    mut net_events: mpsc::Receiver<NetEvent>,
+    mut chain_events: mpsc::Receiver<ChainEvent>,
+    events: Events,
+    buyer: Arc<Buyer>,
+    provider: Option<Arc<Provider>>,
+) {
+    loop {
+        tokio::select! {
+            ev = net_events.recv() => match ev {
+                None => return,
+                Some(ev) => on_net_event(ev, &events, &buyer, provider.as_ref()),
+            },
+            Some(ev) = chain_events.recv() => {
+                let (b, p) = (buyer.clone(), provider.clone());
+                tokio::spawn(async move {
+                    b.on_chain_event(&ev.event).await;
+                    if let Some(p) = p {
+                        p.on_chain_event(&ev.event).await;
+                    }
+                });
+            }
         }
-        NetEvent::PeerBanned { peer } => println!("banned {peer}"),
+    }
+}
+
+fn on_net_event(
+    ev: NetEvent,
+    events: &Events,
+    buyer: &Arc<Buyer>,
+    provider: Option<&Arc<Provider>>,
+) {
+    let no_provider = "this node does not provide compute (start it with --provide)";
+    match ev {
+        NetEvent::Connected { peer, address } => events.emit(NodeEvent::Connected {
+            peer: peer.to_string(),
+            address: address.to_string(),
+        }),
+        NetEvent::Disconnected { peer } => events.emit(NodeEvent::Disconnected {
+            peer: peer.to_string(),
+        }),
+        NetEvent::HolePunch { peer, ok, detail } => events.emit(NodeEvent::HolePunch {
+            peer: peer.to_string(),
+            ok,
+            detail,
+        }),
+        NetEvent::PeerBanned { peer } => events.emit(NodeEvent::Banned {
+            peer: peer.to_string(),
+        }),
         NetEvent::JobRequested {
             peer,
             request,
@@ -235,7 +314,7 @@ fn on_event(ev: NetEvent, provider: Option<&Arc<Provider>>) {
             None => {
                 let _ = reply.send(JobReply::Refused {
                     reason: RefuseReason::Other,
-                    message: "this node does not provide compute (start it with --provide)".into(),
+                    message: no_provider.into(),
                 });
             }
             Some(p) => {
@@ -243,288 +322,76 @@ fn on_event(ev: NetEvent, provider: Option<&Arc<Provider>>) {
                 tokio::spawn(async move { p.on_job(peer, *request, reply).await });
             }
         },
-        NetEvent::ResultReceived { reply, .. } => {
-            // Buying through the node is issue 7; results for jobs it did not ask for are unknown.
-            let _ = reply.send(net::ResultAck::UnknownJob);
+        NetEvent::ResultReceived {
+            peer,
+            result,
+            reply,
+        } => {
+            let _ = reply.send(buyer.on_result(peer, *result));
         }
-    }
-}
-
-/// Announces the provider's offer now and on every heartbeat, each time with a higher
-/// sequence number and a fresh expiry.
-async fn announce(p: Arc<Provider>) {
-    let mut tick = tokio::time::interval(p.config.announce_every());
-    loop {
-        tick.tick().await;
-        let t = now();
-        let previous = p
-            .store
-            .own_offer(&p.offer.provider)
-            .ok()
-            .flatten()
-            .map_or(0, |o| o.sequence);
-        let offer = Offer {
-            sequence: previous.max(t.saturating_sub(1)) + 1,
-            expires_at: t + p.config.offer_ttl_secs,
-            addresses: p
-                .net
-                .listen_addrs()
-                .await
-                .unwrap_or_default()
-                .iter()
-                .take(sietch_market::offer::MAX_ADDRESSES)
-                .map(ToString::to_string)
-                .collect(),
-            ..p.offer.clone()
-        };
-        let Ok(keys) = p.store.node_keys() else {
-            continue;
-        };
-        let Some(keys) = keys else { continue };
-        let signed = Signed::sign(offer, &keys.ed25519);
-        if let Err(e) = p.store.put_own_offer(&signed) {
-            tracing::warn!("cannot store the offer: {e}");
+        NetEvent::PaymentReceived {
+            peer,
+            payment,
+            reply,
+        } => {
+            let ack = match provider {
+                Some(p) => p.on_payment(peer, &payment),
+                None => net::PaymentAck::Refused {
+                    message: no_provider.into(),
+                },
+            };
+            let _ = reply.send(ack);
         }
-        match p.net.publish_offer(&signed).await {
-            Ok(()) => println!("announced offer sequence {}", signed.payload.sequence),
-            Err(e) => tracing::warn!("cannot announce the offer: {e}"),
-        }
-    }
-}
-
-/// Withdraws the provider's offers on shutdown, so buyers stop picking it at once.
-async fn withdraw(p: &Provider) {
-    let Ok(Some(keys)) = p.store.node_keys() else {
-        return;
-    };
-    let Ok(Some(own)) = p.store.own_offer(&p.offer.provider) else {
-        return;
-    };
-    if own.offer.is_none() {
-        return;
-    }
-    // Above the live offer's sequence, so it removes it (and is itself newer in the store).
-    let sequence = own.sequence + 1;
-    let w = Signed::sign(
-        Withdrawal {
-            provider: p.offer.provider,
-            sequence,
+        NetEvent::VerifyRequested {
+            peer,
+            request,
+            reply,
+        } => match provider {
+            None => {
+                let _ = reply.send(net::VerifyReply::Refused {
+                    message: no_provider.into(),
+                });
+            }
+            Some(p) => {
+                let p = p.clone();
+                tokio::spawn(async move { p.on_verify(peer, *request, reply).await });
+            }
         },
-        &keys.ed25519,
-    );
-    if let Err(e) = p.net.publish_withdrawal(&w).await {
-        tracing::warn!("cannot withdraw the offer: {e}");
     }
-    if let Err(e) = p.store.withdraw_own_offer(&p.offer.provider, sequence) {
-        tracing::warn!("cannot record the withdrawal: {e}");
-    }
-    // Let gossipsub send it before the swarm goes away.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    println!("withdrew offer sequence {sequence}");
 }
 
-impl Provider {
-    /// Checks a request against the offer; `Err` is the refusal to send.
-    fn check(&self, req: &JobRequest) -> Result<Address, (RefuseReason, String)> {
-        let spec = &req.spec;
-        let t = &req.ticket;
-        if spec.hash() != t.spec_hash {
-            return Err((
-                RefuseReason::Other,
-                "the ticket's spec hash is not the spec's".into(),
-            ));
-        }
-        let n = now();
-        if t.deadline <= n {
-            return Err((
-                RefuseReason::Other,
-                format!("the ticket's deadline {} has passed (now {n})", t.deadline),
-            ));
-        }
-        if spec.limits.memory_bytes > self.offer.hardware.memory_bytes {
-            return Err((
-                RefuseReason::TooBig,
-                format!(
-                    "the job asks for {} bytes of memory; this provider allows {}",
-                    spec.limits.memory_bytes, self.offer.hardware.memory_bytes
-                ),
-            ));
-        }
-        // stdout and `/output` may each reach the bound, and the result travels in one
-        // message.
-        let most_output = (net::MAX_RESULT / 2 - 64 * 1024) as u64;
-        if spec.limits.output_bytes > most_output {
-            return Err((
-                RefuseReason::TooBig,
-                format!(
-                    "the job may write {} bytes of output; results carry at most {most_output}",
-                    spec.limits.output_bytes
-                ),
-            ));
-        }
-        if spec.requirements.gpu.is_some() && self.offer.hardware.gpus.is_empty() {
-            return Err((
-                RefuseReason::TooBig,
-                "the job needs a GPU; this provider has none".into(),
-            ));
-        }
-        if spec.requirements.min_cpu_cores > self.offer.hardware.cpu_cores {
-            return Err((
-                RefuseReason::TooBig,
-                format!(
-                    "the job needs {} cores; this provider has {}",
-                    spec.requirements.min_cpu_cores, self.offer.hardware.cpu_cores
-                ),
-            ));
-        }
-        // The provider is paid at most the ticket's maximum: it refuses jobs whose fuel
-        // limit could cost more than that, rather than run them at a loss.
-        let worst =
-            (u128::from(spec.limits.fuel) * self.offer.prices.per_gfuel).div_ceil(FUEL_PER_GFUEL);
-        if t.max_amount < U256::from(worst) {
-            return Err((
-                RefuseReason::PriceTooLow,
-                format!(
-                    "the job's fuel limit costs up to {worst} at {} per 10^9 fuel; the ticket allows {}",
-                    self.offer.prices.per_gfuel, t.max_amount
-                ),
-            ));
-        }
-        recover(&t.digest(&self.domain), &req.ticket_signature).map_err(|e| {
-            (
-                RefuseReason::BadSignature,
-                format!("the ticket's signature: {e}"),
-            )
-        })
-    }
-
-    async fn on_job(
-        self: Arc<Self>,
-        peer: PeerId,
-        req: JobRequest,
-        reply: tokio::sync::oneshot::Sender<JobReply>,
-    ) {
-        let job_id = req.ticket.job_id;
-        let buyer = match self.check(&req) {
-            Ok(b) => b,
-            Err((reason, message)) => {
-                println!("refused job {job_id}: {message}");
-                let _ = reply.send(JobReply::Refused { reason, message });
-                return;
-            }
-        };
-        let Ok(_slot) = self.slots.try_acquire() else {
-            let _ = reply.send(JobReply::Refused {
-                reason: RefuseReason::Busy,
-                message: format!(
-                    "all {} job slots are in use; try again or pick another offer",
-                    self.config.max_concurrent_jobs
-                ),
-            });
-            return;
-        };
-        let t = now();
-        let mut record = JobRecord::new(job_id, req.ticket.spec_hash, buyer, t);
-        record.state = JobState::Accepted;
-        record.ticket = Some(EvmSigned::new(req.ticket, req.ticket_signature));
-        if let Err(e) = self.store.insert_job(Side::Provider, &req.spec, &record) {
-            let _ = reply.send(JobReply::Refused {
-                reason: RefuseReason::Other,
-                message: format!("cannot record the job: {e}"),
-            });
-            return;
-        }
-        let _ = reply.send(JobReply::Accepted { job_id });
-        println!("accepted job {job_id} from {peer}");
-
-        let result = match self.execute(peer, &req).await {
-            Ok(r) => r,
-            Err(e) => {
-                println!("job {job_id} failed: {e:#}");
-                let _ = self.store.set_job_state(
-                    Side::Provider,
-                    &job_id,
-                    JobState::Failed,
-                    &format!("{e:#}").chars().take(200).collect::<String>(),
-                    now(),
-                );
-                return;
-            }
-        };
-        let _ = self.store.record_result(
-            Side::Provider,
-            &job_id,
-            &EvmSigned::new(result.commitment, result.signature),
-            now(),
-        );
-        for attempt in 1..=RESULT_ATTEMPTS {
-            match self.net.send_result(peer, result.clone()).await {
-                Ok(ack) => {
-                    println!("delivered result of job {job_id}: {ack:?}");
-                    return;
+/// Runs a node until `shutdown` resolves, printing its events as lines on stdout.
+pub async fn run(
+    data_dir: &Path,
+    config: NodeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let events = Events::new();
+    let mut rx = events.subscribe();
+    let printer = tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => println!("{e}"),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    println!("warning {n} events not printed (output too slow)");
                 }
-                Err(e) => {
-                    tracing::warn!("result of {job_id}, attempt {attempt}: {e}");
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                }
+                Err(_) => return,
             }
         }
-    }
-
-    async fn blob(&self, peer: PeerId, hash: B256) -> anyhow::Result<Vec<u8>> {
-        if let Some(b) = self.store.blobs().get(&hash)? {
-            return Ok(b);
+    });
+    let node = match Node::start(data_dir, config, events).await {
+        Ok(n) => n,
+        Err(e) => {
+            // Let the lines printed so far out before the error.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            printer.abort();
+            return Err(e);
         }
-        let fetched = self
-            .net
-            .fetch_blob(peer, hash, |_, _| {})
-            .await
-            .with_context(|| format!("fetching blob {hash} from the buyer"))?;
-        self.store.blobs().put_expecting(&hash, &fetched.bytes)?;
-        Ok(fetched.bytes)
-    }
-
-    async fn execute(&self, peer: PeerId, req: &JobRequest) -> anyhow::Result<JobResult> {
-        let spec = &req.spec;
-        let wasm = self.blob(peer, spec.module).await?;
-        let stdin = match &spec.stdin {
-            Some(b) => self.blob(peer, b.hash).await?,
-            None => Vec::new(),
-        };
-        let mut inputs = BTreeMap::new();
-        for i in &spec.inputs {
-            inputs.insert(i.name.clone(), self.blob(peer, i.blob.hash).await?);
-        }
-        let module = self.sandbox.load(&wasm)?;
-        let run_spec = sandbox_job(spec, &req.ticket.job_id, stdin, inputs);
-        let report = tokio::task::block_in_place(|| self.sandbox.run(&module, &run_spec))?;
-        let metered =
-            (u128::from(report.fuel_used) * self.offer.prices.per_gfuel).div_ceil(FUEL_PER_GFUEL);
-        let commitment = ResultCommitment {
-            job_id: req.ticket.job_id,
-            spec_hash: req.ticket.spec_hash,
-            output_hash: B256::from(report.output_hash),
-            fuel_used: report.fuel_used,
-            gpu_millis: report.gpu_time_ns / 1_000_000,
-            amount: U256::from(metered).min(req.ticket.max_amount),
-        };
-        let signature = commitment.sign(&self.domain, &self.evm)?;
-        let exit_code = match report.outcome {
-            Outcome::Exited { code } => Some(code),
-            _ => None,
-        };
-        println!(
-            "ran job {}: {} with {} fuel",
-            req.ticket.job_id, report.outcome, report.fuel_used
-        );
-        Ok(JobResult {
-            job_id: req.ticket.job_id,
-            outcome: report.outcome.to_string(),
-            exit_code,
-            stdout: report.stdout,
-            files: report.outputs.into_iter().collect(),
-            commitment,
-            signature,
-        })
-    }
+    };
+    shutdown.await;
+    node.shutdown().await;
+    // Let the last lines out.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    printer.abort();
+    Ok(())
 }

@@ -510,7 +510,7 @@ async fn offers_reach_every_node_and_a_job_gets_its_result() {
     cutter.await.unwrap();
     assert_eq!(from, provider_peer);
     assert_eq!(result.job_id, ticket.job_id);
-    assert_eq!(result.exit_code, Some(0), "outcome {}", result.outcome);
+    assert_eq!(result.outcome, (0, 0), "the job did not exit 0");
     assert_eq!(result.stdout, fnv1a(&data).to_le_bytes());
 
     // The transfer was cut mid-chunk and resumed where it stopped.
@@ -538,7 +538,7 @@ async fn offers_reach_every_node_and_a_job_gets_its_result() {
     let local = sandbox
         .run(
             &sandbox.load(&module).unwrap(),
-            &sietch_node::service::sandbox_job(
+            &sietch_node::jobs::sandbox_job(
                 &spec,
                 &ticket.job_id,
                 Vec::new(),

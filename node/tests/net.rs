@@ -221,8 +221,7 @@ async fn offers_reach_every_node_and_a_job_request_gets_its_result() {
         reply.send(JobReply::Accepted { job_id }).unwrap();
         let result = JobResult {
             job_id,
-            outcome: "exited 0".into(),
-            exit_code: Some(0),
+            outcome: (0, 0),
             stdout: b"hello\n".to_vec(),
             files: vec![("out.bin".into(), vec![1, 2, 3])],
             commitment: ResultCommitment {
@@ -341,8 +340,9 @@ async fn a_peer_forwarding_malformed_oversized_and_forged_offers_is_cut_off() {
     })
     .await;
 
-    // Then a flood: malformed bytes, an oversized offer, an offer of another provider's key
-    // (forged publisher) and offers whose signature does not match their content.
+    // Then a flood: malformed bytes, an oversized offer, offers claiming another provider's
+    // key (signed by the attacker's) and offers whose signature does not match their content.
+    // (Relaying another provider's genuinely signed offer is not an attack: it is gossip.)
     let mut bad: Vec<Vec<u8>> = Vec::new();
     for n in 0..4u8 {
         bad.push(vec![1, 7, n, 0xff, 0xee]);
@@ -353,7 +353,9 @@ async fn a_peer_forwarding_malformed_oversized_and_forged_offers_is_cut_off() {
         .collect();
     bad.push(Signed::sign(big, &key(12)).encode());
     for s in 0..4u64 {
-        bad.push(Signed::sign(offer(13, 10 + s), &key(13)).encode());
+        let mut claimed = Signed::sign(offer(12, 10 + s), &key(12));
+        claimed.payload.provider = PublicKey::of(&key(13));
+        bad.push(claimed.encode());
     }
     for s in 0..4u64 {
         let mut forged = Signed::sign(offer(12, 20 + s), &key(12));

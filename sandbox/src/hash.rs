@@ -104,6 +104,29 @@ mod tests {
     }
 
     #[test]
+    fn outcomes_round_trip_through_their_tags() {
+        for o in [
+            Outcome::Exited { code: -7 },
+            Outcome::OutOfFuel,
+            Outcome::DeadlineExceeded,
+            Outcome::MemoryLimitExceeded,
+            Outcome::OutputTooLarge,
+            Outcome::Trapped {
+                trap: TrapKind::Unreachable,
+            },
+            Outcome::Trapped {
+                trap: TrapKind::Other,
+            },
+        ] {
+            let (t, v) = o.tag();
+            assert_eq!(Outcome::from_tag(t, v), Some(o));
+        }
+        assert_eq!(Outcome::from_tag(1, 5), None);
+        assert_eq!(Outcome::from_tag(5, 77), None);
+        assert_eq!(Outcome::from_tag(9, 0), None);
+    }
+
+    #[test]
     fn outcome_tags_are_pinned() {
         let empty = BTreeMap::new();
         let trap = encode_output(

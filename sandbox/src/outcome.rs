@@ -32,7 +32,9 @@ pub enum Outcome {
 
 impl Outcome {
     /// Stable numeric tag used by the output hash (see `sandbox/README.md`).
-    pub(crate) fn tag(self) -> (u8, i32) {
+    /// The outcome's tag and value in the output hash's encoding (`encode_output`): what a
+    /// result message carries so that the buyer can recompute the hash.
+    pub fn tag(self) -> (u8, i32) {
         match self {
             Self::Exited { code } => (0, code),
             Self::OutOfFuel => (1, 0),
@@ -41,6 +43,24 @@ impl Outcome {
             Self::OutputTooLarge => (4, 0),
             Self::Trapped { trap } => (5, trap.code()),
         }
+    }
+}
+
+impl Outcome {
+    /// The outcome of a tag and value from [`Outcome::tag`]; `None` for a pair no run gives.
+    pub fn from_tag(tag: u8, value: i32) -> Option<Self> {
+        let o = match tag {
+            0 => Self::Exited { code: value },
+            1 => Self::OutOfFuel,
+            2 => Self::DeadlineExceeded,
+            3 => Self::MemoryLimitExceeded,
+            4 => Self::OutputTooLarge,
+            5 => Self::Trapped {
+                trap: TrapKind::from_code(value)?,
+            },
+            _ => return None,
+        };
+        (o.tag() == (tag, value)).then_some(o)
     }
 }
 
@@ -102,6 +122,24 @@ impl TrapKind {
             Trap::UnreachableCodeReached => Self::Unreachable,
             _ => Self::Other,
         }
+    }
+
+    fn from_code(code: i32) -> Option<Self> {
+        [
+            Self::StackOverflow,
+            Self::MemoryOutOfBounds,
+            Self::HeapMisaligned,
+            Self::TableOutOfBounds,
+            Self::IndirectCallToNull,
+            Self::BadSignature,
+            Self::IntegerOverflow,
+            Self::IntegerDivisionByZero,
+            Self::BadConversionToInteger,
+            Self::Unreachable,
+            Self::Other,
+        ]
+        .into_iter()
+        .find(|t| t.code() == code)
     }
 
     fn code(self) -> i32 {

@@ -50,6 +50,9 @@ pub(crate) struct SimConfig {
     pub(crate) port_base: u64,
     /// Seed of the topology, the delays, the droppers and the publishers.
     pub(crate) seed: u64,
+    /// Connections each node opens at most (it accepts four times as many): the node's
+    /// default unless a scenario says otherwise.
+    pub(crate) max_outgoing: u32,
 }
 
 impl Default for SimConfig {
@@ -66,6 +69,7 @@ impl Default for SimConfig {
             mesh_timeout: Duration::from_secs(120),
             port_base: 1_000_000,
             seed: 7,
+            max_outgoing: NetConfig::default().max_outgoing,
         }
     }
 }
@@ -195,6 +199,8 @@ pub(crate) fn start_nodes(cfg: &SimConfig, rng: &mut StdRng) -> anyhow::Result<V
             gossip_heartbeat: cfg.heartbeat,
             drop_forwarding: dropping,
             forward_delay: delay,
+            max_outgoing: cfg.max_outgoing,
+            max_incoming: cfg.max_outgoing * 4,
             ..NetConfig::default()
         };
         let (net, mut events) =

@@ -1,6 +1,6 @@
 //! The event loop that owns the swarm.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use futures::stream::FuturesUnordered;
 use libp2p::core::transport::MemoryTransport;
 use libp2p::core::upgrade::Version;
 use libp2p::multiaddr::Protocol;
-use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::request_response;
 use libp2p::swarm::{SwarmEvent, dial_opts::DialOpts};
 use libp2p::{
     Multiaddr, PeerId, Swarm, Transport, gossipsub, identify, identity, mdns, noise, tcp, yamux,
@@ -22,9 +22,8 @@ use tokio::time::Instant;
 use super::behaviour::{Behaviour, BehaviourEvent, PROTOCOL_VERSION};
 use super::config::{NetConfig, TransportKind};
 use super::gossip::{self, Gossiped, Refusal, Strikes};
-use super::wire::{
-    BlobReply, BlobRequest, JobReply, JobResult, MAX_CHUNK, RefuseReason, ResultAck,
-};
+use super::rpc::{self, Answer, Served, Waiters};
+use super::wire::{BlobReply, BlobRequest, MAX_CHUNK};
 use super::{Command, NetError, NetEvent, NetStats};
 
 /// Gossip messages waiting for validation, at most.
@@ -37,19 +36,9 @@ const KAD_REFRESH: Duration = Duration::from_secs(300);
 struct PendingGossip {
     from: PeerId,
     id: gossipsub::MessageId,
-    source: Option<PeerId>,
     data: Vec<u8>,
     arrived: Instant,
 }
-
-/// A response the node is working on, finished when its oneshot resolves.
-enum Answer {
-    Job(ResponseChannel<JobReply>, Option<JobReply>),
-    Result(ResponseChannel<ResultAck>, Option<ResultAck>),
-    Blob(ResponseChannel<BlobReply>, BlobReply),
-}
-
-type Waiter<T> = oneshot::Sender<Result<T, NetError>>;
 
 pub(crate) struct Actor {
     swarm: Swarm<Behaviour>,
@@ -58,10 +47,9 @@ pub(crate) struct Actor {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetEvent>,
     pending: VecDeque<PendingGossip>,
+    /// Responses the node is working on; bounded by each protocol's inbound stream limit.
     answers: FuturesUnordered<BoxFuture<'static, Answer>>,
-    jobs_out: HashMap<OutboundRequestId, Waiter<JobReply>>,
-    results_out: HashMap<OutboundRequestId, Waiter<ResultAck>>,
-    blobs_out: HashMap<OutboundRequestId, Waiter<BlobReply>>,
+    waiters: Waiters,
     strikes: Strikes,
     bans: VecDeque<(Instant, PeerId)>,
     stats: NetStats,
@@ -151,9 +139,7 @@ impl Actor {
             events,
             pending: VecDeque::new(),
             answers: FuturesUnordered::new(),
-            jobs_out: HashMap::new(),
-            results_out: HashMap::new(),
-            blobs_out: HashMap::new(),
+            waiters: Waiters::default(),
             strikes: Strikes::default(),
             bans: VecDeque::new(),
             stats: NetStats::default(),
@@ -172,7 +158,9 @@ impl Actor {
                     Some(cmd) => self.on_command(cmd),
                     None => break,
                 },
-                Some(answer) = self.answers.next(), if !self.answers.is_empty() => self.send_answer(answer),
+                Some(answer) = self.answers.next(), if !self.answers.is_empty() => {
+                    answer(self.swarm.behaviour_mut());
+                }
                 _ = flush.tick(), if !self.pending.is_empty() => self.validate_gossip(),
                 _ = housekeeping.tick() => self.housekeeping(),
                 _ = kad_refresh.tick() => {
@@ -239,41 +227,14 @@ impl Actor {
                     .map_err(|e| NetError::Publish(e.to_string()));
                 let _ = reply.send(r);
             }
-            Command::Job {
-                peer,
-                request,
-                reply,
-            } => {
-                let id = self.swarm.behaviour_mut().job.send_request(&peer, *request);
-                self.jobs_out.insert(id, reply);
-            }
-            Command::Result {
-                peer,
-                result,
-                reply,
-            } => {
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .result
-                    .send_request(&peer, *result);
-                self.results_out.insert(id, reply);
-            }
-            Command::Blob {
-                peer,
-                request,
-                reply,
-            } => {
-                let id = self.swarm.behaviour_mut().blob.send_request(&peer, request);
-                self.blobs_out.insert(id, reply);
-            }
+            Command::Request(send) => send(self.swarm.behaviour_mut(), &mut self.waiters),
         }
     }
 
     fn publish(&mut self, class: gossip::OfferClass, bytes: Vec<u8>) -> Result<(), NetError> {
         // Our own offer goes into our own book as well: a provider is a buyer's peer too.
         let now = (self.config.clock)();
-        if let Ok(msg) = gossip::decode(&bytes, None) {
+        if let Ok(msg) = gossip::decode(&bytes) {
             let mut book = self.book.lock().map_err(|_| NetError::Stopped)?;
             match msg {
                 Gossiped::Offer(_) => {
@@ -370,13 +331,14 @@ impl Actor {
                 self.pending.push_back(PendingGossip {
                     from: propagation_source,
                     id: message_id,
-                    source: message.source,
                     data: message.data,
                     arrived: Instant::now(),
                 });
             }
-            BehaviourEvent::Job(ev) => self.on_job_event(ev),
-            BehaviourEvent::Result(ev) => self.on_result_event(ev),
+            BehaviourEvent::Job(ev) => self.on_served(ev),
+            BehaviourEvent::Result(ev) => self.on_served(ev),
+            BehaviourEvent::Pay(ev) => self.on_served(ev),
+            BehaviourEvent::Verify(ev) => self.on_served(ev),
             BehaviourEvent::Blob(ev) => self.on_blob_event(ev),
             BehaviourEvent::Autonat(libp2p::autonat::Event::StatusChanged { old, new }) => {
                 tracing::info!(?old, ?new, "NAT status");
@@ -465,7 +427,7 @@ impl Actor {
             let Some(p) = self.pending.pop_front() else {
                 break;
             };
-            match gossip::decode(&p.data, p.source.as_ref()) {
+            match gossip::decode(&p.data) {
                 Err(Refusal::Invalid(why)) => self.report(&p.id, &p.from, true, &why),
                 Err(Refusal::Ignore(why)) => self.report(&p.id, &p.from, false, &why),
                 Ok(Gossiped::Withdrawal(w)) => match w.verify() {
@@ -526,174 +488,50 @@ impl Actor {
         }
     }
 
-    fn on_job_event(&mut self, ev: request_response::Event<super::JobRequest, JobReply>) {
-        match ev {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    let (tx, rx) = oneshot::channel();
-                    let ev = NetEvent::JobRequested {
-                        peer,
-                        request: Box::new(request),
-                        reply: tx,
-                    };
-                    if self.events.try_send(ev).is_err() {
-                        let busy = JobReply::Refused {
-                            reason: RefuseReason::Busy,
-                            message:
-                                "the provider's queue is full; try again or pick another offer"
-                                    .into(),
-                        };
-                        let _ = self.swarm.behaviour_mut().job.send_response(channel, busy);
-                        return;
-                    }
-                    self.answers
-                        .push(Box::pin(async move { Answer::Job(channel, rx.await.ok()) }));
-                }
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    if let Some(w) = self.jobs_out.remove(&request_id) {
-                        let _ = w.send(Ok(response));
-                    }
-                }
-            },
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                if let Some(w) = self.jobs_out.remove(&request_id) {
-                    let _ = w.send(Err(request_failed(peer, error)));
-                }
-            }
-            _ => {}
+    /// A request the node answers through an event, a reply to one of its own requests, or
+    /// a failure of one.
+    fn on_served<R: Served>(&mut self, ev: request_response::Event<R, R::Reply>) {
+        let Some((peer, request, channel)) = rpc::on_outbound(&mut self.waiters, ev) else {
+            return;
+        };
+        let (tx, rx) = oneshot::channel();
+        if self.events.try_send(R::event(peer, request, tx)).is_err() {
+            let _ =
+                R::behaviour(self.swarm.behaviour_mut()).send_response(channel, R::unavailable());
+            return;
         }
+        self.answers.push(Box::pin(async move {
+            let reply = rx.await.unwrap_or_else(|_| R::unavailable());
+            Box::new(move |b: &mut Behaviour| {
+                // A failed send means the requester went away; nothing is left to do.
+                let _ = R::behaviour(b).send_response(channel, reply);
+            }) as Answer
+        }));
     }
 
-    fn on_result_event(&mut self, ev: request_response::Event<JobResult, ResultAck>) {
-        match ev {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    let (tx, rx) = oneshot::channel();
-                    let ev = NetEvent::ResultReceived {
-                        peer,
-                        result: Box::new(request),
-                        reply: tx,
-                    };
-                    if self.events.try_send(ev).is_err() {
-                        // The provider retries: a result is never dropped silently.
-                        let _ = self
-                            .swarm
-                            .behaviour_mut()
-                            .result
-                            .send_response(channel, ResultAck::UnknownJob);
-                        return;
-                    }
-                    self.answers.push(Box::pin(
-                        async move { Answer::Result(channel, rx.await.ok()) },
-                    ));
-                }
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    if let Some(w) = self.results_out.remove(&request_id) {
-                        let _ = w.send(Ok(response));
-                    }
-                }
-            },
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                if let Some(w) = self.results_out.remove(&request_id) {
-                    let _ = w.send(Err(request_failed(peer, error)));
-                }
-            }
-            _ => {}
-        }
-    }
-
+    /// A blob chunk asked of this node (served from its `BlobSource` off the event loop), or
+    /// a reply to one it asked for.
     fn on_blob_event(&mut self, ev: request_response::Event<BlobRequest, BlobReply>) {
-        match ev {
-            request_response::Event::Message { message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    let source = self.config.blobs.clone();
-                    self.answers.push(Box::pin(async move {
-                        let len = (request.max_len as usize).min(MAX_CHUNK);
-                        let reply = tokio::task::spawn_blocking(move || {
-                            source
-                                .and_then(|s| s.read(&request.hash, request.offset, len))
-                                .map_or(BlobReply::NotFound, |(total, data)| BlobReply::Chunk {
-                                    total,
-                                    data,
-                                })
-                        })
-                        .await
-                        .unwrap_or(BlobReply::NotFound);
-                        Answer::Blob(channel, reply)
-                    }));
-                }
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    if let Some(w) = self.blobs_out.remove(&request_id) {
-                        let _ = w.send(Ok(response));
-                    }
-                }
-            },
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                if let Some(w) = self.blobs_out.remove(&request_id) {
-                    let _ = w.send(Err(request_failed(peer, error)));
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn send_answer(&mut self, answer: Answer) {
-        let b = self.swarm.behaviour_mut();
-        // A failed send means the requester went away; nothing is left to do.
-        match answer {
-            Answer::Job(ch, reply) => {
-                let reply = reply.unwrap_or(JobReply::Refused {
-                    reason: RefuseReason::Other,
-                    message: "the provider dropped the request".into(),
-                });
-                let _ = b.job.send_response(ch, reply);
-            }
-            Answer::Result(ch, ack) => {
-                let _ = b
-                    .result
-                    .send_response(ch, ack.unwrap_or(ResultAck::UnknownJob));
-            }
-            Answer::Blob(ch, reply) => {
-                let _ = b.blob.send_response(ch, reply);
-            }
-        }
-    }
-}
-
-fn request_failed(peer: PeerId, error: request_response::OutboundFailure) -> NetError {
-    NetError::Request {
-        peer,
-        reason: error.to_string(),
+        let Some((_, request, channel)) = rpc::on_outbound(&mut self.waiters, ev) else {
+            return;
+        };
+        let source = self.config.blobs.clone();
+        self.answers.push(Box::pin(async move {
+            let len = (request.max_len as usize).min(MAX_CHUNK);
+            let reply = tokio::task::spawn_blocking(move || {
+                source
+                    .and_then(|s| s.read(&request.hash, request.offset, len))
+                    .map_or(BlobReply::NotFound, |(total, data)| BlobReply::Chunk {
+                        total,
+                        data,
+                    })
+            })
+            .await
+            .unwrap_or(BlobReply::NotFound);
+            Box::new(move |b: &mut Behaviour| {
+                let _ = b.blob.send_response(channel, reply);
+            }) as Answer
+        }));
     }
 }
 

@@ -5,15 +5,16 @@ use std::time::Duration;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, allow_block_list, autonat, dcutr, gossipsub, identify, identity, kad, mdns,
-    ping, relay, request_response,
+    StreamProtocol, allow_block_list, autonat, connection_limits, dcutr, gossipsub, identify,
+    identity, kad, mdns, ping, relay, request_response,
 };
 
 use super::config::NetConfig;
 use super::gossip;
+use super::rpc::Rr;
 use super::wire::{
-    BLOB_PROTOCOL, BlobReply, BlobRequest, Codec, JOB_PROTOCOL, JobReply, JobRequest, JobResult,
-    RESULT_PROTOCOL, ResultAck,
+    BLOB_PROTOCOL, BlobRequest, JOB_PROTOCOL, JobRequest, JobResult, PAY_PROTOCOL, Payment,
+    RESULT_PROTOCOL, VERIFY_PROTOCOL, VerifyRequest,
 };
 
 /// Identify's protocol version: peers on another major version are not ours.
@@ -21,18 +22,13 @@ pub(crate) const PROTOCOL_VERSION: &str = "/sietch/1.0.0";
 /// Kademlia's protocol name, so that the DHT is Sietch's own.
 pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/kad/1.0.0");
 
-/// Job requests and replies.
-pub(crate) type JobBehaviour = request_response::Behaviour<Codec<JobRequest, JobReply>>;
-/// Results and acknowledgements.
-pub(crate) type ResultBehaviour = request_response::Behaviour<Codec<JobResult, ResultAck>>;
-/// Blob chunks.
-pub(crate) type BlobBehaviour = request_response::Behaviour<Codec<BlobRequest, BlobReply>>;
-
 /// All the protocols of a node.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     /// Peers cut off for misbehaving; listed first so their connections are denied first.
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    /// Bounds on connections, in and out and per peer.
+    pub(crate) limits: connection_limits::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
@@ -42,9 +38,11 @@ pub(crate) struct Behaviour {
     pub(crate) relay_server: Toggle<relay::Behaviour>,
     pub(crate) relay_client: relay::client::Behaviour,
     pub(crate) dcutr: dcutr::Behaviour,
-    pub(crate) job: JobBehaviour,
-    pub(crate) result: ResultBehaviour,
-    pub(crate) blob: BlobBehaviour,
+    pub(crate) job: Rr<JobRequest>,
+    pub(crate) result: Rr<JobResult>,
+    pub(crate) blob: Rr<BlobRequest>,
+    pub(crate) pay: Rr<Payment>,
+    pub(crate) verify: Rr<VerifyRequest>,
 }
 
 impl Behaviour {
@@ -76,7 +74,7 @@ impl Behaviour {
             None
         };
 
-        let gossipsub = gossip::behaviour(key, cfg)?;
+        let gossipsub = gossip::behaviour(cfg)?;
 
         let autonat = autonat::Behaviour::new(
             peer_id,
@@ -96,21 +94,30 @@ impl Behaviour {
                 .with_request_timeout(timeout)
                 .with_max_concurrent_streams(streams)
         };
-        let job = request_response::Behaviour::new(
-            [(JOB_PROTOCOL, request_response::ProtocolSupport::Full)],
-            rr(cfg.request_timeout, cfg.max_concurrent_streams),
-        );
-        let result = request_response::Behaviour::new(
-            [(RESULT_PROTOCOL, request_response::ProtocolSupport::Full)],
-            rr(cfg.request_timeout, cfg.max_concurrent_streams),
-        );
-        let blob = request_response::Behaviour::new(
-            [(BLOB_PROTOCOL, request_response::ProtocolSupport::Full)],
-            rr(cfg.request_timeout, cfg.max_concurrent_streams),
-        );
+        fn protocol<B>(
+            p: StreamProtocol,
+            cfg: request_response::Config,
+        ) -> request_response::Behaviour<B>
+        where
+            B: request_response::Codec<Protocol = StreamProtocol>
+                + Default
+                + Clone
+                + Send
+                + 'static,
+        {
+            request_response::Behaviour::new([(p, request_response::ProtocolSupport::Full)], cfg)
+        }
+        let cfg_rr = || rr(cfg.request_timeout, cfg.max_concurrent_streams);
 
         Ok(Self {
             blocked: allow_block_list::Behaviour::default(),
+            limits: connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_established_outgoing(Some(cfg.max_outgoing))
+                    .with_max_established_incoming(Some(cfg.max_incoming))
+                    .with_max_established_per_peer(Some(cfg.max_per_peer))
+                    .with_max_pending_incoming(Some(cfg.max_incoming)),
+            ),
             identify,
             ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15))),
             kad,
@@ -120,9 +127,11 @@ impl Behaviour {
             relay_server: relay_server.into(),
             relay_client,
             dcutr: dcutr::Behaviour::new(peer_id),
-            job,
-            result,
-            blob,
+            job: protocol(JOB_PROTOCOL, cfg_rr()),
+            result: protocol(RESULT_PROTOCOL, cfg_rr()),
+            blob: protocol(BLOB_PROTOCOL, cfg_rr()),
+            pay: protocol(PAY_PROTOCOL, cfg_rr()),
+            verify: protocol(VERIFY_PROTOCOL, cfg_rr()),
         })
     }
 }

@@ -84,6 +84,16 @@ pub struct NetConfig {
     pub blob_chunk: u32,
     /// Close connections idle this long.
     pub idle_timeout: Duration,
+    /// Most connections this node opens and keeps (discovery dials beyond it are refused
+    /// locally), so that a node's connection count, and the network's, stays bounded
+    /// however large the network grows.
+    pub max_outgoing: u32,
+    /// Most connections other nodes may open to this one (higher than `max_outgoing`, so
+    /// that newcomers find room).
+    pub max_incoming: u32,
+    /// Most connections to one peer (a relayed one and a direct one after hole punching,
+    /// TCP and QUIC).
+    pub max_per_peer: u32,
     /// Unix time.
     pub clock: Clock,
     /// Blobs served to peers.
@@ -137,6 +147,9 @@ impl Default for NetConfig {
             max_blob_bytes: 256 * 1024 * 1024,
             blob_chunk: 256 * 1024,
             idle_timeout: Duration::from_secs(120),
+            max_outgoing: 32,
+            max_incoming: 128,
+            max_per_peer: 4,
             clock: system_clock(),
             blobs: None,
             registry: None,

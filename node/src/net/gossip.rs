@@ -74,16 +74,18 @@ impl OfferClass {
     }
 }
 
-/// Gossipsub configured for offers: messages signed by their publisher, validated by the
-/// node before forwarding, identified by content, and scored so that a peer delivering
-/// invalid offers is graylisted.
-pub(crate) fn behaviour(
-    key: &identity::Keypair,
-    cfg: &NetConfig,
-) -> Result<gossipsub::Behaviour, String> {
+/// Gossipsub configured for offers: validated by the node before forwarding, identified by
+/// content, and scored so that a peer delivering invalid offers is graylisted.
+///
+/// Envelopes are anonymous (no author, sequence number or envelope signature): every offer
+/// and withdrawal is signed by its provider's key, which is what the book checks, so a
+/// gossipsub signature by the same key would only double the signature work of every node
+/// for every copy (it halved ingest; see `docs/benchmarks.md`). Who forwarded a message is
+/// still known (`propagation_source`) and is who gets penalized for an invalid one.
+pub(crate) fn behaviour(cfg: &NetConfig) -> Result<gossipsub::Behaviour, String> {
     let config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(cfg.gossip_heartbeat)
-        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
         .validate_messages()
         .max_transmit_size(MAX_GOSSIP_FRAME)
         .message_id_fn(|m: &gossipsub::Message| {
@@ -92,9 +94,8 @@ pub(crate) fn behaviour(
         .duplicate_cache_time(Duration::from_secs(120))
         .build()
         .map_err(|e| format!("gossipsub config: {e}"))?;
-    let mut gs =
-        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
-            .map_err(|e| format!("gossipsub: {e}"))?;
+    let mut gs = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)
+        .map_err(|e| format!("gossipsub: {e}"))?;
 
     let mut params = gossipsub::PeerScoreParams::default();
     for class in OfferClass::ALL {
@@ -151,35 +152,23 @@ pub(crate) enum Refusal {
 }
 
 /// Decodes a gossip message and checks what can be checked without its signature: the
-/// kind, the size, and that the offer's key is the key that published it.
-pub(crate) fn decode(data: &[u8], source: Option<&PeerId>) -> Result<Gossiped, Refusal> {
+/// kind and the size.
+pub(crate) fn decode(data: &[u8]) -> Result<Gossiped, Refusal> {
     if data.len() > MAX_GOSSIP_MESSAGE {
         return Err(Refusal::Invalid(format!(
             "{} bytes, over the {MAX_GOSSIP_MESSAGE}-byte limit",
             data.len()
         )));
     }
-    let msg = match data.get(1) {
+    match data.get(1) {
         Some(&k) if k == Kind::SignedOffer as u8 => Signed::<Offer>::decode(data)
             .map(Gossiped::Offer)
-            .map_err(|e| Refusal::Invalid(format!("malformed offer: {e}")))?,
+            .map_err(|e| Refusal::Invalid(format!("malformed offer: {e}"))),
         Some(&k) if k == Kind::SignedWithdrawal as u8 => Signed::<Withdrawal>::decode(data)
             .map(Gossiped::Withdrawal)
-            .map_err(|e| Refusal::Invalid(format!("malformed withdrawal: {e}")))?,
-        _ => return Err(Refusal::Invalid("not an offer or withdrawal".into())),
-    };
-    let key = match &msg {
-        Gossiped::Offer(o) => o.payload.provider,
-        Gossiped::Withdrawal(w) => w.payload.provider,
-    };
-    if let Some(source) = source
-        && peer_id_of(&key).as_ref() != Some(source)
-    {
-        return Err(Refusal::Invalid(
-            "published by another key than the provider's".into(),
-        ));
+            .map_err(|e| Refusal::Invalid(format!("malformed withdrawal: {e}"))),
+        _ => Err(Refusal::Invalid("not an offer or withdrawal".into())),
     }
-    Ok(msg)
 }
 
 /// The libp2p peer id of a provider key (both are the same ed25519 key).
@@ -242,10 +231,10 @@ mod tests {
 
     #[test]
     fn garbage_is_invalid_not_ignored() {
-        assert!(matches!(decode(&[1, 7, 0], None), Err(Refusal::Invalid(_))));
-        assert!(matches!(decode(&[], None), Err(Refusal::Invalid(_))));
+        assert!(matches!(decode(&[1, 7, 0]), Err(Refusal::Invalid(_))));
+        assert!(matches!(decode(&[]), Err(Refusal::Invalid(_))));
         let big = vec![0u8; MAX_GOSSIP_MESSAGE + 1];
-        assert!(matches!(decode(&big, None), Err(Refusal::Invalid(_))));
+        assert!(matches!(decode(&big), Err(Refusal::Invalid(_))));
     }
 
     #[test]

@@ -8,12 +8,14 @@
 //! - Reachability: AutoNAT, circuit relay v2 (client always; server by configuration) and
 //!   DCUtR hole punching over relayed connections.
 //! - Offers: gossipsub with a topic per [`OfferClass`]; every message is decoded, checked
-//!   (size, kind, publisher key, registration when a chain is configured), batch-verified
+//!   (size, kind, registration when a chain is configured), batch-verified
 //!   and inserted into the order book before it is forwarded. A peer forwarding invalid
 //!   offers loses gossipsub score and is cut off when its score falls under the graylist
 //!   threshold (three invalid offers) or after `strikes_before_ban` of them.
 //! - Request-response: job requests ([`wire::JobRequest`] → [`wire::JobReply`]), results
-//!   ([`wire::JobResult`] → [`wire::ResultAck`]) and blob chunks by blake3 hash.
+//!   ([`wire::JobResult`] → [`wire::ResultAck`]), payments ([`wire::Payment`] →
+//!   [`wire::PaymentAck`]), dispute re-runs ([`wire::VerifyRequest`] →
+//!   [`wire::VerifyReply`]) and blob chunks by blake3 hash.
 //!
 //! Every queue is bounded: commands (256), events (1,024: an inbound request that finds the
 //! event queue full is refused as busy), pending gossip (4,096), concurrent streams per
@@ -23,6 +25,7 @@ mod actor;
 mod behaviour;
 pub mod config;
 pub mod gossip;
+mod rpc;
 pub mod wire;
 
 use std::sync::{Arc, Mutex};
@@ -36,7 +39,8 @@ use tokio::sync::{mpsc, oneshot};
 pub use config::{BlobSource, Clock, NetConfig, Registry, TransportKind, system_clock};
 pub use gossip::{OfferClass, peer_id_of};
 pub use wire::{
-    BlobReply, BlobRequest, JobReply, JobRequest, JobResult, MAX_RESULT, RefuseReason, ResultAck,
+    BlobReply, BlobRequest, JobReply, JobRequest, JobResult, MAX_RESULT, Payment, PaymentAck,
+    RefuseReason, ResultAck, VerifyReply, VerifyRequest,
 };
 
 /// Commands queued to the actor.
@@ -120,6 +124,24 @@ pub enum NetEvent {
         /// Where the acknowledgement goes.
         reply: oneshot::Sender<ResultAck>,
     },
+    /// A buyer pays (or withholds payment for) a job this node ran.
+    PaymentReceived {
+        /// The buyer's node.
+        peer: PeerId,
+        /// The payment.
+        payment: Box<Payment>,
+        /// Where the acknowledgement goes.
+        reply: oneshot::Sender<PaymentAck>,
+    },
+    /// A party of a dispute asks this node, drawn as a verifier, to re-run the job.
+    VerifyRequested {
+        /// The asking node.
+        peer: PeerId,
+        /// The request.
+        request: Box<VerifyRequest>,
+        /// Where the answer goes.
+        reply: oneshot::Sender<VerifyReply>,
+    },
     /// A connection to a peer opened (`address` holds `/p2p-circuit` when relayed).
     Connected {
         /// The peer.
@@ -184,21 +206,7 @@ pub(crate) enum Command {
         bytes: Vec<u8>,
         reply: oneshot::Sender<Result<(), NetError>>,
     },
-    Job {
-        peer: PeerId,
-        request: Box<JobRequest>,
-        reply: oneshot::Sender<Result<JobReply, NetError>>,
-    },
-    Result {
-        peer: PeerId,
-        result: Box<JobResult>,
-        reply: oneshot::Sender<Result<ResultAck, NetError>>,
-    },
-    Blob {
-        peer: PeerId,
-        request: BlobRequest,
-        reply: oneshot::Sender<Result<BlobReply, NetError>>,
-    },
+    Request(rpc::Outbound),
     Disconnect(PeerId),
     PublishRaw {
         class: OfferClass,
@@ -373,18 +381,18 @@ impl Network {
         Ok(())
     }
 
+    async fn request<R: rpc::Rpc>(&self, peer: PeerId, request: R) -> Result<R::Reply, NetError> {
+        self.ask(|reply| Command::Request(rpc::outbound(peer, request, reply)))
+            .await?
+    }
+
     /// Sends a job request and waits for the provider's answer.
     pub async fn request_job(
         &self,
         peer: PeerId,
         request: JobRequest,
     ) -> Result<JobReply, NetError> {
-        self.ask(|reply| Command::Job {
-            peer,
-            request: Box::new(request),
-            reply,
-        })
-        .await?
+        self.request(peer, request).await
     }
 
     /// Sends a job's result to the buyer's node.
@@ -393,12 +401,25 @@ impl Network {
         peer: PeerId,
         result: JobResult,
     ) -> Result<ResultAck, NetError> {
-        self.ask(|reply| Command::Result {
-            peer,
-            result: Box::new(result),
-            reply,
-        })
-        .await?
+        self.request(peer, result).await
+    }
+
+    /// Sends a payment (check secret and voucher) to the provider's node.
+    pub async fn send_payment(
+        &self,
+        peer: PeerId,
+        payment: Payment,
+    ) -> Result<PaymentAck, NetError> {
+        self.request(peer, payment).await
+    }
+
+    /// Asks a drawn verifier to re-run a disputed job.
+    pub async fn request_verify(
+        &self,
+        peer: PeerId,
+        request: VerifyRequest,
+    ) -> Result<VerifyReply, NetError> {
+        self.request(peer, request).await
     }
 
     /// Asks a peer for one chunk of a blob.
@@ -407,12 +428,7 @@ impl Network {
         peer: PeerId,
         request: BlobRequest,
     ) -> Result<BlobReply, NetError> {
-        self.ask(|reply| Command::Blob {
-            peer,
-            request,
-            reply,
-        })
-        .await?
+        self.request(peer, request).await
     }
 
     /// Fetches a whole blob from a peer, chunk by chunk, and checks it against its hash. A

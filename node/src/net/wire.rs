@@ -10,7 +10,7 @@ use futures::{AsyncReadExt, AsyncWriteExt, prelude::*};
 use libp2p::StreamProtocol;
 use sietch_market::codec::{Reader, Writer};
 use sietch_market::error::DecodeError;
-use sietch_market::{B256, Canonical, JobSpec, ResultCommitment, Ticket};
+use sietch_market::{B256, Canonical, JobSpec, ResultCommitment, Ticket, Voucher};
 
 /// Version byte of every message of these protocols.
 const WIRE_VERSION: u8 = 1;
@@ -21,6 +21,10 @@ pub const JOB_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/job/1");
 pub const RESULT_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/result/1");
 /// Blob chunks by blake3 hash.
 pub const BLOB_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/blob/1");
+/// Payments (check secret and voucher), from buyer to provider.
+pub const PAY_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/pay/1");
+/// Re-runs of disputed jobs, asked of the verifiers the escrow drew.
+pub const VERIFY_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/verify/1");
 
 /// Largest job request (the spec and the ticket; modules and inputs go by blob).
 pub const MAX_JOB_REQUEST: usize = 256 * 1024;
@@ -103,10 +107,9 @@ pub enum JobReply {
 pub struct JobResult {
     /// The job.
     pub job_id: B256,
-    /// How the job ended, in the sandbox's words (e.g. `exited 0`, `out of fuel`).
-    pub outcome: String,
-    /// The exit code, when the job exited.
-    pub exit_code: Option<i32>,
+    /// How the job ended: the sandbox's outcome tag and value (`Outcome::tag`), as the
+    /// output hash encodes them, so the buyer can recompute the hash from the outputs.
+    pub outcome: (u8, i32),
     /// Captured stdout.
     pub stdout: Vec<u8>,
     /// Files the job wrote to `/output`, by name.
@@ -124,6 +127,59 @@ pub enum ResultAck {
     Received,
     /// The buyer knows no such job.
     UnknownJob,
+}
+
+/// A buyer's word on a job whose result it received: the revealed spot-check secret and,
+/// when it accepts the result, a new cumulative voucher for the ticket's channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    /// The job.
+    pub job_id: B256,
+    /// The secret whose commit the ticket carries (`keccak256(secret) == check_commit`).
+    pub secret: B256,
+    /// The voucher paying the job, with the buyer's EIP-712 signature; `None` when the
+    /// buyer withholds payment (`note` says why), which the provider answers by claiming the
+    /// ticket on chain.
+    pub voucher: Option<(Voucher, [u8; 65])>,
+    /// Why payment is withheld, or empty.
+    pub note: String,
+}
+
+/// A provider's answer to a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentAck {
+    /// Recorded.
+    Accepted,
+    /// Not recorded; the message says why (wrong channel, voucher below the last one, ...).
+    Refused {
+        /// Why.
+        message: String,
+    },
+}
+
+/// Asks a verifier the escrow drew for a disputed ticket to re-run the job and post its
+/// verdict on chain. Sent by either party of the dispute; the verifier checks the ticket on
+/// chain and fetches the module and inputs from the sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyRequest {
+    /// The escrow's id of the disputed ticket.
+    pub ticket_id: B256,
+    /// The disputed job (its id seeds the sandbox, as in the original run).
+    pub job_id: B256,
+    /// What ran; its hash must be the ticket's spec hash.
+    pub spec: JobSpec,
+}
+
+/// A verifier's answer to a verify request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyReply {
+    /// The verifier re-runs the job and posts its verdict.
+    Accepted,
+    /// It does not (not drawn, already voted, spec mismatch, ...).
+    Refused {
+        /// Why.
+        message: String,
+    },
 }
 
 /// A request for part of a blob.
@@ -268,8 +324,8 @@ impl WireMessage for JobResult {
     const MAX: usize = MAX_RESULT;
     fn write(&self, w: &mut Writer) {
         w.b256(&self.job_id);
-        w.str(truncate(&self.outcome, MAX_TEXT));
-        w.option(self.exit_code.as_ref(), |w, c| w.u32(*c as u32));
+        w.u8(self.outcome.0);
+        w.u32(self.outcome.1 as u32);
         w.bytes(&self.stdout);
         w.count(self.files.len());
         for (name, data) in &self.files {
@@ -282,8 +338,7 @@ impl WireMessage for JobResult {
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             job_id: r.b256()?,
-            outcome: r.string("outcome", MAX_TEXT)?,
-            exit_code: r.option("exit code", |r| r.u32().map(|c| c as i32))?,
+            outcome: (r.u8()?, r.u32()? as i32),
             stdout: r.bytes("stdout", MAX_RESULT)?.to_vec(),
             files: r.list("output files", MAX_OUTPUT_FILES, |r| {
                 Ok((
@@ -360,6 +415,105 @@ impl WireMessage for BlobReply {
                 tag,
             }),
         }
+    }
+}
+
+impl WireMessage for Payment {
+    const TAG: u8 = 7;
+    const MAX: usize = 2 * 1024;
+    fn write(&self, w: &mut Writer) {
+        w.b256(&self.job_id);
+        w.b256(&self.secret);
+        w.option(self.voucher.as_ref(), |w, (v, sig)| {
+            w.bytes(&v.encode());
+            w.fixed(sig);
+        });
+        w.str(truncate(&self.note, MAX_TEXT));
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            job_id: r.b256()?,
+            secret: r.b256()?,
+            voucher: r.option("voucher", |r| Ok((nested(r, "voucher")?, read_sig(r)?)))?,
+            note: r.string("payment note", MAX_TEXT)?,
+        })
+    }
+}
+
+/// Writes a yes-or-reason answer.
+fn write_verdict(w: &mut Writer, refused: Option<&str>) {
+    match refused {
+        None => w.u8(0),
+        Some(m) => {
+            w.u8(1);
+            w.str(truncate(m, MAX_TEXT));
+        }
+    }
+}
+
+/// Reads a yes-or-reason answer: `None` for yes.
+fn read_verdict(r: &mut Reader<'_>, what: &'static str) -> Result<Option<String>, DecodeError> {
+    match r.u8()? {
+        0 => Ok(None),
+        1 => Ok(Some(r.string(what, MAX_TEXT)?)),
+        tag => Err(DecodeError::BadTag { what, tag }),
+    }
+}
+
+impl WireMessage for PaymentAck {
+    const TAG: u8 = 8;
+    const MAX: usize = MAX_JOB_REPLY;
+    fn write(&self, w: &mut Writer) {
+        write_verdict(
+            w,
+            match self {
+                Self::Accepted => None,
+                Self::Refused { message } => Some(message),
+            },
+        );
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match read_verdict(r, "payment ack")? {
+            None => Self::Accepted,
+            Some(message) => Self::Refused { message },
+        })
+    }
+}
+
+impl WireMessage for VerifyRequest {
+    const TAG: u8 = 9;
+    const MAX: usize = MAX_JOB_REQUEST;
+    fn write(&self, w: &mut Writer) {
+        w.b256(&self.ticket_id);
+        w.b256(&self.job_id);
+        w.bytes(&self.spec.encode());
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            ticket_id: r.b256()?,
+            job_id: r.b256()?,
+            spec: nested(r, "job spec")?,
+        })
+    }
+}
+
+impl WireMessage for VerifyReply {
+    const TAG: u8 = 10;
+    const MAX: usize = MAX_JOB_REPLY;
+    fn write(&self, w: &mut Writer) {
+        write_verdict(
+            w,
+            match self {
+                Self::Accepted => None,
+                Self::Refused { message } => Some(message),
+            },
+        );
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match read_verdict(r, "verify reply")? {
+            None => Self::Accepted,
+            Some(message) => Self::Refused { message },
+        })
     }
 }
 
@@ -490,6 +644,47 @@ mod tests {
         assert!(matches!(
             BlobReply::from_bytes(&b),
             Err(DecodeError::WrongKind { .. })
+        ));
+    }
+
+    #[test]
+    fn payments_and_verify_messages_round_trip() {
+        let p = Payment {
+            job_id: B256::repeat_byte(1),
+            secret: B256::repeat_byte(2),
+            voucher: Some((
+                Voucher {
+                    channel_id: B256::repeat_byte(3),
+                    cumulative_amount: sietch_market::U256::from(99),
+                },
+                [4u8; 65],
+            )),
+            note: String::new(),
+        };
+        assert_eq!(Payment::from_bytes(&p.to_bytes()).unwrap(), p);
+        let withheld = Payment {
+            voucher: None,
+            note: "check failed".into(),
+            ..p
+        };
+        assert_eq!(Payment::from_bytes(&withheld.to_bytes()).unwrap(), withheld);
+        for a in [
+            PaymentAck::Accepted,
+            PaymentAck::Refused {
+                message: "stale".into(),
+            },
+        ] {
+            assert_eq!(PaymentAck::from_bytes(&a.to_bytes()).unwrap(), a);
+        }
+        let v = VerifyReply::Refused {
+            message: "not drawn".into(),
+        };
+        assert_eq!(VerifyReply::from_bytes(&v.to_bytes()).unwrap(), v);
+        let mut bad = PaymentAck::Accepted.to_bytes();
+        bad[2] = 9;
+        assert!(matches!(
+            PaymentAck::from_bytes(&bad),
+            Err(DecodeError::BadTag { .. })
         ));
     }
 

@@ -1,0 +1,956 @@
+//! The buyer role: submit jobs, check them, pay for them.
+//!
+//! For each job: match offers in the book (requirements, price, stake against the job's
+//! value, reputation and latency), take a **lane** to the chosen provider (a payment channel
+//! with no other job in flight: each ticket's range on the channel's cumulative line then
+//! starts where the last voucher ended, so a ticket claimed on chain never pays a job twice
+//! nor one too little), sign a ticket committing to a fresh check secret, send the request,
+//! wait for the result, hold it to the provider's signed commitment (signature, job, spec,
+//! output hash recomputed from the outputs), reveal the secret and, when the job is sampled,
+//! have it re-run elsewhere by the verifier ([`sietch_verifier`]). An accepted job is paid by
+//! a new cumulative voucher; a provider found wrong is not paid, and its ticket, if it claims
+//! it, is disputed on chain. A provider that refuses, vanishes, answers garbage or fails its
+//! check is left for the next offer.
+//!
+//! Lanes are opened on chain on demand (`openChannel`, a deposit of `channel_deposit` or
+//! what the job needs) and topped up when they run low; without a chain (tests, private
+//! networks) a lane is a local channel id and vouchers are signed all the same.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alloy::signers::local::PrivateKeySigner;
+use async_trait::async_trait;
+use libp2p::PeerId;
+use rand::{Rng, SeedableRng};
+use sietch_contracts::SietchEscrow::SietchEscrowEvents;
+use sietch_market::eip712::{Domain, TypedData};
+use sietch_market::{Address, B256, JobSpec, Offer, Ticket, U256, Voucher, check_commit, job_id};
+use sietch_verifier::{
+    Check, Decision, Executor, Job, OutcomeCode, Outputs, ReputationTable, RerunError,
+    RerunRequest, RunResult, Verifier, VerifierConfig,
+};
+use tokio::sync::{Notify, oneshot};
+
+use crate::chain::Chain;
+use crate::config::NodeConfig;
+use crate::events::{Events, NodeEvent};
+use crate::jobs;
+use crate::net::{self, JobReply, JobRequest, JobResult, Network, Payment, ResultAck};
+use crate::store::{EvmSigned, JobRecord, JobState, ReputationEvent, Side, Store};
+
+/// Providers tried for one job before giving up.
+const MAX_ATTEMPTS: usize = 5;
+/// Offers considered per job.
+const CANDIDATES: usize = 32;
+/// Jobs waiting for a result, at most (each holds a lane).
+const MAX_IN_FLIGHT: usize = 4096;
+/// Extra time for a result beyond the job's wall-time limit (transfers, queues).
+const RESULT_SLACK: Duration = Duration::from_secs(30);
+/// How long a ticket lets the provider claim it, beyond the job's deadline.
+const TICKET_TTL_SECS: u64 = 3600;
+
+fn now() -> u64 {
+    (net::system_clock())()
+}
+
+/// Why a job could not be done.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuyError {
+    /// No offer in the book can run the spec.
+    #[error("no offer matches: {0}")]
+    NoMatch(String),
+    /// Every provider tried refused, vanished or failed.
+    #[error("no provider delivered after {attempts} attempts; last: {last}")]
+    Exhausted {
+        /// Providers tried.
+        attempts: usize,
+        /// The last reason.
+        last: String,
+    },
+    /// The spec's module or inputs are not in the node's blob store.
+    #[error("blob {0} is not in the node's store: upload it first")]
+    MissingBlob(B256),
+    /// The node's store or chain failed.
+    #[error("{0}")]
+    Node(String),
+}
+
+fn node_err(e: impl std::fmt::Display) -> BuyError {
+    BuyError::Node(e.to_string())
+}
+
+/// How a job ended, for the submitter.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The job.
+    pub job_id: B256,
+    /// The provider whose result stands.
+    pub provider: Address,
+    /// Its result (outputs and signed commitment).
+    pub result: JobResult,
+    /// Paid: the amount of the voucher for it. Zero when payment was withheld.
+    pub paid: U256,
+    /// The spot check, if the job was sampled.
+    pub check: Option<Decision>,
+    /// Time from submission to the verified result.
+    pub elapsed: Duration,
+}
+
+/// One lane: a channel to a provider and where its cumulative line stands.
+#[derive(Debug, Clone)]
+struct Lane {
+    channel: B256,
+    provider: Address,
+    /// Latest voucher signed (the next ticket's range starts here).
+    cumulative: U256,
+    /// What the channel holds in all (deposits).
+    deposit: U256,
+    busy: bool,
+    /// A job on it ended without a voucher: its ticket may still be claimed, so the lane
+    /// takes no more tickets.
+    retired: bool,
+}
+
+/// A lane taken for one job.
+#[derive(Debug, Clone, Copy)]
+struct Taken {
+    channel: B256,
+    provider: Address,
+    cumulative_before: U256,
+}
+
+/// A result delivered for a ticket, waiting for the buyer's decision.
+#[derive(Debug, Clone)]
+struct Delivered {
+    peer: PeerId,
+    taken: Taken,
+    ticket: EvmSigned<Ticket>,
+    secret: B256,
+    result: JobResult,
+}
+
+/// The buyer.
+pub struct Buyer {
+    config: NodeConfig,
+    store: Arc<Store>,
+    net: Network,
+    events: Events,
+    evm: PrivateKeySigner,
+    domain: Domain,
+    chain: Option<Chain>,
+    lanes: Mutex<Vec<Lane>>,
+    lane_freed: Notify,
+    /// Jobs waiting for their result, by (job, provider's peer).
+    waiting: Mutex<HashMap<(B256, PeerId), oneshot::Sender<JobResult>>>,
+    /// Re-run results waiting for the check's decision, by (job, provider).
+    reruns: Mutex<HashMap<(B256, Address), Delivered>>,
+    /// Jobs whose provider was found wrong: their ticket is disputed if claimed.
+    wrong: Mutex<HashMap<B256, Check>>,
+    reputation: Mutex<ReputationTable>,
+    rng: Mutex<rand::rngs::StdRng>,
+}
+
+/// The buyer's parts, from the service.
+pub(crate) struct BuyerParts {
+    pub(crate) config: NodeConfig,
+    pub(crate) store: Arc<Store>,
+    pub(crate) net: Network,
+    pub(crate) events: Events,
+    pub(crate) evm: PrivateKeySigner,
+    pub(crate) domain: Domain,
+    pub(crate) chain: Option<Chain>,
+}
+
+impl Buyer {
+    pub(crate) fn new(p: BuyerParts) -> Arc<Self> {
+        let seed = p
+            .config
+            .test_seed
+            .unwrap_or_else(|| rand::rngs::OsRng.r#gen());
+        Arc::new(Self {
+            config: p.config,
+            store: p.store,
+            net: p.net,
+            events: p.events,
+            evm: p.evm,
+            domain: p.domain,
+            chain: p.chain,
+            lanes: Mutex::new(Vec::new()),
+            lane_freed: Notify::new(),
+            waiting: Mutex::new(HashMap::new()),
+            reruns: Mutex::new(HashMap::new()),
+            wrong: Mutex::new(HashMap::new()),
+            reputation: Mutex::new(ReputationTable::default()),
+            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+        })
+    }
+
+    /// The node's EVM address (the buyer of its jobs).
+    pub fn address(&self) -> Address {
+        self.evm.address()
+    }
+
+    fn emit(&self, e: NodeEvent) {
+        self.events.emit(e);
+    }
+
+    fn random_b256(&self) -> B256 {
+        let mut b = [0u8; 32];
+        if let Ok(mut r) = self.rng.lock() {
+            r.fill(&mut b);
+        }
+        B256::from(b)
+    }
+
+    // ---------------------------------------------------------------- submit
+
+    /// Runs `spec` on the network: the module and inputs must be in the node's blob store.
+    /// Returns when the result is verified (where sampled) and paid.
+    pub async fn submit(self: &Arc<Self>, spec: JobSpec) -> Result<Finished, BuyError> {
+        let started = Instant::now();
+        for hash in blob_hashes(&spec) {
+            if !self.store.blobs().has(&hash) {
+                return Err(BuyError::MissingBlob(hash));
+            }
+        }
+        let nonce: u64 = self.rng.lock().map(|mut r| r.r#gen()).unwrap_or(0);
+        let id = job_id(self.address(), nonce, spec.hash());
+        let record = JobRecord::new(id, spec.hash(), Address::ZERO, now());
+        self.store
+            .insert_job(Side::Buyer, &spec, &record)
+            .map_err(node_err)?;
+        self.emit(NodeEvent::Submitted {
+            job: id.to_string(),
+        });
+        let r = self.run(&spec, id, started).await;
+        if let Err(e) = &r {
+            let note: String = e.to_string().chars().take(200).collect();
+            let _ = self
+                .store
+                .set_job_state(Side::Buyer, &id, JobState::Failed, &note, now());
+            self.emit(NodeEvent::Finished {
+                job: id.to_string(),
+                state: "failed".into(),
+                millis: started.elapsed().as_millis() as u64,
+            });
+        }
+        r
+    }
+
+    async fn run(
+        self: &Arc<Self>,
+        spec: &JobSpec,
+        id: B256,
+        started: Instant,
+    ) -> Result<Finished, BuyError> {
+        let offers = self.candidates(spec)?;
+        let mut last = String::from("no provider tried");
+        for (attempt, offer) in offers.iter().take(MAX_ATTEMPTS).enumerate() {
+            self.emit(NodeEvent::Sent {
+                job: id.to_string(),
+                provider: offer.evm_address.to_string(),
+                attempt: attempt as u32 + 1,
+            });
+            let delivered = match self.attempt(spec, id, offer).await {
+                Ok(d) => d,
+                Err(why) => {
+                    self.emit(NodeEvent::Retrying {
+                        job: id.to_string(),
+                        provider: offer.evm_address.to_string(),
+                        reason: why.clone(),
+                    });
+                    last = why;
+                    continue;
+                }
+            };
+            let _ = self
+                .store
+                .set_ticket(Side::Buyer, &id, &delivered.ticket, now());
+            let _ = self.store.record_result(
+                Side::Buyer,
+                &id,
+                &EvmSigned::new(delivered.result.commitment, delivered.result.signature),
+                now(),
+            );
+            self.emit(NodeEvent::ResultIn {
+                job: id.to_string(),
+                outcome: jobs::outcome_text(&delivered.result),
+                amount: delivered.result.commitment.amount.to_string(),
+            });
+            let (check, majority) = match self.check(spec, offer, &delivered).await {
+                Some((c, m)) => (Some(c), m),
+                None => (None, None),
+            };
+            let decision = check.as_ref().map(|c| c.decision);
+            if let Some(c) = &check {
+                self.record_check(c);
+            }
+            return match check {
+                Some(c) if c.decision == Decision::ProviderWrong => {
+                    // Withhold, keep the evidence for the dispute, and take the result the
+                    // majority computed.
+                    self.withhold(
+                        &delivered,
+                        "spot check failed: the majority of re-runs differ",
+                    )
+                    .await;
+                    let _ = self.store.record_check(&id, false, now());
+                    if let Ok(mut w) = self.wrong.lock() {
+                        w.insert(id, c);
+                    }
+                    self.emit(NodeEvent::Finished {
+                        job: id.to_string(),
+                        state: "withheld".into(),
+                        millis: started.elapsed().as_millis() as u64,
+                    });
+                    match majority {
+                        Some((provider, result)) => Ok(Finished {
+                            job_id: id,
+                            provider,
+                            result,
+                            paid: U256::ZERO,
+                            check: decision,
+                            elapsed: started.elapsed(),
+                        }),
+                        None => Err(BuyError::Exhausted {
+                            attempts: attempt + 1,
+                            last: "the provider was found wrong".into(),
+                        }),
+                    }
+                }
+                other => {
+                    if other.is_some() {
+                        let _ = self.store.record_check(&id, true, now());
+                    }
+                    let paid = self.pay(&delivered, Some(id)).await?;
+                    self.emit(NodeEvent::Finished {
+                        job: id.to_string(),
+                        state: "paid".into(),
+                        millis: started.elapsed().as_millis() as u64,
+                    });
+                    Ok(Finished {
+                        job_id: id,
+                        provider: offer.evm_address,
+                        result: delivered.result,
+                        paid,
+                        check: decision,
+                        elapsed: started.elapsed(),
+                    })
+                }
+            };
+        }
+        Err(BuyError::Exhausted {
+            attempts: offers.len().min(MAX_ATTEMPTS),
+            last,
+        })
+    }
+
+    /// Offers that can run `spec`, best first.
+    fn candidates(&self, spec: &JobSpec) -> Result<Vec<Offer>, BuyError> {
+        let book = self.net.book();
+        let book = book.lock().map_err(node_err)?;
+        let reputation = self.reputation.lock().map_err(node_err)?;
+        let found = book
+            .find(spec, now(), &*reputation, CANDIDATES)
+            .map_err(|e| BuyError::NoMatch(e.to_string()))?;
+        Ok(found
+            .iter()
+            .filter_map(|m| book.get(&m.provider).map(|s| s.payload.clone()))
+            .filter(|o| o.evm_address != self.address())
+            .collect())
+    }
+
+    /// Sends the job to one provider and waits for a result that holds to its commitment.
+    async fn attempt(&self, spec: &JobSpec, id: B256, offer: &Offer) -> Result<Delivered, String> {
+        let peer = net::peer_id_of(&offer.provider).ok_or("the offer's key is not a peer id")?;
+        for a in &offer.addresses {
+            if let Ok(a) = a.parse() {
+                let _ = self.net.add_address(peer, a).await;
+            }
+        }
+        let max_amount = jobs::max_cost(spec, offer.prices.per_gfuel).min(spec.price_cap);
+        let taken = self
+            .take_lane(offer.evm_address, U256::from(max_amount))
+            .await?;
+        let secret = self.random_b256();
+        let ticket = Ticket {
+            job_id: id,
+            spec_hash: spec.hash(),
+            channel_id: taken.channel,
+            cumulative_before: taken.cumulative_before,
+            max_amount: U256::from(max_amount),
+            deadline: spec.deadline.max(now()) + TICKET_TTL_SECS,
+            check_commit: check_commit(&secret),
+        };
+        let signature = match ticket.sign(&self.domain, &self.evm) {
+            Ok(s) => s,
+            Err(e) => {
+                self.release_lane(&taken, false);
+                return Err(format!("cannot sign the ticket: {e}"));
+            }
+        };
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut w = self.waiting.lock().map_err(|_| "buyer state")?;
+            if w.len() >= MAX_IN_FLIGHT {
+                self.release_lane(&taken, false);
+                return Err("too many jobs in flight".into());
+            }
+            w.insert((id, peer), tx);
+        }
+        let request = JobRequest {
+            spec: spec.clone(),
+            ticket,
+            ticket_signature: signature,
+        };
+        let outcome = async {
+            match self.net.request_job(peer, request).await {
+                Ok(JobReply::Accepted { .. }) => {}
+                Ok(JobReply::Refused { reason, message }) => {
+                    return Err((false, format!("refused ({reason:?}): {message}")));
+                }
+                Err(e) => return Err((false, format!("unreachable: {e}"))),
+            }
+            let wait = Duration::from_millis(spec.limits.wall_time_ms) + RESULT_SLACK;
+            match tokio::time::timeout(wait, rx).await {
+                Ok(Ok(r)) => Ok(r),
+                // Accepted and never answered: its ticket may still be claimed.
+                _ => Err((true, format!("no result within {} s", wait.as_secs()))),
+            }
+        }
+        .await;
+        if let Ok(mut w) = self.waiting.lock() {
+            w.remove(&(id, peer));
+        }
+        let result = match outcome {
+            Ok(r) => r,
+            Err((retire, why)) => {
+                self.release_lane(&taken, retire);
+                return Err(why);
+            }
+        };
+        let delivered = Delivered {
+            peer,
+            taken,
+            ticket: EvmSigned::new(ticket, signature),
+            secret,
+            result,
+        };
+        if let Err(why) = self.hold_to_commitment(&delivered, offer) {
+            self.withhold(&delivered, &why).await;
+            if let Ok(mut r) = self.reputation.lock() {
+                r.count(offer.provider, sietch_verifier::Event::CheckFailed);
+            }
+            let _ = self
+                .store
+                .record_reputation(&offer.evm_address, ReputationEvent::CheckFailed);
+            return Err(why);
+        }
+        Ok(delivered)
+    }
+
+    /// A result must be signed by the offer's account, for this job and ticket, within the
+    /// ticket's maximum, and its outputs must hash to what the commitment says.
+    fn hold_to_commitment(&self, d: &Delivered, offer: &Offer) -> Result<(), String> {
+        let c = &d.result.commitment;
+        let t = &d.ticket.message;
+        if c.job_id != t.job_id || d.result.job_id != t.job_id {
+            return Err("the result is for another job".into());
+        }
+        if c.spec_hash != t.spec_hash {
+            return Err("the result's spec hash is not the job's".into());
+        }
+        if c.amount > t.max_amount {
+            return Err(format!(
+                "the result charges {} over the ticket's {}",
+                c.amount, t.max_amount
+            ));
+        }
+        c.verify(&self.domain, &d.result.signature, offer.evm_address)
+            .map_err(|e| format!("the result's signature: {e}"))?;
+        match jobs::output_hash_of(&d.result) {
+            Some(h) if h == c.output_hash => Ok(()),
+            _ => Err("the outputs do not hash to the committed output hash".into()),
+        }
+    }
+
+    /// Routes a result from the network to the job waiting for it.
+    pub(crate) fn on_result(&self, peer: PeerId, result: JobResult) -> ResultAck {
+        let waiter = self
+            .waiting
+            .lock()
+            .ok()
+            .and_then(|mut w| w.remove(&(result.job_id, peer)));
+        match waiter {
+            Some(tx) => {
+                let _ = tx.send(result);
+                ResultAck::Received
+            }
+            None => ResultAck::UnknownJob,
+        }
+    }
+
+    // ---------------------------------------------------------------- checks
+
+    /// Reveals the secret and, when the job is sampled, has the verifier re-run it; pays or
+    /// withholds the re-runs by the decision. When the provider is found wrong, also returns
+    /// the result of a re-run on the majority's side: the one the buyer keeps.
+    async fn check(
+        self: &Arc<Self>,
+        spec: &JobSpec,
+        offer: &Offer,
+        d: &Delivered,
+    ) -> Option<(Check, Option<(Address, JobResult)>)> {
+        let sampled = sietch_market::is_checked(
+            &d.secret,
+            &d.ticket.message.job_id,
+            spec.verification.sampling_ppm,
+        );
+        if !sampled {
+            return None;
+        }
+        self.emit(NodeEvent::Checking {
+            job: d.ticket.message.job_id.to_string(),
+            reruns: u32::from(spec.verification.reruns.max(1)),
+        });
+        let select = if self.config.verify_local_network {
+            sietch_verifier::SelectConfig::local()
+        } else {
+            sietch_verifier::SelectConfig::default()
+        };
+        let verifier = Verifier::new(
+            NetExecutor(self.clone()),
+            self.domain,
+            VerifierConfig {
+                select,
+                ..VerifierConfig::default()
+            },
+        );
+        let candidates: Vec<Offer> = {
+            let book = self.net.book();
+            let Ok(book) = book.lock() else { return None };
+            sietch_verifier::candidates(&book, spec, now(), CANDIDATES)
+                .into_iter()
+                .filter(|o| o.evm_address != self.address())
+                .cloned()
+                .collect()
+        };
+        let refs: Vec<&Offer> = candidates.iter().collect();
+        let run = RunResult {
+            commitment: d.result.commitment,
+            signature: d.result.signature,
+            outputs: Some(outputs_of(&d.result)),
+        };
+        let job = Job {
+            spec,
+            ticket: &d.ticket.message,
+            ticket_signature: Some(d.ticket.signature),
+            secret: d.secret,
+            provider: offer,
+            result: &run,
+        };
+        let mut rng = rand::rngs::StdRng::from_seed(self.random_b256().0);
+        let check = verifier.check(&job, &refs, now(), &mut rng).await;
+        let id = d.ticket.message.job_id;
+        let check = match check {
+            Ok(c) => c,
+            Err(e) => {
+                self.emit(NodeEvent::Warning {
+                    message: format!("the check of job {id} could not run: {e}"),
+                });
+                self.settle_reruns(id, None).await;
+                return None;
+            }
+        };
+        let majority = (check.decision == Decision::ProviderWrong)
+            .then(|| {
+                let owner = check.runs.iter().find(|r| !r.agreement.agrees())?.owner;
+                let r = self.reruns.lock().ok()?;
+                r.get(&(id, owner)).map(|d| (owner, d.result.clone()))
+            })
+            .flatten();
+        self.settle_reruns(id, Some(&check)).await;
+        self.emit(NodeEvent::Checked {
+            job: id.to_string(),
+            passed: check.pays(),
+        });
+        Some((check, majority))
+    }
+
+    fn record_check(&self, check: &Check) {
+        if let Ok(mut r) = self.reputation.lock() {
+            r.record_check(check);
+        }
+    }
+
+    /// Pays the re-runs of a check that sided with its decision (or every one when the
+    /// check could not decide), and withholds from those against it.
+    async fn settle_reruns(&self, id: B256, check: Option<&Check>) {
+        let pending: Vec<Delivered> = match self.reruns.lock() {
+            Ok(mut r) => {
+                let keys: Vec<_> = r.keys().filter(|(j, _)| *j == id).copied().collect();
+                keys.into_iter().filter_map(|k| r.remove(&k)).collect()
+            }
+            Err(_) => return,
+        };
+        for d in pending {
+            let against = check.is_some_and(|c| {
+                let right = !matches!(c.decision, Decision::ProviderWrong);
+                c.runs
+                    .iter()
+                    .find(|r| r.owner == d.taken.provider)
+                    .is_some_and(|r| r.agreement.agrees() != right)
+            });
+            if against {
+                self.withhold(&d, "this re-run is against the check's majority")
+                    .await;
+            } else if let Err(e) = self.pay(&d, None).await {
+                tracing::warn!("paying a re-run of {id}: {e}");
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- pay
+
+    /// Signs the voucher that pays `d` and sends it with the secret; frees the lane.
+    /// `job` is the buyer's own job record to settle (not for re-runs).
+    async fn pay(&self, d: &Delivered, job: Option<B256>) -> Result<U256, BuyError> {
+        let amount = d.result.commitment.amount;
+        let voucher = Voucher {
+            channel_id: d.taken.channel,
+            cumulative_amount: d.taken.cumulative_before + amount,
+        };
+        let sig = voucher.sign(&self.domain, &self.evm).map_err(node_err)?;
+        let signed = EvmSigned::new(voucher, sig);
+        match job {
+            Some(id) => {
+                self.store
+                    .settle_job(Side::Buyer, &id, &signed, now())
+                    .map_err(node_err)?;
+            }
+            None => {
+                self.store.put_voucher(&signed).map_err(node_err)?;
+            }
+        }
+        self.advance_lane(&d.taken, voucher.cumulative_amount);
+        let payment = Payment {
+            job_id: d.ticket.message.job_id,
+            secret: d.secret,
+            voucher: Some((voucher, sig)),
+            note: String::new(),
+        };
+        // The provider keeps the ticket either way; a lost payment is claimed on chain.
+        if let Err(e) = self.net.send_payment(d.peer, payment).await {
+            tracing::warn!("sending the payment of {}: {e}", d.ticket.message.job_id);
+        }
+        Ok(amount)
+    }
+
+    /// Tells the provider it is not paid, and why; the lane takes no more tickets.
+    async fn withhold(&self, d: &Delivered, why: &str) {
+        self.release_lane(&d.taken, true);
+        let payment = Payment {
+            job_id: d.ticket.message.job_id,
+            secret: d.secret,
+            voucher: None,
+            note: why.to_owned(),
+        };
+        let _ = self.net.send_payment(d.peer, payment).await;
+    }
+
+    // ---------------------------------------------------------------- lanes
+
+    /// A lane to `provider` that can pay `need` more: a free one, a new one, or a topped-up
+    /// one; waits for a lane to free up when `max_lanes` are busy.
+    async fn take_lane(&self, provider: Address, need: U256) -> Result<Taken, String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut top_up: Option<(B256, U256)> = None;
+            let mut open = false;
+            {
+                let mut lanes = self.lanes.lock().map_err(|_| "buyer state")?;
+                let count = lanes
+                    .iter()
+                    .filter(|l| l.provider == provider && !l.retired)
+                    .count();
+                let free_funded = lanes.iter_mut().find(|l| {
+                    l.provider == provider
+                        && !l.retired
+                        && !l.busy
+                        && l.deposit >= l.cumulative + need
+                });
+                if let Some(l) = free_funded {
+                    l.busy = true;
+                    return Ok(Taken {
+                        channel: l.channel,
+                        provider,
+                        cumulative_before: l.cumulative,
+                    });
+                }
+                if let Some(l) = lanes
+                    .iter_mut()
+                    .find(|l| l.provider == provider && !l.retired && !l.busy)
+                {
+                    l.busy = true;
+                    top_up = Some((l.channel, l.cumulative + need));
+                } else if count < self.config.max_lanes as usize {
+                    open = true;
+                }
+            }
+            if let Some((channel, end)) = top_up {
+                return self.top_up(channel, provider, end).await;
+            }
+            if open {
+                return self.open_lane(provider, need).await;
+            }
+            if Instant::now() >= deadline {
+                return Err("every lane to this provider stayed busy".into());
+            }
+            let _ =
+                tokio::time::timeout(Duration::from_millis(500), self.lane_freed.notified()).await;
+        }
+    }
+
+    fn deposit_for(&self, need: U256) -> U256 {
+        U256::from(self.config.channel_deposit).max(need)
+    }
+
+    async fn open_lane(&self, provider: Address, need: U256) -> Result<Taken, String> {
+        let deposit = self.deposit_for(need);
+        let channel = match &self.chain {
+            Some(chain) => {
+                let min = chain.min_deposit().await.map_err(|e| e.to_string())?;
+                let deposit = deposit.max(U256::from(min));
+                let amount: u128 = deposit.try_into().map_err(|_| "deposit over 128 bits")?;
+                let id = chain
+                    .open_channel(provider, amount)
+                    .await
+                    .map_err(|e| format!("cannot open a channel: {e}"))?;
+                self.emit(NodeEvent::ChannelOpened {
+                    channel: id.to_string(),
+                    provider: provider.to_string(),
+                    deposit: deposit.to_string(),
+                });
+                id
+            }
+            None => self.random_b256(),
+        };
+        let mut lanes = self.lanes.lock().map_err(|_| "buyer state")?;
+        lanes.push(Lane {
+            channel,
+            provider,
+            cumulative: U256::ZERO,
+            deposit,
+            busy: true,
+            retired: false,
+        });
+        Ok(Taken {
+            channel,
+            provider,
+            cumulative_before: U256::ZERO,
+        })
+    }
+
+    async fn top_up(&self, channel: B256, provider: Address, end: U256) -> Result<Taken, String> {
+        let (cumulative, deposit) = self
+            .lanes
+            .lock()
+            .ok()
+            .and_then(|l| {
+                l.iter()
+                    .find(|l| l.channel == channel)
+                    .map(|l| (l.cumulative, l.deposit))
+            })
+            .ok_or("lane vanished")?;
+        let add = self.deposit_for(end.saturating_sub(deposit));
+        if let Some(chain) = &self.chain {
+            let amount: u128 = add.try_into().map_err(|_| "top-up over 128 bits")?;
+            if let Err(e) = chain.top_up(channel, amount).await {
+                self.release_lane(
+                    &Taken {
+                        channel,
+                        provider,
+                        cumulative_before: cumulative,
+                    },
+                    false,
+                );
+                return Err(format!("cannot top up the channel: {e}"));
+            }
+        }
+        if let Ok(mut lanes) = self.lanes.lock()
+            && let Some(l) = lanes.iter_mut().find(|l| l.channel == channel)
+        {
+            l.deposit += add;
+        }
+        Ok(Taken {
+            channel,
+            provider,
+            cumulative_before: cumulative,
+        })
+    }
+
+    fn release_lane(&self, t: &Taken, retire: bool) {
+        if let Ok(mut lanes) = self.lanes.lock()
+            && let Some(l) = lanes.iter_mut().find(|l| l.channel == t.channel)
+        {
+            l.busy = false;
+            l.retired |= retire;
+        }
+        self.lane_freed.notify_waiters();
+    }
+
+    fn advance_lane(&self, t: &Taken, cumulative: U256) {
+        if let Ok(mut lanes) = self.lanes.lock()
+            && let Some(l) = lanes.iter_mut().find(|l| l.channel == t.channel)
+        {
+            l.cumulative = l.cumulative.max(cumulative);
+            l.busy = false;
+        }
+        self.lane_freed.notify_waiters();
+    }
+
+    /// The buyer's channels and what is owed on each, for the API and the devnet.
+    pub fn channels(&self) -> Vec<(B256, Address, U256, U256)> {
+        self.lanes
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .map(|l| (l.channel, l.provider, l.cumulative, l.deposit))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Starts closing every channel (the provider then has the close delay to claim).
+    pub async fn close_all(&self) -> Vec<B256> {
+        let Some(chain) = &self.chain else {
+            return Vec::new();
+        };
+        let channels: Vec<B256> = self.channels().iter().map(|c| c.0).collect();
+        for c in &channels {
+            if let Err(e) = chain.start_close(*c).await {
+                tracing::warn!("closing channel {c}: {e}");
+            }
+            if let Ok(mut lanes) = self.lanes.lock()
+                && let Some(l) = lanes.iter_mut().find(|l| l.channel == *c)
+            {
+                l.retired = true;
+            }
+        }
+        channels
+    }
+
+    // ---------------------------------------------------------------- disputes
+
+    /// What the buyer does about an escrow event: dispute a claimed ticket of a job whose
+    /// provider was found wrong (or that never delivered), draw the verifiers, send them the
+    /// job, and settle once they voted.
+    pub(crate) async fn on_chain_event(&self, ev: &SietchEscrowEvents) {
+        let Some(chain) = &self.chain else { return };
+        match ev {
+            SietchEscrowEvents::TicketClaimed(e) => {
+                let ours = self
+                    .lanes
+                    .lock()
+                    .map(|l| l.iter().any(|l| l.channel == e.channelId))
+                    .unwrap_or(false);
+                if !ours {
+                    return;
+                }
+                let wrong = self
+                    .wrong
+                    .lock()
+                    .map(|w| w.contains_key(&e.jobId))
+                    .unwrap_or(false);
+                let delivered_ok = self
+                    .store
+                    .job(Side::Buyer, &e.jobId)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|j| matches!(j.state, JobState::Paid | JobState::Checked));
+                if wrong || !delivered_ok {
+                    match chain.dispute(e.ticketId).await {
+                        Ok(()) => self.emit(NodeEvent::Disputed {
+                            ticket: e.ticketId.to_string(),
+                        }),
+                        Err(err) => tracing::warn!("disputing {}: {err}", e.ticketId),
+                    }
+                }
+            }
+            SietchEscrowEvents::TicketDisputed(e) if e.buyer == self.address() => {
+                // The draw is possible from the next block on; anyone may make it.
+                for _ in 0..30 {
+                    if chain.draw_verifiers(e.ticketId).await.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            SietchEscrowEvents::VerifiersDrawn(e) => {
+                let Ok(rec) = chain.ticket(e.ticketId).await else {
+                    return;
+                };
+                let job = self.wrong.lock().ok().and_then(|w| {
+                    w.iter()
+                        .find(|(j, _)| Chain::ticket_id(rec.channelId, **j) == e.ticketId)
+                        .map(|(j, _)| *j)
+                });
+                let Some(job) = job else { return };
+                let Ok(Some(spec)) = self.store.job_spec(&rec.specHash) else {
+                    return;
+                };
+                let drawn = crate::chain::drawn(&e.verifiers, e.drawn);
+                crate::provider::ask_verifiers(&self.net, chain, e.ticketId, job, &spec, drawn)
+                    .await;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The blobs a spec names.
+pub fn blob_hashes(spec: &JobSpec) -> Vec<B256> {
+    let mut v = vec![spec.module];
+    v.extend(spec.stdin.iter().map(|b| b.hash));
+    v.extend(spec.inputs.iter().map(|i| i.blob.hash));
+    v
+}
+
+fn outputs_of(r: &JobResult) -> Outputs {
+    Outputs {
+        outcome: OutcomeCode {
+            tag: r.outcome.0,
+            value: r.outcome.1,
+        },
+        stdout: r.stdout.clone(),
+        files: r.files.iter().cloned().collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// The verifier's executor over the node's network: a re-run is a job like any other, on
+/// the re-run provider's own lane, with the original's job id; its payment waits for the
+/// check's decision.
+struct NetExecutor(Arc<Buyer>);
+
+#[async_trait]
+impl Executor for NetExecutor {
+    async fn rerun(&self, r: RerunRequest<'_>) -> Result<RunResult, RerunError> {
+        let b = &self.0;
+        let d = b
+            .attempt(r.spec, r.job_id, r.provider)
+            .await
+            .map_err(RerunError::Failed)?;
+        let out = RunResult {
+            commitment: d.result.commitment,
+            signature: d.result.signature,
+            outputs: r.with_outputs.then(|| outputs_of(&d.result)),
+        };
+        if let Ok(mut p) = b.reruns.lock() {
+            p.insert((r.job_id, r.provider.evm_address), d);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,1055 @@
+//! The provider role: sell this machine's compute.
+//!
+//! - **Offers:** announce a signed offer on every heartbeat with a higher sequence, and
+//!   withdraw it on shutdown.
+//! - **Jobs:** check a request against the offer and, when a chain is configured, against the
+//!   ticket's channel on chain (the provider's, opened by the ticket's signer, able to pay
+//!   the ticket's whole range, and not below the channel's latest voucher); refuse with a
+//!   reason or accept; fetch the module and inputs by hash from the buyer; run in the
+//!   sandbox; sign a result commitment (fuel × price, capped by the ticket) and deliver it.
+//!   One job at a time per channel: the buyer's channels are lanes, so that every ticket's
+//!   range on the channel's cumulative line starts where the last voucher ended.
+//! - **Pay:** keep the latest voucher per channel (a voucher must pay the whole job); claim
+//!   them on chain in one batch when what is owed passes the threshold, periodically, and
+//!   at once when a channel starts closing. When a buyer withholds a voucher, or sends none
+//!   within the timeout, or a ticket's deadline nears, claim the ticket on chain with the
+//!   result commitment, and finalize it after the challenge window.
+//! - **Verify:** when the escrow draws this node for a dispute, re-run the job on request
+//!   and post its own signed result commitment as its verdict.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alloy::signers::local::PrivateKeySigner;
+use anyhow::Context;
+use libp2p::PeerId;
+use sietch_contracts::SietchEscrow::{SietchEscrowErrors, SietchEscrowEvents};
+use sietch_market::eip712::{Domain, TypedData, recover};
+use sietch_market::{Address, B256, Offer, ResultCommitment, Signed, U256, Withdrawal};
+use tokio::sync::{Notify, Semaphore, oneshot};
+
+use crate::chain::{Chain, ChainError};
+use crate::config::NodeConfig;
+use crate::events::{Events, NodeEvent};
+use crate::jobs::{self, JobBlobs};
+use crate::net::{
+    self, JobReply, JobRequest, JobResult, Network, Payment, PaymentAck, RefuseReason, VerifyReply,
+    VerifyRequest,
+};
+use crate::store::{EvmSigned, JobRecord, JobState, Side, Store, VoucherUpdate};
+
+/// Times a provider tries to deliver a result.
+const RESULT_ATTEMPTS: u32 = 5;
+/// Claim a ticket when its deadline is this close.
+const TICKET_MARGIN_SECS: u64 = 60;
+/// Most jobs waiting for payment, tickets being watched, and verdicts remembered; beyond,
+/// new jobs are refused as busy (a buyer that never pays cannot grow them).
+const MAX_UNPAID: usize = 10_000;
+
+fn now() -> u64 {
+    (net::system_clock())()
+}
+
+/// A job whose result was delivered and which is not paid yet.
+#[derive(Debug, Clone, Copy)]
+struct Unpaid {
+    /// When its result was delivered (or its payment withheld).
+    since: u64,
+    /// The buyer withheld payment: claim at once.
+    withheld: bool,
+}
+
+pub(crate) struct Provider {
+    pub(crate) config: NodeConfig,
+    store: Arc<Store>,
+    net: Network,
+    events: Events,
+    sandbox: Arc<sietch_sandbox::Sandbox>,
+    evm: PrivateKeySigner,
+    domain: Domain,
+    pub(crate) offer: Offer,
+    key: ed25519_dalek::SigningKey,
+    slots: Semaphore,
+    chain: Option<Chain>,
+    /// Channels with a job in flight (accepted, not yet paid or claimed).
+    lanes: Mutex<HashMap<B256, B256>>,
+    /// Delivered, unpaid jobs.
+    unpaid: Mutex<HashMap<B256, Unpaid>>,
+    /// Claimed tickets being watched until they settle: ticket id → job id.
+    claimed: Mutex<HashMap<B256, B256>>,
+    /// Disputed tickets this node has voted on as a verifier.
+    voted: Mutex<HashSet<B256>>,
+    /// Wakes the settlement loop (a close started, a voucher crossed the threshold).
+    settle_now: Notify,
+}
+
+/// Everything a provider needs, from the service.
+pub(crate) struct ProviderParts {
+    pub(crate) config: NodeConfig,
+    pub(crate) store: Arc<Store>,
+    pub(crate) net: Network,
+    pub(crate) events: Events,
+    pub(crate) sandbox: Arc<sietch_sandbox::Sandbox>,
+    pub(crate) evm: PrivateKeySigner,
+    pub(crate) key: ed25519_dalek::SigningKey,
+    pub(crate) domain: Domain,
+    pub(crate) offer: Offer,
+    pub(crate) chain: Option<Chain>,
+}
+
+impl Provider {
+    pub(crate) fn new(p: ProviderParts) -> Arc<Self> {
+        let me = Arc::new(Self {
+            slots: Semaphore::new(p.config.max_concurrent_jobs as usize),
+            config: p.config,
+            store: p.store,
+            net: p.net,
+            events: p.events,
+            sandbox: p.sandbox,
+            evm: p.evm,
+            domain: p.domain,
+            offer: p.offer,
+            key: p.key,
+            chain: p.chain,
+            lanes: Mutex::new(HashMap::new()),
+            unpaid: Mutex::new(HashMap::new()),
+            claimed: Mutex::new(HashMap::new()),
+            voted: Mutex::new(HashSet::new()),
+            settle_now: Notify::new(),
+        });
+        me.recover_unpaid();
+        me
+    }
+
+    /// After a restart: jobs whose result was made but not paid wait for payment again.
+    fn recover_unpaid(&self) {
+        let mut after = None;
+        loop {
+            let Ok(page) = self.store.jobs(Side::Provider, after.as_ref(), 1000) else {
+                return;
+            };
+            let Some(last) = page.last() else { return };
+            after = Some(last.job_id);
+            if let Ok(mut unpaid) = self.unpaid.lock() {
+                for j in page.iter().filter(|j| j.state == JobState::Done) {
+                    unpaid.insert(
+                        j.job_id,
+                        Unpaid {
+                            since: j.updated_at,
+                            withheld: false,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn emit(&self, e: NodeEvent) {
+        self.events.emit(e);
+    }
+
+    // ---------------------------------------------------------------- offers
+
+    /// Registers and stakes on chain what the configuration asks, if not done already.
+    pub(crate) async fn register(&self) -> anyhow::Result<()> {
+        let Some(chain) = &self.chain else {
+            return Ok(());
+        };
+        let me = chain.me();
+        let account = chain.account(me).await?;
+        if account.node_key != self.offer.provider.0 {
+            chain
+                .register(&self.offer.provider)
+                .await
+                .context("registering the node key on chain (does the EVM account have gas?)")?;
+        }
+        let want = u128::from(self.config.stake);
+        if account.stake < want {
+            chain
+                .stake(want - account.stake)
+                .await
+                .context("staking (does the EVM account hold enough tokens?)")?;
+        }
+        self.emit(NodeEvent::Registered {
+            account: me.to_string(),
+            stake: want.max(account.stake).to_string(),
+        });
+        Ok(())
+    }
+
+    /// Announces the offer now and on every heartbeat, each time with a higher sequence
+    /// number and a fresh expiry.
+    pub(crate) async fn announce(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.config.announce_every());
+        loop {
+            tick.tick().await;
+            let t = now();
+            let previous = self
+                .store
+                .own_offer(&self.offer.provider)
+                .ok()
+                .flatten()
+                .map_or(0, |o| o.sequence);
+            let offer = Offer {
+                sequence: previous.max(t.saturating_sub(1)) + 1,
+                expires_at: t + self.config.offer_ttl_secs,
+                addresses: self
+                    .net
+                    .listen_addrs()
+                    .await
+                    .unwrap_or_default()
+                    .iter()
+                    .take(sietch_market::offer::MAX_ADDRESSES)
+                    .map(ToString::to_string)
+                    .collect(),
+                ..self.offer.clone()
+            };
+            let signed = Signed::sign(offer, &self.key);
+            if let Err(e) = self.store.put_own_offer(&signed) {
+                tracing::warn!("cannot store the offer: {e}");
+            }
+            match self.net.publish_offer(&signed).await {
+                Ok(()) => self.emit(NodeEvent::Announced {
+                    sequence: signed.payload.sequence,
+                }),
+                Err(e) => tracing::warn!("cannot announce the offer: {e}"),
+            }
+        }
+    }
+
+    /// Withdraws the offer on shutdown, so buyers stop picking this node at once.
+    pub(crate) async fn withdraw(&self) {
+        let Ok(Some(own)) = self.store.own_offer(&self.offer.provider) else {
+            return;
+        };
+        if own.offer.is_none() {
+            return;
+        }
+        // Above the live offer's sequence, so it removes it (and is newer in the store).
+        let sequence = own.sequence + 1;
+        let w = Signed::sign(
+            Withdrawal {
+                provider: self.offer.provider,
+                sequence,
+            },
+            &self.key,
+        );
+        if let Err(e) = self.net.publish_withdrawal(&w).await {
+            tracing::warn!("cannot withdraw the offer: {e}");
+        }
+        if let Err(e) = self
+            .store
+            .withdraw_own_offer(&self.offer.provider, sequence)
+        {
+            tracing::warn!("cannot record the withdrawal: {e}");
+        }
+        // Let gossipsub send it before the swarm goes away.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.emit(NodeEvent::Withdrew { sequence });
+    }
+
+    // ---------------------------------------------------------------- jobs
+
+    /// Checks a request against the offer; `Err` is the refusal to send. Returns the buyer.
+    fn check(&self, req: &JobRequest) -> Result<Address, (RefuseReason, String)> {
+        let spec = &req.spec;
+        let t = &req.ticket;
+        if spec.hash() != t.spec_hash {
+            return Err((
+                RefuseReason::Other,
+                "the ticket's spec hash is not the spec's".into(),
+            ));
+        }
+        let n = now();
+        if t.deadline <= n + TICKET_MARGIN_SECS {
+            return Err((
+                RefuseReason::Other,
+                format!(
+                    "the ticket's deadline {} leaves no time to claim it (now {n}; at least \
+                     {TICKET_MARGIN_SECS} s are needed)",
+                    t.deadline
+                ),
+            ));
+        }
+        if spec.limits.memory_bytes > self.offer.hardware.memory_bytes {
+            return Err((
+                RefuseReason::TooBig,
+                format!(
+                    "the job asks for {} bytes of memory; this provider allows {}",
+                    spec.limits.memory_bytes, self.offer.hardware.memory_bytes
+                ),
+            ));
+        }
+        // stdout and `/output` may each reach the bound, and the result travels in one
+        // message.
+        let most_output = (net::MAX_RESULT / 2 - 64 * 1024) as u64;
+        if spec.limits.output_bytes > most_output {
+            return Err((
+                RefuseReason::TooBig,
+                format!(
+                    "the job may write {} bytes of output; results carry at most {most_output}",
+                    spec.limits.output_bytes
+                ),
+            ));
+        }
+        if spec.requirements.gpu.is_some() && self.offer.hardware.gpus.is_empty() {
+            return Err((
+                RefuseReason::TooBig,
+                "the job needs a GPU; this provider has none".into(),
+            ));
+        }
+        if spec.requirements.min_cpu_cores > self.offer.hardware.cpu_cores {
+            return Err((
+                RefuseReason::TooBig,
+                format!(
+                    "the job needs {} cores; this provider has {}",
+                    spec.requirements.min_cpu_cores, self.offer.hardware.cpu_cores
+                ),
+            ));
+        }
+        // The provider is paid at most the ticket's maximum: it refuses jobs whose fuel
+        // limit could cost more than that, rather than run them at a loss.
+        let worst = jobs::max_cost(spec, self.offer.prices.per_gfuel);
+        if t.max_amount < U256::from(worst) {
+            return Err((
+                RefuseReason::PriceTooLow,
+                format!(
+                    "the job's fuel limit costs up to {worst} at {} per 10^9 fuel; the ticket \
+                     allows {}",
+                    self.offer.prices.per_gfuel, t.max_amount
+                ),
+            ));
+        }
+        recover(&t.digest(&self.domain), &req.ticket_signature).map_err(|e| {
+            (
+                RefuseReason::BadSignature,
+                format!("the ticket's signature: {e}"),
+            )
+        })
+    }
+
+    /// With a chain: the ticket's channel is this provider's, opened by the signer, open,
+    /// able to pay the ticket's whole range, and the range starts at or above the channel's
+    /// latest voucher.
+    async fn check_channel(
+        &self,
+        req: &JobRequest,
+        buyer: Address,
+    ) -> Result<(), (RefuseReason, String)> {
+        let Some(chain) = &self.chain else {
+            return Ok(());
+        };
+        let t = &req.ticket;
+        let c = chain
+            .channel(t.channel_id)
+            .await
+            .map_err(|e| (RefuseReason::Other, format!("cannot read the channel: {e}")))?;
+        if c.provider != chain.me() {
+            return Err((
+                RefuseReason::ChannelUnderfunded,
+                format!(
+                    "channel {} is not a channel to this provider ({})",
+                    t.channel_id,
+                    chain.me()
+                ),
+            ));
+        }
+        if c.buyer != buyer {
+            return Err((
+                RefuseReason::BadSignature,
+                format!(
+                    "the ticket is signed by {buyer}, the channel's buyer is {}",
+                    c.buyer
+                ),
+            ));
+        }
+        if !c.is_open() {
+            return Err((
+                RefuseReason::ChannelUnderfunded,
+                format!("channel {} is closing or closed", t.channel_id),
+            ));
+        }
+        let end = t.cumulative_before.saturating_add(t.max_amount);
+        if U256::from(c.deposit) < end {
+            return Err((
+                RefuseReason::ChannelUnderfunded,
+                format!(
+                    "the channel holds {} in all; the ticket's range ends at {end}: top it up",
+                    c.deposit
+                ),
+            ));
+        }
+        let latest = self
+            .store
+            .voucher(&t.channel_id)
+            .ok()
+            .flatten()
+            .map_or(U256::from(c.paid), |v| {
+                v.message.cumulative_amount.max(U256::from(c.paid))
+            });
+        if t.cumulative_before < latest {
+            return Err((
+                RefuseReason::Other,
+                format!(
+                    "the ticket's range starts at {} but the channel's latest voucher is at \
+                     {latest}",
+                    t.cumulative_before
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes the ticket's channel for this job, if it has no other job in flight.
+    fn take_lane(&self, req: &JobRequest) -> Result<(), (RefuseReason, String)> {
+        if self.chain.is_none() {
+            return Ok(());
+        }
+        let mut lanes = self
+            .lanes
+            .lock()
+            .map_err(|_| (RefuseReason::Other, "provider state unavailable".to_owned()))?;
+        if lanes.len() >= MAX_UNPAID {
+            return Err((RefuseReason::Busy, "too many unpaid jobs".into()));
+        }
+        match lanes.get(&req.ticket.channel_id) {
+            Some(other) if *other != req.ticket.job_id => Err((
+                RefuseReason::Busy,
+                format!(
+                    "channel {} has job {other} in flight; one job at a time per channel",
+                    req.ticket.channel_id
+                ),
+            )),
+            _ => {
+                lanes.insert(req.ticket.channel_id, req.ticket.job_id);
+                Ok(())
+            }
+        }
+    }
+
+    fn free_lane(&self, channel: &B256, job: &B256) {
+        if let Ok(mut lanes) = self.lanes.lock()
+            && lanes.get(channel) == Some(job)
+        {
+            lanes.remove(channel);
+        }
+    }
+
+    fn refuse(&self, reply: oneshot::Sender<JobReply>, job: B256, r: (RefuseReason, String)) {
+        self.emit(NodeEvent::Refused {
+            job: job.to_string(),
+            reason: r.1.clone(),
+        });
+        let _ = reply.send(JobReply::Refused {
+            reason: r.0,
+            message: r.1,
+        });
+    }
+
+    /// Answers a job request, then runs the job and delivers its result.
+    pub(crate) async fn on_job(
+        self: Arc<Self>,
+        peer: PeerId,
+        req: JobRequest,
+        reply: oneshot::Sender<JobReply>,
+    ) {
+        let job_id = req.ticket.job_id;
+        let buyer = match self.check(&req) {
+            Ok(b) => b,
+            Err(r) => return self.refuse(reply, job_id, r),
+        };
+        if let Err(r) = self.check_channel(&req, buyer).await {
+            return self.refuse(reply, job_id, r);
+        }
+        let Ok(_slot) = self.slots.try_acquire() else {
+            let r = (
+                RefuseReason::Busy,
+                format!(
+                    "all {} job slots are in use; try again or pick another offer",
+                    self.config.max_concurrent_jobs
+                ),
+            );
+            return self.refuse(reply, job_id, r);
+        };
+        if let Err(r) = self.take_lane(&req) {
+            return self.refuse(reply, job_id, r);
+        }
+        let mut record = JobRecord::new(job_id, req.ticket.spec_hash, buyer, now());
+        record.state = JobState::Accepted;
+        record.ticket = Some(EvmSigned::new(req.ticket, req.ticket_signature));
+        if let Err(e) = self.store.insert_job(Side::Provider, &req.spec, &record) {
+            self.free_lane(&req.ticket.channel_id, &job_id);
+            return self.refuse(
+                reply,
+                job_id,
+                (RefuseReason::Other, format!("cannot record the job: {e}")),
+            );
+        }
+        let _ = reply.send(JobReply::Accepted { job_id });
+        self.emit(NodeEvent::Accepted {
+            job: job_id.to_string(),
+            peer: peer.to_string(),
+        });
+
+        let result = match self.execute(peer, &req).await {
+            Ok(r) => r,
+            Err(e) => {
+                let why: String = format!("{e:#}").chars().take(200).collect();
+                self.emit(NodeEvent::JobFailed {
+                    job: job_id.to_string(),
+                    reason: why.clone(),
+                });
+                let _ = self.store.set_job_state(
+                    Side::Provider,
+                    &job_id,
+                    JobState::Failed,
+                    &why,
+                    now(),
+                );
+                self.free_lane(&req.ticket.channel_id, &job_id);
+                return;
+            }
+        };
+        if let Err(e) = self.store.record_result(
+            Side::Provider,
+            &job_id,
+            &EvmSigned::new(result.commitment, result.signature),
+            now(),
+        ) {
+            tracing::warn!("cannot record the result of {job_id}: {e}");
+        }
+        if let Ok(mut u) = self.unpaid.lock() {
+            u.insert(
+                job_id,
+                Unpaid {
+                    since: now(),
+                    withheld: false,
+                },
+            );
+        }
+        for attempt in 1..=RESULT_ATTEMPTS {
+            match self.net.send_result(peer, result.clone()).await {
+                Ok(_) => {
+                    self.emit(NodeEvent::Delivered {
+                        job: job_id.to_string(),
+                    });
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("result of {job_id}, attempt {attempt}: {e}");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+            }
+        }
+    }
+
+    /// The spec's blobs, from the store or fetched from `peer`.
+    async fn blobs(&self, peer: PeerId, spec: &sietch_market::JobSpec) -> anyhow::Result<JobBlobs> {
+        let mut b = JobBlobs {
+            module: self.blob(peer, spec.module).await?,
+            ..JobBlobs::default()
+        };
+        if let Some(s) = &spec.stdin {
+            b.stdin = self.blob(peer, s.hash).await?;
+        }
+        for i in &spec.inputs {
+            b.inputs
+                .insert(i.name.clone(), self.blob(peer, i.blob.hash).await?);
+        }
+        Ok(b)
+    }
+
+    async fn blob(&self, peer: PeerId, hash: B256) -> anyhow::Result<Vec<u8>> {
+        if let Some(b) = self.store.blobs().get(&hash)? {
+            return Ok(b);
+        }
+        let fetched = self
+            .net
+            .fetch_blob(peer, hash, |_, _| {})
+            .await
+            .with_context(|| format!("fetching blob {hash} from {peer}"))?;
+        self.store.blobs().put_expecting(&hash, &fetched.bytes)?;
+        Ok(fetched.bytes)
+    }
+
+    /// Runs `spec` seeded with `seed` and returns the report (off the async threads).
+    async fn run(
+        &self,
+        peer: PeerId,
+        spec: &sietch_market::JobSpec,
+        seed: B256,
+    ) -> anyhow::Result<sietch_sandbox::JobReport> {
+        let blobs = self.blobs(peer, spec).await?;
+        let sandbox = self.sandbox.clone();
+        let spec = spec.clone();
+        Ok(
+            tokio::task::spawn_blocking(move || jobs::run(&sandbox, &spec, &seed, blobs))
+                .await
+                .context("the sandbox task")??,
+        )
+    }
+
+    async fn execute(&self, peer: PeerId, req: &JobRequest) -> anyhow::Result<JobResult> {
+        let t = &req.ticket;
+        // A spot check's re-run carries the original's job id: the same seed, the same output.
+        let mut report = self.run(peer, &req.spec, t.job_id).await?;
+        if self.cheats_on(&t.job_id) {
+            // Test-only: a wrong answer that still looks like one, committed to as if true.
+            report.stdout.extend_from_slice(b" (cheat)");
+            report.output_hash =
+                sietch_sandbox::output_hash(report.outcome, &report.stdout, &report.outputs);
+        }
+        let commitment = ResultCommitment {
+            job_id: t.job_id,
+            spec_hash: t.spec_hash,
+            output_hash: B256::from(report.output_hash),
+            fuel_used: report.fuel_used,
+            gpu_millis: report.gpu_time_ns / 1_000_000,
+            amount: jobs::charge(report.fuel_used, self.offer.prices.per_gfuel, t.max_amount),
+        };
+        let signature = commitment.sign(&self.domain, &self.evm)?;
+        self.emit(NodeEvent::Ran {
+            job: t.job_id.to_string(),
+            outcome: report.outcome.to_string(),
+            fuel: report.fuel_used,
+            amount: commitment.amount.to_string(),
+        });
+        Ok(JobResult {
+            job_id: t.job_id,
+            outcome: report.outcome.tag(),
+            stdout: report.stdout,
+            files: report.outputs.into_iter().collect(),
+            commitment,
+            signature,
+        })
+    }
+
+    /// The test-only cheat switch: whether this job gets a wrong answer.
+    fn cheats_on(&self, job: &B256) -> bool {
+        let ppm = self.config.test_cheat_ppm;
+        if ppm == 0 {
+            return false;
+        }
+        let h = blake3::hash(job.as_slice());
+        let mut x = [0u8; 4];
+        x.copy_from_slice(&h.as_bytes()[..4]);
+        u32::from_le_bytes(x) % 1_000_000 < ppm
+    }
+
+    // ---------------------------------------------------------------- payment
+
+    /// A buyer's payment (or refusal to pay) for a job this node ran.
+    pub(crate) fn on_payment(&self, peer: PeerId, p: &Payment) -> PaymentAck {
+        let refuse = |m: String| PaymentAck::Refused { message: m };
+        let Ok(Some(job)) = self.store.job(Side::Provider, &p.job_id) else {
+            return refuse(format!("no job {} here", p.job_id));
+        };
+        let (Some(ticket), Some(result)) = (job.ticket, job.result) else {
+            return refuse(format!("job {} has no result yet", p.job_id));
+        };
+        if sietch_market::check_commit(&p.secret) != ticket.message.check_commit {
+            return refuse("the secret does not match the ticket's check commit".into());
+        }
+        let Some((voucher, sig)) = &p.voucher else {
+            tracing::info!(job = %p.job_id, %peer, "payment withheld: {}", p.note);
+            if let Ok(mut u) = self.unpaid.lock() {
+                u.insert(
+                    p.job_id,
+                    Unpaid {
+                        since: now(),
+                        withheld: true,
+                    },
+                );
+            }
+            self.emit(NodeEvent::Withheld {
+                job: p.job_id.to_string(),
+                reason: p.note.clone(),
+            });
+            self.settle_now.notify_one();
+            return PaymentAck::Accepted;
+        };
+        if voucher.channel_id != ticket.message.channel_id {
+            return refuse("the voucher is for another channel than the ticket's".into());
+        }
+        let owed = ticket
+            .message
+            .cumulative_before
+            .saturating_add(result.message.amount);
+        if voucher.cumulative_amount < owed {
+            return refuse(format!(
+                "the voucher's cumulative amount {} does not pay the job (owed up to {owed})",
+                voucher.cumulative_amount
+            ));
+        }
+        if let Err(e) = voucher.verify(&self.domain, sig, job.counterparty) {
+            return refuse(format!("the voucher's signature: {e}"));
+        }
+        let signed = EvmSigned::new(*voucher, *sig);
+        match self
+            .store
+            .settle_job(Side::Provider, &p.job_id, &signed, now())
+        {
+            Ok((_, update)) => {
+                if let Ok(mut u) = self.unpaid.lock() {
+                    u.remove(&p.job_id);
+                }
+                self.free_lane(&voucher.channel_id, &p.job_id);
+                self.emit(NodeEvent::Paid {
+                    job: p.job_id.to_string(),
+                    channel: voucher.channel_id.to_string(),
+                    cumulative: voucher.cumulative_amount.to_string(),
+                });
+                if matches!(update, VoucherUpdate::Stored) {
+                    self.settle_now.notify_one();
+                }
+                PaymentAck::Accepted
+            }
+            Err(e) => refuse(format!("cannot record the payment: {e}")),
+        }
+    }
+
+    // ---------------------------------------------------------------- settlement
+
+    /// Claims vouchers and tickets until the node stops: when woken (a voucher, a withheld
+    /// payment, a close), and every `settle_every_secs`.
+    pub(crate) async fn settle_loop(self: Arc<Self>) {
+        let Some(chain) = self.chain.clone() else {
+            return;
+        };
+        let every = Duration::from_secs(self.config.settle_every_secs.max(1));
+        let mut last_claim = now();
+        loop {
+            tokio::select! {
+                () = self.settle_now.notified() => {}
+                () = tokio::time::sleep(every) => {}
+            }
+            let periodic = now().saturating_sub(last_claim) >= self.config.claim_every_secs;
+            match self.claim_vouchers(&chain, periodic).await {
+                Ok(true) => last_claim = now(),
+                Ok(false) => {}
+                Err(e) => tracing::warn!("claiming vouchers: {e:#}"),
+            }
+            if let Err(e) = self.claim_tickets(&chain).await {
+                tracing::warn!("claiming tickets: {e:#}");
+            }
+            if let Err(e) = self.finalize_tickets(&chain).await {
+                tracing::warn!("finalizing tickets: {e:#}");
+            }
+        }
+    }
+
+    /// Claims, in one batch, every channel whose latest voucher pays more than the chain
+    /// has paid, when what is owed in all passes the threshold, or `force`, or a channel is
+    /// closing. Returns whether it claimed.
+    pub(crate) async fn claim_vouchers(&self, chain: &Chain, force: bool) -> anyhow::Result<bool> {
+        let mut batch = Vec::new();
+        let mut owed = U256::ZERO;
+        let mut closing = false;
+        for v in self.store.vouchers()? {
+            let c = chain.channel(v.message.channel_id).await?;
+            if c.provider != chain.me() || c.state == 3 {
+                continue;
+            }
+            let due = v
+                .message
+                .cumulative_amount
+                .min(U256::from(c.deposit))
+                .saturating_sub(U256::from(c.paid));
+            if due.is_zero() {
+                continue;
+            }
+            closing |= c.state == 2;
+            owed += due;
+            batch.push(v);
+        }
+        if batch.is_empty() {
+            return Ok(false);
+        }
+        if !(force || closing || owed >= U256::from(self.config.claim_threshold)) {
+            return Ok(false);
+        }
+        let receipt = chain.claim_batch(&batch).await?;
+        self.emit(NodeEvent::Claimed {
+            channels: batch.len(),
+            amount: owed.to_string(),
+            tx: receipt.transaction_hash.to_string(),
+            gas: receipt.gas_used,
+        });
+        Ok(true)
+    }
+
+    /// Claims on chain the tickets of delivered jobs whose payment was withheld, timed out,
+    /// or whose ticket deadline nears.
+    async fn claim_tickets(&self, chain: &Chain) -> anyhow::Result<()> {
+        let due: Vec<B256> = {
+            let unpaid = self
+                .unpaid
+                .lock()
+                .map_err(|_| anyhow::anyhow!("provider state"))?;
+            let n = now();
+            unpaid
+                .iter()
+                .filter(|(_, u)| {
+                    u.withheld || n.saturating_sub(u.since) >= self.config.voucher_timeout_secs
+                })
+                .map(|(j, _)| *j)
+                .collect()
+        };
+        let n = now();
+        let mut near: Vec<B256> = Vec::new();
+        if let Ok(unpaid) = self.unpaid.lock() {
+            for j in unpaid.keys() {
+                if let Ok(Some(job)) = self.store.job(Side::Provider, j)
+                    && let Some(t) = job.ticket
+                    && t.message.deadline <= n + 2 * TICKET_MARGIN_SECS
+                {
+                    near.push(*j);
+                }
+            }
+        }
+        for job_id in due.into_iter().chain(near) {
+            let Some(job) = self.store.job(Side::Provider, &job_id)? else {
+                continue;
+            };
+            let (Some(ticket), Some(result)) = (job.ticket, job.result) else {
+                continue;
+            };
+            let id = Chain::ticket_id(ticket.message.channel_id, job_id);
+            let remove = match chain.claim_ticket(&ticket, &result).await {
+                Ok(_) => {
+                    self.emit(NodeEvent::TicketClaimed {
+                        job: job_id.to_string(),
+                        ticket: id.to_string(),
+                    });
+                    if let Ok(mut c) = self.claimed.lock()
+                        && c.len() < MAX_UNPAID
+                    {
+                        c.insert(id, job_id);
+                    }
+                    true
+                }
+                Err(e) => match reverted(&e) {
+                    // Claim the channel's vouchers first, then the ticket.
+                    Some(SietchEscrowErrors::CumulativeNotReached(_)) => {
+                        self.claim_vouchers(chain, true).await?;
+                        false
+                    }
+                    Some(
+                        SietchEscrowErrors::TicketAlreadyPaid(_)
+                        | SietchEscrowErrors::TicketExpired(_)
+                        | SietchEscrowErrors::TicketExists(_),
+                    ) => true,
+                    _ => {
+                        tracing::warn!("claiming the ticket of {job_id}: {e}");
+                        false
+                    }
+                },
+            };
+            if remove {
+                if let Ok(mut u) = self.unpaid.lock() {
+                    u.remove(&job_id);
+                }
+                self.free_lane(&ticket.message.channel_id, &job_id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Finalizes claimed tickets whose challenge window passed without a dispute.
+    async fn finalize_tickets(&self, chain: &Chain) -> anyhow::Result<()> {
+        let claimed: Vec<(B256, B256)> = self
+            .claimed
+            .lock()
+            .map(|c| c.iter().map(|(a, b)| (*a, *b)).collect())
+            .unwrap_or_default();
+        let t = chain.now().await?;
+        for (id, _job) in claimed {
+            let rec = chain.ticket(id).await?;
+            // TicketState: 1 claimed, 4 settled.
+            if rec.state == 1 && rec.deadline < t {
+                if let Err(e) = chain.finalize_ticket(id).await {
+                    tracing::warn!("finalizing ticket {id}: {e}");
+                }
+            } else if rec.state == 4
+                && let Ok(mut c) = self.claimed.lock()
+            {
+                c.remove(&id);
+            }
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- chain events
+
+    /// What the provider does about an escrow event.
+    pub(crate) async fn on_chain_event(&self, ev: &SietchEscrowEvents) {
+        let Some(chain) = &self.chain else { return };
+        match ev {
+            SietchEscrowEvents::CloseStarted(e) => {
+                if let Ok(c) = chain.channel(e.channelId).await
+                    && c.provider == chain.me()
+                {
+                    self.settle_now.notify_one();
+                }
+            }
+            SietchEscrowEvents::VerifiersDrawn(e) => {
+                let mine = self
+                    .claimed
+                    .lock()
+                    .ok()
+                    .and_then(|c| c.get(&e.ticketId).copied());
+                if let Some(job) = mine {
+                    // Our ticket is disputed: make sure the verifiers can run the job.
+                    self.ask_verifiers(
+                        chain,
+                        e.ticketId,
+                        job,
+                        crate::chain::drawn(&e.verifiers, e.drawn),
+                    )
+                    .await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends the disputed job to each drawn verifier (the other party does the same).
+    async fn ask_verifiers(&self, chain: &Chain, ticket: B256, job: B256, verifiers: &[Address]) {
+        let Ok(Some(record)) = self.store.job(Side::Provider, &job) else {
+            return;
+        };
+        let Ok(Some(spec)) = self.store.job_spec(&record.spec_hash) else {
+            return;
+        };
+        ask_verifiers(&self.net, chain, ticket, job, &spec, verifiers).await;
+    }
+
+    /// This node was drawn as a verifier: re-run the job and post a verdict.
+    pub(crate) async fn on_verify(
+        self: Arc<Self>,
+        peer: PeerId,
+        req: VerifyRequest,
+        reply: oneshot::Sender<VerifyReply>,
+    ) {
+        let refuse = |m: String| VerifyReply::Refused { message: m };
+        let Some(chain) = self.chain.clone() else {
+            let _ = reply.send(refuse("this node follows no chain".into()));
+            return;
+        };
+        let rec = match chain.ticket(req.ticket_id).await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = reply.send(refuse(format!("cannot read the ticket: {e}")));
+                return;
+            }
+        };
+        let drawn = crate::chain::drawn(&rec.verifiers, rec.drawn);
+        let problem = if rec.state != 3 {
+            Some("the ticket is not waiting for verdicts".to_owned())
+        } else if !drawn.contains(&chain.me()) {
+            Some("this node was not drawn for the ticket".into())
+        } else if Chain::ticket_id(rec.channelId, req.job_id) != req.ticket_id {
+            Some("the job is not the ticket's".into())
+        } else if req.spec.hash() != rec.specHash {
+            Some("the spec is not the ticket's".into())
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            let _ = reply.send(refuse(p));
+            return;
+        }
+        let fresh = self
+            .voted
+            .lock()
+            .map(|mut v| v.len() < MAX_UNPAID && v.insert(req.ticket_id))
+            .unwrap_or(false);
+        let _ = reply.send(VerifyReply::Accepted);
+        if !fresh {
+            return;
+        }
+        let report = match self.run(peer, &req.spec, req.job_id).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("verifying ticket {}: {e:#}", req.ticket_id);
+                if let Ok(mut v) = self.voted.lock() {
+                    v.remove(&req.ticket_id);
+                }
+                return;
+            }
+        };
+        let commitment = ResultCommitment {
+            job_id: req.job_id,
+            spec_hash: rec.specHash,
+            output_hash: B256::from(report.output_hash),
+            fuel_used: report.fuel_used,
+            gpu_millis: report.gpu_time_ns / 1_000_000,
+            amount: U256::ZERO,
+        };
+        let signature = match commitment.sign(&self.domain, &self.evm) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("signing a verdict: {e}");
+                return;
+            }
+        };
+        let agrees =
+            commitment.output_hash == rec.outputHash && commitment.fuel_used == rec.fuelUsed;
+        match chain
+            .submit_verdict(req.ticket_id, &EvmSigned::new(commitment, signature))
+            .await
+        {
+            Ok(()) => self.emit(NodeEvent::Verdict {
+                ticket: req.ticket_id.to_string(),
+                agrees,
+            }),
+            Err(e) => tracing::warn!("posting the verdict on {}: {e}", req.ticket_id),
+        }
+        // Settle as soon as a majority exists (anyone may).
+        let _ = chain.resolve(req.ticket_id).await;
+    }
+}
+
+/// Sends a disputed job to each drawn verifier whose node key is registered on chain.
+pub(crate) async fn ask_verifiers(
+    net: &Network,
+    chain: &Chain,
+    ticket: B256,
+    job: B256,
+    spec: &sietch_market::JobSpec,
+    verifiers: &[Address],
+) {
+    for v in verifiers {
+        let key = match chain.known_account(v) {
+            Some(a) => a.node_key,
+            None => match chain.account(*v).await {
+                Ok(a) => a.node_key,
+                Err(_) => continue,
+            },
+        };
+        let Some(peer) = net::peer_id_of(&sietch_market::PublicKey(key)) else {
+            continue;
+        };
+        let req = VerifyRequest {
+            ticket_id: ticket,
+            job_id: job,
+            spec: spec.clone(),
+        };
+        match net.request_verify(peer, req).await {
+            Ok(VerifyReply::Accepted) => {}
+            Ok(VerifyReply::Refused { message }) => {
+                tracing::info!(%v, "verifier refused ticket {ticket}: {message}");
+            }
+            Err(e) => tracing::warn!(%v, "cannot reach verifier for {ticket}: {e}"),
+        }
+    }
+}
+
+/// The escrow's custom error in a chain error, if that is what it is.
+pub(crate) fn reverted(e: &ChainError) -> Option<&SietchEscrowErrors> {
+    match e {
+        ChainError::Escrow(e) => e.reverted(),
+        _ => None,
+    }
+}
