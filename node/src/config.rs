@@ -68,11 +68,14 @@ pub struct NodeConfig {
     /// Sell this machine's compute.
     pub provide: bool,
     /// Provider: price per 10^9 fuel, in token base units.
-    pub price_per_gfuel: u64,
+    #[serde(with = "amount")]
+    pub price_per_gfuel: u128,
     /// Provider: price per GPU-second, in token base units.
-    pub price_per_gpu_second: u64,
+    #[serde(with = "amount")]
+    pub price_per_gpu_second: u128,
     /// Provider: stake stated in the offer, in token base units.
-    pub stake: u64,
+    #[serde(with = "amount")]
+    pub stake: u128,
     /// Provider: lifetime of each announced offer, in seconds.
     pub offer_ttl_secs: u64,
     /// Provider: re-announce the offer this often, in seconds (before it expires).
@@ -97,12 +100,14 @@ pub struct NodeConfig {
     /// Provider: claim vouchers at least this often when anything is owed, in seconds.
     pub claim_every_secs: u64,
     /// Provider: claim at once when this much (token base units) is owed in all.
-    pub claim_threshold: u64,
+    #[serde(with = "amount")]
+    pub claim_threshold: u128,
     /// Provider: claim a job's ticket on chain when no voucher came this long after its
     /// result, in seconds.
     pub voucher_timeout_secs: u64,
     /// Buyer: deposit of a new channel, in token base units (more if a job needs it).
-    pub channel_deposit: u64,
+    #[serde(with = "amount")]
+    pub channel_deposit: u128,
     /// Buyer: channels to one provider at most (jobs in flight to it at once).
     pub max_lanes: u32,
     /// Buyer: spot-check re-runs may go to providers without a public address, and on the
@@ -119,6 +124,33 @@ pub struct NodeConfig {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// Token amounts: base units up to 2^128, written in TOML as a string of digits (TOML's
+/// integers stop at 2^63, under one hundred 18-decimal tokens); read as a string or an
+/// integer.
+mod amount {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Int(u64),
+        Text(String),
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        match Either::deserialize(d)? {
+            Either::Int(n) => Ok(u128::from(n)),
+            Either::Text(t) => t.replace('_', "").parse().map_err(|_| {
+                D::Error::custom(format!("{t:?} is not a whole number of token base units"))
+            }),
+        }
+    }
 }
 
 impl Default for NodeConfig {

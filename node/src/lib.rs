@@ -9,6 +9,7 @@ pub mod api;
 pub mod buyer;
 pub mod chain;
 pub mod config;
+pub mod devnet;
 pub mod events;
 pub mod jobs;
 pub mod net;

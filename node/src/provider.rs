@@ -164,7 +164,7 @@ impl Provider {
                 .await
                 .context("registering the node key on chain (does the EVM account have gas?)")?;
         }
-        let want = u128::from(self.config.stake);
+        let want = self.config.stake;
         if account.stake < want {
             chain
                 .stake(want - account.stake)

@@ -63,6 +63,52 @@ fn local_hardware(cfg: &NodeConfig) -> Hardware {
     }
 }
 
+/// What `sietch init` made or found.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The libp2p peer id (from the ed25519 key).
+    pub peer: libp2p::PeerId,
+    /// The EVM account.
+    pub evm_address: Address,
+    /// Whether the keys were made now (false: they existed and were kept).
+    pub created: bool,
+}
+
+/// Creates `data_dir` with new keys (or keeps the keys it has, unless `force`) and a
+/// commented `config.toml` if there is none.
+pub fn init(data_dir: &Path, force: bool) -> anyhow::Result<Identity> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let store = Store::open(data_dir)?;
+    let fresh = crate::store::NodeKeys {
+        ed25519: ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
+        evm: Some(B256::from(PrivateKeySigner::random().to_bytes())),
+    };
+    let keys = if force {
+        store.replace_node_keys(&fresh)?;
+        fresh.clone()
+    } else {
+        store.init_node_keys(&fresh)?
+    };
+    let created = keys.ed25519.to_bytes() == fresh.ed25519.to_bytes();
+    let config = data_dir.join(crate::config::CONFIG_FILE);
+    if !config.exists() {
+        std::fs::write(&config, NodeConfig::template())
+            .with_context(|| format!("cannot write {}", config.display()))?;
+    }
+    let evm = keys
+        .evm
+        .map(|k| PrivateKeySigner::from_bytes(&k))
+        .transpose()?
+        .map(|k| k.address())
+        .context("the node has no EVM key: run `sietch init --force`")?;
+    Ok(Identity {
+        peer: net::keypair(&keys.ed25519).public().to_peer_id(),
+        evm_address: evm,
+        created,
+    })
+}
+
 /// A running node. Dropping it does not stop it: call [`Node::shutdown`].
 pub struct Node {
     /// Its network handle.
@@ -151,10 +197,10 @@ impl Node {
                 hardware: local_hardware(&config),
                 features: vec!["simd".into()],
                 prices: Prices {
-                    per_gfuel: config.price_per_gfuel.into(),
-                    per_gpu_second: config.price_per_gpu_second.into(),
+                    per_gfuel: config.price_per_gfuel,
+                    per_gpu_second: config.price_per_gpu_second,
                 },
-                stake: config.stake.into(),
+                stake: config.stake,
                 addresses: Vec::new(),
                 sequence: 0,
                 expires_at: 0,

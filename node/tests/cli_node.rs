@@ -60,7 +60,7 @@ fn init_makes_keys_once_and_force_replaces_them() {
     assert!(peer.starts_with("12D3Koo"), "{first}");
     assert!(evm.starts_with("0x") && evm.len() == 42, "{first}");
     let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
-    assert!(config.contains("# price_per_gfuel = 1000"), "{config}");
+    assert!(config.contains("# price_per_gfuel = \"1000\""), "{config}");
 
     // Again: the same identity, and the operator is told.
     let again = init(&dir, &[]);
@@ -92,9 +92,11 @@ fn configuration_layers_defaults_file_environment_flags() {
         all.extend_from_slice(args);
         let toml_text = ok(&sietch(&all, env));
         let v: toml::Value = toml::from_str(&toml_text).unwrap();
-        v.get(key)
-            .unwrap_or_else(|| panic!("{key} missing from {toml_text}"))
-            .to_string()
+        let v = v
+            .get(key)
+            .unwrap_or_else(|| panic!("{key} missing from {toml_text}"));
+        // Token amounts are strings of digits; other numbers are integers.
+        v.as_str().map_or_else(|| v.to_string(), str::to_owned)
     };
     // The commented template is the defaults.
     assert_eq!(value(&[], &[], "price_per_gfuel"), "1000");

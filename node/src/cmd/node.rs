@@ -61,7 +61,7 @@ struct RunArgs {
     provide: bool,
     /// Price per 10^9 fuel, in token base units.
     #[arg(long, env = "SIETCH_PRICE_PER_GFUEL")]
-    price_per_gfuel: Option<u64>,
+    price_per_gfuel: Option<u128>,
     /// Re-announce the offer this often, in seconds.
     #[arg(long, env = "SIETCH_ANNOUNCE_EVERY")]
     announce_every: Option<u64>,
@@ -70,10 +70,10 @@ struct RunArgs {
     offer_ttl: Option<u64>,
     /// Price per GPU-second, in token base units.
     #[arg(long, env = "SIETCH_PRICE_PER_GPU_SECOND")]
-    price_per_gpu_second: Option<u64>,
+    price_per_gpu_second: Option<u128>,
     /// Stake stated in the offer, in token base units (buyers check it on chain).
     #[arg(long, env = "SIETCH_STAKE")]
-    stake: Option<u64>,
+    stake: Option<u128>,
     /// Jobs run at once; more are refused as busy.
     #[arg(long, env = "SIETCH_MAX_CONCURRENT_JOBS")]
     max_concurrent_jobs: Option<u32>,

@@ -1,0 +1,304 @@
+//! A whole market on one machine: a real anvil with the mock token and the escrow deployed,
+//! several provider nodes (registered and staked on chain, announcing offers over gossip on
+//! loopback) and a buyer node, each a real [`Node`] with its own data directory. `sietch
+//! devnet` runs one and submits jobs to it; the end-to-end tests start one too.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use alloy::network::EthereumWallet;
+use alloy::node_bindings::{Anvil, AnvilInstance};
+use alloy::primitives::{Address, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use anyhow::{Context, bail};
+use sietch_contracts::SietchEscrow::Config as EscrowConfig;
+use sietch_contracts::{MockToken, deploy, send};
+
+use crate::config::NodeConfig;
+use crate::events::{Events, NodeEvent};
+use crate::service::Node;
+
+/// Token base units per token (the mock token has 18 decimals).
+pub const E18: u128 = 1_000_000_000_000_000_000;
+
+/// Where the set-up script installs the pinned anvil, relative to the repository root.
+const PINNED: &str = "tools/bin/anvil";
+
+fn pinned_under(dir: &Path) -> Option<PathBuf> {
+    let p = dir.join(PINNED);
+    p.is_file().then_some(p)
+}
+
+/// The anvil binary: `$SIETCH_ROOT/tools/bin/anvil` (set by `scripts/env.sh`), else
+/// `tools/bin/anvil` in the current directory or one above it, else above the running
+/// executable (`target/debug/...` in a checkout), else `anvil` on PATH.
+pub fn find_anvil() -> anyhow::Result<PathBuf> {
+    if let Some(root) = std::env::var_os("SIETCH_ROOT")
+        && let Some(p) = pinned_under(Path::new(&root))
+    {
+        return Ok(p);
+    }
+    if let Ok(cwd) = std::env::current_dir()
+        && let Some(p) = cwd.ancestors().find_map(pinned_under)
+    {
+        return Ok(p);
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(p) = exe.ancestors().skip(1).find_map(pinned_under)
+    {
+        return Ok(p);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("anvil"))
+            .find(|p| p.is_file())
+    });
+    match on_path {
+        Some(p) => Ok(p),
+        None => bail!(
+            "anvil not found (looked in $SIETCH_ROOT/{PINNED}, ./{PINNED} and the directories \
+             above, above this executable, and on PATH): run `bash scripts/setup.sh` to \
+             install the pinned Foundry tools"
+        ),
+    }
+}
+
+/// A provider that signs for `key`, with simple nonce management (see `crate::chain`).
+pub fn connect(key: &PrivateKeySigner, url: &str) -> anyhow::Result<DynProvider> {
+    Ok(ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(EthereumWallet::from(key.clone()))
+        .connect_http(url.parse().context("the anvil URL")?)
+        .erased())
+}
+
+/// The escrow's parameters on the devnet: short windows, so that a dispute plays out in
+/// seconds.
+pub fn escrow_config() -> EscrowConfig {
+    EscrowConfig {
+        closeDelay: 20,
+        challengeWindow: 15,
+        verdictWindow: 30,
+        unstakeDelay: 120,
+        disputeBond: 30 * E18,
+        verifierFee: 5 * E18,
+        minStake: 100 * E18,
+        minDeposit: E18,
+    }
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct DevnetConfig {
+    /// Provider nodes.
+    pub providers: usize,
+    /// Per provider (by index), how many jobs in a million it answers wrongly (tests).
+    pub cheats: Vec<u32>,
+    /// Where the nodes' data directories go (one subdirectory each).
+    pub dir: PathBuf,
+    /// Tokens minted to each node's account.
+    pub funds: u128,
+    /// Stake of each provider, in tokens.
+    pub stake: u128,
+    /// Changes to every node's configuration (ports, timings) before it starts.
+    pub tweak: fn(&mut NodeConfig),
+}
+
+impl DevnetConfig {
+    /// `providers` honest providers, data under `dir`.
+    pub fn new(providers: usize, dir: impl Into<PathBuf>) -> Self {
+        Self {
+            providers,
+            cheats: Vec::new(),
+            dir: dir.into(),
+            funds: 10_000,
+            stake: 1_000,
+            tweak: |_| {},
+        }
+    }
+}
+
+/// A running devnet.
+pub struct Devnet {
+    /// The chain.
+    pub anvil: AnvilInstance,
+    /// A provider connected as the deployer (anvil's first account).
+    pub deployer: DynProvider,
+    /// The escrow's address.
+    pub escrow: Address,
+    /// The token's address.
+    pub token: Address,
+    /// The provider nodes, in order.
+    pub providers: Vec<Node>,
+    /// The buyer node.
+    pub buyer: Node,
+    /// Every node's events, each tagged with its name (`provider-0`, ..., `buyer`).
+    pub events: tokio::sync::mpsc::Receiver<(String, NodeEvent)>,
+}
+
+/// The configuration every devnet node starts from.
+pub fn node_config(anvil: &AnvilInstance, escrow: Address) -> NodeConfig {
+    NodeConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        mdns: false,
+        autonat_private: true,
+        api: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        announce_every_secs: 2,
+        offer_ttl_secs: 30,
+        chain_id: anvil.chain_id(),
+        escrow: Some(escrow.to_string()),
+        rpc_url: Some(anvil.endpoint()),
+        chain_poll_ms: 200,
+        settle_every_secs: 1,
+        claim_every_secs: 10,
+        claim_threshold: E18 / 10,
+        voucher_timeout_secs: 10,
+        channel_deposit: 5 * E18,
+        verify_local_network: true,
+        ..NodeConfig::default()
+    }
+}
+
+impl Devnet {
+    /// Starts anvil, deploys, funds and starts the nodes; returns once every node holds
+    /// every provider's offer.
+    pub async fn start(cfg: DevnetConfig) -> anyhow::Result<Self> {
+        let anvil_path = find_anvil()?;
+        let anvil = tokio::task::block_in_place(|| {
+            Anvil::at(&anvil_path)
+                .host("127.0.0.1")
+                .try_spawn()
+                .with_context(|| format!("starting {}", anvil_path.display()))
+        })?;
+        let deployer_key: PrivateKeySigner = anvil
+            .keys()
+            .first()
+            .context("anvil has no dev accounts")?
+            .clone()
+            .into();
+        let deployer = connect(&deployer_key, &anvil.endpoint())?;
+        let dep = deploy::deploy_with_mock_token(deployer.clone(), escrow_config())
+            .await
+            .context("deploying the mock token and the escrow")?;
+        let token = MockToken::new(dep.token, deployer.clone());
+
+        let (tx, rx) = tokio::sync::mpsc::channel(8192);
+        let start_node = async |name: String,
+                                provide: bool,
+                                cheat: u32,
+                                bootstrap: Vec<String>|
+               -> anyhow::Result<Node> {
+            let dir = cfg.dir.join(&name);
+            let id = crate::service::init(&dir, false)?;
+            // Gas and tokens for the node's own account.
+            deployer
+                .raw_request::<_, ()>(
+                    "anvil_setBalance".into(),
+                    (id.evm_address, U256::from(1_000u128 * E18)),
+                )
+                .await
+                .context("funding a node with ETH")?;
+            send(token.mint(id.evm_address, U256::from(cfg.funds * E18))).await?;
+            let mut c = node_config(&anvil, dep.escrow);
+            c.provide = provide;
+            c.stake = if provide { cfg.stake * E18 } else { 0 };
+            c.bootstrap = bootstrap;
+            c.test_cheat_ppm = cheat;
+            (cfg.tweak)(&mut c);
+            let events = Events::new();
+            let mut sub = events.subscribe();
+            let out = tx.clone();
+            let tag = name.clone();
+            tokio::spawn(async move {
+                while let Ok(e) = sub.recv().await {
+                    if out.send((tag.clone(), e)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            Node::start(&dir, c, events)
+                .await
+                .with_context(|| format!("starting {name}"))
+        };
+        let mut providers = Vec::new();
+        let mut bootstrap = Vec::new();
+        for i in 0..cfg.providers {
+            let cheat = cfg.cheats.get(i).copied().unwrap_or(0);
+            let node = start_node(format!("provider-{i}"), true, cheat, bootstrap.clone()).await?;
+            if bootstrap.is_empty() {
+                let addrs = node.net.wait_listening(1, Duration::from_secs(10)).await?;
+                let first = addrs.first().context("provider-0 does not listen")?;
+                bootstrap.push(format!("{first}/p2p/{}", node.net.peer_id()));
+            }
+            providers.push(node);
+        }
+        let buyer = start_node("buyer".into(), false, 0, bootstrap.clone()).await?;
+        let me = Self {
+            anvil,
+            deployer,
+            escrow: dep.escrow,
+            token: dep.token,
+            providers,
+            buyer,
+            events: rx,
+        };
+        me.wait_for_offers(Duration::from_secs(60)).await?;
+        Ok(me)
+    }
+
+    /// Waits until the buyer's book holds every provider's offer.
+    pub async fn wait_for_offers(&self, timeout: Duration) -> anyhow::Result<()> {
+        let want: Vec<_> = self.providers.iter().map(|p| p.evm_address).collect();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let have = {
+                let book = self.buyer.net.book();
+                let book = book.lock().map_err(|_| anyhow::anyhow!("the book"))?;
+                want.iter()
+                    .filter(|a| book.iter().any(|o| o.payload.evm_address == **a))
+                    .count()
+            };
+            if have == want.len() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "the buyer sees {have} of {} providers' offers after {timeout:?}",
+                    want.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Token balance of `who`.
+    pub async fn balance(&self, who: Address) -> anyhow::Result<U256> {
+        Ok(MockToken::new(self.token, &self.deployer)
+            .balanceOf(who)
+            .call()
+            .await?)
+    }
+
+    /// Moves the chain's clock forward (and mines a block).
+    pub async fn advance(&self, secs: u64) -> anyhow::Result<()> {
+        self.deployer
+            .raw_request::<_, serde_json::Value>("evm_increaseTime".into(), (secs,))
+            .await?;
+        self.deployer
+            .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
+            .await?;
+        Ok(())
+    }
+
+    /// Stops every node (providers claim what they are owed on the way out), then anvil.
+    pub async fn shutdown(self) {
+        self.buyer.shutdown().await;
+        for p in self.providers {
+            p.shutdown().await;
+        }
+    }
+}

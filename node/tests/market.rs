@@ -1,0 +1,161 @@
+//! The whole market in one process on a real anvil: provider and buyer nodes (real network
+//! actors on loopback, real sandboxes, the real escrow), jobs submitted through the buyer,
+//! paid by vouchers and claimed on chain.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::Duration;
+
+use sietch_market::*;
+use sietch_node::devnet::{Devnet, DevnetConfig, E18};
+
+/// Prints the stdin's FNV-1a hash as 8 hex digits.
+const HASH_STDIN: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 120) "0123456789abcdef")
+  (func (export "_start")
+    (local $len i32) (local $h i32) (local $i i32)
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.const 4096))
+    (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (local.set $len (i32.load (i32.const 8)))
+    (local.set $h (i32.const 0x811c9dc5))
+    (block $done (loop $bytes
+      (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
+      (local.set $h (i32.mul
+        (i32.xor (local.get $h) (i32.load8_u offset=1024 (local.get $i)))
+        (i32.const 0x01000193)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $bytes)))
+    (local.set $i (i32.const 0))
+    (block $hex_done (loop $hex
+      (br_if $hex_done (i32.ge_u (local.get $i) (i32.const 8)))
+      (i32.store8 offset=100 (local.get $i)
+        (i32.load8_u offset=120
+          (i32.and
+            (i32.shr_u (local.get $h) (i32.sub (i32.const 28) (i32.mul (local.get $i) (i32.const 4))))
+            (i32.const 15))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $hex)))
+    (i32.store (i32.const 0) (i32.const 100))
+    (i32.store (i32.const 4) (i32.const 8))
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+"#;
+
+fn fnv_hex(b: &[u8]) -> String {
+    let h = b.iter().fold(0x811c_9dc5u32, |h, &x| {
+        (h ^ u32::from(x)).wrapping_mul(0x0100_0193)
+    });
+    format!("{h:08x}")
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn spec(module: &[u8], stdin: &[u8], sampling_ppm: u32) -> JobSpec {
+    JobSpec {
+        module: BlobRef::of(module).hash,
+        args: vec![],
+        env: vec![],
+        stdin: Some(BlobRef::of(stdin)),
+        inputs: vec![],
+        limits: Limits {
+            fuel: 50_000_000,
+            memory_bytes: 1 << 20,
+            wall_time_ms: 10_000,
+            output_bytes: 1 << 16,
+        },
+        requirements: Requirements {
+            min_cpu_cores: 1,
+            ..Requirements::default()
+        },
+        verification: VerificationPolicy {
+            sampling_ppm,
+            ..VerificationPolicy::default()
+        },
+        price_cap: E18 / 10,
+        deadline: now() + 600,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_jobs_are_paid_and_claimed_and_balances_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Devnet::start(DevnetConfig::new(3, dir.path()))
+        .await
+        .unwrap();
+    let module = wat::parse_str(HASH_STDIN).unwrap();
+    let buyer = &net.buyer;
+    buyer.store.blobs().put(&module).unwrap();
+    let before_buyer = net.balance(buyer.evm_address).await.unwrap();
+
+    let mut paid = U256::ZERO;
+    for k in 0..6u32 {
+        let input = format!("job {k}: {}", "x".repeat(k as usize * 50)).into_bytes();
+        buyer.store.blobs().put(&input).unwrap();
+        // Every job sampled: re-runs on the other providers, paid too.
+        let done = buyer
+            .buyer
+            .submit(spec(&module, &input, 1_000_000))
+            .await
+            .unwrap_or_else(|e| panic!("job {k}: {e}"));
+        assert_eq!(
+            String::from_utf8_lossy(&done.result.stdout),
+            fnv_hex(&input)
+        );
+        assert_eq!(
+            done.check,
+            Some(sietch_verifier::Decision::Passed),
+            "job {k}"
+        );
+        assert!(done.paid > U256::ZERO);
+        paid += done.paid;
+    }
+    // Providers claim on their own (threshold, period, shutdown); wait for the chain to pay.
+    let channels = buyer.buyer.channels();
+    assert!(!channels.is_empty());
+    let chain = buyer.chain.clone().unwrap();
+    let signed: U256 = channels.iter().map(|c| c.2).sum();
+    assert!(signed >= paid, "vouchers {signed} < paid {paid}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut claimed = U256::ZERO;
+        for (id, ..) in &channels {
+            claimed += U256::from(chain.channel(*id).await.unwrap().paid);
+        }
+        if claimed == signed {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "claimed {claimed} of {signed} after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Conservation: what left the buyer is in the channels; what providers hold came from them.
+    let deposits: U256 = channels.iter().map(|c| c.3).sum();
+    let after_buyer = net.balance(buyer.evm_address).await.unwrap();
+    assert_eq!(before_buyer - after_buyer, deposits);
+    let mut providers_gain = U256::ZERO;
+    for p in &net.providers {
+        let stake = U256::from(1_000 * E18);
+        let held = net.balance(p.evm_address).await.unwrap();
+        providers_gain += held + stake - U256::from(10_000 * E18);
+    }
+    assert_eq!(
+        providers_gain, signed,
+        "providers received exactly the vouchers"
+    );
+    net.shutdown().await;
+}
