@@ -28,7 +28,7 @@ use sietch_market::{
 
 use crate::compare::{Agreement, compare};
 use crate::error::{CheckError, Fault, FaultKind, ResultError};
-use crate::evidence::{Evidence, SignedCommitment, Vote};
+use crate::evidence::{Evidence, MAX_VOTES, SignedCommitment, Vote};
 use crate::exec::{Executor, RerunRequest, RunResult};
 use crate::reputation::Event;
 use crate::sampling::reveal;
@@ -42,7 +42,8 @@ pub const ESCALATION_RERUNS: usize = 2;
 pub struct VerifierConfig {
     /// How re-run providers are chosen.
     pub select: SelectConfig,
-    /// Most re-runs in the first phase, whatever the spec asks (bounds the work of one check).
+    /// Most re-runs in the first phase, whatever the spec asks (bounds the work of one check;
+    /// never more than [`crate::evidence::MAX_VOTES`] − 2).
     pub max_reruns: u8,
     /// Providers tried in a phase beyond those it needs, to replace ones that fail to deliver.
     pub spare_attempts: usize,
@@ -264,7 +265,9 @@ impl<E: Executor> Verifier<E> {
         )
         .map_err(CheckError::Original)?;
 
-        let k = usize::from(policy.reruns.clamp(1, self.config.max_reruns.max(1)));
+        // At most what one evidence bundle holds once the escalation is added.
+        let k = usize::from(policy.reruns.clamp(1, self.config.max_reruns.max(1)))
+            .min(MAX_VOTES - ESCALATION_RERUNS);
         let mut g = Gathered {
             runs: Vec::new(),
             faults: Vec::new(),

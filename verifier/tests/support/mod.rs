@@ -136,6 +136,8 @@ pub type Ledger = Arc<Mutex<HashMap<B256, Run>>>;
 pub struct Provider {
     pub offer: Offer,
     pub key: PrivateKeySigner,
+    /// The domain it signs in ([`DOMAIN`] unless a test deploys an escrow).
+    pub domain: Domain,
     pub behaviour: Behaviour,
     rng: Mutex<ChaCha20Rng>,
     last: Mutex<HashMap<B256, Run>>,
@@ -175,10 +177,19 @@ impl Provider {
         Self {
             offer,
             key,
+            domain: DOMAIN,
             behaviour,
             rng: Mutex::new(rng),
             last: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same provider with another EVM key (an account of a test chain), signing in `domain`.
+    pub fn with_key(mut self, key: PrivateKeySigner, domain: Domain) -> Self {
+        self.offer.evm_address = key.address();
+        self.key = key;
+        self.domain = domain;
+        self
     }
 
     fn coin(&self, p: f64) -> bool {
@@ -259,7 +270,7 @@ impl Provider {
             _ => self.key.clone(),
         };
         RunResult {
-            signature: commitment.sign(&DOMAIN, &key).unwrap(),
+            signature: commitment.sign(&self.domain, &key).unwrap(),
             commitment,
             outputs: Some(run.outputs),
         }
