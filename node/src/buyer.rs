@@ -852,12 +852,7 @@ impl Buyer {
         let Some(chain) = &self.chain else { return };
         match ev {
             SietchEscrowEvents::TicketClaimed(e) => {
-                let ours = self
-                    .lanes
-                    .lock()
-                    .map(|l| l.iter().any(|l| l.channel == e.channelId))
-                    .unwrap_or(false);
-                if !ours {
+                if !self.owns_channel(&e.channelId) {
                     return;
                 }
                 let wrong = self
@@ -889,6 +884,16 @@ impl Buyer {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
+            SietchEscrowEvents::TicketSettled(e) => {
+                if let Ok(rec) = chain.ticket(e.ticketId).await
+                    && self.owns_channel(&rec.channelId)
+                {
+                    self.emit(NodeEvent::TicketSettled {
+                        ticket: e.ticketId.to_string(),
+                        outcome: outcome_name(e.outcome).into(),
+                    });
+                }
+            }
             SietchEscrowEvents::VerifiersDrawn(e) => {
                 let Ok(rec) = chain.ticket(e.ticketId).await else {
                     return;
@@ -908,6 +913,25 @@ impl Buyer {
             }
             _ => {}
         }
+    }
+}
+
+impl Buyer {
+    fn owns_channel(&self, channel: &B256) -> bool {
+        self.lanes
+            .lock()
+            .map(|l| l.iter().any(|l| l.channel == *channel))
+            .unwrap_or(false)
+    }
+}
+
+/// The escrow's `Outcome` by name.
+pub fn outcome_name(o: u8) -> &'static str {
+    match o {
+        0 => "undisputed",
+        1 => "provider_right",
+        2 => "provider_wrong",
+        _ => "undecided",
     }
 }
 

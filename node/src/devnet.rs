@@ -104,8 +104,9 @@ pub struct DevnetConfig {
     pub funds: u128,
     /// Stake of each provider, in tokens.
     pub stake: u128,
-    /// Changes to every node's configuration (ports, timings) before it starts.
-    pub tweak: fn(&mut NodeConfig),
+    /// Changes to a node's configuration before it starts, by name (`provider-0`, ...,
+    /// `buyer`).
+    pub tweak: fn(&str, &mut NodeConfig),
 }
 
 impl DevnetConfig {
@@ -117,7 +118,7 @@ impl DevnetConfig {
             dir: dir.into(),
             funds: 10_000,
             stake: 1_000,
-            tweak: |_| {},
+            tweak: |_, _| {},
         }
     }
 }
@@ -169,8 +170,12 @@ impl Devnet {
     pub async fn start(cfg: DevnetConfig) -> anyhow::Result<Self> {
         let anvil_path = find_anvil()?;
         let anvil = tokio::task::block_in_place(|| {
+            // Interval mining: blocks come every second whether or not anyone sends a
+            // transaction, as on a real chain (a dispute's verifier draw waits for the block
+            // after the dispute).
             Anvil::at(&anvil_path)
                 .host("127.0.0.1")
+                .block_time(1)
                 .try_spawn()
                 .with_context(|| format!("starting {}", anvil_path.display()))
         })?;
@@ -208,7 +213,7 @@ impl Devnet {
             c.stake = if provide { cfg.stake * E18 } else { 0 };
             c.bootstrap = bootstrap;
             c.test_cheat_ppm = cheat;
-            (cfg.tweak)(&mut c);
+            (cfg.tweak)(&name, &mut c);
             let events = Events::new();
             let mut sub = events.subscribe();
             let out = tx.clone();

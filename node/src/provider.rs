@@ -893,6 +893,19 @@ impl Provider {
                     self.settle_now.notify_one();
                 }
             }
+            SietchEscrowEvents::TicketSettled(e) => {
+                let mine = self
+                    .claimed
+                    .lock()
+                    .ok()
+                    .and_then(|mut c| c.remove(&e.ticketId));
+                if mine.is_some() {
+                    self.emit(NodeEvent::TicketSettled {
+                        ticket: e.ticketId.to_string(),
+                        outcome: crate::buyer::outcome_name(e.outcome).into(),
+                    });
+                }
+            }
             SietchEscrowEvents::VerifiersDrawn(e) => {
                 let mine = self
                     .claimed

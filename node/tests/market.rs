@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use alloy::providers::Provider;
+use sietch_contracts::SietchEscrow::SietchEscrowEvents;
 use sietch_market::*;
 use sietch_node::devnet::{Devnet, DevnetConfig, E18};
 
@@ -156,6 +158,96 @@ async fn anvil_jobs_are_paid_and_claimed_and_balances_add_up() {
     assert_eq!(
         providers_gain, signed,
         "providers received exactly the vouchers"
+    );
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_a_cheating_provider_is_caught_disputed_and_slashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = DevnetConfig::new(5, dir.path());
+    // provider-0 answers every job wrongly, and is the cheapest, so it is picked first.
+    cfg.cheats = vec![1_000_000];
+    cfg.tweak = |name, c| {
+        c.price_per_gfuel = if name == "provider-0" { 10 } else { 20 };
+    };
+    let mut net = Devnet::start(cfg).await.unwrap();
+    let cheater = net.providers[0].evm_address;
+    let module = wat::parse_str(HASH_STDIN).unwrap();
+    let input = b"is this computed honestly?".to_vec();
+    let buyer = &net.buyer;
+    buyer.store.blobs().put(&module).unwrap();
+    buyer.store.blobs().put(&input).unwrap();
+    let chain = buyer.chain.clone().unwrap();
+    let stake_before = chain.account(cheater).await.unwrap().stake;
+    assert!(stake_before > 0);
+    let buyer_before = net.balance(buyer.evm_address).await.unwrap();
+
+    let done = buyer
+        .buyer
+        .submit(spec(&module, &input, 1_000_000))
+        .await
+        .unwrap();
+    // The buyer keeps the majority's (honest) answer and pays the cheater nothing.
+    assert_eq!(
+        done.check,
+        Some(sietch_verifier::Decision::ProviderWrong),
+        "{done:?}"
+    );
+    assert_ne!(done.provider, cheater);
+    assert_eq!(
+        String::from_utf8_lossy(&done.result.stdout),
+        fnv_hex(&input)
+    );
+    assert_eq!(done.paid, U256::ZERO);
+
+    // The cheater claims its ticket; the buyer disputes; the escrow's verifiers decide.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut seen = Vec::new();
+    let outcome = loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, net.events.recv()).await {
+            Ok(Some((who, e))) => {
+                let line = format!("{who}: {e}");
+                if let sietch_node::events::NodeEvent::TicketSettled { outcome, .. } = &e {
+                    break outcome.clone();
+                }
+                if line.contains("ticket") || line.contains("verdict") || line.contains("withheld")
+                {
+                    seen.push(line);
+                }
+            }
+            _ => panic!("no settlement within 120 s; seen: {seen:#?}"),
+        }
+    };
+    assert_eq!(outcome, "provider_wrong", "{seen:#?}");
+    let stake_after = chain.account(cheater).await.unwrap().stake;
+    assert_eq!(stake_after, 0, "the cheater was not slashed");
+    // Conservation, to the base unit: the buyer's wallet plus what its channels still hold
+    // or paid out equals what it had plus the compensation from the slashed stake (the
+    // ticket's reservation and the bond came back to the wallet).
+    let head = chain.provider().get_block_number().await.unwrap();
+    let compensation: U256 = chain
+        .events(0, head)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|e| match &e.event {
+            SietchEscrowEvents::Slashed(s) if s.provider == cheater => Some(s.compensation),
+            _ => None,
+        })
+        .sum();
+    assert!(compensation > U256::ZERO, "no compensation for the buyer");
+    let buyer_after = net.balance(buyer.evm_address).await.unwrap();
+    let mut deposits = U256::ZERO;
+    for (id, ..) in buyer.buyer.channels() {
+        deposits += U256::from(chain.channel(id).await.unwrap().deposit);
+    }
+    assert_eq!(
+        buyer_after + deposits,
+        buyer_before + compensation,
+        "buyer: before {buyer_before}, after {buyer_after}, channels {deposits}, compensation \
+         {compensation}"
     );
     net.shutdown().await;
 }

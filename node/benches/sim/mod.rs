@@ -5,7 +5,7 @@
 //! client, DCUtR, request-response) with its own Noise and Yamux connections. Links are
 //! slowed by each node's `forward_delay` (drawn per node from a range, so hops differ), and
 //! a chosen fraction of nodes never forwards anything (`drop_forwarding`). Deliveries are
-//! observed from a separate OS thread that polls every node's order book, so the clock
+//! observed from a separate OS thread that polls every node's order book every 5 ms, so the clock
 //! that measures propagation does not wait on the runtime that is being measured.
 
 #![allow(dead_code, clippy::indexing_slicing)]
@@ -259,6 +259,19 @@ pub(crate) async fn run(cfg: SimConfig) -> anyhow::Result<SimReport> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // Discovery (Kademlia, identify) keeps opening connections for a while after every node
+    // has its first few; measuring during that churn measures the churn. Wait until the
+    // connection count holds still for 3 s (or the mesh timeout).
+    let mut last = (peer_counts(&nodes).await?.1, Instant::now());
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mean = peer_counts(&nodes).await?.1;
+        if (mean - last.0).abs() > 0.05 {
+            last = (mean, Instant::now());
+        } else if last.1.elapsed() >= Duration::from_secs(3) {
+            break;
+        }
+    }
     tokio::time::sleep(cfg.heartbeat * 4).await;
     let setup = started.elapsed();
     let peers = peer_counts(&nodes).await?;
@@ -409,7 +422,7 @@ fn watch(
         if live.iter().all(|&l| l) && missing.iter().all(|&m| m == 0) {
             break;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(5));
     }
     arrived
 }
