@@ -210,8 +210,13 @@ impl Buyer {
     /// Runs `spec` on the network: the module and inputs must be in the node's blob store.
     /// Returns when the result is verified (where sampled) and paid.
     pub async fn submit(self: &Arc<Self>, spec: JobSpec) -> Result<Finished, BuyError> {
-        let started = Instant::now();
-        for hash in blob_hashes(&spec) {
+        let id = self.prepare(&spec)?;
+        self.run_prepared(&spec, id).await
+    }
+
+    /// Records a new job for `spec` and returns its id; [`Buyer::run_prepared`] runs it.
+    pub fn prepare(&self, spec: &JobSpec) -> Result<B256, BuyError> {
+        for hash in blob_hashes(spec) {
             if !self.store.blobs().has(&hash) {
                 return Err(BuyError::MissingBlob(hash));
             }
@@ -220,22 +225,40 @@ impl Buyer {
         let id = job_id(self.address(), nonce, spec.hash());
         let record = JobRecord::new(id, spec.hash(), Address::ZERO, now());
         self.store
-            .insert_job(Side::Buyer, &spec, &record)
+            .insert_job(Side::Buyer, spec, &record)
             .map_err(node_err)?;
         self.emit(NodeEvent::Submitted {
             job: id.to_string(),
         });
-        let r = self.run(&spec, id, started).await;
-        if let Err(e) = &r {
-            let note: String = e.to_string().chars().take(200).collect();
-            let _ = self
-                .store
-                .set_job_state(Side::Buyer, &id, JobState::Failed, &note, now());
-            self.emit(NodeEvent::Finished {
-                job: id.to_string(),
-                state: "failed".into(),
-                millis: started.elapsed().as_millis() as u64,
-            });
+        Ok(id)
+    }
+
+    /// Runs a job [`Buyer::prepare`] recorded; keeps its outputs in the store.
+    pub async fn run_prepared(
+        self: &Arc<Self>,
+        spec: &JobSpec,
+        id: B256,
+    ) -> Result<Finished, BuyError> {
+        let started = Instant::now();
+        let r = self.run(spec, id, started).await;
+        match &r {
+            Ok(done) => {
+                use crate::net::wire::WireMessage;
+                if let Err(e) = self.store.put_job_outputs(&id, &done.result.to_bytes()) {
+                    tracing::warn!("keeping the outputs of {id}: {e}");
+                }
+            }
+            Err(e) => {
+                let note: String = e.to_string().chars().take(200).collect();
+                let _ = self
+                    .store
+                    .set_job_state(Side::Buyer, &id, JobState::Failed, &note, now());
+                self.emit(NodeEvent::Finished {
+                    job: id.to_string(),
+                    state: "failed".into(),
+                    millis: started.elapsed().as_millis() as u64,
+                });
+            }
         }
         r
     }

@@ -91,6 +91,8 @@ pub fn init(data_dir: &Path, force: bool) -> anyhow::Result<Identity> {
         store.init_node_keys(&fresh)?
     };
     let created = keys.ed25519.to_bytes() == fresh.ed25519.to_bytes();
+    crate::api::load_or_create_token(data_dir)
+        .with_context(|| format!("the API token in {}", data_dir.display()))?;
     let config = data_dir.join(crate::config::CONFIG_FILE);
     if !config.exists() {
         std::fs::write(&config, NodeConfig::template())
@@ -223,7 +225,21 @@ impl Node {
             None
         };
 
-        let api = crate::api::serve(config.api, net.clone(), store.clone()).await?;
+        let token = crate::api::load_or_create_token(data_dir)
+            .with_context(|| format!("the API token in {}", data_dir.display()))?;
+        let api = crate::api::serve(
+            config.api,
+            crate::api::Api {
+                net: net.clone(),
+                store: store.clone(),
+                buyer: buyer.clone(),
+                events: events.clone(),
+                chain: chain.clone(),
+                token: Arc::new(token),
+            },
+        )
+        .await
+        .with_context(|| format!("the HTTP API cannot listen on {}", config.api))?;
         events.emit(NodeEvent::Api {
             address: api.to_string(),
         });

@@ -642,16 +642,16 @@ fn an_older_file_is_migrated_once_and_keeps_its_data() {
     drop(store);
 
     let store = Store::open_with(dir.path(), v2()).unwrap();
-    assert_eq!(store.opened_at_version(), 1);
+    assert_eq!(store.opened_at_version(), SCHEMA_VERSION);
     assert_eq!(store.config("kept").unwrap().as_deref(), Some("yes"));
     assert_eq!(store.chain_cursor(1).unwrap(), Some(99));
     drop(store);
-    assert_eq!(raw_version_and_runs(dir.path()), (2, Some(1)));
+    assert_eq!(raw_version_and_runs(dir.path()), (SCHEMA_VERSION + 1, Some(1)));
 
     let store = Store::open_with(dir.path(), v2()).unwrap();
-    assert_eq!(store.opened_at_version(), 2);
+    assert_eq!(store.opened_at_version(), SCHEMA_VERSION + 1);
     drop(store);
-    assert_eq!(raw_version_and_runs(dir.path()), (2, Some(1)), "ran once");
+    assert_eq!(raw_version_and_runs(dir.path()), (SCHEMA_VERSION + 1, Some(1)), "ran once");
 }
 
 #[test]
@@ -661,7 +661,7 @@ fn a_new_file_runs_every_step() {
     assert_eq!(store.opened_at_version(), 0);
     store.set_config("a", "b").unwrap();
     drop(store);
-    assert_eq!(raw_version_and_runs(dir.path()), (2, Some(1)));
+    assert_eq!(raw_version_and_runs(dir.path()), (SCHEMA_VERSION + 1, Some(1)));
 }
 
 #[test]
@@ -673,20 +673,20 @@ fn a_newer_file_is_refused_with_the_versions() {
         matches!(
             err,
             StoreError::SchemaTooNew {
-                found: 2,
-                supported: 1,
+                found,
+                supported,
                 ..
-            }
+            } if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION
         ),
         "{err:?}"
     );
     let msg = err.to_string();
     assert!(
-        msg.contains("schema version 2") && msg.contains("newer"),
+        msg.contains(&format!("schema version {}", SCHEMA_VERSION + 1)) && msg.contains("newer"),
         "{msg}"
     );
     // Refusing did not touch the file.
-    assert_eq!(raw_version_and_runs(dir.path()), (2, Some(1)));
+    assert_eq!(raw_version_and_runs(dir.path()), (SCHEMA_VERSION + 1, Some(1)));
 }
 
 #[test]
@@ -701,13 +701,13 @@ fn a_failed_migration_leaves_the_file_as_it_was() {
     }));
     let err = Store::open_with(dir.path(), failing).unwrap_err();
     assert!(
-        matches!(err, StoreError::Migration { from: 1, .. }),
+        matches!(err, StoreError::Migration { from, .. } if from == SCHEMA_VERSION),
         "{err:?}"
     );
     assert!(err.to_string().contains("fails on purpose"), "{err}");
     assert_eq!(
         raw_version_and_runs(dir.path()),
-        (1, None),
+        (SCHEMA_VERSION, None),
         "nothing half-done"
     );
     let store = Store::open(dir.path()).unwrap();

@@ -11,7 +11,7 @@
 //! | `blobs/<blake3 hex>` | modules, inputs and outputs, by content | large and immutable: content addressing deduplicates them and lets a peer ask for a blob by hash; plain files keep them out of the database's pages |
 //! | `modules/` | modules compiled by the sandbox ([`Store::modules_dir`]) | a cache the sandbox owns: it is keyed by module hash and engine, and can be deleted at any time |
 //!
-//! The tables of `state.redb` (version 1; see [`schema`] for migrations):
+//! The tables of `state.redb` (version 2; see [`schema`] for migrations):
 //!
 //! | table | key | value |
 //! | --- | --- | --- |
@@ -24,6 +24,7 @@
 //! | `vouchers` | channel id | latest [`EvmSigned<Voucher>`] |
 //! | `chain_cursor` | chain id | last block indexed |
 //! | `reputation` | provider EVM address | [`Reputation`] |
+//! | `job_outputs` (version 2) | job id | blake3 of the job's outputs (a result message in `blobs/`) |
 //!
 //! Protocol messages are stored in the market crate's canonical encoding, the very bytes that
 //! were signed; the store's own records use a versioned encoding over the same primitives
@@ -54,7 +55,7 @@ pub use records::{
 pub use schema::{Migration, SCHEMA_VERSION, Schema};
 
 use records::Record;
-use schema::{CHAIN_CURSOR, CONFIG, NODE_KEYS, OWN_OFFERS, REPUTATION, VOUCHERS};
+use schema::{CHAIN_CURSOR, CONFIG, JOB_OUTPUTS, NODE_KEYS, OWN_OFFERS, REPUTATION, VOUCHERS};
 
 /// The database's file name in the data directory.
 pub const DB_FILE: &str = "state.redb";
@@ -360,6 +361,32 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    // ---- job outputs ----
+
+    /// Keeps a job's outputs (the result message's bytes) in the blob store and notes their
+    /// hash for the job, in that order: a crash between the two leaves an unreferenced blob,
+    /// never a reference to a missing one.
+    pub fn put_job_outputs(&self, job_id: &B256, bytes: &[u8]) -> Result<B256, StoreError> {
+        let hash = self.blobs().put(bytes)?;
+        let tx = self.db().begin_write()?;
+        tx.open_table(JOB_OUTPUTS)?.insert(&job_id.0, &hash.0)?;
+        tx.commit()?;
+        Ok(hash)
+    }
+
+    /// A job's outputs, if kept.
+    pub fn job_outputs(&self, job_id: &B256) -> Result<Option<Vec<u8>>, StoreError> {
+        let hash = {
+            let tx = self.db().begin_read()?;
+            let table = tx.open_table(JOB_OUTPUTS)?;
+            let Some(h) = table.get(&job_id.0)? else {
+                return Ok(None);
+            };
+            B256::from(*h.value())
+        };
+        Ok(self.blobs().get(&hash)?)
     }
 
     // ---- vouchers ----

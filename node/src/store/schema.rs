@@ -42,6 +42,10 @@ pub(crate) const CHAIN_CURSOR: TableDefinition<'_, u64, u64> = TableDefinition::
 pub(crate) const REPUTATION: TableDefinition<'_, &[u8; 20], &[u8]> =
     TableDefinition::new("reputation");
 
+/// Job id → blake3 of the job's outputs (a result message in the blob store). Version 2.
+pub(crate) const JOB_OUTPUTS: TableDefinition<'_, &[u8; 32], &[u8; 32]> =
+    TableDefinition::new("job_outputs");
+
 /// One step of the layout: from the version it is at in [`Schema`] to the next. It runs in
 /// the write transaction that then records the new version; returning an error aborts both.
 #[derive(Clone, Copy)]
@@ -72,10 +76,16 @@ impl Schema {
     /// The layout this build writes.
     pub fn current() -> Self {
         Self {
-            migrations: vec![Migration {
-                name: "create the version-1 tables",
-                apply: create_v1_tables,
-            }],
+            migrations: vec![
+                Migration {
+                    name: "create the version-1 tables",
+                    apply: create_v1_tables,
+                },
+                Migration {
+                    name: "add job_outputs (a job's outputs by blob hash)",
+                    apply: add_job_outputs,
+                },
+            ],
         }
     }
 
@@ -93,7 +103,7 @@ impl Schema {
 }
 
 /// The schema version of this build.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 fn create_v1_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(NODE_KEYS)?;
@@ -105,6 +115,11 @@ fn create_v1_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(VOUCHERS)?;
     tx.open_table(CHAIN_CURSOR)?;
     tx.open_table(REPUTATION)?;
+    Ok(())
+}
+
+fn add_job_outputs(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(JOB_OUTPUTS)?;
     Ok(())
 }
 

@@ -1,0 +1,354 @@
+//! The API's JSON forms of the protocol's types. Amounts of tokens are strings of decimal
+//! digits (they exceed what JSON numbers hold exactly); hashes, ids and addresses are
+//! `0x`-prefixed hex; byte contents (stdout, files) are base64.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sietch_market::{
+    Canonical,
+    B256, BlobRef, ComputeCapability, Comparison, FloatKind, FloatOutput, GpuNeeds, Input, JobSpec,
+    Limits, Requirements, VerificationPolicy,
+};
+
+use crate::net::JobResult;
+
+/// A job to submit: what `POST /api/v1/jobs` takes. Blobs (module, stdin, inputs) are named
+/// by the hashes `POST /api/v1/blobs` returned.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JobSubmission {
+    /// blake3 of the WebAssembly module.
+    pub module: B256,
+    /// Arguments after the program name.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Environment variables, as `[name, value]` pairs.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    /// blake3 of standard input, if any.
+    #[serde(default)]
+    pub stdin: Option<B256>,
+    /// Files of `/input`.
+    #[serde(default)]
+    pub inputs: Vec<InputJson>,
+    /// Resource limits.
+    #[serde(default)]
+    pub limits: LimitsJson,
+    /// What the provider must have.
+    #[serde(default)]
+    pub requirements: RequirementsJson,
+    /// Spot-check policy.
+    #[serde(default)]
+    pub verification: VerificationJson,
+    /// Most the job may cost, token base units (decimal string).
+    pub price_cap: String,
+    /// Seconds from now by which the result must arrive.
+    #[serde(default = "default_deadline")]
+    pub deadline_secs: u64,
+}
+
+fn default_deadline() -> u64 {
+    600
+}
+
+/// A file of `/input`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct InputJson {
+    /// File name.
+    pub name: String,
+    /// blake3 of its content.
+    pub blob: B256,
+}
+
+/// Resource limits.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsJson {
+    /// Fuel (the billing unit).
+    pub fuel: u64,
+    /// Linear memory, bytes.
+    pub memory_bytes: u64,
+    /// Wall-clock time, milliseconds.
+    pub wall_time_ms: u64,
+    /// stdout and `/output` files, bytes (each).
+    pub output_bytes: u64,
+}
+
+impl Default for LimitsJson {
+    fn default() -> Self {
+        Self {
+            fuel: 1_000_000_000,
+            memory_bytes: 64 << 20,
+            wall_time_ms: 60_000,
+            output_bytes: 1 << 20,
+        }
+    }
+}
+
+/// GPU needs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GpuJson {
+    /// How many.
+    pub count: u8,
+    /// Acceptable models (substring, case-insensitive); empty: any.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Memory per GPU, bytes.
+    #[serde(default)]
+    pub min_memory_bytes: u64,
+    /// Lowest compute capability, `"major.minor"`.
+    #[serde(default = "default_cc")]
+    pub min_compute_capability: String,
+}
+
+fn default_cc() -> String {
+    "0.0".into()
+}
+
+/// Requirements.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequirementsJson {
+    /// CPU cores.
+    pub min_cpu_cores: u16,
+    /// Runtime features the offer must list.
+    pub features: Vec<String>,
+    /// GPUs.
+    pub gpu: Option<GpuJson>,
+}
+
+impl Default for RequirementsJson {
+    fn default() -> Self {
+        Self {
+            min_cpu_cores: 1,
+            features: Vec::new(),
+            gpu: None,
+        }
+    }
+}
+
+/// A float array compared within tolerance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FloatOutputJson {
+    /// File in `/output`.
+    pub path: String,
+    /// `f32` or `f64`.
+    pub kind: String,
+}
+
+/// Spot-check policy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerificationJson {
+    /// Sampling rate, parts per million (100000 = 10%).
+    pub sampling_ppm: u32,
+    /// Re-runs of a sampled job.
+    pub reruns: u8,
+    /// `exact`, or `tolerance` with the bounds and arrays below.
+    pub comparison: String,
+    /// Tolerance: largest relative difference.
+    pub relative: f64,
+    /// Tolerance: largest absolute difference.
+    pub absolute: f64,
+    /// Tolerance: the arrays compared.
+    pub float_outputs: Vec<FloatOutputJson>,
+}
+
+impl Default for VerificationJson {
+    fn default() -> Self {
+        Self {
+            sampling_ppm: 100_000,
+            reruns: 1,
+            comparison: "exact".into(),
+            relative: 0.0,
+            absolute: 0.0,
+            float_outputs: Vec::new(),
+        }
+    }
+}
+
+/// Why a submission cannot become a spec.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// A field is out of range or malformed.
+    #[error("{field}: {why}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        why: String,
+    },
+    /// A blob it names was never uploaded.
+    #[error("blob {0} is not on this node: upload it with POST /api/v1/blobs first")]
+    MissingBlob(B256),
+}
+
+fn invalid(field: &'static str, why: impl Into<String>) -> SpecError {
+    SpecError::Invalid {
+        field,
+        why: why.into(),
+    }
+}
+
+impl JobSubmission {
+    /// The spec, with blob sizes from `size_of` (`None`: not on the node) and the deadline
+    /// from `now`.
+    pub fn to_spec(
+        &self,
+        now: u64,
+        size_of: impl Fn(&B256) -> Option<u64>,
+    ) -> Result<JobSpec, SpecError> {
+        let blob = |h: &B256| -> Result<BlobRef, SpecError> {
+            Ok(BlobRef {
+                hash: *h,
+                size: size_of(h).ok_or(SpecError::MissingBlob(*h))?,
+            })
+        };
+        blob(&self.module)?;
+        let price_cap: u128 = self
+            .price_cap
+            .parse()
+            .map_err(|_| invalid("price_cap", "not a whole number of token base units"))?;
+        let gpu = match &self.requirements.gpu {
+            None => None,
+            Some(g) => {
+                let (major, minor) = g
+                    .min_compute_capability
+                    .split_once('.')
+                    .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                    .ok_or_else(|| {
+                        invalid("requirements.gpu.min_compute_capability", "not major.minor")
+                    })?;
+                Some(GpuNeeds {
+                    count: g.count,
+                    models: g.models.clone(),
+                    min_memory_bytes: g.min_memory_bytes,
+                    min_compute_capability: ComputeCapability::new(major, minor),
+                })
+            }
+        };
+        let v = &self.verification;
+        let comparison = match v.comparison.as_str() {
+            "exact" => Comparison::Exact,
+            "tolerance" => {
+                if !(v.relative.is_finite() && v.relative >= 0.0)
+                    || !(v.absolute.is_finite() && v.absolute >= 0.0)
+                {
+                    return Err(invalid(
+                        "verification",
+                        "relative and absolute bounds must be finite and not negative",
+                    ));
+                }
+                let outputs = v
+                    .float_outputs
+                    .iter()
+                    .map(|o| {
+                        Ok(FloatOutput {
+                            path: o.path.clone(),
+                            kind: match o.kind.as_str() {
+                                "f32" => FloatKind::F32,
+                                "f64" => FloatKind::F64,
+                                _ => {
+                                    return Err(invalid(
+                                        "verification.float_outputs.kind",
+                                        "f32 or f64",
+                                    ));
+                                }
+                            },
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Comparison::Tolerance {
+                    relative: v.relative,
+                    absolute: v.absolute,
+                    outputs,
+                }
+            }
+            other => {
+                return Err(invalid(
+                    "verification.comparison",
+                    format!("{other:?} is not exact or tolerance"),
+                ));
+            }
+        };
+        if v.sampling_ppm > 1_000_000 {
+            return Err(invalid("verification.sampling_ppm", "at most 1000000"));
+        }
+        let spec = JobSpec {
+            module: self.module,
+            args: self.args.clone(),
+            env: self.env.clone(),
+            stdin: self.stdin.as_ref().map(blob).transpose()?,
+            inputs: self
+                .inputs
+                .iter()
+                .map(|i| {
+                    Ok(Input {
+                        name: i.name.clone(),
+                        blob: blob(&i.blob)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, SpecError>>()?,
+            limits: Limits {
+                fuel: self.limits.fuel,
+                memory_bytes: self.limits.memory_bytes,
+                wall_time_ms: self.limits.wall_time_ms,
+                output_bytes: self.limits.output_bytes,
+            },
+            requirements: Requirements {
+                min_cpu_cores: self.requirements.min_cpu_cores,
+                features: self.requirements.features.clone(),
+                gpu,
+            },
+            verification: VerificationPolicy {
+                sampling_ppm: v.sampling_ppm,
+                reruns: v.reruns,
+                comparison,
+            },
+            price_cap,
+            deadline: now.saturating_add(self.deadline_secs),
+        };
+        // The canonical encoding's bounds (names, counts, sizes) are the protocol's.
+        JobSpec::decode(&spec.encode()).map_err(|e| invalid("job", e.to_string()))?;
+        Ok(spec)
+    }
+}
+
+/// A job's outputs, as the API returns them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OutputsJson {
+    /// How it ended, in words.
+    pub outcome: String,
+    /// The exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// stdout, base64.
+    pub stdout: String,
+    /// `/output` files: name → base64 content.
+    pub files: std::collections::BTreeMap<String, String>,
+    /// The committed output hash.
+    pub output_hash: B256,
+    /// Fuel used.
+    pub fuel_used: u64,
+    /// What it cost, token base units.
+    pub amount: String,
+}
+
+impl OutputsJson {
+    /// The JSON form of a result.
+    pub fn of(r: &JobResult) -> Self {
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        Self {
+            outcome: crate::jobs::outcome_text(r),
+            exit_code: (r.outcome.0 == 0).then_some(r.outcome.1),
+            stdout: b64(&r.stdout),
+            files: r.files.iter().map(|(n, d)| (n.clone(), b64(d))).collect(),
+            output_hash: r.commitment.output_hash,
+            fuel_used: r.commitment.fuel_used,
+            amount: r.commitment.amount.to_string(),
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! The node's HTTP API, bound to loopback by default. Reads are open; writes need the node's
+//! token (`Authorization: Bearer <token>`, the token in `<data dir>/api-token`). Requests
+//! are size-limited. Errors are JSON `{"code": "...", "message": "..."}` with a stable code
+//! and a message that says what to do.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /api/v1/node` | identity, addresses, peers, gossip counters, chain |
+//! | `GET /api/v1/offers` | the live offers of the order book |
+//! | `GET /api/v1/jobs?side=buyer\|provider` | jobs this node stored |
+//! | `GET /api/v1/jobs/{id}?side=buyer\|provider` | one job, with its outputs when kept |
+//! | `GET /api/v1/channels` | the buyer's payment channels |
+//! | `GET /api/v1/events` | server-sent events: everything the node does, live |
+//! | `POST /api/v1/blobs` | upload a module or input (the body); answers its blake3 hash |
+//! | `POST /api/v1/jobs[?wait=true]` | submit a job ([`dto::JobSubmission`]) |
+
+pub mod dto;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sietch_market::B256;
+
+use crate::buyer::Buyer;
+use crate::chain::Chain;
+use crate::events::Events;
+use crate::net::wire::WireMessage;
+use crate::net::{JobResult, Network, peer_id_of};
+use crate::store::{JobRecord, Side, Store};
+
+/// Most jobs one request returns.
+const MAX_JOBS: usize = 1000;
+/// Largest JSON body.
+const MAX_JSON: usize = 1 << 20;
+/// Largest uploaded blob.
+pub const MAX_UPLOAD: usize = 64 << 20;
+
+/// What the API serves from.
+#[derive(Clone)]
+pub struct Api {
+    /// The network.
+    pub net: Network,
+    /// The store.
+    pub store: Arc<Store>,
+    /// The buyer role.
+    pub buyer: Arc<Buyer>,
+    /// The event stream.
+    pub events: Events,
+    /// The chain, if any.
+    pub chain: Option<Chain>,
+    /// The write token.
+    pub token: Arc<String>,
+}
+
+/// An error answer.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"code": self.code, "message": self.message})),
+        )
+            .into_response()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        format!("{e}; the node may be shutting down, try again"),
+    )
+}
+
+/// The routes.
+pub fn router(api: Api) -> Router {
+    let writes = Router::new()
+        .route(
+            "/api/v1/blobs",
+            post(upload).layer(DefaultBodyLimit::max(MAX_UPLOAD)),
+        )
+        .route(
+            "/api/v1/jobs",
+            post(submit).layer(DefaultBodyLimit::max(MAX_JSON)),
+        )
+        .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
+    Router::new()
+        .route("/api/v1/node", get(node))
+        .route("/api/v1/offers", get(offers))
+        .route("/api/v1/jobs", get(jobs))
+        .route("/api/v1/jobs/{id}", get(job))
+        .route("/api/v1/channels", get(channels))
+        .route("/api/v1/events", get(events))
+        .merge(writes)
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route; see /api/v1/node, /api/v1/offers, /api/v1/jobs, /api/v1/channels, /api/v1/events",
+            )
+        })
+        .with_state(api)
+}
+
+/// Binds the API and serves it in the background; returns the bound address.
+pub async fn serve(addr: SocketAddr, api: Api) -> Result<SocketAddr, std::io::Error> {
+    let app = router(api);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("API server stopped: {e}");
+        }
+    });
+    Ok(bound)
+}
+
+/// The token file in a data directory.
+pub const TOKEN_FILE: &str = "api-token";
+
+/// The node's API token: read from `<data_dir>/api-token`, made (owner-only) if missing.
+pub fn load_or_create_token(data_dir: &std::path::Path) -> std::io::Result<String> {
+    let path = data_dir.join(TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut b = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    let token = hex::encode(b);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    std::io::Write::write_all(&mut opts.open(&path)?, token.as_bytes())?;
+    Ok(token)
+}
+
+async fn authorize(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(t) if constant_time_eq(t.as_bytes(), api.token.as_bytes()) => Ok(next.run(req).await),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_token",
+            "the token is not this node's: use the one in <data dir>/api-token",
+        )),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "token_required",
+            "writes need `Authorization: Bearer <token>` with the token in <data dir>/api-token",
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn node(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+    let listen = api.net.listen_addrs().await.map_err(unavailable)?;
+    let peers = api.net.peers().await.map_err(unavailable)?;
+    let stats = api.net.stats().await.map_err(unavailable)?;
+    let offers = api.net.book().lock().map_or(0, |b| b.len());
+    Ok(Json(json!({
+        "peer_id": api.net.peer_id().to_string(),
+        "evm_address": api.buyer.address().to_string(),
+        "listen_addrs": listen.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "peers": peers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "offers": offers,
+        "gossip": {
+            "accepted": stats.accepted,
+            "rejected": stats.rejected,
+            "ignored": stats.ignored,
+            "banned": stats.banned,
+        },
+        "chain": api.chain.as_ref().map(|c| json!({
+            "chain_id": c.chain_id(),
+            "escrow": c.escrow().to_string(),
+            "token": c.token().to_string(),
+        })),
+    })))
+}
+
+async fn offers(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+    let book = api.net.book();
+    let book = book
+        .lock()
+        .map_err(|_| unavailable("order book unavailable"))?;
+    let list: Vec<Value> = book
+        .iter()
+        .map(|s| {
+            let o = &s.payload;
+            json!({
+                "provider": hex::encode(o.provider.0),
+                "peer_id": peer_id_of(&o.provider).map(|p| p.to_string()),
+                "evm_address": o.evm_address.to_string(),
+                "cpu_cores": o.hardware.cpu_cores,
+                "memory_bytes": o.hardware.memory_bytes,
+                "gpus": o.hardware.gpus.iter().map(|g| json!({
+                    "model": g.model,
+                    "memory_bytes": g.memory_bytes,
+                    "compute_capability": format!("{}.{}", g.compute_capability.major, g.compute_capability.minor),
+                })).collect::<Vec<_>>(),
+                "price_per_gfuel": o.prices.per_gfuel.to_string(),
+                "price_per_gpu_second": o.prices.per_gpu_second.to_string(),
+                "stake": o.stake.to_string(),
+                "addresses": o.addresses,
+                "sequence": o.sequence,
+                "expires_at": o.expires_at,
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(list)))
+}
+
+#[derive(Deserialize)]
+struct SideQuery {
+    side: Option<String>,
+}
+
+fn side_of(q: &SideQuery) -> Result<Side, ApiError> {
+    match q.side.as_deref() {
+        None | Some("buyer") => Ok(Side::Buyer),
+        Some("provider") => Ok(Side::Provider),
+        Some(other) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_side",
+            format!("side {other:?} is not `provider` or `buyer`"),
+        )),
+    }
+}
+
+fn job_json(j: &JobRecord) -> Value {
+    json!({
+        "job_id": j.job_id.to_string(),
+        "spec_hash": j.spec_hash.to_string(),
+        "counterparty": j.counterparty.to_string(),
+        "state": j.state.to_string(),
+        "channel": j.ticket.as_ref().map(|t| t.message.channel_id.to_string()),
+        "amount": j.result.as_ref().map(|r| r.message.amount.to_string()),
+        "fuel_used": j.result.as_ref().map(|r| r.message.fuel_used),
+        "output_hash": j.result.as_ref().map(|r| r.message.output_hash.to_string()),
+        "note": j.note,
+        "created_at": j.created_at,
+        "updated_at": j.updated_at,
+    })
+}
+
+async fn jobs(
+    State(api): State<Api>,
+    Query(q): Query<SideQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let side = side_of(&q)?;
+    let store = api.store.clone();
+    let list = tokio::task::spawn_blocking(move || store.jobs(side, None, MAX_JOBS))
+        .await
+        .map_err(unavailable)?
+        .map_err(unavailable)?;
+    Ok(Json(Value::Array(list.iter().map(job_json).collect())))
+}
+
+fn parse_id(s: &str) -> Result<B256, ApiError> {
+    s.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            format!("{s:?} is not a 0x-prefixed 32-byte hex id"),
+        )
+    })
+}
+
+async fn job(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Query(q): Query<SideQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let side = side_of(&q)?;
+    let id = parse_id(&id)?;
+    let store = api.store.clone();
+    let (record, outputs) = tokio::task::spawn_blocking(move || {
+        let r = store.job(side, &id)?;
+        let o = store.job_outputs(&id)?;
+        Ok::<_, crate::store::StoreError>((r, o))
+    })
+    .await
+    .map_err(unavailable)?
+    .map_err(unavailable)?;
+    let Some(record) = record else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_job",
+            format!("this node has no {side} job {id}"),
+        ));
+    };
+    let mut v = job_json(&record);
+    if let Some(bytes) = outputs
+        && let Ok(r) = JobResult::from_bytes(&bytes)
+    {
+        v["outputs"] = serde_json::to_value(dto::OutputsJson::of(&r)).unwrap_or(Value::Null);
+    }
+    Ok(Json(v))
+}
+
+async fn channels(State(api): State<Api>) -> Json<Value> {
+    Json(Value::Array(
+        api.buyer
+            .channels()
+            .iter()
+            .map(|(id, provider, cumulative, deposit)| {
+                json!({
+                    "channel": id.to_string(),
+                    "provider": provider.to_string(),
+                    "cumulative": cumulative.to_string(),
+                    "deposit": deposit.to_string(),
+                })
+            })
+            .collect(),
+    ))
+}
+
+async fn events(State(api): State<Api>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = api.events.subscribe();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) => {
+                    let data = serde_json::to_string(&e).unwrap_or_default();
+                    return Some((Ok(Event::default().event("node").data(data)), rx));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    let data = json!({"kind": "lagged", "missed": n}).to_string();
+                    return Some((Ok(Event::default().event("node").data(data)), rx));
+                }
+                Err(_) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn upload(State(api): State<Api>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_blob",
+            "the body is empty: send the blob's bytes as the request body",
+        ));
+    }
+    let store = api.store.clone();
+    let size = body.len();
+    let hash = tokio::task::spawn_blocking(move || store.blobs().put(&body))
+        .await
+        .map_err(unavailable)?
+        .map_err(|e| ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "blob_store", e.to_string()))?;
+    Ok(Json(json!({"hash": hash.to_string(), "size": size})))
+}
+
+#[derive(Deserialize)]
+struct WaitQuery {
+    #[serde(default)]
+    wait: bool,
+}
+
+async fn submit(
+    State(api): State<Api>,
+    Query(q): Query<WaitQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let sub: dto::JobSubmission = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_job",
+            format!("the job is not valid JSON of the submission form: {e}"),
+        )
+    })?;
+    let blobs = api.store.blobs();
+    let spec = sub
+        .to_spec((crate::net::system_clock())(), |h| {
+            std::fs::metadata(blobs.path(h)).ok().map(|m| m.len())
+        })
+        .map_err(|e| match e {
+            dto::SpecError::MissingBlob(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "missing_blob", e.to_string())
+            }
+            _ => ApiError::new(StatusCode::BAD_REQUEST, "bad_job", e.to_string()),
+        })?;
+    let id = api.buyer.prepare(&spec).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "cannot_submit", e.to_string())
+    })?;
+    let buyer = api.buyer.clone();
+    let run = tokio::spawn(async move { buyer.run_prepared(&spec, id).await });
+    if !q.wait {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"job_id": id.to_string()})),
+        )
+            .into_response());
+    }
+    match run.await {
+        Ok(Ok(done)) => Ok(Json(json!({
+            "job_id": id.to_string(),
+            "provider": done.provider.to_string(),
+            "paid": done.paid.to_string(),
+            "check": done.check.map(|d| format!("{d:?}")),
+            "millis": done.elapsed.as_millis() as u64,
+            "outputs": dto::OutputsJson::of(&done.result),
+        }))
+        .into_response()),
+        Ok(Err(e)) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "job_failed",
+            format!("job {id}: {e}"),
+        )),
+        Err(e) => Err(unavailable(e)),
+    }
+}
