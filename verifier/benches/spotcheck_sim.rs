@@ -37,14 +37,18 @@ fn main() {
     let mut cells = Vec::new();
     for q in [0.01, 0.05, 0.10, 0.20] {
         for f in [0.01, 0.05, 0.10, 0.20] {
-            let key = q == 0.10 && f == 0.05;
+            let n = if q == 0.10 && f == 0.05 {
+                5 * trials
+            } else {
+                trials
+            };
             cells.push(Cell {
                 q,
                 f,
                 k: 1,
                 jobs,
-                trials: if key { 5 * trials } else { trials },
-                honest_trials: if f == 0.05 { trials / 4 } else { 0 },
+                trials: n,
+                honest_trials: if f == 0.05 { n / 4 } else { 0 },
             });
         }
     }

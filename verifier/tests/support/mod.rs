@@ -151,7 +151,15 @@ pub struct Answer {
 
 impl Provider {
     pub fn new(index: u16, behaviour: Behaviour, seed: u64) -> Self {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed ^ (u64::from(index) << 32));
+        // Its own stream, independent of the buyer's (seeded with `seed` itself) and of the
+        // other providers'.
+        let mut key_material = [0u8; 10];
+        key_material[..8].copy_from_slice(&seed.to_le_bytes());
+        key_material[8..].copy_from_slice(&index.to_le_bytes());
+        let mut rng = ChaCha20Rng::from_seed(blake3::derive_key(
+            "sietch-verifier tests: provider rng",
+            &key_material,
+        ));
         let key = PrivateKeySigner::from_bytes(&B256::from(rng.r#gen::<[u8; 32]>())).unwrap();
         let node = SigningKey::from_bytes(&rng.r#gen::<[u8; 32]>());
         let [hi, lo] = index.to_be_bytes();
