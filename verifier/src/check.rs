@@ -6,10 +6,12 @@
 //! 2. The provider's result must be signed by its offer's EVM account and name the ticket's
 //!    job and spec (in tolerance mode, its outputs must hash to the signed output hash).
 //! 3. `k` re-run providers (the spec's `reruns`, at least 1 and at most
-//!    [`VerifierConfig::max_reruns`]) are drawn ([`crate::select`]) and run concurrently
-//!    through the [`Executor`]. One that fails to deliver a valid result is recorded as a
-//!    [`Fault`] and replaced, up to [`VerifierConfig::spare_attempts`] replacements per phase.
-//! 4. Every re-run is compared with the original ([`crate::compare`]). All agree: **passed**.
+//!    [`VerifierConfig::max_reruns`]) are drawn ([`crate::select`](mod@crate::select)) and
+//!    run concurrently through the [`Executor`]. One that fails to deliver a valid result is
+//!    recorded as a [`Fault`] and replaced, up to [`VerifierConfig::spare_attempts`]
+//!    replacements per phase.
+//! 4. Every re-run is compared with the original ([`crate::compare`](mod@crate::compare)).
+//!    All agree: **passed**.
 //! 5. Any mismatch: two more independent re-runs (excluding everyone so far, their owners and
 //!    blocks). With `m = k + 2` re-runs of which `d` differ from the original: `2d > m`, the
 //!    **provider is wrong** (the evidence is bundled); `2(m − d) > m`, the **provider is

@@ -8,11 +8,11 @@
 //! - [`sampling`]: commit-reveal: the ticket commits to `keccak256(secret)`; after the result
 //!   commitment the secret is revealed and the job is checked iff
 //!   `keccak256(secret ‖ jobId) < q · 2^256`.
-//! - [`select`]: `k` re-run providers drawn at random among staked offers that can run the
-//!   spec, never the original, its EVM owner or its /24; the value cap
+//! - [`select`](mod@select): `k` re-run providers drawn at random among staked offers that
+//!   can run the spec, never the original, its EVM owner or its /24; the value cap
 //!   `stake · q / (1 − q)` ([`check_value_cap`]).
-//! - [`compare`]: `exact` (output hash and fuel) and `tolerance` (declared f32/f64 arrays in
-//!   `/output`, `|a − b| ≤ absolute + relative · max(|a|, |b|)`).
+//! - [`compare`](mod@compare): `exact` (output hash and fuel) and `tolerance` (declared
+//!   f32/f64 arrays in `/output`, `|a − b| ≤ absolute + relative · max(|a|, |b|)`).
 //! - [`check`]: the whole check of one job through an [`Executor`], which the node implements
 //!   over its network and tests over real sandboxes; the result is a [`Check`] with its
 //!   [`Decision`].
@@ -71,7 +71,9 @@
 //! }).collect();
 //! let mut spec = JobSpec {
 //!     module: B256::repeat_byte(0xab), args: vec![], env: vec![], stdin: None, inputs: vec![],
-//!     limits: Limits { fuel: 1 << 30, memory_bytes: 1 << 24, wall_time_ms: 1_000, output_bytes: 1 << 20 },
+//!     limits: Limits {
+//!         fuel: 1 << 30, memory_bytes: 1 << 24, wall_time_ms: 1_000, output_bytes: 1 << 20,
+//!     },
 //!     requirements: Requirements::default(),
 //!     verification: VerificationPolicy::default(),
 //!     price_cap: 100, deadline: 2_000_000_000,
@@ -94,7 +96,8 @@
 //! let job = Job { spec: &spec, ticket: &ticket, ticket_signature: None, secret,
 //!                 provider: &offers[0], result: &result };
 //! let candidates: Vec<&Offer> = offers.iter().collect();
-//! let check = futures::executor::block_on(verifier.check(&job, &candidates, 1_700_000_000, &mut rng))?;
+//! let now = 1_700_000_000;
+//! let check = futures::executor::block_on(verifier.check(&job, &candidates, now, &mut rng))?;
 //! assert_eq!(check.decision, Decision::Passed);
 //! assert!(check.pays());
 //!

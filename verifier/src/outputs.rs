@@ -36,7 +36,8 @@ impl OutcomeCode {
 }
 
 /// What a run produced: how it ended, its stdout and its `/output` files by name. Float
-/// arrays that a tolerance comparison reads are `/output` files (see [`crate::compare`]).
+/// arrays that a tolerance comparison reads are `/output` files (see
+/// [`crate::compare`](mod@crate::compare)).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Outputs {
     /// How the job ended.

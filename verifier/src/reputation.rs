@@ -208,6 +208,8 @@ impl ReputationTable {
     }
 
     fn entry(&mut self, provider: PublicKey) -> &mut Entry {
+        // A linear scan, only when a new provider arrives at a full table: rare, and bounded by
+        // the capacity.
         if !self.entries.contains_key(&provider) && self.entries.len() >= self.capacity {
             let lightest = self
                 .entries

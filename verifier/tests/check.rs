@@ -315,7 +315,10 @@ proptest! {
     }
 
     #[test]
-    fn evidence_with_a_byte_changed_decodes_to_something_else_or_fails(at in 0usize..4096, bit in 0u8..8) {
+    fn evidence_with_a_byte_changed_decodes_to_something_else_or_fails(
+        at in 0usize..4096,
+        bit in 0u8..8,
+    ) {
         static E: std::sync::OnceLock<Evidence> = std::sync::OnceLock::new();
         let e = E.get_or_init(|| evidence(28));
         let mut bytes = e.encode();
