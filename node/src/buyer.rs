@@ -46,8 +46,6 @@ const MAX_ATTEMPTS: usize = 5;
 const CANDIDATES: usize = 32;
 /// Jobs waiting for a result, at most (each holds a lane).
 const MAX_IN_FLIGHT: usize = 4096;
-/// Extra time for a result beyond the job's wall-time limit (transfers, queues).
-const RESULT_SLACK: Duration = Duration::from_secs(30);
 /// How long a ticket lets the provider claim it, beyond the job's deadline.
 const TICKET_TTL_SECS: u64 = 3600;
 
@@ -110,8 +108,12 @@ struct Lane {
     deposit: U256,
     busy: bool,
     /// A job on it ended without a voucher: its ticket may still be claimed, so the lane
-    /// takes no more tickets.
+    /// takes no more tickets; it is closed.
     retired: bool,
+    /// When a started close may be finalized.
+    closes_at: Option<u64>,
+    /// Closed on chain: what was left went back to the buyer.
+    closed: bool,
 }
 
 /// A lane taken for one job.
@@ -147,8 +149,9 @@ pub struct Buyer {
     waiting: Mutex<HashMap<(B256, PeerId), oneshot::Sender<JobResult>>>,
     /// Re-run results waiting for the check's decision, by (job, provider).
     reruns: Mutex<HashMap<(B256, Address), Delivered>>,
-    /// Jobs whose provider was found wrong: their ticket is disputed if claimed.
-    wrong: Mutex<HashMap<B256, Check>>,
+    /// Jobs not paid (the provider was found wrong, with the check, or a test-only
+    /// withholding): their ticket is disputed if claimed.
+    wrong: Mutex<HashMap<B256, Option<Check>>>,
     reputation: Mutex<ReputationTable>,
     rng: Mutex<rand::rngs::StdRng>,
 }
@@ -195,6 +198,17 @@ impl Buyer {
 
     fn emit(&self, e: NodeEvent) {
         self.events.emit(e);
+    }
+
+    /// The test-only withholding switch: whether this job's voucher is refused.
+    fn withholds(&self, job: &B256) -> bool {
+        let ppm = self.config.test_withhold_ppm;
+        ppm > 0 && {
+            let h = blake3::hash(&[job.as_slice(), b"withhold"].concat());
+            let mut x = [0u8; 4];
+            x.copy_from_slice(&h.as_bytes()[..4]);
+            u32::from_le_bytes(x) % 1_000_000 < ppm
+        }
     }
 
     fn random_b256(&self) -> B256 {
@@ -322,7 +336,7 @@ impl Buyer {
                     .await;
                     let _ = self.store.record_check(&id, false, now());
                     if let Ok(mut w) = self.wrong.lock() {
-                        w.insert(id, c);
+                        w.insert(id, Some(c));
                     }
                     self.emit(NodeEvent::Finished {
                         job: id.to_string(),
@@ -343,6 +357,30 @@ impl Buyer {
                             last: "the provider was found wrong".into(),
                         }),
                     }
+                }
+                other if self.withholds(&id) => {
+                    if other.is_some() {
+                        let _ = self.store.record_check(&id, true, now());
+                    }
+                    // Test-only: a buyer that keeps an honest result and refuses to pay.
+                    self.withhold(&delivered, "test: withholding an honest result")
+                        .await;
+                    if let Ok(mut w) = self.wrong.lock() {
+                        w.insert(id, None);
+                    }
+                    self.emit(NodeEvent::Finished {
+                        job: id.to_string(),
+                        state: "withheld".into(),
+                        millis: started.elapsed().as_millis() as u64,
+                    });
+                    Ok(Finished {
+                        job_id: id,
+                        provider: offer.evm_address,
+                        result: delivered.result,
+                        paid: U256::ZERO,
+                        check: decision,
+                        elapsed: started.elapsed(),
+                    })
                 }
                 other => {
                     if other.is_some() {
@@ -437,7 +475,8 @@ impl Buyer {
                 }
                 Err(e) => return Err((false, format!("unreachable: {e}"))),
             }
-            let wait = Duration::from_millis(spec.limits.wall_time_ms) + RESULT_SLACK;
+            let wait = Duration::from_millis(spec.limits.wall_time_ms)
+                + Duration::from_secs(self.config.result_slack_secs);
             match tokio::time::timeout(wait, rx).await {
                 Ok(Ok(r)) => Ok(r),
                 // Accepted and never answered: its ticket may still be claimed.
@@ -769,6 +808,8 @@ impl Buyer {
             deposit,
             busy: true,
             retired: false,
+            closes_at: None,
+            closed: false,
         });
         Ok(Taken {
             channel,
@@ -845,6 +886,66 @@ impl Buyer {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Closes retired lanes until the node stops: starts the close (the provider has the
+    /// close delay to claim what it is owed, tickets included), then finalizes it, which
+    /// returns the rest to the buyer.
+    pub(crate) async fn sweep(self: Arc<Self>) {
+        let Some(chain) = self.chain.clone() else {
+            return;
+        };
+        let every = Duration::from_secs(self.config.settle_every_secs.max(1));
+        loop {
+            tokio::time::sleep(every).await;
+            let (to_close, to_finalize): (Vec<B256>, Vec<B256>) = {
+                let Ok(lanes) = self.lanes.lock() else {
+                    continue;
+                };
+                let t = now();
+                (
+                    lanes
+                        .iter()
+                        .filter(|l| l.retired && !l.busy && l.closes_at.is_none())
+                        .map(|l| l.channel)
+                        .collect(),
+                    lanes
+                        .iter()
+                        .filter(|l| !l.closed && l.closes_at.is_some_and(|c| c < t))
+                        .map(|l| l.channel)
+                        .collect(),
+                )
+            };
+            for c in to_close {
+                let started = chain.start_close(c).await;
+                let closes_at = match chain.channel(c).await {
+                    Ok(v) if v.state >= 2 => Some(v.closes_at),
+                    _ => None,
+                };
+                if let Err(e) = started
+                    && closes_at.is_none()
+                {
+                    tracing::warn!("closing channel {c}: {e}");
+                }
+                if let Ok(mut lanes) = self.lanes.lock()
+                    && let Some(l) = lanes.iter_mut().find(|l| l.channel == c)
+                {
+                    l.closes_at = closes_at;
+                }
+            }
+            for c in to_finalize {
+                let done = match chain.finalize_close(c).await {
+                    Ok(()) => true,
+                    Err(_) => chain.channel(c).await.is_ok_and(|v| v.state == 3),
+                };
+                if done
+                    && let Ok(mut lanes) = self.lanes.lock()
+                    && let Some(l) = lanes.iter_mut().find(|l| l.channel == c)
+                {
+                    l.closed = true;
+                }
+            }
+        }
     }
 
     /// Starts closing every channel (the provider then has the close delay to claim).

@@ -374,12 +374,17 @@ impl Chain {
         Ok(send(call).await?)
     }
 
-    /// Lets the escrow take `amount` of the node's tokens (before a stake, a channel, a bond).
-    pub async fn approve(&self, amount: u128) -> Result<(), ChainError> {
+    /// Approves `amount` for the escrow and sends `call`, with no other transaction of this
+    /// node in between (another would spend or overwrite the allowance).
+    async fn tx_paying<D: alloy::contract::CallDecoder>(
+        &self,
+        amount: u128,
+        call: alloy::contract::CallBuilder<&DynProvider, D>,
+    ) -> Result<TransactionReceipt, ChainError> {
         let token = MockToken::new(self.inner.token, &self.inner.provider);
         let _one = self.inner.sending.lock().await;
         send(token.approve(self.escrow(), U256::from(amount))).await?;
-        Ok(())
+        Ok(send(call).await?)
     }
 
     /// Registers the node's ed25519 key for its EVM address.
@@ -391,18 +396,17 @@ impl Chain {
 
     /// Stakes `amount` (approving it first).
     pub async fn stake(&self, amount: u128) -> Result<(), ChainError> {
-        self.approve(amount).await?;
         let escrow = &self.inner.escrow;
-        self.tx(escrow.stake(U256::from(amount))).await?;
+        self.tx_paying(amount, escrow.stake(U256::from(amount)))
+            .await?;
         Ok(())
     }
 
     /// Opens a channel to `provider` with `amount` (approving it first); its id.
     pub async fn open_channel(&self, provider: Address, amount: u128) -> Result<B256, ChainError> {
-        self.approve(amount).await?;
         let escrow = &self.inner.escrow;
         let receipt = self
-            .tx(escrow.openChannel(provider, U256::from(amount)))
+            .tx_paying(amount, escrow.openChannel(provider, U256::from(amount)))
             .await?;
         receipt
             .inner
@@ -415,9 +419,9 @@ impl Chain {
 
     /// Adds `amount` to a channel (approving it first).
     pub async fn top_up(&self, channel: B256, amount: u128) -> Result<(), ChainError> {
-        self.approve(amount).await?;
         let escrow = &self.inner.escrow;
-        self.tx(escrow.topUp(channel, U256::from(amount))).await?;
+        self.tx_paying(amount, escrow.topUp(channel, U256::from(amount)))
+            .await?;
         Ok(())
     }
 
@@ -462,9 +466,8 @@ impl Chain {
     /// Disputes a claimed ticket, posting the bond (approving it first).
     pub async fn dispute(&self, id: B256) -> Result<(), ChainError> {
         let bond = self.dispute_bond().await?;
-        self.approve(bond).await?;
         let escrow = &self.inner.escrow;
-        self.tx(escrow.dispute(id)).await?;
+        self.tx_paying(bond, escrow.dispute(id)).await?;
         Ok(())
     }
 

@@ -110,6 +110,9 @@ pub struct NodeConfig {
     pub channel_deposit: u128,
     /// Buyer: channels to one provider at most (jobs in flight to it at once).
     pub max_lanes: u32,
+    /// Buyer: how long to wait for a result beyond the job's wall-time limit before trying
+    /// another provider, in seconds.
+    pub result_slack_secs: u64,
     /// Buyer: spot-check re-runs may go to providers without a public address, and on the
     /// same network as the provider (one machine, one LAN: the devnet and tests).
     pub verify_local_network: bool,
@@ -120,6 +123,10 @@ pub struct NodeConfig {
     /// provider).
     #[serde(skip_serializing_if = "is_zero")]
     pub test_cheat_ppm: u32,
+    /// Tests only: withhold the voucher of this many honest results per million, and
+    /// dispute their tickets (a cheating buyer).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub test_withhold_ppm: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -186,9 +193,11 @@ impl Default for NodeConfig {
             voucher_timeout_secs: 300,
             channel_deposit: 5_000_000_000_000_000_000,
             max_lanes: 4,
+            result_slack_secs: 30,
             verify_local_network: false,
             test_seed: None,
             test_cheat_ppm: 0,
+            test_withhold_ppm: 0,
         }
     }
 }
@@ -314,7 +323,7 @@ impl NodeConfig {
                 why: "must be at least 1".into(),
             });
         }
-        if self.test_cheat_ppm > 1_000_000 {
+        if self.test_cheat_ppm > 1_000_000 || self.test_withhold_ppm > 1_000_000 {
             return Err(ConfigError::Invalid {
                 key: "test_cheat_ppm",
                 why: "at most 1000000 (every job)".into(),

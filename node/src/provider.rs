@@ -718,7 +718,9 @@ impl Provider {
             return;
         };
         let every = Duration::from_secs(self.config.settle_every_secs.max(1));
-        let mut last_claim = now();
+        // Zero: the first round claims whatever is owed (a provider restarted with an
+        // unclaimed voucher claims it at once).
+        let mut last_claim = 0;
         loop {
             tokio::select! {
                 () = self.settle_now.notified() => {}

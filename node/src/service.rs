@@ -266,6 +266,7 @@ impl Node {
             buyer.clone(),
             provider.clone(),
         )));
+        tasks.push(tokio::spawn(buyer.clone().sweep()));
         if let Some(p) = &provider {
             tasks.push(tokio::spawn(p.clone().announce()));
             tasks.push(tokio::spawn(p.clone().settle_loop()));

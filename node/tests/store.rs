@@ -646,12 +646,19 @@ fn an_older_file_is_migrated_once_and_keeps_its_data() {
     assert_eq!(store.config("kept").unwrap().as_deref(), Some("yes"));
     assert_eq!(store.chain_cursor(1).unwrap(), Some(99));
     drop(store);
-    assert_eq!(raw_version_and_runs(dir.path()), (SCHEMA_VERSION + 1, Some(1)));
+    assert_eq!(
+        raw_version_and_runs(dir.path()),
+        (SCHEMA_VERSION + 1, Some(1))
+    );
 
     let store = Store::open_with(dir.path(), v2()).unwrap();
     assert_eq!(store.opened_at_version(), SCHEMA_VERSION + 1);
     drop(store);
-    assert_eq!(raw_version_and_runs(dir.path()), (SCHEMA_VERSION + 1, Some(1)), "ran once");
+    assert_eq!(
+        raw_version_and_runs(dir.path()),
+        (SCHEMA_VERSION + 1, Some(1)),
+        "ran once"
+    );
 }
 
 #[test]
@@ -661,7 +668,10 @@ fn a_new_file_runs_every_step() {
     assert_eq!(store.opened_at_version(), 0);
     store.set_config("a", "b").unwrap();
     drop(store);
-    assert_eq!(raw_version_and_runs(dir.path()), (SCHEMA_VERSION + 1, Some(1)));
+    assert_eq!(
+        raw_version_and_runs(dir.path()),
+        (SCHEMA_VERSION + 1, Some(1))
+    );
 }
 
 #[test]
@@ -686,7 +696,10 @@ fn a_newer_file_is_refused_with_the_versions() {
         "{msg}"
     );
     // Refusing did not touch the file.
-    assert_eq!(raw_version_and_runs(dir.path()), (SCHEMA_VERSION + 1, Some(1)));
+    assert_eq!(
+        raw_version_and_runs(dir.path()),
+        (SCHEMA_VERSION + 1, Some(1))
+    );
 }
 
 #[test]

@@ -5,9 +5,8 @@
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sietch_market::{
-    Canonical,
-    B256, BlobRef, ComputeCapability, Comparison, FloatKind, FloatOutput, GpuNeeds, Input, JobSpec,
-    Limits, Requirements, VerificationPolicy,
+    B256, BlobRef, Canonical, Comparison, ComputeCapability, FloatKind, FloatOutput, GpuNeeds,
+    Input, JobSpec, Limits, Requirements, VerificationPolicy,
 };
 
 use crate::net::JobResult;

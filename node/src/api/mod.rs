@@ -284,10 +284,7 @@ fn job_json(j: &JobRecord) -> Value {
     })
 }
 
-async fn jobs(
-    State(api): State<Api>,
-    Query(q): Query<SideQuery>,
-) -> Result<Json<Value>, ApiError> {
+async fn jobs(State(api): State<Api>, Query(q): Query<SideQuery>) -> Result<Json<Value>, ApiError> {
     let side = side_of(&q)?;
     let store = api.store.clone();
     let list = tokio::task::spawn_blocking(move || store.jobs(side, None, MAX_JOBS))
@@ -389,7 +386,13 @@ async fn upload(State(api): State<Api>, body: Bytes) -> Result<Json<Value>, ApiE
     let hash = tokio::task::spawn_blocking(move || store.blobs().put(&body))
         .await
         .map_err(unavailable)?
-        .map_err(|e| ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "blob_store", e.to_string()))?;
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "blob_store",
+                e.to_string(),
+            )
+        })?;
     Ok(Json(json!({"hash": hash.to_string(), "size": size})))
 }
 
@@ -422,9 +425,10 @@ async fn submit(
             }
             _ => ApiError::new(StatusCode::BAD_REQUEST, "bad_job", e.to_string()),
         })?;
-    let id = api.buyer.prepare(&spec).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "cannot_submit", e.to_string())
-    })?;
+    let id = api
+        .buyer
+        .prepare(&spec)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "cannot_submit", e.to_string()))?;
     let buyer = api.buyer.clone();
     let run = tokio::spawn(async move { buyer.run_prepared(&spec, id).await });
     if !q.wait {

@@ -39,9 +39,28 @@ pub fn run(program: &str, args: &[&str]) -> Result<String, String> {
     }
 }
 
-/// The `sietch` binary cargo built for this test.
+/// The `sietch` binary: the one cargo built for this test when the test is in `node/`,
+/// else `$SIETCH_BIN`, else `sietch` beside the test executable's target directory
+/// (`target/debug/sietch`, which `cargo nextest run --workspace` builds).
 pub fn sietch() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_sietch"))
+    if let Some(p) = option_env!("CARGO_BIN_EXE_sietch") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = std::env::var_os("SIETCH_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let found = exe
+        .ancestors()
+        .skip(1)
+        .map(|d| d.join("sietch"))
+        .find(|p| p.is_file());
+    found.unwrap_or_else(|| {
+        panic!(
+            "no sietch binary above {}: build it with `cargo build -p sietch-node` or set SIETCH_BIN",
+            exe.display()
+        )
+    })
 }
 
 /// Lines a node printed, shared with the threads that read its pipes.
@@ -71,6 +90,7 @@ pub struct Spec {
 
 /// A `sietch node run` process; stopped on drop.
 pub struct Node {
+    /// How it was started.
     pub spec: Spec,
     /// Signalled, killed or stopped on purpose: its exit is not a failure.
     stopped: bool,
@@ -83,11 +103,12 @@ pub struct Node {
 impl Node {
     /// `sietch init`, then `sietch node run`.
     pub fn start(spec: Spec) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().to_str().unwrap().to_owned();
-        if let Err(e) = run(sietch().to_str().unwrap(), &["init", "--data-dir", &data]) {
-            panic!("`sietch init` for node {} failed: {e}", spec.name);
-        }
+        let (dir, _) = init(&spec.name);
+        Self::start_in(dir, spec)
+    }
+
+    /// `sietch node run` on a data directory made by [`init`].
+    pub fn start_in(dir: tempfile::TempDir, spec: Spec) -> Self {
         let (child, out, err) = spawn(&spec, dir.path());
         Self {
             spec,
@@ -157,6 +178,7 @@ impl Node {
         let _ = self.child.wait();
     }
 
+    /// Every stdout line so far.
     pub fn stdout(&self) -> Vec<String> {
         self.out.lock().unwrap().clone()
     }
@@ -201,6 +223,16 @@ impl Node {
     }
 }
 
+/// `sietch init` in a new temporary directory; its output.
+pub fn init(name: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    match run(sietch().to_str().unwrap(), &["init", "--data-dir", &data]) {
+        Ok(out) => (dir, out),
+        Err(e) => panic!("`sietch init` for node {name} failed: {e}"),
+    }
+}
+
 fn spawn(spec: &Spec, data: &Path) -> (Child, Lines, Lines) {
     let mut cmd = match &spec.ns {
         Some(ns) => {
@@ -241,6 +273,7 @@ impl Drop for Node {
 pub struct Nodes(pub Vec<Node>);
 
 impl Nodes {
+    /// Everything every node printed.
     pub fn dump(&mut self) -> String {
         self.0.iter_mut().map(Node::dump).collect()
     }

@@ -1,0 +1,420 @@
+//! A whole Sietch market on loopback for the whole-system tests and benchmarks: a real anvil
+//! (mining a block a second) with the mock token and the escrow deployed, and real `sietch
+//! node run` processes — providers registered and staked, buyers — each with its own data
+//! directory, configuration file and HTTP API, funded from the chain's first account.
+//! Tests drive the buyers through the HTTP API, as a user or the SDK would.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../../node/tests/support/mod.rs"]
+pub mod procs;
+
+use std::time::Duration;
+
+use alloy::node_bindings::{Anvil, AnvilInstance};
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::signers::local::PrivateKeySigner;
+use anyhow::{Context, bail};
+use serde_json::Value;
+use sietch_contracts::{MockToken, SietchEscrow, deploy, send};
+use sietch_node::config::NodeConfig;
+use sietch_node::devnet::{self, E18};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub use procs::{Node, Nodes, Spec};
+
+/// How long one step may take on a loaded 2-core machine.
+pub const STEP: Duration = Duration::from_secs(90);
+
+/// What to start.
+pub struct MarketConfig {
+    /// Provider nodes.
+    pub providers: usize,
+    /// Buyer nodes.
+    pub buyers: usize,
+    /// Tokens minted to each node.
+    pub funds: u128,
+    /// Stake of each provider, tokens.
+    pub stake: u128,
+    /// Changes to a node's configuration by name (`provider-0`, `buyer-0`, ...).
+    pub tweak: fn(&str, &mut NodeConfig),
+}
+
+impl MarketConfig {
+    /// `providers` providers and `buyers` buyers, defaults otherwise.
+    pub fn new(providers: usize, buyers: usize) -> Self {
+        Self {
+            providers,
+            buyers,
+            funds: 10_000,
+            stake: 1_000,
+            tweak: |_, _| {},
+        }
+    }
+}
+
+/// One node of the market.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// `provider-0`, `buyer-1`, ...
+    pub name: String,
+    /// Index in [`Market::nodes`].
+    pub index: usize,
+    /// Its EVM account.
+    pub evm: Address,
+    /// Its peer id.
+    pub peer: String,
+    /// `host:port` of its API.
+    pub api: String,
+    /// Its API token.
+    pub token: String,
+}
+
+/// A running market.
+pub struct Market {
+    /// The chain.
+    pub anvil: AnvilInstance,
+    /// The deployer's provider.
+    pub chain: DynProvider,
+    /// The escrow.
+    pub escrow: Address,
+    /// The token.
+    pub token: Address,
+    /// The node processes.
+    pub nodes: Nodes,
+    /// The providers.
+    pub providers: Vec<Member>,
+    /// The buyers.
+    pub buyers: Vec<Member>,
+    /// Tokens minted to each node, base units.
+    pub funds: U256,
+    configs: Vec<NodeConfig>,
+}
+
+fn line_value(out: &str, prefix: &str) -> anyhow::Result<String> {
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .map(str::to_owned)
+        .with_context(|| format!("no `{prefix}` line in {out}"))
+}
+
+impl Market {
+    /// Starts the chain and the nodes; returns once every buyer sees every provider's offer.
+    pub async fn start(cfg: MarketConfig) -> anyhow::Result<Self> {
+        let anvil_path = devnet::find_anvil()?;
+        let anvil = Anvil::at(&anvil_path)
+            .host("127.0.0.1")
+            .block_time(1)
+            .try_spawn()
+            .with_context(|| format!("starting {}", anvil_path.display()))?;
+        let key: PrivateKeySigner = anvil
+            .keys()
+            .first()
+            .context("anvil has no accounts")?
+            .clone()
+            .into();
+        let chain = devnet::connect(&key, &anvil.endpoint())?;
+        let dep = deploy::deploy_with_mock_token(chain.clone(), devnet::escrow_config()).await?;
+        let mut m = Self {
+            anvil,
+            chain,
+            escrow: dep.escrow,
+            token: dep.token,
+            nodes: Nodes(Vec::new()),
+            providers: Vec::new(),
+            buyers: Vec::new(),
+            funds: U256::from(cfg.funds * E18),
+            configs: Vec::new(),
+        };
+        let mut bootstrap: Vec<String> = Vec::new();
+        for i in 0..cfg.providers + cfg.buyers {
+            let provide = i < cfg.providers;
+            let name = if provide {
+                format!("provider-{i}")
+            } else {
+                format!("buyer-{}", i - cfg.providers)
+            };
+            let mut c = devnet::node_config(&m.anvil, m.escrow);
+            c.provide = provide;
+            c.stake = if provide { cfg.stake * E18 } else { 0 };
+            c.bootstrap = bootstrap.clone();
+            c.result_slack_secs = 5;
+            (cfg.tweak)(&name, &mut c);
+            let member = m.start_node(&name, c).await?;
+            if bootstrap.is_empty() {
+                let listen = m
+                    .nodes
+                    .wait_for(member.index, "a TCP listen address", STEP, |l| {
+                        l.strip_prefix("listening ")
+                            .filter(|a| a.contains("/tcp/"))
+                            .map(str::to_owned)
+                    });
+                bootstrap.push(format!("{listen}/p2p/{}", member.peer));
+            }
+            if provide {
+                m.providers.push(member);
+            } else {
+                m.buyers.push(member);
+            }
+        }
+        for b in m.buyers.clone() {
+            m.wait_offers(&b, m.providers.len()).await?;
+        }
+        Ok(m)
+    }
+
+    async fn start_node(&mut self, name: &str, config: NodeConfig) -> anyhow::Result<Member> {
+        let (dir, out) = procs::init(name);
+        let evm: Address = line_value(&out, "evm address ")?.parse()?;
+        let peer = line_value(&out, "peer ")?;
+        self.chain
+            .raw_request::<_, ()>(
+                "anvil_setBalance".into(),
+                (evm, U256::from(1_000u128 * E18)),
+            )
+            .await?;
+        send(MockToken::new(self.token, &self.chain).mint(evm, self.funds)).await?;
+        std::fs::write(dir.path().join("config.toml"), config.to_toml())?;
+        let token = std::fs::read_to_string(dir.path().join("api-token"))?
+            .trim()
+            .to_owned();
+        let index = self.nodes.0.len();
+        self.nodes.0.push(Node::start_in(
+            dir,
+            Spec {
+                name: name.to_owned(),
+                ns: None,
+                args: Vec::new(),
+                rust_log: "warn,sietch_node=info".into(),
+            },
+        ));
+        self.configs.push(config);
+        let api = self
+            .nodes
+            .wait_for(index, "its `api` line", STEP, procs::api_line);
+        self.nodes
+            .wait_for(index, "`ready`", STEP, |l| (l == "ready").then_some(()));
+        Ok(Member {
+            name: name.to_owned(),
+            index,
+            evm,
+            peer,
+            api,
+            token,
+        })
+    }
+
+    /// Waits until `who` holds `n` offers.
+    pub async fn wait_offers(&mut self, who: &Member, n: usize) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            let offers = get(&who.api, "/api/v1/offers").await?;
+            if offers.as_array().is_some_and(|a| a.len() >= n) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "{} sees {} offers, not {n}\n{}",
+                    who.name,
+                    offers.as_array().map_or(0, Vec::len),
+                    self.nodes.dump()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Token balance of `who`.
+    pub async fn balance(&self, who: Address) -> anyhow::Result<U256> {
+        Ok(MockToken::new(self.token, &self.chain)
+            .balanceOf(who)
+            .call()
+            .await?)
+    }
+
+    /// The escrow, for reads.
+    pub fn escrow(&self) -> SietchEscrow::SietchEscrowInstance<&DynProvider> {
+        SietchEscrow::new(self.escrow, &self.chain)
+    }
+
+    /// Uploads a blob to `who`; its hash.
+    pub async fn upload(&self, who: &Member, bytes: &[u8]) -> anyhow::Result<B256> {
+        let v = request(&who.api, "POST", "/api/v1/blobs", Some(&who.token), bytes).await?;
+        Ok(v["hash"].as_str().context("no hash")?.parse()?)
+    }
+
+    /// Submits a job to `who` and waits for it to finish; the API's answer.
+    pub async fn run_job(&self, who: &Member, job: &Value) -> anyhow::Result<Value> {
+        request(
+            &who.api,
+            "POST",
+            "/api/v1/jobs?wait=true",
+            Some(&who.token),
+            job.to_string().as_bytes(),
+        )
+        .await
+    }
+
+    /// Restarts node `index` on its data directory.
+    pub fn restart(&mut self, member: &Member) -> Member {
+        self.nodes.0[member.index].restart();
+        let api = self
+            .nodes
+            .wait_for(member.index, "its `api` line", STEP, procs::api_line);
+        self.nodes.wait_for(member.index, "`ready`", STEP, |l| {
+            (l == "ready").then_some(())
+        });
+        let m = Member {
+            api,
+            ..member.clone()
+        };
+        for list in [&mut self.providers, &mut self.buyers] {
+            for x in list.iter_mut() {
+                if x.index == m.index {
+                    *x = m.clone();
+                }
+            }
+        }
+        m
+    }
+
+    /// The configuration node `index` started with.
+    pub fn config(&self, index: usize) -> &NodeConfig {
+        &self.configs[index]
+    }
+
+    /// Everything every node printed, for a failure message.
+    pub fn dump(&mut self) -> String {
+        self.nodes.dump()
+    }
+}
+
+/// `GET path` on an API, as JSON.
+pub async fn get(api: &str, path: &str) -> anyhow::Result<Value> {
+    request(api, "GET", path, None, &[]).await
+}
+
+/// One HTTP/1.1 request; the JSON answer, or an error with the status and body.
+pub async fn request(
+    api: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> anyhow::Result<Value> {
+    let mut s = tokio::net::TcpStream::connect(api)
+        .await
+        .with_context(|| format!("connecting to {api}"))?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(body).await?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("no HTTP header in {text:?}"))?;
+    let status = head.split_whitespace().nth(1).unwrap_or("?");
+    if !status.starts_with('2') {
+        bail!("{method} {path}: {status}: {body}");
+    }
+    serde_json::from_str(body).with_context(|| format!("{method} {path}: {body}"))
+}
+
+/// Waits until `f` holds, polling every 300 ms, up to `timeout`.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if f().await? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A WASI guest that prints the FNV-1a hash of its stdin as 8 hex digits, after spinning
+/// `spin` million iterations (a job that takes a while).
+pub fn hash_guest(spin: u32) -> Vec<u8> {
+    let wat = format!(
+        r#"
+(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 120) "0123456789abcdef")
+  (func (export "_start")
+    (local $len i32) (local $h i32) (local $i i32) (local $s i32)
+    (block $spun (loop $spin
+      (br_if $spun (i32.ge_u (local.get $s) (i32.const {spin})))
+      (local.set $s (i32.add (local.get $s) (i32.const 1)))
+      (br $spin)))
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.const 4096))
+    (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (local.set $len (i32.load (i32.const 8)))
+    (local.set $h (i32.const 0x811c9dc5))
+    (block $done (loop $bytes
+      (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
+      (local.set $h (i32.mul
+        (i32.xor (local.get $h) (i32.load8_u offset=1024 (local.get $i)))
+        (i32.const 0x01000193)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $bytes)))
+    (local.set $i (i32.const 0))
+    (block $hex_done (loop $hex
+      (br_if $hex_done (i32.ge_u (local.get $i) (i32.const 8)))
+      (i32.store8 offset=100 (local.get $i)
+        (i32.load8_u offset=120
+          (i32.and
+            (i32.shr_u (local.get $h) (i32.sub (i32.const 28) (i32.mul (local.get $i) (i32.const 4))))
+            (i32.const 15))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $hex)))
+    (i32.store (i32.const 0) (i32.const 100))
+    (i32.store (i32.const 4) (i32.const 8))
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+"#,
+        spin = u64::from(spin) * 1_000_000
+    );
+    wat::parse_str(wat).expect("the guest parses")
+}
+
+/// What [`hash_guest`] prints for `input`.
+pub fn fnv_hex(input: &[u8]) -> String {
+    let h = input.iter().fold(0x811c_9dc5u32, |h, &x| {
+        (h ^ u32::from(x)).wrapping_mul(0x0100_0193)
+    });
+    format!("{h:08x}")
+}
+
+/// A job submission for `module` with `stdin`, as `POST /api/v1/jobs` takes it.
+pub fn job(module: B256, stdin: B256, sampling_ppm: u32, wall_ms: u64) -> Value {
+    serde_json::json!({
+        "module": module,
+        "stdin": stdin,
+        "limits": {"fuel": 2_000_000_000u64, "memory_bytes": 1 << 20, "wall_time_ms": wall_ms, "output_bytes": 1 << 16},
+        "verification": {"sampling_ppm": sampling_ppm},
+        "price_cap": (E18 / 10).to_string(),
+    })
+}
+
+/// Decodes the `stdout` of an API answer.
+pub fn stdout_of(answer: &Value) -> String {
+    use base64::Engine;
+    let b = answer["outputs"]["stdout"].as_str().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b)
+        .unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
