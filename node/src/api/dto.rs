@@ -234,9 +234,8 @@ impl JobSubmission {
         let comparison = match v.comparison.as_str() {
             "exact" => Comparison::Exact,
             "tolerance" => {
-                if !(v.relative.is_finite() && v.relative >= 0.0)
-                    || !(v.absolute.is_finite() && v.absolute >= 0.0)
-                {
+                let bound = |x: f64| x.is_finite() && x >= 0.0;
+                if !(bound(v.relative) && bound(v.absolute)) {
                     return Err(invalid(
                         "verification",
                         "relative and absolute bounds must be finite and not negative",

@@ -330,8 +330,12 @@ async fn job(
     let mut v = job_json(&record);
     if let Some(bytes) = outputs
         && let Ok(r) = JobResult::from_bytes(&bytes)
+        && let Some(obj) = v.as_object_mut()
     {
-        v["outputs"] = serde_json::to_value(dto::OutputsJson::of(&r)).unwrap_or(Value::Null);
+        obj.insert(
+            "outputs".into(),
+            serde_json::to_value(dto::OutputsJson::of(&r)).unwrap_or(Value::Null),
+        );
     }
     Ok(Json(v))
 }
@@ -356,19 +360,14 @@ async fn channels(State(api): State<Api>) -> Json<Value> {
 async fn events(State(api): State<Api>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = api.events.subscribe();
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(e) => {
-                    let data = serde_json::to_string(&e).unwrap_or_default();
-                    return Some((Ok(Event::default().event("node").data(data)), rx));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    let data = json!({"kind": "lagged", "missed": n}).to_string();
-                    return Some((Ok(Event::default().event("node").data(data)), rx));
-                }
-                Err(_) => return None,
+        let data = match rx.recv().await {
+            Ok(e) => serde_json::to_string(&e).unwrap_or_default(),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                json!({"kind": "lagged", "missed": n}).to_string()
             }
-        }
+            Err(_) => return None,
+        };
+        Some((Ok(Event::default().event("node").data(data)), rx))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
