@@ -3,7 +3,12 @@
 //! node run` processes — providers registered and staked, buyers — each with its own data
 //! directory, configuration file and HTTP API, funded from the chain's first account.
 //! Tests drive the buyers through the HTTP API, as a user or the SDK would.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "../../node/tests/support/mod.rs"]
 pub mod procs;
