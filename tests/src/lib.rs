@@ -260,6 +260,42 @@ impl Market {
         .await
     }
 
+    /// Submits a job to `who` without waiting; its id.
+    pub async fn submit(&self, who: &Member, job: &Value) -> anyhow::Result<B256> {
+        let v = request(
+            &who.api,
+            "POST",
+            "/api/v1/jobs",
+            Some(&who.token),
+            job.to_string().as_bytes(),
+        )
+        .await?;
+        Ok(v["job_id"].as_str().context("no job id")?.parse()?)
+    }
+
+    /// A job as `who` stored it (`side`: buyer or provider).
+    pub async fn job(&self, who: &Member, side: &str, id: &B256) -> anyhow::Result<Value> {
+        get(&who.api, &format!("/api/v1/jobs/{id}?side={side}")).await
+    }
+
+    /// The escrow's events so far.
+    pub async fn escrow_events(&self) -> anyhow::Result<Vec<SietchEscrow::SietchEscrowEvents>> {
+        use alloy::sol_types::SolEventInterface;
+        let head = self.chain.get_block_number().await?;
+        let filter = alloy::rpc::types::Filter::new()
+            .address(self.escrow)
+            .from_block(0)
+            .to_block(head);
+        Ok(self
+            .chain
+            .get_logs(&filter)
+            .await?
+            .iter()
+            .filter_map(|l| SietchEscrow::SietchEscrowEvents::decode_log(&l.inner).ok())
+            .map(|l| l.data)
+            .collect())
+    }
+
     /// Restarts node `index` on its data directory.
     pub fn restart(&mut self, member: &Member) -> Member {
         self.nodes.0[member.index].restart();

@@ -125,3 +125,350 @@ async fn anvil_fifty_jobs_across_three_providers_are_paid_their_metered_price() 
         "the escrow holds the stakes and what the channels did not pay"
     );
 }
+
+use alloy::primitives::{Address, B256};
+use sietch_contracts::SietchEscrow::SietchEscrowEvents;
+
+/// Waits for a condition on chain or the API, or fails with every node's output.
+macro_rules! until {
+    ($m:ident, $what:expr, $f:expr) => {{
+        let r = eventually($what, STEP, $f).await;
+        if let Err(e) = r {
+            panic!("{e}\n{}", $m.dump());
+        }
+    }};
+}
+
+async fn stake_of(m: &Market, who: Address) -> u128 {
+    m.escrow().accounts(who).call().await.unwrap().stake
+}
+
+/// A job that is (almost) never sampled: worth little enough that the providers' stake
+/// covers it at a one-in-a-million sampling rate.
+fn unsampled(module: B256, stdin: B256) -> serde_json::Value {
+    let mut j = job(module, stdin, 1, 10_000);
+    j["price_cap"] = serde_json::json!("100000000000000");
+    j
+}
+
+/// Sets provider-0 cheapest so it gets the first job.
+fn cheapest_first(name: &str, c: &mut sietch_node::config::NodeConfig) {
+    c.price_per_gfuel = if name == "provider-0" { 1_000 } else { 2_000 };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_a_cheating_provider_is_sampled_caught_disputed_and_slashed() {
+    let mut cfg = MarketConfig::new(5, 1);
+    cfg.tweak = |name, c| {
+        cheapest_first(name, c);
+        if name == "provider-0" {
+            c.test_cheat_ppm = 1_000_000;
+        }
+    };
+    let mut m = Market::start(cfg).await.unwrap();
+    let buyer = m.buyers[0].clone();
+    let cheater = m.providers[0].evm;
+    let module = m.upload(&buyer, &hash_guest(0)).await.unwrap();
+    let input = b"computed honestly?".to_vec();
+    let stdin = m.upload(&buyer, &input).await.unwrap();
+    let before = m.balance(buyer.evm).await.unwrap();
+
+    // Every job sampled: the cheater's answer meets honest re-runs.
+    let a = m
+        .run_job(&buyer, &job(module, stdin, 1_000_000, 10_000))
+        .await
+        .unwrap();
+    assert_eq!(a["check"], "ProviderWrong", "{a}");
+    assert_eq!(a["paid"], "0", "the cheater was paid: {a}");
+    assert_ne!(a["provider"].as_str().unwrap(), cheater.to_string());
+    assert_eq!(
+        stdout_of(&a),
+        fnv_hex(&input),
+        "the buyer kept the majority's answer"
+    );
+
+    // The cheater claims its ticket; the buyer disputes; the drawn verifiers vote; slashed.
+    until!(m, "the cheater's stake slashed", || {
+        let m = &m;
+        async move { Ok(stake_of(m, cheater).await == 0) }
+    });
+    let events = m.escrow_events().await.unwrap();
+    let outcome = events.iter().find_map(|e| match e {
+        SietchEscrowEvents::TicketSettled(s) => Some(s.outcome),
+        _ => None,
+    });
+    assert_eq!(
+        outcome,
+        Some(2),
+        "the ticket did not settle as provider-wrong"
+    );
+    let compensation: U256 = events
+        .iter()
+        .filter_map(|e| match e {
+            SietchEscrowEvents::Slashed(s) if s.provider == cheater => Some(s.compensation),
+            _ => None,
+        })
+        .sum();
+    assert!(compensation > U256::ZERO);
+    // Refunded and compensated: wallet plus channel deposits is what it had plus the
+    // compensation (the re-runs' pay left through the channels).
+    let after = m.balance(buyer.evm).await.unwrap();
+    let mut deposits = U256::ZERO;
+    for c in get(&buyer.api, "/api/v1/channels")
+        .await
+        .unwrap()
+        .as_array()
+        .unwrap()
+    {
+        let id = c["channel"].as_str().unwrap().parse().unwrap();
+        deposits += U256::from(m.escrow().channels(id).call().await.unwrap().deposit);
+    }
+    assert_eq!(after + deposits, before + compensation);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_a_provider_killed_mid_job_is_never_paid_and_its_channel_returns_to_the_buyer() {
+    let mut cfg = MarketConfig::new(3, 1);
+    cfg.tweak = cheapest_first;
+    let mut m = Market::start(cfg).await.unwrap();
+    let buyer = m.buyers[0].clone();
+    let victim = m.providers[0].clone();
+    // A job that spins for a while, so the kill lands while it runs.
+    let module = m.upload(&buyer, &hash_guest(400)).await.unwrap();
+    let input = b"outlive a provider".to_vec();
+    let stdin = m.upload(&buyer, &input).await.unwrap();
+    let before = m.balance(buyer.evm).await.unwrap();
+    let id = m
+        .submit(&buyer, &{
+            let mut j = unsampled(module, stdin);
+            j["limits"]["wall_time_ms"] = serde_json::json!(4_000);
+            j
+        })
+        .await
+        .unwrap();
+    m.nodes
+        .wait_for(victim.index, "the job accepted", STEP, |l| {
+            l.starts_with("accepted job").then_some(())
+        });
+    m.nodes.0[victim.index].kill();
+
+    // The buyer gives up on it after the wall time and the slack, and goes elsewhere.
+    until!(m, "the job paid by another provider", || {
+        let (m, b) = (&m, &buyer);
+        async move { Ok(m.job(b, "buyer", &id).await?["state"] == "paid") }
+    });
+    let j = m.job(&buyer, "buyer", &id).await.unwrap();
+    assert_ne!(j["counterparty"].as_str().unwrap(), victim.evm.to_string());
+    let channels = get(&buyer.api, "/api/v1/channels").await.unwrap();
+    let dead: Vec<_> = channels
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["provider"] == victim.evm.to_string())
+        .map(|c| c["channel"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(dead.len(), 1, "{channels}");
+    // The channel to the dead provider closes: nothing paid, everything back to the buyer.
+    until!(m, "the dead provider's channel closed", || {
+        let m = &m;
+        let id = dead[0];
+        async move { Ok(m.escrow().channels(id).call().await?.state == 3) }
+    });
+    let c = m.escrow().channels(dead[0]).call().await.unwrap();
+    assert_eq!(c.paid, 0, "the dead provider was paid");
+    assert_eq!(
+        m.balance(victim.evm).await.unwrap(),
+        m.funds - U256::from(1_000 * E18)
+    );
+    let mut open_deposits = U256::ZERO;
+    for ch in channels.as_array().unwrap() {
+        let id = ch["channel"].as_str().unwrap().parse().unwrap();
+        if id != dead[0] {
+            open_deposits += U256::from(m.escrow().channels(id).call().await.unwrap().deposit);
+        }
+    }
+    assert_eq!(
+        m.balance(buyer.evm).await.unwrap() + open_deposits,
+        before,
+        "the dead channel's deposit came back whole"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_a_provider_restarted_with_an_unclaimed_voucher_claims_it() {
+    let mut cfg = MarketConfig::new(2, 1);
+    cfg.tweak = |name, c| {
+        cheapest_first(name, c);
+        c.claim_threshold = u128::MAX;
+        c.claim_every_secs = 3600;
+    };
+    let mut m = Market::start(cfg).await.unwrap();
+    let buyer = m.buyers[0].clone();
+    let provider = m.providers[0].clone();
+    let module = m.upload(&buyer, &hash_guest(0)).await.unwrap();
+    for k in 0..3u8 {
+        let stdin = m.upload(&buyer, &[k; 40]).await.unwrap();
+        let a = m.run_job(&buyer, &unsampled(module, stdin)).await.unwrap();
+        assert_eq!(a["provider"], provider.evm.to_string());
+    }
+    let channels = get(&buyer.api, "/api/v1/channels").await.unwrap();
+    let ch = &channels.as_array().unwrap()[0];
+    let id = ch["channel"].as_str().unwrap().parse().unwrap();
+    let owed: u128 = ch["cumulative"].as_str().unwrap().parse().unwrap();
+    assert!(owed > 0);
+    // Killed before it claimed anything.
+    m.nodes.0[provider.index].kill();
+    assert_eq!(m.escrow().channels(id).call().await.unwrap().paid, 0);
+    m.restart(&provider);
+    until!(m, "the restarted provider claims its voucher", || {
+        let m = &m;
+        async move { Ok(m.escrow().channels(id).call().await?.paid == owed) }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_a_buyer_withholding_a_voucher_loses_the_dispute() {
+    let mut cfg = MarketConfig::new(4, 1);
+    cfg.tweak = |name, c| {
+        cheapest_first(name, c);
+        if name == "buyer-0" {
+            c.test_withhold_ppm = 1_000_000;
+        }
+    };
+    let mut m = Market::start(cfg).await.unwrap();
+    let buyer = m.buyers[0].clone();
+    let provider = m.providers[0].clone();
+    let module = m.upload(&buyer, &hash_guest(0)).await.unwrap();
+    let stdin = m.upload(&buyer, b"pay me").await.unwrap();
+    let before = m.balance(provider.evm).await.unwrap();
+    let a = m.run_job(&buyer, &unsampled(module, stdin)).await.unwrap();
+    assert_eq!(a["paid"], "0");
+    assert_eq!(a["provider"], provider.evm.to_string());
+    // The provider claims the ticket, the buyer disputes, the verifiers side with the
+    // provider: it is paid the ticket and the rest of the bond.
+    until!(m, "the ticket settled", || {
+        let m = &m;
+        async move {
+            Ok(m.escrow_events()
+                .await?
+                .iter()
+                .any(|e| matches!(e, SietchEscrowEvents::TicketSettled(_))))
+        }
+    });
+    let events = m.escrow_events().await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, SietchEscrowEvents::TicketDisputed(_))),
+        "the buyer did not dispute"
+    );
+    let settled = events
+        .iter()
+        .find_map(|e| match e {
+            SietchEscrowEvents::TicketSettled(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(settled.outcome, 1, "not provider-right");
+    let amount: U256 = a["outputs"]["amount"].as_str().unwrap().parse().unwrap();
+    assert_eq!(settled.toProvider, amount, "the ticket paid the job");
+    let fees: U256 = events
+        .iter()
+        .filter_map(|e| match e {
+            SietchEscrowEvents::VerifierPaid(v) => Some(v.amount),
+            _ => None,
+        })
+        .sum();
+    let bond = U256::from(30 * E18);
+    assert_eq!(
+        m.balance(provider.evm).await.unwrap(),
+        before + amount + bond - fees,
+        "the provider has the job's pay and the bond less the verifiers' fees"
+    );
+    assert!(
+        stake_of(&m, provider.evm).await > 0,
+        "the honest provider was slashed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_load_a_thousand_jobs_from_five_buyers_to_five_providers() {
+    let mut cfg = MarketConfig::new(5, 5);
+    cfg.tweak = |_, c| {
+        c.max_concurrent_jobs = 16;
+        c.claim_every_secs = 3600;
+        c.claim_threshold = u128::MAX;
+    };
+    let mut m = Market::start(cfg).await.unwrap();
+    let mut per_buyer = Vec::new();
+    for b in m.buyers.clone() {
+        let module = m.upload(&b, &hash_guest(0)).await.unwrap();
+        let mut inputs = Vec::new();
+        for k in 0..200u32 {
+            let input = format!("{} {k}", b.name).into_bytes();
+            let h = m.upload(&b, &input).await.unwrap();
+            inputs.push((input, h));
+        }
+        per_buyer.push((b, module, inputs));
+    }
+    let runs = per_buyer.iter().map(|(b, module, inputs)| {
+        let m = &m;
+        async move {
+            let mut answers = Vec::new();
+            for chunk in inputs.chunks(8) {
+                let batch = chunk.iter().map(|(input, h)| async move {
+                    (
+                        input,
+                        m.run_job(b, &job(*module, *h, 100_000, 10_000)).await,
+                    )
+                });
+                answers.extend(futures::future::join_all(batch).await);
+            }
+            answers
+        }
+    });
+    let all = futures::future::join_all(runs).await;
+    let mut jobs = 0;
+    for answers in &all {
+        for (input, a) in answers {
+            let a = a.as_ref().unwrap_or_else(|e| panic!("a job was lost: {e}"));
+            assert_eq!(stdout_of(a), fnv_hex(input));
+            assert_ne!(a["paid"], "0", "{a}");
+            jobs += 1;
+        }
+    }
+    assert_eq!(jobs, 1_000);
+    // Providers claim on the way out.
+    for p in m.providers.clone() {
+        m.nodes.0[p.index].signal("INT");
+        m.nodes.0[p.index]
+            .wait_exit(STEP)
+            .expect("the provider stops");
+    }
+    let mut vouchers = U256::ZERO;
+    let mut deposits = U256::ZERO;
+    let mut spent = U256::ZERO;
+    for b in &m.buyers {
+        for c in get(&b.api, "/api/v1/channels")
+            .await
+            .unwrap()
+            .as_array()
+            .unwrap()
+        {
+            vouchers += c["cumulative"].as_str().unwrap().parse::<U256>().unwrap();
+            deposits += c["deposit"].as_str().unwrap().parse::<U256>().unwrap();
+        }
+        spent += m.funds - m.balance(b.evm).await.unwrap();
+    }
+    assert_eq!(spent, deposits);
+    let gains: U256 = provider_gains(&m, 1_000).await.values().copied().sum();
+    assert_eq!(
+        gains, vouchers,
+        "providers hold exactly what the buyers signed"
+    );
+    assert_eq!(
+        m.balance(m.escrow).await.unwrap(),
+        U256::from(5 * 1_000 * E18) + deposits - vouchers,
+        "token conservation in the escrow"
+    );
+}
