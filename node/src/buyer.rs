@@ -144,14 +144,17 @@ pub struct Buyer {
     domain: Domain,
     chain: Option<Chain>,
     lanes: Mutex<Vec<Lane>>,
+    /// Lanes being opened on chain, by provider (counted against `max_lanes`).
+    opening: Mutex<HashMap<Address, usize>>,
     lane_freed: Notify,
     /// Jobs waiting for their result, by (job, provider's peer).
     waiting: Mutex<HashMap<(B256, PeerId), oneshot::Sender<JobResult>>>,
     /// Re-run results waiting for the check's decision, by (job, provider).
     reruns: Mutex<HashMap<(B256, Address), Delivered>>,
-    /// Jobs not paid (the provider was found wrong, with the check, or a test-only
-    /// withholding): their ticket is disputed if claimed.
-    wrong: Mutex<HashMap<B256, Option<Check>>>,
+    /// Tickets whose payment was withheld (a result that broke its commitment, a provider
+    /// found wrong, a re-run against the majority, a test-only withholding), with their job
+    /// and the check that found them wrong: disputed if claimed on chain.
+    disputable: Mutex<HashMap<B256, (B256, Option<Check>)>>,
     reputation: Mutex<ReputationTable>,
     rng: Mutex<rand::rngs::StdRng>,
 }
@@ -182,10 +185,11 @@ impl Buyer {
             domain: p.domain,
             chain: p.chain,
             lanes: Mutex::new(Vec::new()),
+            opening: Mutex::new(HashMap::new()),
             lane_freed: Notify::new(),
             waiting: Mutex::new(HashMap::new()),
             reruns: Mutex::new(HashMap::new()),
-            wrong: Mutex::new(HashMap::new()),
+            disputable: Mutex::new(HashMap::new()),
             reputation: Mutex::new(ReputationTable::default()),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
         })
@@ -283,7 +287,10 @@ impl Buyer {
         id: B256,
         started: Instant,
     ) -> Result<Finished, BuyError> {
-        let offers = self.candidates(spec)?;
+        let mut offers = self.candidates(spec)?;
+        // Providers with a lane free (or room for a new one) first, in rank order: a busy
+        // provider is not waited for while another can start at once.
+        offers.sort_by_key(|o| !self.has_room(o.evm_address));
         let mut last = String::from("no provider tried");
         for (attempt, offer) in offers.iter().take(MAX_ATTEMPTS).enumerate() {
             self.emit(NodeEvent::Sent {
@@ -332,12 +339,10 @@ impl Buyer {
                     self.withhold(
                         &delivered,
                         "spot check failed: the majority of re-runs differ",
+                        Some(c),
                     )
                     .await;
                     let _ = self.store.record_check(&id, false, now());
-                    if let Ok(mut w) = self.wrong.lock() {
-                        w.insert(id, Some(c));
-                    }
                     self.emit(NodeEvent::Finished {
                         job: id.to_string(),
                         state: "withheld".into(),
@@ -363,11 +368,8 @@ impl Buyer {
                         let _ = self.store.record_check(&id, true, now());
                     }
                     // Test-only: a buyer that keeps an honest result and refuses to pay.
-                    self.withhold(&delivered, "test: withholding an honest result")
+                    self.withhold(&delivered, "test: withholding an honest result", None)
                         .await;
-                    if let Ok(mut w) = self.wrong.lock() {
-                        w.insert(id, None);
-                    }
                     self.emit(NodeEvent::Finished {
                         job: id.to_string(),
                         state: "withheld".into(),
@@ -502,7 +504,7 @@ impl Buyer {
             result,
         };
         if let Err(why) = self.hold_to_commitment(&delivered, offer) {
-            self.withhold(&delivered, &why).await;
+            self.withhold(&delivered, &why, None).await;
             if let Ok(mut r) = self.reputation.lock() {
                 r.count(offer.provider, sietch_verifier::Event::CheckFailed);
             }
@@ -659,15 +661,20 @@ impl Buyer {
             Err(_) => return,
         };
         for d in pending {
+            // Only a decided check says who was wrong; an undecided one pays every re-run.
             let against = check.is_some_and(|c| {
-                let right = !matches!(c.decision, Decision::ProviderWrong);
+                let right = match c.decision {
+                    Decision::Passed | Decision::ProviderRight => true,
+                    Decision::ProviderWrong => false,
+                    Decision::NotSampled | Decision::Undecided { .. } => return false,
+                };
                 c.runs
                     .iter()
                     .find(|r| r.owner == d.taken.provider)
                     .is_some_and(|r| r.agreement.agrees() != right)
             });
             if against {
-                self.withhold(&d, "this re-run is against the check's majority")
+                self.withhold(&d, "this re-run is against the check's majority", None)
                     .await;
             } else if let Err(e) = self.pay(&d, None).await {
                 tracing::warn!("paying a re-run of {id}: {e}");
@@ -711,9 +718,16 @@ impl Buyer {
         Ok(amount)
     }
 
-    /// Tells the provider it is not paid, and why; the lane takes no more tickets.
-    async fn withhold(&self, d: &Delivered, why: &str) {
+    /// Tells the provider it is not paid, and why; the lane takes no more tickets, and the
+    /// ticket is disputed if the provider claims it.
+    async fn withhold(&self, d: &Delivered, why: &str, check: Option<Check>) {
         self.release_lane(&d.taken, true);
+        let ticket = Chain::ticket_id(d.taken.channel, d.ticket.message.job_id);
+        if let Ok(mut w) = self.disputable.lock()
+            && w.len() < MAX_IN_FLIGHT * 4
+        {
+            w.insert(ticket, (d.ticket.message.job_id, check));
+        }
         let payment = Payment {
             job_id: d.ticket.message.job_id,
             secret: d.secret,
@@ -734,10 +748,12 @@ impl Buyer {
             let mut open = false;
             {
                 let mut lanes = self.lanes.lock().map_err(|_| "buyer state")?;
+                let opening = self.opening_to(provider);
                 let count = lanes
                     .iter()
                     .filter(|l| l.provider == provider && !l.retired)
-                    .count();
+                    .count()
+                    + opening;
                 let free_funded = lanes.iter_mut().find(|l| {
                     l.provider == provider
                         && !l.retired
@@ -766,7 +782,16 @@ impl Buyer {
                 return self.top_up(channel, provider, end).await;
             }
             if open {
-                return self.open_lane(provider, need).await;
+                if let Ok(mut o) = self.opening.lock() {
+                    *o.entry(provider).or_default() += 1;
+                }
+                let r = self.open_lane(provider, need).await;
+                if let Ok(mut o) = self.opening.lock()
+                    && let Some(n) = o.get_mut(&provider)
+                {
+                    *n = n.saturating_sub(1);
+                }
+                return r;
             }
             if Instant::now() >= deadline {
                 return Err("every lane to this provider stayed busy".into());
@@ -774,6 +799,25 @@ impl Buyer {
             let _ =
                 tokio::time::timeout(Duration::from_millis(500), self.lane_freed.notified()).await;
         }
+    }
+
+    fn opening_to(&self, provider: Address) -> usize {
+        self.opening
+            .lock()
+            .map(|o| o.get(&provider).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Whether a job to `provider` could start now: a lane is free, or one may be opened.
+    fn has_room(&self, provider: Address) -> bool {
+        let opening = self.opening_to(provider);
+        self.lanes.lock().is_ok_and(|lanes| {
+            let mine = lanes
+                .iter()
+                .filter(|l| l.provider == provider && !l.retired);
+            let count = mine.clone().count() + opening;
+            mine.clone().any(|l| !l.busy) || count < self.config.max_lanes as usize
+        })
     }
 
     fn deposit_for(&self, need: U256) -> U256 {
@@ -974,23 +1018,18 @@ impl Buyer {
     /// job, and settle once they voted.
     pub(crate) async fn on_chain_event(&self, ev: &SietchEscrowEvents) {
         let Some(chain) = &self.chain else { return };
+        self.reputation_from_chain(chain, ev).await;
         match ev {
             SietchEscrowEvents::TicketClaimed(e) => {
                 if !self.owns_channel(&e.channelId) {
                     return;
                 }
-                let wrong = self
-                    .wrong
+                let withheld = self
+                    .disputable
                     .lock()
-                    .map(|w| w.contains_key(&e.jobId))
+                    .map(|w| w.contains_key(&e.ticketId))
                     .unwrap_or(false);
-                let delivered_ok = self
-                    .store
-                    .job(Side::Buyer, &e.jobId)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|j| matches!(j.state, JobState::Paid | JobState::Checked));
-                if wrong || !delivered_ok {
+                if withheld {
                     match chain.dispute(e.ticketId).await {
                         Ok(()) => self.emit(NodeEvent::Disputed {
                             ticket: e.ticketId.to_string(),
@@ -1022,11 +1061,11 @@ impl Buyer {
                 let Ok(rec) = chain.ticket(e.ticketId).await else {
                     return;
                 };
-                let job = self.wrong.lock().ok().and_then(|w| {
-                    w.iter()
-                        .find(|(j, _)| Chain::ticket_id(rec.channelId, **j) == e.ticketId)
-                        .map(|(j, _)| *j)
-                });
+                let job = self
+                    .disputable
+                    .lock()
+                    .ok()
+                    .and_then(|w| w.get(&e.ticketId).map(|(j, _)| *j));
                 let Some(job) = job else { return };
                 let Ok(Some(spec)) = self.store.job_spec(&rec.specHash) else {
                     return;
@@ -1041,6 +1080,40 @@ impl Buyer {
 }
 
 impl Buyer {
+    /// Keeps the reputation table in step with the escrow: who holds which node key, and
+    /// every settlement, dispute and slash of a provider.
+    async fn reputation_from_chain(&self, chain: &Chain, ev: &SietchEscrowEvents) {
+        use sietch_verifier::ChainEvent as Rep;
+        let event = match ev {
+            SietchEscrowEvents::Registered(e) => Some(Rep::Registered {
+                account: e.account,
+                node_key: e.nodeKey,
+            }),
+            SietchEscrowEvents::VoucherClaimed(e) => Some(Rep::Settled {
+                provider: e.provider,
+                jobs: 1,
+            }),
+            SietchEscrowEvents::Slashed(e) => Some(Rep::Slashed {
+                provider: e.provider,
+            }),
+            SietchEscrowEvents::TicketDisputed(e) => match chain.ticket(e.ticketId).await {
+                Ok(t) => match chain.channel(t.channelId).await {
+                    Ok(c) => Some(Rep::Disputed {
+                        provider: c.provider,
+                    }),
+                    Err(_) => None,
+                },
+                Err(_) => None,
+            },
+            _ => None,
+        };
+        if let Some(e) = event
+            && let Ok(mut r) = self.reputation.lock()
+        {
+            r.apply(e);
+        }
+    }
+
     fn owns_channel(&self, channel: &B256) -> bool {
         self.lanes
             .lock()

@@ -157,7 +157,8 @@ pub fn node_config(anvil: &AnvilInstance, escrow: Address) -> NodeConfig {
         settle_every_secs: 1,
         claim_every_secs: 10,
         claim_threshold: E18 / 10,
-        voucher_timeout_secs: 10,
+        // Longer than a spot check with its escalation takes.
+        voucher_timeout_secs: 60,
         channel_deposit: 5 * E18,
         verify_local_network: true,
         ..NodeConfig::default()

@@ -1,125 +1,43 @@
-//! `sietch devnet`: the one-command local demo. It runs, in one process, what exists today:
-//! a real anvil with the escrow deployed, providers that register, stake and sign offers into
-//! an order book, a buyer that matches jobs against it, and the money flow of one channel —
-//! jobs run in the real sandbox, EIP-712 tickets, result commitments and vouchers, and one
-//! claim on chain that pays for all of them. It says plainly what is not built yet.
+//! `sietch devnet`: the whole market on this machine, in one command. A real anvil with the
+//! mock token and the escrow deployed; provider nodes that register, stake and announce
+//! offers over gossip on loopback; a buyer node that submits jobs continuously, has a sample
+//! of them re-run elsewhere, and pays by vouchers that the providers claim on chain; the
+//! explorer on the buyer's HTTP API. Ctrl-C stops it cleanly and prints the settlement.
 
-mod chain;
-mod contract;
 mod guest;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use alloy::node_bindings::AnvilInstance;
-use alloy::primitives::{Address, B256, Bytes, U256};
-use alloy::providers::DynProvider;
-use alloy::rpc::types::TransactionReceipt;
-use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolEvent;
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use clap::Args;
-use ed25519_dalek::SigningKey;
-use sietch_contracts::SietchEscrow::{self, ChannelOpened, Config};
-use sietch_contracts::{MockToken, deploy, send};
-use sietch_market::{
-    BlobRef, Domain, GpuNeeds, Hardware, JobSpec, Offer, OrderBook, Prices, PublicKey,
-    Requirements, ResultCommitment, Signed, Ticket, TypedData, VerificationPolicy, Voucher,
-    check_commit, is_checked, job_id,
-};
-use sietch_sandbox::{JobModule, Outcome, Sandbox, SandboxConfig};
-
-use contract::ToContract;
-
-/// Token base units per token (the mock token has 18 decimals).
-const E18: u128 = 1_000_000_000_000_000_000;
-/// Fuel per billing unit of the price: prices are per 10^9 fuel ("gfuel").
-const FUEL_PER_GFUEL: u128 = 1_000_000_000;
-/// Anvil's dev accounts: 0 deploys, 1 buys, 2.. provide.
-const BUYER: usize = 1;
-const FIRST_PROVIDER: usize = 2;
-/// Anvil starts with 10 dev accounts.
-const MAX_PROVIDERS: u16 = 8;
-/// How long offers and tickets hold, in seconds.
-const TTL: u64 = 600;
-/// The devnet job's limits and terms.
-const JOB_FUEL: u64 = 50_000_000;
-const JOB_MEMORY: u64 = 16 << 20;
-const JOB_WALL_MS: u64 = 10_000;
-const PRICE_CAP: u128 = E18 / 10;
+use sietch_market::{BlobRef, JobSpec, Limits, Requirements, U256, VerificationPolicy};
+use sietch_node::devnet::{Devnet, DevnetConfig, E18};
+use sietch_node::events::NodeEvent;
 
 /// Options of `sietch devnet`.
 #[derive(Debug, Args)]
 pub(crate) struct DevnetArgs {
-    /// Number of providers (anvil dev accounts 2 and up).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_PROVIDERS)))]
+    /// Provider nodes.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=8))]
     providers: u16,
-    /// Jobs the buyer sends to the chosen provider before the provider claims once for all.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
-    jobs: u16,
-    /// Keep anvil up after the walk-through (printing its RPC URL and the escrow address)
-    /// until Ctrl-C.
-    #[arg(long)]
-    keep_running: bool,
-}
-
-pub(crate) fn run(args: DevnetArgs) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    rt.block_on(async move {
-        // Dropping the walk (Ctrl-C) drops its anvil, which kills it.
-        let devnet = tokio::select! {
-            r = walk(&args) => r?,
-            r = tokio::signal::ctrl_c() => match r {
-                Ok(()) => bail!("interrupted (Ctrl-C): anvil stopped"),
-                Err(e) => bail!("cannot listen for Ctrl-C: {e}"),
-            },
-        };
-        if args.keep_running {
-            println!();
-            println!("anvil keeps running until Ctrl-C:");
-            let chain = &devnet.chain;
-            println!("  RPC URL  {}", chain.anvil.endpoint());
-            println!("  chain id {}", chain.anvil.chain_id());
-            println!("  escrow   {}", chain.escrow.address());
-            println!("  token    {}", chain.token.address());
-            tokio::signal::ctrl_c()
-                .await
-                .context("waiting for Ctrl-C")?;
-            println!("Ctrl-C: stopping anvil");
-        }
-        drop(devnet);
-        Ok(())
-    })
-}
-
-/// A provider of the devnet.
-struct ProviderNode {
-    /// Its EVM account.
-    evm: PrivateKeySigner,
-    /// Its ed25519 node key (the libp2p identity), registered on chain.
-    node_key: SigningKey,
-    /// Price per 10^9 fuel.
-    per_gfuel: u128,
-}
-
-impl ProviderNode {
-    fn public_key(&self) -> PublicKey {
-        PublicKey::of(&self.node_key)
-    }
-}
-
-fn section(title: &str) {
-    println!();
-    println!("== {title}");
-}
-
-fn now() -> anyhow::Result<u64> {
-    Ok(SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("the clock is before 1970")?
-        .as_secs())
+    /// Jobs to run before stopping; 0 runs until Ctrl-C.
+    #[arg(long, default_value_t = 0)]
+    jobs: u64,
+    /// Jobs in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+    /// Share of jobs spot-checked, in parts per million.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    sampling_ppm: u32,
+    /// Make provider-0 answer this many jobs per million wrongly, to watch it get caught,
+    /// disputed and slashed (it is also made the cheapest, so it gets work).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    cheat_ppm: u32,
+    /// Port of the buyer's HTTP API and explorer on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 7077)]
+    api_port: u16,
 }
 
 /// `amount` base units as tokens, e.g. `0.000081`.
@@ -135,665 +53,351 @@ fn tokens(amount: U256) -> String {
     }
 }
 
-fn short(h: &B256) -> String {
-    let s = format!("{h:x}");
-    s.chars().take(12).collect()
+fn section(title: &str) {
+    println!();
+    println!("== {title}");
 }
 
-fn event<E: SolEvent>(receipt: &TransactionReceipt) -> anyhow::Result<E> {
-    receipt
-        .inner
-        .logs()
-        .iter()
-        .find_map(|l| l.log_decode::<E>().ok())
-        .map(|l| l.inner.data)
-        .with_context(|| {
-            format!(
-                "transaction {} emitted no {}",
-                receipt.transaction_hash,
-                E::SIGNATURE
-            )
-        })
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
-/// The escrow's parameters on the devnet (those of the bindings' anvil tests).
-fn config() -> Config {
-    Config {
-        closeDelay: 3600,
-        challengeWindow: 600,
-        verdictWindow: 1200,
-        unstakeDelay: 7 * 24 * 3600,
-        disputeBond: 30 * E18,
-        verifierFee: 5 * E18,
-        minStake: 100 * E18,
-        minDeposit: E18,
-    }
+/// Job `k`'s input: a line that grows with `k`, so that jobs differ in fuel and price.
+fn job_input(k: u64) -> Vec<u8> {
+    format!(
+        "job {k} of the sietch devnet{}",
+        "!".repeat(usize::try_from(k % 200).unwrap_or(0) * 8)
+    )
+    .into_bytes()
 }
 
-/// This machine's cores and memory, which every devnet provider offers.
-fn hardware() -> Hardware {
-    let cores = std::thread::available_parallelism()
-        .map(|n| u16::try_from(n.get()).unwrap_or(u16::MAX))
-        .unwrap_or(1);
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(4 << 30, |kib| kib.saturating_mul(1024));
-    Hardware {
-        cpu_cores: cores,
-        memory_bytes: memory,
-        gpus: Vec::new(),
-    }
-}
-
-/// The buyer's job: the guest module hashing `stdin`.
-fn job_spec(module: B256, stdin: &[u8], now: u64) -> JobSpec {
+fn job_spec(module: &[u8], input: &[u8], sampling_ppm: u32) -> JobSpec {
     JobSpec {
-        module,
+        module: BlobRef::of(module).hash,
         args: Vec::new(),
         env: Vec::new(),
-        stdin: Some(BlobRef::of(stdin)),
+        stdin: Some(BlobRef::of(input)),
         inputs: Vec::new(),
-        limits: sietch_market::Limits {
-            fuel: JOB_FUEL,
-            memory_bytes: JOB_MEMORY,
-            wall_time_ms: JOB_WALL_MS,
-            output_bytes: 1 << 20,
+        limits: Limits {
+            fuel: 50_000_000,
+            memory_bytes: 16 << 20,
+            wall_time_ms: 10_000,
+            output_bytes: 1 << 16,
         },
         requirements: Requirements {
             min_cpu_cores: 1,
             ..Requirements::default()
         },
-        verification: VerificationPolicy::default(),
-        price_cap: PRICE_CAP,
-        deadline: now + TTL,
+        verification: VerificationPolicy {
+            sampling_ppm,
+            ..VerificationPolicy::default()
+        },
+        price_cap: E18 / 10,
+        deadline: now() + 600,
     }
 }
 
-/// Job `k`'s input: a line that grows with `k`, so that jobs differ in fuel and price.
-fn job_input(k: u16) -> Vec<u8> {
-    format!(
-        "job {k} of the sietch devnet: hash these bytes, 200 times over{}",
-        "!".repeat(usize::from(k) * 8)
-    )
-    .into_bytes()
+/// What the progress line counts.
+#[derive(Default)]
+struct Tally {
+    done: AtomicU64,
+    failed: AtomicU64,
+    checked: AtomicU64,
+    caught: AtomicU64,
+    unchecked_wrong: AtomicU64,
+    paid: Mutex<U256>,
 }
 
-/// The chain: anvil with the mock token and the escrow deployed.
-struct Chain {
-    anvil: AnvilInstance,
-    /// Anvil's dev accounts: 0 deploys, 1 buys, 2.. provide.
-    keys: Vec<PrivateKeySigner>,
-    escrow: SietchEscrow::SietchEscrowInstance<DynProvider>,
-    token: MockToken::MockTokenInstance<DynProvider>,
-    domain: Domain,
+use std::sync::Mutex;
+
+pub(crate) fn run(args: DevnetArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(devnet(args))
 }
 
-impl Chain {
-    /// Starts anvil, deploys, and checks the escrow's EIP-712 domain against the market's.
-    async fn start(providers: usize) -> anyhow::Result<Self> {
-        section("chain");
-        let anvil_path = chain::find_anvil()?;
-        let anvil = tokio::task::block_in_place(|| chain::start(&anvil_path))?;
-        println!(
-            "anvil {} listening on {} (chain id {})",
-            anvil_path.display(),
-            anvil.endpoint(),
-            anvil.chain_id()
-        );
-        let keys: Vec<PrivateKeySigner> = anvil.keys().iter().map(|k| k.clone().into()).collect();
-        ensure!(
-            keys.len() >= FIRST_PROVIDER + providers,
-            "anvil has {} dev accounts, {} are needed",
-            keys.len(),
-            FIRST_PROVIDER + providers
-        );
-        let (deployer, rest) = keys.split_first().context("anvil has no dev accounts")?;
-        let provider = chain::connect(deployer, rest, &anvil);
-        let dep = deploy::deploy_with_mock_token(provider.clone(), config())
-            .await
-            .context("deploying the mock token and the escrow")?;
-        let domain = Domain::new(anvil.chain_id(), dep.escrow);
-        println!("deployer {}", deployer.address());
-        println!("token    {} (mock, anyone may mint)", dep.token);
-        println!("escrow   {}", dep.escrow);
-        let chain = Self {
-            escrow: SietchEscrow::new(dep.escrow, provider.clone()),
-            token: MockToken::new(dep.token, provider),
-            domain,
-            keys,
-            anvil,
-        };
-        let separator = chain.escrow.domainSeparator().call().await?;
-        ensure!(
-            separator == domain.separator(),
-            "the escrow's EIP-712 domain separator {separator} differs from sietch_market's {}",
-            domain.separator()
-        );
-        println!("EIP-712 domain separator agrees with sietch_market: {separator}");
-        Ok(chain)
-    }
-
-    fn key(&self, account: usize) -> anyhow::Result<&PrivateKeySigner> {
-        self.keys
-            .get(account)
-            .with_context(|| format!("anvil has no dev account {account}"))
-    }
-
-    async fn balance(&self, who: Address) -> anyhow::Result<U256> {
-        self.token
-            .balanceOf(who)
-            .call()
-            .await
-            .with_context(|| format!("reading the token balance of {who}"))
-    }
-
-    /// Provider `i`: mints, registers its node key, stakes, and signs its offer.
-    async fn start_provider(
-        &self,
-        i: usize,
-        hardware: &Hardware,
-        now: u64,
-    ) -> anyhow::Result<(ProviderNode, Signed<Offer>)> {
-        let evm = self.key(FIRST_PROVIDER + i)?.clone();
-        let seed = blake3::hash(format!("sietch devnet provider {i}").as_bytes());
-        let node = ProviderNode {
-            evm,
-            node_key: SigningKey::from_bytes(seed.as_bytes()),
-            // 0.8, 1.1, 0.5, 0.8, … tokens per 10^9 fuel: the cheapest is not the first.
-            per_gfuel: (5 + 3 * ((i as u128 + 1) % 3)) * E18 / 10,
-        };
-        let addr = node.evm.address();
-        let want = U256::from((1_000 + 500 * i as u128) * E18);
-        let escrow = &self.escrow;
-        send(self.token.mint(addr, want)).await?;
-        send(self.token.approve(*escrow.address(), want).from(addr)).await?;
-        send(escrow.register(B256::from(node.public_key().0)).from(addr))
-            .await
-            .with_context(|| format!("registering provider {i}"))?;
-        send(escrow.stake(want).from(addr))
-            .await
-            .with_context(|| format!("staking for provider {i}"))?;
-        let stake = escrow.accounts(addr).call().await?.stake;
-        let offer = Offer {
-            provider: node.public_key(),
-            evm_address: addr,
-            hardware: hardware.clone(),
-            features: vec!["wasi-p1".to_owned()],
-            prices: Prices {
-                per_gfuel: node.per_gfuel,
-                per_gpu_second: 0,
-            },
-            stake,
-            addresses: Vec::new(),
-            sequence: 1,
-            expires_at: now + TTL,
-        };
-        println!(
-            "provider-{i}  {addr}  node key {}  registered, staked {} tokens",
-            node.public_key().short(),
-            tokens(U256::from(stake))
-        );
-        let signed = Signed::sign(offer, &node.node_key);
-        Ok((node, signed))
-    }
-}
-
-/// What outlives the walk-through: the chain, for `--keep-running`.
-struct Running {
-    chain: Chain,
-}
-
-/// Providers register, stake and sign offers into the order book.
-async fn start_providers(
-    chain: &Chain,
-    n: usize,
-    now: u64,
-) -> anyhow::Result<(Vec<ProviderNode>, OrderBook)> {
-    section(&format!("{n} providers register, stake and sign offers"));
-    let hw = hardware();
-    let mut book = OrderBook::default();
-    let mut providers = Vec::with_capacity(n);
-    for i in 0..n {
-        let (node, signed) = chain.start_provider(i, &hw, now).await?;
-        let verified = signed.verify().context("an offer's signature")?;
-        book.insert(verified, now)
-            .with_context(|| format!("inserting the offer of provider {i}"))?;
-        providers.push(node);
-    }
-    println!();
-    println!(
-        "order book ({} signed offers, verified on insertion):",
-        book.len()
-    );
-    println!(
-        "  {:<11} {:<14} {:>5} {:>10} {:>16} {:>8}  expires",
-        "provider", "node key", "cores", "memory", "price/gfuel", "stake"
-    );
-    for (i, p) in providers.iter().enumerate() {
-        if let Some(o) = book.get(&p.public_key()) {
-            let o = &o.payload;
-            println!(
-                "  provider-{i:<2} {:<14} {:>5} {:>6.1} GiB {:>16} {:>8}  in {} s",
-                o.provider.short(),
-                o.hardware.cpu_cores,
-                o.hardware.memory_bytes as f64 / f64::from(1u32 << 30),
-                tokens(U256::from(o.prices.per_gfuel)),
-                tokens(U256::from(o.stake)),
-                o.expires_at.saturating_sub(now)
-            );
-        }
-    }
-    Ok((providers, book))
-}
-
-/// The buyer matches `job` and prints the ranking, then shows what a job that matches nothing
-/// gets told. Returns the index of the best provider.
-fn choose(
-    book: &OrderBook,
-    providers: &[ProviderNode],
-    job: &JobSpec,
-    now: u64,
-) -> anyhow::Result<usize> {
-    let name = |key: &PublicKey| {
-        providers
-            .iter()
-            .position(|p| p.public_key() == *key)
-            .map_or_else(|| key.short(), |i| format!("provider-{i}"))
-    };
-    let ranking = book
-        .find(job, now, &(), 10)
-        .map_err(|e| anyhow::anyhow!("the devnet's own job matched no offer: {e}"))?;
-    println!("ranking (lowest score first):");
-    for (rank, m) in ranking.iter().enumerate() {
-        println!(
-            "  {}. {:<11} max cost {:>10} tokens  score {:.4e}",
-            rank + 1,
-            name(&m.provider),
-            tokens(U256::from(m.max_cost)),
-            m.score
-        );
-    }
-    let best = ranking.first().context("an empty ranking")?;
-    let chosen = providers
-        .iter()
-        .position(|p| p.public_key() == best.provider)
-        .context("the best offer is of no devnet provider")?;
-
-    let mut gpu_job = job.clone();
-    gpu_job.requirements.gpu = Some(GpuNeeds {
-        count: 1,
-        models: vec!["H100".to_owned()],
-        min_memory_bytes: 80 << 30,
-        min_compute_capability: sietch_market::ComputeCapability::new(9, 0),
-    });
-    println!("a job that needs an H100:");
-    match book.find(&gpu_job, now, &(), 10) {
-        Err(why) => println!("  {why}"),
-        Ok(m) => println!("  matched {} offers", m.len()),
-    }
-    Ok(chosen)
-}
-
-/// One channel between the buyer and the chosen provider, and the jobs it pays for.
-struct Session<'a> {
-    chain: &'a Chain,
-    buyer: &'a PrivateKeySigner,
-    provider: &'a ProviderNode,
-    channel_id: B256,
-    sandbox: Sandbox,
-    module: JobModule,
-    module_hash: B256,
-    /// Owed so far: the latest voucher's amount.
-    cumulative: U256,
-    /// Jobs drawn for a spot-check.
-    checked: u32,
-}
-
-impl Session<'_> {
-    /// Job `k`: the buyer signs a ticket, the provider runs the job in the sandbox and signs
-    /// its result commitment, the buyer checks it and signs a voucher for the new total.
-    async fn job(&mut self, k: u16) -> anyhow::Result<(Voucher, [u8; 65])> {
-        let domain = &self.chain.domain;
-        let buyer_addr = self.buyer.address();
-        let provider_addr = self.provider.evm.address();
-        let input = job_input(k);
-        let spec = job_spec(self.module_hash, &input, now()?);
-        let spec_hash = spec.hash();
-        let id = job_id(buyer_addr, u64::from(k), spec_hash);
-        let secret =
-            B256::from(*blake3::hash(&[id.as_slice(), b"spot-check secret"].concat()).as_bytes());
-        let ticket = Ticket {
-            job_id: id,
-            spec_hash,
-            channel_id: self.channel_id,
-            // The job's range starts where the latest voucher left off.
-            cumulative_before: self.cumulative,
-            max_amount: U256::from(spec.price_cap),
-            deadline: spec.deadline,
-            check_commit: check_commit(&secret),
-        };
-        let ticket_sig = ticket.sign(domain, self.buyer)?;
-
-        // The provider checks the ticket and runs the job.
-        ticket
-            .verify(domain, &ticket_sig, buyer_addr)
-            .context("the ticket's signature")?;
-        let run_spec = sietch_sandbox::JobSpec {
-            job_id: id.0,
-            args: spec.args.clone(),
-            env: spec.env.clone(),
-            stdin: input.clone(),
-            inputs: Default::default(),
-            limits: sietch_sandbox::Limits {
-                fuel: spec.limits.fuel,
-                memory_bytes: spec.limits.memory_bytes,
-                deadline: Duration::from_millis(spec.limits.wall_time_ms),
-                ..sietch_sandbox::Limits::default()
-            },
-        };
-        let report = tokio::task::block_in_place(|| self.sandbox.run(&self.module, &run_spec))?;
-        ensure!(
-            matches!(report.outcome, Outcome::Exited { code: 0 }),
-            "job {k} ended with {}",
-            report.outcome
-        );
-        let stdout = String::from_utf8_lossy(&report.stdout).into_owned();
-        let expected = guest::expected_stdout(&input);
-        ensure!(
-            stdout == expected,
-            "job {k} printed {stdout:?}, the host computes {expected:?}"
-        );
-        let metered =
-            (u128::from(report.fuel_used) * self.provider.per_gfuel).div_ceil(FUEL_PER_GFUEL);
-        let result = ResultCommitment {
-            job_id: id,
-            spec_hash,
-            output_hash: B256::from(report.output_hash),
-            fuel_used: report.fuel_used,
-            gpu_millis: report.gpu_time_ns / 1_000_000,
-            amount: U256::from(metered).min(ticket.max_amount),
-        };
-        let result_sig = result.sign(domain, &self.provider.evm)?;
-
-        // The buyer checks the commitment, reveals the secret and pays with a voucher.
-        result
-            .verify(domain, &result_sig, provider_addr)
-            .context("the result commitment's signature")?;
-        ensure!(
-            result.amount <= ticket.max_amount,
-            "job {k} charges more than its ticket"
-        );
-        let checked = is_checked(&secret, &id, spec.verification.sampling_ppm);
-        self.checked += u32::from(checked);
-        self.cumulative += result.amount;
-        let voucher = Voucher {
-            channel_id: self.channel_id,
-            cumulative_amount: self.cumulative,
-        };
-        let voucher_sig = voucher.sign(domain, self.buyer)?;
-        voucher
-            .verify(domain, &voucher_sig, buyer_addr)
-            .context("the voucher's signature")?;
-        if k == 1 {
-            // The contract hashes the market's messages exactly as sietch_market does.
-            let escrow = &self.chain.escrow;
-            let on_chain = (
-                escrow.hashTicket(ticket.to_contract()?).call().await?,
-                escrow.hashResult(result.to_contract()?).call().await?,
-                escrow.hashVoucher(voucher.to_contract()?).call().await?,
-            );
-            ensure!(
-                on_chain
-                    == (
-                        ticket.digest(domain),
-                        result.digest(domain),
-                        voucher.digest(domain)
-                    ),
-                "the escrow's EIP-712 digests differ from sietch_market's"
-            );
-        }
-        println!(
-            "job {k}  id {}  {}  fuel {:>7}  amount {} tokens  spot-check {}  voucher {} tokens",
-            short(&id),
-            stdout.trim_end(),
-            report.fuel_used,
-            tokens(result.amount),
-            if checked { "drawn" } else { "no   " },
-            tokens(self.cumulative)
-        );
-        Ok((voucher, voucher_sig))
-    }
-}
-
-/// Token balances of the buyer, the provider and the escrow.
-#[derive(Debug, Clone, Copy)]
-struct Balances {
-    buyer: U256,
-    provider: U256,
-    escrow: U256,
-}
-
-impl Balances {
-    async fn read(chain: &Chain, buyer: Address, provider: Address) -> anyhow::Result<Self> {
-        Ok(Self {
-            buyer: chain.balance(buyer).await?,
-            provider: chain.balance(provider).await?,
-            escrow: chain.balance(*chain.escrow.address()).await?,
-        })
-    }
-}
-
-/// Prints the balances and checks that they add up exactly; returns what the provider received.
-fn settle(
-    before: Balances,
-    after: Balances,
-    deposit: U256,
-    paid: U256,
-    vouchers: U256,
-    provider: &str,
-    jobs: u16,
-) -> anyhow::Result<U256> {
-    section("settlement");
-    println!("{:<22} {:>16} {:>16}", "token balances", "before", "after");
-    for (who, b, a) in [
-        ("buyer", before.buyer, after.buyer),
-        (provider, before.provider, after.provider),
-        ("escrow", before.escrow, after.escrow),
-    ] {
-        println!("{who:<22} {:>16} {:>16}", tokens(b), tokens(a));
-    }
-    println!(
-        "channel: deposit {}, paid {}, {} left for the buyer to take back on close",
-        tokens(deposit),
-        tokens(paid),
-        tokens(deposit.saturating_sub(paid))
-    );
-    // What the buyer spent: its deposit less what the channel gives back on close.
-    let spent = paid;
-    let received = after.provider.saturating_sub(before.provider);
-    let checks = [
-        (
-            "the buyer's wallet went down by the deposit",
-            before.buyer.checked_sub(after.buyer) == Some(deposit),
-        ),
-        ("the channel paid the latest voucher", paid == vouchers),
-        (
-            "the provider received the latest voucher",
-            received == vouchers,
-        ),
-        (
-            "the escrow holds the deposit less what it paid",
-            after.escrow.checked_sub(before.escrow) == deposit.checked_sub(paid),
-        ),
-    ];
-    let mut ok = true;
-    for (what, good) in checks {
-        println!("  [{}] {what}", if good { "ok" } else { "FAILED" });
-        ok &= good;
-    }
+async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
     ensure!(
-        ok,
-        "settlement does not balance: buyer spent {}, provider received {}, vouchers total {}",
-        tokens(spent),
-        tokens(received),
-        tokens(vouchers)
+        args.cheat_ppm == 0 || args.providers >= 4,
+        "--cheat-ppm needs --providers 4 or more: a caught cheat takes three independent \
+         re-runs (one, then two more on a mismatch) besides the cheater"
     );
     println!(
-        "settlement balanced: buyer spent {} tokens == provider received {} tokens ({jobs} jobs, 1 claim)",
-        tokens(spent),
-        tokens(received),
+        "sietch devnet: a chain, the escrow, {} providers and a buyer on this machine",
+        args.providers
     );
-    Ok(received)
-}
-
-fn summary(providers: usize, jobs: u16, received: U256) {
-    section("summary");
-    println!("built and run for real above:");
-    println!(
-        "  - chain: anvil, mock token and escrow deployed; {providers} providers registered and staked"
-    );
-    println!(
-        "  - market: signed offers in an order book, matching, ranking, the no-match explanation"
-    );
-    println!(
-        "  - sandbox: {jobs} jobs run in the provider's wasm sandbox, fuel-metered, output checked"
-    );
-    println!(
-        "  - settlement: EIP-712 tickets, result commitments and vouchers; one claim paid {} tokens",
-        tokens(received)
-    );
-    println!("not built yet (everything here ran in one process, without a network):");
-    println!("  - networking: gossip of offers, job transfer between nodes (issue 5)");
-    println!("  - spot-check re-runs by other providers (issue 6)");
-    println!("  - disputes driven by nodes; end-to-end settlement by the node itself (issue 7)");
-    println!("  - the explorer (issue 8)");
-}
-
-/// The walk-through, start to finish.
-async fn walk(args: &DevnetArgs) -> anyhow::Result<Running> {
-    println!(
-        "sietch devnet: one process walks one job market through its money flow on a real chain"
-    );
-    let n = usize::from(args.providers);
-    let chain = Chain::start(n).await?;
-    let start = now()?;
-    let (providers, book) = start_providers(&chain, n, start).await?;
-
-    section("the buyer matches a job");
-    let buyer = chain.key(BUYER)?;
-    let buyer_addr = buyer.address();
-    let wasm = guest::module()?;
-    let module_hash = B256::from(*blake3::hash(&wasm).as_bytes());
-    let template = job_spec(module_hash, &job_input(1), start);
-    println!(
-        "job: WAT guest ({} bytes, blake3 {}) hashing its stdin; fuel limit {JOB_FUEL}, price cap {} tokens, sampling {}%",
-        wasm.len(),
-        short(&module_hash),
-        tokens(U256::from(PRICE_CAP)),
-        f64::from(template.verification.sampling_ppm) / 10_000.0
-    );
-    let chosen_index = choose(&book, &providers, &template, start)?;
-    let chosen = providers.get(chosen_index).context("the chosen provider")?;
-    let provider_addr = chosen.evm.address();
-    let provider_name = format!("provider-{chosen_index}");
-    println!("chosen: {provider_name} ({provider_addr})");
-
-    section("the buyer opens a channel");
-    let escrow = &chain.escrow;
-    let deposit = U256::from((PRICE_CAP * u128::from(args.jobs)).max(E18));
-    send(chain.token.mint(buyer_addr, U256::from(1_000 * E18))).await?;
-    send(
-        chain
-            .token
-            .approve(*escrow.address(), U256::MAX)
-            .from(buyer_addr),
-    )
-    .await?;
-    let before = Balances::read(&chain, buyer_addr, provider_addr).await?;
-    let opened = send(escrow.openChannel(provider_addr, deposit).from(buyer_addr))
-        .await
-        .context("opening the channel")?;
-    let channel_id = event::<ChannelOpened>(&opened)?.channelId;
-    println!(
-        "buyer {buyer_addr} opened channel {} to {provider_name} with {} tokens (tx {})",
-        short(&channel_id),
-        tokens(deposit),
-        opened.transaction_hash
-    );
-
-    section(&format!(
-        "{} jobs: ticket, sandboxed run, result commitment, voucher",
-        args.jobs
-    ));
-    let sandbox = Sandbox::new(SandboxConfig {
-        max_memory_bytes: JOB_MEMORY,
-        max_concurrent_jobs: 1,
-        ..SandboxConfig::default()
-    })?;
-    let module = sandbox
-        .load(&wasm)
-        .context("the sandbox refused the guest")?;
-    let mut session = Session {
-        chain: &chain,
-        buyer,
-        provider: chosen,
-        channel_id,
-        sandbox,
-        module,
-        module_hash,
-        cumulative: U256::ZERO,
-        checked: 0,
-    };
-    let mut latest = None;
-    for k in 1..=args.jobs {
-        latest = Some(session.job(k).await?);
+    let dir = tempfile::tempdir().context("a directory for the nodes' data")?;
+    let mut cfg = DevnetConfig::new(usize::from(args.providers), dir.path());
+    if args.cheat_ppm > 0 {
+        cfg.cheats = vec![args.cheat_ppm];
     }
+    // Distinct prices, the cheater cheapest; the buyer's API on a known port.
+    cfg.tweak = |name, c| {
+        c.price_per_gfuel = match name {
+            "provider-0" => 400_000_000_000_000_000,
+            "provider-1" => 700_000_000_000_000_000,
+            _ => 900_000_000_000_000_000,
+        };
+        if name == "buyer" {
+            c.api = std::net::SocketAddr::from(([127, 0, 0, 1], api_port()));
+            // Two jobs in flight per provider at most: the others get work too.
+            c.max_lanes = 2;
+        }
+    };
+    API_PORT.store(args.api_port, Ordering::Relaxed);
+    section("starting");
+    let started = Instant::now();
+    let mut net = Devnet::start(cfg).await?;
     println!(
-        "ticket, result and voucher digests agree with the contract's hashTicket/hashResult/hashVoucher"
+        "anvil    {} (chain id {}, a block a second)",
+        net.anvil.endpoint(),
+        net.anvil.chain_id()
     );
-    if session.checked > 0 {
+    println!("token    {} (mock, 18 decimals)", net.token);
+    println!("escrow   {}", net.escrow);
+    for (i, p) in net.providers.iter().enumerate() {
         println!(
-            "{} job(s) drawn for a spot-check: the re-run elsewhere is not built yet (issue 6)",
-            session.checked
+            "provider-{i}  {}  staked 1000 tokens{}",
+            p.evm_address,
+            if i == 0 && args.cheat_ppm > 0 {
+                format!("  (cheats on {} jobs per million)", args.cheat_ppm)
+            } else {
+                String::new()
+            }
         );
     }
-    let vouchers = session.cumulative;
-
-    section("the provider claims the latest voucher");
-    let (voucher, sig) = latest.context("no job ran")?;
-    let claim = send(
-        escrow
-            .claim(voucher.to_contract()?, Bytes::from(sig.to_vec()))
-            .from(provider_addr),
-    )
-    .await
-    .context("claiming the voucher")?;
+    println!("buyer       {}", net.buyer.evm_address);
+    println!("explorer and API: http://{}/", net.buyer.api);
+    match sietch_sandbox::gpu::devices() {
+        0 => println!("no GPU on this machine: CPU jobs only"),
+        n => println!(
+            "{n} GPU(s) found; devnet offers do not describe GPUs yet, so jobs stay on the CPU"
+        ),
+    }
     println!(
-        "claim transaction {} (block {}, gas {}): one transaction pays for {} jobs",
-        claim.transaction_hash,
-        claim.block_number.unwrap_or_default(),
-        claim.gas_used,
-        args.jobs
+        "every node's offer reached the buyer in {:.1} s",
+        started.elapsed().as_secs_f64()
     );
 
-    let after = Balances::read(&chain, buyer_addr, provider_addr).await?;
-    let ch = escrow.channels(channel_id).call().await?;
-    let received = settle(
-        before,
-        after,
-        U256::from(ch.deposit),
-        U256::from(ch.paid),
-        vouchers,
-        &provider_name,
-        args.jobs,
-    )?;
-    summary(n, args.jobs, received);
-    Ok(Running { chain })
+    let wasm = guest::module()?;
+    net.buyer.store.blobs().put(&wasm)?;
+    section(
+        if args.jobs == 0 {
+            "jobs (Ctrl-C to stop)".to_owned()
+        } else {
+            format!("{} jobs", args.jobs)
+        }
+        .as_str(),
+    );
+    let tally = Arc::new(Tally::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let next = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency {
+        let buyer = net.buyer.buyer.clone();
+        let store = net.buyer.store.clone();
+        let (tally, stop, next, wasm) = (tally.clone(), stop.clone(), next.clone(), wasm.clone());
+        let (limit, sampling) = (args.jobs, args.sampling_ppm);
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if limit > 0 && k >= limit {
+                    return;
+                }
+                let input = job_input(k);
+                if store.blobs().put(&input).is_err() {
+                    tally.failed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                match buyer.submit(job_spec(&wasm, &input, sampling)).await {
+                    Ok(done) => {
+                        let right = String::from_utf8_lossy(&done.result.stdout)
+                            == guest::expected_stdout(&input);
+                        if !right {
+                            // Only an unsampled cheat gets through: the risk the stake covers.
+                            println!(
+                                "job {k}: a wrong answer went unchecked (not sampled) and was paid"
+                            );
+                            tally.unchecked_wrong.fetch_add(1, Ordering::Relaxed);
+                        }
+                        tally.done.fetch_add(1, Ordering::Relaxed);
+                        if let Some(d) = done.check {
+                            tally.checked.fetch_add(1, Ordering::Relaxed);
+                            if d == sietch_verifier::Decision::ProviderWrong {
+                                tally.caught.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        if let Ok(mut p) = tally.paid.lock() {
+                            *p += done.paid;
+                        }
+                    }
+                    Err(e) => {
+                        println!("job {k} failed: {e}");
+                        tally.failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+
+    // Progress, notable events, until the jobs are done or Ctrl-C.
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
+    let t0 = Instant::now();
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => {
+                println!("Ctrl-C: finishing the jobs in flight");
+                stop.store(true, Ordering::Relaxed);
+                break;
+            }
+            _ = tick.tick() => {
+                let done = tally.done.load(Ordering::Relaxed);
+                println!(
+                    "[{:>5.0} s] jobs {done} done, {} failed; {} spot-checked, {} cheats caught; paid {} tokens ({:.1} jobs/s)",
+                    t0.elapsed().as_secs_f64(),
+                    tally.failed.load(Ordering::Relaxed),
+                    tally.checked.load(Ordering::Relaxed),
+                    tally.caught.load(Ordering::Relaxed),
+                    tokens(tally.paid.lock().map(|p| *p).unwrap_or_default()),
+                    done as f64 / t0.elapsed().as_secs_f64().max(0.001),
+                );
+                if workers.iter().all(tokio::task::JoinHandle::is_finished) {
+                    break;
+                }
+            }
+            Some((who, e)) = net.events.recv() => {
+                let notable = matches!(
+                    e,
+                    NodeEvent::Claimed { .. }
+                        | NodeEvent::ChannelOpened { .. }
+                        | NodeEvent::TicketClaimed { .. }
+                        | NodeEvent::Disputed { .. }
+                        | NodeEvent::Verdict { .. }
+                        | NodeEvent::TicketSettled { .. }
+                        | NodeEvent::Withheld { .. }
+                        | NodeEvent::Warning { .. }
+                );
+                if notable {
+                    println!("  {who}: {e}");
+                }
+            }
+        }
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    settle(net, &tally).await
+}
+
+static API_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(7077);
+
+fn api_port() -> u16 {
+    API_PORT.load(Ordering::Relaxed)
+}
+
+/// Stops the nodes (providers claim what they are owed on the way out) and checks that the
+/// money adds up to the unit.
+async fn settle(net: Devnet, tally: &Tally) -> anyhow::Result<()> {
+    section("settlement");
+    let buyer_addr = net.buyer.evm_address;
+    let chain = net.buyer.chain.clone().context("the devnet has a chain")?;
+    let channels = net.buyer.buyer.channels();
+    let providers: Vec<_> = net.providers.iter().map(|p| p.evm_address).collect();
+    let (token, escrow) = (net.token, net.escrow);
+    let funds = U256::from(10_000 * E18);
+    let stake = U256::from(1_000 * E18);
+    // Shut down first: providers claim on the way out.
+    let deployer = net.deployer.clone();
+    let anvil = net.anvil;
+    net.buyer.shutdown().await;
+    for p in net.providers {
+        p.shutdown().await;
+    }
+    let balance = |who| {
+        let token = sietch_contracts::MockToken::new(token, &deployer);
+        async move { token.balanceOf(who).call().await }
+    };
+    let mut deposits = U256::ZERO;
+    let mut signed = U256::ZERO;
+    let mut claimed = U256::ZERO;
+    for (id, _, cumulative, _) in &channels {
+        let c = chain.channel(*id).await?;
+        deposits += U256::from(c.deposit);
+        claimed += U256::from(c.paid);
+        signed += *cumulative;
+    }
+    let buyer_now = balance(buyer_addr).await?;
+    let mut received = U256::ZERO;
+    let mut slashed = U256::ZERO;
+    for (i, p) in providers.iter().enumerate() {
+        let now = balance(*p).await?;
+        let st = U256::from(chain.account(*p).await?.stake);
+        let gained = (now + st).saturating_sub(funds);
+        println!(
+            "provider-{i}  holds {} tokens, stake {}{}",
+            tokens(now),
+            tokens(st),
+            if st < stake { "  (slashed)" } else { "" }
+        );
+        if st < stake {
+            slashed += stake - st;
+        } else {
+            received += gained;
+        }
+    }
+    println!(
+        "buyer       spent {} tokens into {} channels; vouchers signed {} tokens, claimed {}",
+        tokens(funds.saturating_sub(buyer_now)),
+        channels.len(),
+        tokens(signed),
+        tokens(claimed)
+    );
+    println!(
+        "escrow      holds {} tokens",
+        tokens(balance(escrow).await?)
+    );
+    println!(
+        "jobs        {} done, {} failed, {} spot-checked, {} cheats caught, {} wrong answers \
+         unchecked, paid {} tokens",
+        tally.done.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+        tally.checked.load(Ordering::Relaxed),
+        tally.caught.load(Ordering::Relaxed),
+        tally.unchecked_wrong.load(Ordering::Relaxed),
+        tokens(tally.paid.lock().map(|p| *p).unwrap_or_default()),
+    );
+    drop(anvil);
+    if slashed.is_zero() {
+        ensure!(
+            claimed == signed && received == signed,
+            "settlement does not balance: vouchers {}, claimed {}, providers received {}",
+            tokens(signed),
+            tokens(claimed),
+            tokens(received)
+        );
+        ensure!(
+            funds - buyer_now == deposits,
+            "the buyer's wallet went down by {}, its channels hold {}",
+            tokens(funds - buyer_now),
+            tokens(deposits)
+        );
+        println!(
+            "settlement balanced: every voucher claimed, providers received exactly {} tokens",
+            tokens(signed)
+        );
+    } else {
+        println!(
+            "a provider was slashed {} tokens; honest providers received {} tokens",
+            tokens(slashed),
+            tokens(received)
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -226,6 +226,12 @@ impl Quota {
     }
 }
 
+/// CUDA devices on this machine (0 where there is no GPU or no driver): what a provider
+/// offers and whether a devnet submits GPU jobs.
+pub fn devices() -> usize {
+    cuda::device_count().map_or(0, |n| usize::try_from(n).unwrap_or(0))
+}
+
 /// `offset..offset+len` inside a buffer of `size` bytes, or `OutOfBounds`.
 pub fn check_range(size: u64, offset: i64, len: i32) -> Result<std::ops::Range<usize>, GpuError> {
     let offset = u64::try_from(offset).map_err(|_| GpuError::OutOfBounds)?;
