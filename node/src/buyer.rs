@@ -323,6 +323,7 @@ impl Buyer {
                 job: id.to_string(),
                 outcome: jobs::outcome_text(&delivered.result),
                 amount: delivered.result.commitment.amount.to_string(),
+                fuel: delivered.result.commitment.fuel_used,
             });
             let (check, majority) = match self.check(spec, offer, &delivered).await {
                 Some((c, m)) => (Some(c), m),
@@ -918,6 +919,34 @@ impl Buyer {
             l.busy = false;
         }
         self.lane_freed.notify_waiters();
+    }
+
+    /// What the buyer has counted of a provider, and its score (0.5 when nothing is known).
+    pub fn reputation_of(
+        &self,
+        provider: &sietch_market::PublicKey,
+    ) -> (sietch_verifier::Reputation, f64) {
+        let r = self
+            .reputation
+            .lock()
+            .ok()
+            .and_then(|t| t.get(provider).copied())
+            .unwrap_or_default();
+        let score = if r == sietch_verifier::Reputation::default() {
+            0.5
+        } else {
+            r.score()
+        };
+        (r, score)
+    }
+
+    /// Tickets withheld and disputable, with their job and the check that found them wrong
+    /// (the evidence), for the API.
+    pub fn withheld(&self) -> Vec<(B256, B256, Option<Check>)> {
+        self.disputable
+            .lock()
+            .map(|w| w.iter().map(|(t, (j, c))| (*t, *j, c.clone())).collect())
+            .unwrap_or_default()
     }
 
     /// The buyer's channels and what is owed on each, for the API and the devnet.

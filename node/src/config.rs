@@ -65,6 +65,10 @@ pub struct NodeConfig {
     pub offer_classes: Vec<String>,
     /// Address of the HTTP API (loopback by default).
     pub api: SocketAddr,
+    /// The explorer's built web assets (`explorer/dist` of a checkout); found by default
+    /// under `$SIETCH_ROOT`, the current directory or above the binary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explorer_dir: Option<PathBuf>,
     /// Sell this machine's compute.
     pub provide: bool,
     /// Provider: price per 10^9 fuel, in token base units.
@@ -174,6 +178,7 @@ impl Default for NodeConfig {
             autonat_private: false,
             offer_classes: OfferClass::ALL.iter().map(|c| c.name().into()).collect(),
             api: SocketAddr::from(([127, 0, 0, 1], 7077)),
+            explorer_dir: None,
             provide: false,
             price_per_gfuel: 1_000,
             price_per_gpu_second: 10_000,
@@ -346,6 +351,31 @@ impl NodeConfig {
     /// The configuration as TOML (what `sietch node config` prints).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The explorer's assets: the configured directory, else `explorer/dist` under
+    /// `$SIETCH_ROOT`, the current directory or one above it, or above the running binary.
+    pub fn explorer(&self) -> Option<PathBuf> {
+        if let Some(d) = &self.explorer_dir {
+            return Some(d.clone());
+        }
+        let under = |d: &Path| {
+            let p = d.join("explorer").join("dist");
+            p.join("index.html").is_file().then_some(p)
+        };
+        if let Some(root) = std::env::var_os("SIETCH_ROOT")
+            && let Some(p) = under(Path::new(&root))
+        {
+            return Some(p);
+        }
+        if let Ok(cwd) = std::env::current_dir()
+            && let Some(p) = cwd.ancestors().find_map(under)
+        {
+            return Some(p);
+        }
+        std::env::current_exe()
+            .ok()
+            .and_then(|e| e.ancestors().skip(1).find_map(under))
     }
 
     /// How often the provider re-announces.

@@ -199,6 +199,8 @@ pub enum NodeEvent {
         outcome: String,
         /// Its charge.
         amount: String,
+        /// Fuel it used.
+        fuel: u64,
     },
     /// Buyer: the job was sampled for a spot check.
     Checking {
@@ -319,7 +321,11 @@ impl fmt::Display for NodeEvent {
                 job,
                 outcome,
                 amount,
-            } => write!(f, "result of job {job}: {outcome}, charge {amount}"),
+                fuel,
+            } => write!(
+                f,
+                "result of job {job}: {outcome}, {fuel} fuel, charge {amount}"
+            ),
             Self::Checking { job, reruns } => {
                 write!(f, "checking job {job} with {reruns} re-runs")
             }

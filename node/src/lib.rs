@@ -5,6 +5,7 @@
 //! (`service`, what `sietch node run` runs). The `sietch` binary (`main.rs`, `cmd/`) is a
 //! thin layer over these; the tests, the devnet and the network simulation use them directly.
 
+pub mod activity;
 pub mod api;
 pub mod buyer;
 pub mod chain;

@@ -225,6 +225,7 @@ impl Node {
             None
         };
 
+        let activity = crate::activity::Activity::default();
         let token = crate::api::load_or_create_token(data_dir)
             .with_context(|| format!("the API token in {}", data_dir.display()))?;
         let api = crate::api::serve(
@@ -236,6 +237,8 @@ impl Node {
                 events: events.clone(),
                 chain: chain.clone(),
                 token: Arc::new(token),
+                activity: activity.clone(),
+                explorer: config.explorer().filter(|d| d.join("index.html").is_file()),
             },
         )
         .await
@@ -263,9 +266,23 @@ impl Node {
             net_events,
             chain_rx,
             events.clone(),
+            activity.clone(),
             buyer.clone(),
             provider.clone(),
         )));
+        {
+            let mut rx = events.subscribe();
+            let activity = activity.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(e) => activity.node_event(&e, (net::system_clock())()),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(_) => return,
+                    }
+                }
+            }));
+        }
         tasks.push(tokio::spawn(buyer.clone().sweep()));
         if let Some(p) = &provider {
             tasks.push(tokio::spawn(p.clone().announce()));
@@ -324,6 +341,7 @@ async fn dispatch(
     mut net_events: mpsc::Receiver<NetEvent>,
     mut chain_events: mpsc::Receiver<ChainEvent>,
     events: Events,
+    activity: crate::activity::Activity,
     buyer: Arc<Buyer>,
     provider: Option<Arc<Provider>>,
 ) {
@@ -334,6 +352,7 @@ async fn dispatch(
                 Some(ev) => on_net_event(ev, &events, &buyer, provider.as_ref()),
             },
             Some(ev) = chain_events.recv() => {
+                activity.chain_event(ev.block, &ev.event);
                 let (b, p) = (buyer.clone(), provider.clone());
                 tokio::spawn(async move {
                     b.on_chain_event(&ev.event).await;

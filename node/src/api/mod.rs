@@ -10,7 +10,13 @@
 //! | `GET /api/v1/jobs?side=buyer\|provider` | jobs this node stored |
 //! | `GET /api/v1/jobs/{id}?side=buyer\|provider` | one job, with its outputs when kept |
 //! | `GET /api/v1/channels` | the buyer's payment channels |
+//! | `GET /api/v1/providers` | providers: offer, stake, reputation counters and score |
+//! | `GET /api/v1/settlements?kind=&limit=` | recent escrow events (claims, tickets, disputes, slashes) |
+//! | `GET /api/v1/disputes` | disputed and withheld tickets, their votes, outcome and evidence |
+//! | `GET /api/v1/stats` | jobs, checks, charges and fuel in 10-second buckets (the last hour) |
 //! | `GET /api/v1/events` | server-sent events: everything the node does, live |
+//! | `GET /api/v1/openapi.json` | this API, described |
+//! | `GET /` | the explorer (built web assets), or how to build it |
 //! | `POST /api/v1/blobs` | upload a module or input (the body); answers its blake3 hash |
 //! | `POST /api/v1/jobs[?wait=true]` | submit a job ([`dto::JobSubmission`]) |
 
@@ -62,6 +68,10 @@ pub struct Api {
     pub chain: Option<Chain>,
     /// The write token.
     pub token: Arc<String>,
+    /// What the node has seen.
+    pub activity: crate::activity::Activity,
+    /// The explorer's built assets, if found.
+    pub explorer: Option<std::path::PathBuf>,
 }
 
 /// An error answer.
@@ -99,6 +109,23 @@ fn unavailable(e: impl std::fmt::Display) -> ApiError {
     )
 }
 
+/// Every route, as `(method, path)`: what `openapi.json` describes (a test checks both ways).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/v1/node"),
+    ("get", "/api/v1/offers"),
+    ("get", "/api/v1/jobs"),
+    ("post", "/api/v1/jobs"),
+    ("get", "/api/v1/jobs/{id}"),
+    ("get", "/api/v1/channels"),
+    ("get", "/api/v1/providers"),
+    ("get", "/api/v1/settlements"),
+    ("get", "/api/v1/disputes"),
+    ("get", "/api/v1/stats"),
+    ("get", "/api/v1/events"),
+    ("get", "/api/v1/openapi.json"),
+    ("post", "/api/v1/blobs"),
+];
+
 /// The routes.
 pub fn router(api: Api) -> Router {
     let writes = Router::new()
@@ -118,14 +145,14 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/jobs/{id}", get(job))
         .route("/api/v1/channels", get(channels))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/providers", get(providers))
+        .route("/api/v1/settlements", get(settlements))
+        .route("/api/v1/disputes", get(disputes))
+        .route("/api/v1/stats", get(stats))
+        .route("/api/v1/openapi.json", get(openapi))
         .merge(writes)
-        .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such route; see /api/v1/node, /api/v1/offers, /api/v1/jobs, /api/v1/channels, /api/v1/events",
-            )
-        })
+        .route("/api/{*rest}", get(no_route).post(no_route))
+        .fallback(get(explorer))
         .with_state(api)
 }
 
@@ -193,6 +220,81 @@ async fn authorize(
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+async fn no_route() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route; GET /api/v1/openapi.json lists them",
+    )
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}
+
+/// Serves the explorer's built files: `/` is `index.html`; a path with no file is the
+/// app's own route (also `index.html`).
+async fn explorer(State(api): State<Api>, uri: axum::http::Uri) -> Response {
+    let Some(dir) = &api.explorer else {
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            NO_EXPLORER,
+        )
+            .into_response();
+    };
+    let path = uri.path().trim_start_matches('/');
+    // Only plain relative names: nothing above the directory.
+    let safe = !path
+        .split('/')
+        .any(|c| c == ".." || c.starts_with('.') || c.contains('\\'));
+    let file = if path.is_empty() || !safe {
+        dir.join("index.html")
+    } else {
+        let f = dir.join(path);
+        if f.is_file() {
+            f
+        } else {
+            dir.join("index.html")
+        }
+    };
+    match tokio::fs::read(&file).await {
+        Ok(bytes) => {
+            let kind = match file.extension().and_then(|e| e.to_str()) {
+                Some("html") => "text/html; charset=utf-8",
+                Some("js" | "mjs") => "text/javascript; charset=utf-8",
+                Some("css") => "text/css; charset=utf-8",
+                Some("svg") => "image/svg+xml",
+                Some("png") => "image/png",
+                Some("json" | "map") => "application/json",
+                Some("ico") => "image/x-icon",
+                Some("woff2") => "font/woff2",
+                _ => "application/octet-stream",
+            };
+            ([(header::CONTENT_TYPE, kind)], bytes).into_response()
+        }
+        Err(e) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{}: {e}", file.display()),
+        )
+        .into_response(),
+    }
+}
+
+/// What `/` says when the explorer was not built.
+const NO_EXPLORER: &str = "<!doctype html><html lang=en><meta charset=utf-8><title>Sietch node</title>\
+<body style=\"font-family:sans-serif;max-width:40em;margin:2em auto\"><h1>Sietch node</h1>\
+<p>This node serves its HTTP API under <a href=/api/v1/node>/api/v1/</a> \
+(<a href=/api/v1/openapi.json>described here</a>), but the explorer's web assets were not found.</p>\
+<p>Build them with <code>bash scripts/setup.sh</code> (which runs <code>npm ci</code> and \
+<code>npm run build</code> in <code>explorer/</code>), then restart the node, or point \
+<code>explorer_dir</code> in its config at a built <code>dist/</code> directory.</p></body></html>";
 
 async fn node(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
     let listen = api.net.listen_addrs().await.map_err(unavailable)?;
@@ -338,6 +440,131 @@ async fn job(
         );
     }
     Ok(Json(v))
+}
+
+async fn providers(State(api): State<Api>) -> Json<Value> {
+    let offers: Vec<sietch_market::Offer> = api
+        .net
+        .book()
+        .lock()
+        .map(|b| b.iter().map(|s| s.payload.clone()).collect())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for o in offers {
+        let (rep, score) = api.buyer.reputation_of(&o.provider);
+        let chain = api
+            .chain
+            .as_ref()
+            .and_then(|c| c.known_account(&o.evm_address));
+        out.push(json!({
+            "evm_address": o.evm_address.to_string(),
+            "peer_id": peer_id_of(&o.provider).map(|p| p.to_string()),
+            "provider": hex::encode(o.provider.0),
+            "offered_stake": o.stake.to_string(),
+            "stake": chain.map(|a| a.stake.to_string()),
+            "registered": chain.map(|a| a.node_key == o.provider.0),
+            "price_per_gfuel": o.prices.per_gfuel.to_string(),
+            "cpu_cores": o.hardware.cpu_cores,
+            "memory_bytes": o.hardware.memory_bytes,
+            "gpus": o.hardware.gpus.iter().map(|g| g.model.clone()).collect::<Vec<_>>(),
+            "reputation": {
+                "score": score,
+                "settled_jobs": rep.settled_jobs,
+                "checks_passed": rep.checks_passed,
+                "checks_failed": rep.checks_failed,
+                "slashes": rep.slashes,
+                "disputes": rep.disputes,
+            },
+        }));
+    }
+    Json(Value::Array(out))
+}
+
+#[derive(Deserialize)]
+struct SettlementQuery {
+    kind: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn settlements(State(api): State<Api>, Query(q): Query<SettlementQuery>) -> Json<Value> {
+    let limit = q.limit.unwrap_or(200).min(MAX_JOBS);
+    Json(serde_json::to_value(api.activity.chain(q.kind.as_deref(), limit)).unwrap_or_default())
+}
+
+async fn disputes(State(api): State<Api>) -> Json<Value> {
+    // Every ticket the chain saw claimed, with what happened to it, plus the evidence of the
+    // ones this node withheld.
+    let mut by_ticket: std::collections::BTreeMap<String, Value> = Default::default();
+    for r in api.activity.chain(None, usize::MAX) {
+        let Some(t) = r.fields.get("ticket").and_then(Value::as_str) else {
+            continue;
+        };
+        let e = by_ticket
+            .entry(t.to_owned())
+            .or_insert_with(|| json!({"ticket": t, "events": [], "state": "claimed"}));
+        let state = match r.kind {
+            "TicketDisputed" => Some("disputed"),
+            "VerifiersDrawn" => Some("drawn"),
+            "TicketSettled" => Some("settled"),
+            _ => None,
+        };
+        if let Some(obj) = e.as_object_mut() {
+            if let Some(st) = state {
+                obj.insert("state".into(), json!(st));
+            }
+            if r.kind == "TicketSettled" {
+                obj.insert(
+                    "outcome".into(),
+                    r.fields.get("outcome").cloned().unwrap_or_default(),
+                );
+            }
+            if r.kind == "TicketClaimed" {
+                obj.insert(
+                    "job".into(),
+                    r.fields.get("job").cloned().unwrap_or_default(),
+                );
+            }
+            if let Some(Value::Array(list)) = obj.get_mut("events") {
+                list.push(json!({"block": r.block, "kind": r.kind, "fields": r.fields}));
+            }
+        }
+    }
+    for (ticket, job, check) in api.buyer.withheld() {
+        let e = by_ticket.entry(ticket.to_string()).or_insert_with(
+            || json!({"ticket": ticket.to_string(), "events": [], "state": "withheld"}),
+        );
+        if let Some(obj) = e.as_object_mut() {
+            obj.insert("job".into(), json!(job.to_string()));
+            obj.insert("withheld_by_this_node".into(), json!(true));
+            if let Some(c) = check {
+                obj.insert("decision".into(), json!(format!("{:?}", c.decision)));
+                obj.insert(
+                    "evidence".into(),
+                    json!({
+                        "summary": c.evidence.as_ref().map(ToString::to_string),
+                        "original": {
+                            "provider": c.owner.to_string(),
+                        },
+                        "runs": c.runs.iter().map(|r| json!({
+                            "provider": r.owner.to_string(),
+                            "output_hash": r.commitment.output_hash.to_string(),
+                            "fuel_used": r.commitment.fuel_used,
+                            "agrees": r.agreement.agrees(),
+                            "signature": format!("0x{}", hex::encode(r.signature)),
+                        })).collect::<Vec<_>>(),
+                    }),
+                );
+            }
+        }
+    }
+    Json(Value::Array(by_ticket.into_values().collect()))
+}
+
+async fn stats(State(api): State<Api>) -> Json<Value> {
+    Json(json!({
+        "bucket_secs": crate::activity::BUCKET_SECS,
+        "buckets": api.activity.buckets(),
+    }))
 }
 
 async fn channels(State(api): State<Api>) -> Json<Value> {

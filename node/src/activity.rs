@@ -1,0 +1,228 @@
+//! What a node has seen happen, kept for the API and the explorer: recent escrow events
+//! (settlements, tickets, disputes, slashes), and the node's market activity over time
+//! (jobs finished, money paid, fuel, in fixed time buckets). Everything is bounded: the
+//! oldest entries go first.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use sietch_contracts::SietchEscrow::SietchEscrowEvents;
+
+use crate::events::NodeEvent;
+
+/// Escrow events kept.
+const MAX_CHAIN_EVENTS: usize = 10_000;
+/// Width of a time bucket, in seconds.
+pub const BUCKET_SECS: u64 = 10;
+/// Buckets kept (one hour).
+const MAX_BUCKETS: usize = 360;
+
+/// An escrow event as the explorer shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainRecord {
+    /// Block number.
+    pub block: u64,
+    /// Event name (`VoucherClaimed`, `TicketClaimed`, ...).
+    pub kind: &'static str,
+    /// The event's fields, as JSON (amounts as decimal strings).
+    pub fields: serde_json::Value,
+}
+
+/// One time bucket of activity.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Bucket {
+    /// Unix time the bucket starts.
+    pub start: u64,
+    /// Jobs finished (paid or withheld).
+    pub jobs: u64,
+    /// Jobs that failed.
+    pub failed: u64,
+    /// Spot checks completed.
+    pub checks: u64,
+    /// Charged for the jobs finished, token base units (a decimal string in JSON).
+    #[serde(serialize_with = "decimal")]
+    pub paid: u128,
+    /// Fuel of the jobs finished.
+    pub fuel: u64,
+}
+
+/// The node's activity record. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Activity {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    chain: VecDeque<ChainRecord>,
+    buckets: VecDeque<Bucket>,
+}
+
+fn decimal<S: serde::Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&v.to_string())
+}
+
+fn s<T: ToString>(v: T) -> serde_json::Value {
+    serde_json::Value::String(v.to_string())
+}
+
+/// The explorer's form of an escrow event; `None` for events it does not show.
+fn record(block: u64, e: &SietchEscrowEvents) -> Option<ChainRecord> {
+    use serde_json::json;
+    let (kind, fields) = match e {
+        SietchEscrowEvents::Registered(e) => (
+            "Registered",
+            json!({"account": s(e.account), "node_key": s(e.nodeKey)}),
+        ),
+        SietchEscrowEvents::Staked(e) => (
+            "Staked",
+            json!({"account": s(e.account), "amount": s(e.amount), "total": s(e.total)}),
+        ),
+        SietchEscrowEvents::ChannelOpened(e) => (
+            "ChannelOpened",
+            json!({"channel": s(e.channelId), "buyer": s(e.buyer), "provider": s(e.provider), "deposit": s(e.amount)}),
+        ),
+        SietchEscrowEvents::ChannelToppedUp(e) => (
+            "ChannelToppedUp",
+            json!({"channel": s(e.channelId), "amount": s(e.amount), "deposit": s(e.amount)}),
+        ),
+        SietchEscrowEvents::VoucherClaimed(e) => (
+            "VoucherClaimed",
+            json!({"channel": s(e.channelId), "provider": s(e.provider), "cumulative": s(e.cumulativeAmount), "amount": s(e.amount), "paid": s(e.paid)}),
+        ),
+        SietchEscrowEvents::CloseStarted(e) => (
+            "CloseStarted",
+            json!({"channel": s(e.channelId), "by": s(e.by), "closes_at": e.closesAt}),
+        ),
+        SietchEscrowEvents::ChannelClosed(e) => (
+            "ChannelClosed",
+            json!({"channel": s(e.channelId), "refund": s(e.refund)}),
+        ),
+        SietchEscrowEvents::TicketClaimed(e) => (
+            "TicketClaimed",
+            json!({"ticket": s(e.ticketId), "channel": s(e.channelId), "job": s(e.jobId), "amount": s(e.amount), "output_hash": s(e.outputHash), "fuel_used": e.fuelUsed, "challenge_ends": e.challengeEnds}),
+        ),
+        SietchEscrowEvents::TicketDisputed(e) => (
+            "TicketDisputed",
+            json!({"ticket": s(e.ticketId), "buyer": s(e.buyer), "bond": s(e.bond), "draw_block": e.drawBlock}),
+        ),
+        SietchEscrowEvents::VerifiersDrawn(e) => (
+            "VerifiersDrawn",
+            json!({"ticket": s(e.ticketId), "verifiers": crate::chain::drawn(&e.verifiers, e.drawn).iter().map(s).collect::<Vec<_>>(), "verdict_deadline": e.verdictDeadline}),
+        ),
+        SietchEscrowEvents::VerdictSubmitted(e) => (
+            "VerdictSubmitted",
+            json!({"ticket": s(e.ticketId), "verifier": s(e.verifier), "agrees": e.agrees, "output_hash": s(e.outputHash)}),
+        ),
+        SietchEscrowEvents::TicketSettled(e) => (
+            "TicketSettled",
+            json!({"ticket": s(e.ticketId), "outcome": crate::buyer::outcome_name(e.outcome), "to_provider": s(e.toProvider), "refund": s(e.refund)}),
+        ),
+        SietchEscrowEvents::Slashed(e) => (
+            "Slashed",
+            json!({"provider": s(e.provider), "ticket": s(e.ticketId), "amount": s(e.amount), "compensation": s(e.compensation), "burned": s(e.burned)}),
+        ),
+        SietchEscrowEvents::VerifierPaid(e) => (
+            "VerifierPaid",
+            json!({"ticket": s(e.ticketId), "verifier": s(e.verifier), "amount": s(e.amount)}),
+        ),
+        _ => return None,
+    };
+    Some(ChainRecord {
+        block,
+        kind,
+        fields,
+    })
+}
+
+impl Activity {
+    /// Records an escrow event.
+    pub fn chain_event(&self, block: u64, e: &SietchEscrowEvents) {
+        if let (Some(r), Ok(mut i)) = (record(block, e), self.inner.lock()) {
+            if i.chain.len() >= MAX_CHAIN_EVENTS {
+                i.chain.pop_front();
+            }
+            i.chain.push_back(r);
+        }
+    }
+
+    /// Records a node event at unix time `now`.
+    pub fn node_event(&self, e: &NodeEvent, now: u64) {
+        let Ok(mut i) = self.inner.lock() else { return };
+        let start = now - now % BUCKET_SECS;
+        if i.buckets.back().is_none_or(|b| b.start < start) {
+            if i.buckets.len() >= MAX_BUCKETS {
+                i.buckets.pop_front();
+            }
+            i.buckets.push_back(Bucket {
+                start,
+                ..Bucket::default()
+            });
+        }
+        let Some(b) = i.buckets.back_mut() else {
+            return;
+        };
+        match e {
+            NodeEvent::Finished { state, .. } if state == "failed" => b.failed += 1,
+            NodeEvent::Finished { .. } => b.jobs += 1,
+            NodeEvent::Checked { .. } => b.checks += 1,
+            NodeEvent::ResultIn { amount, fuel, .. } => {
+                b.paid = b.paid.saturating_add(amount.parse().unwrap_or(0));
+                b.fuel = b.fuel.saturating_add(*fuel);
+            }
+            _ => {}
+        }
+    }
+
+    /// Escrow events, newest last, at most `limit`, optionally of one kind.
+    pub fn chain(&self, kind: Option<&str>, limit: usize) -> Vec<ChainRecord> {
+        let Ok(i) = self.inner.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<ChainRecord> = i
+            .chain
+            .iter()
+            .rev()
+            .filter(|r| kind.is_none_or(|k| r.kind == k))
+            .take(limit)
+            .cloned()
+            .collect();
+        out.reverse();
+        out
+    }
+
+    /// The time buckets, oldest first.
+    pub fn buckets(&self) -> Vec<Bucket> {
+        self.inner
+            .lock()
+            .map(|i| i.buckets.iter().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_fill_by_time_and_stay_bounded() {
+        let a = Activity::default();
+        let done = NodeEvent::Finished {
+            job: "j".into(),
+            state: "paid".into(),
+            millis: 3,
+        };
+        a.node_event(&done, 1_000);
+        a.node_event(&done, 1_005);
+        a.node_event(&done, 1_010);
+        let b = a.buckets();
+        assert_eq!(b.len(), 2);
+        assert_eq!((b[0].start, b[0].jobs), (1_000, 2));
+        assert_eq!((b[1].start, b[1].jobs), (1_010, 1));
+        for t in 0..(MAX_BUCKETS as u64 + 10) {
+            a.node_event(&done, 2_000 + t * BUCKET_SECS);
+        }
+        assert_eq!(a.buckets().len(), MAX_BUCKETS);
+    }
+}
