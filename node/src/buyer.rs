@@ -826,11 +826,15 @@ impl Buyer {
     }
 
     async fn open_lane(&self, provider: Address, need: U256) -> Result<Taken, String> {
-        let deposit = self.deposit_for(need);
+        self.open_lane_with(provider, self.deposit_for(need)).await
+    }
+
+    async fn open_lane_with(&self, provider: Address, deposit: U256) -> Result<Taken, String> {
+        let mut deposit = deposit;
         let channel = match &self.chain {
             Some(chain) => {
                 let min = chain.min_deposit().await.map_err(|e| e.to_string())?;
-                let deposit = deposit.max(U256::from(min));
+                deposit = deposit.max(U256::from(min));
                 let amount: u128 = deposit.try_into().map_err(|_| "deposit over 128 bits")?;
                 let id = chain
                     .open_channel(provider, amount)
@@ -899,6 +903,42 @@ impl Buyer {
             provider,
             cumulative_before: cumulative,
         })
+    }
+
+    /// Puts `amount` more into a channel to `provider`: tops up its first open lane, or
+    /// opens one. Returns the channel. (Jobs fund their lanes by themselves; this is for a
+    /// buyer that wants the money in place before it submits.)
+    pub async fn fund(&self, provider: Address, amount: U256) -> Result<B256, BuyError> {
+        let existing = self
+            .lanes
+            .lock()
+            .map_err(node_err)?
+            .iter()
+            .find_map(|l| (l.provider == provider && !l.retired).then_some(l.channel));
+        match existing {
+            Some(channel) => {
+                if let Some(chain) = &self.chain {
+                    let a: u128 = amount
+                        .try_into()
+                        .map_err(|_| BuyError::Node("amount over 128 bits".into()))?;
+                    chain.top_up(channel, a).await.map_err(node_err)?;
+                }
+                if let Ok(mut lanes) = self.lanes.lock()
+                    && let Some(l) = lanes.iter_mut().find(|l| l.channel == channel)
+                {
+                    l.deposit += amount;
+                }
+                Ok(channel)
+            }
+            None => {
+                let t = self
+                    .open_lane_with(provider, amount)
+                    .await
+                    .map_err(BuyError::Node)?;
+                self.release_lane(&t, false);
+                Ok(t.channel)
+            }
+        }
     }
 
     fn release_lane(&self, t: &Taken, retire: bool) {

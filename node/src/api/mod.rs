@@ -19,6 +19,7 @@
 //! | `GET /` | the explorer (built web assets), or how to build it |
 //! | `POST /api/v1/blobs` | upload a module or input (the body); answers its blake3 hash |
 //! | `POST /api/v1/jobs[?wait=true]` | submit a job ([`dto::JobSubmission`]) |
+//! | `POST /api/v1/channels` | fund a channel to a provider (`{"provider", "amount"}`) |
 
 pub mod dto;
 
@@ -117,6 +118,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/jobs"),
     ("get", "/api/v1/jobs/{id}"),
     ("get", "/api/v1/channels"),
+    ("post", "/api/v1/channels"),
     ("get", "/api/v1/providers"),
     ("get", "/api/v1/settlements"),
     ("get", "/api/v1/disputes"),
@@ -136,6 +138,10 @@ pub fn router(api: Api) -> Router {
         .route(
             "/api/v1/jobs",
             post(submit).layer(DefaultBodyLimit::max(MAX_JSON)),
+        )
+        .route(
+            "/api/v1/channels",
+            post(fund).layer(DefaultBodyLimit::max(MAX_JSON)),
         )
         .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
     Router::new()
@@ -620,6 +626,43 @@ async fn upload(State(api): State<Api>, body: Bytes) -> Result<Json<Value>, ApiE
             )
         })?;
     Ok(Json(json!({"hash": hash.to_string(), "size": size})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FundRequest {
+    provider: String,
+    amount: String,
+}
+
+async fn fund(State(api): State<Api>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_funding", m);
+    let r: FundRequest = serde_json::from_slice(&body).map_err(|e| {
+        bad(format!(
+            "expected {{\"provider\": \"0x...\", \"amount\": \"...\"}}: {e}"
+        ))
+    })?;
+    let provider: sietch_market::Address = r
+        .provider
+        .parse()
+        .map_err(|_| bad(format!("{:?} is not an EVM address", r.provider)))?;
+    let amount: sietch_market::U256 = r.amount.parse().map_err(|_| {
+        bad(format!(
+            "{:?} is not a whole number of token base units",
+            r.amount
+        ))
+    })?;
+    if amount.is_zero() {
+        return Err(bad("the amount is zero".into()));
+    }
+    let channel = api
+        .buyer
+        .fund(provider, amount)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "funding_failed", e.to_string()))?;
+    Ok(Json(
+        json!({"channel": channel.to_string(), "provider": provider.to_string()}),
+    ))
 }
 
 #[derive(Deserialize)]

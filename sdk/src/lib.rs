@@ -1,0 +1,406 @@
+//! The Sietch SDK for buyers: talk to a Sietch node's HTTP API to fund channels, build
+//! jobs, submit them, follow their progress live, and get their verified results and, for a
+//! provider found wrong, the evidence.
+//!
+//! A node does the market work — matching offers, tickets, spot checks, vouchers, disputes;
+//! the SDK is how a program asks it to. It holds no keys: writes carry the node's API token
+//! (`<data dir>/api-token`).
+//!
+//! # Example: one job on a local market
+//!
+//! This runs for real: a local chain, the escrow, two provider nodes and a buyer node (the
+//! same market `sietch devnet` runs), then a job through the SDK.
+//!
+//! ```
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> anyhow::Result<()> {
+//! # let dir = tempfile::tempdir()?;
+//! # let market = sietch_node::devnet::Devnet::start(
+//! #     sietch_node::devnet::DevnetConfig::new(2, dir.path())).await?;
+//! # let api = format!("http://{}", market.buyer.api);
+//! # let token = std::fs::read_to_string(dir.path().join("buyer/api-token"))?;
+//! # let module = wat::parse_str(r#"(module (import "wasi_snapshot_preview1" "fd_write"
+//! #   (func $w (param i32 i32 i32 i32) (result i32))) (memory (export "memory") 1)
+//! #   (data (i32.const 16) "hello\n") (func (export "_start")
+//! #   (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 6))
+//! #   (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#)?;
+//! use sietch_sdk::{Client, Job};
+//!
+//! let client = Client::new(&api)?.with_token(token.trim());
+//! let job = Job::new(module)
+//!     .fuel(10_000_000)
+//!     .memory_bytes(1 << 20)
+//!     .sampling_ppm(1_000_000) // check every job: it is re-run elsewhere and compared
+//!     .price_cap(10u128.pow(17));
+//! let done = client.run(&job).await?;
+//! assert_eq!(done.outputs.stdout()?, b"hello\n");
+//! assert_eq!(done.check.as_deref(), Some("Passed"));
+//! println!("paid {} to {}", done.paid, done.provider);
+//! # market.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod types;
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+pub use types::*;
+
+/// What can go wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The node's address is not an `http://host:port` URL.
+    #[error("{0:?} is not a node address like http://127.0.0.1:7077")]
+    BadUrl(String),
+    /// The node could not be reached.
+    #[error("cannot reach the node at {url}: {source}")]
+    Unreachable {
+        /// Where.
+        url: String,
+        /// Why.
+        source: reqwest::Error,
+    },
+    /// The node answered with an error; `code` is stable (see the node's OpenAPI document).
+    #[error("the node refused ({status} {code}): {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Stable error code, e.g. `missing_blob`, `token_required`, `job_failed`.
+        code: String,
+        /// What to do about it.
+        message: String,
+    },
+    /// The node's answer was not what this SDK understands (another version?).
+    #[error("unexpected answer from the node: {0}")]
+    Decode(String),
+    /// A local file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A job did not finish in time.
+    #[error("job {0} did not finish in time")]
+    Timeout(String),
+}
+
+/// A string field of a JSON object.
+pub(crate) fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// A live stream of the node's events.
+pub type EventStream = std::pin::Pin<Box<dyn Stream<Item = Result<Event>> + Send>>;
+
+/// A result of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A connection to a node's HTTP API.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for the node at `url` (e.g. `http://127.0.0.1:7077`). Reads need no token.
+    pub fn new(url: &str) -> Result<Self> {
+        let base = url.trim_end_matches('/').to_owned();
+        let rest = base
+            .strip_prefix("http://")
+            .ok_or_else(|| Error::BadUrl(url.to_owned()))?;
+        if rest.is_empty() || rest.contains('/') {
+            return Err(Error::BadUrl(url.to_owned()));
+        }
+        Ok(Self {
+            base,
+            token: None,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// Writes (uploads, jobs, funding) carry `token`.
+    #[must_use]
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
+    }
+
+    /// A client for the node whose data directory is `dir`: its API address from
+    /// `config.toml` (`api`, default `127.0.0.1:7077`) and its token from `api-token`.
+    pub fn from_data_dir(dir: &Path) -> Result<Self> {
+        let read = |name: &str| {
+            let p = dir.join(name);
+            std::fs::read_to_string(&p).map_err(|source| Error::Io {
+                path: p.display().to_string(),
+                source,
+            })
+        };
+        let token = read("api-token")?;
+        let api = read("config.toml")
+            .ok()
+            .and_then(|c| {
+                c.lines()
+                    .map(str::trim)
+                    .find_map(|l| l.strip_prefix("api"))
+                    .and_then(|l| l.trim_start().strip_prefix('='))
+                    .map(|v| v.trim().trim_matches('"').to_owned())
+            })
+            .unwrap_or_else(|| "127.0.0.1:7077".into());
+        Ok(Self::new(&format!("http://{api}"))?.with_token(token.trim()))
+    }
+
+    /// The node's base URL.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req.send().await.map_err(|source| Error::Unreachable {
+            url: self.base.clone(),
+            source,
+        })?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|source| Error::Unreachable {
+            url: self.base.clone(),
+            source,
+        })?;
+        if !(200..300).contains(&status) {
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            return Err(Error::Api {
+                status,
+                code: str_field(&v, "code").unwrap_or("unknown").to_owned(),
+                message: str_field(&v, "message").map_or_else(
+                    || String::from_utf8_lossy(&body).into_owned(),
+                    str::to_owned,
+                ),
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| Error::Decode(e.to_string()))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await
+    }
+
+    /// The node: identity, peers, gossip counters, chain.
+    pub async fn node(&self) -> Result<NodeInfo> {
+        self.get("/api/v1/node").await
+    }
+
+    /// The live offers the node knows.
+    pub async fn offers(&self) -> Result<Vec<Offer>> {
+        self.get("/api/v1/offers").await
+    }
+
+    /// Providers with their stake and reputation.
+    pub async fn providers(&self) -> Result<Vec<Provider>> {
+        self.get("/api/v1/providers").await
+    }
+
+    /// The node's payment channels.
+    pub async fn channels(&self) -> Result<Vec<Channel>> {
+        self.get("/api/v1/channels").await
+    }
+
+    /// Puts `amount` token base units into a channel to `provider` (an EVM address): tops
+    /// up an open one or opens one. Jobs fund their channels by themselves; this puts the
+    /// money in place first.
+    pub async fn fund(&self, provider: &str, amount: u128) -> Result<String> {
+        let v: Value = self
+            .post(
+                "/api/v1/channels",
+                &json!({"provider": provider, "amount": amount.to_string()}),
+            )
+            .await?;
+        str_field(&v, "channel")
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Decode(format!("no channel in {v}")))
+    }
+
+    /// Uploads a blob (module, stdin, input file); returns its blake3 hash (`0x...`).
+    pub async fn upload(&self, bytes: &[u8]) -> Result<String> {
+        let v: Value = self
+            .send(
+                self.http
+                    .post(format!("{}/api/v1/blobs", self.base))
+                    .body(bytes.to_vec()),
+            )
+            .await?;
+        str_field(&v, "hash")
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Decode(format!("no hash in {v}")))
+    }
+
+    /// Uploads the job's module and inputs and submits it; returns its id at once.
+    pub async fn submit(&self, job: &Job) -> Result<String> {
+        let body = self.prepare(job).await?;
+        let v: Value = self.post("/api/v1/jobs", &body).await?;
+        str_field(&v, "job_id")
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Decode(format!("no job id in {v}")))
+    }
+
+    /// Uploads, submits and waits: returns when the result is verified (where the job was
+    /// sampled) and paid — or not paid, when its provider was found wrong.
+    pub async fn run(&self, job: &Job) -> Result<Finished> {
+        let body = self.prepare(job).await?;
+        self.post("/api/v1/jobs?wait=true", &body).await
+    }
+
+    async fn prepare(&self, job: &Job) -> Result<Value> {
+        let module = self.upload(&job.module).await?;
+        let stdin = match &job.stdin {
+            Some(b) => Some(self.upload(b).await?),
+            None => None,
+        };
+        let mut inputs = Vec::new();
+        for (name, bytes) in &job.inputs {
+            inputs.push(json!({"name": name, "blob": self.upload(bytes).await?}));
+        }
+        Ok(job.submission(&module, stdin.as_deref(), inputs))
+    }
+
+    /// A job as the node stored it (buyer side), with its outputs once finished.
+    pub async fn job(&self, id: &str) -> Result<JobRecord> {
+        self.get(&format!("/api/v1/jobs/{id}?side=buyer")).await
+    }
+
+    /// The jobs this node bought.
+    pub async fn jobs(&self) -> Result<Vec<JobRecord>> {
+        self.get("/api/v1/jobs?side=buyer").await
+    }
+
+    /// Waits until job `id` is paid, withheld or failed, polling every 200 ms, for up to
+    /// `timeout`.
+    pub async fn wait(&self, id: &str, timeout: Duration) -> Result<JobRecord> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let j = self.job(id).await?;
+            if j.is_final() {
+                return Ok(j);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Timeout(id.to_owned()));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The evidence against the provider of job `id`, if it was found wrong (and this node
+    /// withheld its payment).
+    pub async fn evidence(&self, id: &str) -> Result<Option<Dispute>> {
+        let all: Vec<Dispute> = self.get("/api/v1/disputes").await?;
+        Ok(all.into_iter().find(|d| d.job.as_deref() == Some(id)))
+    }
+
+    /// Every event of the node, live (server-sent events). The stream ends when the node
+    /// closes it.
+    pub async fn events(&self) -> Result<EventStream> {
+        let resp = self
+            .http
+            .get(format!("{}/api/v1/events", self.base))
+            .send()
+            .await
+            .map_err(|source| Error::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
+        let bytes = resp.bytes_stream();
+        Ok(Box::pin(sse(Box::pin(bytes))))
+    }
+
+    /// The events of one job, live, until it finishes. A job that already finished gives
+    /// one `finished` event.
+    pub async fn progress(&self, id: &str) -> Result<EventStream> {
+        // Listen first, then look: an event between the two is not lost.
+        let events = self.events().await?;
+        let record = self.job(id).await?;
+        if record.is_final() {
+            let e = Event::from_value(json!({
+                "kind": "finished", "job": id, "state": record.state,
+            }));
+            return Ok(Box::pin(futures::stream::iter([Ok(e)])));
+        }
+        Ok(for_job(events, id.to_owned()))
+    }
+
+    /// Submits `job` and follows it: its id and its events until it finishes (none missed,
+    /// since the stream is open before the job is submitted).
+    pub async fn submit_and_follow(&self, job: &Job) -> Result<(String, EventStream)> {
+        let events = self.events().await?;
+        let id = self.submit(job).await?;
+        let stream = for_job(events, id.clone());
+        Ok((id, stream))
+    }
+}
+
+/// The events of job `id` in `events`, up to and including its `finished` (the stream
+/// ends right after it, without waiting for another event).
+fn for_job(events: EventStream, id: String) -> EventStream {
+    Box::pin(futures::stream::unfold(
+        Some((events, id)),
+        |state| async move {
+            let (mut events, id) = state?;
+            loop {
+                let e = events.next().await?;
+                match &e {
+                    Ok(ev) if ev.job() != Some(id.as_str()) => continue,
+                    Ok(ev) if ev.kind == "finished" => return Some((e, None)),
+                    _ => return Some((e, Some((events, id)))),
+                }
+            }
+        },
+    ))
+}
+
+/// Parses a server-sent event stream into events (the `data:` lines of each message).
+fn sse(
+    bytes: impl Stream<Item = std::result::Result<bytes::Bytes, reqwest::Error>> + Unpin + Send,
+) -> impl Stream<Item = Result<Event>> + Send {
+    futures::stream::unfold((bytes, String::new()), |(mut bytes, mut buf)| async move {
+        loop {
+            if let Some(end) = buf.find("\n\n") {
+                let message: String = buf.drain(..end + 2).collect();
+                let data: String = message
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                if data.is_empty() {
+                    continue;
+                }
+                let e = serde_json::from_str::<Value>(&data)
+                    .map_err(|e| Error::Decode(e.to_string()))
+                    .map(Event::from_value);
+                return Some((e, (bytes, buf)));
+            }
+            match bytes.next().await {
+                Some(Ok(chunk)) => buf.push_str(&String::from_utf8_lossy(&chunk)),
+                Some(Err(e)) => return Some((Err(Error::Decode(e.to_string())), (bytes, buf))),
+                None => return None,
+            }
+        }
+    })
+}

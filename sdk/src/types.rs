@@ -1,0 +1,427 @@
+//! What the node's API returns, and the job a buyer builds. Token amounts are decimal
+//! strings of base units (they exceed what JSON numbers hold); hashes, ids and addresses
+//! are `0x` hex.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::{Error, Result, str_field};
+
+/// The node.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct NodeInfo {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// EVM account (the buyer of its jobs).
+    pub evm_address: String,
+    /// Where it listens.
+    pub listen_addrs: Vec<String>,
+    /// Peers connected now.
+    pub peers: Vec<String>,
+    /// Offers in its book.
+    pub offers: u64,
+    /// The chain, if it follows one.
+    pub chain: Option<ChainInfo>,
+}
+
+/// The chain a node settles on.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ChainInfo {
+    /// Chain id.
+    pub chain_id: u64,
+    /// The escrow's address.
+    pub escrow: String,
+    /// The settlement token's address.
+    pub token: String,
+}
+
+/// A live offer.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Offer {
+    /// The provider's EVM account.
+    pub evm_address: String,
+    /// Its peer id.
+    pub peer_id: Option<String>,
+    /// CPU cores offered.
+    pub cpu_cores: u32,
+    /// Memory a job may use, bytes.
+    pub memory_bytes: u64,
+    /// Price per 10^9 fuel, base units.
+    pub price_per_gfuel: String,
+    /// Stake stated.
+    pub stake: String,
+    /// When it expires, unix seconds.
+    pub expires_at: u64,
+}
+
+/// A provider with its stake and reputation.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Provider {
+    /// EVM account.
+    pub evm_address: String,
+    /// Stake on chain, base units.
+    pub stake: Option<String>,
+    /// Reputation as this node counts it.
+    pub reputation: Reputation,
+}
+
+/// What a node has counted of a provider.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+pub struct Reputation {
+    /// In `(0, 1)`; 0.5 when nothing is known.
+    pub score: f64,
+    /// Jobs paid.
+    pub settled_jobs: u64,
+    /// Spot checks passed.
+    pub checks_passed: u64,
+    /// Spot checks failed.
+    pub checks_failed: u64,
+    /// Times slashed.
+    pub slashes: u64,
+    /// Disputes over its jobs.
+    pub disputes: u64,
+}
+
+/// A payment channel of the node.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Channel {
+    /// Its id.
+    pub channel: String,
+    /// The provider paid from it.
+    pub provider: String,
+    /// The latest voucher signed, base units.
+    pub cumulative: String,
+    /// Deposited, base units.
+    pub deposit: String,
+}
+
+/// A job's outputs.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Outputs {
+    /// How it ended, in words.
+    pub outcome: String,
+    /// Its exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// stdout, base64 (see [`Outputs::stdout`]).
+    pub stdout: String,
+    /// `/output` files, base64 by name (see [`Outputs::file`]).
+    pub files: BTreeMap<String, String>,
+    /// The committed output hash.
+    pub output_hash: String,
+    /// Fuel used.
+    pub fuel_used: u64,
+    /// What it cost, base units.
+    pub amount: String,
+}
+
+fn unbase64(s: &str) -> Result<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|e| Error::Decode(e.to_string()))
+}
+
+impl Outputs {
+    /// stdout's bytes.
+    pub fn stdout(&self) -> Result<Vec<u8>> {
+        unbase64(&self.stdout)
+    }
+
+    /// An `/output` file's bytes, if the job wrote it.
+    pub fn file(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.files.get(name).map(|b| unbase64(b)).transpose()
+    }
+}
+
+/// A finished job, as `run` returns it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Finished {
+    /// Its id.
+    pub job_id: String,
+    /// The provider whose result stands.
+    pub provider: String,
+    /// Paid for it, base units (`0` when the provider was found wrong).
+    pub paid: String,
+    /// The spot check's decision when it was sampled: `Passed`, `ProviderRight`,
+    /// `ProviderWrong` or `Undecided { .. }`.
+    pub check: Option<String>,
+    /// Milliseconds from submission to the verified result.
+    pub millis: u64,
+    /// Its outputs.
+    pub outputs: Outputs,
+}
+
+/// A job as the node stored it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct JobRecord {
+    /// Its id.
+    pub job_id: String,
+    /// `requested`, `accepted`, `running`, `done`, `checked`, `paid`, `refused`, `failed`.
+    pub state: String,
+    /// The provider (zero until one delivered).
+    pub counterparty: String,
+    /// Its charge, once a result came.
+    pub amount: Option<String>,
+    /// Fuel used.
+    pub fuel_used: Option<u64>,
+    /// Why it failed, when it did.
+    pub note: String,
+    /// Its outputs, once finished.
+    pub outputs: Option<Outputs>,
+}
+
+impl JobRecord {
+    /// Whether nothing will change it any more.
+    pub fn is_final(&self) -> bool {
+        matches!(self.state.as_str(), "paid" | "refused" | "failed")
+            || (self.state == "done" && self.outputs.is_some())
+    }
+}
+
+/// A ticket claimed, disputed or withheld, with what happened to it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Dispute {
+    /// The escrow's ticket id.
+    pub ticket: String,
+    /// The job.
+    pub job: Option<String>,
+    /// `withheld`, `claimed`, `disputed`, `drawn` or `settled`.
+    pub state: String,
+    /// When settled: `undisputed`, `provider_right`, `provider_wrong`, `undecided`.
+    pub outcome: Option<String>,
+    /// The check's decision, when this node found the provider wrong.
+    pub decision: Option<String>,
+    /// The signed commitments of the check (original and re-runs).
+    pub evidence: Option<Value>,
+    /// The escrow's events about the ticket.
+    #[serde(default)]
+    pub events: Vec<Value>,
+}
+
+/// Something that happened in the node (its `kind` names it: `submitted`, `sent`,
+/// `result_in`, `checking`, `checked`, `finished`, `claimed`, `disputed`, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The event's kind.
+    pub kind: String,
+    /// All its fields.
+    pub data: Value,
+}
+
+impl Event {
+    pub(crate) fn from_value(data: Value) -> Self {
+        Self {
+            kind: str_field(&data, "kind").unwrap_or_default().to_owned(),
+            data,
+        }
+    }
+
+    /// The job it is about, if any.
+    pub fn job(&self) -> Option<&str> {
+        str_field(&self.data, "job")
+    }
+}
+
+/// Tolerance bounds (relative, absolute) and the arrays compared (`(file, kind)`).
+type Tolerance = (f64, f64, Vec<(String, String)>);
+
+/// A job to submit: a WebAssembly module (a WASI preview 1 command), its arguments,
+/// environment, stdin and `/input` files, its limits, what the provider must have, how it
+/// is checked, and the most it may cost.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub(crate) module: Vec<u8>,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    pub(crate) stdin: Option<Vec<u8>>,
+    pub(crate) inputs: Vec<(String, Vec<u8>)>,
+    fuel: u64,
+    memory_bytes: u64,
+    wall_time_ms: u64,
+    output_bytes: u64,
+    min_cpu_cores: u16,
+    gpu: Option<Value>,
+    sampling_ppm: u32,
+    reruns: u8,
+    tolerance: Option<Tolerance>,
+    price_cap: u128,
+    deadline_secs: u64,
+}
+
+impl Job {
+    /// A job running `module`, with the node's defaults: 10^9 fuel, 64 MiB, 60 s, 1 MiB
+    /// of output, 10% sampling with one re-run, exact comparison, a price cap of 0.1 token.
+    pub fn new(module: Vec<u8>) -> Self {
+        Self {
+            module,
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+            inputs: Vec::new(),
+            fuel: 1_000_000_000,
+            memory_bytes: 64 << 20,
+            wall_time_ms: 60_000,
+            output_bytes: 1 << 20,
+            min_cpu_cores: 1,
+            gpu: None,
+            sampling_ppm: 100_000,
+            reruns: 1,
+            tolerance: None,
+            price_cap: 100_000_000_000_000_000,
+            deadline_secs: 600,
+        }
+    }
+
+    /// Adds an argument.
+    #[must_use]
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    /// Sets an environment variable.
+    #[must_use]
+    pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// Standard input.
+    #[must_use]
+    pub fn stdin(mut self, bytes: Vec<u8>) -> Self {
+        self.stdin = Some(bytes);
+        self
+    }
+
+    /// A file of `/input`.
+    #[must_use]
+    pub fn input(mut self, name: impl Into<String>, bytes: Vec<u8>) -> Self {
+        self.inputs.push((name.into(), bytes));
+        self
+    }
+
+    /// Fuel limit (the billing unit).
+    #[must_use]
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.fuel = fuel;
+        self
+    }
+
+    /// Memory limit, bytes.
+    #[must_use]
+    pub fn memory_bytes(mut self, b: u64) -> Self {
+        self.memory_bytes = b;
+        self
+    }
+
+    /// Wall-clock limit, milliseconds.
+    #[must_use]
+    pub fn wall_time_ms(mut self, ms: u64) -> Self {
+        self.wall_time_ms = ms;
+        self
+    }
+
+    /// Output limit (stdout and `/output` each), bytes.
+    #[must_use]
+    pub fn output_bytes(mut self, b: u64) -> Self {
+        self.output_bytes = b;
+        self
+    }
+
+    /// CPU cores the provider must have.
+    #[must_use]
+    pub fn min_cpu_cores(mut self, n: u16) -> Self {
+        self.min_cpu_cores = n;
+        self
+    }
+
+    /// GPUs the provider must have: how many, acceptable models (empty: any), memory per
+    /// GPU, and the lowest compute capability (`"8.0"`).
+    #[must_use]
+    pub fn gpu(mut self, count: u8, models: &[&str], min_memory_bytes: u64, cc: &str) -> Self {
+        self.gpu = Some(json!({
+            "count": count, "models": models, "min_memory_bytes": min_memory_bytes,
+            "min_compute_capability": cc,
+        }));
+        self
+    }
+
+    /// Share of such jobs spot-checked, parts per million (100000 = 10%).
+    #[must_use]
+    pub fn sampling_ppm(mut self, ppm: u32) -> Self {
+        self.sampling_ppm = ppm;
+        self
+    }
+
+    /// Re-runs of a sampled job.
+    #[must_use]
+    pub fn reruns(mut self, k: u8) -> Self {
+        self.reruns = k;
+        self
+    }
+
+    /// Compare these `/output` float arrays (`(file, "f32" | "f64")`) within bounds, for
+    /// GPU floats, instead of demanding identical bytes.
+    #[must_use]
+    pub fn tolerance(mut self, relative: f64, absolute: f64, arrays: &[(&str, &str)]) -> Self {
+        self.tolerance = Some((
+            relative,
+            absolute,
+            arrays
+                .iter()
+                .map(|(p, k)| ((*p).to_owned(), (*k).to_owned()))
+                .collect(),
+        ));
+        self
+    }
+
+    /// The most the job may cost, base units.
+    #[must_use]
+    pub fn price_cap(mut self, cap: u128) -> Self {
+        self.price_cap = cap;
+        self
+    }
+
+    /// Seconds from submission by which the result must arrive.
+    #[must_use]
+    pub fn deadline_secs(mut self, s: u64) -> Self {
+        self.deadline_secs = s;
+        self
+    }
+
+    /// The submission as `POST /api/v1/jobs` takes it, once the blobs are uploaded.
+    pub(crate) fn submission(
+        &self,
+        module: &str,
+        stdin: Option<&str>,
+        inputs: Vec<Value>,
+    ) -> Value {
+        let verification = match &self.tolerance {
+            None => {
+                json!({"sampling_ppm": self.sampling_ppm, "reruns": self.reruns, "comparison": "exact"})
+            }
+            Some((rel, abs, arrays)) => json!({
+                "sampling_ppm": self.sampling_ppm, "reruns": self.reruns, "comparison": "tolerance",
+                "relative": rel, "absolute": abs,
+                "float_outputs": arrays.iter().map(|(p, k)| json!({"path": p, "kind": k})).collect::<Vec<_>>(),
+            }),
+        };
+        json!({
+            "module": module,
+            "args": self.args,
+            "env": self.env,
+            "stdin": stdin,
+            "inputs": inputs,
+            "limits": {
+                "fuel": self.fuel, "memory_bytes": self.memory_bytes,
+                "wall_time_ms": self.wall_time_ms, "output_bytes": self.output_bytes,
+            },
+            "requirements": {"min_cpu_cores": self.min_cpu_cores, "features": [], "gpu": self.gpu},
+            "verification": verification,
+            "price_cap": self.price_cap.to_string(),
+            "deadline_secs": self.deadline_secs,
+        })
+    }
+}
