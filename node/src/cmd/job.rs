@@ -22,8 +22,18 @@ pub(crate) struct JobArgs {
 
 #[derive(Debug, Subcommand)]
 enum JobCommand {
-    /// Run a WebAssembly job (a WASI preview 1 command module).
+    /// Run a WebAssembly job (a WASI preview 1 command module) on this machine, in the
+    /// same sandbox a provider uses: its fuel, output hash and price, before paying.
     Run(Box<RunArgs>),
+    /// Send a job to the market through a running node and follow it to its verified,
+    /// paid result (progress on stderr; stdout and `/output` files at the end).
+    Submit(Box<super::job_net::SubmitArgs>),
+    /// A job's state, provider, charge and outcome.
+    Status(super::job_net::IdArgs),
+    /// A finished job's stdout (and, with --output-dir, its `/output` files).
+    Get(super::job_net::IdArgs),
+    /// The jobs the node bought.
+    List(super::job_net::ListArgs),
 }
 
 #[derive(Debug, Args)]
@@ -74,6 +84,10 @@ struct RunArgs {
 pub(crate) fn run(args: JobArgs) -> anyhow::Result<()> {
     match args.command {
         JobCommand::Run(r) => run_local(*r),
+        JobCommand::Submit(a) => super::job_net::submit(*a),
+        JobCommand::Status(a) => super::job_net::status(a, false),
+        JobCommand::Get(a) => super::job_net::status(a, true),
+        JobCommand::List(a) => super::job_net::list(a),
     }
 }
 

@@ -1,9 +1,15 @@
 //! The subcommands of `sietch`, one file each.
 
+mod channel;
+mod client;
+mod completions;
 mod devnet;
 mod init;
 mod job;
+mod job_net;
 mod node;
+mod offers;
+mod provider;
 
 use clap::{Parser, Subcommand};
 
@@ -23,8 +29,17 @@ enum Command {
     Init(init::InitArgs),
     /// Run a node.
     Node(node::NodeArgs),
-    /// Jobs: run a WebAssembly job locally in the provider's sandbox.
+    /// Jobs: run one locally in the provider's sandbox, or submit, follow and fetch them
+    /// through a node.
     Job(job::JobArgs),
+    /// The live offers a node knows.
+    Offers(offers::OffersArgs),
+    /// Payment channels: list them, fund one.
+    Channel(channel::ChannelArgs),
+    /// Providers: stake, settled jobs, checks, slashes, reputation.
+    Provider(provider::ProviderArgs),
+    /// Print a shell completion script.
+    Completions(completions::CompletionsArgs),
 }
 
 impl Cli {
@@ -34,6 +49,10 @@ impl Cli {
             Command::Init(args) => init::run(args),
             Command::Node(args) => node::run(args),
             Command::Job(args) => job::run(args),
+            Command::Offers(args) => offers::run(args),
+            Command::Channel(args) => channel::run(args),
+            Command::Provider(args) => provider::run(args),
+            Command::Completions(args) => completions::run(args),
         }
     }
 }
