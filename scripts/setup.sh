@@ -4,10 +4,13 @@
 # does nothing when its tools are already there, so it is cheap to call on every run.
 #
 # What it installs:
-#   - Debian: clang, lld, wasi-libc, libclang-rt-14-dev-wasm32 (C guests -> wasm32-wasi), jq
+#   - Debian: clang, lld, wasi-libc, libclang-rt-14-dev-wasm32 (C guests -> wasm32-wasi), jq,
+#     chromium (the explorer's browser tests)
 #   - npm (tools/package.json + package-lock.json, exact versions): Foundry's anvil,
 #     forge and cast 1.7.1, solc-js, @openzeppelin/contracts
 #   - tools/bin: anvil, forge, cast and `solc` (tools/solc-js: forge compiles offline with it)
+#   - the explorer (explorer/package.json + package-lock.json): npm ci and npm run build, to
+#     explorer/dist, which the node serves at /
 #   - cargo-nextest, rustfmt and clippy if the toolchain lacks them
 set -euo pipefail
 
@@ -15,7 +18,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
 # --- Debian packages --------------------------------------------------------
-debs=(clang lld wasi-libc libclang-rt-14-dev-wasm32 jq iptables)
+debs=(clang lld wasi-libc libclang-rt-14-dev-wasm32 jq iptables chromium)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -27,14 +30,20 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# npm ci in directory $1 when its lockfile changed since the last install (a copy of the
+# lockfile in node_modules is the stamp).
+npm_ci() {
+  local dir="$1" stamp="$1/node_modules/.sietch-lock-stamp"
+  if [ ! -f "$stamp" ] || ! cmp -s "$dir/package-lock.json" "$stamp"; then
+    log "installing npm packages from ${dir#"$root"/}/package-lock.json"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$dir/package-lock.json" "$stamp"
+  fi
+}
+
 # --- npm tools (Foundry, solc-js, OpenZeppelin) ----------------------------
 tools="$root/tools"
-stamp="$tools/node_modules/.sietch-lock-stamp"
-if [ ! -f "$stamp" ] || ! cmp -s "$tools/package-lock.json" "$stamp"; then
-  log "installing npm tools from tools/package-lock.json"
-  (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error)
-  cp "$tools/package-lock.json" "$stamp"
-fi
+npm_ci "$tools"
 
 mkdir -p "$tools/bin"
 for t in anvil forge cast; do
@@ -43,6 +52,22 @@ for t in anvil forge cast; do
   ln -sf "$src" "$tools/bin/$t"
 done
 ln -sf "$tools/solc-js" "$tools/bin/solc"
+
+# --- the explorer (npm ci, npm run build -> explorer/dist) -------------------
+# Rebuilt only when the lockfile or a source changed: the stamp holds a hash of them all.
+explorer="$root/explorer"
+sources() {
+  (cd "$explorer" && find package.json package-lock.json index.html tsconfig.json vite.config.ts src \
+    -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+}
+npm_ci "$explorer"
+build_stamp="$explorer/node_modules/.sietch-build-stamp"
+sum="$(sources)"
+if [ ! -f "$explorer/dist/index.html" ] || [ "$(cat "$build_stamp" 2>/dev/null)" != "$sum" ]; then
+  log "building the explorer (explorer/dist)"
+  (cd "$explorer" && npm run --silent build)
+  echo "$sum" >"$build_stamp"
+fi
 
 # --- Rust tools ------------------------------------------------------------
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of Sietch: the Rust workspace (unit, property, integration tests with
 # real anvil chains and real wasmtime, via cargo-nextest, plus doc tests) and the contract
-# suite (forge: unit, fuzz, invariant, gas snapshot, artifact drift).
+# suite (forge: unit, fuzz, invariant, gas snapshot, artifact drift), then the explorer in a
+# browser (Debian's chromium driven by playwright-core against a devnet of target/debug/sietch,
+# which the Rust step builds).
 # Installs what it needs first (scripts/setup.sh is idempotent).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,3 +21,6 @@ cargo test --workspace --doc
 
 step "Rust tests (cargo nextest)"
 cargo nextest run --workspace --profile ci
+
+step "explorer in a browser (explorer/tests, against a devnet)"
+(cd explorer && npm test)

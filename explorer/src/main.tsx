@@ -1,0 +1,96 @@
+import { render } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import "./style.css";
+import { live, type Connection } from "./live";
+import { Link, match, useLocation } from "./router";
+import { Note, Page } from "./ui";
+import { Overview } from "./views/overview";
+import { Offers } from "./views/offers";
+import { Jobs } from "./views/jobs";
+import { JobView } from "./views/job";
+import { Providers } from "./views/providers";
+import { ProviderDetail } from "./views/provider";
+import { Channels } from "./views/channels";
+import { Disputes } from "./views/disputes";
+import { DisputeView } from "./views/dispute";
+
+const NAV: [string, string][] = [
+  ["/", "Overview"],
+  ["/offers", "Offers"],
+  ["/jobs", "Jobs"],
+  ["/providers", "Providers"],
+  ["/channels", "Channels"],
+  ["/disputes", "Disputes"],
+];
+
+const CONNECTION: Record<Connection, string> = {
+  connecting: "connecting to the node…",
+  live: "live",
+  reconnecting: "reconnecting; refreshing every few seconds",
+  offline: "event stream down; refreshing every few seconds",
+};
+
+function route(path: string) {
+  let m: Record<string, string> | null;
+  if (path === "/") return <Overview />;
+  if (path === "/offers") return <Offers />;
+  if (path === "/jobs") return <Jobs />;
+  if ((m = match("/jobs/:id", path))) return <JobView id={m.id} />;
+  if (path === "/providers") return <Providers />;
+  if ((m = match("/providers/:address", path))) return <ProviderDetail address={m.address} />;
+  if (path === "/channels") return <Channels />;
+  if (path === "/disputes") return <Disputes />;
+  if ((m = match("/disputes/:ticket", path))) return <DisputeView ticket={m.ticket} />;
+  return (
+    <Page title="Not found">
+      <Note kind="empty">
+        Nothing at {path}. <Link href="/">Back to the overview</Link>.
+      </Note>
+    </Page>
+  );
+}
+
+function App() {
+  const { path } = useLocation();
+  const [, tick] = useState(0);
+  useEffect(() => live.subscribe(() => tick((n) => n + 1)), []);
+  const section = "/" + (path.split("/")[1] ?? "");
+
+  return (
+    <>
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <header class="top">
+        <Link href="/" class="brand">
+          Sietch <span>explorer</span>
+        </Link>
+        <nav aria-label="Views">
+          <ul>
+            {NAV.map(([href, label]) => (
+              <li>
+                <Link href={href} aria-current={section === href ? "page" : undefined}>
+                  {label}
+                </Link>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <p class={`conn conn-${live.connection}`} role="status" data-testid="connection" data-state={live.connection}>
+          <span class="dot" aria-hidden="true" />
+          {CONNECTION[live.connection]}
+        </p>
+      </header>
+      <main id="main" tabIndex={-1}>
+        {route(path)}
+      </main>
+      <footer class="muted">
+        Read-only view of this node's <a href="/api/v1/openapi.json">HTTP API</a>. Amounts in tokens (18 decimals); hover an amount or id
+        for its exact value.
+      </footer>
+    </>
+  );
+}
+
+live.start();
+render(<App />, document.getElementById("app")!);

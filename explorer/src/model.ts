@@ -1,0 +1,209 @@
+// What the views derive from several resources: who ran a job, how its check went, what a
+// ticket's dispute came to, where each channel stands.
+
+import type { ChainRecord, Channel, Dispute, Job, Offer, Provider } from "./api";
+import type { JobFacts } from "./live";
+import { ZERO_ADDRESS } from "./format";
+
+const key = (s: string) => s.toLowerCase();
+
+export function field(r: ChainRecord | undefined, name: string): string | undefined {
+  const v = r?.fields[name];
+  return v === undefined || v === null ? undefined : String(v);
+}
+
+/** Channel id → provider, from this node's channels and the escrow's ChannelOpened events. */
+export function channelOwners(channels: Channel[] | undefined, records: ChainRecord[] | undefined): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const r of records ?? []) {
+    if (r.kind === "ChannelOpened") {
+      const c = field(r, "channel");
+      const p = field(r, "provider");
+      if (c && p) m.set(key(c), p);
+    }
+  }
+  for (const c of channels ?? []) m.set(key(c.channel), c.provider);
+  return m;
+}
+
+/** The job's provider (buyer side): its record's counterparty, else its channel's, else what the events said. */
+export function jobProvider(job: Job, facts: JobFacts | undefined, owners: Map<string, string>): string | undefined {
+  if (job.counterparty && job.counterparty !== ZERO_ADDRESS) return job.counterparty;
+  return (job.channel ? owners.get(key(job.channel)) : undefined) ?? facts?.provider;
+}
+
+export type CheckState = "checking" | "passed" | "failed";
+
+export interface CheckView {
+  state?: CheckState;
+  /** Where the answer comes from, or why there is none. */
+  why: string;
+}
+
+export function jobCheck(job: Job, facts: JobFacts | undefined, dispute: Dispute | undefined): CheckView {
+  if (facts?.check === "passed" || facts?.check === "failed") return { state: facts.check, why: "spot check seen live by this explorer" };
+  if (dispute?.evidence || dispute?.decision) return { state: "failed", why: `re-runs disagreed: ${dispute.decision ?? "evidence kept"}` };
+  if (/spot check failed/i.test(job.note)) return { state: "failed", why: job.note };
+  if (facts?.check === "checking") return { state: "checking", why: `sampled: ${facts.reruns ?? 1} re-run(s) asked` };
+  return { why: "not sampled, or checked before this page was opened (the job list does not say)" };
+}
+
+/** Disputes by job id. */
+export function disputesByJob(disputes: Dispute[] | undefined): Map<string, Dispute> {
+  const m = new Map<string, Dispute>();
+  for (const d of disputes ?? []) if (d.job) m.set(key(d.job), d);
+  return m;
+}
+
+export function disputeOf(map: Map<string, Dispute>, job: string): Dispute | undefined {
+  return map.get(key(job));
+}
+
+export interface Vote {
+  verifier: string;
+  agrees?: boolean;
+  output_hash?: string;
+  paid?: string;
+}
+
+export interface DisputeView {
+  provider?: string;
+  claimed?: ChainRecord;
+  disputed?: ChainRecord;
+  settled?: ChainRecord;
+  slashed?: ChainRecord;
+  votes: Vote[];
+  lastBlock: number;
+}
+
+/** A ticket's escrow events read as one story: claim, dispute, draw, votes, settlement. */
+export function disputeView(d: Dispute, owners: Map<string, string>): DisputeView {
+  const find = (k: string) => d.events.find((e) => e.kind === k);
+  const claimed = find("TicketClaimed");
+  const votes = new Map<string, Vote>();
+  for (const v of (find("VerifiersDrawn")?.fields.verifiers as string[] | undefined) ?? []) votes.set(key(v), { verifier: v });
+  for (const e of d.events) {
+    const who = field(e, "verifier");
+    if (!who) continue;
+    const v = votes.get(key(who)) ?? { verifier: who };
+    if (e.kind === "VerdictSubmitted") {
+      v.agrees = e.fields.agrees === true;
+      v.output_hash = field(e, "output_hash");
+    }
+    if (e.kind === "VerifierPaid") v.paid = field(e, "amount");
+    votes.set(key(who), v);
+  }
+  const channel = field(claimed, "channel");
+  return {
+    provider: (channel ? owners.get(key(channel)) : undefined) ?? d.evidence?.original.provider ?? field(find("Slashed"), "provider"),
+    claimed,
+    disputed: find("TicketDisputed"),
+    settled: find("TicketSettled"),
+    slashed: find("Slashed"),
+    votes: [...votes.values()],
+    lastBlock: Math.max(0, ...d.events.map((e) => e.block)),
+  };
+}
+
+export type ChannelState = "open" | "closing" | "closed";
+
+export interface ChannelView {
+  channel: string;
+  provider?: string;
+  buyer?: string;
+  deposit?: string;
+  /** Latest voucher this node signed (its own channels only). */
+  voucher?: string;
+  /** Paid out by claims on chain. */
+  claimed?: string;
+  state: ChannelState;
+  refund?: string;
+}
+
+/** Every channel this node knows: its own and those the escrow's events name. */
+export function channelViews(channels: Channel[] | undefined, records: ChainRecord[] | undefined): ChannelView[] {
+  const m = new Map<string, ChannelView>();
+  const at = (id: string) => {
+    let v = m.get(key(id));
+    if (!v) {
+      v = { channel: id, state: "open" };
+      m.set(key(id), v);
+    }
+    return v;
+  };
+  for (const r of records ?? []) {
+    const id = field(r, "channel");
+    if (!id) continue;
+    const v = at(id);
+    switch (r.kind) {
+      case "ChannelOpened":
+        v.provider = field(r, "provider");
+        v.buyer = field(r, "buyer");
+        v.deposit = field(r, "deposit");
+        break;
+      case "ChannelToppedUp":
+        v.deposit = (BigInt(v.deposit ?? "0") + BigInt(field(r, "amount") ?? "0")).toString();
+        break;
+      case "VoucherClaimed":
+        v.claimed = field(r, "paid");
+        break;
+      case "CloseStarted":
+        v.state = "closing";
+        break;
+      case "ChannelClosed":
+        v.state = "closed";
+        v.refund = field(r, "refund");
+        break;
+    }
+  }
+  for (const c of channels ?? []) {
+    const v = at(c.channel);
+    v.provider = c.provider;
+    v.deposit = c.deposit;
+    v.voucher = c.cumulative;
+  }
+  // Events only for a channel whose opening fell out of the window: skip what says nothing.
+  return [...m.values()].filter((v) => v.provider || v.deposit).reverse();
+}
+
+export interface ProviderView {
+  evm_address: string;
+  live?: Provider;
+  offer?: Offer;
+  slashes: number;
+  slashed: bigint;
+}
+
+/**
+ * Providers: those with a live offer (with stake and reputation) and those the escrow's
+ * events name (registered or slashed) whose offer is gone.
+ */
+export function providerViews(
+  providers: Provider[] | undefined,
+  offers: Offer[] | undefined,
+  records: ChainRecord[] | undefined,
+): ProviderView[] {
+  const m = new Map<string, ProviderView>();
+  const at = (a: string) => {
+    let v = m.get(key(a));
+    if (!v) {
+      v = { evm_address: a, slashes: 0, slashed: 0n };
+      m.set(key(a), v);
+    }
+    return v;
+  };
+  for (const p of providers ?? []) at(p.evm_address).live = p;
+  for (const o of offers ?? []) at(o.evm_address).offer = o;
+  for (const r of records ?? []) {
+    if (r.kind === "Registered") at(field(r, "account") ?? "");
+    if (r.kind === "Slashed") {
+      const v = at(field(r, "provider") ?? "");
+      v.slashes++;
+      v.slashed += BigInt(field(r, "amount") ?? "0");
+    }
+  }
+  m.delete("");
+  return [...m.values()].sort(
+    (a, b) => (b.live?.reputation.score ?? -1) - (a.live?.reputation.score ?? -1) || a.evm_address.localeCompare(b.evm_address),
+  );
+}
