@@ -3,6 +3,9 @@
 
 export const API = "/api/v1";
 
+/** Most jobs `GET /jobs` returns. */
+export const MAX_JOBS = 1000;
+
 export interface NodeInfo {
   peer_id: string;
   evm_address: string;

@@ -65,9 +65,16 @@ async function heading(page) {
   return (await page.locator("h1").textContent())?.trim();
 }
 
+/** Neither the page nor any table, chart or output in it is wider than the screen. */
 async function noSideScroll(page, width) {
   const w = await page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(w <= width + 1, `${page.url()} scrolls sideways at ${width} px (content ${w} px wide)`);
+  const over = await page.evaluate(() =>
+    [...document.querySelectorAll(".table-wrap, .facts, .feed, .chart, td")]
+      .filter((el) => el.scrollWidth > el.clientWidth + 1)
+      .map((el) => `${el.className || el.tagName} ${el.getAttribute("data-label") ?? ""} (${el.scrollWidth} > ${el.clientWidth})`),
+  );
+  assert.deepEqual(over, [], `${page.url()}: content wider than its box at ${width} px`);
 }
 
 let desktop;

@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import type { Job } from "../api";
+import { MAX_JOBS, type Job } from "../api";
 import { ago, count } from "../format";
 import { live } from "../live";
 import { disputeOf, jobCheck, jobProvider } from "../model";
@@ -100,6 +100,7 @@ export function Jobs() {
               <Count testid="job-count">
                 {count(rows.length)} jobs{state !== "all" ? ` ${state}` : ""}
                 {rows.length > shown ? `, newest ${shown} shown` : ""}
+                {all.length >= MAX_JOBS ? ` (the node returns ${count(MAX_JOBS)} of its jobs, in id order: not always the newest)` : ""}
               </Count>
               <Table
                 empty={`No ${state} jobs among the ${count(all.length)} this node stored.`}

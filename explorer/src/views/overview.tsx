@@ -1,4 +1,4 @@
-import type { ChainRecord, Dispute, Job, NodeInfo, Offer, Stats } from "../api";
+import { MAX_JOBS, type ChainRecord, type Dispute, type Job, type NodeInfo, type Offer, type Stats } from "../api";
 import { TimeChart } from "../chart";
 import { eventItems } from "../describe";
 import { count, sumUnits, tokens, tokensFloat } from "../format";
@@ -69,7 +69,12 @@ export function Overview() {
     >
       <ul class="tiles" aria-label="Counts">
         <Tile label="live offers" value={n(offers.data?.length)} href="/offers" testid="tile-offers" />
-        <Tile label="jobs (this node)" value={n(jobs.data?.length)} href="/jobs" testid="tile-jobs" />
+        <Tile
+          label="jobs (this node)"
+          value={jobs.data && jobs.data.length >= MAX_JOBS ? `${count(MAX_JOBS)}+` : n(jobs.data?.length)}
+          href="/jobs"
+          testid="tile-jobs"
+        />
         <Tile label="jobs finished (hour)" value={stats.data ? count(hour.reduce((a, b) => a + b.jobs, 0)) : "…"} />
         <Tile label="checks (hour)" value={stats.data ? count(hour.reduce((a, b) => a + b.checks, 0)) : "…"} />
         <Tile label="charged (hour), tokens" value={stats.data ? tokens(sumUnits(hour.map((b) => b.paid)), 3) : "…"} />
