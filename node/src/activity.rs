@@ -17,12 +17,31 @@ const MAX_CHAIN_EVENTS: usize = 10_000;
 pub const BUCKET_SECS: u64 = 10;
 /// Buckets kept (one hour).
 const MAX_BUCKETS: usize = 360;
+/// Jobs whose check and outcome are remembered.
+const MAX_JOB_NOTES: usize = 10_000;
+
+/// What the node saw of one job it bought: how it ended and its spot check.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct JobNote {
+    /// How the job ended, in words.
+    pub outcome: Option<String>,
+    /// Whether it was sampled for a spot check.
+    pub sampled: bool,
+    /// Re-runs the check made.
+    pub reruns: u32,
+    /// Whether the provider's result held (`None` until the check ends, or not sampled).
+    pub passed: Option<bool>,
+    /// The check's decision.
+    pub decision: Option<String>,
+}
 
 /// An escrow event as the explorer shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChainRecord {
     /// Block number.
     pub block: u64,
+    /// Unix time this node saw it (within the chain poll period of the block's time).
+    pub seen_at: u64,
     /// Event name (`VoucherClaimed`, `TicketClaimed`, ...).
     pub kind: &'static str,
     /// The event's fields, as JSON (amounts as decimal strings).
@@ -57,6 +76,22 @@ pub struct Activity {
 struct Inner {
     chain: VecDeque<ChainRecord>,
     buckets: VecDeque<Bucket>,
+    notes: std::collections::HashMap<String, JobNote>,
+    note_order: VecDeque<String>,
+}
+
+impl Inner {
+    fn note(&mut self, job: &str) -> &mut JobNote {
+        if !self.notes.contains_key(job) {
+            if self.note_order.len() >= MAX_JOB_NOTES
+                && let Some(old) = self.note_order.pop_front()
+            {
+                self.notes.remove(&old);
+            }
+            self.note_order.push_back(job.to_owned());
+        }
+        self.notes.entry(job.to_owned()).or_default()
+    }
 }
 
 fn decimal<S: serde::Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
@@ -68,7 +103,7 @@ fn s<T: ToString>(v: T) -> serde_json::Value {
 }
 
 /// The explorer's form of an escrow event; `None` for events it does not show.
-fn record(block: u64, e: &SietchEscrowEvents) -> Option<ChainRecord> {
+fn record(block: u64, seen_at: u64, e: &SietchEscrowEvents) -> Option<ChainRecord> {
     use serde_json::json;
     let (kind, fields) = match e {
         SietchEscrowEvents::Registered(e) => (
@@ -131,25 +166,53 @@ fn record(block: u64, e: &SietchEscrowEvents) -> Option<ChainRecord> {
     };
     Some(ChainRecord {
         block,
+        seen_at,
         kind,
         fields,
     })
 }
 
 impl Activity {
-    /// Records an escrow event.
-    pub fn chain_event(&self, block: u64, e: &SietchEscrowEvents) {
-        if let (Some(r), Ok(mut i)) = (record(block, e), self.inner.lock()) {
+    /// Records an escrow event seen at unix time `now`; returns its record when it is one
+    /// the explorer shows.
+    pub fn chain_event(&self, block: u64, now: u64, e: &SietchEscrowEvents) -> Option<ChainRecord> {
+        let r = record(block, now, e)?;
+        if let Ok(mut i) = self.inner.lock() {
             if i.chain.len() >= MAX_CHAIN_EVENTS {
                 i.chain.pop_front();
             }
-            i.chain.push_back(r);
+            i.chain.push_back(r.clone());
         }
+        Some(r)
+    }
+
+    /// What the node saw of a job it bought.
+    pub fn job_note(&self, job: &str) -> Option<JobNote> {
+        self.inner.lock().ok()?.notes.get(job).cloned()
     }
 
     /// Records a node event at unix time `now`.
     pub fn node_event(&self, e: &NodeEvent, now: u64) {
         let Ok(mut i) = self.inner.lock() else { return };
+        match e {
+            NodeEvent::ResultIn { job, outcome, .. } => {
+                i.note(job).outcome = Some(outcome.clone());
+            }
+            NodeEvent::Checking { job, .. } => i.note(job).sampled = true,
+            NodeEvent::Checked {
+                job,
+                passed,
+                decision,
+                reruns,
+            } => {
+                let n = i.note(job);
+                n.sampled = true;
+                n.passed = Some(*passed);
+                n.decision = Some(decision.clone());
+                n.reruns = *reruns;
+            }
+            _ => {}
+        }
         let start = now - now % BUCKET_SECS;
         if i.buckets.back().is_none_or(|b| b.start < start) {
             if i.buckets.len() >= MAX_BUCKETS {

@@ -298,7 +298,7 @@ impl Buyer {
                 provider: offer.evm_address.to_string(),
                 attempt: attempt as u32 + 1,
             });
-            let delivered = match self.attempt(spec, id, offer).await {
+            let delivered = match self.attempt(spec, id, offer, false).await {
                 Ok(d) => d,
                 Err(why) => {
                     self.emit(NodeEvent::Retrying {
@@ -310,6 +310,9 @@ impl Buyer {
                     continue;
                 }
             };
+            let _ = self
+                .store
+                .set_counterparty(Side::Buyer, &id, offer.evm_address, now());
             let _ = self
                 .store
                 .set_ticket(Side::Buyer, &id, &delivered.ticket, now());
@@ -428,7 +431,14 @@ impl Buyer {
     }
 
     /// Sends the job to one provider and waits for a result that holds to its commitment.
-    async fn attempt(&self, spec: &JobSpec, id: B256, offer: &Offer) -> Result<Delivered, String> {
+    /// `rerun`: a spot check's re-run, which never waits for a busy lane (see `take_lane`).
+    async fn attempt(
+        &self,
+        spec: &JobSpec,
+        id: B256,
+        offer: &Offer,
+        rerun: bool,
+    ) -> Result<Delivered, String> {
         let peer = net::peer_id_of(&offer.provider).ok_or("the offer's key is not a peer id")?;
         for a in &offer.addresses {
             if let Ok(a) = a.parse() {
@@ -437,7 +447,7 @@ impl Buyer {
         }
         let max_amount = jobs::max_cost(spec, offer.prices.per_gfuel).min(spec.price_cap);
         let taken = self
-            .take_lane(offer.evm_address, U256::from(max_amount))
+            .take_lane(offer.evm_address, U256::from(max_amount), rerun)
             .await?;
         let secret = self.random_b256();
         let ticket = Ticket {
@@ -641,6 +651,8 @@ impl Buyer {
         self.emit(NodeEvent::Checked {
             job: id.to_string(),
             passed: check.pays(),
+            decision: format!("{:?}", check.decision),
+            reruns: check.reruns_attempted() as u32,
         });
         Some((check, majority))
     }
@@ -695,17 +707,17 @@ impl Buyer {
         };
         let sig = voucher.sign(&self.domain, &self.evm).map_err(node_err)?;
         let signed = EvmSigned::new(voucher, sig);
-        match job {
-            Some(id) => {
-                self.store
-                    .settle_job(Side::Buyer, &id, &signed, now())
-                    .map_err(node_err)?;
-            }
-            None => {
-                self.store.put_voucher(&signed).map_err(node_err)?;
-            }
-        }
-        self.advance_lane(&d.taken, voucher.cumulative_amount);
+        // A durable write (the voucher is money): off the async threads.
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || match job {
+            Some(id) => store
+                .settle_job(Side::Buyer, &id, &signed, now())
+                .map(|_| ()),
+            None => store.put_voucher(&signed).map(|_| ()),
+        })
+        .await
+        .map_err(node_err)?
+        .map_err(node_err)?;
         let payment = Payment {
             job_id: d.ticket.message.job_id,
             secret: d.secret,
@@ -716,6 +728,9 @@ impl Buyer {
         if let Err(e) = self.net.send_payment(d.peer, payment).await {
             tracing::warn!("sending the payment of {}: {e}", d.ticket.message.job_id);
         }
+        // Only now is the lane free: the provider takes the next job on this channel once it
+        // has the voucher that ends this one's range.
+        self.advance_lane(&d.taken, voucher.cumulative_amount);
         Ok(amount)
     }
 
@@ -742,7 +757,10 @@ impl Buyer {
 
     /// A lane to `provider` that can pay `need` more: a free one, a new one, or a topped-up
     /// one; waits for a lane to free up when `max_lanes` are busy.
-    async fn take_lane(&self, provider: Address, need: U256) -> Result<Taken, String> {
+    /// `extra`: open a lane beyond `max_lanes` rather than wait. Re-runs take extra lanes:
+    /// a job holds its own lane until its check decides, and a check waiting for lanes held
+    /// by other jobs in their checks would wait in a circle.
+    async fn take_lane(&self, provider: Address, need: U256, extra: bool) -> Result<Taken, String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let mut top_up: Option<(B256, U256)> = None;
@@ -775,7 +793,7 @@ impl Buyer {
                 {
                     l.busy = true;
                     top_up = Some((l.channel, l.cumulative + need));
-                } else if count < self.config.max_lanes as usize {
+                } else if extra || count < self.config.max_lanes as usize {
                     open = true;
                 }
             }
@@ -1230,7 +1248,7 @@ impl Executor for NetExecutor {
     async fn rerun(&self, r: RerunRequest<'_>) -> Result<RunResult, RerunError> {
         let b = &self.0;
         let d = b
-            .attempt(r.spec, r.job_id, r.provider)
+            .attempt(r.spec, r.job_id, r.provider, true)
             .await
             .map_err(RerunError::Failed)?;
         let out = RunResult {

@@ -359,6 +359,15 @@ impl Chain {
         Arc::new(ChainRegistry(self.inner.clone()))
     }
 
+    /// Every registered account seen in events (no RPC).
+    pub fn accounts(&self) -> Vec<(Address, AccountView)> {
+        self.inner
+            .accounts
+            .read()
+            .map(|a| a.iter().map(|(k, v)| (*k, *v)).collect())
+            .unwrap_or_default()
+    }
+
     /// The account last seen for `who` in events (no RPC).
     pub fn known_account(&self, who: &Address) -> Option<AccountView> {
         self.inner.accounts.read().ok()?.get(who).copied()

@@ -215,6 +215,20 @@ pub enum NodeEvent {
         job: String,
         /// Whether the provider's result held.
         passed: bool,
+        /// The verifier's decision (`Passed`, `ProviderRight`, `ProviderWrong`,
+        /// `Undecided { .. }`).
+        decision: String,
+        /// Re-runs made (delivered or not).
+        reruns: u32,
+    },
+    /// An escrow event this node saw on chain.
+    Escrow {
+        /// Its name (`VoucherClaimed`, `TicketSettled`, ...).
+        name: String,
+        /// Its block.
+        block: u64,
+        /// Its fields.
+        fields: serde_json::Value,
     },
     /// Buyer: a job is finished (verified where checked, paid where accepted).
     Finished {
@@ -329,11 +343,17 @@ impl fmt::Display for NodeEvent {
             Self::Checking { job, reruns } => {
                 write!(f, "checking job {job} with {reruns} re-runs")
             }
-            Self::Checked { job, passed } => write!(
+            Self::Checked {
+                job,
+                passed,
+                decision,
+                reruns,
+            } => write!(
                 f,
-                "check of job {job} {}",
+                "check of job {job} {} ({decision}, {reruns} re-runs)",
                 if *passed { "passed" } else { "failed" }
             ),
+            Self::Escrow { name, block, .. } => write!(f, "escrow {name} in block {block}"),
             Self::Finished { job, state, millis } => {
                 write!(f, "finished job {job}: {state} in {millis} ms")
             }

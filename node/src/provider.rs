@@ -82,6 +82,13 @@ pub(crate) struct Provider {
     voted: Mutex<HashSet<B256>>,
     /// Wakes the settlement loop (a close started, a voucher crossed the threshold).
     settle_now: Notify,
+    /// Channels as last read from the chain: a deposit only grows and a channel only closes
+    /// with an event, so a view that can pay a ticket saves a read per job; any event about
+    /// the channel drops it.
+    channel_views: Mutex<HashMap<B256, crate::chain::ChannelView>>,
+    /// What the latest voucher of each channel owes beyond what the chain paid, as far as
+    /// this node knows; emptied by a claim.
+    owed: Mutex<HashMap<B256, U256>>,
 }
 
 /// Everything a provider needs, from the service.
@@ -117,6 +124,8 @@ impl Provider {
             claimed: Mutex::new(HashMap::new()),
             voted: Mutex::new(HashSet::new()),
             settle_now: Notify::new(),
+            channel_views: Mutex::new(HashMap::new()),
+            owed: Mutex::new(HashMap::new()),
         });
         me.recover_unpaid();
         me
@@ -341,10 +350,28 @@ impl Provider {
             return Ok(());
         };
         let t = &req.ticket;
-        let c = chain
-            .channel(t.channel_id)
-            .await
-            .map_err(|e| (RefuseReason::Other, format!("cannot read the channel: {e}")))?;
+        let end = t.cumulative_before.saturating_add(t.max_amount);
+        let cached = self
+            .channel_views
+            .lock()
+            .ok()
+            .and_then(|v| v.get(&t.channel_id).copied())
+            .filter(|c| c.is_open() && U256::from(c.deposit) >= end);
+        let c = match cached {
+            Some(c) => c,
+            None => {
+                let c = chain
+                    .channel(t.channel_id)
+                    .await
+                    .map_err(|e| (RefuseReason::Other, format!("cannot read the channel: {e}")))?;
+                if let Ok(mut v) = self.channel_views.lock()
+                    && (v.len() < MAX_UNPAID || v.contains_key(&t.channel_id))
+                {
+                    v.insert(t.channel_id, c);
+                }
+                c
+            }
+        };
         if c.provider != chain.me() {
             return Err((
                 RefuseReason::ChannelUnderfunded,
@@ -370,7 +397,6 @@ impl Provider {
                 format!("channel {} is closing or closed", t.channel_id),
             ));
         }
-        let end = t.cumulative_before.saturating_add(t.max_amount);
         if U256::from(c.deposit) < end {
             return Err((
                 RefuseReason::ChannelUnderfunded,
@@ -511,13 +537,17 @@ impl Provider {
                 return;
             }
         };
-        if let Err(e) = self.store.record_result(
-            Side::Provider,
-            &job_id,
-            &EvmSigned::new(result.commitment, result.signature),
-            now(),
-        ) {
-            tracing::warn!("cannot record the result of {job_id}: {e}");
+        // A durable write: off the async threads.
+        let (store, signed) = (
+            self.store.clone(),
+            EvmSigned::new(result.commitment, result.signature),
+        );
+        let recorded = tokio::task::spawn_blocking(move || {
+            store.record_result(Side::Provider, &job_id, &signed, now())
+        })
+        .await;
+        if !matches!(recorded, Ok(Ok(_))) {
+            tracing::warn!("cannot record the result of {job_id}: {recorded:?}");
         }
         if let Ok(mut u) = self.unpaid.lock() {
             u.insert(
@@ -701,11 +731,36 @@ impl Provider {
                     cumulative: voucher.cumulative_amount.to_string(),
                 });
                 if matches!(update, VoucherUpdate::Stored) {
-                    self.settle_now.notify_one();
+                    self.note_owed(voucher);
                 }
                 PaymentAck::Accepted
             }
             Err(e) => refuse(format!("cannot record the payment: {e}")),
+        }
+    }
+
+    /// Counts what a new voucher adds to what is owed, and wakes the settlement loop when
+    /// the total passes the claim threshold (not on every voucher: a claim round reads
+    /// every channel on chain).
+    fn note_owed(&self, voucher: &sietch_market::Voucher) {
+        let paid = self
+            .channel_views
+            .lock()
+            .ok()
+            .and_then(|v| v.get(&voucher.channel_id).map(|c| U256::from(c.paid)))
+            .unwrap_or(U256::ZERO);
+        let due = voucher.cumulative_amount.saturating_sub(paid);
+        let total = match self.owed.lock() {
+            Ok(mut o) => {
+                if o.len() < MAX_UNPAID || o.contains_key(&voucher.channel_id) {
+                    o.insert(voucher.channel_id, due);
+                }
+                o.values().fold(U256::ZERO, |a, b| a.saturating_add(*b))
+            }
+            Err(_) => U256::MAX,
+        };
+        if total >= U256::from(self.config.claim_threshold) {
+            self.settle_now.notify_one();
         }
     }
 
@@ -772,6 +827,9 @@ impl Provider {
             return Ok(false);
         }
         let receipt = chain.claim_batch(&batch).await?;
+        if let Ok(mut o) = self.owed.lock() {
+            o.clear();
+        }
         self.emit(NodeEvent::Claimed {
             channels: batch.len(),
             amount: owed.to_string(),
@@ -887,6 +945,19 @@ impl Provider {
     /// What the provider does about an escrow event.
     pub(crate) async fn on_chain_event(&self, ev: &SietchEscrowEvents) {
         let Some(chain) = &self.chain else { return };
+        let touched = match ev {
+            SietchEscrowEvents::CloseStarted(e) => Some(e.channelId),
+            SietchEscrowEvents::ChannelClosed(e) => Some(e.channelId),
+            SietchEscrowEvents::ChannelToppedUp(e) => Some(e.channelId),
+            SietchEscrowEvents::VoucherClaimed(e) => Some(e.channelId),
+            SietchEscrowEvents::TicketClaimed(e) => Some(e.channelId),
+            _ => None,
+        };
+        if let Some(c) = touched
+            && let Ok(mut v) = self.channel_views.lock()
+        {
+            v.remove(&c);
+        }
         match ev {
             SietchEscrowEvents::CloseStarted(e) => {
                 if let Ok(c) = chain.channel(e.channelId).await

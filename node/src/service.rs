@@ -352,7 +352,13 @@ async fn dispatch(
                 Some(ev) => on_net_event(ev, &events, &buyer, provider.as_ref()),
             },
             Some(ev) = chain_events.recv() => {
-                activity.chain_event(ev.block, &ev.event);
+                if let Some(r) = activity.chain_event(ev.block, (net::system_clock())(), &ev.event) {
+                    events.emit(NodeEvent::Escrow {
+                        name: r.kind.to_owned(),
+                        block: r.block,
+                        fields: r.fields,
+                    });
+                }
                 let (b, p) = (buyer.clone(), provider.clone());
                 tokio::spawn(async move {
                     b.on_chain_event(&ev.event).await;
@@ -416,13 +422,20 @@ fn on_net_event(
             payment,
             reply,
         } => {
-            let ack = match provider {
-                Some(p) => p.on_payment(peer, &payment),
-                None => net::PaymentAck::Refused {
-                    message: no_provider.into(),
-                },
-            };
-            let _ = reply.send(ack);
+            match provider {
+                // Off the dispatch loop: a payment is a signature check and a durable write.
+                Some(p) => {
+                    let p = p.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let _ = reply.send(p.on_payment(peer, &payment));
+                    });
+                }
+                None => {
+                    let _ = reply.send(net::PaymentAck::Refused {
+                        message: no_provider.into(),
+                    });
+                }
+            }
         }
         NetEvent::VerifyRequested {
             peer,

@@ -49,6 +49,8 @@ use crate::store::{JobRecord, Side, Store};
 
 /// Most jobs one request returns.
 const MAX_JOBS: usize = 1000;
+/// Most jobs read to sort a listing.
+const SCAN_JOBS: usize = 10_000;
 /// Largest JSON body.
 const MAX_JSON: usize = 1 << 20;
 /// Largest uploaded blob.
@@ -362,6 +364,7 @@ async fn offers(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
 #[derive(Deserialize)]
 struct SideQuery {
     side: Option<String>,
+    limit: Option<usize>,
 }
 
 fn side_of(q: &SideQuery) -> Result<Side, ApiError> {
@@ -376,8 +379,17 @@ fn side_of(q: &SideQuery) -> Result<Side, ApiError> {
     }
 }
 
-fn job_json(j: &JobRecord) -> Value {
+fn job_json(j: &JobRecord, note: Option<crate::activity::JobNote>) -> Value {
+    let note = note.unwrap_or_default();
     json!({
+        "provider": (j.counterparty != sietch_market::Address::ZERO).then(|| j.counterparty.to_string()),
+        "outcome": note.outcome,
+        "check": {
+            "sampled": note.sampled,
+            "reruns": note.reruns,
+            "passed": note.passed,
+            "decision": note.decision,
+        },
         "job_id": j.job_id.to_string(),
         "spec_hash": j.spec_hash.to_string(),
         "counterparty": j.counterparty.to_string(),
@@ -392,14 +404,38 @@ fn job_json(j: &JobRecord) -> Value {
     })
 }
 
-async fn jobs(State(api): State<Api>, Query(q): Query<SideQuery>) -> Result<Json<Value>, ApiError> {
+async fn jobs(State(api): State<Api>, Query(q): Query<SideQuery>) -> Result<Response, ApiError> {
     let side = side_of(&q)?;
+    let limit = q.limit.unwrap_or(200).clamp(1, MAX_JOBS);
     let store = api.store.clone();
-    let list = tokio::task::spawn_blocking(move || store.jobs(side, None, MAX_JOBS))
-        .await
-        .map_err(unavailable)?
-        .map_err(unavailable)?;
-    Ok(Json(Value::Array(list.iter().map(job_json).collect())))
+    // Newest first. The store keys jobs by id, so this sorts at most SCAN_JOBS of them: past
+    // that, a listing is of a sample (a time index in the store would lift the bound).
+    let (list, total) = tokio::task::spawn_blocking(move || {
+        let total = store.job_count(side)?;
+        let mut all = store.jobs(side, None, SCAN_JOBS)?;
+        all.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then(b.job_id.cmp(&a.job_id))
+        });
+        all.truncate(limit);
+        Ok::<_, crate::store::StoreError>((all, total))
+    })
+    .await
+    .map_err(unavailable)?
+    .map_err(unavailable)?;
+    let jobs: Vec<Value> = list
+        .iter()
+        .map(|j| job_json(j, api.activity.job_note(&j.job_id.to_string())))
+        .collect();
+    Ok((
+        [(
+            header::HeaderName::from_static("x-total-count"),
+            header::HeaderValue::from(total),
+        )],
+        Json(Value::Array(jobs)),
+    )
+        .into_response())
 }
 
 fn parse_id(s: &str) -> Result<B256, ApiError> {
@@ -435,7 +471,7 @@ async fn job(
             format!("this node has no {side} job {id}"),
         ));
     };
-    let mut v = job_json(&record);
+    let mut v = job_json(&record, api.activity.job_note(&record.job_id.to_string()));
     if let Some(bytes) = outputs
         && let Ok(r) = JobResult::from_bytes(&bytes)
         && let Some(obj) = v.as_object_mut()
@@ -463,6 +499,7 @@ async fn providers(State(api): State<Api>) -> Json<Value> {
             .as_ref()
             .and_then(|c| c.known_account(&o.evm_address));
         out.push(json!({
+            "offer": true,
             "evm_address": o.evm_address.to_string(),
             "peer_id": peer_id_of(&o.provider).map(|p| p.to_string()),
             "provider": hex::encode(o.provider.0),
@@ -482,6 +519,37 @@ async fn providers(State(api): State<Api>) -> Json<Value> {
                 "disputes": rep.disputes,
             },
         }));
+    }
+    // Registered accounts with no live offer (gone quiet, or slashed out of the market).
+    if let Some(c) = &api.chain {
+        for (addr, a) in c.accounts() {
+            if a.node_key == [0; 32] || out.iter().any(|p| p["evm_address"] == addr.to_string()) {
+                continue;
+            }
+            let key = sietch_market::PublicKey(a.node_key);
+            let (rep, score) = api.buyer.reputation_of(&key);
+            out.push(json!({
+                "offer": false,
+                "evm_address": addr.to_string(),
+                "peer_id": peer_id_of(&key).map(|p| p.to_string()),
+                "provider": hex::encode(a.node_key),
+                "offered_stake": null,
+                "stake": a.stake.to_string(),
+                "registered": true,
+                "price_per_gfuel": null,
+                "cpu_cores": null,
+                "memory_bytes": null,
+                "gpus": [],
+                "reputation": {
+                    "score": score,
+                    "settled_jobs": rep.settled_jobs,
+                    "checks_passed": rep.checks_passed,
+                    "checks_failed": rep.checks_failed,
+                    "slashes": rep.slashes,
+                    "disputes": rep.disputes,
+                },
+            }));
+        }
     }
     Json(Value::Array(out))
 }

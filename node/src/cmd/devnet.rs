@@ -288,8 +288,20 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
             }
         }
     }
-    for w in workers {
-        let _ = w.await;
+    // Jobs in flight get a while to finish; then they are dropped (their lanes close).
+    let grace = tokio::time::sleep(Duration::from_secs(30));
+    tokio::pin!(grace);
+    for w in &mut workers {
+        tokio::select! {
+            _ = &mut *w => {}
+            () = &mut grace => {
+                println!("jobs still in flight after 30 s: stopping without them");
+                break;
+            }
+        }
+    }
+    for w in &workers {
+        w.abort();
     }
     settle(net, &tally).await
 }

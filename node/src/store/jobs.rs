@@ -3,7 +3,7 @@
 //! voucher and the provider's reputation), each in one transaction.
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-use sietch_market::{B256, Canonical, JobSpec, ResultCommitment, Ticket, Voucher};
+use sietch_market::{Address, B256, Canonical, JobSpec, ResultCommitment, Ticket, Voucher};
 
 use super::error::StoreError;
 use super::records::{
@@ -124,7 +124,7 @@ impl Store {
         }
         check_note(&record.note)?;
 
-        let tx = self.db().begin_write()?;
+        let tx = self.bookkeeping()?;
         {
             let mut jobs = tx.open_table(table_of(side))?;
             if jobs.get(&record.job_id.0)?.is_some() {
@@ -210,11 +210,27 @@ impl Store {
         now: u64,
     ) -> Result<JobRecord, StoreError> {
         check_note(note)?;
-        self.update_job(side, job_id, |record| {
+        self.update_job(side, job_id, false, |record| {
             move_to(side, record, state, now)?;
             if !note.is_empty() {
                 note.clone_into(&mut record.note);
             }
+            Ok(())
+        })
+    }
+
+    /// Records who a job's counterparty is (a buyer's job learns its provider when one
+    /// delivers).
+    pub fn set_counterparty(
+        &self,
+        side: Side,
+        job_id: &B256,
+        counterparty: Address,
+        now: u64,
+    ) -> Result<JobRecord, StoreError> {
+        self.update_job(side, job_id, false, |record| {
+            record.counterparty = counterparty;
+            record.updated_at = now;
             Ok(())
         })
     }
@@ -227,7 +243,7 @@ impl Store {
         ticket: &EvmSigned<Ticket>,
         now: u64,
     ) -> Result<JobRecord, StoreError> {
-        self.update_job(side, job_id, |record| {
+        self.update_job(side, job_id, false, |record| {
             check_ticket(record, &ticket.message)?;
             record.ticket = Some(*ticket);
             record.updated_at = now;
@@ -244,7 +260,9 @@ impl Store {
         result: &EvmSigned<ResultCommitment>,
         now: u64,
     ) -> Result<JobRecord, StoreError> {
-        self.update_job(side, job_id, |record| {
+        // A provider's result is what it claims a ticket with: durable. A buyer's is
+        // bookkeeping until its payment.
+        self.update_job(side, job_id, side == Side::Provider, |record| {
             check_result(record, &result.message)?;
             move_to(side, record, JobState::Done, now)?;
             record.result = Some(*result);
@@ -267,7 +285,7 @@ impl Store {
         } else {
             (JobState::Failed, ReputationEvent::CheckFailed)
         };
-        let tx = self.db().begin_write()?;
+        let tx = self.bookkeeping()?;
         let record = {
             let mut jobs = tx.open_table(table_of(side))?;
             let mut record = load(&jobs, side, job_id)?;
@@ -334,9 +352,14 @@ impl Store {
         &self,
         side: Side,
         job_id: &B256,
+        durable: bool,
         f: impl FnOnce(&mut JobRecord) -> Result<(), StoreError>,
     ) -> Result<JobRecord, StoreError> {
-        let tx = self.db().begin_write()?;
+        let tx = if durable {
+            self.db().begin_write()?
+        } else {
+            self.bookkeeping()?
+        };
         let record = {
             let mut jobs = tx.open_table(table_of(side))?;
             let mut record = load(&jobs, side, job_id)?;

@@ -24,13 +24,18 @@
 //! | `vouchers` | channel id | latest [`EvmSigned<Voucher>`] |
 //! | `chain_cursor` | chain id | last block indexed |
 //! | `reputation` | provider EVM address | [`Reputation`] |
-//! | `job_outputs` (version 2) | job id | blake3 of the job's outputs (a result message in `blobs/`) |
+//! | `job_outputs` (version 2) | job id | the job's outputs (the result message's bytes) |
 //!
 //! Protocol messages are stored in the market crate's canonical encoding, the very bytes that
 //! were signed; the store's own records use a versioned encoding over the same primitives
 //! ([`records`]). `state.redb` holds secret keys, so it is created readable by its owner only.
 //!
-//! Every method is one redb transaction, committed durably (fsync) before it returns. The
+//! Every method is one redb transaction, committed durably (fsync) before it returns, but
+//! for the bookkeeping of a job in flight (`insert_job`, `set_ticket`, `set_counterparty`,
+//! `set_job_state`, `record_check`, `put_job_outputs`): those commit without an fsync and become durable
+//! with the next durable commit — the job's result or its payment, which must not be lost —
+//! so that a job costs one or two fsyncs, not six. A crash loses the last of those, never
+//! half of one. The
 //! API is blocking: async callers use `tokio::task::spawn_blocking`. [`Store`] is cheap to
 //! clone and safe to share between threads; only one process may open a data directory.
 
@@ -207,6 +212,19 @@ impl Store {
         &self.inner.db
     }
 
+    /// A write transaction for a job's bookkeeping in flight: committed without waiting for
+    /// the disk. The next durable commit (a result, a payment) makes it durable with
+    /// everything before it; a crash before that loses it, never half of it.
+    pub(crate) fn bookkeeping(&self) -> Result<redb::WriteTransaction, StoreError> {
+        let mut tx = self.db().begin_write()?;
+        tx.set_durability(redb::Durability::None)
+            .map_err(|e| StoreError::Invalid {
+                what: "transaction durability",
+                why: e.to_string(),
+            })?;
+        Ok(tx)
+    }
+
     // ---- node keys ----
 
     /// The node's keys, if they were ever stored.
@@ -365,28 +383,19 @@ impl Store {
 
     // ---- job outputs ----
 
-    /// Keeps a job's outputs (the result message's bytes) in the blob store and notes their
-    /// hash for the job, in that order: a crash between the two leaves an unreferenced blob,
-    /// never a reference to a missing one.
-    pub fn put_job_outputs(&self, job_id: &B256, bytes: &[u8]) -> Result<B256, StoreError> {
-        let hash = self.blobs().put(bytes)?;
-        let tx = self.db().begin_write()?;
-        tx.open_table(JOB_OUTPUTS)?.insert(&job_id.0, &hash.0)?;
+    /// Keeps a job's outputs (the result message's bytes, at most 16 MiB).
+    pub fn put_job_outputs(&self, job_id: &B256, bytes: &[u8]) -> Result<(), StoreError> {
+        let tx = self.bookkeeping()?;
+        tx.open_table(JOB_OUTPUTS)?.insert(&job_id.0, bytes)?;
         tx.commit()?;
-        Ok(hash)
+        Ok(())
     }
 
     /// A job's outputs, if kept.
     pub fn job_outputs(&self, job_id: &B256) -> Result<Option<Vec<u8>>, StoreError> {
-        let hash = {
-            let tx = self.db().begin_read()?;
-            let table = tx.open_table(JOB_OUTPUTS)?;
-            let Some(h) = table.get(&job_id.0)? else {
-                return Ok(None);
-            };
-            B256::from(*h.value())
-        };
-        Ok(self.blobs().get(&hash)?)
+        let tx = self.db().begin_read()?;
+        let table = tx.open_table(JOB_OUTPUTS)?;
+        Ok(table.get(&job_id.0)?.map(|v| v.value().to_vec()))
     }
 
     // ---- vouchers ----

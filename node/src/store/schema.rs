@@ -42,8 +42,8 @@ pub(crate) const CHAIN_CURSOR: TableDefinition<'_, u64, u64> = TableDefinition::
 pub(crate) const REPUTATION: TableDefinition<'_, &[u8; 20], &[u8]> =
     TableDefinition::new("reputation");
 
-/// Job id → blake3 of the job's outputs (a result message in the blob store). Version 2.
-pub(crate) const JOB_OUTPUTS: TableDefinition<'_, &[u8; 32], &[u8; 32]> =
+/// Job id → the job's outputs (the result message's bytes). Version 2.
+pub(crate) const JOB_OUTPUTS: TableDefinition<'_, &[u8; 32], &[u8]> =
     TableDefinition::new("job_outputs");
 
 /// One step of the layout: from the version it is at in [`Schema`] to the next. It runs in
@@ -82,7 +82,7 @@ impl Schema {
                     apply: create_v1_tables,
                 },
                 Migration {
-                    name: "add job_outputs (a job's outputs by blob hash)",
+                    name: "add job_outputs (a job's outputs)",
                     apply: add_job_outputs,
                 },
             ],
