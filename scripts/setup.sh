@@ -11,6 +11,7 @@
 #   - tools/bin: anvil, forge, cast and `solc` (tools/solc-js: forge compiles offline with it)
 #   - the explorer (explorer/package.json + package-lock.json): npm ci and npm run build, to
 #     explorer/dist, which the node serves at /
+#   - PyPI (tools/requirements-slither.txt, exact versions): Slither, in tools/venv
 #   - cargo-nextest, rustfmt and clippy if the toolchain lacks them
 set -euo pipefail
 
@@ -67,6 +68,16 @@ if [ ! -f "$explorer/dist/index.html" ] || [ "$(cat "$build_stamp" 2>/dev/null)"
   log "building the explorer (explorer/dist)"
   (cd "$explorer" && npm run --silent build)
   echo "$sum" >"$build_stamp"
+fi
+
+# --- Slither (PyPI, versions pinned in tools/requirements-slither.txt) -----
+venv="$tools/venv"
+slither_stamp="$venv/.sietch-requirements-stamp"
+if [ ! -x "$venv/bin/slither" ] || ! cmp -s "$tools/requirements-slither.txt" "$slither_stamp"; then
+  log "installing Slither into tools/venv (static analysis of the escrow)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$tools/requirements-slither.txt"
+  cp "$tools/requirements-slither.txt" "$slither_stamp"
 fi
 
 # --- Rust tools ------------------------------------------------------------
