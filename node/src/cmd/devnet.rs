@@ -151,7 +151,19 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
     API_PORT.store(args.api_port, Ordering::Relaxed);
     section("starting");
     let started = Instant::now();
-    let mut net = Devnet::start(cfg).await?;
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    spinner.set_message(
+        "anvil, the escrow, then each provider registers and stakes (a block a second) and \
+         announces its offer",
+    );
+    let net = Devnet::start(cfg).await;
+    spinner.finish_and_clear();
+    let mut net = net?;
     println!(
         "anvil    {} (chain id {}, a block a second)",
         net.anvil.endpoint(),

@@ -82,6 +82,24 @@ fn read(p: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(p).with_context(|| format!("reading {}", p.display()))
 }
 
+/// The bytes a submission uploads.
+fn job_bytes(a: &SubmitArgs) -> anyhow::Result<u64> {
+    let size = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .map(|m| m.len())
+            .with_context(|| format!("reading {}", p.display()))
+    };
+    let mut total = size(&a.module)?;
+    if let Some(s) = &a.stdin {
+        total += size(s)?;
+    }
+    for i in &a.inputs {
+        let (_, file) = pair(i, "--input")?;
+        total += size(std::path::Path::new(&file))?;
+    }
+    Ok(total)
+}
+
 fn build(a: &SubmitArgs) -> anyhow::Result<Job> {
     let cap = super::channel::base_units(&a.price_cap).context("--price-cap")?;
     let mut job = Job::new(read(&a.module)?)
@@ -182,7 +200,19 @@ pub(crate) fn submit(a: SubmitArgs) -> anyhow::Result<()> {
     block_on(async move {
         let client = a.target.client()?;
         let job = build(&a)?;
-        let (id, mut events) = client.submit_and_follow(&job).await?;
+        let upload = if a.target.json {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new_spinner()
+        };
+        upload.enable_steady_tick(Duration::from_millis(120));
+        upload.set_message(format!(
+            "uploading the module and inputs ({})",
+            indicatif::HumanBytes(job_bytes(&a)?)
+        ));
+        let submitted = client.submit_and_follow(&job).await;
+        upload.finish_and_clear();
+        let (id, mut events) = submitted?;
         if a.no_wait {
             if a.target.json {
                 return print_json(&serde_json::json!({ "job_id": id }));
