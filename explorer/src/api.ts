@@ -3,8 +3,13 @@
 
 export const API = "/api/v1";
 
-/** Most jobs `GET /jobs` returns. */
+/** Most jobs `GET /jobs` returns (its `limit`'s maximum). */
 export const MAX_JOBS = 1000;
+/**
+ * Most jobs the node sorts for `GET /jobs` (node/src/api/mod.rs): past this many stored, the
+ * newest-first listing is of a sample of them.
+ */
+export const SCAN_JOBS = 10_000;
 
 export interface NodeInfo {
   peer_id: string;
@@ -49,10 +54,26 @@ export interface Outputs {
   amount: string;
 }
 
+/** What the node saw of a job's spot check (kept in memory: its latest 10,000 jobs since it started). */
+export interface JobCheck {
+  sampled: boolean;
+  reruns: number;
+  /** Whether the provider's result held; null until the check ends, or when not sampled. */
+  passed: boolean | null;
+  /** `Passed`, `ProviderRight`, `ProviderWrong`, `Undecided { .. }`. */
+  decision: string | null;
+}
+
 export interface Job {
   job_id: string;
   spec_hash: string;
+  /** The other side: a buyer's job's provider once one delivered, a provider's job's buyer. */
   counterparty: string;
+  /** The counterparty, null while there is none (a buyer's job no provider delivered yet). */
+  provider: string | null;
+  /** How it ended, in words, as the node saw it (null: not yet, or not since the node started). */
+  outcome: string | null;
+  check: JobCheck;
   state: string;
   channel: string | null;
   amount: string | null;
@@ -80,16 +101,19 @@ export interface Reputation {
   disputes: number;
 }
 
+/** A provider: one with a live offer, or (`offer: false`) a registered account with none. */
 export interface Provider {
+  offer: boolean;
   evm_address: string;
   peer_id: string | null;
   provider: string;
-  offered_stake: string;
+  /** The offer's; null without an offer (as are the price and hardware). */
+  offered_stake: string | null;
   stake: string | null;
   registered: boolean | null;
-  price_per_gfuel: string;
-  cpu_cores: number;
-  memory_bytes: number;
+  price_per_gfuel: string | null;
+  cpu_cores: number | null;
+  memory_bytes: number | null;
   gpus: string[];
   reputation: Reputation;
 }
@@ -97,6 +121,8 @@ export interface Provider {
 /** An escrow event; `fields` holds the event's own fields (amounts as decimal strings). */
 export interface ChainRecord {
   block: number;
+  /** Unix time this node saw it; `/settlements` has it, a dispute's events do not. */
+  seen_at?: number;
   kind: string;
   fields: Record<string, unknown>;
 }
@@ -155,7 +181,13 @@ export class ApiError extends Error {
   }
 }
 
-export async function get<T>(path: string, signal?: AbortSignal): Promise<T> {
+/** An answer, with the `X-Total-Count` of a listing that has one. */
+export interface Answer<T> {
+  data: T;
+  total?: number;
+}
+
+export async function get<T>(path: string, signal?: AbortSignal): Promise<Answer<T>> {
   let res: Response;
   try {
     res = await fetch(`${API}/${path}`, { signal, headers: { accept: "application/json" } });
@@ -175,5 +207,6 @@ export async function get<T>(path: string, signal?: AbortSignal): Promise<T> {
     }
     throw new ApiError(message, res.status, code);
   }
-  return (await res.json()) as T;
+  const total = Number(res.headers.get("x-total-count") ?? NaN);
+  return { data: (await res.json()) as T, total: Number.isFinite(total) ? total : undefined };
 }

@@ -4,20 +4,37 @@ import type { ComponentChildren } from "preact";
 import type { ChainRecord, NodeEvent } from "./api";
 import type { SeenEvent } from "./live";
 import { Amount, Badge, Hex, JobLink, ProviderLink, TicketLink, type FeedItem } from "./ui";
-import { count } from "./format";
+import { clock, count, decisionValue } from "./format";
+
+/** A unix time as a clock time, machine-readable too. */
+export const Seen = (props: { unix: number }) => <time dateTime={new Date(props.unix * 1000).toISOString()}>{clock(props.unix)}</time>;
 
 /** Live events as feed items. */
 export const eventItems = (seen: SeenEvent[]): FeedItem[] =>
   seen.map((e) => ({
     key: e.seq,
-    when: new Date(e.at).toLocaleTimeString("en-GB", { hour12: false }),
+    when: <Seen unix={e.at / 1000} />,
     body: describeEvent(e.event),
     kind: e.event.kind,
   }));
 
-/** Escrow events as feed items. */
+/** Escrow events as feed items: when this node saw them (when known) and their block. */
 export const recordItems = (records: ChainRecord[]): FeedItem[] =>
-  records.map((r, i) => ({ key: `${r.block}-${i}`, when: `block ${r.block}`, body: describeRecord(r), kind: r.kind }));
+  records.map((r, i) => ({
+    key: `${r.block}-${i}`,
+    when: (
+      <>
+        {r.seen_at !== undefined && (
+          <>
+            <Seen unix={r.seen_at} />,{" "}
+          </>
+        )}
+        block {r.block}
+      </>
+    ),
+    body: describeRecord(r),
+    kind: r.kind,
+  }));
 
 const s = (v: unknown) => (v === undefined || v === null ? "" : String(v));
 
@@ -56,6 +73,14 @@ export function describeEvent(e: NodeEvent): ComponentChildren {
       return (
         <>
           check of job {job} <Badge value={e.passed ? "passed" : "failed"} />
+          {typeof e.decision === "string" && ` (${decisionValue(e.decision).replace(/_/g, " ")}, ${s(e.reruns)} re-run(s))`}
+        </>
+      );
+    case "escrow":
+      return (
+        <>
+          on chain, block {s(e.block)}:{" "}
+          {describeRecord({ block: Number(e.block), kind: s(e.name), fields: (e.fields ?? {}) as Record<string, unknown> })}
         </>
       );
     case "finished":

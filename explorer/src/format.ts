@@ -72,8 +72,6 @@ export function short(id: string | null | undefined, keep = 6): string {
   return body.length <= keep * 2 + 1 ? id : `${pre}${body.slice(0, keep)}…${body.slice(-4)}`;
 }
 
-export const ZERO_ADDRESS = "0x0000000000000000000000000000000000000000";
-
 export function sameAddress(a: string | null | undefined, b: string | null | undefined): boolean {
   return !!a && !!b && a.toLowerCase() === b.toLowerCase();
 }
@@ -90,6 +88,14 @@ export function ago(unix: number | null | undefined, now = Date.now() / 1000): s
 
 export function clock(unix: number): string {
   return new Date(unix * 1000).toLocaleTimeString("en-GB", { hour12: false });
+}
+
+/** A spot check's decision (`ProviderWrong`) as a state (`provider_wrong`). */
+export function decisionValue(decision: string): string {
+  return decision
+    .replace(/\s*\{.*\}\s*$/, "")
+    .replace(/([a-z])([A-Z])/g, "$1_$2")
+    .toLowerCase();
 }
 
 export function percent(x: number, digits = 0): string {

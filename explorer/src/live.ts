@@ -1,10 +1,11 @@
 // The explorer's live state: API resources fetched on demand and kept fresh, the node's
-// event stream (server-sent events), and what those events say about jobs that the job
-// list does not carry (provider, check, outcome).
+// event stream (server-sent events), and the little those events say about a job that its
+// record does not yet: the provider a job in flight was sent to, and how long it took.
 //
 // Freshness: a resource is re-fetched when an event that changes it arrives (at most once
-// per THROTTLE_MS per resource), and every REFRESH_LIVE_MS anyway (chain events of other
-// nodes arrive without an event here); while the stream is down, every REFRESH_OFFLINE_MS.
+// per THROTTLE_MS per resource; escrow events come on the stream too), and every
+// REFRESH_LIVE_MS anyway (offers expire and stats age without an event); while the stream
+// is down, every REFRESH_OFFLINE_MS.
 
 import { ApiError, API, get, type NodeEvent } from "./api";
 
@@ -12,19 +13,18 @@ export type Connection = "connecting" | "live" | "reconnecting" | "offline";
 
 export interface Resource<T> {
   data?: T;
+  /** A listing's `X-Total-Count`: how many there are, of which `data` may be the first. */
+  total?: number;
   error?: string;
   /** When the data was fetched (ms). */
   at?: number;
 }
 
 export interface JobFacts {
+  /** The provider it was last sent to (its record names a provider once one delivers). */
   provider?: string;
-  outcome?: string;
-  check?: "checking" | "passed" | "failed";
-  reruns?: number;
-  finished?: string;
+  /** Milliseconds from submission to its end. */
   millis?: number;
-  ticket?: string;
 }
 
 export interface SeenEvent {
@@ -69,7 +69,30 @@ const TOUCHES: Record<string, string[]> = {
   disputed: ["disputes", "settlements", "providers"],
   verdict: ["disputes", "settlements"],
   ticket_settled: ["disputes", "settlements", "providers"],
+  // Escrow events (kind `escrow`), by their name.
+  "escrow:Registered": ["settlements", "providers"],
+  "escrow:Staked": ["settlements", "providers"],
+  "escrow:ChannelOpened": ["settlements", "channels"],
+  "escrow:ChannelToppedUp": ["settlements", "channels"],
+  "escrow:VoucherClaimed": ["settlements", "channels"],
+  "escrow:CloseStarted": ["settlements", "channels"],
+  "escrow:ChannelClosed": ["settlements", "channels"],
+  "escrow:TicketClaimed": ["settlements", "disputes"],
+  "escrow:TicketDisputed": ["settlements", "disputes"],
+  "escrow:VerifiersDrawn": ["settlements", "disputes"],
+  "escrow:VerdictSubmitted": ["settlements", "disputes"],
+  "escrow:TicketSettled": ["settlements", "disputes", "providers"],
+  "escrow:Slashed": ["settlements", "disputes", "providers"],
+  "escrow:VerifierPaid": ["settlements", "disputes"],
 };
+
+function touched(event: NodeEvent): string[] {
+  const kind = event.kind === "escrow" ? `escrow:${String(event.name)}` : event.kind;
+  // "jobs" is the lists and this event's own job, not every job's detail.
+  const job = typeof event.job === "string" ? event.job : "";
+  const prefixes = TOUCHES[kind] ?? (event.kind === "escrow" ? ["settlements"] : []);
+  return prefixes.flatMap((p) => (p === "jobs" ? ["jobs?", ...(job ? [`jobs/${job}`] : [])] : [p]));
+}
 
 interface Entry {
   res: Resource<unknown>;
@@ -158,8 +181,8 @@ export class Live {
     e.again = false;
     e.last = Date.now();
     try {
-      const data = await get<unknown>(path);
-      e.res = { data, at: Date.now() };
+      const { data, total } = await get<unknown>(path);
+      e.res = { data, total, at: Date.now() };
     } catch (err) {
       // Keep what was shown; say why it is not fresh.
       const why = err instanceof ApiError ? err.message : String(err);
@@ -226,45 +249,21 @@ export class Live {
     if (this.events.length > MAX_EVENTS) this.events.length = MAX_EVENTS;
     this.learn(event);
     if (event.kind === "lagged") this.refreshAll();
-    else {
-      // "jobs" is the lists and this event's own job, not every job's detail.
-      const job = typeof event.job === "string" ? event.job : "";
-      this.touch((TOUCHES[event.kind] ?? []).flatMap((p) => (p === "jobs" ? ["jobs?", ...(job ? [`jobs/${job}`] : [])] : [p])));
-    }
+    else this.touch(touched(event));
     this.changed();
   }
 
   private learn(ev: NodeEvent): void {
     const job = typeof ev.job === "string" ? ev.job : null;
-    if (!job) return;
+    if (!job || (ev.kind !== "sent" && ev.kind !== "finished")) return;
     let f = this.facts.get(job);
     if (!f) {
       f = {};
       this.facts.set(job, f);
       if (this.facts.size > MAX_FACTS) this.facts.delete(this.facts.keys().next().value as string);
     }
-    switch (ev.kind) {
-      case "sent":
-        f.provider = String(ev.provider);
-        break;
-      case "result_in":
-        f.outcome = String(ev.outcome);
-        break;
-      case "checking":
-        f.check = "checking";
-        f.reruns = Number(ev.reruns);
-        break;
-      case "checked":
-        f.check = ev.passed ? "passed" : "failed";
-        break;
-      case "finished":
-        f.finished = String(ev.state);
-        f.millis = Number(ev.millis);
-        break;
-      case "ticket_claimed":
-        f.ticket = String(ev.ticket);
-        break;
-    }
+    if (ev.kind === "sent") f.provider = String(ev.provider);
+    if (ev.kind === "finished") f.millis = Number(ev.millis);
   }
 }
 

@@ -1,9 +1,9 @@
-// What the views derive from several resources: who ran a job, how its check went, what a
-// ticket's dispute came to, where each channel stands.
+// What the views derive from the resources: who ran a job and how its check went, what a
+// ticket's dispute came to, where each channel stands, what is known of each provider.
 
 import type { ChainRecord, Channel, Dispute, Job, Offer, Provider } from "./api";
 import type { JobFacts } from "./live";
-import { ZERO_ADDRESS } from "./format";
+import { decisionValue } from "./format";
 
 const key = (s: string) => s.toLowerCase();
 
@@ -26,26 +26,40 @@ export function channelOwners(channels: Channel[] | undefined, records: ChainRec
   return m;
 }
 
-/** The job's provider (buyer side): its record's counterparty, else its channel's, else what the events said. */
-export function jobProvider(job: Job, facts: JobFacts | undefined, owners: Map<string, string>): string | undefined {
-  if (job.counterparty && job.counterparty !== ZERO_ADDRESS) return job.counterparty;
-  return (job.channel ? owners.get(key(job.channel)) : undefined) ?? facts?.provider;
+/** A buyer's job's provider: its record's, else (in flight) the one it was last sent to. */
+export function jobProvider(job: Job, facts: JobFacts | undefined): string | undefined {
+  return job.provider ?? facts?.provider;
 }
 
 export type CheckState = "checking" | "passed" | "failed";
 
 export interface CheckView {
+  /** A check's state, shown as a badge; none when there is no check to show. */
   state?: CheckState;
-  /** Where the answer comes from, or why there is none. */
+  /** Without a state: why there is none, in a word or two. */
+  text: string;
+  /** More on where the answer comes from. */
   why: string;
 }
 
-export function jobCheck(job: Job, facts: JobFacts | undefined, dispute: Dispute | undefined): CheckView {
-  if (facts?.check === "passed" || facts?.check === "failed") return { state: facts.check, why: "spot check seen live by this explorer" };
-  if (dispute?.evidence || dispute?.decision) return { state: "failed", why: `re-runs disagreed: ${dispute.decision ?? "evidence kept"}` };
-  if (/spot check failed/i.test(job.note)) return { state: "failed", why: job.note };
-  if (facts?.check === "checking") return { state: "checking", why: `sampled: ${facts.reruns ?? 1} re-run(s) asked` };
-  return { why: "not sampled, or checked before this page was opened (the job list does not say)" };
+/** A job's spot check, as the node reports it. */
+export function jobCheck(job: Job): CheckView {
+  const c = job.check;
+  const reruns = `${c.reruns} re-run${c.reruns === 1 ? "" : "s"}`;
+  if (c.passed !== null)
+    return {
+      state: c.passed ? "passed" : "failed",
+      text: "",
+      why: `${c.decision ? decisionValue(c.decision).replace(/_/g, " ") : c.passed ? "passed" : "failed"}, ${reruns}`,
+    };
+  if (c.sampled) return { state: "checking", text: "", why: "sampled: the re-runs are under way" };
+  // The node remembers checks in memory; the record's note outlives a restart.
+  if (/spot check failed/i.test(job.note)) return { state: "failed", text: "", why: job.note };
+  if (job.output_hash && job.outcome === null)
+    return { text: "not recorded", why: "the node keeps the checks of its latest 10,000 jobs since it started; not this one's" };
+  if (job.output_hash) return { text: "not sampled", why: "its result was not picked for a spot check" };
+  if (job.state === "failed" || job.state === "refused") return { text: "none", why: "it ended without a result to check" };
+  return { text: "pending", why: "no result yet" };
 }
 
 /** Disputes by job id. */
@@ -168,20 +182,25 @@ export function channelViews(channels: Channel[] | undefined, records: ChainReco
 
 export interface ProviderView {
   evm_address: string;
-  live?: Provider;
+  /** What `/providers` says of it: stake, reputation, whether it has a live offer. */
+  listed?: Provider;
   offer?: Offer;
+  /** Slashes among the escrow events this node kept, and what they took. */
   slashes: number;
   slashed: bigint;
 }
 
+/** Whether the provider has a live offer. */
+export const hasOffer = (p: ProviderView) => p.listed?.offer ?? p.offer !== undefined;
+
 /**
- * Providers: those with a live offer (with stake and reputation) and those the escrow's
- * events name (registered or slashed) whose offer is gone.
+ * Providers: those the node lists (with a live offer or registered without one), with their
+ * offer and the slashes the escrow's events show.
  */
 export function providerViews(
   providers: Provider[] | undefined,
   offers: Offer[] | undefined,
-  records: ChainRecord[] | undefined,
+  slashed: ChainRecord[] | undefined,
 ): ProviderView[] {
   const m = new Map<string, ProviderView>();
   const at = (a: string) => {
@@ -192,18 +211,16 @@ export function providerViews(
     }
     return v;
   };
-  for (const p of providers ?? []) at(p.evm_address).live = p;
+  for (const p of providers ?? []) at(p.evm_address).listed = p;
   for (const o of offers ?? []) at(o.evm_address).offer = o;
-  for (const r of records ?? []) {
-    if (r.kind === "Registered") at(field(r, "account") ?? "");
-    if (r.kind === "Slashed") {
-      const v = at(field(r, "provider") ?? "");
-      v.slashes++;
-      v.slashed += BigInt(field(r, "amount") ?? "0");
-    }
+  for (const r of slashed ?? []) {
+    if (r.kind !== "Slashed") continue;
+    const v = at(field(r, "provider") ?? "");
+    v.slashes++;
+    v.slashed += BigInt(field(r, "amount") ?? "0");
   }
   m.delete("");
   return [...m.values()].sort(
-    (a, b) => (b.live?.reputation.score ?? -1) - (a.live?.reputation.score ?? -1) || a.evm_address.localeCompare(b.evm_address),
+    (a, b) => (b.listed?.reputation.score ?? -1) - (a.listed?.reputation.score ?? -1) || a.evm_address.localeCompare(b.evm_address),
   );
 }

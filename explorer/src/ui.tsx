@@ -6,6 +6,7 @@ import { useEffect, useRef } from "preact/hooks";
 import { live, type Resource } from "./live";
 import { Link, navigations } from "./router";
 import { ago, short, tokens, tokensExact } from "./format";
+import type { CheckView } from "./model";
 
 /** Keeps `path` (under /api/v1/) fresh while the caller is shown. */
 export function useResource<T>(path: string | null): Resource<T> {
@@ -136,8 +137,8 @@ export function Table<R>(props: {
 
 export interface FeedItem {
   key: string | number;
-  /** When: a clock time or a block. */
-  when: string;
+  /** When: a clock time, a block or both. */
+  when: ComponentChildren;
   body: ComponentChildren;
   kind?: string;
 }
@@ -204,6 +205,9 @@ const TONE: Record<string, string> = {
   open: "good",
   closing: "warn",
   closed: "neutral",
+  live_offer: "good",
+  no_live_offer: "neutral",
+  slashed: "bad",
 };
 
 /** A state in words, toned by what it means (the word carries it; colour only helps). */
@@ -214,6 +218,23 @@ export function Badge(props: { value: string | null | undefined; title?: string 
     <span class={`badge badge-${tone}`} title={props.title} data-value={props.value}>
       {props.value.replace(/_/g, " ")}
     </span>
+  );
+}
+
+/** A job's spot check: its state as a badge, or why there is none. */
+export function CheckBadge(props: { check: CheckView; detail?: boolean }) {
+  const c = props.check;
+  if (!c.state)
+    return (
+      <span class="muted" title={c.why}>
+        {props.detail ? `${c.text}: ${c.why}` : c.text}
+      </span>
+    );
+  return (
+    <>
+      <Badge value={c.state} title={c.why} />
+      {props.detail && <span class="muted"> {c.why}</span>}
+    </>
   );
 }
 

@@ -77,6 +77,26 @@ async function noSideScroll(page, width) {
   assert.deepEqual(over, [], `${page.url()}: content wider than its box at ${width} px`);
 }
 
+/** Base units as the exact tokens an amount's title says, e.g. `1,000 tokens`. */
+function tokensOf(units) {
+  const b = BigInt(units);
+  const frac = (b % 10n ** 18n).toString().padStart(18, "0").replace(/0+$/, "");
+  return `${(b / 10n ** 18n).toLocaleString("en-US")}${frac ? `.${frac}` : ""} tokens`;
+}
+
+/** Retries `check` (an async assertion) until it passes or `ms` ran out: the page refreshes within seconds. */
+async function eventually(check, ms = 15_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      return await check();
+    } catch (e) {
+      if (Date.now() > end) throw e;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 let desktop;
 let page;
 
@@ -125,29 +145,95 @@ test("offers appear live and filter by GPU model and memory", async () => {
   await waitRows(page, "offers", 4, 5_000);
 });
 
-test("jobs appear live with state, price and check", async () => {
-  await page.getByRole("navigation").getByRole("link", { name: "Jobs" }).click();
-  assert.equal(await heading(page), "Jobs");
-  const first = await waitRows(page, "jobs", 1, 60_000);
-  const count = async () => Number((await page.getByTestId("job-count").textContent()).match(/^[\d,]+/)[0].replace(/,/g, ""));
-  const before = await count();
-  await page.waitForFunction(
-    (b) =>
+/** The API's answer, and its X-Total-Count. */
+async function api(path) {
+  const r = await fetch(`${devnet.url}/api/v1/${path}`);
+  assert.ok(r.ok, `${path}: ${r.status}`);
+  return { data: await r.json(), total: Number(r.headers.get("x-total-count")) };
+}
+
+/** The total the jobs view says: "Showing 50 of 1,234 jobs". */
+const shownTotal = async (page) => {
+  const m = (await page.getByTestId("job-count").textContent()).match(/^Showing ([\d,]+) of ([\d,]+) jobs/);
+  assert.ok(m, "the jobs view says how many of how many it shows");
+  return { shown: Number(m[1].replace(/,/g, "")), total: Number(m[2].replace(/,/g, "")) };
+};
+
+/** Waits, without a reload, until the jobs view's total is at least `n`. */
+const totalReaches = (page, n, timeout) =>
+  page.waitForFunction(
+    (min) =>
       Number(
         document
           .querySelector('[data-testid="job-count"]')
-          .textContent.match(/^[\d,]+/)[0]
+          .textContent.match(/ of ([\d,]+) jobs/)?.[1]
           .replace(/,/g, ""),
-      ) > b,
-    before,
-    { timeout: 30_000 },
+      ) >= min,
+    n,
+    { timeout, polling: 250 },
   );
-  console.log(`jobs: ${before} then ${await count()} at ${since()} (rows ${first}+)`);
+
+/** Each row of the jobs table: the job, its provider, check and outcome as shown. */
+const jobRows = (page) =>
+  page.locator('[data-testid="jobs"] tbody tr').evaluateAll((rows) =>
+    rows.map((tr) => ({
+      job: tr.querySelector('td[data-label="Job"] code')?.getAttribute("title"),
+      provider: tr.querySelector('td[data-label="Provider"] code')?.getAttribute("title") ?? null,
+      check:
+        tr.querySelector('td[data-label="Check"] .badge')?.getAttribute("data-value") ??
+        tr.querySelector('td[data-label="Check"]').textContent,
+      outcome: tr.querySelector('td[data-label="Outcome"]').textContent,
+    })),
+  );
+
+test("jobs appear live, newest first, with the node's total, provider, check and outcome", async () => {
+  await page.getByRole("navigation").getByRole("link", { name: "Jobs" }).click();
+  assert.equal(await heading(page), "Jobs");
+  const first = await waitRows(page, "jobs", 1, 60_000);
+  const before = (await shownTotal(page)).total;
+  await totalReaches(page, before + 1, 30_000);
+  console.log(`jobs: ${before} then ${(await shownTotal(page)).total} at ${since()} (rows ${first}+)`);
   assert.ok(await page.evaluate(() => window.__sameDocument), "the page was reloaded");
-  // A job's price is shown in tokens; some jobs were sampled and their check seen live.
+  // The total is the node's X-Total-Count (it grows: read between two answers), the rows are what it shows.
+  const lo = (await api("jobs?side=buyer&limit=1")).total;
+  await totalReaches(page, lo, 10_000);
+  const said = await shownTotal(page);
+  const hi = (await api("jobs?side=buyer&limit=1")).total;
+  assert.ok(said.total >= lo && said.total <= hi, `total shown ${said.total}, X-Total-Count ${lo}..${hi}`);
+  assert.equal(said.shown, await rowCount(page, "jobs"), "“Showing N” is the rows shown");
+  assert.equal(said.shown, Math.min(50, said.total), "50 at a time");
+  // Newest first: the rows are in the node's order.
+  const rows = await jobRows(page);
+  const order = new Map((await api("jobs?side=buyer&limit=1000")).data.map((j, i) => [j.job_id, i]));
+  const at = rows.map((r) => order.get(r.job));
+  assert.ok(
+    at.every((i, k) => i !== undefined && (k === 0 || i > at[k - 1])),
+    `rows not in the node's newest-first order: ${at.join()}`,
+  );
+  // A price in tokens.
   await page.locator('[data-testid="jobs"] td[data-label="Price"]', { hasText: "tokens" }).first().waitFor();
-  await page.locator('[data-testid="jobs"] td[data-label="Check"] .badge').first().waitFor({ timeout: 30_000 });
   await shot(page, "jobs");
+
+  // A page opened now saw none of the checks live: provider, check and outcome are the node's.
+  const decided = await eventually(async () => {
+    const d = (await api("jobs?side=buyer&limit=100")).data.filter((j) => j.check.passed !== null);
+    assert.ok(d.length > 0, "none of the newest 100 jobs had its spot check decided");
+    return d;
+  }, 60_000);
+  const fresh = await open(desktop, "/jobs");
+  await waitRows(fresh, "jobs", 1, 20_000);
+  const seen = await jobRows(fresh);
+  const byId = new Map((await api("jobs?side=buyer&limit=1000")).data.map((j) => [j.job_id, j]));
+  const compared = seen.filter((r) => decided.some((d) => d.job_id === r.job));
+  assert.ok(compared.length > 0, "a job whose check was decided before the page opened is among the rows");
+  for (const r of compared) {
+    const j = byId.get(r.job);
+    assert.equal(r.check, j.check.passed ? "passed" : "failed", `job ${r.job}: check`);
+    assert.equal(r.provider?.toLowerCase(), j.provider.toLowerCase(), `job ${r.job}: provider`);
+    assert.equal(r.outcome, j.outcome, `job ${r.job}: outcome`);
+  }
+  console.log(`jobs: ${compared.length} rows of a fresh page show the node's check, provider and outcome`);
+  await fresh.close();
 });
 
 test("the overview charts activity and streams events", async () => {
@@ -157,6 +243,11 @@ test("the overview charts activity and streams events", async () => {
   await page.locator('[data-testid="chart-jobs"] canvas').waitFor();
   await page.locator('[data-testid="chart-price"] canvas').waitFor();
   await page.locator('[data-testid="event-feed"] li').first().waitFor({ timeout: 20_000 });
+  // Escrow events come on the stream too.
+  await page
+    .locator('[data-testid="event-feed"] li[data-kind="escrow"]', { hasText: "on chain, block" })
+    .first()
+    .waitFor({ timeout: 30_000 });
   assert.ok(await page.evaluate(() => window.__sameDocument), "the page was reloaded");
   await shot(page, "overview");
 });
@@ -164,6 +255,14 @@ test("the overview charts activity and streams events", async () => {
 test("a provider opens with stake, checks, slashes and reputation", async () => {
   await page.getByRole("navigation").getByRole("link", { name: "Providers" }).click();
   await waitRows(page, "providers", 4, 30_000);
+  // Every provider the node lists is a row, with the node's stake and settled jobs.
+  await eventually(async () => {
+    for (const p of (await api("providers")).data) {
+      const row = page.locator('[data-testid="providers"] tbody tr', { has: page.locator(`code[title="${p.evm_address}" i]`) });
+      assert.equal(await row.count(), 1, `provider ${p.evm_address} is listed once`);
+      assert.equal(await row.locator('td[data-label="Stake (on chain)"] .amount').getAttribute("title"), tokensOf(p.stake));
+    }
+  });
   await shot(page, "providers");
   const link = page.locator('[data-testid="providers"] tbody tr td[data-label="Provider"] a').first();
   const addr = await link.locator("code").getAttribute("title");
@@ -191,6 +290,10 @@ test("a job opens with its outputs", async () => {
   const facts = page.getByTestId("job-facts");
   await facts.waitFor();
   assert.match(await facts.textContent(), /paid/);
+  // Its provider and outcome are the node's.
+  const j = (await api(`jobs/${jobPath.split("/").pop()}`)).data;
+  assert.equal(await facts.locator('.fact:has(dt:text-is("provider")) code').getAttribute("title"), j.provider);
+  assert.equal(await facts.locator('.fact:has(dt:text-is("outcome")) dd').textContent(), j.outcome);
   const stdout = page.locator('[data-testid="stdout"] pre');
   await stdout.waitFor();
   assert.ok((await stdout.textContent()).trim().length > 0, "stdout is shown as text");
@@ -219,6 +322,8 @@ test("a cheating provider's dispute is followed to its evidence and outcome", as
   assert.ok((await rowCount(page, "evidence-runs")) >= 1, "the evidence's re-runs");
   assert.match(await page.getByTestId("evidence").textContent(), /found wrong/);
   assert.match(await page.getByTestId("dispute-events").textContent(), /slashed/);
+  // Each escrow event with the time this node saw it.
+  await page.locator('[data-testid="dispute-events"] li time').first().waitFor();
   await shot(page, "dispute");
 
   // The provider it was about shows the slash.
@@ -228,6 +333,27 @@ test("a cheating provider's dispute is followed to its evidence and outcome", as
   await page
     .waitForFunction((el) => Number(el.textContent.match(/\d+/)?.[0] ?? 0) >= 1, await slashes.elementHandle(), { timeout: 15_000 })
     .catch(async () => assert.fail(`the cheater shows no slash: ${await slashes.textContent()}`));
+  const cheater = decodeURIComponent(new URL(page.url()).pathname.split("/").pop());
+
+  // Slashed out of the market: its offer goes, and the providers list still shows it, marked,
+  // with the stake and slashes the node reports.
+  await page.getByRole("navigation").getByRole("link", { name: "Providers" }).click();
+  const listing = page.locator('[data-testid="providers"] tbody tr', { has: page.locator(`code[title="${cheater}" i]`) });
+  await listing.locator('[data-value="no_live_offer"]').waitFor({ timeout: 90_000 });
+  console.log(`the cheater's offer is gone at ${since()}`);
+  assert.equal(await listing.locator('[data-value="slashed"]').count(), 1, "marked slashed");
+  await eventually(async () => {
+    const listed = (await api("providers")).data.find((p) => p.evm_address.toLowerCase() === cheater.toLowerCase());
+    assert.equal(listed?.offer, false, "the node lists the cheater without an offer");
+    const shown = Number(await listing.locator('td[data-label="Slashes"]').textContent());
+    assert.ok(shown >= Math.max(1, listed.reputation.slashes), `its slashes: ${shown} shown, the node counts ${listed.reputation.slashes}`);
+    assert.equal(await listing.locator('td[data-label="Stake (on chain)"] .amount').getAttribute("title"), tokensOf(listed.stake));
+  });
+  assert.match(await page.getByTestId("provider-count").textContent(), /4 providers, 3 with a live offer/);
+  await shot(page, "providers-slashed");
+  await listing.locator('td[data-label="Provider"] a').click();
+  assert.equal(await heading(page), "Provider");
+  await page.locator('[data-state="empty"]', { hasText: "No live offer from this provider" }).waitFor();
   await shot(page, "provider-slashed");
 });
 
@@ -235,6 +361,20 @@ test("channels and settlements list escrow events", async () => {
   await page.getByRole("navigation").getByRole("link", { name: "Channels" }).click();
   await waitRows(page, "channels", 1, 20_000);
   await waitRows(page, "settlements", 1, 20_000);
+  // The newest event with the time the node saw it.
+  const { block, kind, seen } = await page
+    .locator('[data-testid="settlements"] tbody tr')
+    .first()
+    .evaluate((tr) => ({
+      block: Number(tr.querySelector('td[data-label="Block"]').textContent.replace(/,/g, "")),
+      kind: tr.querySelector('td[data-label="Event"]').textContent,
+      seen: tr.querySelector('td[data-label="Seen"] time')?.getAttribute("datetime"),
+    }));
+  const records = (await api("settlements?limit=1000")).data.filter((r) => r.block === block && r.kind === kind);
+  assert.ok(
+    records.some((r) => new Date(r.seen_at * 1000).toISOString() === seen),
+    `${kind} in block ${block} shown as seen at ${seen}; the node says ${records.map((r) => r.seen_at).join()}`,
+  );
   await page.getByLabel("Kind").selectOption("VoucherClaimed");
   await page.locator('[data-testid="settlements"] code', { hasText: "VoucherClaimed" }).first().waitFor();
   await shot(page, "channels");

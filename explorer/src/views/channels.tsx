@@ -1,5 +1,5 @@
 import type { ChainRecord, Channel } from "../api";
-import { describeRecord } from "../describe";
+import { describeRecord, Seen } from "../describe";
 import { count } from "../format";
 import { channelViews, type ChannelView } from "../model";
 import { useQueryParam } from "../router";
@@ -102,6 +102,11 @@ export function Channels() {
                 rows={list.slice(0, 200)}
                 rowKey={(r) => `${r.block}-${r.kind}-${JSON.stringify(r.fields)}`}
                 columns={[
+                  {
+                    label: "Seen",
+                    cell: (r) => (r.seen_at !== undefined ? <Seen unix={r.seen_at} /> : <span class="muted">—</span>),
+                    num: true,
+                  },
                   { label: "Block", cell: (r) => count(r.block), num: true },
                   { label: "Event", cell: (r) => <code>{r.kind}</code> },
                   { label: "What", cell: (r) => describeRecord(r) },

@@ -1,12 +1,14 @@
+import type { ChainRecord } from "../api";
 import { recordItems } from "../describe";
-import { ago, count, sameAddress } from "../format";
+import { ago, count, decisionValue, sameAddress } from "../format";
 import { disputeView, field } from "../model";
-import { Amount, Badge, Facts, Feed, Full, Hex, JobLink, Loaded, Note, Page, ProviderLink, Section, Table } from "../ui";
-import { useDisputes, useOwners } from "./shared";
+import { Amount, Badge, Facts, Feed, Full, Hex, JobLink, Loaded, Note, Page, ProviderLink, Section, Table, useResource } from "../ui";
+import { RECENT, useDisputes, useOwners, withSeen } from "./shared";
 
 export function DisputeView(props: { ticket: string }) {
   const { disputes } = useDisputes();
   const owners = useOwners();
+  const recent = useResource<ChainRecord[]>(RECENT);
   return (
     <Page title="Ticket">
       <p>
@@ -80,7 +82,7 @@ export function DisputeView(props: { ticket: string }) {
                   <div data-testid="evidence">
                     {d.decision && (
                       <p>
-                        Spot-check decision: <Badge value={d.decision.replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase()} />
+                        Spot-check decision: <Badge value={decisionValue(d.decision)} />
                       </p>
                     )}
                     {d.evidence.summary && <p class="evidence-summary">{d.evidence.summary}</p>}
@@ -110,7 +112,11 @@ export function DisputeView(props: { ticket: string }) {
                 )}
               </Section>
               <Section title="Escrow events">
-                <Feed testid="dispute-events" items={recordItems(d.events)} empty="No escrow event for this ticket yet." />
+                <Feed
+                  testid="dispute-events"
+                  items={recordItems(withSeen(d.events, recent.data))}
+                  empty="No escrow event for this ticket yet."
+                />
               </Section>
             </>
           );

@@ -5,8 +5,23 @@ import { ago, bytes, count, decodeOutput, sameAddress } from "../format";
 import { live } from "../live";
 import { disputeOf, jobCheck, jobProvider } from "../model";
 import { Link, useQueryParam } from "../router";
-import { Amount, Badge, Facts, Feed, Full, Hex, Loaded, Note, Page, ProviderLink, Section, TicketLink, useResource } from "../ui";
-import { useDisputes, useOwners } from "./shared";
+import {
+  Amount,
+  Badge,
+  CheckBadge,
+  Facts,
+  Feed,
+  Full,
+  Hex,
+  Loaded,
+  Note,
+  Page,
+  ProviderLink,
+  Section,
+  TicketLink,
+  useResource,
+} from "../ui";
+import { useDisputes } from "./shared";
 
 function Output(props: { name: string; b64: string; testid?: string }) {
   const d = decodeOutput(props.b64);
@@ -27,7 +42,6 @@ function Output(props: { name: string; b64: string; testid?: string }) {
 export function JobView(props: { id: string }) {
   const [side] = useQueryParam("side", "buyer");
   const res = useResource<Job>(`jobs/${props.id}?side=${side === "provider" ? "provider" : "buyer"}`);
-  const owners = useOwners();
   const { byJob } = useDisputes();
   const facts = live.facts.get(props.id);
   const seen = live.events.filter((e) => e.event.job === props.id);
@@ -41,8 +55,7 @@ export function JobView(props: { id: string }) {
       <Loaded res={res} what={`job ${props.id}`}>
         {(j) => {
           const dispute = disputeOf(byJob, j.job_id);
-          const check = jobCheck(j, facts, dispute);
-          const provider = side === "provider" ? undefined : jobProvider(j, facts, owners);
+          const provider = side === "provider" ? undefined : jobProvider(j, facts);
           return (
             <>
               <Facts
@@ -61,17 +74,8 @@ export function JobView(props: { id: string }) {
                   ],
                   ["price", <Amount units={j.amount} />],
                   ["fuel used", count(j.fuel_used)],
-                  [
-                    "check",
-                    check.state ? (
-                      <>
-                        <Badge value={check.state} /> <span class="muted">{check.why}</span>
-                      </>
-                    ) : (
-                      <span class="muted">{check.why}</span>
-                    ),
-                  ],
-                  ["outcome", j.outputs?.outcome ?? facts?.outcome ?? "—"],
+                  ["check", <CheckBadge check={jobCheck(j)} detail />],
+                  ["outcome", j.outputs?.outcome ?? j.outcome ?? "—"],
                   ["channel", <Hex value={j.channel} />],
                   ["output hash", <Hex value={j.output_hash} />],
                   ["spec hash", <Hex value={j.spec_hash} />],

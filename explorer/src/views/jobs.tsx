@@ -1,29 +1,52 @@
 import { useState } from "preact/hooks";
-import { MAX_JOBS, type Job } from "../api";
+import { SCAN_JOBS, type Job } from "../api";
 import { ago, count } from "../format";
 import { live } from "../live";
-import { disputeOf, jobCheck, jobProvider } from "../model";
+import { jobCheck, jobProvider } from "../model";
 import { useQueryParam } from "../router";
-import { Amount, Badge, type Column, Count, Filters, JobLink, Loaded, Page, ProviderLink, Select, Table, useResource } from "../ui";
-import { useDisputes, useOwners } from "./shared";
+import {
+  Amount,
+  Badge,
+  CheckBadge,
+  type Column,
+  Count,
+  Filters,
+  JobLink,
+  Loaded,
+  Page,
+  ProviderLink,
+  Select,
+  Table,
+  useResource,
+} from "../ui";
+import { jobsOf } from "./shared";
 
 const PAGE = 50;
+
+/** "Showing 50 of 1,234 jobs" and what the listing leaves out, in words. */
+function countText(shown: number, rows: number, listed: number, total: number, state: string): string {
+  const of = listed < total ? `the newest ${count(listed)} of ${count(total)}` : count(total);
+  const head = state === "all" ? `Showing ${count(shown)} of ${count(total)} jobs` : `${count(rows)} ${state} among ${of} jobs`;
+  const more = state !== "all" && rows > shown ? `; showing the newest ${count(shown)}` : "";
+  const sample =
+    total > SCAN_JOBS ? ` (past ${count(SCAN_JOBS)} stored jobs the node sorts a sample of them: newer ones may be missing)` : "";
+  return `${head}${more}, newest first${sample}`;
+}
 
 export function Jobs() {
   const [side, setSide] = useQueryParam("side", "buyer");
   const [state, setState] = useQueryParam("state", "all");
   const [shown, setShown] = useState(PAGE);
-  const jobs = useResource<Job[]>(`jobs?side=${side === "provider" ? "provider" : "buyer"}`);
-  const owners = useOwners();
-  const { byJob } = useDisputes();
-  const states = [...new Set((jobs.data ?? []).map((j) => j.state))].sort();
   const buyer = side !== "provider";
+  const jobs = useResource<Job[]>(jobsOf(buyer ? "buyer" : "provider"));
+  const states = [...new Set((jobs.data ?? []).map((j) => j.state))].sort();
 
   const columns: Column<Job>[] = [
     { label: "Job", cell: (j) => <JobLink id={j.job_id} side={side} /> },
     {
+      // A provider's job's counterparty is its buyer.
       label: buyer ? "Provider" : "Buyer",
-      cell: (j) => <ProviderLink address={buyer ? jobProvider(j, live.facts.get(j.job_id), owners) : j.counterparty} />,
+      cell: (j) => <ProviderLink address={buyer ? jobProvider(j, live.facts.get(j.job_id)) : j.counterparty} />,
     },
     {
       label: "State",
@@ -36,28 +59,8 @@ export function Jobs() {
     },
     { label: "Price", cell: (j) => <Amount units={j.amount} />, num: true },
     { label: "Fuel", cell: (j) => count(j.fuel_used), num: true },
-    {
-      label: "Check",
-      cell: (j) => {
-        const c = jobCheck(j, live.facts.get(j.job_id), disputeOf(byJob, j.job_id));
-        return c.state ? (
-          <Badge value={c.state} title={c.why} />
-        ) : (
-          <span class="muted" title={c.why}>
-            not seen
-          </span>
-        );
-      },
-    },
-    {
-      label: "Outcome",
-      cell: (j) =>
-        live.facts.get(j.job_id)?.outcome ?? (
-          <span class="muted" title="open the job for its outcome">
-            —
-          </span>
-        ),
-    },
+    { label: "Check", cell: (j) => <CheckBadge check={jobCheck(j)} /> },
+    { label: "Outcome", cell: (j) => j.outcome ?? <span class="muted">—</span> },
     { label: "Updated", cell: (j) => ago(j.updated_at), num: true },
   ];
 
@@ -92,32 +95,28 @@ export function Jobs() {
         }
       >
         {(all) => {
-          const rows = all
-            .filter((j) => state === "all" || j.state === state)
-            .sort((a, b) => b.created_at - a.created_at || b.updated_at - a.updated_at);
+          // The node lists its newest jobs first; a state filter narrows those.
+          const rows = all.filter((j) => state === "all" || j.state === state);
+          const total = Math.max(jobs.total ?? all.length, all.length);
+          const visible = rows.slice(0, shown);
           return (
             <>
-              <Count testid="job-count">
-                {count(rows.length)} jobs{state !== "all" ? ` ${state}` : ""}
-                {rows.length > shown ? `, newest ${shown} shown` : ""}
-                {all.length >= MAX_JOBS ? ` (the node returns ${count(MAX_JOBS)} of its jobs, in id order: not always the newest)` : ""}
-              </Count>
+              <Count testid="job-count">{countText(visible.length, rows.length, all.length, total, state)}</Count>
               <Table
-                empty={`No ${state} jobs among the ${count(all.length)} this node stored.`}
+                empty={`No ${state} jobs among the ${count(all.length)} newest this node stored.`}
                 caption="Jobs"
                 testid="jobs"
                 columns={columns}
-                rows={rows.slice(0, shown)}
+                rows={visible}
                 rowKey={(j) => j.job_id}
               />
-              <p class="muted small">
-                Check and outcome are what this page saw live; for a job finished before it opened, open the job (the job list does not
-                carry them).
-              </p>
               {rows.length > shown && (
                 <button type="button" class="button" onClick={() => setShown(shown + PAGE)}>
                   Show {Math.min(PAGE, rows.length - shown)} more
                 </button>
+              )}
+              {rows.length <= shown && all.length < total && (
+                <p class="muted small">The node lists its newest {count(all.length)} jobs; older ones are not shown here.</p>
               )}
             </>
           );

@@ -1,11 +1,11 @@
-import { MAX_JOBS, type ChainRecord, type Dispute, type Job, type NodeInfo, type Offer, type Stats } from "../api";
+import { type ChainRecord, type Dispute, type Job, type NodeInfo, type Offer, type Stats } from "../api";
 import { TimeChart } from "../chart";
 import { eventItems } from "../describe";
 import { count, sumUnits, tokens, tokensFloat } from "../format";
 import { live } from "../live";
 import { Link } from "../router";
 import { Amount, Facts, Feed, Full, Hex, Loaded, Note, Page, Section, useResource } from "../ui";
-import { SLASHED } from "./shared";
+import { jobsOf, SLASHED } from "./shared";
 
 /** Buckets on a regular grid from the first to now; a gap is a bucket with no activity. */
 export function series(stats: Stats, now = Date.now() / 1000) {
@@ -53,7 +53,7 @@ const fmtTokens = (v: number) => (v === 0 ? "0" : v < 0.001 ? v.toExponential(2)
 export function Overview() {
   const node = useResource<NodeInfo>("node");
   const offers = useResource<Offer[]>("offers");
-  const jobs = useResource<Job[]>("jobs?side=buyer");
+  const jobs = useResource<Job[]>(jobsOf("buyer"));
   const stats = useResource<Stats>("stats");
   const disputes = useResource<Dispute[]>("disputes");
   const slashes = useResource<ChainRecord[]>(SLASHED);
@@ -71,7 +71,7 @@ export function Overview() {
         <Tile label="live offers" value={n(offers.data?.length)} href="/offers" testid="tile-offers" />
         <Tile
           label="jobs (this node)"
-          value={jobs.data && jobs.data.length >= MAX_JOBS ? `${count(MAX_JOBS)}+` : n(jobs.data?.length)}
+          value={n(jobs.data && Math.max(jobs.total ?? 0, jobs.data.length))}
           href="/jobs"
           testid="tile-jobs"
         />
@@ -161,7 +161,8 @@ export function Overview() {
           </Loaded>
           {jobs.data && jobs.data.length > 0 && (
             <p class="muted">
-              Charged for this node's jobs so far: <Amount units={sumUnits(jobs.data.map((j) => j.amount))} />.
+              Charged for this node's {(jobs.total ?? 0) > jobs.data.length ? `newest ${count(jobs.data.length)} jobs` : "jobs so far"}:{" "}
+              <Amount units={sumUnits(jobs.data.map((j) => j.amount))} />.
             </p>
           )}
         </Section>

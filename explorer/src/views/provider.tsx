@@ -2,28 +2,34 @@ import type { ChainRecord, Channel, Job } from "../api";
 import { recordItems } from "../describe";
 import { ago, bytes, count, sameAddress } from "../format";
 import { live } from "../live";
-import { channelViews, disputeView, jobCheck, jobProvider, disputeOf } from "../model";
-import { Amount, Badge, Facts, Feed, Full, JobLink, Loaded, Note, Page, Section, Table, TicketLink, useResource } from "../ui";
-import { Score, slashesOf, useProviders } from "./providers";
-import { RECENT, useDisputes, useOwners } from "./shared";
+import { channelViews, disputeView, hasOffer, jobCheck, jobProvider, type ProviderView } from "../model";
+import { Amount, Badge, CheckBadge, Facts, Feed, Full, JobLink, Loaded, Note, Page, Section, Table, TicketLink, useResource } from "../ui";
+import { OfferState, Score, slashesOf, useProviders } from "./providers";
+import { jobsOf, RECENT, useDisputes, useOwners } from "./shared";
 import { ChannelTable } from "./channels";
 
 const names = (r: ChainRecord, a: string) =>
   Object.values(r.fields).some((v) => (Array.isArray(v) ? v.some((x) => sameAddress(String(x), a)) : sameAddress(String(v), a)));
 
+/** Whether the offer's key is the one registered with the escrow. */
+function keyMatches(p: ProviderView): string {
+  if (!hasOffer(p)) return "no offer to compare";
+  const r = p.listed?.registered;
+  return r === null || r === undefined ? "—" : r ? "yes" : "no";
+}
+
 export function ProviderDetail(props: { address: string }) {
   const a = props.address;
   const { providers, list } = useProviders();
-  const jobs = useResource<Job[]>("jobs?side=buyer");
+  const jobs = useResource<Job[]>(jobsOf("buyer"));
   const recent = useResource<ChainRecord[]>(RECENT);
   const channels = useResource<Channel[]>("channels");
   const owners = useOwners();
-  const { disputes, byJob } = useDisputes();
+  const { disputes } = useDisputes();
   const p = list.find((x) => sameAddress(x.evm_address, a));
 
-  const theirJobs = (jobs.data ?? [])
-    .filter((j) => sameAddress(jobProvider(j, live.facts.get(j.job_id), owners), a))
-    .sort((x, y) => y.created_at - x.created_at);
+  // Newest first, as the node lists them.
+  const theirJobs = (jobs.data ?? []).filter((j) => sameAddress(jobProvider(j, live.facts.get(j.job_id)), a));
   const theirChannels = channelViews(channels.data, recent.data).filter((c) => sameAddress(c.provider, a));
   const events = (recent.data ?? []).filter((r) => names(r, a)).reverse();
   const against = (disputes.data ?? []).filter((d) => sameAddress(disputeView(d, owners).provider, a));
@@ -36,23 +42,23 @@ export function ProviderDetail(props: { address: string }) {
       <Loaded res={providers} what="providers">
         {() =>
           !p ? (
-            <Note kind="empty">This node knows no provider {a}: it has no live offer here and no escrow event names it.</Note>
+            <Note kind="empty">
+              This node knows no provider {a}: it has no offer here, is not registered with the escrow, and no escrow event names it.
+            </Note>
           ) : (
             <>
               <Section title="Stake and reputation">
                 <Facts
                   testid="provider-facts"
                   items={[
-                    ["stake (on chain)", <Amount units={p.live?.stake ?? null} />],
-                    ["stake stated in the offer", <Amount units={p.live?.offered_stake ?? p.offer?.stake ?? null} />],
-                    [
-                      "registered key matches",
-                      p.live?.registered === null || p.live?.registered === undefined ? "—" : p.live.registered ? "yes" : "no",
-                    ],
-                    ["reputation", <Score value={p.live?.reputation.score} />],
-                    ["settled jobs", count(p.live?.reputation.settled_jobs)],
-                    ["checks passed", count(p.live?.reputation.checks_passed)],
-                    ["checks failed", count(p.live?.reputation.checks_failed)],
+                    ["offer", <OfferState p={p} />],
+                    ["stake (on chain)", <Amount units={p.listed?.stake ?? null} />],
+                    ["stake stated in the offer", <Amount units={p.listed?.offered_stake ?? p.offer?.stake ?? null} />],
+                    ["registered key matches", keyMatches(p)],
+                    ["reputation", <Score value={p.listed?.reputation.score} />],
+                    ["settled jobs", count(p.listed?.reputation.settled_jobs)],
+                    ["checks passed", count(p.listed?.reputation.checks_passed)],
+                    ["checks failed", count(p.listed?.reputation.checks_failed)],
                     [
                       "slashes",
                       <>
@@ -65,13 +71,13 @@ export function ProviderDetail(props: { address: string }) {
                         )}
                       </>,
                     ],
-                    ["disputes", count(p.live?.reputation.disputes ?? against.length)],
+                    ["disputes", count(p.listed?.reputation.disputes ?? against.length)],
                   ]}
                 />
-                {!p.live && (
+                {!hasOffer(p) && (
                   <Note kind="empty">
-                    No live offer from this provider: its stake and reputation are shown while it has one. What the escrow recorded is
-                    below.
+                    No live offer from this provider (withdrawn, expired, or slashed out of the market): no buyer can pick it now. Its stake
+                    is the escrow's, its reputation this node's; what the escrow recorded is below.
                   </Note>
                 )}
               </Section>
@@ -109,10 +115,7 @@ export function ProviderDetail(props: { address: string }) {
             { label: "Job", cell: (j) => <JobLink id={j.job_id} /> },
             { label: "State", cell: (j) => <Badge value={j.state} /> },
             { label: "Price", cell: (j) => <Amount units={j.amount} />, num: true },
-            {
-              label: "Check",
-              cell: (j) => <Badge value={jobCheck(j, live.facts.get(j.job_id), disputeOf(byJob, j.job_id)).state ?? null} />,
-            },
+            { label: "Check", cell: (j) => <CheckBadge check={jobCheck(j)} /> },
             { label: "Updated", cell: (j) => ago(j.updated_at), num: true },
           ]}
         />
