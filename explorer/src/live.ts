@@ -245,7 +245,9 @@ export class Live {
   }
 
   ingest(event: NodeEvent): void {
-    this.events.unshift({ seq: ++this.seq, at: Date.now(), event });
+    // Escrow events say when the node saw them; the others are as good as now.
+    const at = typeof event.seen_at === "number" ? event.seen_at * 1000 : Date.now();
+    this.events.unshift({ seq: ++this.seq, at, event });
     if (this.events.length > MAX_EVENTS) this.events.length = MAX_EVENTS;
     this.learn(event);
     if (event.kind === "lagged") this.refreshAll();

@@ -227,6 +227,8 @@ pub enum NodeEvent {
         name: String,
         /// Its block.
         block: u64,
+        /// When this node saw it, unix seconds.
+        seen_at: u64,
         /// Its fields.
         fields: serde_json::Value,
     },

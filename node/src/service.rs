@@ -356,6 +356,7 @@ async fn dispatch(
                     events.emit(NodeEvent::Escrow {
                         name: r.kind.to_owned(),
                         block: r.block,
+                        seen_at: r.seen_at,
                         fields: r.fields,
                     });
                 }

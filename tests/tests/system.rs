@@ -86,6 +86,30 @@ async fn anvil_fifty_jobs_across_three_providers_are_paid_their_metered_price() 
         "the jobs went to one provider only: {owed:?}"
     );
 
+    // The API names both parties on both sides, and filters by state.
+    let paid = get(&buyer.api, "/api/v1/jobs?state=paid&limit=1000")
+        .await
+        .unwrap();
+    let paid = paid.as_array().unwrap();
+    assert!(paid.len() >= 50, "{} paid jobs listed", paid.len());
+    for j in paid {
+        assert_eq!(j["state"], "paid", "{j}");
+        assert_eq!(j["buyer"], buyer.evm.to_string(), "{j}");
+        let ran = j["provider"].as_str().unwrap();
+        assert!(m.providers.iter().any(|p| p.evm.to_string() == ran), "{j}");
+    }
+    for p in &m.providers {
+        for j in get(&p.api, "/api/v1/jobs?side=provider")
+            .await
+            .unwrap()
+            .as_array()
+            .unwrap()
+        {
+            assert_eq!(j["provider"], p.evm.to_string(), "{j}");
+            assert_eq!(j["buyer"], buyer.evm.to_string(), "{j}");
+        }
+    }
+
     // Stop everything: providers claim on the way out. Then the money adds up to the unit.
     for p in m.providers.clone() {
         m.nodes.0[p.index].signal("INT");

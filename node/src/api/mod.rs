@@ -365,6 +365,7 @@ async fn offers(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
 struct SideQuery {
     side: Option<String>,
     limit: Option<usize>,
+    state: Option<String>,
 }
 
 fn side_of(q: &SideQuery) -> Result<Side, ApiError> {
@@ -379,10 +380,24 @@ fn side_of(q: &SideQuery) -> Result<Side, ApiError> {
     }
 }
 
-fn job_json(j: &JobRecord, note: Option<crate::activity::JobNote>) -> Value {
+/// A job as the API gives it. `me` is this node's EVM address: on the provider side it is the
+/// job's provider and the counterparty is the buyer.
+fn job_json(
+    j: &JobRecord,
+    side: Side,
+    me: sietch_market::Address,
+    note: Option<crate::activity::JobNote>,
+) -> Value {
     let note = note.unwrap_or_default();
+    let known =
+        |a: sietch_market::Address| (a != sietch_market::Address::ZERO).then(|| a.to_string());
+    let (provider, buyer) = match side {
+        Side::Buyer => (known(j.counterparty), Some(me.to_string())),
+        Side::Provider => (Some(me.to_string()), known(j.counterparty)),
+    };
     json!({
-        "provider": (j.counterparty != sietch_market::Address::ZERO).then(|| j.counterparty.to_string()),
+        "provider": provider,
+        "buyer": buyer,
         "outcome": note.outcome,
         "check": {
             "sampled": note.sampled,
@@ -407,12 +422,35 @@ fn job_json(j: &JobRecord, note: Option<crate::activity::JobNote>) -> Value {
 async fn jobs(State(api): State<Api>, Query(q): Query<SideQuery>) -> Result<Response, ApiError> {
     let side = side_of(&q)?;
     let limit = q.limit.unwrap_or(200).clamp(1, MAX_JOBS);
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(name) => Some(
+            crate::store::JobState::ALL
+                .into_iter()
+                .find(|s| s.to_string() == name)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_state",
+                        format!(
+                            "state {name:?} is not one of {}",
+                            crate::store::JobState::ALL
+                                .map(|s| s.to_string())
+                                .join(", ")
+                        ),
+                    )
+                })?,
+        ),
+    };
     let store = api.store.clone();
     // Newest first. The store keys jobs by id, so this sorts at most SCAN_JOBS of them: past
     // that, a listing is of a sample (a time index in the store would lift the bound).
     let (list, total) = tokio::task::spawn_blocking(move || {
         let total = store.job_count(side)?;
         let mut all = store.jobs(side, None, SCAN_JOBS)?;
+        if let Some(state) = state {
+            all.retain(|j| j.state == state);
+        }
         all.sort_by(|a, b| {
             b.created_at
                 .cmp(&a.created_at)
@@ -426,7 +464,14 @@ async fn jobs(State(api): State<Api>, Query(q): Query<SideQuery>) -> Result<Resp
     .map_err(unavailable)?;
     let jobs: Vec<Value> = list
         .iter()
-        .map(|j| job_json(j, api.activity.job_note(&j.job_id.to_string())))
+        .map(|j| {
+            job_json(
+                j,
+                side,
+                api.buyer.address(),
+                api.activity.job_note(&j.job_id.to_string()),
+            )
+        })
         .collect();
     Ok((
         [(
@@ -471,7 +516,12 @@ async fn job(
             format!("this node has no {side} job {id}"),
         ));
     };
-    let mut v = job_json(&record, api.activity.job_note(&record.job_id.to_string()));
+    let mut v = job_json(
+        &record,
+        side,
+        api.buyer.address(),
+        api.activity.job_note(&record.job_id.to_string()),
+    );
     if let Some(bytes) = outputs
         && let Ok(r) = JobResult::from_bytes(&bytes)
         && let Some(obj) = v.as_object_mut()
