@@ -6,7 +6,6 @@
 //! that they agree. Signatures are 65 bytes `r ‖ s ‖ v` with `v` in {27, 28} and a low `s`.
 
 use alloy_primitives::{Address, B256, Signature, U256};
-use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::{Eip712Domain, SolStruct};
 
@@ -105,10 +104,7 @@ pub trait TypedData {
 
     /// Signs the digest with an EVM key; returns the 65-byte signature.
     fn sign(&self, domain: &Domain, key: &PrivateKeySigner) -> Result<[u8; 65], Eip712Error> {
-        let sig = key
-            .sign_hash_sync(&self.digest(domain))
-            .map_err(|e| Eip712Error::Signing(e.to_string()))?;
-        Ok(sig.as_bytes())
+        sign_digest(&self.digest(domain), key)
     }
 
     /// Checks that `signature` over this message was made by `expected`.
@@ -128,6 +124,17 @@ pub trait TypedData {
             })
         }
     }
+}
+
+/// Signs `digest` with an EVM key: RFC 6979 (deterministic) ECDSA over secp256k1 with a low
+/// `s`, the signature `alloy`'s signer makes, computed by libsecp256k1, which is several times
+/// faster than `k256` (three signatures per job are on the market's hot path).
+pub fn sign_digest(digest: &B256, key: &PrivateKeySigner) -> Result<[u8; 65], Eip712Error> {
+    let secret = secp256k1::SecretKey::from_byte_array(key.credential().to_bytes().into())
+        .map_err(|e| Eip712Error::Signing(e.to_string()))?;
+    let sig = secp256k1::SECP256K1
+        .sign_ecdsa_recoverable(secp256k1::Message::from_digest(digest.0), &secret);
+    Ok(Signature::from(sig).as_bytes())
 }
 
 /// The address that signed `digest`, refusing malformed and malleable signatures (the same

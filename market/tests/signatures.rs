@@ -338,3 +338,31 @@ fn eip712_vectors_match_the_committed_file() {
         }
     }
 }
+
+/// The market signs with libsecp256k1; the signature must be the one alloy's signer (k256)
+/// makes for the same key and digest, bit for bit, and recover to the key's address.
+#[test]
+fn libsecp256k1_signatures_are_alloys_signatures() {
+    use alloy_signer::SignerSync;
+    use proptest::prelude::*;
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(64));
+    runner
+        .run(
+            &(any::<[u8; 32]>(), any::<[u8; 32]>()),
+            |(secret, digest)| {
+                let Ok(key) = PrivateKeySigner::from_bytes(&B256::from(secret)) else {
+                    return Ok(()); // not a valid scalar (zero or past the order)
+                };
+                let digest = B256::from(digest);
+                let ours = sietch_market::eip712::sign_digest(&digest, &key).unwrap();
+                let alloys = key.sign_hash_sync(&digest).unwrap().as_bytes();
+                prop_assert_eq!(ours, alloys);
+                prop_assert_eq!(
+                    sietch_market::eip712::recover(&digest, &ours).unwrap(),
+                    key.address()
+                );
+                Ok(())
+            },
+        )
+        .unwrap();
+}

@@ -38,7 +38,7 @@ use crate::config::NodeConfig;
 use crate::events::{Events, NodeEvent};
 use crate::jobs;
 use crate::net::{self, JobReply, JobRequest, JobResult, Network, Payment, ResultAck};
-use crate::store::{EvmSigned, JobRecord, JobState, ReputationEvent, Side, Store};
+use crate::store::{EvmSigned, JobRecord, JobState, ReputationEvent, Side, Store, off_async};
 
 /// Providers tried for one job before giving up.
 const MAX_ATTEMPTS: usize = 5;
@@ -228,7 +228,10 @@ impl Buyer {
     /// Runs `spec` on the network: the module and inputs must be in the node's blob store.
     /// Returns when the result is verified (where sampled) and paid.
     pub async fn submit(self: &Arc<Self>, spec: JobSpec) -> Result<Finished, BuyError> {
-        let id = self.prepare(&spec)?;
+        let (me, s) = (self.clone(), spec.clone());
+        let id = tokio::task::spawn_blocking(move || me.prepare(&s))
+            .await
+            .map_err(node_err)??;
         self.run_prepared(&spec, id).await
     }
 
@@ -262,15 +265,19 @@ impl Buyer {
         match &r {
             Ok(done) => {
                 use crate::net::wire::WireMessage;
-                if let Err(e) = self.store.put_job_outputs(&id, &done.result.to_bytes()) {
+                let bytes = done.result.to_bytes();
+                if let Some(Err(e)) =
+                    off_async(&self.store, move |s| s.put_job_outputs(&id, &bytes)).await
+                {
                     tracing::warn!("keeping the outputs of {id}: {e}");
                 }
             }
             Err(e) => {
                 let note: String = e.to_string().chars().take(200).collect();
-                let _ = self
-                    .store
-                    .set_job_state(Side::Buyer, &id, JobState::Failed, &note, now());
+                let _ = off_async(&self.store, move |s| {
+                    s.set_job_state(Side::Buyer, &id, JobState::Failed, &note, now())
+                })
+                .await;
                 self.emit(NodeEvent::Finished {
                     job: id.to_string(),
                     state: "failed".into(),
@@ -310,18 +317,15 @@ impl Buyer {
                     continue;
                 }
             };
-            let _ = self
-                .store
-                .set_counterparty(Side::Buyer, &id, offer.evm_address, now());
-            let _ = self
-                .store
-                .set_ticket(Side::Buyer, &id, &delivered.ticket, now());
-            let _ = self.store.record_result(
-                Side::Buyer,
-                &id,
-                &EvmSigned::new(delivered.result.commitment, delivered.result.signature),
-                now(),
+            let (provider, ticket, result) = (
+                offer.evm_address,
+                delivered.ticket,
+                EvmSigned::new(delivered.result.commitment, delivered.result.signature),
             );
+            let _ = off_async(&self.store, move |s| {
+                s.record_delivery(&id, provider, &ticket, &result, now())
+            })
+            .await;
             self.emit(NodeEvent::ResultIn {
                 job: id.to_string(),
                 outcome: jobs::outcome_text(&delivered.result),
@@ -346,7 +350,8 @@ impl Buyer {
                         Some(c),
                     )
                     .await;
-                    let _ = self.store.record_check(&id, false, now());
+                    let _ =
+                        off_async(&self.store, move |s| s.record_check(&id, false, now())).await;
                     self.emit(NodeEvent::Finished {
                         job: id.to_string(),
                         state: "withheld".into(),
@@ -369,7 +374,8 @@ impl Buyer {
                 }
                 other if self.withholds(&id) => {
                     if other.is_some() {
-                        let _ = self.store.record_check(&id, true, now());
+                        let _ =
+                            off_async(&self.store, move |s| s.record_check(&id, true, now())).await;
                     }
                     // Test-only: a buyer that keeps an honest result and refuses to pay.
                     self.withhold(&delivered, "test: withholding an honest result", None)
@@ -390,7 +396,8 @@ impl Buyer {
                 }
                 other => {
                     if other.is_some() {
-                        let _ = self.store.record_check(&id, true, now());
+                        let _ =
+                            off_async(&self.store, move |s| s.record_check(&id, true, now())).await;
                     }
                     let paid = self.pay(&delivered, Some(id)).await?;
                     self.emit(NodeEvent::Finished {

@@ -37,7 +37,7 @@ use crate::net::{
     self, JobReply, JobRequest, JobResult, Network, Payment, PaymentAck, RefuseReason, VerifyReply,
     VerifyRequest,
 };
-use crate::store::{EvmSigned, JobRecord, JobState, Side, Store, VoucherUpdate};
+use crate::store::{EvmSigned, JobRecord, JobState, Side, Store, VoucherUpdate, off_async};
 
 /// Times a provider tries to deliver a result.
 const RESULT_ATTEMPTS: u32 = 5;
@@ -504,7 +504,14 @@ impl Provider {
         let mut record = JobRecord::new(job_id, req.ticket.spec_hash, buyer, now());
         record.state = JobState::Accepted;
         record.ticket = Some(EvmSigned::new(req.ticket, req.ticket_signature));
-        if let Err(e) = self.store.insert_job(Side::Provider, &req.spec, &record) {
+        let (spec, rec) = (req.spec.clone(), record.clone());
+        let inserted = off_async(&self.store, move |s| {
+            s.insert_job(Side::Provider, &spec, &rec)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|| Err("the write was cancelled".into()));
+        if let Err(e) = inserted {
             self.free_lane(&req.ticket.channel_id, &job_id);
             return self.refuse(
                 reply,
@@ -526,13 +533,11 @@ impl Provider {
                     job: job_id.to_string(),
                     reason: why.clone(),
                 });
-                let _ = self.store.set_job_state(
-                    Side::Provider,
-                    &job_id,
-                    JobState::Failed,
-                    &why,
-                    now(),
-                );
+                let note = why.clone();
+                let _ = off_async(&self.store, move |s| {
+                    s.set_job_state(Side::Provider, &job_id, JobState::Failed, &note, now())
+                })
+                .await;
                 self.free_lane(&req.ticket.channel_id, &job_id);
                 return;
             }

@@ -377,6 +377,52 @@ fn job_states_move_forward_and_results_land_with_their_state() {
     );
 }
 
+/// A buyer records a delivery (provider, ticket, result) in one commit; a delivery whose
+/// result is for another job writes none of it.
+#[test]
+fn a_delivery_lands_whole_or_not_at_all() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let (spec, full) = job(7);
+    let id = full.job_id;
+    let bare = JobRecord::new(id, full.spec_hash, Address::ZERO, NOW);
+    store.insert_job(Side::Buyer, &spec, &bare).unwrap();
+    let ticket = full.ticket.unwrap();
+
+    let mut other = result_for(&full);
+    other.message.job_id = B256::repeat_byte(9);
+    let err = store
+        .record_delivery(&id, provider(), &ticket, &other, NOW + 1)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Mismatch { .. }), "{err:?}");
+    let r = store.job(Side::Buyer, &id).unwrap().unwrap();
+    assert_eq!(
+        (r.state, r.counterparty, r.ticket, r.result),
+        (JobState::Requested, Address::ZERO, None, None)
+    );
+
+    let result = result_for(&full);
+    store
+        .record_delivery(&id, provider(), &ticket, &result, NOW + 2)
+        .unwrap();
+    drop(store);
+    let r = Store::open(dir.path())
+        .unwrap()
+        .job(Side::Buyer, &id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (r.state, r.counterparty, r.ticket, r.result, r.updated_at),
+        (
+            JobState::Done,
+            provider(),
+            Some(ticket),
+            Some(result),
+            NOW + 2
+        )
+    );
+}
+
 #[test]
 fn state_rules() {
     use JobState::*;

@@ -270,6 +270,29 @@ impl Store {
         })
     }
 
+    /// Buyer side: records what a provider delivered, in one commit: who ran the job, the
+    /// ticket it ran under and its signed result commitment; the job moves to
+    /// [`JobState::Done`]. Bookkeeping until its payment, like [`Store::record_result`].
+    pub fn record_delivery(
+        &self,
+        job_id: &B256,
+        provider: Address,
+        ticket: &EvmSigned<Ticket>,
+        result: &EvmSigned<ResultCommitment>,
+        now: u64,
+    ) -> Result<JobRecord, StoreError> {
+        let side = Side::Buyer;
+        self.update_job(side, job_id, false, |record| {
+            check_ticket(record, &ticket.message)?;
+            record.counterparty = provider;
+            record.ticket = Some(*ticket);
+            check_result(record, &result.message)?;
+            move_to(side, record, JobState::Done, now)?;
+            record.result = Some(*result);
+            Ok(())
+        })
+    }
+
     /// Buyer side: records the outcome of a spot check of a job, moving it to
     /// [`JobState::Checked`] or [`JobState::Failed`] and counting the check in the provider's
     /// reputation, together. Recording the same outcome again changes nothing.

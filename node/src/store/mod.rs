@@ -62,6 +62,17 @@ pub use schema::{Migration, SCHEMA_VERSION, Schema};
 use records::Record;
 use schema::{CHAIN_CURSOR, CONFIG, JOB_OUTPUTS, NODE_KEYS, OWN_OFFERS, REPUTATION, VOUCHERS};
 
+/// Runs `f` with the store on tokio's blocking pool and waits for it. Every write takes
+/// redb's one write lock, which a durable commit holds through its fsync: an async thread
+/// waiting for it would stall every task on that thread. `None` if `f` panicked.
+pub async fn off_async<T: Send + 'static>(
+    store: &Arc<Store>,
+    f: impl FnOnce(&Store) -> T + Send + 'static,
+) -> Option<T> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store)).await.ok()
+}
+
 /// The database's file name in the data directory.
 pub const DB_FILE: &str = "state.redb";
 /// The blob directory's name in the data directory.
