@@ -218,10 +218,13 @@ pub(crate) fn start_nodes(cfg: &SimConfig, rng: &mut StdRng) -> anyhow::Result<V
 
 /// Connections per node: min, mean, max.
 pub(crate) async fn peer_counts(nodes: &[SimNode]) -> anyhow::Result<(usize, f64, usize)> {
-    let mut counts = Vec::with_capacity(nodes.len());
-    for n in nodes {
-        counts.push(n.net.peers().await?.len());
-    }
+    // All at once: one at a time, each answer waits its turn behind every busy task of a
+    // loaded runtime, and 500 such waits in a row take minutes.
+    let counts: Vec<usize> = futures::future::try_join_all(nodes.iter().map(|n| n.net.peers()))
+        .await?
+        .iter()
+        .map(Vec::len)
+        .collect();
     let min = counts.iter().copied().min().unwrap_or(0);
     let max = counts.iter().copied().max().unwrap_or(0);
     let mean = counts.iter().sum::<usize>() as f64 / counts.len().max(1) as f64;
@@ -229,12 +232,31 @@ pub(crate) async fn peer_counts(nodes: &[SimNode]) -> anyhow::Result<(usize, f64
 }
 
 async fn validated_total(nodes: &[SimNode]) -> anyhow::Result<u64> {
-    let mut total = 0;
-    for n in nodes {
-        let s = n.net.stats().await?;
-        total += s.accepted + s.ignored + s.rejected;
-    }
-    Ok(total)
+    let stats = futures::future::try_join_all(nodes.iter().map(|n| n.net.stats())).await?;
+    Ok(stats
+        .iter()
+        .map(|s| s.accepted + s.ignored + s.rejected)
+        .sum())
+}
+
+/// Prints where set-up stands (stderr): connections per node and, over all nodes, the
+/// connections opened and failed so far (a high churn shows here as opened ≫ held).
+async fn setup_progress(
+    nodes: &[SimNode],
+    started: Instant,
+    phase: &str,
+    min: usize,
+    mean: f64,
+) -> anyhow::Result<()> {
+    let stats = futures::future::try_join_all(nodes.iter().map(|n| n.net.stats())).await?;
+    let opened: u64 = stats.iter().map(|s| s.connections_opened).sum();
+    let failed: u64 = stats.iter().map(|s| s.connections_failed).sum();
+    eprintln!(
+        "  set-up {:.0} s: {phase}; connections per node min {min}, mean {mean:.1}; \
+         opened {opened}, failed {failed} in all",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Runs one scenario and measures it.
@@ -242,6 +264,11 @@ pub(crate) async fn run(cfg: SimConfig) -> anyhow::Result<SimReport> {
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let started = Instant::now();
     let nodes = start_nodes(&cfg, &mut rng)?;
+    eprintln!(
+        "  set-up: {} nodes started in {:.1} s",
+        nodes.len(),
+        started.elapsed().as_secs_f64()
+    );
     let honest_idx: Vec<usize> = (0..nodes.len()).filter(|&i| !nodes[i].dropping).collect();
     anyhow::ensure!(!honest_idx.is_empty(), "no honest node");
 
@@ -252,8 +279,13 @@ pub(crate) async fn run(cfg: SimConfig) -> anyhow::Result<SimReport> {
         .min(nodes.len().saturating_sub(1))
         .max(1);
     let deadline = Instant::now() + cfg.mesh_timeout;
+    let mut progress = Instant::now();
     loop {
-        let (min, _, _) = peer_counts(&nodes).await?;
+        let (min, mean, _) = peer_counts(&nodes).await?;
+        if progress.elapsed() >= Duration::from_secs(10) {
+            progress = Instant::now();
+            setup_progress(&nodes, started, "waiting for 3 connections each", min, mean).await?;
+        }
         if min >= want || Instant::now() >= deadline {
             break;
         }
@@ -265,7 +297,18 @@ pub(crate) async fn run(cfg: SimConfig) -> anyhow::Result<SimReport> {
     let mut last = (peer_counts(&nodes).await?.1, Instant::now());
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let mean = peer_counts(&nodes).await?.1;
+        let (min, mean, _) = peer_counts(&nodes).await?;
+        if progress.elapsed() >= Duration::from_secs(10) {
+            progress = Instant::now();
+            setup_progress(
+                &nodes,
+                started,
+                "waiting for connections to settle",
+                min,
+                mean,
+            )
+            .await?;
+        }
         if (mean - last.0).abs() > 0.05 {
             last = (mean, Instant::now());
         } else if last.1.elapsed() >= Duration::from_secs(3) {

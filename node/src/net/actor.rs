@@ -268,6 +268,7 @@ impl Actor {
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
+                self.stats.connections_opened += 1;
                 let address = endpoint.get_remote_address().clone();
                 tracing::debug!(%peer_id, %address, "connected");
                 let _ = self.events.try_send(NetEvent::Connected {
@@ -285,7 +286,12 @@ impl Actor {
                     .try_send(NetEvent::Disconnected { peer: peer_id });
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                self.stats.connections_failed += 1;
                 tracing::debug!(?peer_id, "dial failed: {error}");
+            }
+            SwarmEvent::IncomingConnectionError { error, .. } => {
+                self.stats.connections_failed += 1;
+                tracing::debug!("incoming connection failed: {error}");
             }
             _ => {}
         }

@@ -10,6 +10,7 @@ use libp2p::{
 };
 
 use super::config::NetConfig;
+use super::dial_cap::DialCap;
 use super::gossip;
 use super::rpc::Rr;
 use super::wire::{
@@ -29,6 +30,8 @@ pub(crate) struct Behaviour {
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     /// Bounds on connections, in and out and per peer.
     pub(crate) limits: connection_limits::Behaviour,
+    /// No dial started while the outgoing limit is reached (not after a wasted handshake).
+    pub(crate) dial_cap: DialCap,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
@@ -118,6 +121,7 @@ impl Behaviour {
                     .with_max_established_per_peer(Some(cfg.max_per_peer))
                     .with_max_pending_incoming(Some(cfg.max_incoming)),
             ),
+            dial_cap: DialCap::new(cfg.max_outgoing),
             identify,
             ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15))),
             kad,

@@ -24,6 +24,7 @@
 mod actor;
 mod behaviour;
 pub mod config;
+mod dial_cap;
 pub mod gossip;
 mod rpc;
 pub mod wire;
@@ -192,6 +193,11 @@ pub struct NetStats {
     pub banned: u64,
     /// Peers connected now.
     pub connected: usize,
+    /// Connections established since start (both directions).
+    pub connections_opened: u64,
+    /// Connections that failed before they were established, both directions: unreachable
+    /// addresses, failed handshakes and connections denied by the limits.
+    pub connections_failed: u64,
 }
 
 pub(crate) enum Command {
