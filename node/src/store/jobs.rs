@@ -219,38 +219,6 @@ impl Store {
         })
     }
 
-    /// Records who a job's counterparty is (a buyer's job learns its provider when one
-    /// delivers).
-    pub fn set_counterparty(
-        &self,
-        side: Side,
-        job_id: &B256,
-        counterparty: Address,
-        now: u64,
-    ) -> Result<JobRecord, StoreError> {
-        self.update_job(side, job_id, false, |record| {
-            record.counterparty = counterparty;
-            record.updated_at = now;
-            Ok(())
-        })
-    }
-
-    /// Attaches the buyer's signed ticket to a job.
-    pub fn set_ticket(
-        &self,
-        side: Side,
-        job_id: &B256,
-        ticket: &EvmSigned<Ticket>,
-        now: u64,
-    ) -> Result<JobRecord, StoreError> {
-        self.update_job(side, job_id, false, |record| {
-            check_ticket(record, &ticket.message)?;
-            record.ticket = Some(*ticket);
-            record.updated_at = now;
-            Ok(())
-        })
-    }
-
     /// Records the provider's signed result commitment and moves the job to
     /// [`JobState::Done`], together.
     pub fn record_result(

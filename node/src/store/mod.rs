@@ -31,7 +31,7 @@
 //! ([`records`]). `state.redb` holds secret keys, so it is created readable by its owner only.
 //!
 //! Every method is one redb transaction, committed durably (fsync) before it returns, but
-//! for the bookkeeping of a job in flight (`insert_job`, `set_ticket`, `set_counterparty`,
+//! for the bookkeeping of a job in flight (`insert_job`, `record_delivery`,
 //! `set_job_state`, `record_check`, `put_job_outputs`): those commit without an fsync and become durable
 //! with the next durable commit — the job's result or its payment, which must not be lost —
 //! so that a job costs one or two fsyncs, not six. A crash loses the last of those, never
