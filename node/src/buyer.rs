@@ -263,15 +263,7 @@ impl Buyer {
         let started = Instant::now();
         let r = self.run(spec, id, started).await;
         match &r {
-            Ok(done) => {
-                use crate::net::wire::WireMessage;
-                let bytes = done.result.to_bytes();
-                if let Some(Err(e)) =
-                    off_async(&self.store, move |s| s.put_job_outputs(&id, &bytes)).await
-                {
-                    tracing::warn!("keeping the outputs of {id}: {e}");
-                }
-            }
+            Ok(_) => {}
             Err(e) => {
                 let note: String = e.to_string().chars().take(200).collect();
                 let _ = off_async(&self.store, move |s| {
@@ -343,7 +335,11 @@ impl Buyer {
             return match check {
                 Some(c) if c.decision == Decision::ProviderWrong => {
                     // Withhold, keep the evidence for the dispute, and take the result the
-                    // majority computed.
+                    // majority computed: its outputs are kept before the job ends, so a
+                    // client that sees the end finds them.
+                    if let Some((_, result)) = &majority {
+                        self.keep_outputs(id, result).await;
+                    }
                     self.withhold(
                         &delivered,
                         "spot check failed: the majority of re-runs differ",
@@ -373,6 +369,7 @@ impl Buyer {
                     }
                 }
                 other if self.withholds(&id) => {
+                    self.keep_outputs(id, &delivered.result).await;
                     if other.is_some() {
                         let _ =
                             off_async(&self.store, move |s| s.record_check(&id, true, now())).await;
@@ -395,6 +392,7 @@ impl Buyer {
                     })
                 }
                 other => {
+                    self.keep_outputs(id, &delivered.result).await;
                     if other.is_some() {
                         let _ =
                             off_async(&self.store, move |s| s.record_check(&id, true, now())).await;
@@ -420,6 +418,17 @@ impl Buyer {
             attempts: offers.len().min(MAX_ATTEMPTS),
             last,
         })
+    }
+
+    /// Keeps a job's outputs in the store. Called before the job's last state change, so
+    /// that whoever sees it end (`GET /jobs/{id}`, the SDK's `wait`) finds them.
+    async fn keep_outputs(self: &Arc<Self>, id: B256, result: &JobResult) {
+        use crate::net::wire::WireMessage;
+        let bytes = result.to_bytes();
+        if let Some(Err(e)) = off_async(&self.store, move |s| s.put_job_outputs(&id, &bytes)).await
+        {
+            tracing::warn!("keeping the outputs of {id}: {e}");
+        }
     }
 
     /// Offers that can run `spec`, best first.
