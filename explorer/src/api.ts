@@ -18,6 +18,7 @@ export interface NodeInfo {
   peers: string[];
   offers: number;
   gossip: { accepted: number; rejected: number; ignored: number; banned: number };
+  connections: { open: number; opened: number; failed: number; dials_refused: number };
   chain: { chain_id: number; escrow: string; token: string } | null;
 }
 

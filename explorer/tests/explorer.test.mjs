@@ -248,6 +248,15 @@ test("the overview charts activity and streams events", async () => {
     .locator('[data-testid="event-feed"] li[data-kind="escrow"]', { hasText: "on chain, block" })
     .first()
     .waitFor({ timeout: 30_000 });
+  // The node's connection counters, as its API gives them.
+  const nd = await (await fetch(`${devnet.url}/api/v1/node`)).json();
+  assert.ok(nd.connections.opened >= nd.connections.open && nd.connections.open >= 1, JSON.stringify(nd.connections));
+  await eventually(async () =>
+    assert.match(
+      await page.locator('.fact:has(dt:text-is("connections")) dd').textContent(),
+      /^\d[\d,]* open; since start \d[\d,]* opened, \d[\d,]* failed, \d[\d,]* dials refused at the limit$/,
+    ),
+  );
   assert.ok(await page.evaluate(() => window.__sameDocument), "the page was reloaded");
   await shot(page, "overview");
 });

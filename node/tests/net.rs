@@ -525,3 +525,59 @@ async fn a_blob_transfer_survives_a_dropped_connection() {
         .unwrap_err();
     assert!(matches!(err, NetError::BlobNotFound { .. }), "{err}");
 }
+
+/// A node that holds its most outgoing connections does not start another dial: the refusal
+/// says why, and the peer it would have dialed never sees a connection (no handshake is paid
+/// on either side, the churn `connection_limits` alone causes). Once a connection closes, the
+/// node dials again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_at_its_outgoing_limit_refuses_to_dial_before_any_handshake() {
+    let b = start(1, test_config()).await;
+    let c = start(2, test_config()).await;
+    let a = start(
+        0,
+        NetConfig {
+            max_outgoing: 1,
+            ..test_config()
+        },
+    )
+    .await;
+    let (b_peer, c_peer) = (b.net.peer_id(), c.net.peer_id());
+    a.net.dial(b.addr.clone()).await.unwrap();
+    eventually("a connects to b", Duration::from_secs(10), || async {
+        a.net.peers().await.unwrap().contains(&b_peer)
+    })
+    .await;
+
+    match a.net.dial(c.addr.clone()).await {
+        Err(NetError::Dial(why)) => assert!(
+            why.contains("1 outgoing connections are open, the most this node opens"),
+            "{why}"
+        ),
+        other => panic!("a dial past the limit started: {other:?}"),
+    }
+    let s = a.net.stats().await.unwrap();
+    assert!(s.dials_refused >= 1, "{s:?}");
+    assert_eq!((s.connections_opened, s.connected), (1, 1), "{s:?}");
+    // Give a dial that did start time to reach c: none did.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sc = c.net.stats().await.unwrap();
+    assert_eq!(
+        (sc.connections_opened, sc.connections_failed, sc.connected),
+        (0, 0, 0),
+        "c saw a connection from a dial that should not have started: {sc:?}"
+    );
+
+    // The limit counts open connections: with b gone, a dials c.
+    b.net.shutdown().await;
+    eventually("a drops b", Duration::from_secs(10), || async {
+        a.net.peers().await.unwrap().is_empty()
+    })
+    .await;
+    a.net.dial(c.addr.clone()).await.unwrap();
+    eventually("a connects to c", Duration::from_secs(10), || async {
+        a.net.peers().await.unwrap().contains(&c_peer)
+    })
+    .await;
+    assert_eq!(c.net.stats().await.unwrap().connections_opened, 1);
+}

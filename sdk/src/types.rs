@@ -23,8 +23,24 @@ pub struct NodeInfo {
     pub peers: Vec<String>,
     /// Offers in its book.
     pub offers: u64,
+    /// Its connection counters.
+    #[serde(default)]
+    pub connections: Connections,
     /// The chain, if it follows one.
     pub chain: Option<ChainInfo>,
+}
+
+/// A node's connection counters, since it started.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Connections {
+    /// Peers connected now.
+    pub open: u64,
+    /// Connections established, both directions.
+    pub opened: u64,
+    /// Connections that failed before they were established, both directions.
+    pub failed: u64,
+    /// Dials not started because the node held its most outgoing connections.
+    pub dials_refused: u64,
 }
 
 /// The chain a node settles on.

@@ -53,9 +53,14 @@ async fn anvil_progress_inputs_outputs_evidence_and_errors() {
     let net = Devnet::start(cfg).await.unwrap();
     let c = client(dir.path(), &net);
     assert_eq!(c.offers().await.unwrap().len(), 4);
-    assert_eq!(
-        c.node().await.unwrap().evm_address,
-        net.buyer.evm_address.to_string()
+    let info = c.node().await.unwrap();
+    assert_eq!(info.evm_address, net.buyer.evm_address.to_string());
+    // Connected to the providers, and every open connection was counted when it opened.
+    assert!(info.connections.open >= 1, "{:?}", info.connections);
+    assert!(
+        info.connections.opened >= info.connections.open,
+        "{:?}",
+        info.connections
     );
 
     // Honest providers only see this one: the cheater is slashed below and loses work.

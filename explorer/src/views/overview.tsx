@@ -155,6 +155,10 @@ export function Overview() {
                     "gossip",
                     `${count(nd.gossip.accepted)} accepted, ${count(nd.gossip.rejected)} rejected, ${count(nd.gossip.ignored)} ignored, ${count(nd.gossip.banned)} banned`,
                   ],
+                  [
+                    "connections",
+                    `${count(nd.connections.open)} open; since start ${count(nd.connections.opened)} opened, ${count(nd.connections.failed)} failed, ${count(nd.connections.dials_refused)} dials refused at the limit`,
+                  ],
                 ]}
               />
             )}

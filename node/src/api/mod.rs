@@ -321,6 +321,12 @@ async fn node(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
             "ignored": stats.ignored,
             "banned": stats.banned,
         },
+        "connections": {
+            "open": stats.connected,
+            "opened": stats.connections_opened,
+            "failed": stats.connections_failed,
+            "dials_refused": stats.dials_refused,
+        },
         "chain": api.chain.as_ref().map(|c| json!({
             "chain_id": c.chain_id(),
             "escrow": c.escrow().to_string(),

@@ -180,7 +180,7 @@ impl Actor {
                 let r = self
                     .swarm
                     .dial(addr.clone())
-                    .map_err(|e| NetError::Dial(format!("{addr}: {e}")));
+                    .map_err(|e| NetError::Dial(format!("{addr}: {}", error_chain(&e))));
                 let _ = reply.send(r);
             }
             Command::DialPeer(peer) => {
@@ -204,6 +204,7 @@ impl Actor {
             Command::Stats(reply) => {
                 let mut s = self.stats;
                 s.connected = self.swarm.connected_peers().count();
+                s.dials_refused = self.swarm.behaviour().dial_cap.refused();
                 let _ = reply.send(s);
             }
             Command::Publish {
@@ -547,4 +548,20 @@ pub(crate) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
         Protocol::P2p(id) => Some(id),
         _ => None,
     })
+}
+
+/// An error and its sources, `: `-separated: libp2p's dial errors say only "Dial error" and
+/// keep the reason (a limit, a behaviour's refusal) in their sources.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }

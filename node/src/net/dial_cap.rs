@@ -25,6 +25,7 @@ use libp2p::swarm::{
 pub(crate) struct DialCap {
     max: usize,
     outgoing: HashSet<ConnectionId>,
+    refused: u64,
 }
 
 /// Why a dial was not started.
@@ -37,7 +38,13 @@ impl DialCap {
         Self {
             max: usize::try_from(max).unwrap_or(usize::MAX),
             outgoing: HashSet::new(),
+            refused: 0,
         }
+    }
+
+    /// Dials refused since start.
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused
     }
 }
 
@@ -53,6 +60,7 @@ impl NetworkBehaviour for DialCap {
         _: Endpoint,
     ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
         if self.outgoing.len() >= self.max {
+            self.refused += 1;
             return Err(ConnectionDenied::new(AtOutgoingLimit(self.outgoing.len())));
         }
         Ok(vec![])

@@ -198,6 +198,9 @@ pub struct NetStats {
     /// Connections that failed before they were established, both directions: unreachable
     /// addresses, failed handshakes and connections denied by the limits.
     pub connections_failed: u64,
+    /// Dials this node did not start because it held its most outgoing connections
+    /// (`max_outgoing`): Kademlia's queries keep asking for dials at the limit.
+    pub dials_refused: u64,
 }
 
 pub(crate) enum Command {
