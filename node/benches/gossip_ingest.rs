@@ -33,6 +33,10 @@ use rand::{Rng, SeedableRng};
 use sietch_market::book::OrderBook;
 use sietch_node::net::{self, NetConfig, NetStats, Network, OfferClass};
 
+/// The node binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn num(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()

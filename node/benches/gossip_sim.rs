@@ -27,6 +27,10 @@ use std::time::Duration;
 
 use sim::{SimConfig, SimReport};
 
+/// The node binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_or(name: &str, args: &[String], flag: &str) -> Option<String> {
     if let Some(i) = args.iter().position(|a| a == flag)
         && let Some(v) = args.get(i + 1)

@@ -25,6 +25,10 @@ use sietch_market::*;
 use sietch_node::devnet::{Devnet, DevnetConfig, E18};
 use sietch_node::net::BlobRequest;
 
+/// The node binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn num(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()

@@ -943,3 +943,79 @@ fn temporary_files_left_by_a_crash_are_never_blobs_and_are_cleaned_up() {
     assert_eq!(store.blobs().list().unwrap(), vec![h]);
     assert!(!store.blobs().has(&blob_hash(b"half")));
 }
+
+/// Writers on eight threads at once (the node's job path writes from tokio's blocking pool):
+/// every write that returned is committed and survives a reopen (each thread's last write
+/// is durable), and a write refused by its own checks among the others changes nothing.
+#[test]
+fn concurrent_writes_all_land_and_a_refused_one_changes_nothing() {
+    const THREADS: u8 = 8;
+    const JOBS: u64 = 40;
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let store = store.clone();
+            s.spawn(move || {
+                let chan = B256::repeat_byte(t + 1);
+                for i in 0..JOBS {
+                    let n = u64::from(t) * 1_000 + i;
+                    let (spec, mut record) = job(n);
+                    if let Some(ticket) = record.ticket.as_mut() {
+                        ticket.message.channel_id = chan;
+                    }
+                    store.insert_job(Side::Buyer, &spec, &record).unwrap();
+                    // Refused: the job exists. Nothing of it is written.
+                    assert!(matches!(
+                        store.insert_job(Side::Buyer, &spec, &record),
+                        Err(StoreError::JobExists { .. })
+                    ));
+                    store
+                        .record_result(Side::Buyer, &record.job_id, &result_for(&record), NOW + 1)
+                        .unwrap();
+                    // Refused: a voucher of another channel.
+                    let wrong = EvmSigned::new(
+                        Voucher {
+                            channel_id: B256::repeat_byte(0xee),
+                            cumulative_amount: U256::from(i + 1),
+                        },
+                        [3; 65],
+                    );
+                    assert!(matches!(
+                        store.settle_job(Side::Buyer, &record.job_id, &wrong, NOW + 2),
+                        Err(StoreError::Mismatch { .. })
+                    ));
+                    let v = EvmSigned::new(
+                        Voucher {
+                            channel_id: chan,
+                            cumulative_amount: U256::from(i + 1),
+                        },
+                        [4; 65],
+                    );
+                    let (paid, _) = store
+                        .settle_job(Side::Buyer, &record.job_id, &v, NOW + 2)
+                        .unwrap();
+                    assert_eq!(paid.state, JobState::Paid);
+                }
+            });
+        }
+    });
+    drop(store);
+
+    let store = Store::open(dir.path()).unwrap();
+    let jobs = store.jobs(Side::Buyer, None, usize::MAX).unwrap();
+    assert_eq!(jobs.len(), usize::from(THREADS) * JOBS as usize);
+    assert!(
+        jobs.iter()
+            .all(|r| r.state == JobState::Paid && r.result.is_some())
+    );
+    for t in 0..THREADS {
+        let v = store.voucher(&B256::repeat_byte(t + 1)).unwrap().unwrap();
+        assert_eq!(v.message.cumulative_amount, U256::from(JOBS));
+    }
+    assert_eq!(store.voucher(&B256::repeat_byte(0xee)).unwrap(), None);
+    assert_eq!(
+        store.reputation(&provider()).unwrap().settled_jobs,
+        u64::from(THREADS) * JOBS
+    );
+}

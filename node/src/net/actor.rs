@@ -30,8 +30,9 @@ use super::{Command, NetError, NetEvent, NetStats};
 const MAX_PENDING_GOSSIP: usize = 4096;
 /// Validate as soon as this many messages wait (one signature batch).
 const GOSSIP_BATCH: usize = 128;
-/// Kademlia re-bootstrap interval.
-const KAD_REFRESH: Duration = Duration::from_secs(300);
+/// Shortest gap between two validation rounds: messages arriving within it wait for the
+/// next round and are verified in one signature batch.
+const FLUSH_GAP: Duration = Duration::from_millis(5);
 
 struct PendingGossip {
     from: PeerId,
@@ -147,11 +148,20 @@ impl Actor {
     }
 
     pub(crate) async fn run(mut self) {
-        let mut flush = tokio::time::interval(Duration::from_millis(5));
-        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // One timer for the pending gossip, set to when its oldest message is due (a
+        // ticking interval woke every node every 5 ms while anything waited). Kademlia
+        // re-bootstraps itself (every 5 minutes, and while its table is small).
+        let flush = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(flush);
+        let mut last_flush = Instant::now();
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
-        let mut kad_refresh = tokio::time::interval(KAD_REFRESH);
         loop {
+            let due = self.flush_due(last_flush);
+            if let Some(at) = due
+                && flush.deadline() != at
+            {
+                flush.as_mut().reset(at);
+            }
             tokio::select! {
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
                 cmd = self.commands.recv() => match cmd {
@@ -161,13 +171,14 @@ impl Actor {
                 Some(answer) = self.answers.next(), if !self.answers.is_empty() => {
                     answer(self.swarm.behaviour_mut());
                 }
-                _ = flush.tick(), if !self.pending.is_empty() => self.validate_gossip(),
-                _ = housekeeping.tick() => self.housekeeping(),
-                _ = kad_refresh.tick() => {
-                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                () = &mut flush, if due.is_some() => {
+                    last_flush = Instant::now();
+                    self.validate_gossip();
                 }
+                _ = housekeeping.tick() => self.housekeeping(),
             }
             if self.pending.len() >= GOSSIP_BATCH && self.config.forward_delay.is_zero() {
+                last_flush = Instant::now();
                 self.validate_gossip();
             }
         }
@@ -418,6 +429,15 @@ impl Actor {
         self.bans
             .push_back((Instant::now() + self.config.ban, peer));
         let _ = self.events.try_send(NetEvent::PeerBanned { peer });
+    }
+
+    /// When the pending gossip should next be validated: once its oldest message has been
+    /// held for the forwarding delay, and no sooner than [`FLUSH_GAP`] after the last round
+    /// (so that a burst is verified in batches while a lone message goes at once). `None`
+    /// while nothing waits.
+    fn flush_due(&self, last_flush: Instant) -> Option<Instant> {
+        let oldest = self.pending.front()?;
+        Some((oldest.arrived + self.config.forward_delay).max(last_flush + FLUSH_GAP))
     }
 
     /// Validates waiting gossip: cheap checks one by one, signatures as one batch.
