@@ -11,7 +11,14 @@
 //! - `SIM_DELAY_MS` per-hop delay range `lo-hi` (default `20-50`), `SIM_HEARTBEAT_MS`
 //!   gossipsub's heartbeat (default 700), `SIM_BOOTSTRAP` bootstrap peers per node
 //!   (default 3), `SIM_SEED` (default 7), `SIM_MAX_OUT` connections each node opens at
-//!   most (default: the node's, 32; each accepts four times as many).
+//!   most (default: the node's, 32; each accepts four times as many);
+//! - `SIM_DISCOVERY_WAIT_S` how long to wait, at most, after the connections hold still,
+//!   for Kademlia's start-up bootstraps to finish (the network answering fewer than 0.5
+//!   Kademlia requests per node per second, 3 s in a row) before publishing (default 120;
+//!   0 measures a network that is still discovering itself); `SIM_REFRESH_S` each node's
+//!   routing-table refresh period in the steady state that follows (default 300, the
+//!   node's; 0: none), refreshes spread over the nodes and running 20 s before the first
+//!   offer.
 //!
 //! Each row prints the time until 95% of honest nodes hold an offer (p50, p95 and the
 //! slowest over the offers), the same in mean per-hop delays, the time until every honest
@@ -70,6 +77,8 @@ fn main() -> anyhow::Result<()> {
         "--max-out",
         u64::from(SimConfig::default().max_outgoing),
     ) as u32;
+    let discovery_wait = Duration::from_secs(num("SIM_DISCOVERY_WAIT_S", "--discovery-wait", 120));
+    let refresh = num("SIM_REFRESH_S", "--refresh", 300);
     let delay = env_or("SIM_DELAY_MS", &args, "--delay").unwrap_or("20-50".into());
     let (lo, hi) = match delay.split_once('-') {
         Some((a, b)) => (a.parse::<u64>()?, b.parse::<u64>()?),
@@ -90,12 +99,12 @@ fn main() -> anyhow::Result<()> {
         heartbeat.as_millis()
     );
     println!(
-        "| nodes | dropping | setup s | peers min/mean/max | to 95% p50 ms | p95 ms | max ms \
+        "| nodes | dropping | setup s (discovery) | peers min/mean/max | to 95% p50 ms | p95 ms | max ms \
          | p95 in hops | to 100% p95 ms | delivery honest | delivery droppers | validated msgs \
-         / node / offer | p95 vs no droppers |"
+         / node / offer | Kademlia req / node / s (refreshes) | p95 vs no droppers |"
     );
     println!(
-        "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     let mut baselines: HashMap<usize, Duration> = HashMap::new();
     let mut port_base = 1_000_000u64;
@@ -112,6 +121,8 @@ fn main() -> anyhow::Result<()> {
                 port_base,
                 seed,
                 max_outgoing: max_out,
+                discovery_timeout: discovery_wait,
+                refresh_every: (refresh > 0).then(|| Duration::from_secs(refresh)),
                 ..SimConfig::default()
             };
             port_base += 100_000;
@@ -131,9 +142,13 @@ fn main() -> anyhow::Result<()> {
                 _ => "-".into(),
             };
             println!(
-                "| {n} | {:.0}% | {:.1} | {}/{:.1}/{} | {} | {} | {} | {} | {} | {:.4}% | {:.2}% | {:.2} | {ratio} |",
+                "| {n} | {:.0}% | {:.1} ({}) | {}/{:.1}/{} | {} | {} | {} | {} | {} | {:.4}% | {:.2}% | {:.2} | {:.2} ({}) | {ratio} |",
                 d * 100.0,
                 r.setup.as_secs_f64(),
+                r.discovery.map_or("still running".into(), |d| format!(
+                    "settled in {:.0} s",
+                    d.as_secs_f64()
+                )),
                 r.peers.0,
                 r.peers.1,
                 r.peers.2,
@@ -148,6 +163,8 @@ fn main() -> anyhow::Result<()> {
                 r.delivery_honest * 100.0,
                 r.delivery_dropping * 100.0,
                 r.validated_per_node_per_offer,
+                r.discovery_rate,
+                r.refreshes,
             );
         }
     }

@@ -85,6 +85,12 @@ fn main() -> anyhow::Result<()> {
     let latency_jobs = num("MARKET_LATENCY_JOBS", 300) as usize;
     let concurrency = num("MARKET_CONCURRENCY", 64) as usize;
     let secs = num("MARKET_SECS", 10);
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -200,6 +200,24 @@ async fn offers_reach_every_node_and_a_job_request_gets_its_result() {
         let stats = n.stats().await.unwrap();
         assert_eq!(stats.rejected, 0, "honest gossip was judged invalid");
     }
+    // The newcomers bootstrapped through node 0, which answered their Kademlia lookups;
+    // a refresh asked of node 4 is answered by the others again.
+    let served = |nets: Vec<Network>| async move {
+        let mut total = 0;
+        for n in nets {
+            total += n.stats().await.unwrap().discovery_requests_served;
+        }
+        total
+    };
+    let first_served = nets[0].stats().await.unwrap().discovery_requests_served;
+    assert!(first_served >= 1, "node 0 answered no Kademlia request");
+    let before = served(nets.clone()).await;
+    nets[4].bootstrap().await.unwrap();
+    eventually("a refresh is answered", Duration::from_secs(10), || {
+        let (nets, served) = (nets.clone(), served);
+        async move { served(nets).await > before }
+    })
+    .await;
 
     // Node 4 (a buyer) asks node 1 (a provider) to run a job; node 1 accepts and then
     // sends the result back on the result protocol.

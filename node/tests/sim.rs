@@ -29,6 +29,8 @@ async fn offers_reach_every_honest_node_despite_a_fifth_dropping() {
         heartbeat: Duration::from_millis(300),
         tail: Duration::from_secs(20),
         mesh_timeout: Duration::from_secs(30),
+        discovery_timeout: Duration::from_secs(30),
+        refresh_every: None,
         port_base: 7_000_000,
         seed,
         ..SimConfig::default()

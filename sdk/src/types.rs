@@ -41,6 +41,10 @@ pub struct Connections {
     pub failed: u64,
     /// Dials not started because the node held its most outgoing connections.
     pub dials_refused: u64,
+    /// Kademlia requests from other nodes answered (rises while nearby nodes discover the
+    /// network).
+    #[serde(default)]
+    pub discovery_requests_served: u64,
 }
 
 /// The chain a node settles on.

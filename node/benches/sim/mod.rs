@@ -46,6 +46,15 @@ pub(crate) struct SimConfig {
     pub(crate) tail: Duration,
     /// Longest wait for every node to have connections.
     pub(crate) mesh_timeout: Duration,
+    /// Longest wait for discovery to settle after the connections have.
+    pub(crate) discovery_timeout: Duration,
+    /// Discovery has settled below this many Kademlia requests per node per second.
+    pub(crate) quiet_discovery: f64,
+    /// Each node refreshes its routing table this often, at its own moment, from the
+    /// end of discovery to the end of the scenario (`None`: no refresh).
+    pub(crate) refresh_every: Option<Duration>,
+    /// Refreshes run this long before the first offer.
+    pub(crate) refresh_warmup: Duration,
     /// First `/memory/<port>` used (scenarios in one process must not overlap).
     pub(crate) port_base: u64,
     /// Seed of the topology, the delays, the droppers and the publishers.
@@ -67,6 +76,10 @@ impl Default for SimConfig {
             heartbeat: Duration::from_millis(700),
             tail: Duration::from_secs(15),
             mesh_timeout: Duration::from_secs(120),
+            discovery_timeout: Duration::from_secs(120),
+            quiet_discovery: 0.5,
+            refresh_every: Some(Duration::from_secs(300)),
+            refresh_warmup: Duration::from_secs(20),
             port_base: 1_000_000,
             seed: 7,
             max_outgoing: NetConfig::default().max_outgoing,
@@ -99,6 +112,13 @@ pub(crate) struct SimReport {
     pub(crate) validated_per_node_per_offer: f64,
     /// Wall time of the publishing phase.
     pub(crate) publishing: Duration,
+    /// How long discovery took to settle after the connections did (`None`: it had not
+    /// within `discovery_timeout`, and the offers were published while it ran).
+    pub(crate) discovery: Option<Duration>,
+    /// Kademlia requests answered per node per second while publishing.
+    pub(crate) discovery_rate: f64,
+    /// Routing-table refreshes started (the steady state's; see `refresh_every`).
+    pub(crate) refreshes: u64,
 }
 
 impl SimReport {
@@ -241,6 +261,12 @@ async fn validated_total(nodes: &[SimNode]) -> anyhow::Result<u64> {
 
 /// Prints where set-up stands (stderr): connections per node and, over all nodes, the
 /// connections opened and failed so far (a high churn shows here as opened ≫ held).
+/// Kademlia requests answered, over the whole network.
+async fn discovery_served(nodes: &[SimNode]) -> anyhow::Result<u64> {
+    let stats = futures::future::try_join_all(nodes.iter().map(|n| n.net.stats())).await?;
+    Ok(stats.iter().map(|s| s.discovery_requests_served).sum())
+}
+
 async fn setup_progress(
     nodes: &[SimNode],
     started: Instant,
@@ -315,6 +341,61 @@ pub(crate) async fn run(cfg: SimConfig) -> anyhow::Result<SimReport> {
             break;
         }
     }
+    // Kademlia's bootstrap queries (every node's, all started within seconds of each
+    // other) go on well after the connections hold still, and while they do they take
+    // most of the CPU. A running network has them spread out (one per node every 5
+    // minutes); measure that one: wait until the network answers fewer than
+    // `quiet_discovery` Kademlia requests per node per second, 3 s in a row.
+    let discovery = Instant::now();
+    let mut served = discovery_served(&nodes).await?;
+    let mut quiet = 0;
+    while discovery.elapsed() < cfg.discovery_timeout && quiet < 3 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = discovery_served(&nodes).await?;
+        let rate = now.saturating_sub(served) as f64 / nodes.len() as f64;
+        served = now;
+        quiet = if rate < cfg.quiet_discovery {
+            quiet + 1
+        } else {
+            0
+        };
+        if progress.elapsed() >= Duration::from_secs(10) {
+            progress = Instant::now();
+            eprintln!(
+                "  set-up {:.0} s: waiting for discovery to settle; {rate:.2} Kademlia \
+                 requests per node per second",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let discovery = (quiet >= 3).then(|| discovery.elapsed());
+
+    // The steady state's discovery: each node refreshes its routing table every
+    // `refresh_every` (Kademlia's periodic bootstrap, 5 minutes), at its own moment. Those
+    // refreshes start now, spread evenly over the nodes, and run for `refresh_warmup`
+    // before publishing so that as many are in flight as in a running network.
+    let refreshing = Arc::new(AtomicBool::new(true));
+    let refresher = cfg.refresh_every.map(|every| {
+        let nets: Vec<Network> = nodes.iter().map(|n| n.net.clone()).collect();
+        let refreshing = refreshing.clone();
+        let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed);
+        let gap = every.div_f64(nets.len().max(1) as f64);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(gap);
+            let mut n = 0u64;
+            while refreshing.load(Ordering::Relaxed) {
+                tick.tick().await;
+                if let Some(net) = nets.choose(&mut rng) {
+                    let _ = net.bootstrap().await;
+                    n += 1;
+                }
+            }
+            n
+        })
+    });
+    if refresher.is_some() {
+        tokio::time::sleep(cfg.refresh_warmup).await;
+    }
     tokio::time::sleep(cfg.heartbeat * 4).await;
     let setup = started.elapsed();
     let peers = peer_counts(&nodes).await?;
@@ -346,6 +427,7 @@ pub(crate) async fn run(cfg: SimConfig) -> anyhow::Result<SimReport> {
     };
 
     let before = validated_total(&nodes).await?;
+    let served_before = discovery_served(&nodes).await?;
     let t0 = Instant::now();
     let mut tick = tokio::time::interval(cfg.publish_every);
     for (j, (p, o)) in plan.iter().enumerate() {
@@ -372,6 +454,12 @@ pub(crate) async fn run(cfg: SimConfig) -> anyhow::Result<SimReport> {
     }
     let publishing = t0.elapsed();
     let after = validated_total(&nodes).await?;
+    let served_after = discovery_served(&nodes).await?;
+    refreshing.store(false, Ordering::Relaxed);
+    let refreshes = match refresher {
+        Some(task) => task.await.unwrap_or(0),
+        None => 0,
+    };
 
     let honest = honest_idx.len();
     let droppers = nodes.len() - honest;
@@ -418,6 +506,10 @@ pub(crate) async fn run(cfg: SimConfig) -> anyhow::Result<SimReport> {
         validated_per_node_per_offer: after.saturating_sub(before) as f64
             / (nodes.len() as f64 * offers),
         publishing,
+        discovery,
+        discovery_rate: served_after.saturating_sub(served_before) as f64
+            / (nodes.len() as f64 * publishing.as_secs_f64().max(1e-3)),
+        refreshes,
         config: cfg,
     };
     for n in nodes {

@@ -13,7 +13,8 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response;
 use libp2p::swarm::{SwarmEvent, dial_opts::DialOpts};
 use libp2p::{
-    Multiaddr, PeerId, Swarm, Transport, gossipsub, identify, identity, mdns, noise, tcp, yamux,
+    Multiaddr, PeerId, Swarm, Transport, gossipsub, identify, identity, kad, mdns, noise, tcp,
+    yamux,
 };
 use sietch_market::book::OrderBook;
 use tokio::sync::{mpsc, oneshot};
@@ -206,6 +207,10 @@ impl Actor {
             Command::Disconnect(peer) => {
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
+            Command::Bootstrap => {
+                // Fails only with no known peer, which a later connection fixes.
+                let _ = self.swarm.behaviour_mut().kad.bootstrap();
+            }
             Command::ListenAddrs(reply) => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
             }
@@ -320,6 +325,9 @@ impl Actor {
                 for addr in info.listen_addrs {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
+            }
+            BehaviourEvent::Kad(kad::Event::InboundRequest { .. }) => {
+                self.stats.discovery_requests_served += 1;
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {

@@ -201,6 +201,9 @@ pub struct NetStats {
     /// Dials this node did not start because it held its most outgoing connections
     /// (`max_outgoing`): Kademlia's queries keep asking for dials at the limit.
     pub dials_refused: u64,
+    /// Kademlia requests from other nodes answered since start: it keeps rising while
+    /// nodes near this one are discovering the network, and nearly stops once they have.
+    pub discovery_requests_served: u64,
 }
 
 pub(crate) enum Command {
@@ -217,6 +220,7 @@ pub(crate) enum Command {
     },
     Request(rpc::Outbound),
     Disconnect(PeerId),
+    Bootstrap,
     PublishRaw {
         class: OfferClass,
         bytes: Vec<u8>,
@@ -337,6 +341,15 @@ impl Network {
     pub async fn disconnect(&self, peer: PeerId) -> Result<(), NetError> {
         self.tx
             .send(Command::Disconnect(peer))
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Refreshes the routing table now (a Kademlia bootstrap: a lookup of this node's own
+    /// id, then of one random id per bucket), as the node does by itself every 5 minutes.
+    pub async fn bootstrap(&self) -> Result<(), NetError> {
+        self.tx
+            .send(Command::Bootstrap)
             .await
             .map_err(|_| NetError::Stopped)
     }
