@@ -11,7 +11,7 @@
 //! - `SIM_DELAY_MS` per-hop delay range `lo-hi` (default `20-50`), `SIM_HEARTBEAT_MS`
 //!   gossipsub's heartbeat (default 700), `SIM_BOOTSTRAP` bootstrap peers per node
 //!   (default 3), `SIM_SEED` (default 7), `SIM_MAX_OUT` connections each node opens at
-//!   most (default: the node's, 32; each accepts four times as many);
+//!   most (default: the node's, 8; each accepts four times as many);
 //! - `SIM_DISCOVERY_WAIT_S` how long to wait, at most, after the connections hold still,
 //!   for Kademlia's start-up bootstraps to finish (the network answering fewer than 0.5
 //!   Kademlia requests per node per second, 3 s in a row) before publishing (default 120;
