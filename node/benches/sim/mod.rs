@@ -23,7 +23,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use sietch_market::book::OrderBook;
 use sietch_market::{Address, Hardware, Offer, Prices, PublicKey, Signed};
-use sietch_node::net::{self, NetConfig, Network, TransportKind};
+use sietch_node::net::{self, NetConfig, NetStats, Network, TransportKind};
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -251,22 +251,28 @@ pub(crate) async fn peer_counts(nodes: &[SimNode]) -> anyhow::Result<(usize, f64
     Ok((min, mean, max))
 }
 
-async fn validated_total(nodes: &[SimNode]) -> anyhow::Result<u64> {
-    let stats = futures::future::try_join_all(nodes.iter().map(|n| n.net.stats())).await?;
-    Ok(stats
-        .iter()
-        .map(|s| s.accepted + s.ignored + s.rejected)
-        .sum())
+/// Every node's counters, asked of all at once (as in `peer_counts`).
+async fn all_stats(nodes: &[SimNode]) -> anyhow::Result<Vec<NetStats>> {
+    Ok(futures::future::try_join_all(nodes.iter().map(|n| n.net.stats())).await?)
+}
+
+/// One counter summed over the network.
+fn total(stats: &[NetStats], counter: impl Fn(&NetStats) -> u64) -> u64 {
+    stats.iter().map(counter).sum()
+}
+
+/// Gossip messages that reached validation (accepted, ignored or rejected).
+fn validated(s: &NetStats) -> u64 {
+    s.accepted + s.ignored + s.rejected
+}
+
+/// Kademlia requests answered.
+fn discovery_requests(s: &NetStats) -> u64 {
+    s.discovery_requests_served
 }
 
 /// Prints where set-up stands (stderr): connections per node and, over all nodes, the
 /// connections opened and failed so far (a high churn shows here as opened ≫ held).
-/// Kademlia requests answered, over the whole network.
-async fn discovery_served(nodes: &[SimNode]) -> anyhow::Result<u64> {
-    let stats = futures::future::try_join_all(nodes.iter().map(|n| n.net.stats())).await?;
-    Ok(stats.iter().map(|s| s.discovery_requests_served).sum())
-}
-
 async fn setup_progress(
     nodes: &[SimNode],
     started: Instant,
@@ -274,9 +280,9 @@ async fn setup_progress(
     min: usize,
     mean: f64,
 ) -> anyhow::Result<()> {
-    let stats = futures::future::try_join_all(nodes.iter().map(|n| n.net.stats())).await?;
-    let opened: u64 = stats.iter().map(|s| s.connections_opened).sum();
-    let failed: u64 = stats.iter().map(|s| s.connections_failed).sum();
+    let stats = all_stats(nodes).await?;
+    let opened = total(&stats, |s| s.connections_opened);
+    let failed = total(&stats, |s| s.connections_failed);
     eprintln!(
         "  set-up {:.0} s: {phase}; connections per node min {min}, mean {mean:.1}; \
          opened {opened}, failed {failed} in all",
@@ -347,11 +353,11 @@ pub(crate) async fn run(cfg: SimConfig) -> anyhow::Result<SimReport> {
     // minutes); measure that one: wait until the network answers fewer than
     // `quiet_discovery` Kademlia requests per node per second, 3 s in a row.
     let discovery = Instant::now();
-    let mut served = discovery_served(&nodes).await?;
+    let mut served = total(&all_stats(&nodes).await?, discovery_requests);
     let mut quiet = 0;
     while discovery.elapsed() < cfg.discovery_timeout && quiet < 3 {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = discovery_served(&nodes).await?;
+        let now = total(&all_stats(&nodes).await?, discovery_requests);
         let rate = now.saturating_sub(served) as f64 / nodes.len() as f64;
         served = now;
         quiet = if rate < cfg.quiet_discovery {
@@ -426,8 +432,7 @@ pub(crate) async fn run(cfg: SimConfig) -> anyhow::Result<SimReport> {
         std::thread::spawn(move || watch(&books, &wanted, &published, &stop))
     };
 
-    let before = validated_total(&nodes).await?;
-    let served_before = discovery_served(&nodes).await?;
+    let before = all_stats(&nodes).await?;
     let t0 = Instant::now();
     let mut tick = tokio::time::interval(cfg.publish_every);
     for (j, (p, o)) in plan.iter().enumerate() {
@@ -453,8 +458,7 @@ pub(crate) async fn run(cfg: SimConfig) -> anyhow::Result<SimReport> {
         arrived = a;
     }
     let publishing = t0.elapsed();
-    let after = validated_total(&nodes).await?;
-    let served_after = discovery_served(&nodes).await?;
+    let after = all_stats(&nodes).await?;
     refreshing.store(false, Ordering::Relaxed);
     let refreshes = match refresher {
         Some(task) => task.await.unwrap_or(0),
@@ -503,11 +507,13 @@ pub(crate) async fn run(cfg: SimConfig) -> anyhow::Result<SimReport> {
         } else {
             delivered_dropping as f64 / (offers * droppers as f64)
         },
-        validated_per_node_per_offer: after.saturating_sub(before) as f64
+        validated_per_node_per_offer: total(&after, validated)
+            .saturating_sub(total(&before, validated)) as f64
             / (nodes.len() as f64 * offers),
         publishing,
         discovery,
-        discovery_rate: served_after.saturating_sub(served_before) as f64
+        discovery_rate: total(&after, discovery_requests)
+            .saturating_sub(total(&before, discovery_requests)) as f64
             / (nodes.len() as f64 * publishing.as_secs_f64().max(1e-3)),
         refreshes,
         config: cfg,

@@ -87,9 +87,9 @@ pub struct NetConfig {
     /// Most connections this node opens and keeps (discovery dials beyond it are refused
     /// locally), so that a node's connection count, and the network's, stays bounded
     /// however large the network grows. 8, as Bitcoin's full-relay outbound count: with
-    /// the connections others open, a node holds ~16, above gossipsub's mesh degree of 6.
+    /// the connections others open, a node holds ~15, above gossipsub's mesh degree of 6.
     /// At 500 simulated nodes on two cores, 8 spread an offer to 95% of nodes in p95 0.30 s
-    /// against 1.7–2.2 s at 32: every connection costs pings, identify, Kademlia and
+    /// against 1.5–2.2 s at 32: every connection costs pings, identify, Kademlia and
     /// gossip on every heartbeat (docs/benchmarks.md).
     pub max_outgoing: u32,
     /// Most connections other nodes may open to this one (higher than `max_outgoing`, so
