@@ -499,6 +499,8 @@ impl Buyer {
         let outcome = async {
             match self.net.request_job(peer, request).await {
                 Ok(JobReply::Accepted { .. }) => {}
+                // A short job: its result came with the answer.
+                Ok(JobReply::Done(r)) => return Ok(*r),
                 Ok(JobReply::Refused { reason, message }) => {
                     return Err((false, format!("refused ({reason:?}): {message}")));
                 }

@@ -114,6 +114,9 @@ pub enum NodeEvent {
     Delivered {
         /// The job.
         job: String,
+        /// Whether it went in the answer to the job request (a job that ended at once),
+        /// rather than in a message of its own once the job ended.
+        in_reply: bool,
     },
     /// Provider: a job was paid by a voucher.
     Paid {
@@ -291,7 +294,10 @@ impl fmt::Display for NodeEvent {
                 "ran job {job}: {outcome} with {fuel} fuel, charge {amount}"
             ),
             Self::JobFailed { job, reason } => write!(f, "job {job} failed: {reason}"),
-            Self::Delivered { job } => write!(f, "delivered result of job {job}"),
+            Self::Delivered { job, in_reply } => {
+                let how = if *in_reply { " with the answer" } else { "" };
+                write!(f, "delivered result of job {job}{how}")
+            }
             Self::Paid {
                 job,
                 channel,

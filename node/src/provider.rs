@@ -41,6 +41,10 @@ use crate::store::{EvmSigned, JobRecord, JobState, Side, Store, VoucherUpdate, o
 
 /// Times a provider tries to deliver a result.
 const RESULT_ATTEMPTS: u32 = 5;
+/// How long a provider holds its answer to a job request for the job to end, so that the
+/// answer carries the result ([`JobReply::Done`]); a job still running then is answered
+/// "accepted" and its result goes on `/sietch/result/1`. Well under the request timeout.
+const INLINE_RESULT_WAIT: Duration = Duration::from_millis(500);
 /// Claim a ticket when its deadline is this close.
 const TICKET_MARGIN_SECS: u64 = 60;
 /// Most jobs waiting for payment, tickets being watched, and verdicts remembered; beyond,
@@ -473,7 +477,9 @@ impl Provider {
         });
     }
 
-    /// Answers a job request, then runs the job and delivers its result.
+    /// Answers a job request and runs the job. A job that ends within
+    /// [`INLINE_RESULT_WAIT`] is answered with its result; a longer one is answered
+    /// "accepted" and its result delivered on the result protocol when it ends.
     pub(crate) async fn on_job(
         self: Arc<Self>,
         peer: PeerId,
@@ -519,13 +525,32 @@ impl Provider {
                 (RefuseReason::Other, format!("cannot record the job: {e}")),
             );
         }
-        let _ = reply.send(JobReply::Accepted { job_id });
         self.emit(NodeEvent::Accepted {
             job: job_id.to_string(),
             peer: peer.to_string(),
         });
 
-        let result = match self.execute(peer, &req).await {
+        // Only a job whose module and inputs are here can end at once: one that fetches
+        // them from the buyer is answered before the transfer, which must not hold an
+        // answer open (a transfer cut and resumed would lose it).
+        let wait = if crate::buyer::blob_hashes(&req.spec)
+            .iter()
+            .all(|h| self.store.blobs().has(h))
+        {
+            INLINE_RESULT_WAIT
+        } else {
+            Duration::ZERO
+        };
+        let run = self.execute(peer, &req);
+        tokio::pin!(run);
+        let (ran, mut reply) = match tokio::time::timeout(wait, &mut run).await {
+            Ok(ran) => (ran, Some(reply)),
+            Err(_) => {
+                let _ = reply.send(JobReply::Accepted { job_id });
+                (run.await, None)
+            }
+        };
+        let result = match ran {
             Ok(r) => r,
             Err(e) => {
                 let why: String = format!("{e:#}").chars().take(200).collect();
@@ -539,10 +564,16 @@ impl Provider {
                 })
                 .await;
                 self.free_lane(&req.ticket.channel_id, &job_id);
+                if let Some(reply) = reply.take() {
+                    let _ = reply.send(JobReply::Refused {
+                        reason: RefuseReason::Other,
+                        message: format!("the job could not run: {why}"),
+                    });
+                }
                 return;
             }
         };
-        // A durable write: off the async threads.
+        // A durable write, before the result leaves: off the async threads.
         let (store, signed) = (
             self.store.clone(),
             EvmSigned::new(result.commitment, result.signature),
@@ -563,11 +594,21 @@ impl Provider {
                 },
             );
         }
+        if let Some(reply) = reply.take() {
+            if reply.send(JobReply::Done(Box::new(result))).is_ok() {
+                self.emit(NodeEvent::Delivered {
+                    job: job_id.to_string(),
+                    in_reply: true,
+                });
+            }
+            return;
+        }
         for attempt in 1..=RESULT_ATTEMPTS {
             match self.net.send_result(peer, result.clone()).await {
                 Ok(_) => {
                     self.emit(NodeEvent::Delivered {
                         job: job_id.to_string(),
+                        in_reply: false,
                     });
                     return;
                 }

@@ -481,6 +481,9 @@ async fn offers_reach_every_node_and_a_job_gets_its_result() {
     };
     let ticket = ticket_for(&spec, &buyer_evm, 3, 1_000_000);
     let reply = ask(ticket, None).await;
+    // The provider lacks the input, so it answers before fetching it (an answer held open
+    // across a transfer would be lost with the connection) and the result arrives on the
+    // result protocol.
     assert_eq!(
         reply,
         JobReply::Accepted {

@@ -251,3 +251,105 @@ async fn anvil_a_cheating_provider_is_caught_disputed_and_slashed() {
     );
     net.shutdown().await;
 }
+
+/// Counts down from five billion, a few seconds of fuel-metered spinning, then exits 0.
+const SPIN: &str = r#"
+(module (memory (export "memory") 1)
+  (func (export "_start") (local $i i64)
+    (local.set $i (i64.const 5000000000))
+    (block $d (loop $l
+      (br_if $d (i64.eqz (local.get $i)))
+      (local.set $i (i64.sub (local.get $i) (i64.const 1)))
+      (br $l)))))
+"#;
+
+/// How the provider delivered `job`: `true` in the answer to the job request.
+async fn delivered_in_reply(
+    events: &mut tokio::sync::mpsc::Receiver<(String, sietch_node::events::NodeEvent)>,
+    job: B256,
+) -> bool {
+    let want = job.to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, events.recv()).await {
+            Ok(Some((_, sietch_node::events::NodeEvent::Delivered { job, in_reply })))
+                if job == want =>
+            {
+                return in_reply;
+            }
+            Ok(Some(_)) => {}
+            _ => panic!("no delivery event for {want} within 30 s"),
+        }
+    }
+}
+
+/// A job worth so little that a sampling rate of one in a million is covered by the
+/// provider's stake: with one provider there is no one to re-run it.
+fn cheap(module: &[u8], stdin: &[u8]) -> JobSpec {
+    let mut s = spec(module, stdin, 1);
+    s.price_cap = 1_000_000_000;
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_a_short_job_comes_back_with_the_answer_and_a_long_one_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = Devnet::start(DevnetConfig::new(1, dir.path()))
+        .await
+        .unwrap();
+    let buyer = &net.buyer;
+    let short = wat::parse_str(HASH_STDIN).unwrap();
+    let long = wat::parse_str(SPIN).unwrap();
+    let input = b"short".to_vec();
+    // The provider holds the modules and the first input already, as after earlier jobs.
+    for b in [&short, &long, &input] {
+        buyer.store.blobs().put(b).unwrap();
+        net.providers[0].store.blobs().put(b).unwrap();
+    }
+
+    let done = buyer.buyer.submit(cheap(&short, &input)).await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&done.result.stdout),
+        fnv_hex(&input)
+    );
+    assert!(
+        delivered_in_reply(&mut net.events, done.job_id).await,
+        "a job that ends at once was not answered with its result"
+    );
+    let short_paid = done.paid;
+    assert!(short_paid > U256::ZERO);
+
+    let mut s = cheap(&long, &input);
+    s.limits.fuel = 100_000_000_000;
+    let started = std::time::Instant::now();
+    let done = buyer.buyer.submit(s).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(done.result.outcome, (0, 0), "the spin did not exit 0");
+    assert!(
+        !delivered_in_reply(&mut net.events, done.job_id).await,
+        "a job of {took:?} was answered with its result: the answer waited for it"
+    );
+    assert!(done.paid > short_paid, "the long job paid {}", done.paid);
+    let long_paid = done.paid;
+
+    // A short job with an input the provider must fetch first: answered before the
+    // transfer, its result on its own.
+    let fresh = b"an input the provider has not seen".to_vec();
+    buyer.store.blobs().put(&fresh).unwrap();
+    let done = buyer.buyer.submit(cheap(&short, &fresh)).await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&done.result.stdout),
+        fnv_hex(&fresh)
+    );
+    assert!(
+        !delivered_in_reply(&mut net.events, done.job_id).await,
+        "an answer was held open across the input's transfer"
+    );
+
+    // All three paid, through one channel: the voucher is cumulative.
+    let channels = buyer.buyer.channels();
+    assert_eq!(channels.len(), 1, "{channels:?}");
+    assert_eq!(channels[0].2, short_paid + long_paid + done.paid);
+    net.shutdown().await;
+}

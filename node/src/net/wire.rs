@@ -16,7 +16,8 @@ use sietch_market::{B256, Canonical, JobSpec, ResultCommitment, Ticket, Voucher}
 const WIRE_VERSION: u8 = 1;
 
 /// Job requests and their answer.
-pub const JOB_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/job/1");
+/// Version 2: a job that ends quickly is answered with its result ([`JobReply::Done`]).
+pub const JOB_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/job/2");
 /// Results, from provider to buyer.
 pub const RESULT_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/result/1");
 /// Blob chunks by blake3 hash.
@@ -28,7 +29,7 @@ pub const VERIFY_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/verify/
 
 /// Largest job request (the spec and the ticket; modules and inputs go by blob).
 pub const MAX_JOB_REQUEST: usize = 256 * 1024;
-/// Largest reply to a job request.
+/// Largest reply to a job request other than a result.
 pub const MAX_JOB_REPLY: usize = 4 * 1024;
 /// Largest result message: stdout and `/output` files travel in it.
 pub const MAX_RESULT: usize = 16 * 1024 * 1024;
@@ -100,6 +101,10 @@ pub enum JobReply {
         /// What to do about it, in words.
         message: String,
     },
+    /// The provider accepted and ran the job at once: here is its result, as
+    /// `/sietch/result/1` would have carried it. A provider answers so when the job ends
+    /// soon after it arrives, which saves a request and its reply for short jobs.
+    Done(Box<JobResult>),
 }
 
 /// A provider's result for a job: its outputs and its signed commitment.
@@ -283,7 +288,8 @@ impl WireMessage for JobRequest {
 
 impl WireMessage for JobReply {
     const TAG: u8 = 2;
-    const MAX: usize = MAX_JOB_REPLY;
+    /// A result and its variant byte.
+    const MAX: usize = MAX_RESULT + 1;
     fn write(&self, w: &mut Writer) {
         match self {
             Self::Accepted { job_id } => {
@@ -295,11 +301,16 @@ impl WireMessage for JobReply {
                 w.u8(*reason as u8);
                 w.str(truncate(message, MAX_TEXT));
             }
+            Self::Done(result) => {
+                w.u8(2);
+                result.write(w);
+            }
         }
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match r.u8()? {
             0 => Ok(Self::Accepted { job_id: r.b256()? }),
+            2 => Ok(Self::Done(Box::new(JobResult::read(r)?))),
             1 => {
                 let tag = r.u8()?;
                 let reason = RefuseReason::from_u8(tag).ok_or(DecodeError::BadTag {
@@ -685,6 +696,38 @@ mod tests {
         assert!(matches!(
             PaymentAck::from_bytes(&bad),
             Err(DecodeError::BadTag { .. })
+        ));
+    }
+
+    #[test]
+    fn a_result_in_a_job_reply_round_trips_and_is_bounded() {
+        let result = JobResult {
+            job_id: B256::repeat_byte(7),
+            outcome: (0, -3),
+            stdout: b"hello".to_vec(),
+            files: vec![("out.bin".into(), vec![1, 2, 3])],
+            commitment: ResultCommitment {
+                job_id: B256::repeat_byte(7),
+                spec_hash: B256::repeat_byte(8),
+                output_hash: B256::repeat_byte(9),
+                fuel_used: 1234,
+                gpu_millis: 0,
+                amount: sietch_market::U256::from(55),
+            },
+            signature: [6u8; 65],
+        };
+        let m = JobReply::Done(Box::new(result.clone()));
+        let bytes = m.to_bytes();
+        assert_eq!(JobReply::from_bytes(&bytes).unwrap(), m);
+        // The same body as on the result protocol, behind the reply's variant byte.
+        assert_eq!(&bytes[3..], &result.to_bytes()[2..]);
+        let mut cut = bytes.clone();
+        cut.truncate(cut.len() - 1);
+        assert!(JobReply::from_bytes(&cut).is_err());
+        let oversized = vec![0u8; JobReply::MAX + 1];
+        assert!(matches!(
+            JobReply::from_bytes(&oversized),
+            Err(DecodeError::Oversized { .. })
         ));
     }
 
