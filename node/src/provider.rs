@@ -543,7 +543,7 @@ impl Provider {
         };
         let run = self.execute(peer, &req);
         tokio::pin!(run);
-        let (ran, mut reply) = match tokio::time::timeout(wait, &mut run).await {
+        let (ran, reply) = match tokio::time::timeout(wait, &mut run).await {
             Ok(ran) => (ran, Some(reply)),
             Err(_) => {
                 let _ = reply.send(JobReply::Accepted { job_id });
@@ -564,7 +564,7 @@ impl Provider {
                 })
                 .await;
                 self.free_lane(&req.ticket.channel_id, &job_id);
-                if let Some(reply) = reply.take() {
+                if let Some(reply) = reply {
                     let _ = reply.send(JobReply::Refused {
                         reason: RefuseReason::Other,
                         message: format!("the job could not run: {why}"),
@@ -594,7 +594,7 @@ impl Provider {
                 },
             );
         }
-        if let Some(reply) = reply.take() {
+        if let Some(reply) = reply {
             if reply.send(JobReply::Done(Box::new(result))).is_ok() {
                 self.emit(NodeEvent::Delivered {
                     job: job_id.to_string(),

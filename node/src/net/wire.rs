@@ -29,7 +29,8 @@ pub const VERIFY_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/verify/
 
 /// Largest job request (the spec and the ticket; modules and inputs go by blob).
 pub const MAX_JOB_REQUEST: usize = 256 * 1024;
-/// Largest reply to a job request other than a result.
+/// Largest short answer: a payment's or a verify request's (a job reply, which may carry a
+/// result, is bounded by [`MAX_RESULT`]).
 pub const MAX_JOB_REPLY: usize = 4 * 1024;
 /// Largest result message: stdout and `/output` files travel in it.
 pub const MAX_RESULT: usize = 16 * 1024 * 1024;
@@ -310,7 +311,6 @@ impl WireMessage for JobReply {
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match r.u8()? {
             0 => Ok(Self::Accepted { job_id: r.b256()? }),
-            2 => Ok(Self::Done(Box::new(JobResult::read(r)?))),
             1 => {
                 let tag = r.u8()?;
                 let reason = RefuseReason::from_u8(tag).ok_or(DecodeError::BadTag {
@@ -322,6 +322,7 @@ impl WireMessage for JobReply {
                     message: r.string("refuse message", MAX_TEXT)?,
                 })
             }
+            2 => Ok(Self::Done(Box::new(JobResult::read(r)?))),
             tag => Err(DecodeError::BadTag {
                 what: "job reply",
                 tag,
