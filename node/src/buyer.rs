@@ -48,6 +48,9 @@ const CANDIDATES: usize = 32;
 const MAX_IN_FLIGHT: usize = 4096;
 /// How long a ticket lets the provider claim it, beyond the job's deadline.
 const TICKET_TTL_SECS: u64 = 3600;
+/// How long a payment waits on its lane for the next job's request to carry it before it is
+/// sent alone on `/sietch/pay/1`.
+pub const PAYMENT_CARRY_WAIT: Duration = Duration::from_millis(20);
 
 fn now() -> u64 {
     (net::system_clock())()
@@ -114,6 +117,23 @@ struct Lane {
     closes_at: Option<u64>,
     /// Closed on chain: what was left went back to the buyer.
     closed: bool,
+    /// The payment of the lane's last job, signed and stored, waiting for the next job's
+    /// request to carry it (or [`PAYMENT_CARRY_WAIT`], then sent alone), with when it
+    /// began to wait. The provider takes no new ticket on the channel before it has it.
+    pending: Option<(Payment, PeerId, Instant)>,
+    /// A top-up ahead of need is on its way to the chain.
+    topping: bool,
+}
+
+/// What a payment settles in the buyer's records.
+#[derive(Debug, Clone, Copy)]
+enum Paying {
+    /// Its own job, whose delivery and check are recorded.
+    Job(B256),
+    /// Its own job, delivered and not sampled: recorded with the payment, in one commit.
+    Delivered(B256),
+    /// A spot check's re-run: only the voucher.
+    Rerun,
 }
 
 /// A lane taken for one job.
@@ -136,6 +156,8 @@ struct Delivered {
 
 /// The buyer.
 pub struct Buyer {
+    /// Itself, for the tasks it starts.
+    me: std::sync::Weak<Buyer>,
     config: NodeConfig,
     store: Arc<Store>,
     net: Network,
@@ -147,6 +169,8 @@ pub struct Buyer {
     /// Lanes being opened on chain, by provider (counted against `max_lanes`).
     opening: Mutex<HashMap<Address, usize>>,
     lane_freed: Notify,
+    /// Rung when a payment starts waiting on its lane.
+    payment_waits: Notify,
     /// Jobs waiting for their result, by (job, provider's peer).
     waiting: Mutex<HashMap<(B256, PeerId), oneshot::Sender<JobResult>>>,
     /// Re-run results waiting for the check's decision, by (job, provider).
@@ -176,7 +200,8 @@ impl Buyer {
             .config
             .test_seed
             .unwrap_or_else(|| rand::rngs::OsRng.r#gen());
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             config: p.config,
             store: p.store,
             net: p.net,
@@ -187,6 +212,7 @@ impl Buyer {
             lanes: Mutex::new(Vec::new()),
             opening: Mutex::new(HashMap::new()),
             lane_freed: Notify::new(),
+            payment_waits: Notify::new(),
             waiting: Mutex::new(HashMap::new()),
             reruns: Mutex::new(HashMap::new()),
             disputable: Mutex::new(HashMap::new()),
@@ -309,21 +335,44 @@ impl Buyer {
                     continue;
                 }
             };
-            let (provider, ticket, result) = (
-                offer.evm_address,
-                delivered.ticket,
-                EvmSigned::new(delivered.result.commitment, delivered.result.signature),
-            );
-            let _ = off_async(&self.store, move |s| {
-                s.record_delivery(&id, provider, &ticket, &result, now())
-            })
-            .await;
+            // Not sampled (most jobs): the delivery, the outputs and the payment are
+            // recorded in one commit when the job is paid.
+            let sampled =
+                sietch_market::is_checked(&delivered.secret, &id, spec.verification.sampling_ppm);
+            let at_once = !sampled && !self.withholds(&id);
+            if !at_once {
+                let (provider, ticket, result) = (
+                    offer.evm_address,
+                    delivered.ticket,
+                    EvmSigned::new(delivered.result.commitment, delivered.result.signature),
+                );
+                let _ = off_async(&self.store, move |s| {
+                    s.record_delivery(&id, provider, &ticket, &result, now())
+                })
+                .await;
+            }
             self.emit(NodeEvent::ResultIn {
                 job: id.to_string(),
                 outcome: jobs::outcome_text(&delivered.result),
                 amount: delivered.result.commitment.amount.to_string(),
                 fuel: delivered.result.commitment.fuel_used,
             });
+            if at_once {
+                let paid = self.pay(&delivered, Paying::Delivered(id)).await?;
+                self.emit(NodeEvent::Finished {
+                    job: id.to_string(),
+                    state: "paid".into(),
+                    millis: started.elapsed().as_millis() as u64,
+                });
+                return Ok(Finished {
+                    job_id: id,
+                    provider: offer.evm_address,
+                    result: delivered.result,
+                    paid,
+                    check: None,
+                    elapsed: started.elapsed(),
+                });
+            }
             let (check, majority) = match self.check(spec, offer, &delivered).await {
                 Some((c, m)) => (Some(c), m),
                 None => (None, None),
@@ -397,7 +446,7 @@ impl Buyer {
                         let _ =
                             off_async(&self.store, move |s| s.record_check(&id, true, now())).await;
                     }
-                    let paid = self.pay(&delivered, Some(id)).await?;
+                    let paid = self.pay(&delivered, Paying::Job(id)).await?;
                     self.emit(NodeEvent::Finished {
                         job: id.to_string(),
                         state: "paid".into(),
@@ -491,10 +540,13 @@ impl Buyer {
             }
             w.insert((id, peer), tx);
         }
+        // The lane's last payment rides along: the provider records it first.
+        let paying = self.take_pending(taken.channel);
         let request = JobRequest {
             spec: spec.clone(),
             ticket,
             ticket_signature: signature,
+            paying: paying.clone(),
         };
         let outcome = async {
             match self.net.request_job(peer, request).await {
@@ -504,7 +556,14 @@ impl Buyer {
                 Ok(JobReply::Refused { reason, message }) => {
                     return Err((false, format!("refused ({reason:?}): {message}")));
                 }
-                Err(e) => return Err((false, format!("unreachable: {e}"))),
+                Err(e) => {
+                    // The payment may not have arrived: it waits on the lane again (a
+                    // payment sent twice is recorded once).
+                    if let Some(p) = paying {
+                        self.wait_on_lane(taken.channel, peer, p);
+                    }
+                    return Err((false, format!("unreachable: {e}")));
+                }
             }
             let wait = Duration::from_millis(spec.limits.wall_time_ms)
                 + Duration::from_secs(self.config.result_slack_secs);
@@ -707,7 +766,7 @@ impl Buyer {
             if against {
                 self.withhold(&d, "this re-run is against the check's majority", None)
                     .await;
-            } else if let Err(e) = self.pay(&d, None).await {
+            } else if let Err(e) = self.pay(&d, Paying::Rerun).await {
                 tracing::warn!("paying a re-run of {id}: {e}");
             }
         }
@@ -715,9 +774,9 @@ impl Buyer {
 
     // ---------------------------------------------------------------- pay
 
-    /// Signs the voucher that pays `d` and sends it with the secret; frees the lane.
-    /// `job` is the buyer's own job record to settle (not for re-runs).
-    async fn pay(&self, d: &Delivered, job: Option<B256>) -> Result<U256, BuyError> {
+    /// Signs the voucher that pays `d`, records it, leaves it on the lane for the provider
+    /// (see [`Lane::pending`]) and frees the lane.
+    async fn pay(&self, d: &Delivered, paying: Paying) -> Result<U256, BuyError> {
         let amount = d.result.commitment.amount;
         let voucher = Voucher {
             channel_id: d.taken.channel,
@@ -727,11 +786,22 @@ impl Buyer {
         let signed = EvmSigned::new(voucher, sig);
         // A durable write (the voucher is money): off the async threads.
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || match job {
-            Some(id) => store
+        let delivered = matches!(paying, Paying::Delivered(_)).then(|| {
+            (
+                d.taken.provider,
+                d.ticket,
+                EvmSigned::new(d.result.commitment, d.result.signature),
+                net::wire::WireMessage::to_bytes(&d.result),
+            )
+        });
+        tokio::task::spawn_blocking(move || match (paying, delivered) {
+            (Paying::Delivered(id), Some((provider, ticket, result, outputs))) => store
+                .finish_job(&id, provider, &ticket, &result, &outputs, &signed, now())
+                .map(|_| ()),
+            (Paying::Job(id) | Paying::Delivered(id), _) => store
                 .settle_job(Side::Buyer, &id, &signed, now())
                 .map(|_| ()),
-            None => store.put_voucher(&signed).map(|_| ()),
+            (Paying::Rerun, _) => store.put_voucher(&signed).map(|_| ()),
         })
         .await
         .map_err(node_err)?
@@ -742,14 +812,103 @@ impl Buyer {
             voucher: Some((voucher, sig)),
             note: String::new(),
         };
-        // The provider keeps the ticket either way; a lost payment is claimed on chain.
-        if let Err(e) = self.net.send_payment(d.peer, payment).await {
-            tracing::warn!("sending the payment of {}: {e}", d.ticket.message.job_id);
-        }
-        // Only now is the lane free: the provider takes the next job on this channel once it
-        // has the voucher that ends this one's range.
+        // The payment waits on the lane for the next job's request, which the provider
+        // takes only with the voucher that ends this job's range; a lane left idle sends it
+        // alone. The provider keeps the ticket either way; a lost payment is claimed on
+        // chain.
+        self.wait_on_lane(d.taken.channel, d.peer, payment);
         self.advance_lane(&d.taken, voucher.cumulative_amount);
         Ok(amount)
+    }
+
+    /// Takes the payment waiting on a lane, to carry it in a job request.
+    fn take_pending(&self, channel: B256) -> Option<Payment> {
+        let mut lanes = self.lanes.lock().ok()?;
+        let lane = lanes.iter_mut().find(|l| l.channel == channel)?;
+        lane.pending.take().map(|(p, _, _)| p)
+    }
+
+    /// Leaves a payment on its lane (see [`Lane::pending`]). A lane holds one: a job takes
+    /// the lane's payment with the lane, and pays before it frees it.
+    fn wait_on_lane(&self, channel: B256, peer: PeerId, payment: Payment) {
+        let mut older = None;
+        if let Ok(mut lanes) = self.lanes.lock()
+            && let Some(l) = lanes.iter_mut().find(|l| l.channel == channel)
+        {
+            older = l.pending.replace((payment, peer, Instant::now()));
+        }
+        // Never silently replaced: an older payment still waiting goes out alone.
+        if let Some((older, peer, _)) = older {
+            let net = self.net.clone();
+            tokio::spawn(async move {
+                let _ = net.send_payment(peer, older).await;
+            });
+        }
+        self.payment_waits.notify_one();
+    }
+
+    /// Sends the payments that waited [`PAYMENT_CARRY_WAIT`] on an idle lane, until the node
+    /// stops.
+    pub(crate) async fn carry_payments(self: Arc<Self>) {
+        loop {
+            self.payment_waits.notified().await;
+            loop {
+                tokio::time::sleep(PAYMENT_CARRY_WAIT).await;
+                if !self.send_waiting_payments(PAYMENT_CARRY_WAIT).await {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Sends alone every payment that has waited `at_least` on a lane no job holds; returns
+    /// whether payments still wait. The lane is held while its payment is on the way, so
+    /// that no job's request overtakes it.
+    async fn send_waiting_payments(&self, at_least: Duration) -> bool {
+        let (due, left): (Vec<(B256, PeerId, Payment)>, bool) = {
+            let Ok(mut lanes) = self.lanes.lock() else {
+                return false;
+            };
+            let mut due = Vec::new();
+            for l in lanes.iter_mut() {
+                if l.busy {
+                    continue;
+                }
+                if let Some((_, _, since)) = &l.pending
+                    && since.elapsed() >= at_least
+                    && let Some((p, peer, _)) = l.pending.take()
+                {
+                    l.busy = true;
+                    due.push((l.channel, peer, p));
+                }
+            }
+            (due, lanes.iter().any(|l| l.pending.is_some()))
+        };
+        let sends = due.into_iter().map(|(channel, peer, p)| async move {
+            let job = p.job_id;
+            if let Err(e) = self.net.send_payment(peer, p).await {
+                tracing::warn!("sending the payment of {job}: {e}");
+            }
+            if let Ok(mut lanes) = self.lanes.lock()
+                && let Some(l) = lanes.iter_mut().find(|l| l.channel == channel)
+            {
+                l.busy = false;
+            }
+        });
+        futures::future::join_all(sends).await;
+        self.lane_freed.notify_waiters();
+        left
+    }
+
+    /// Sends every payment still waiting on a lane (on the way out, before closes).
+    pub async fn send_payments_now(&self) {
+        // Lanes held by a job pay when it ends; a few rounds let those finish.
+        for _ in 0..50 {
+            if !self.send_waiting_payments(Duration::ZERO).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Tells the provider it is not paid, and why; the lane takes no more tickets, and the
@@ -895,6 +1054,8 @@ impl Buyer {
             retired: false,
             closes_at: None,
             closed: false,
+            pending: None,
+            topping: false,
         });
         Ok(Taken {
             channel,
@@ -988,11 +1149,47 @@ impl Buyer {
     }
 
     fn advance_lane(&self, t: &Taken, cumulative: U256) {
+        let mut top_up = false;
         if let Ok(mut lanes) = self.lanes.lock()
             && let Some(l) = lanes.iter_mut().find(|l| l.channel == t.channel)
         {
             l.cumulative = l.cumulative.max(cumulative);
             l.busy = false;
+            // A quarter of a deposit left: topped up now, while the lane works on, rather
+            // than when a job finds it dry. Lanes opened together run dry together, and
+            // their top-ups, one transaction each, would queue on the chain.
+            let low = U256::from(self.config.channel_deposit / 4);
+            if self.chain.is_some()
+                && !l.retired
+                && !l.topping
+                && l.deposit.saturating_sub(l.cumulative) < low
+            {
+                l.topping = true;
+                top_up = true;
+            }
+        }
+        self.lane_freed.notify_waiters();
+        if top_up && let Some(me) = self.me.upgrade() {
+            let channel = t.channel;
+            tokio::spawn(async move { me.top_up_ahead(channel).await });
+        }
+    }
+
+    /// Adds a deposit to a lane that runs low (see [`Buyer::advance_lane`]).
+    async fn top_up_ahead(&self, channel: B256) {
+        let Some(chain) = &self.chain else { return };
+        let amount = self.config.channel_deposit;
+        let added = chain.top_up(channel, amount).await;
+        if let Err(e) = &added {
+            tracing::warn!("topping up channel {channel}: {e}");
+        }
+        if let Ok(mut lanes) = self.lanes.lock()
+            && let Some(l) = lanes.iter_mut().find(|l| l.channel == channel)
+        {
+            l.topping = false;
+            if added.is_ok() {
+                l.deposit += U256::from(amount);
+            }
         }
         self.lane_freed.notify_waiters();
     }
@@ -1055,7 +1252,9 @@ impl Buyer {
                 (
                     lanes
                         .iter()
-                        .filter(|l| l.retired && !l.busy && l.closes_at.is_none())
+                        .filter(|l| {
+                            l.retired && !l.busy && l.pending.is_none() && l.closes_at.is_none()
+                        })
                         .map(|l| l.channel)
                         .collect(),
                     lanes
@@ -1102,6 +1301,8 @@ impl Buyer {
         let Some(chain) = &self.chain else {
             return Vec::new();
         };
+        // The provider claims what it has when it sees the close: it must have everything.
+        self.send_payments_now().await;
         let channels: Vec<B256> = self.channels().iter().map(|c| c.0).collect();
         for c in &channels {
             if let Err(e) = chain.start_close(*c).await {

@@ -126,6 +126,9 @@ pub enum NodeEvent {
         channel: String,
         /// The voucher's cumulative amount.
         cumulative: String,
+        /// Whether the payment came in the request of the channel's next job, rather than
+        /// in a message of its own.
+        carried: bool,
     },
     /// Provider: a buyer withheld payment.
     Withheld {
@@ -302,10 +305,14 @@ impl fmt::Display for NodeEvent {
                 job,
                 channel,
                 cumulative,
-            } => write!(
-                f,
-                "paid job {job} channel {channel} cumulative {cumulative}"
-            ),
+                carried,
+            } => {
+                let how = if *carried { " (with the next job)" } else { "" };
+                write!(
+                    f,
+                    "paid job {job} channel {channel} cumulative {cumulative}{how}"
+                )
+            }
             Self::Withheld { job, reason } => write!(f, "withheld job {job}: {reason}"),
             Self::Claimed {
                 channels,

@@ -444,14 +444,15 @@ impl Provider {
             return Err((RefuseReason::Busy, "too many unpaid jobs".into()));
         }
         match lanes.get(&req.ticket.channel_id) {
-            Some(other) if *other != req.ticket.job_id => Err((
+            // The same job again too: it is stored only once it has run.
+            Some(other) => Err((
                 RefuseReason::Busy,
                 format!(
                     "channel {} has job {other} in flight; one job at a time per channel",
                     req.ticket.channel_id
                 ),
             )),
-            _ => {
+            None => {
                 lanes.insert(req.ticket.channel_id, req.ticket.job_id);
                 Ok(())
             }
@@ -480,19 +481,57 @@ impl Provider {
     /// Answers a job request and runs the job. A job that ends within
     /// [`INLINE_RESULT_WAIT`] is answered with its result; a longer one is answered
     /// "accepted" and its result delivered on the result protocol when it ends.
+    ///
+    /// A payment the request carries is recorded first, as if it had come alone (it may
+    /// free the ticket's channel), without an fsync: the job's own durable commit makes it
+    /// durable, or a sync when the job ends without one.
     pub(crate) async fn on_job(
         self: Arc<Self>,
         peer: PeerId,
-        req: JobRequest,
+        mut req: JobRequest,
         reply: oneshot::Sender<JobReply>,
     ) {
+        let carried = req.paying.take();
+        let carried = match carried {
+            Some(p) => {
+                let me = self.clone();
+                let ack = tokio::task::spawn_blocking(move || me.on_payment(peer, &p, true)).await;
+                if let Ok(PaymentAck::Refused { message }) = &ack {
+                    tracing::warn!(%peer, "a payment carried by a job request: {message}");
+                }
+                true
+            }
+            None => false,
+        };
+        let synced = self.serve(peer, req, reply, carried).await;
+        if carried
+            && !synced
+            && let Some(Err(e)) = off_async(&self.store, |s| s.sync()).await
+        {
+            tracing::warn!("cannot sync the store after a payment: {e}");
+        }
+    }
+
+    /// [`Provider::on_job`] after the carried payment (`carried`). Returns whether the job
+    /// made a durable commit.
+    async fn serve(
+        &self,
+        peer: PeerId,
+        req: JobRequest,
+        reply: oneshot::Sender<JobReply>,
+        carried: bool,
+    ) -> bool {
         let job_id = req.ticket.job_id;
         let buyer = match self.check(&req) {
             Ok(b) => b,
-            Err(r) => return self.refuse(reply, job_id, r),
+            Err(r) => {
+                self.refuse(reply, job_id, r);
+                return false;
+            }
         };
         if let Err(r) = self.check_channel(&req, buyer).await {
-            return self.refuse(reply, job_id, r);
+            self.refuse(reply, job_id, r);
+            return false;
         }
         let Ok(_slot) = self.slots.try_acquire() else {
             let r = (
@@ -502,29 +541,16 @@ impl Provider {
                     self.config.max_concurrent_jobs
                 ),
             );
-            return self.refuse(reply, job_id, r);
+            self.refuse(reply, job_id, r);
+            return false;
         };
         if let Err(r) = self.take_lane(&req) {
-            return self.refuse(reply, job_id, r);
+            self.refuse(reply, job_id, r);
+            return false;
         }
+        let channel = req.ticket.channel_id;
         let mut record = JobRecord::new(job_id, req.ticket.spec_hash, buyer, now());
-        record.state = JobState::Accepted;
         record.ticket = Some(EvmSigned::new(req.ticket, req.ticket_signature));
-        let (spec, rec) = (req.spec.clone(), record.clone());
-        let inserted = off_async(&self.store, move |s| {
-            s.insert_job(Side::Provider, &spec, &rec)
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap_or_else(|| Err("the write was cancelled".into()));
-        if let Err(e) = inserted {
-            self.free_lane(&req.ticket.channel_id, &job_id);
-            return self.refuse(
-                reply,
-                job_id,
-                (RefuseReason::Other, format!("cannot record the job: {e}")),
-            );
-        }
         self.emit(NodeEvent::Accepted {
             job: job_id.to_string(),
             peer: peer.to_string(),
@@ -543,11 +569,20 @@ impl Provider {
         };
         let run = self.execute(peer, &req);
         tokio::pin!(run);
-        let (ran, reply) = match tokio::time::timeout(wait, &mut run).await {
-            Ok(ran) => (ran, Some(reply)),
+        // A job that ends at once is stored once, with its result; a longer one when it is
+        // answered "accepted" (a duplicate job id is refused there), durably when a payment
+        // came with it: the job may run for long, and the payment must not wait for it.
+        let (ran, reply, synced_early) = match tokio::time::timeout(wait, &mut run).await {
+            Ok(ran) => (ran, Some(reply), false),
             Err(_) => {
+                record.state = JobState::Accepted;
+                if let Err(e) = self.insert_job(&req.spec, &record, carried).await {
+                    self.free_lane(&channel, &job_id);
+                    self.refuse(reply, job_id, (RefuseReason::Other, e));
+                    return false;
+                }
                 let _ = reply.send(JobReply::Accepted { job_id });
-                (run.await, None)
+                (run.await, None, carried)
             }
         };
         let result = match ran {
@@ -558,32 +593,53 @@ impl Provider {
                     job: job_id.to_string(),
                     reason: why.clone(),
                 });
-                let note = why.clone();
-                let _ = off_async(&self.store, move |s| {
-                    s.set_job_state(Side::Provider, &job_id, JobState::Failed, &note, now())
-                })
-                .await;
-                self.free_lane(&req.ticket.channel_id, &job_id);
-                if let Some(reply) = reply {
-                    let _ = reply.send(JobReply::Refused {
-                        reason: RefuseReason::Other,
-                        message: format!("the job could not run: {why}"),
-                    });
+                self.free_lane(&channel, &job_id);
+                match reply {
+                    Some(reply) => {
+                        record.state = JobState::Failed;
+                        record.note.clone_from(&why);
+                        let _ = self.insert_job(&req.spec, &record, false).await;
+                        let _ = reply.send(JobReply::Refused {
+                            reason: RefuseReason::Other,
+                            message: format!("the job could not run: {why}"),
+                        });
+                    }
+                    None => {
+                        let _ = off_async(&self.store, move |s| {
+                            s.set_job_state(Side::Provider, &job_id, JobState::Failed, &why, now())
+                        })
+                        .await;
+                    }
                 }
-                return;
+                return synced_early;
             }
         };
-        // A durable write, before the result leaves: off the async threads.
-        let (store, signed) = (
-            self.store.clone(),
-            EvmSigned::new(result.commitment, result.signature),
-        );
-        let recorded = tokio::task::spawn_blocking(move || {
-            store.record_result(Side::Provider, &job_id, &signed, now())
-        })
-        .await;
-        if !matches!(recorded, Ok(Ok(_))) {
-            tracing::warn!("cannot record the result of {job_id}: {recorded:?}");
+        // A durable write, before the result leaves: what the ticket is claimed with.
+        let signed = EvmSigned::new(result.commitment, result.signature);
+        let synced = match &reply {
+            Some(_) => {
+                record.state = JobState::Done;
+                record.result = Some(signed);
+                self.insert_job(&req.spec, &record, true).await
+            }
+            None => {
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || {
+                    store.record_result(Side::Provider, &job_id, &signed, now())
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()))
+            }
+        };
+        if let Err(e) = &synced {
+            tracing::warn!("cannot record the result of {job_id}: {e}");
+            // Without a record it could neither be paid nor claimed: not delivered.
+            if let Some(reply) = reply {
+                self.free_lane(&channel, &job_id);
+                self.refuse(reply, job_id, (RefuseReason::Other, e.clone()));
+                return false;
+            }
         }
         if let Ok(mut u) = self.unpaid.lock() {
             u.insert(
@@ -601,7 +657,7 @@ impl Provider {
                     in_reply: true,
                 });
             }
-            return;
+            return true;
         }
         for attempt in 1..=RESULT_ATTEMPTS {
             match self.net.send_result(peer, result.clone()).await {
@@ -610,7 +666,7 @@ impl Provider {
                         job: job_id.to_string(),
                         in_reply: false,
                     });
-                    return;
+                    break;
                 }
                 Err(e) => {
                     tracing::warn!("result of {job_id}, attempt {attempt}: {e}");
@@ -618,6 +674,27 @@ impl Provider {
                 }
             }
         }
+        synced_early || synced.is_ok()
+    }
+
+    /// Stores a job this node took (durably: one that has ended, with its result).
+    async fn insert_job(
+        &self,
+        spec: &sietch_market::JobSpec,
+        record: &JobRecord,
+        durable: bool,
+    ) -> Result<(), String> {
+        let (spec, record) = (spec.clone(), record.clone());
+        off_async(&self.store, move |s| {
+            if durable {
+                s.insert_ended_job(Side::Provider, &spec, &record)
+            } else {
+                s.insert_job(Side::Provider, &spec, &record)
+            }
+            .map_err(|e| format!("cannot record the job: {e}"))
+        })
+        .await
+        .unwrap_or_else(|| Err("the write was cancelled".into()))
     }
 
     /// The spec's blobs, from the store or fetched from `peer`.
@@ -716,7 +793,10 @@ impl Provider {
     // ---------------------------------------------------------------- payment
 
     /// A buyer's payment (or refusal to pay) for a job this node ran.
-    pub(crate) fn on_payment(&self, peer: PeerId, p: &Payment) -> PaymentAck {
+    /// `carried`: it came in a job request, and its voucher is committed without an fsync
+    /// (the caller makes it durable, see [`Provider::on_job`]); else with one before this
+    /// returns.
+    pub(crate) fn on_payment(&self, peer: PeerId, p: &Payment, carried: bool) -> PaymentAck {
         let refuse = |m: String| PaymentAck::Refused { message: m };
         let Ok(Some(job)) = self.store.job(Side::Provider, &p.job_id) else {
             return refuse(format!("no job {} here", p.job_id));
@@ -762,10 +842,14 @@ impl Provider {
             return refuse(format!("the voucher's signature: {e}"));
         }
         let signed = EvmSigned::new(*voucher, *sig);
-        match self
-            .store
-            .settle_job(Side::Provider, &p.job_id, &signed, now())
-        {
+        let settled = if carried {
+            self.store
+                .settle_job_unsynced(Side::Provider, &p.job_id, &signed, now())
+        } else {
+            self.store
+                .settle_job(Side::Provider, &p.job_id, &signed, now())
+        };
+        match settled {
             Ok((_, update)) => {
                 if let Ok(mut u) = self.unpaid.lock() {
                     u.remove(&p.job_id);
@@ -775,6 +859,7 @@ impl Provider {
                     job: p.job_id.to_string(),
                     channel: voucher.channel_id.to_string(),
                     cumulative: voucher.cumulative_amount.to_string(),
+                    carried,
                 });
                 if matches!(update, VoucherUpdate::Stored) {
                     self.note_owed(voucher);

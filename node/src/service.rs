@@ -284,6 +284,7 @@ impl Node {
             }));
         }
         tasks.push(tokio::spawn(buyer.clone().sweep()));
+        tasks.push(tokio::spawn(buyer.clone().carry_payments()));
         if let Some(p) = &provider {
             tasks.push(tokio::spawn(p.clone().announce()));
             tasks.push(tokio::spawn(p.clone().settle_loop()));
@@ -321,6 +322,8 @@ impl Node {
     /// Stops the node: a provider withdraws its offer and claims what it is owed first.
     pub async fn shutdown(self) {
         self.events.emit(NodeEvent::ShuttingDown);
+        // Payments waiting on their lanes go now: each is what a provider is owed.
+        self.buyer.send_payments_now().await;
         if let Some(p) = &self.provider {
             p.withdraw().await;
             if let Some(c) = &self.chain
@@ -428,7 +431,7 @@ fn on_net_event(
                 Some(p) => {
                     let p = p.clone();
                     tokio::task::spawn_blocking(move || {
-                        let _ = reply.send(p.on_payment(peer, &payment));
+                        let _ = reply.send(p.on_payment(peer, &payment, false));
                     });
                 }
                 None => {

@@ -446,6 +446,7 @@ async fn offers_reach_every_node_and_a_job_gets_its_result() {
             ticket,
             ticket_signature: signature
                 .unwrap_or_else(|| ticket.sign(&domain(), &buyer_evm).unwrap()),
+            paying: None,
         };
         let buyer = buyer.clone();
         async move { buyer.request_job(provider_peer, request).await.unwrap() }

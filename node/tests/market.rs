@@ -353,3 +353,61 @@ async fn anvil_a_short_job_comes_back_with_the_answer_and_a_long_one_on_its_own(
     assert_eq!(channels[0].2, short_paid + long_paid + done.paid);
     net.shutdown().await;
 }
+
+/// A buyer pays each job of a channel in the next job's request, and a lane left idle
+/// sends its last payment alone: every job is paid, the provider takes each ticket only
+/// with the voucher of the job before, and ends with the buyer's last voucher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_payments_ride_with_the_next_job_and_the_last_goes_alone() {
+    use sietch_node::events::NodeEvent;
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = Devnet::start(DevnetConfig::new(1, dir.path()))
+        .await
+        .unwrap();
+    let buyer = &net.buyer;
+    let module = wat::parse_str(HASH_STDIN).unwrap();
+    let input = b"carried".to_vec();
+    for b in [&module, &input] {
+        buyer.store.blobs().put(b).unwrap();
+        net.providers[0].store.blobs().put(b).unwrap();
+    }
+    let mut jobs = Vec::new();
+    for _ in 0..3 {
+        let done = buyer.buyer.submit(cheap(&module, &input)).await.unwrap();
+        assert!(done.paid > U256::ZERO);
+        jobs.push(done.job_id.to_string());
+    }
+    // The provider's word on each: paid, and how the payment came.
+    let mut carried = std::collections::HashMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while carried.len() < jobs.len() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, net.events.recv()).await {
+            Ok(Some((
+                _,
+                NodeEvent::Paid {
+                    job, carried: c, ..
+                },
+            ))) if jobs.contains(&job) => {
+                carried.insert(job, c);
+            }
+            Ok(Some(_)) => {}
+            _ => panic!("the provider was paid for {carried:?} of {jobs:?} within 30 s"),
+        }
+    }
+    assert_eq!(
+        jobs.iter().map(|j| carried[j]).collect::<Vec<_>>(),
+        [true, true, false],
+        "the first two should ride with the next job, the last go alone"
+    );
+    // One channel, and the provider holds its latest voucher.
+    let channels = buyer.buyer.channels();
+    assert_eq!(channels.len(), 1, "{channels:?}");
+    let held = net.providers[0]
+        .store
+        .voucher(&channels[0].0)
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.message.cumulative_amount, channels[0].2);
+    net.shutdown().await;
+}

@@ -293,6 +293,7 @@ async fn offers_reach_every_node_and_a_job_request_gets_its_result() {
                 spec,
                 ticket,
                 ticket_signature: [1u8; 65],
+                paying: None,
             },
         )
         .await

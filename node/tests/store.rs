@@ -423,6 +423,102 @@ fn a_delivery_lands_whole_or_not_at_all() {
     );
 }
 
+/// A job paid as soon as it is delivered (not sampled) is recorded in one commit:
+/// delivery, outputs, payment and the provider's settled count; a refused one writes none
+/// of it. A provider's job stored only once it ran carries its result, and a job id is
+/// stored once.
+#[test]
+fn a_job_paid_at_once_lands_whole_or_not_at_all() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let (spec, full) = job(8);
+    let id = full.job_id;
+    let bare = JobRecord::new(id, full.spec_hash, Address::ZERO, NOW);
+    store.insert_job(Side::Buyer, &spec, &bare).unwrap();
+    let ticket = full.ticket.unwrap();
+    let result = result_for(&full);
+
+    let mut other = result;
+    other.message.job_id = B256::repeat_byte(9);
+    let err = store
+        .finish_job(
+            &id,
+            provider(),
+            &ticket,
+            &other,
+            b"out",
+            &voucher(300, 1),
+            NOW + 1,
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Mismatch { .. }), "{err:?}");
+    let mut elsewhere = voucher(300, 1);
+    elsewhere.message.channel_id = B256::repeat_byte(0xee);
+    let err = store
+        .finish_job(
+            &id,
+            provider(),
+            &ticket,
+            &result,
+            b"out",
+            &elsewhere,
+            NOW + 1,
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Mismatch { .. }), "{err:?}");
+    let r = store.job(Side::Buyer, &id).unwrap().unwrap();
+    assert_eq!((r.state, r.result), (JobState::Requested, None));
+    assert_eq!(store.job_outputs(&id).unwrap(), None);
+    assert_eq!(store.vouchers().unwrap(), vec![]);
+    assert_eq!(store.reputation(&provider()).unwrap().settled_jobs, 0);
+
+    let (r, update) = store
+        .finish_job(
+            &id,
+            provider(),
+            &ticket,
+            &result,
+            b"out",
+            &voucher(300, 1),
+            NOW + 2,
+        )
+        .unwrap();
+    assert_eq!((r.state, update), (JobState::Paid, VoucherUpdate::Stored));
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    let r = store.job(Side::Buyer, &id).unwrap().unwrap();
+    assert_eq!(
+        (r.state, r.counterparty, r.ticket, r.result),
+        (JobState::Paid, provider(), Some(ticket), Some(result))
+    );
+    assert_eq!(store.job_outputs(&id).unwrap(), Some(b"out".to_vec()));
+    assert_eq!(store.voucher(&channel()).unwrap(), Some(voucher(300, 1)));
+    assert_eq!(store.reputation(&provider()).unwrap().settled_jobs, 1);
+
+    // The provider's side: stored with its result, then paid by a voucher committed
+    // without an fsync and made durable by a sync.
+    let mut ended = full.clone();
+    ended.state = JobState::Done;
+    ended.result = Some(result);
+    store
+        .insert_ended_job(Side::Provider, &spec, &ended)
+        .unwrap();
+    let err = store
+        .insert_ended_job(Side::Provider, &spec, &ended)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::JobExists { .. }), "{err:?}");
+    let (r, update) = store
+        .settle_job_unsynced(Side::Provider, &id, &voucher(400, 2), NOW + 3)
+        .unwrap();
+    assert_eq!((r.state, update), (JobState::Paid, VoucherUpdate::Stored));
+    store.sync().unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    let r = store.job(Side::Provider, &id).unwrap().unwrap();
+    assert_eq!((r.state, r.result), (JobState::Paid, Some(result)));
+    assert_eq!(store.voucher(&channel()).unwrap(), Some(voucher(400, 2)));
+}
+
 #[test]
 fn state_rules() {
     use JobState::*;

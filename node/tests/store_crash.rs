@@ -120,8 +120,9 @@ fn blob(n: u64) -> Vec<u8> {
 }
 
 /// The child: commits job `n` (inserted with its spec, given its result, settled with a
-/// voucher one higher than the channel's, which also counts in the provider's reputation),
-/// then blob `n`, printing each number after the call returns.
+/// voucher one higher than the channel's, which also counts in the provider's reputation;
+/// in turn by the store's three ways to pay a job), then blob `n`, printing each number
+/// after the call returns.
 fn child(dir: &Path) -> Result<(), StoreError> {
     let started = Instant::now();
     let store = Store::open(dir)?;
@@ -130,7 +131,6 @@ fn child(dir: &Path) -> Result<(), StoreError> {
     while started.elapsed() < CHILD_LIFETIME {
         let record = job(n);
         store.insert_job(Side::Buyer, &spec(n), &record)?;
-        store.record_result(Side::Buyer, &record.job_id, &result(n), NOW + n)?;
         let owed = store
             .voucher(&channel())?
             .map_or(U256::ZERO, |v| v.message.cumulative_amount);
@@ -141,7 +141,32 @@ fn child(dir: &Path) -> Result<(), StoreError> {
             },
             [0x33; 65],
         );
-        store.settle_job(Side::Buyer, &record.job_id, &voucher, NOW + n)?;
+        // The three ways a job is paid: result then payment; delivery, outputs and
+        // payment in one commit; and a payment committed without an fsync, made durable
+        // by a sync.
+        match n % 3 {
+            0 => {
+                store.record_result(Side::Buyer, &record.job_id, &result(n), NOW + n)?;
+                store.settle_job(Side::Buyer, &record.job_id, &voucher, NOW + n)?;
+            }
+            1 => {
+                let (ticket, outputs) = (record.ticket.unwrap(), blob(n % 8));
+                store.finish_job(
+                    &record.job_id,
+                    provider(),
+                    &ticket,
+                    &result(n),
+                    &outputs,
+                    &voucher,
+                    NOW + n,
+                )?;
+            }
+            _ => {
+                store.record_result(Side::Buyer, &record.job_id, &result(n), NOW + n)?;
+                store.settle_job_unsynced(Side::Buyer, &record.job_id, &voucher, NOW + n)?;
+                store.sync()?;
+            }
+        }
         writeln!(out, "{MARK}job {n}")
             .and_then(|()| out.flush())
             .ok();
@@ -260,6 +285,13 @@ fn check_store(store: &Store) -> BTreeSet<u64> {
             JobState::Done => assert_eq!(record.result, Some(result(n))),
             JobState::Paid => {
                 assert_eq!(record.result, Some(result(n)));
+                if n % 3 == 1 {
+                    // Paid in the commit that kept the outputs.
+                    assert_eq!(
+                        store.job_outputs(&record.job_id).unwrap(),
+                        Some(blob(n % 8))
+                    );
+                }
                 paid.insert(n);
             }
             other => panic!("job {n} in unexpected state {other}"),

@@ -330,11 +330,20 @@ async fn anvil_a_provider_restarted_with_an_unclaimed_voucher_claims_it() {
     let buyer = m.buyers[0].clone();
     let provider = m.providers[0].clone();
     let module = m.upload(&buyer, &hash_guest(0)).await.unwrap();
+    let mut last = None;
     for k in 0..3u8 {
         let stdin = m.upload(&buyer, &[k; 40]).await.unwrap();
         let a = m.run_job(&buyer, &unsampled(module, stdin)).await.unwrap();
         assert_eq!(a["provider"], provider.evm.to_string());
+        last = Some(a["job_id"].as_str().unwrap().parse::<B256>().unwrap());
     }
+    // The last payment reaches the provider a moment after the buyer signed it (it waits
+    // for a next job to carry it, then goes alone).
+    let last = last.unwrap();
+    until!(m, "the provider holds the last payment", || {
+        let (m, provider) = (&m, &provider);
+        async move { Ok(m.job(provider, "provider", &last).await?["state"] == "paid") }
+    });
     let channels = get(&buyer.api, "/api/v1/channels").await.unwrap();
     let ch = &channels.as_array().unwrap()[0];
     let id = ch["channel"].as_str().unwrap().parse().unwrap();

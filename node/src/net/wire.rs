@@ -17,7 +17,9 @@ const WIRE_VERSION: u8 = 1;
 
 /// Job requests and their answer.
 /// Version 2: a job that ends quickly is answered with its result ([`JobReply::Done`]).
-pub const JOB_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/job/2");
+/// Version 3: a request may carry the payment of the channel's previous job
+/// ([`JobRequest::paying`]).
+pub const JOB_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/job/3");
 /// Results, from provider to buyer.
 pub const RESULT_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/result/1");
 /// Blob chunks by blake3 hash.
@@ -50,6 +52,11 @@ pub struct JobRequest {
     pub ticket: Ticket,
     /// The buyer's EIP-712 signature of the ticket (65 bytes, r‖s‖v).
     pub ticket_signature: [u8; 65],
+    /// The payment of an earlier job on the same channel, carried here rather than in a
+    /// message of its own on `/sietch/pay/1`: a buyer sending jobs back to back on a
+    /// channel pays each with the next one's request. The provider records it before it
+    /// looks at the ticket, as if it had come alone.
+    pub paying: Option<Payment>,
 }
 
 /// Why a provider refuses a job.
@@ -277,12 +284,14 @@ impl WireMessage for JobRequest {
         w.bytes(&self.spec.encode());
         w.bytes(&self.ticket.encode());
         w.fixed(&self.ticket_signature);
+        w.option(self.paying.as_ref(), |w, p| p.write(w));
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             spec: nested(r, "job spec")?,
             ticket: nested(r, "ticket")?,
             ticket_signature: read_sig(r)?,
+            paying: r.option("carried payment", Payment::read)?,
         })
     }
 }
@@ -696,6 +705,74 @@ mod tests {
         bad[2] = 9;
         assert!(matches!(
             PaymentAck::from_bytes(&bad),
+            Err(DecodeError::BadTag { .. })
+        ));
+    }
+
+    #[test]
+    fn a_job_request_round_trips_with_and_without_a_carried_payment() {
+        use sietch_market::{BlobRef, Limits, Requirements, U256, VerificationPolicy};
+        let spec = JobSpec {
+            module: BlobRef::of(b"module").hash,
+            args: vec!["a".into()],
+            env: vec![],
+            stdin: None,
+            inputs: vec![],
+            limits: Limits {
+                fuel: 1_000,
+                memory_bytes: 1 << 16,
+                wall_time_ms: 1_000,
+                output_bytes: 1 << 10,
+            },
+            requirements: Requirements::default(),
+            verification: VerificationPolicy::default(),
+            price_cap: 10,
+            deadline: 100,
+        };
+        let ticket = Ticket {
+            job_id: B256::repeat_byte(1),
+            spec_hash: spec.hash(),
+            channel_id: B256::repeat_byte(2),
+            cumulative_before: U256::from(5),
+            max_amount: U256::from(10),
+            deadline: 200,
+            check_commit: B256::repeat_byte(3),
+        };
+        let alone = JobRequest {
+            spec,
+            ticket,
+            ticket_signature: [9u8; 65],
+            paying: None,
+        };
+        assert_eq!(JobRequest::from_bytes(&alone.to_bytes()).unwrap(), alone);
+        let carrying = JobRequest {
+            paying: Some(Payment {
+                job_id: B256::repeat_byte(4),
+                secret: B256::repeat_byte(5),
+                voucher: Some((
+                    Voucher {
+                        channel_id: B256::repeat_byte(2),
+                        cumulative_amount: U256::from(5),
+                    },
+                    [6u8; 65],
+                )),
+                note: String::new(),
+            }),
+            ..alone.clone()
+        };
+        let bytes = carrying.to_bytes();
+        assert_eq!(JobRequest::from_bytes(&bytes).unwrap(), carrying);
+        // The carried payment is the pay protocol's body, behind the option byte.
+        let pay = carrying.paying.as_ref().unwrap().to_bytes();
+        assert!(bytes.ends_with(&pay[2..]));
+        assert_eq!(bytes[bytes.len() - pay.len() + 1], 1);
+        // A request cut inside its payment, or with an option byte that is neither 0 nor 1,
+        // is refused.
+        assert!(JobRequest::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        let mut bad = alone.to_bytes();
+        *bad.last_mut().unwrap() = 2;
+        assert!(matches!(
+            JobRequest::from_bytes(&bad),
             Err(DecodeError::BadTag { .. })
         ));
     }

@@ -9,7 +9,7 @@ use super::error::StoreError;
 use super::records::{
     EvmSigned, JobRecord, JobState, MAX_NOTE, Record, ReputationEvent, Side, VoucherUpdate,
 };
-use super::schema::{BUYER_JOBS, JOB_SPECS, PROVIDER_JOBS, REPUTATION, VOUCHERS};
+use super::schema::{BUYER_JOBS, JOB_OUTPUTS, JOB_SPECS, PROVIDER_JOBS, REPUTATION, VOUCHERS};
 use super::{Store, count_reputation, upsert_voucher};
 
 type JobTable<'a> = redb::Table<'a, &'static [u8; 32], &'static [u8]>;
@@ -97,6 +97,65 @@ fn check_note(note: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A buyer's record of a delivery: who ran the job, its ticket and result; moves it to
+/// [`JobState::Done`].
+fn deliver(
+    record: &mut JobRecord,
+    provider: Address,
+    ticket: &EvmSigned<Ticket>,
+    result: &EvmSigned<ResultCommitment>,
+    now: u64,
+) -> Result<(), StoreError> {
+    check_ticket(record, &ticket.message)?;
+    record.counterparty = provider;
+    record.ticket = Some(*ticket);
+    check_result(record, &result.message)?;
+    move_to(Side::Buyer, record, JobState::Done, now)?;
+    record.result = Some(*result);
+    Ok(())
+}
+
+/// The payment of a job inside a caller's transaction: `before` first changes the record
+/// (or refuses, and nothing is written), then the job moves to [`JobState::Paid`], the
+/// voucher becomes its channel's latest if newer, and a buyer counts the provider's
+/// settled job. Settling a paid job again only offers the voucher.
+fn settle_in(
+    tx: &redb::WriteTransaction,
+    side: Side,
+    job_id: &B256,
+    voucher: &EvmSigned<Voucher>,
+    now: u64,
+    before: impl FnOnce(&mut JobRecord) -> Result<(), StoreError>,
+) -> Result<(JobRecord, VoucherUpdate), StoreError> {
+    let mut jobs = tx.open_table(table_of(side))?;
+    let mut record = load(&jobs, side, job_id)?;
+    let (id, spec) = (record.job_id, record.spec_hash);
+    before(&mut record)?;
+    same("job id", id, record.job_id)?;
+    same("spec hash", spec, record.spec_hash)?;
+    if let Some(t) = &record.ticket {
+        same(
+            "voucher's channel",
+            t.message.channel_id,
+            voucher.message.channel_id,
+        )?;
+    }
+    let newly_paid = record.state != JobState::Paid;
+    if newly_paid {
+        move_to(side, &mut record, JobState::Paid, now)?;
+    }
+    save(&mut jobs, &record)?;
+    let update = upsert_voucher(&mut tx.open_table(VOUCHERS)?, voucher)?;
+    if newly_paid && side == Side::Buyer {
+        count_reputation(
+            &mut tx.open_table(REPUTATION)?,
+            &record.counterparty,
+            ReputationEvent::Settled,
+        )?;
+    }
+    Ok((record, update))
+}
+
 impl Store {
     /// Stores a new job and its spec in one transaction. The record's spec hash must be the
     /// spec's, and its ticket and result (if any) must name the job and spec. The spec is
@@ -106,6 +165,28 @@ impl Store {
         side: Side,
         spec: &JobSpec,
         record: &JobRecord,
+    ) -> Result<(), StoreError> {
+        self.insert_job_with(side, spec, record, false)
+    }
+
+    /// [`Store::insert_job`] committed durably: for a job stored only once it has ended, its
+    /// result already in the record (a provider's job that ran at once: the result is what
+    /// it claims the ticket with). Everything committed before becomes durable with it.
+    pub fn insert_ended_job(
+        &self,
+        side: Side,
+        spec: &JobSpec,
+        record: &JobRecord,
+    ) -> Result<(), StoreError> {
+        self.insert_job_with(side, spec, record, true)
+    }
+
+    fn insert_job_with(
+        &self,
+        side: Side,
+        spec: &JobSpec,
+        record: &JobRecord,
+        durable: bool,
     ) -> Result<(), StoreError> {
         let spec_bytes = spec.encode();
         // A spec that would not decode (over its bounds, a NaN bound) is refused now rather
@@ -124,7 +205,11 @@ impl Store {
         }
         check_note(&record.note)?;
 
-        let tx = self.bookkeeping()?;
+        let tx = if durable {
+            self.db().begin_write()?
+        } else {
+            self.bookkeeping()?
+        };
         {
             let mut jobs = tx.open_table(table_of(side))?;
             if jobs.get(&record.job_id.0)?.is_some() {
@@ -249,15 +334,8 @@ impl Store {
         result: &EvmSigned<ResultCommitment>,
         now: u64,
     ) -> Result<JobRecord, StoreError> {
-        let side = Side::Buyer;
-        self.update_job(side, job_id, false, |record| {
-            check_ticket(record, &ticket.message)?;
-            record.counterparty = provider;
-            record.ticket = Some(*ticket);
-            check_result(record, &result.message)?;
-            move_to(side, record, JobState::Done, now)?;
-            record.result = Some(*result);
-            Ok(())
+        self.update_job(Side::Buyer, job_id, false, |record| {
+            deliver(record, provider, ticket, result, now)
         })
     }
 
@@ -308,33 +386,57 @@ impl Store {
         now: u64,
     ) -> Result<(JobRecord, VoucherUpdate), StoreError> {
         let tx = self.db().begin_write()?;
-        let out = {
-            let mut jobs = tx.open_table(table_of(side))?;
-            let mut record = load(&jobs, side, job_id)?;
-            if let Some(t) = &record.ticket {
-                same(
-                    "voucher's channel",
-                    t.message.channel_id,
-                    voucher.message.channel_id,
-                )?;
-            }
-            let newly_paid = record.state != JobState::Paid;
-            if newly_paid {
-                move_to(side, &mut record, JobState::Paid, now)?;
-                save(&mut jobs, &record)?;
-            }
-            let update = upsert_voucher(&mut tx.open_table(VOUCHERS)?, voucher)?;
-            if newly_paid && side == Side::Buyer {
-                count_reputation(
-                    &mut tx.open_table(REPUTATION)?,
-                    &record.counterparty,
-                    ReputationEvent::Settled,
-                )?;
-            }
-            (record, update)
-        };
+        let out = settle_in(&tx, side, job_id, voucher, now, |_| Ok(()))?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// [`Store::settle_job`] committed without an fsync: for a payment that the commit of
+    /// the next job's result makes durable (a payment carried by a job request). A crash
+    /// before then loses the voucher, not the job's ticket and result, which still claim
+    /// the job on chain. Callers that end up with no durable commit to follow call
+    /// [`Store::sync`].
+    pub fn settle_job_unsynced(
+        &self,
+        side: Side,
+        job_id: &B256,
+        voucher: &EvmSigned<Voucher>,
+        now: u64,
+    ) -> Result<(JobRecord, VoucherUpdate), StoreError> {
+        let tx = self.bookkeeping()?;
+        let out = settle_in(&tx, side, job_id, voucher, now, |_| Ok(()))?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Buyer side: a job delivered, accepted and paid at once (not sampled), in one durable
+    /// commit: what [`Store::record_delivery`], [`Store::put_job_outputs`] and
+    /// [`Store::settle_job`] do one after another.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_job(
+        &self,
+        job_id: &B256,
+        provider: Address,
+        ticket: &EvmSigned<Ticket>,
+        result: &EvmSigned<ResultCommitment>,
+        outputs: &[u8],
+        voucher: &EvmSigned<Voucher>,
+        now: u64,
+    ) -> Result<(JobRecord, VoucherUpdate), StoreError> {
+        let side = Side::Buyer;
+        let tx = self.db().begin_write()?;
+        let out = settle_in(&tx, side, job_id, voucher, now, |record| {
+            deliver(record, provider, ticket, result, now)
+        })?;
+        tx.open_table(JOB_OUTPUTS)?.insert(&job_id.0, outputs)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Commits nothing, durably: everything committed before is on disk when it returns.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.db().begin_write()?.commit()?;
+        Ok(())
     }
 
     /// Reads, changes and writes back one job in one transaction. `f` may refuse; then

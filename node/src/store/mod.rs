@@ -32,10 +32,13 @@
 //!
 //! Every method is one redb transaction, committed durably (fsync) before it returns, but
 //! for the bookkeeping of a job in flight (`insert_job`, `record_delivery`,
-//! `set_job_state`, `record_check`, `put_job_outputs`): those commit without an fsync and become durable
-//! with the next durable commit — the job's result or its payment, which must not be lost —
-//! so that a job costs one or two fsyncs, not six. A crash loses the last of those, never
-//! half of one. The
+//! `set_job_state`, `record_check`, `put_job_outputs`) and a provider's payment that came
+//! with the next job (`settle_job_unsynced`): those commit without an fsync and become
+//! durable with the next durable commit — the job's result or its payment, which must not
+//! be lost, or [`Store::sync`] — so that a job costs one fsync on each side, not six. A
+//! crash loses the last of those, never half of one. A job that needs no more than one
+//! commit has one: `insert_ended_job` (a provider's job that ran at once, with its result)
+//! and `finish_job` (a buyer's job delivered and paid at once). The
 //! API is blocking: async callers use `tokio::task::spawn_blocking`. [`Store`] is cheap to
 //! clone and safe to share between threads; only one process may open a data directory.
 
