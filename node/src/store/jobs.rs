@@ -115,6 +115,24 @@ fn deliver(
     Ok(())
 }
 
+/// Reads, changes and writes back one job inside a caller's transaction. `f` may refuse;
+/// then nothing is written. The job's id and spec hash cannot change.
+fn change_job(
+    tx: &redb::WriteTransaction,
+    side: Side,
+    job_id: &B256,
+    f: impl FnOnce(&mut JobRecord) -> Result<(), StoreError>,
+) -> Result<JobRecord, StoreError> {
+    let mut jobs = tx.open_table(table_of(side))?;
+    let mut record = load(&jobs, side, job_id)?;
+    let (id, spec) = (record.job_id, record.spec_hash);
+    f(&mut record)?;
+    same("job id", id, record.job_id)?;
+    same("spec hash", spec, record.spec_hash)?;
+    save(&mut jobs, &record)?;
+    Ok(record)
+}
+
 /// The payment of a job inside a caller's transaction: `before` first changes the record
 /// (or refuses, and nothing is written), then the job moves to [`JobState::Paid`], the
 /// voucher becomes its channel's latest if newer, and a buyer counts the provider's
@@ -127,24 +145,22 @@ fn settle_in(
     now: u64,
     before: impl FnOnce(&mut JobRecord) -> Result<(), StoreError>,
 ) -> Result<(JobRecord, VoucherUpdate), StoreError> {
-    let mut jobs = tx.open_table(table_of(side))?;
-    let mut record = load(&jobs, side, job_id)?;
-    let (id, spec) = (record.job_id, record.spec_hash);
-    before(&mut record)?;
-    same("job id", id, record.job_id)?;
-    same("spec hash", spec, record.spec_hash)?;
-    if let Some(t) = &record.ticket {
-        same(
-            "voucher's channel",
-            t.message.channel_id,
-            voucher.message.channel_id,
-        )?;
-    }
-    let newly_paid = record.state != JobState::Paid;
-    if newly_paid {
-        move_to(side, &mut record, JobState::Paid, now)?;
-    }
-    save(&mut jobs, &record)?;
+    let mut newly_paid = false;
+    let record = change_job(tx, side, job_id, |record| {
+        before(record)?;
+        if let Some(t) = &record.ticket {
+            same(
+                "voucher's channel",
+                t.message.channel_id,
+                voucher.message.channel_id,
+            )?;
+        }
+        newly_paid = record.state != JobState::Paid;
+        if newly_paid {
+            move_to(side, record, JobState::Paid, now)?;
+        }
+        Ok(())
+    })?;
     let update = upsert_voucher(&mut tx.open_table(VOUCHERS)?, voucher)?;
     if newly_paid && side == Side::Buyer {
         count_reputation(
@@ -205,11 +221,7 @@ impl Store {
         }
         check_note(&record.note)?;
 
-        let tx = if durable {
-            self.db().begin_write()?
-        } else {
-            self.bookkeeping()?
-        };
+        let tx = self.write_tx(durable)?;
         {
             let mut jobs = tx.open_table(table_of(side))?;
             if jobs.get(&record.job_id.0)?.is_some() {
@@ -385,10 +397,7 @@ impl Store {
         voucher: &EvmSigned<Voucher>,
         now: u64,
     ) -> Result<(JobRecord, VoucherUpdate), StoreError> {
-        let tx = self.db().begin_write()?;
-        let out = settle_in(&tx, side, job_id, voucher, now, |_| Ok(()))?;
-        tx.commit()?;
-        Ok(out)
+        self.settle_job_with(side, job_id, voucher, now, true)
     }
 
     /// [`Store::settle_job`] committed without an fsync: for a payment that the commit of
@@ -403,10 +412,31 @@ impl Store {
         voucher: &EvmSigned<Voucher>,
         now: u64,
     ) -> Result<(JobRecord, VoucherUpdate), StoreError> {
-        let tx = self.bookkeeping()?;
+        self.settle_job_with(side, job_id, voucher, now, false)
+    }
+
+    fn settle_job_with(
+        &self,
+        side: Side,
+        job_id: &B256,
+        voucher: &EvmSigned<Voucher>,
+        now: u64,
+        durable: bool,
+    ) -> Result<(JobRecord, VoucherUpdate), StoreError> {
+        let tx = self.write_tx(durable)?;
         let out = settle_in(&tx, side, job_id, voucher, now, |_| Ok(()))?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// A write transaction, committed with an fsync when `durable`, else as
+    /// [`Store::bookkeeping`].
+    fn write_tx(&self, durable: bool) -> Result<redb::WriteTransaction, StoreError> {
+        if durable {
+            Ok(self.db().begin_write()?)
+        } else {
+            self.bookkeeping()
+        }
     }
 
     /// Buyer side: a job delivered, accepted and paid at once (not sampled), in one durable
@@ -448,21 +478,8 @@ impl Store {
         durable: bool,
         f: impl FnOnce(&mut JobRecord) -> Result<(), StoreError>,
     ) -> Result<JobRecord, StoreError> {
-        let tx = if durable {
-            self.db().begin_write()?
-        } else {
-            self.bookkeeping()?
-        };
-        let record = {
-            let mut jobs = tx.open_table(table_of(side))?;
-            let mut record = load(&jobs, side, job_id)?;
-            let (id, spec) = (record.job_id, record.spec_hash);
-            f(&mut record)?;
-            same("job id", id, record.job_id)?;
-            same("spec hash", spec, record.spec_hash)?;
-            save(&mut jobs, &record)?;
-            record
-        };
+        let tx = self.write_tx(durable)?;
+        let record = change_job(&tx, side, job_id, f)?;
         tx.commit()?;
         Ok(record)
     }
