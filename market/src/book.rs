@@ -1056,21 +1056,7 @@ impl OrderBook {
         let Some(Some(o)) = self.offers.get(slot) else {
             return false;
         };
-        o.payload
-            .hardware
-            .gpus
-            .iter()
-            .filter(|g| {
-                g.memory_bytes >= need.min_memory_bytes
-                    && g.compute_capability >= need.min_compute_capability
-                    && (need.models.is_empty()
-                        || need
-                            .models
-                            .iter()
-                            .any(|m| contains_ignore_case(&g.model, m)))
-            })
-            .count()
-            >= usize::from(need.count)
+        need.fits(&o.payload.hardware.gpus)
     }
 
     fn features_fit(&self, slot: usize, s: &Summary, required: &[String]) -> bool {
@@ -1107,12 +1093,6 @@ fn mul(a: u128, b: u128) -> Option<u128> {
 
 fn ceil_units(nano: u128) -> u128 {
     nano.div_ceil(NANO)
-}
-
-fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
-    haystack
-        .to_ascii_lowercase()
-        .contains(&needle.to_ascii_lowercase())
 }
 
 /// A candidate in the ranking heap; the heap's top is the worst kept.

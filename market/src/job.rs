@@ -5,7 +5,7 @@ use alloy_primitives::{Address, B256};
 
 use crate::codec::{Canonical, Kind, Reader, Writer};
 use crate::error::DecodeError;
-use crate::offer::{ComputeCapability, MAX_NAME};
+use crate::offer::{ComputeCapability, Gpu, MAX_NAME};
 
 /// Most command-line arguments a job may pass.
 pub const MAX_ARGS: usize = 1024;
@@ -72,6 +72,31 @@ pub struct GpuNeeds {
     pub min_memory_bytes: u64,
     /// Lowest compute capability accepted.
     pub min_compute_capability: ComputeCapability,
+}
+
+impl GpuNeeds {
+    /// Whether `gpu` is one of the GPUs this job accepts: memory, compute capability and
+    /// model (a case-insensitive substring of one listed model; none listed accepts any).
+    pub fn accepts(&self, gpu: &Gpu) -> bool {
+        gpu.memory_bytes >= self.min_memory_bytes
+            && gpu.compute_capability >= self.min_compute_capability
+            && (self.models.is_empty()
+                || self
+                    .models
+                    .iter()
+                    .any(|m| contains_ignore_case(&gpu.model, m)))
+    }
+
+    /// Whether `gpus` hold at least `count` GPUs this job accepts.
+    pub fn fits(&self, gpus: &[Gpu]) -> bool {
+        gpus.iter().filter(|g| self.accepts(g)).count() >= usize::from(self.count)
+    }
+}
+
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .to_ascii_lowercase()
+        .contains(&needle.to_ascii_lowercase())
 }
 
 /// Hardware and features a provider must offer.

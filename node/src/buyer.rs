@@ -510,7 +510,7 @@ impl Buyer {
                 let _ = self.net.add_address(peer, a).await;
             }
         }
-        let max_amount = jobs::max_cost(spec, offer.prices.per_gfuel).min(spec.price_cap);
+        let max_amount = jobs::max_cost(spec, &offer.prices).min(spec.price_cap);
         let taken = self
             .take_lane(offer.evm_address, U256::from(max_amount), rerun)
             .await?;
@@ -591,7 +591,7 @@ impl Buyer {
             secret,
             result,
         };
-        if let Err(why) = self.hold_to_commitment(&delivered, offer) {
+        if let Err(why) = self.hold_to_commitment(spec, &delivered, offer) {
             self.withhold(&delivered, &why, None).await;
             if let Ok(mut r) = self.reputation.lock() {
                 r.count(offer.provider, sietch_verifier::Event::CheckFailed);
@@ -606,7 +606,12 @@ impl Buyer {
 
     /// A result must be signed by the offer's account, for this job and ticket, within the
     /// ticket's maximum, and its outputs must hash to what the commitment says.
-    fn hold_to_commitment(&self, d: &Delivered, offer: &Offer) -> Result<(), String> {
+    fn hold_to_commitment(
+        &self,
+        spec: &JobSpec,
+        d: &Delivered,
+        offer: &Offer,
+    ) -> Result<(), String> {
         let c = &d.result.commitment;
         let t = &d.ticket.message;
         if c.job_id != t.job_id || d.result.job_id != t.job_id {
@@ -619,6 +624,22 @@ impl Buyer {
             return Err(format!(
                 "the result charges {} over the ticket's {}",
                 c.amount, t.max_amount
+            ));
+        }
+        // GPU time is the provider's own measure, but no more than the job's wall time on
+        // each GPU it asked for; the charge is no more than the usage at the offer's prices.
+        if c.gpu_millis > jobs::max_gpu_millis(spec) {
+            return Err(format!(
+                "the result bills {} GPU-ms; the job allows at most {}",
+                c.gpu_millis,
+                jobs::max_gpu_millis(spec)
+            ));
+        }
+        let metered = jobs::charge(c.fuel_used, c.gpu_millis, &offer.prices, t.max_amount);
+        if c.amount > metered {
+            return Err(format!(
+                "the result charges {} for usage that costs {metered} at the offer's prices",
+                c.amount
             ));
         }
         c.verify(&self.domain, &d.result.signature, offer.evm_address)

@@ -88,6 +88,9 @@ pub struct NodeConfig {
     pub max_concurrent_jobs: u32,
     /// Provider: largest memory a job may ask for, in bytes.
     pub max_job_memory_bytes: u64,
+    /// Provider: offer this machine's GPU (CUDA device 0, the one jobs run on) when one is
+    /// found; `false` sells CPU time only.
+    pub offer_gpu: bool,
     /// EIP-712 domain: chain id of the escrow.
     pub chain_id: u64,
     /// EIP-712 domain: the escrow contract's address (hex), if a chain is configured.
@@ -131,6 +134,14 @@ pub struct NodeConfig {
     /// dispute their tickets (a cheating buyer).
     #[serde(skip_serializing_if = "is_zero")]
     pub test_withhold_ppm: u32,
+    /// Tests only: bill this many GPU-milliseconds more than each run used (an
+    /// overcharging provider).
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub test_overbill_gpu_millis: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -187,6 +198,7 @@ impl Default for NodeConfig {
             announce_every_secs: 120,
             max_concurrent_jobs: 2,
             max_job_memory_bytes: 1 << 30,
+            offer_gpu: true,
             chain_id: 31_337,
             escrow: None,
             rpc_url: None,
@@ -202,6 +214,7 @@ impl Default for NodeConfig {
             verify_local_network: false,
             test_seed: None,
             test_cheat_ppm: 0,
+            test_overbill_gpu_millis: 0,
             test_withhold_ppm: 0,
         }
     }

@@ -1,7 +1,10 @@
 //! A whole market on one machine: a real anvil with the mock token and the escrow deployed,
 //! several provider nodes (registered and staked on chain, announcing offers over gossip on
 //! loopback) and a buyer node, each a real [`Node`] with its own data directory. `sietch
-//! devnet` runs one and submits jobs to it; the end-to-end tests start one too.
+//! devnet` runs one and submits jobs to it (the jobs of [`guest`]); the end-to-end tests
+//! start one too.
+
+pub mod guest;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

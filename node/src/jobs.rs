@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sietch_market::{B256, JobSpec, U256};
+use sietch_market::{B256, JobSpec, Prices, U256};
 use sietch_sandbox::{JobReport, Outcome, Sandbox};
 
 use crate::net::JobResult;
@@ -13,25 +13,52 @@ use crate::net::JobResult;
 /// Fuel per billing unit of an offer's price: prices are per 10^9 fuel ("gfuel").
 pub const FUEL_PER_GFUEL: u128 = 1_000_000_000;
 
-/// What `fuel` costs at `per_gfuel`, rounded up.
-pub fn fuel_cost(fuel: u64, per_gfuel: u128) -> u128 {
-    (u128::from(fuel).saturating_mul(per_gfuel)).div_ceil(FUEL_PER_GFUEL)
+/// GPU memory a GPU job may allocate when its needs name no minimum (1 GiB).
+pub const DEFAULT_GPU_MEMORY: u64 = 1 << 30;
+
+/// What a run that used `fuel` and `gpu_millis` costs at `prices`, rounded up once over the
+/// sum (in 10^-9 token units, as the order book ranks offers, so that a buyer's worst case
+/// and the book's agree to the unit).
+pub fn cost(fuel: u64, gpu_millis: u64, prices: &Prices) -> u128 {
+    let fuel_nano = u128::from(fuel).saturating_mul(prices.per_gfuel);
+    // per GPU-second = per_gpu_second · 10^6 nano-units per GPU-millisecond.
+    let gpu_nano = u128::from(gpu_millis)
+        .saturating_mul(1_000_000)
+        .saturating_mul(prices.per_gpu_second);
+    fuel_nano.saturating_add(gpu_nano).div_ceil(FUEL_PER_GFUEL)
 }
 
-/// The most a job can cost at these prices: all its fuel.
-pub fn max_cost(spec: &JobSpec, per_gfuel: u128) -> u128 {
-    fuel_cost(spec.limits.fuel, per_gfuel)
+/// GPUs a spec asks for (0 for a CPU job).
+pub fn gpus_needed(spec: &JobSpec) -> u8 {
+    spec.requirements.gpu.as_ref().map_or(0, |g| g.count)
 }
 
-/// What a provider charges for a run: its metered fuel at its price, capped by the ticket.
-pub fn charge(fuel_used: u64, per_gfuel: u128, max_amount: U256) -> U256 {
-    U256::from(fuel_cost(fuel_used, per_gfuel)).min(max_amount)
+/// The most GPU time a run of `spec` can bill: its wall time on each GPU it asks for.
+pub fn max_gpu_millis(spec: &JobSpec) -> u64 {
+    spec.limits
+        .wall_time_ms
+        .saturating_mul(u64::from(gpus_needed(spec)))
+}
+
+/// The most a job can cost at these prices: all its fuel, and its wall time on every GPU
+/// it asks for.
+pub fn max_cost(spec: &JobSpec, prices: &Prices) -> u128 {
+    cost(spec.limits.fuel, max_gpu_millis(spec), prices)
+}
+
+/// What a provider charges for a run: its metered fuel and GPU time at its prices, capped
+/// by the ticket.
+pub fn charge(fuel_used: u64, gpu_millis: u64, prices: &Prices, max_amount: U256) -> U256 {
+    U256::from(cost(fuel_used, gpu_millis, prices)).min(max_amount)
 }
 
 /// The sandbox's form of a job: what every honest provider (and every verifier re-running
 /// it) runs for this spec and job id, so that all of them get the same output hash and fuel.
 /// `seed` is the job whose id seeds `random_get`: the job itself, or the job a spot check
-/// re-runs. The spec's output bound caps stdout and the `/output` files alike.
+/// re-runs. The spec's output bound caps stdout and the `/output` files alike. A job that
+/// asks for no GPU is told "no device" even on a provider that has one (it must run the same
+/// on a verifier without one); a GPU job may allocate its needs' minimum memory, or
+/// [`DEFAULT_GPU_MEMORY`] when they name none.
 pub fn sandbox_job(
     spec: &JobSpec,
     seed: &B256,
@@ -52,6 +79,14 @@ pub fn sandbox_job(
             deadline: Duration::from_millis(spec.limits.wall_time_ms),
             stdout_bytes: output,
             output_bytes: output,
+            gpu: gpus_needed(spec) > 0,
+            gpu_memory_bytes: spec
+                .requirements
+                .gpu
+                .as_ref()
+                .map(|g| g.min_memory_bytes)
+                .filter(|m| *m > 0)
+                .unwrap_or(DEFAULT_GPU_MEMORY),
             ..defaults
         },
     }
@@ -118,22 +153,100 @@ pub fn outcome_text(result: &JobResult) -> String {
 mod tests {
     use super::*;
 
+    fn prices(per_gfuel: u128, per_gpu_second: u128) -> Prices {
+        Prices {
+            per_gfuel,
+            per_gpu_second,
+        }
+    }
+
     #[test]
     fn costs_round_up_and_charges_are_capped() {
-        assert_eq!(fuel_cost(0, 1_000), 0);
-        assert_eq!(fuel_cost(1, 1_000), 1);
-        assert_eq!(fuel_cost(1_000_000_000, 1_000), 1_000);
+        let p = prices(1_000, 0);
+        assert_eq!(cost(0, 0, &p), 0);
+        assert_eq!(cost(1, 0, &p), 1);
+        assert_eq!(cost(1_000_000_000, 0, &p), 1_000);
         assert_eq!(
-            fuel_cost(u64::MAX, u128::MAX),
+            cost(u64::MAX, 0, &prices(u128::MAX, 0)),
             u128::MAX / FUEL_PER_GFUEL + 1
         );
         assert_eq!(
-            charge(2_000_000_000, 1_000, U256::from(1_500)),
+            charge(2_000_000_000, 0, &p, U256::from(1_500)),
             U256::from(1_500)
         );
         assert_eq!(
-            charge(1_000_000_000, 1_000, U256::from(1_500)),
+            charge(1_000_000_000, 0, &p, U256::from(1_500)),
             U256::from(1_000)
         );
+    }
+
+    #[test]
+    fn gpu_time_is_billed_per_millisecond_and_rounded_once() {
+        // 10,000 per GPU-second: 10 per GPU-millisecond.
+        let p = prices(1_000, 10_000);
+        assert_eq!(cost(0, 1, &p), 10);
+        assert_eq!(cost(0, 1_500, &p), 15_000);
+        // Half a unit of fuel and a GPU-millisecond at 1 per GPU-second (0.001 each) round
+        // up together to 1, not to 2.
+        assert_eq!(cost(500_000, 1, &prices(1, 1)), 1);
+        assert_eq!(
+            charge(1_000_000_000, 100, &p, U256::MAX),
+            U256::from(1_000 + 1_000)
+        );
+        assert_eq!(charge(1_000_000_000, 100, &p, U256::from(7)), U256::from(7));
+    }
+
+    fn gpu_spec(count: u8, min_memory_bytes: u64) -> JobSpec {
+        let mut spec = JobSpec {
+            module: B256::ZERO,
+            stdin: None,
+            inputs: Vec::new(),
+            args: Vec::new(),
+            env: Vec::new(),
+            limits: sietch_market::Limits {
+                fuel: 2_000_000_000,
+                memory_bytes: 1 << 20,
+                wall_time_ms: 3_000,
+                output_bytes: 1 << 10,
+            },
+            requirements: sietch_market::Requirements::default(),
+            verification: sietch_market::VerificationPolicy::default(),
+            price_cap: 0,
+            deadline: 0,
+        };
+        if count > 0 {
+            spec.requirements.gpu = Some(sietch_market::GpuNeeds {
+                count,
+                models: Vec::new(),
+                min_memory_bytes,
+                min_compute_capability: sietch_market::ComputeCapability { major: 0, minor: 0 },
+            });
+        }
+        spec
+    }
+
+    #[test]
+    fn the_worst_case_counts_wall_time_on_every_gpu_asked_for() {
+        let p = prices(1_000, 10_000);
+        assert_eq!(max_cost(&gpu_spec(0, 0), &p), 2_000);
+        // 3 s on 2 GPUs at 10,000 per GPU-second.
+        assert_eq!(max_gpu_millis(&gpu_spec(2, 0)), 6_000);
+        assert_eq!(max_cost(&gpu_spec(2, 0), &p), 2_000 + 60_000);
+    }
+
+    #[test]
+    fn only_a_gpu_job_is_given_the_gpu_with_its_memory() {
+        let cpu = sandbox_job(&gpu_spec(0, 0), &B256::ZERO, Vec::new(), BTreeMap::new());
+        assert!(!cpu.limits.gpu);
+        let gpu = sandbox_job(&gpu_spec(1, 0), &B256::ZERO, Vec::new(), BTreeMap::new());
+        assert!(gpu.limits.gpu);
+        assert_eq!(gpu.limits.gpu_memory_bytes, DEFAULT_GPU_MEMORY);
+        let big = sandbox_job(
+            &gpu_spec(1, 40 << 30),
+            &B256::ZERO,
+            Vec::new(),
+            BTreeMap::new(),
+        );
+        assert_eq!(big.limits.gpu_memory_bytes, 40 << 30);
     }
 }

@@ -306,10 +306,26 @@ impl Provider {
                 ),
             ));
         }
-        if spec.requirements.gpu.is_some() && self.offer.hardware.gpus.is_empty() {
+        if let Some(need) = spec.requirements.gpu.as_ref().filter(|g| g.count > 0)
+            && !need.fits(&self.offer.hardware.gpus)
+        {
             return Err((
                 RefuseReason::TooBig,
-                "the job needs a GPU; this provider has none".into(),
+                if self.offer.hardware.gpus.is_empty() {
+                    "the job needs a GPU; this provider has none".into()
+                } else {
+                    format!(
+                        "the job needs {} GPU(s) it accepts; this provider offers {}",
+                        need.count,
+                        self.offer
+                            .hardware
+                            .gpus
+                            .iter()
+                            .map(|g| format!("{} ({} MiB)", g.model, g.memory_bytes >> 20))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
             ));
         }
         if spec.requirements.min_cpu_cores > self.offer.hardware.cpu_cores {
@@ -322,15 +338,16 @@ impl Provider {
             ));
         }
         // The provider is paid at most the ticket's maximum: it refuses jobs whose fuel
-        // limit could cost more than that, rather than run them at a loss.
-        let worst = jobs::max_cost(spec, self.offer.prices.per_gfuel);
+        // and GPU time could cost more than that, rather than run them at a loss.
+        let worst = jobs::max_cost(spec, &self.offer.prices);
         if t.max_amount < U256::from(worst) {
+            let p = &self.offer.prices;
             return Err((
                 RefuseReason::PriceTooLow,
                 format!(
-                    "the job's fuel limit costs up to {worst} at {} per 10^9 fuel; the ticket \
-                     allows {}",
-                    self.offer.prices.per_gfuel, t.max_amount
+                    "the job's limits cost up to {worst} at {} per 10^9 fuel and {} per \
+                     GPU-second; the ticket allows {}",
+                    p.per_gfuel, p.per_gpu_second, t.max_amount
                 ),
             ));
         }
@@ -753,13 +770,20 @@ impl Provider {
             report.output_hash =
                 sietch_sandbox::output_hash(report.outcome, &report.stdout, &report.outputs);
         }
+        // Test-only: GPU time billed that the run did not use.
+        let gpu_millis = report.gpu_time_ns / 1_000_000 + self.config.test_overbill_gpu_millis;
         let commitment = ResultCommitment {
             job_id: t.job_id,
             spec_hash: t.spec_hash,
             output_hash: B256::from(report.output_hash),
             fuel_used: report.fuel_used,
-            gpu_millis: report.gpu_time_ns / 1_000_000,
-            amount: jobs::charge(report.fuel_used, self.offer.prices.per_gfuel, t.max_amount),
+            gpu_millis,
+            amount: jobs::charge(
+                report.fuel_used,
+                gpu_millis,
+                &self.offer.prices,
+                t.max_amount,
+            ),
         };
         let signature = commitment.sign(&self.domain, &self.evm)?;
         self.emit(NodeEvent::Ran {

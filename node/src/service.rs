@@ -12,7 +12,7 @@ use std::time::Duration;
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, bail};
 use sietch_market::eip712::Domain;
-use sietch_market::offer::{Hardware, Prices};
+use sietch_market::offer::{ComputeCapability, Gpu, Hardware, Prices};
 use sietch_market::{Address, B256, Offer, PublicKey};
 use sietch_sandbox::{Sandbox, SandboxConfig};
 use tokio::sync::mpsc;
@@ -58,9 +58,41 @@ fn local_hardware(cfg: &NodeConfig) -> Hardware {
     Hardware {
         cpu_cores: u16::try_from(cores).unwrap_or(u16::MAX),
         memory_bytes: memory.min(cfg.max_job_memory_bytes),
-        // GPU discovery comes with the GPU host module's device query (issue 4's GPU path).
-        gpus: Vec::new(),
+        gpus: if cfg.offer_gpu {
+            local_gpus()
+        } else {
+            Vec::new()
+        },
     }
+}
+
+/// The GPU jobs run on, as an offer lists it (none where there is no GPU or no driver).
+pub fn local_gpus() -> Vec<Gpu> {
+    sietch_sandbox::gpu::device_info()
+        .map(|d| Gpu {
+            model: d.model,
+            memory_bytes: d.memory_bytes,
+            compute_capability: ComputeCapability {
+                major: d.compute_capability.0,
+                minor: d.compute_capability.1,
+            },
+            driver: d.driver,
+        })
+        .into_iter()
+        .collect()
+}
+
+/// What an offer's runtime features are: `simd` always; `gpu` with a GPU, and `nvrtc` when
+/// its kernels may also be given as CUDA C.
+fn local_features(hardware: &Hardware) -> Vec<String> {
+    let mut f = vec!["simd".to_owned()];
+    if !hardware.gpus.is_empty() {
+        f.push("gpu".into());
+        if sietch_sandbox::gpu::device_info().is_some_and(|d| d.nvrtc) {
+            f.push("nvrtc".into());
+        }
+    }
+    f
 }
 
 /// What `sietch init` made or found.
@@ -193,11 +225,12 @@ impl Node {
                 cache_dir: Some(store.modules_dir()),
                 ..SandboxConfig::default()
             })?);
+            let hardware = local_hardware(&config);
             let offer = Offer {
                 provider: PublicKey::of(&keys.ed25519),
                 evm_address: evm.address(),
-                hardware: local_hardware(&config),
-                features: vec!["simd".into()],
+                features: local_features(&hardware),
+                hardware,
                 prices: Prices {
                     per_gfuel: config.price_per_gfuel,
                     per_gpu_second: config.price_per_gpu_second,

@@ -42,7 +42,6 @@ fn anvil_devnet_runs_jobs_and_settles() {
         "provider-0  0x",
         "provider-2  0x",
         "explorer and API: http://127.0.0.1:",
-        "no GPU on this machine",
         "jobs 12 done, 0 failed",
         "claimed ",
         "settlement balanced: every voucher claimed",
@@ -53,6 +52,17 @@ fn anvil_devnet_runs_jobs_and_settles() {
         );
     }
     assert!(!stdout.contains("wrong answer went unchecked"), "{stdout}");
+    // CPU jobs always; GPU jobs (one in four) where a GPU exists.
+    if sietch_node::service::local_gpus().is_empty() {
+        assert!(
+            stdout.contains("no GPU on this machine: CPU jobs only"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("12 done (0 on the GPU)"), "{stdout}");
+    } else {
+        assert!(stdout.contains("GPU      "), "{stdout}");
+        assert!(stdout.contains("12 done (3 on the GPU)"), "{stdout}");
+    }
 }
 
 #[test]

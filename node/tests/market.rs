@@ -411,3 +411,144 @@ async fn anvil_payments_ride_with_the_next_job_and_the_last_goes_alone() {
     assert_eq!(held.message.cumulative_amount, channels[0].2);
     net.shutdown().await;
 }
+
+/// A GPU job goes only to a provider whose offer lists a GPU it accepts, and is charged its
+/// metered fuel and GPU time at that offer's prices. Where this machine has no GPU no offer
+/// lists one, and the buyer is told so before anything is paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_a_gpu_job_runs_only_where_a_gpu_is_offered() {
+    use sietch_node::devnet::guest;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = DevnetConfig::new(2, dir.path());
+    cfg.tweak = |name, c| {
+        c.price_per_gpu_second = E18 / 10_000;
+        // provider-1 sells CPU time only, GPU or not.
+        c.offer_gpu = name != "provider-1";
+    };
+    let net = Devnet::start(cfg).await.unwrap();
+    let gpus = sietch_node::service::local_gpus();
+    let buyer = &net.buyer;
+    {
+        let book = buyer.net.book();
+        let book = book.lock().unwrap();
+        let listed: Vec<usize> = book.iter().map(|o| o.payload.hardware.gpus.len()).collect();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        let with_gpu = book
+            .iter()
+            .filter(|o| !o.payload.hardware.gpus.is_empty())
+            .inspect(|o| assert!(o.payload.features.contains(&"gpu".to_owned())))
+            .count();
+        assert_eq!(with_gpu, usize::from(!gpus.is_empty()), "{listed:?}");
+    }
+    let module = guest::gpu_module().unwrap();
+    let input = b"job 1 of a GPU market".to_vec();
+    buyer.store.blobs().put(&module).unwrap();
+    buyer.store.blobs().put(&input).unwrap();
+    // Never sampled in practice (1 per million), so no second GPU provider is needed for a
+    // re-run; the value that stake covers at that rate is small, and so is the price cap.
+    let mut job = spec(&module, &input, 1);
+    job.price_cap = E18 / 1_000;
+    job.limits.wall_time_ms = 2_000;
+    job.requirements.features = vec!["gpu".into()];
+    job.requirements.gpu = Some(GpuNeeds {
+        count: 1,
+        models: vec![],
+        min_memory_bytes: 0,
+        min_compute_capability: ComputeCapability { major: 7, minor: 0 },
+    });
+    let before = net.balance(buyer.evm_address).await.unwrap();
+    let outcome = buyer.buyer.submit(job.clone()).await;
+    if gpus.is_empty() {
+        println!("no GPU here: checking that a GPU job finds no offer and costs nothing");
+        match outcome {
+            Err(sietch_node::buyer::BuyError::NoMatch(why)) => {
+                assert!(why.contains("GPU"), "{why}");
+            }
+            other => panic!("a GPU job with no GPU offered: {other:?}"),
+        }
+        assert!(buyer.buyer.channels().is_empty(), "no channel opened");
+        assert_eq!(net.balance(buyer.evm_address).await.unwrap(), before);
+        net.shutdown().await;
+        return;
+    }
+    let done = outcome.unwrap();
+    assert_eq!(
+        done.provider, net.providers[0].evm_address,
+        "the GPU provider ran it"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&done.result.stdout),
+        guest::gpu_expected_stdout(&input)
+    );
+    let c = &done.result.commitment;
+    let prices = Prices {
+        per_gfuel: 1_000,
+        per_gpu_second: E18 / 10_000,
+    };
+    assert!(c.gpu_millis <= 2_000);
+    assert_eq!(
+        done.paid,
+        sietch_node::jobs::charge(c.fuel_used, c.gpu_millis, &prices, U256::MAX),
+        "paid exactly the metered fuel and GPU time"
+    );
+    net.shutdown().await;
+}
+
+/// A provider that bills GPU time a CPU job cannot have used (a test-only switch) is not
+/// paid: the buyer refuses the result, says why, and has the job run elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_a_result_billing_gpu_time_it_could_not_use_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = DevnetConfig::new(2, dir.path());
+    cfg.tweak = |name, c| {
+        if name == "provider-0" {
+            // The cheapest, so it is tried first; it adds 5 GPU-ms to every bill.
+            c.price_per_gfuel = 500;
+            c.test_overbill_gpu_millis = 5;
+        }
+    };
+    let mut net = Devnet::start(cfg).await.unwrap();
+    let module = wat::parse_str(HASH_STDIN).unwrap();
+    let input = b"an honest job".to_vec();
+    let buyer = &net.buyer;
+    buyer.store.blobs().put(&module).unwrap();
+    buyer.store.blobs().put(&input).unwrap();
+    // Sampled one time in a million: never, in practice, so the refusal is the buyer's own
+    // check of the bill, not a spot check.
+    let mut job = spec(&module, &input, 1);
+    job.price_cap = E18 / 1_000;
+    let done = buyer.buyer.submit(job).await.unwrap();
+    assert_eq!(done.provider, net.providers[1].evm_address);
+    assert_eq!(
+        String::from_utf8_lossy(&done.result.stdout),
+        fnv_hex(&input)
+    );
+    assert_eq!(done.result.commitment.gpu_millis, 0);
+    let cheat = net.providers[0].evm_address;
+    for (_, provider, cumulative, _) in buyer.buyer.channels() {
+        if provider == cheat {
+            assert_eq!(
+                cumulative,
+                U256::ZERO,
+                "the overbilling provider got a voucher"
+            );
+        }
+    }
+    // The provider is told why it gets no voucher.
+    let mut why = None;
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(Some((who, e))) = tokio::time::timeout_at(until, net.events.recv()).await {
+        if let (true, sietch_node::events::NodeEvent::Withheld { reason, .. }) =
+            (who == "provider-0", e)
+        {
+            why = Some(reason);
+            break;
+        }
+    }
+    let why = why.expect("the buyer withheld the overbilled job and said why");
+    assert!(
+        why.contains("bills 5 GPU-ms; the job allows at most 0"),
+        "{why}"
+    );
+    net.shutdown().await;
+}

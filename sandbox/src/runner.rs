@@ -361,7 +361,7 @@ impl Sandbox {
         let state = JobState {
             memory: None,
             wasi: WasiState::new(spec),
-            gpu: JobGpu::new(limits.gpu_memory_bytes),
+            gpu: JobGpu::new(limits.gpu_memory_bytes, limits.gpu),
             memory_limit: usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX),
             table_limit: limits.table_elements as usize,
         };

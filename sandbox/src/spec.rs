@@ -26,6 +26,10 @@ pub struct Limits {
     pub output_files: usize,
     /// GPU memory the job may allocate through `sietch_gpu`, in bytes.
     pub gpu_memory_bytes: u64,
+    /// Whether the job may use the GPU. When `false` every `sietch_gpu` call answers "no
+    /// device", as on a node without one, so that a job that did not ask for a GPU runs the
+    /// same everywhere (a provider with a GPU and a verifier without one agree).
+    pub gpu: bool,
 }
 
 impl Default for Limits {
@@ -40,6 +44,7 @@ impl Default for Limits {
             output_bytes: 64 << 20,
             output_files: 64,
             gpu_memory_bytes: 1 << 30,
+            gpu: true,
         }
     }
 }

@@ -266,3 +266,40 @@ fn gpu_guest_runs_or_reports_no_device() {
     assert_eq!(r.stdout, b"ok\n");
     assert!(r.gpu_time_ns > 0);
 }
+
+/// A job not given the GPU is told "no device" even where one exists, so that it runs the
+/// same on a provider with a GPU and on a verifier without one.
+#[test]
+fn a_job_not_given_the_gpu_sees_no_device_anywhere() {
+    let sb = sandbox();
+    let module = sb.load(&c_guest("gpu_saxpy")).unwrap();
+    let mut s = spec();
+    s.limits.gpu = false;
+    let r = sb.run(&module, &s).unwrap();
+    assert_eq!(r.outcome, Outcome::Exited { code: 3 });
+    assert_eq!(r.stdout, b"no device\n");
+    assert_eq!(r.gpu_time_ns, 0);
+    let again = sb.run(&module, &s).unwrap();
+    assert_eq!(again.output_hash, r.output_hash);
+    assert_eq!(again.fuel_used, r.fuel_used);
+    if sietch_sandbox::gpu::devices() == 0 {
+        println!("note: no CUDA device here, so this also holds trivially; it bites on a GPU node");
+    }
+}
+
+/// What a provider puts in its offer: nothing where there is no device, else device 0.
+#[test]
+fn device_info_matches_the_device_count() {
+    match (
+        sietch_sandbox::gpu::devices(),
+        sietch_sandbox::gpu::device_info(),
+    ) {
+        (0, info) => assert_eq!(info, None),
+        (_, Some(info)) => {
+            assert!(!info.model.is_empty());
+            assert!(info.memory_bytes > 0);
+            assert!(info.compute_capability.0 >= 3, "{info:?}");
+        }
+        (n, None) => panic!("{n} devices but no description of device 0"),
+    }
+}

@@ -4,16 +4,16 @@
 //! of them re-run elsewhere, and pays by vouchers that the providers claim on chain; the
 //! explorer on the buyer's HTTP API. Ctrl-C stops it cleanly and prints the settlement.
 
-mod guest;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use clap::Args;
-use sietch_market::{BlobRef, JobSpec, Limits, Requirements, U256, VerificationPolicy};
-use sietch_node::devnet::{Devnet, DevnetConfig, E18};
+use sietch_market::{
+    BlobRef, ComputeCapability, GpuNeeds, JobSpec, Limits, Requirements, U256, VerificationPolicy,
+};
+use sietch_node::devnet::{Devnet, DevnetConfig, E18, guest};
 use sietch_node::events::NodeEvent;
 
 /// Options of `sietch devnet`.
@@ -73,6 +73,27 @@ fn job_input(k: u64) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Every how many jobs one is a GPU job, where a GPU exists.
+const GPU_EVERY: u64 = 4;
+
+/// Price per GPU-second of the devnet's providers: 0.01 token.
+const PRICE_PER_GPU_SECOND: u128 = E18 / 100;
+
+/// A GPU job of the GPU guest: one GPU of compute capability 7.0 or newer, any model, and
+/// 2 s of wall time (so its worst case, 0.02 token of GPU time, fits the price cap).
+fn gpu_job_spec(module: &[u8], input: &[u8], sampling_ppm: u32) -> JobSpec {
+    let mut spec = job_spec(module, input, sampling_ppm);
+    spec.limits.wall_time_ms = 2_000;
+    spec.requirements.gpu = Some(GpuNeeds {
+        count: 1,
+        models: Vec::new(),
+        min_memory_bytes: 0,
+        min_compute_capability: ComputeCapability { major: 7, minor: 0 },
+    });
+    spec.requirements.features = vec!["gpu".into()];
+    spec
+}
+
 fn job_spec(module: &[u8], input: &[u8], sampling_ppm: u32) -> JobSpec {
     JobSpec {
         module: BlobRef::of(module).hash,
@@ -103,6 +124,8 @@ fn job_spec(module: &[u8], input: &[u8], sampling_ppm: u32) -> JobSpec {
 #[derive(Default)]
 struct Tally {
     done: AtomicU64,
+    /// Of them, on a GPU.
+    gpu_done: AtomicU64,
     failed: AtomicU64,
     checked: AtomicU64,
     caught: AtomicU64,
@@ -142,6 +165,7 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
             "provider-1" => 700_000_000_000_000_000,
             _ => 900_000_000_000_000_000,
         };
+        c.price_per_gpu_second = PRICE_PER_GPU_SECOND;
         if name == "buyer" {
             c.api = std::net::SocketAddr::from(([127, 0, 0, 1], api_port()));
             // Two jobs in flight per provider at most: the others get work too.
@@ -184,10 +208,18 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
     }
     println!("buyer       {}", net.buyer.evm_address);
     println!("explorer and API: http://{}/", net.buyer.api);
-    match sietch_sandbox::gpu::devices() {
-        0 => println!("no GPU on this machine: CPU jobs only"),
-        n => println!(
-            "{n} GPU(s) found; devnet offers do not describe GPUs yet, so jobs stay on the CPU"
+    let gpu = sietch_node::service::local_gpus().into_iter().next();
+    match &gpu {
+        None => println!("no GPU on this machine: CPU jobs only"),
+        Some(g) => println!(
+            "GPU      {} ({} MiB, compute capability {}.{}, driver {}): every provider offers \
+             it at {} tokens per GPU-second, and one job in {GPU_EVERY} runs on it",
+            g.model,
+            g.memory_bytes >> 20,
+            g.compute_capability.major,
+            g.compute_capability.minor,
+            g.driver,
+            tokens(U256::from(PRICE_PER_GPU_SECOND)),
         ),
     }
     println!(
@@ -197,6 +229,9 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
 
     let wasm = guest::module()?;
     net.buyer.store.blobs().put(&wasm)?;
+    let gpu_wasm = guest::gpu_module()?;
+    net.buyer.store.blobs().put(&gpu_wasm)?;
+    let gpus = gpu.is_some();
     section(
         if args.jobs == 0 {
             "jobs (Ctrl-C to stop)".to_owned()
@@ -212,7 +247,8 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
     for _ in 0..args.concurrency {
         let buyer = net.buyer.buyer.clone();
         let store = net.buyer.store.clone();
-        let (tally, stop, next, wasm) = (tally.clone(), stop.clone(), next.clone(), wasm.clone());
+        let (tally, stop, next) = (tally.clone(), stop.clone(), next.clone());
+        let (wasm, gpu_wasm) = (wasm.clone(), gpu_wasm.clone());
         let (limit, sampling) = (args.jobs, args.sampling_ppm);
         workers.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
@@ -225,10 +261,21 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
                     tally.failed.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                match buyer.submit(job_spec(&wasm, &input, sampling)).await {
+                let on_gpu = gpus && k % GPU_EVERY == GPU_EVERY - 1;
+                let (spec, expected) = if on_gpu {
+                    (
+                        gpu_job_spec(&gpu_wasm, &input, sampling),
+                        guest::gpu_expected_stdout(&input),
+                    )
+                } else {
+                    (
+                        job_spec(&wasm, &input, sampling),
+                        guest::expected_stdout(&input),
+                    )
+                };
+                match buyer.submit(spec).await {
                     Ok(done) => {
-                        let right = String::from_utf8_lossy(&done.result.stdout)
-                            == guest::expected_stdout(&input);
+                        let right = String::from_utf8_lossy(&done.result.stdout) == expected;
                         if !right {
                             // Only an unsampled cheat gets through: the risk the stake covers.
                             println!(
@@ -237,6 +284,9 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
                             tally.unchecked_wrong.fetch_add(1, Ordering::Relaxed);
                         }
                         tally.done.fetch_add(1, Ordering::Relaxed);
+                        if on_gpu {
+                            tally.gpu_done.fetch_add(1, Ordering::Relaxed);
+                        }
                         if let Some(d) = done.check {
                             tally.checked.fetch_add(1, Ordering::Relaxed);
                             if d == sietch_verifier::Decision::ProviderWrong {
@@ -248,7 +298,7 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
                         }
                     }
                     Err(e) => {
-                        println!("job {k} failed: {e}");
+                        println!("{} job {k} failed: {e}", if on_gpu { "GPU" } else { "CPU" });
                         tally.failed.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -386,9 +436,10 @@ async fn settle(net: Devnet, tally: &Tally) -> anyhow::Result<()> {
         tokens(balance(escrow).await?)
     );
     println!(
-        "jobs        {} done, {} failed, {} spot-checked, {} cheats caught, {} wrong answers \
-         unchecked, paid {} tokens",
+        "jobs        {} done ({} on the GPU), {} failed, {} spot-checked, {} cheats caught, {} \
+         wrong answers unchecked, paid {} tokens",
         tally.done.load(Ordering::Relaxed),
+        tally.gpu_done.load(Ordering::Relaxed),
         tally.failed.load(Ordering::Relaxed),
         tally.checked.load(Ordering::Relaxed),
         tally.caught.load(Ordering::Relaxed),

@@ -11,9 +11,6 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use sietch_sandbox::{JobReport, JobSpec, Limits, Outcome, Sandbox, SandboxConfig};
 
-/// Fuel per billing unit of the price: prices are per 10^9 fuel ("gfuel").
-const FUEL_PER_GFUEL: u128 = 1_000_000_000;
-
 #[derive(Debug, Args)]
 pub(crate) struct JobArgs {
     #[command(subcommand)]
@@ -140,9 +137,17 @@ fn spec(r: &RunArgs, wasm: &[u8]) -> anyhow::Result<JobSpec> {
     })
 }
 
-/// What the job would cost: fuel × price per 10^9 fuel, rounded up.
+/// What the job would cost: fuel × price per 10^9 fuel, rounded up (as a provider charges
+/// its fuel; GPU time is not priced here).
 fn cost(fuel: u64, price_per_gfuel: u128) -> u128 {
-    (u128::from(fuel) * price_per_gfuel).div_ceil(FUEL_PER_GFUEL)
+    sietch_node::jobs::cost(
+        fuel,
+        0,
+        &sietch_market::Prices {
+            per_gfuel: price_per_gfuel,
+            per_gpu_second: 0,
+        },
+    )
 }
 
 fn run_local(r: RunArgs) -> anyhow::Result<()> {

@@ -68,6 +68,9 @@ struct RunArgs {
     /// Lifetime of each announced offer, in seconds.
     #[arg(long, env = "SIETCH_OFFER_TTL")]
     offer_ttl: Option<u64>,
+    /// Sell CPU time only, even where a GPU is found.
+    #[arg(long, env = "SIETCH_NO_GPU")]
+    no_gpu: bool,
     /// Price per GPU-second, in token base units.
     #[arg(long, env = "SIETCH_PRICE_PER_GPU_SECOND")]
     price_per_gpu_second: Option<u128>,
@@ -97,6 +100,7 @@ impl RunArgs {
         c.relay_server |= self.relay_server;
         c.autonat_private |= self.autonat_private;
         c.provide |= self.provide;
+        c.offer_gpu &= !self.no_gpu;
         if let Some(a) = self.api {
             c.api = a;
         }

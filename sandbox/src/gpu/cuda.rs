@@ -57,6 +57,37 @@ pub(super) fn total_memory() -> Result<u64, GpuError> {
     device().map(|d| d.total_memory)
 }
 
+pub(super) fn device_info() -> Result<super::DeviceInfo, GpuError> {
+    let dev = device()?;
+    let (major, minor) = dev.ctx.compute_capability().map_err(driver)?;
+    let module = std::fs::read_to_string("/sys/module/nvidia/version")
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty());
+    let version = module.unwrap_or_else(|| {
+        let mut v: std::ffi::c_int = 0;
+        // SAFETY: `device()` succeeded, so the driver library is loaded; the call writes one
+        // int through a pointer to a live local.
+        let ok = unsafe { sys::cuDriverGetVersion(&mut v) } == sys::CUresult::CUDA_SUCCESS;
+        if ok {
+            format!("cuda {}.{}", v / 1000, (v % 1000) / 10)
+        } else {
+            "unknown".to_owned()
+        }
+    });
+    Ok(super::DeviceInfo {
+        model: dev.ctx.name().map_err(driver)?,
+        memory_bytes: dev.total_memory,
+        compute_capability: (
+            u8::try_from(major).unwrap_or(u8::MAX),
+            u8::try_from(minor).unwrap_or(u8::MAX),
+        ),
+        driver: version,
+        // SAFETY: only probes for libnvrtc by its usual names, as `load_kernel` does.
+        nvrtc: unsafe { cudarc::nvrtc::sys::is_culib_present() },
+    })
+}
+
 fn driver(e: impl std::fmt::Debug) -> GpuError {
     GpuError::Driver(format!("{e:?}"))
 }

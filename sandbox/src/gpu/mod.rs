@@ -232,6 +232,29 @@ pub fn devices() -> usize {
     cuda::device_count().map_or(0, |n| usize::try_from(n).unwrap_or(0))
 }
 
+/// The GPU jobs run on (device 0), as a provider describes it in its offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Model name as the driver reports it, e.g. `NVIDIA H100 80GB HBM3`.
+    pub model: String,
+    /// Device memory, in bytes.
+    pub memory_bytes: u64,
+    /// Compute capability (major, minor).
+    pub compute_capability: (u8, u8),
+    /// Driver version: the kernel module's (e.g. `550.54.15`) where it can be read, else
+    /// the CUDA version the driver supports (e.g. `cuda 12.4`).
+    pub driver: String,
+    /// Whether NVRTC is installed, so that kernels can be given as CUDA C (offer feature
+    /// `nvrtc`); without it only PTX loads.
+    pub nvrtc: bool,
+}
+
+/// The device jobs run on, or `None` where there is no GPU or no driver. Jobs get one GPU
+/// for now: the sandbox uses device 0 only, so that is the one a provider offers.
+pub fn device_info() -> Option<DeviceInfo> {
+    cuda::device_info().ok()
+}
+
 /// `offset..offset+len` inside a buffer of `size` bytes, or `OutOfBounds`.
 pub fn check_range(size: u64, offset: i64, len: i32) -> Result<std::ops::Range<usize>, GpuError> {
     let offset = u64::try_from(offset).map_err(|_| GpuError::OutOfBounds)?;
@@ -352,6 +375,8 @@ pub fn decode_args(bytes: &[u8]) -> Result<Vec<KernelArg>, GpuError> {
 
 /// The GPU side of one job: its handles, quota, stream and measured GPU time.
 pub(crate) struct JobGpu {
+    /// `false`: the job was not given the GPU, and every call answers `NoDevice`.
+    allowed: bool,
     quota: Quota,
     buffers: HandleTable<cuda::Buffer>,
     kernels: HandleTable<cuda::Kernel>,
@@ -359,8 +384,9 @@ pub(crate) struct JobGpu {
 }
 
 impl JobGpu {
-    pub(crate) fn new(quota_bytes: u64) -> Self {
+    pub(crate) fn new(quota_bytes: u64, allowed: bool) -> Self {
         Self {
+            allowed,
             quota: Quota::new(quota_bytes),
             buffers: HandleTable::default(),
             kernels: HandleTable::default(),
@@ -391,6 +417,7 @@ fn gpu_call(
 ) -> wasmtime::Result<i32> {
     charge(caller, GPU_CALL_FUEL)?;
     let r = match split(caller) {
+        Ok((_, st)) if !st.gpu.allowed => Err(GpuError::NoDevice),
         Ok((mem, st)) => f(mem, &mut st.gpu),
         Err(_) => Err(GpuError::OutOfBounds),
     };
@@ -719,7 +746,7 @@ mod tests {
             return;
         }
         assert_eq!(cuda::device_count(), Err(GpuError::NoDevice));
-        let mut g = JobGpu::new(1 << 20);
+        let mut g = JobGpu::new(1 << 20, true);
         assert_eq!(g.stream().err(), Some(GpuError::NoDevice));
         assert_eq!(g.finish(), 0);
     }
