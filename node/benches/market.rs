@@ -108,17 +108,25 @@ fn main() -> anyhow::Result<()> {
             }
         };
         let mut net = Devnet::start(cfg).await?;
-        // `MARKET_TRACE=1`: every refusal, retry and warning on stderr, as it happens.
+        // `MARKET_TRACE=1`: every refusal, retry, warning and channel opened on stderr, as it
+        // happens, with the time since start.
         let (_, drained) = tokio::sync::mpsc::channel(1);
         let mut events = std::mem::replace(&mut net.events, drained);
         let trace = std::env::var_os("MARKET_TRACE").is_some();
+        let t0 = std::time::Instant::now();
         tokio::spawn(async move {
             use sietch_node::events::NodeEvent as E;
             while let Some((who, e)) = events.recv().await {
                 if trace
-                    && matches!(e, E::Refused { .. } | E::Retrying { .. } | E::Warning { .. })
+                    && matches!(
+                        e,
+                        E::Refused { .. }
+                            | E::Retrying { .. }
+                            | E::Warning { .. }
+                            | E::ChannelOpened { .. }
+                    )
                 {
-                    eprintln!("{who}: {e}");
+                    eprintln!("[{:>6.1} s] {who}: {e}", t0.elapsed().as_secs_f64());
                 }
             }
         });
@@ -181,7 +189,11 @@ fn main() -> anyhow::Result<()> {
                 r?;
             }
         }
-        eprintln!("warm-up done: {} channels", net.buyer.buyer.channels().len());
+        eprintln!(
+            "[{:>6.1} s] warm-up done: {} channels",
+            t0.elapsed().as_secs_f64(),
+            net.buyer.buyer.channels().len()
+        );
         let head0 = net.deployer.get_block_number().await?;
         let jobs_before = counter.load(Ordering::Relaxed);
 
@@ -201,7 +213,7 @@ fn main() -> anyhow::Result<()> {
             quantile(&mut lat, 0.99),
         );
 
-        eprintln!("latency done: p50 {}", ms(p50));
+        eprintln!("[{:>6.1} s] latency done: p50 {}", t0.elapsed().as_secs_f64(), ms(p50));
         // Throughput.
         let done = Arc::new(AtomicU64::new(0));
         let in_window = Arc::new(AtomicU64::new(0));

@@ -991,7 +991,11 @@ impl Buyer {
                 {
                     l.busy = true;
                     top_up = Some((l.channel, l.cumulative + need));
-                } else if extra || count < self.config.max_lanes as usize {
+                } else if opening == 0 && (extra || count < self.config.max_lanes as usize) {
+                    // One lane opens to a provider at a time: a job that finds every lane
+                    // busy while one is opening waits for that one or for a lane to free
+                    // (milliseconds), rather than queue a channel open of its own on the
+                    // chain (a transaction a block), behind the others.
                     open = true;
                 }
             }

@@ -37,7 +37,9 @@ use crate::net::{
     self, JobReply, JobRequest, JobResult, Network, Payment, PaymentAck, RefuseReason, VerifyReply,
     VerifyRequest,
 };
-use crate::store::{EvmSigned, JobRecord, JobState, Side, Store, VoucherUpdate, off_async};
+use crate::store::{
+    EvmSigned, JobRecord, JobState, Side, Store, StoreError, VoucherUpdate, off_async,
+};
 
 /// Times a provider tries to deliver a result.
 const RESULT_ATTEMPTS: u32 = 5;
@@ -53,6 +55,13 @@ const MAX_UNPAID: usize = 10_000;
 
 fn now() -> u64 {
     (net::system_clock())()
+}
+
+/// A voucher a job request carried, checked and not yet written: it is written with that
+/// job's record, in the same commit.
+struct Deferred {
+    job: B256,
+    voucher: EvmSigned<sietch_market::Voucher>,
 }
 
 /// A job whose result was delivered and which is not paid yet.
@@ -499,56 +508,72 @@ impl Provider {
     /// [`INLINE_RESULT_WAIT`] is answered with its result; a longer one is answered
     /// "accepted" and its result delivered on the result protocol when it ends.
     ///
-    /// A payment the request carries is recorded first, as if it had come alone (it may
-    /// free the ticket's channel), without an fsync: the job's own durable commit makes it
-    /// durable, or a sync when the job ends without one.
+    /// A payment the request carries is checked first, as if it had come alone (it frees
+    /// the ticket's channel), and written in the job's own commit (one commit where there
+    /// were two); alone and durably when the job is refused before it is stored.
     pub(crate) async fn on_job(
         self: Arc<Self>,
         peer: PeerId,
         mut req: JobRequest,
         reply: oneshot::Sender<JobReply>,
     ) {
-        let carried = req.paying.take();
-        let carried = match carried {
-            Some(p) => {
-                let me = self.clone();
-                let ack = tokio::task::spawn_blocking(move || me.on_payment(peer, &p, true)).await;
-                if let Ok(PaymentAck::Refused { message }) = &ack {
+        // A payment for the lane's previous job: checked now (it frees the lane for this
+        // one) and written with this job's record, in its commit; alone, durably, when this
+        // job is refused before it is stored.
+        let mut paid = None;
+        if let Some(p) = req.paying.take() {
+            let me = self.clone();
+            let checked = tokio::task::spawn_blocking(move || {
+                me.check_payment(peer, &p).map(|v| v.map(|v| (p.job_id, v)))
+            })
+            .await;
+            match checked {
+                Ok(Ok(Some((job, voucher)))) => {
+                    self.free_lane(&voucher.message.channel_id, &job);
+                    paid = Some(Deferred { job, voucher });
+                }
+                Ok(Err(PaymentAck::Refused { message })) => {
                     tracing::warn!(%peer, "a payment carried by a job request: {message}");
                 }
-                true
+                _ => {}
             }
-            None => false,
-        };
-        let synced = self.serve(peer, req, reply, carried).await;
-        if carried
-            && !synced
-            && let Some(Err(e)) = off_async(&self.store, |s| s.sync()).await
-        {
-            tracing::warn!("cannot sync the store after a payment: {e}");
+        }
+        self.serve(peer, req, reply, &mut paid).await;
+        if let Some(d) = paid {
+            let store = self.store.clone();
+            let (job, voucher) = (d.job, d.voucher);
+            let settled = tokio::task::spawn_blocking(move || {
+                store.settle_job(Side::Provider, &job, &voucher, now())
+            })
+            .await;
+            match settled {
+                Ok(Ok((_, update))) => self.paid(&d.job, &d.voucher.message, update, true),
+                Ok(Err(e)) => tracing::warn!("cannot record the payment of {}: {e}", d.job),
+                Err(e) => tracing::warn!("recording the payment of {}: {e}", d.job),
+            }
         }
     }
 
-    /// [`Provider::on_job`] after the carried payment (`carried`). Returns whether the job
-    /// made a durable commit.
+    /// [`Provider::on_job`] after the carried payment was checked: `paid`, taken when it
+    /// is written with this job's record.
     async fn serve(
         &self,
         peer: PeerId,
         req: JobRequest,
         reply: oneshot::Sender<JobReply>,
-        carried: bool,
-    ) -> bool {
+        paid: &mut Option<Deferred>,
+    ) {
         let job_id = req.ticket.job_id;
         let buyer = match self.check(&req) {
             Ok(b) => b,
             Err(r) => {
                 self.refuse(reply, job_id, r);
-                return false;
+                return;
             }
         };
         if let Err(r) = self.check_channel(&req, buyer).await {
             self.refuse(reply, job_id, r);
-            return false;
+            return;
         }
         let Ok(_slot) = self.slots.try_acquire() else {
             let r = (
@@ -559,11 +584,11 @@ impl Provider {
                 ),
             );
             self.refuse(reply, job_id, r);
-            return false;
+            return;
         };
         if let Err(r) = self.take_lane(&req) {
             self.refuse(reply, job_id, r);
-            return false;
+            return;
         }
         let channel = req.ticket.channel_id;
         let mut record = JobRecord::new(job_id, req.ticket.spec_hash, buyer, now());
@@ -589,17 +614,18 @@ impl Provider {
         // A job that ends at once is stored once, with its result; a longer one when it is
         // answered "accepted" (a duplicate job id is refused there), durably when a payment
         // came with it: the job may run for long, and the payment must not wait for it.
-        let (ran, reply, synced_early) = match tokio::time::timeout(wait, &mut run).await {
-            Ok(ran) => (ran, Some(reply), false),
+        let (ran, reply) = match tokio::time::timeout(wait, &mut run).await {
+            Ok(ran) => (ran, Some(reply)),
             Err(_) => {
                 record.state = JobState::Accepted;
-                if let Err(e) = self.insert_job(&req.spec, &record, carried).await {
+                let durable = paid.is_some();
+                if let Err(e) = self.insert_job(&req.spec, &record, durable, paid).await {
                     self.free_lane(&channel, &job_id);
                     self.refuse(reply, job_id, (RefuseReason::Other, e));
-                    return false;
+                    return;
                 }
                 let _ = reply.send(JobReply::Accepted { job_id });
-                (run.await, None, carried)
+                (run.await, None)
             }
         };
         let result = match ran {
@@ -615,7 +641,8 @@ impl Provider {
                     Some(reply) => {
                         record.state = JobState::Failed;
                         record.note.clone_from(&why);
-                        let _ = self.insert_job(&req.spec, &record, false).await;
+                        let durable = paid.is_some();
+                        let _ = self.insert_job(&req.spec, &record, durable, paid).await;
                         let _ = reply.send(JobReply::Refused {
                             reason: RefuseReason::Other,
                             message: format!("the job could not run: {why}"),
@@ -628,7 +655,7 @@ impl Provider {
                         .await;
                     }
                 }
-                return synced_early;
+                return;
             }
         };
         // A durable write, before the result leaves: what the ticket is claimed with.
@@ -637,7 +664,7 @@ impl Provider {
             Some(_) => {
                 record.state = JobState::Done;
                 record.result = Some(signed);
-                self.insert_job(&req.spec, &record, true).await
+                self.insert_job(&req.spec, &record, true, paid).await
             }
             None => {
                 let store = self.store.clone();
@@ -655,7 +682,7 @@ impl Provider {
             if let Some(reply) = reply {
                 self.free_lane(&channel, &job_id);
                 self.refuse(reply, job_id, (RefuseReason::Other, e.clone()));
-                return false;
+                return;
             }
         }
         if let Ok(mut u) = self.unpaid.lock() {
@@ -674,7 +701,7 @@ impl Provider {
                     in_reply: true,
                 });
             }
-            return true;
+            return;
         }
         for attempt in 1..=RESULT_ATTEMPTS {
             match self.net.send_result(peer, result.clone()).await {
@@ -691,27 +718,40 @@ impl Provider {
                 }
             }
         }
-        synced_early || synced.is_ok()
     }
 
-    /// Stores a job this node took (durably: one that has ended, with its result).
+    /// Stores a job this node took (durably: one that has ended, with its result), and in
+    /// the same commit the payment `paid` of the lane's previous job, which it then takes.
+    /// When the two cannot be written together, the job is written alone and `paid` left
+    /// for the caller.
     async fn insert_job(
         &self,
         spec: &sietch_market::JobSpec,
         record: &JobRecord,
         durable: bool,
+        paid: &mut Option<Deferred>,
     ) -> Result<(), String> {
         let (spec, record) = (spec.clone(), record.clone());
-        off_async(&self.store, move |s| {
-            if durable {
-                s.insert_ended_job(Side::Provider, &spec, &record)
-            } else {
-                s.insert_job(Side::Provider, &spec, &record)
+        let with = paid.as_ref().map(|d| (d.job, d.voucher));
+        let settled = off_async(&self.store, move |s| {
+            let both = with.as_ref().map(|(job, v)| (job, v, now()));
+            match s.insert_job_paying(Side::Provider, &spec, &record, durable, both) {
+                Err(e) if with.is_some() && !matches!(e, StoreError::JobExists { .. }) => {
+                    tracing::warn!("a job and the payment it carried, together: {e}");
+                    s.insert_job_paying(Side::Provider, &spec, &record, durable, None)
+                }
+                r => r,
             }
             .map_err(|e| format!("cannot record the job: {e}"))
         })
         .await
-        .unwrap_or_else(|| Err("the write was cancelled".into()))
+        .unwrap_or_else(|| Err("the write was cancelled".into()))?;
+        if let Some((_, update)) = settled
+            && let Some(d) = paid.take()
+        {
+            self.paid(&d.job, &d.voucher.message, update, true);
+        }
+        Ok(())
     }
 
     /// The spec's blobs, from the store or fetched from `peer`.
@@ -820,8 +860,35 @@ impl Provider {
     /// `carried`: it came in a job request, and its voucher is committed without an fsync
     /// (the caller makes it durable, see [`Provider::on_job`]); else with one before this
     /// returns.
-    pub(crate) fn on_payment(&self, peer: PeerId, p: &Payment, carried: bool) -> PaymentAck {
-        let refuse = |m: String| PaymentAck::Refused { message: m };
+    pub(crate) fn on_payment(&self, peer: PeerId, p: &Payment) -> PaymentAck {
+        let voucher = match self.check_payment(peer, p) {
+            Ok(Some(v)) => v,
+            Ok(None) => return PaymentAck::Accepted,
+            Err(refused) => return refused,
+        };
+        match self
+            .store
+            .settle_job(Side::Provider, &p.job_id, &voucher, now())
+        {
+            Ok((_, update)) => {
+                self.paid(&p.job_id, &voucher.message, update, false);
+                PaymentAck::Accepted
+            }
+            Err(e) => PaymentAck::Refused {
+                message: format!("cannot record the payment: {e}"),
+            },
+        }
+    }
+
+    /// Checks a payment against its job: the secret, and the voucher's channel, amount and
+    /// signature. A withheld payment (no voucher) is noted here, and `None` returned; a
+    /// voucher that pays is returned, to be recorded.
+    fn check_payment(
+        &self,
+        peer: PeerId,
+        p: &Payment,
+    ) -> Result<Option<EvmSigned<sietch_market::Voucher>>, PaymentAck> {
+        let refuse = |m: String| Err(PaymentAck::Refused { message: m });
         let Ok(Some(job)) = self.store.job(Side::Provider, &p.job_id) else {
             return refuse(format!("no job {} here", p.job_id));
         };
@@ -847,7 +914,7 @@ impl Provider {
                 reason: p.note.clone(),
             });
             self.settle_now.notify_one();
-            return PaymentAck::Accepted;
+            return Ok(None);
         };
         if voucher.channel_id != ticket.message.channel_id {
             return refuse("the voucher is for another channel than the ticket's".into());
@@ -865,32 +932,30 @@ impl Provider {
         if let Err(e) = voucher.verify(&self.domain, sig, job.counterparty) {
             return refuse(format!("the voucher's signature: {e}"));
         }
-        let signed = EvmSigned::new(*voucher, *sig);
-        let settled = if carried {
-            self.store
-                .settle_job_unsynced(Side::Provider, &p.job_id, &signed, now())
-        } else {
-            self.store
-                .settle_job(Side::Provider, &p.job_id, &signed, now())
-        };
-        match settled {
-            Ok((_, update)) => {
-                if let Ok(mut u) = self.unpaid.lock() {
-                    u.remove(&p.job_id);
-                }
-                self.free_lane(&voucher.channel_id, &p.job_id);
-                self.emit(NodeEvent::Paid {
-                    job: p.job_id.to_string(),
-                    channel: voucher.channel_id.to_string(),
-                    cumulative: voucher.cumulative_amount.to_string(),
-                    carried,
-                });
-                if matches!(update, VoucherUpdate::Stored) {
-                    self.note_owed(voucher);
-                }
-                PaymentAck::Accepted
-            }
-            Err(e) => refuse(format!("cannot record the payment: {e}")),
+        Ok(Some(EvmSigned::new(*voucher, *sig)))
+    }
+
+    /// After a payment is recorded: the job is no longer unpaid, its lane is free, and a
+    /// newer voucher counts toward the claim threshold.
+    fn paid(
+        &self,
+        job: &B256,
+        voucher: &sietch_market::Voucher,
+        update: VoucherUpdate,
+        carried: bool,
+    ) {
+        if let Ok(mut u) = self.unpaid.lock() {
+            u.remove(job);
+        }
+        self.free_lane(&voucher.channel_id, job);
+        self.emit(NodeEvent::Paid {
+            job: job.to_string(),
+            channel: voucher.channel_id.to_string(),
+            cumulative: voucher.cumulative_amount.to_string(),
+            carried,
+        });
+        if matches!(update, VoucherUpdate::Stored) {
+            self.note_owed(voucher);
         }
     }
 

@@ -464,7 +464,7 @@ fn on_net_event(
                 Some(p) => {
                     let p = p.clone();
                     tokio::task::spawn_blocking(move || {
-                        let _ = reply.send(p.on_payment(peer, &payment, false));
+                        let _ = reply.send(p.on_payment(peer, &payment));
                     });
                 }
                 None => {

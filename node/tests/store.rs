@@ -495,8 +495,8 @@ fn a_job_paid_at_once_lands_whole_or_not_at_all() {
     assert_eq!(store.voucher(&channel()).unwrap(), Some(voucher(300, 1)));
     assert_eq!(store.reputation(&provider()).unwrap().settled_jobs, 1);
 
-    // The provider's side: stored with its result, then paid by a voucher committed
-    // without an fsync and made durable by a sync.
+    // The provider's side: stored with its result; then paid by a voucher written in the
+    // durable commit of the next job's record (the voucher a job request carried).
     let mut ended = full.clone();
     ended.state = JobState::Done;
     ended.result = Some(result);
@@ -507,16 +507,48 @@ fn a_job_paid_at_once_lands_whole_or_not_at_all() {
         .insert_ended_job(Side::Provider, &spec, &ended)
         .unwrap_err();
     assert!(matches!(err, StoreError::JobExists { .. }), "{err:?}");
+    // Both or neither: a next job that cannot be stored (the same id again) takes its
+    // payment down with it.
+    let paying = voucher(400, 2);
+    let err = store
+        .insert_job_paying(
+            Side::Provider,
+            &spec,
+            &ended,
+            true,
+            Some((&id, &paying, NOW + 3)),
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::JobExists { .. }), "{err:?}");
+    let r = store.job(Side::Provider, &id).unwrap().unwrap();
+    assert_eq!(r.state, JobState::Done);
+    assert_eq!(store.voucher(&channel()).unwrap(), Some(voucher(300, 1)));
+    let mut next = ended.clone();
+    next.job_id = B256::repeat_byte(0x77);
+    if let Some(t) = next.ticket.as_mut() {
+        t.message.job_id = next.job_id;
+    }
+    if let Some(r) = next.result.as_mut() {
+        r.message.job_id = next.job_id;
+    }
     let (r, update) = store
-        .settle_job_unsynced(Side::Provider, &id, &voucher(400, 2), NOW + 3)
+        .insert_job_paying(
+            Side::Provider,
+            &spec,
+            &next,
+            true,
+            Some((&id, &paying, NOW + 3)),
+        )
+        .unwrap()
         .unwrap();
     assert_eq!((r.state, update), (JobState::Paid, VoucherUpdate::Stored));
-    store.sync().unwrap();
     drop(store);
     let store = Store::open(dir.path()).unwrap();
     let r = store.job(Side::Provider, &id).unwrap().unwrap();
     assert_eq!((r.state, r.result), (JobState::Paid, Some(result)));
-    assert_eq!(store.voucher(&channel()).unwrap(), Some(voucher(400, 2)));
+    assert_eq!(store.voucher(&channel()).unwrap(), Some(paying));
+    let n = store.job(Side::Provider, &next.job_id).unwrap().unwrap();
+    assert_eq!(n.state, JobState::Done);
 }
 
 #[test]

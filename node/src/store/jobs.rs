@@ -204,6 +204,22 @@ impl Store {
         record: &JobRecord,
         durable: bool,
     ) -> Result<(), StoreError> {
+        self.insert_job_paying(side, spec, record, durable, None)
+            .map(|_| ())
+    }
+
+    /// [`Store::insert_job`] (durably when `durable`) and, in the same transaction, the
+    /// payment of an earlier job (`paid`: its id, the voucher and the time), as
+    /// [`Store::settle_job`] records it: a provider writes the voucher a job request carried
+    /// with that job, in one commit. Either both are written or neither.
+    pub fn insert_job_paying(
+        &self,
+        side: Side,
+        spec: &JobSpec,
+        record: &JobRecord,
+        durable: bool,
+        paid: Option<(&B256, &EvmSigned<Voucher>, u64)>,
+    ) -> Result<Option<(JobRecord, VoucherUpdate)>, StoreError> {
         let spec_bytes = spec.encode();
         // A spec that would not decode (over its bounds, a NaN bound) is refused now rather
         // than stored unreadable.
@@ -222,6 +238,10 @@ impl Store {
         check_note(&record.note)?;
 
         let tx = self.write_tx(durable)?;
+        let settled = match paid {
+            Some((job, voucher, now)) => Some(settle_in(&tx, side, job, voucher, now, |_| Ok(()))?),
+            None => None,
+        };
         {
             let mut jobs = tx.open_table(table_of(side))?;
             if jobs.get(&record.job_id.0)?.is_some() {
@@ -237,7 +257,7 @@ impl Store {
             save(&mut jobs, record)?;
         }
         tx.commit()?;
-        Ok(())
+        Ok(settled)
     }
 
     /// A job, if stored on that side.
@@ -397,33 +417,7 @@ impl Store {
         voucher: &EvmSigned<Voucher>,
         now: u64,
     ) -> Result<(JobRecord, VoucherUpdate), StoreError> {
-        self.settle_job_with(side, job_id, voucher, now, true)
-    }
-
-    /// [`Store::settle_job`] committed without an fsync: for a payment that the commit of
-    /// the next job's result makes durable (a payment carried by a job request). A crash
-    /// before then loses the voucher, not the job's ticket and result, which still claim
-    /// the job on chain. Callers that end up with no durable commit to follow call
-    /// [`Store::sync`].
-    pub fn settle_job_unsynced(
-        &self,
-        side: Side,
-        job_id: &B256,
-        voucher: &EvmSigned<Voucher>,
-        now: u64,
-    ) -> Result<(JobRecord, VoucherUpdate), StoreError> {
-        self.settle_job_with(side, job_id, voucher, now, false)
-    }
-
-    fn settle_job_with(
-        &self,
-        side: Side,
-        job_id: &B256,
-        voucher: &EvmSigned<Voucher>,
-        now: u64,
-        durable: bool,
-    ) -> Result<(JobRecord, VoucherUpdate), StoreError> {
-        let tx = self.write_tx(durable)?;
+        let tx = self.db().begin_write()?;
         let out = settle_in(&tx, side, job_id, voucher, now, |_| Ok(()))?;
         tx.commit()?;
         Ok(out)

@@ -32,11 +32,11 @@
 //!
 //! Every method is one redb transaction, committed durably (fsync) before it returns, but
 //! for the bookkeeping of a job in flight (`insert_job`, `record_delivery`,
-//! `set_job_state`, `record_check`, `put_job_outputs`) and a provider's payment that came
-//! with the next job (`settle_job_unsynced`): those commit without an fsync and become
-//! durable with the next durable commit — the job's result or its payment, which must not
-//! be lost, or [`Store::sync`] — so that a job costs one fsync on each side, not six. A
-//! crash loses the last of those, never half of one. A job that needs no more than one
+//! `set_job_state`, `record_check`, `put_job_outputs`): those commit without an fsync and
+//! become durable with the next durable commit — the job's result or its payment, which
+//! must not be lost, or [`Store::sync`] — so that a job costs one fsync on each side, not
+//! six. A crash loses the last of those, never half of one. A provider's payment that came
+//! with the next job is written in that job's own commit (`insert_job_paying`). A job that needs no more than one
 //! commit has one: `insert_ended_job` (a provider's job that ran at once, with its result)
 //! and `finish_job` (a buyer's job delivered and paid at once). The
 //! API is blocking: async callers use `tokio::task::spawn_blocking`. [`Store`] is cheap to
