@@ -540,16 +540,15 @@ impl Provider {
         }
         self.serve(peer, req, reply, &mut paid).await;
         if let Some(d) = paid {
-            let store = self.store.clone();
-            let (job, voucher) = (d.job, d.voucher);
-            let settled = tokio::task::spawn_blocking(move || {
-                store.settle_job(Side::Provider, &job, &voucher, now())
-            })
-            .await;
-            match settled {
-                Ok(Ok((_, update))) => self.paid(&d.job, &d.voucher.message, update, true),
-                Ok(Err(e)) => tracing::warn!("cannot record the payment of {}: {e}", d.job),
-                Err(e) => tracing::warn!("recording the payment of {}: {e}", d.job),
+            let me = self.clone();
+            let job = d.job;
+            let recorded =
+                tokio::task::spawn_blocking(move || me.record_payment(&d.job, &d.voucher, true))
+                    .await;
+            match recorded {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("cannot record the payment of {job}: {e}"),
+                Err(e) => tracing::warn!("recording the payment of {job}: {e}"),
             }
         }
     }
@@ -866,18 +865,24 @@ impl Provider {
             Ok(None) => return PaymentAck::Accepted,
             Err(refused) => return refused,
         };
-        match self
-            .store
-            .settle_job(Side::Provider, &p.job_id, &voucher, now())
-        {
-            Ok((_, update)) => {
-                self.paid(&p.job_id, &voucher.message, update, false);
-                PaymentAck::Accepted
-            }
+        match self.record_payment(&p.job_id, &voucher, false) {
+            Ok(()) => PaymentAck::Accepted,
             Err(e) => PaymentAck::Refused {
                 message: format!("cannot record the payment: {e}"),
             },
         }
+    }
+
+    /// Records a checked payment in a commit of its own (durably), then [`Provider::paid`].
+    fn record_payment(
+        &self,
+        job: &B256,
+        voucher: &EvmSigned<sietch_market::Voucher>,
+        carried: bool,
+    ) -> Result<(), StoreError> {
+        let (_, update) = self.store.settle_job(Side::Provider, job, voucher, now())?;
+        self.paid(job, &voucher.message, update, carried);
+        Ok(())
     }
 
     /// Checks a payment against its job: the secret, and the voucher's channel, amount and
