@@ -2,7 +2,8 @@
 //!
 //! A real anvil (a block a second), the escrow, three provider nodes and a buyer node (the
 //! devnet's, in one process: real libp2p on loopback, real sandboxes, real redb stores on
-//! disk). After a warm-up that opens the channels:
+//! disk). After a warm-up at full concurrency (`MARKET_WARMUP_SECS`, default 20) that opens
+//! the channels:
 //!
 //! - **latency:** `MARKET_LATENCY_JOBS` (default 300) trivial jobs one after another, each
 //!   from submission to its verified, paid result (`Buyer::submit`; 10% sampled, so some
@@ -173,21 +174,26 @@ fn main() -> anyhow::Result<()> {
         let rtt = quantile(&mut rtts, 0.5);
         eprintln!("baselines: sandbox {sandbox_rate:.0} runs/s, round trip {}", ms(rtt));
 
-        // Warm-up at full concurrency: every lane the throughput run uses is opened (a
-        // channel open waits for a block), modules are compiled everywhere.
+        // Warm-up at full concurrency for `MARKET_WARMUP_SECS` (default 20): lanes open
+        // (a channel open waits for its blocks; the buyer opens them one at a time, as jobs
+        // find every lane busy) and modules are compiled everywhere.
         let counter = Arc::new(AtomicU64::new(0));
-        for _round in 0..3 {
-            let warm = (0..concurrency).map(|_| {
+        let warm_until = Instant::now() + Duration::from_secs(num("MARKET_WARMUP_SECS", 20));
+        let warm: Vec<_> = (0..concurrency)
+            .map(|_| {
                 let (b, counter) = (buyer.clone(), counter.clone());
                 let module = module.clone();
-                async move {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    b.submit(spec(&module)).await
-                }
-            });
-            for r in futures::future::join_all(warm).await {
-                r?;
-            }
+                tokio::spawn(async move {
+                    while Instant::now() < warm_until {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        b.submit(spec(&module)).await?;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        for w in warm {
+            w.await??;
         }
         eprintln!(
             "[{:>6.1} s] warm-up done: {} channels",
@@ -219,6 +225,11 @@ fn main() -> anyhow::Result<()> {
         let in_window = Arc::new(AtomicU64::new(0));
         let slowest = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
+        let stores: Vec<_> = std::iter::once(&net.buyer)
+            .chain(&net.providers)
+            .map(|n| n.store.clone())
+            .collect();
+        let commits0: Vec<_> = stores.iter().map(|s| s.group_commits()).collect();
         let stop_at = Instant::now() + Duration::from_secs(secs);
         let t = Instant::now();
         let workers: Vec<_> = (0..concurrency)
@@ -247,6 +258,17 @@ fn main() -> anyhow::Result<()> {
             w.await?;
         }
         let elapsed = t.elapsed();
+        // Group commit: job writes per transaction, the buyer's and the providers' together.
+        let per_commit = |from: usize, to: usize| {
+            let (mut w, mut tx) = (0, 0);
+            for (s, c0) in stores[from..to].iter().zip(&commits0[from..to]) {
+                let c = s.group_commits();
+                w += c.writes - c0.writes;
+                tx += c.transactions - c0.transactions;
+            }
+            w as f64 / tx.max(1) as f64
+        };
+        let (buyer_batch, provider_batch) = (per_commit(0, 1), per_commit(1, stores.len()));
         // Jobs paid until the last one ends (a job sampled late waits for its re-runs)...
         let throughput = done.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64();
         // ... and within the window alone: the steady state.
@@ -258,6 +280,7 @@ fn main() -> anyhow::Result<()> {
 
         // Gas: stop the providers (they claim on the way out), then sum the chain's gas.
         let chain = net.buyer.chain.clone().unwrap();
+        net.buyer.buyer.opens_settled(Duration::from_secs(30)).await;
         let channels = net.buyer.buyer.channels();
         let Devnet {
             providers,
@@ -299,7 +322,7 @@ fn main() -> anyhow::Result<()> {
             p50.as_secs_f64() / rtt.as_secs_f64()
         );
         println!(
-            "| throughput, one buyer → 3 providers, {concurrency} in flight, {secs} s | {window_rate:.0} jobs/s paid within the window; {throughput:.0} jobs/s to the end of the last job ({:.1} s after the window; slowest job {} ms; {} failed) | ≥ 1,000 jobs/s | the job alone in one sandbox {sandbox_rate:.0} runs/s | {:.3} of it |",
+            "| throughput, one buyer → 3 providers, {concurrency} in flight, {secs} s | {window_rate:.0} jobs/s paid within the window; {throughput:.0} jobs/s to the end of the last job ({:.1} s after the window; slowest job {} ms; {} failed; job writes per store commit: buyer {buyer_batch:.1}, providers {provider_batch:.1}) | ≥ 1,000 jobs/s | the job alone in one sandbox {sandbox_rate:.0} runs/s | {:.3} of it |",
             (elapsed.as_secs_f64() - secs as f64).max(0.0),
             slowest.load(Ordering::Relaxed),
             failed.load(Ordering::Relaxed),

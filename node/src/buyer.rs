@@ -168,6 +168,9 @@ pub struct Buyer {
     lanes: Mutex<Vec<Lane>>,
     /// Lanes being opened on chain, by provider (counted against `max_lanes`).
     opening: Mutex<HashMap<Address, usize>>,
+    /// Jobs that chose a provider and wait for a lane to it, by provider: matching sends a
+    /// job elsewhere rather than queue it behind them.
+    heading: Mutex<HashMap<Address, usize>>,
     lane_freed: Notify,
     /// Rung when a payment starts waiting on its lane.
     payment_waits: Notify,
@@ -211,6 +214,7 @@ impl Buyer {
             chain: p.chain,
             lanes: Mutex::new(Vec::new()),
             opening: Mutex::new(HashMap::new()),
+            heading: Mutex::new(HashMap::new()),
             lane_freed: Notify::new(),
             payment_waits: Notify::new(),
             waiting: Mutex::new(HashMap::new()),
@@ -504,6 +508,9 @@ impl Buyer {
         offer: &Offer,
         rerun: bool,
     ) -> Result<Delivered, String> {
+        // Counted from the moment of choice (before any wait), so that jobs matched right
+        // after this one see it queued for a lane.
+        let heading = Heading::new(&self.heading, offer.evm_address);
         let peer = net::peer_id_of(&offer.provider).ok_or("the offer's key is not a peer id")?;
         for a in &offer.addresses {
             if let Ok(a) = a.parse() {
@@ -513,7 +520,9 @@ impl Buyer {
         let max_amount = jobs::max_cost(spec, &offer.prices).min(spec.price_cap);
         let taken = self
             .take_lane(offer.evm_address, U256::from(max_amount), rerun)
-            .await?;
+            .await;
+        drop(heading);
+        let taken = taken?;
         let secret = self.random_b256();
         let ticket = Ticket {
             job_id: id,
@@ -958,9 +967,19 @@ impl Buyer {
     /// `extra`: open a lane beyond `max_lanes` rather than wait. Re-runs take extra lanes:
     /// a job holds its own lane until its check decides, and a check waiting for lanes held
     /// by other jobs in their checks would wait in a circle.
+    ///
+    /// A lane opened because every lane was busy is opened in the background: the job that
+    /// asked for it takes the first lane to come free, that one or another (a busy lane
+    /// frees in milliseconds, a channel opens in a block or more). It waits for its open
+    /// only while nothing else frees, and an open that fails fails that job.
     async fn take_lane(&self, provider: Address, need: U256, extra: bool) -> Result<Taken, String> {
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut my_open: Option<tokio::task::JoinHandle<Result<(), String>>> = None;
         loop {
+            // Listening before looking: a lane freed in between is not missed.
+            let freed = self.lane_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
             let mut top_up: Option<(B256, U256)> = None;
             let mut open = false;
             {
@@ -979,6 +998,7 @@ impl Buyer {
                 });
                 if let Some(l) = free_funded {
                     l.busy = true;
+                    // An open of this job's still running goes on: its lane joins the pool.
                     return Ok(Taken {
                         channel: l.channel,
                         provider,
@@ -991,7 +1011,10 @@ impl Buyer {
                 {
                     l.busy = true;
                     top_up = Some((l.channel, l.cumulative + need));
-                } else if opening == 0 && (extra || count < self.config.max_lanes as usize) {
+                } else if my_open.is_none()
+                    && opening == 0
+                    && (extra || count < self.config.max_lanes as usize)
+                {
                     // One lane opens to a provider at a time: a job that finds every lane
                     // busy while one is opening waits for that one or for a lane to free
                     // (milliseconds), rather than queue a channel open of its own on the
@@ -1003,22 +1026,86 @@ impl Buyer {
                 return self.top_up(channel, provider, end).await;
             }
             if open {
-                if let Ok(mut o) = self.opening.lock() {
-                    *o.entry(provider).or_default() += 1;
-                }
-                let r = self.open_lane(provider, need).await;
-                if let Ok(mut o) = self.opening.lock()
-                    && let Some(n) = o.get_mut(&provider)
-                {
-                    *n = n.saturating_sub(1);
-                }
-                return r;
+                my_open = Some(self.open_in_background(provider, need)?);
+                continue;
             }
             if Instant::now() >= deadline {
                 return Err("every lane to this provider stayed busy".into());
             }
-            let _ =
-                tokio::time::timeout(Duration::from_millis(500), self.lane_freed.notified()).await;
+            let wait = Duration::from_millis(500);
+            match my_open.as_mut() {
+                Some(opened) => {
+                    tokio::select! {
+                        r = opened => {
+                            my_open = None;
+                            r.map_err(|e| format!("the channel open: {e}"))??;
+                        }
+                        _ = tokio::time::timeout(wait, freed) => {}
+                    }
+                }
+                None => {
+                    let _ = tokio::time::timeout(wait, freed).await;
+                }
+            }
+        }
+    }
+
+    /// Opens a lane to `provider` able to pay `need`, on a task of its own; the lane joins
+    /// the pool free when it is open. Counted in `opening` until then.
+    fn open_in_background(
+        &self,
+        provider: Address,
+        need: U256,
+    ) -> Result<tokio::task::JoinHandle<Result<(), String>>, String> {
+        let me = self.me.upgrade().ok_or("the buyer is shutting down")?;
+        if let Ok(mut o) = self.opening.lock() {
+            *o.entry(provider).or_default() += 1;
+        }
+        Ok(tokio::spawn(async move {
+            let r = me.open_lane(provider, need).await;
+            if let Ok(mut o) = me.opening.lock()
+                && let Some(n) = o.get_mut(&provider)
+            {
+                *n = n.saturating_sub(1);
+            }
+            match r {
+                Ok(t) => {
+                    me.release_lane(&t, false);
+                    Ok(())
+                }
+                Err(e) => {
+                    // The job waiting on it learns why (if it still waits); others find the
+                    // count back down.
+                    tracing::warn!("opening a lane to {provider}: {e}");
+                    me.lane_freed.notify_waiters();
+                    Err(e)
+                }
+            }
+        }))
+    }
+
+    /// Channel opens sent and not yet landed: their channels join [`Buyer::channels`] when
+    /// they do.
+    pub fn channels_opening(&self) -> usize {
+        self.opening.lock().map(|o| o.values().sum()).unwrap_or(0)
+    }
+
+    /// Waits, at most `max`, for the channel opens in flight to land (or fail), so that
+    /// [`Buyer::channels`] holds every channel the buyer's money went into; whether none is
+    /// left.
+    pub async fn opens_settled(&self, max: Duration) -> bool {
+        let deadline = Instant::now() + max;
+        loop {
+            let freed = self.lane_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.channels_opening() == 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), freed).await;
         }
     }
 
@@ -1029,15 +1116,24 @@ impl Buyer {
             .unwrap_or(0)
     }
 
-    /// Whether a job to `provider` could start now: a lane is free, or one may be opened.
+    /// Whether a job to `provider` could start now: a lane is free for it (more free lanes
+    /// than jobs already waiting for one), or one may be opened (none is opening to it and
+    /// no job waits: a job would wait behind those).
     fn has_room(&self, provider: Address) -> bool {
         let opening = self.opening_to(provider);
+        let waiting = self
+            .heading
+            .lock()
+            .map(|h| h.get(&provider).copied().unwrap_or(0))
+            .unwrap_or(0);
         self.lanes.lock().is_ok_and(|lanes| {
             let mine = lanes
                 .iter()
                 .filter(|l| l.provider == provider && !l.retired);
-            let count = mine.clone().count() + opening;
-            mine.clone().any(|l| !l.busy) || count < self.config.max_lanes as usize
+            let count = mine.clone().count();
+            let free = mine.clone().filter(|l| !l.busy).count();
+            free > waiting
+                || (waiting == 0 && opening == 0 && count < self.config.max_lanes as usize)
         })
     }
 
@@ -1504,5 +1600,33 @@ impl Executor for NetExecutor {
             p.insert((r.job_id, r.provider.evm_address), d);
         }
         Ok(out)
+    }
+}
+
+/// A job counted in [`Buyer::heading`] for its provider until dropped.
+struct Heading<'a> {
+    map: &'a Mutex<HashMap<Address, usize>>,
+    provider: Address,
+}
+
+impl<'a> Heading<'a> {
+    fn new(map: &'a Mutex<HashMap<Address, usize>>, provider: Address) -> Self {
+        if let Ok(mut m) = map.lock() {
+            *m.entry(provider).or_default() += 1;
+        }
+        Self { map, provider }
+    }
+}
+
+impl Drop for Heading<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.map.lock()
+            && let Some(n) = m.get_mut(&self.provider)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.provider);
+            }
+        }
     }
 }

@@ -19,7 +19,7 @@ use alloy::rpc::types::{Filter, TransactionReceipt};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolEvent, SolEventInterface, SolType, SolValue};
 use sietch_contracts::SietchEscrow::{self, SietchEscrowEvents, SietchEscrowInstance};
-use sietch_contracts::{EscrowError, MockToken, send};
+use sietch_contracts::{EscrowError, MockToken, send, send_pair};
 use sietch_market::{Domain, Offer, PublicKey, ResultCommitment, Ticket, TypedData, Voucher};
 use tokio::sync::mpsc;
 
@@ -392,8 +392,10 @@ impl Chain {
     ) -> Result<TransactionReceipt, ChainError> {
         let token = MockToken::new(self.inner.token, &self.inner.provider);
         let _one = self.inner.sending.lock().await;
-        send(token.approve(self.escrow(), U256::from(amount))).await?;
-        Ok(send(call).await?)
+        // The approval and the call in one block where the node allows (half the wait).
+        let (_, receipt) =
+            send_pair(token.approve(self.escrow(), U256::from(amount)), call).await?;
+        Ok(receipt)
     }
 
     /// Registers the node's ed25519 key for its EVM address.

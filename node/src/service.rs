@@ -28,6 +28,8 @@ use crate::store::Store;
 
 /// Chain events queued for the roles, at most.
 const CHAIN_EVENTS: usize = 1024;
+/// How long a shutdown waits for the buyer's channel opens in flight.
+const OPENS_AT_SHUTDOWN: Duration = Duration::from_secs(30);
 
 /// Serves blobs straight from the store's content-addressed files, a chunk at a time.
 struct StoreBlobs(Arc<Store>);
@@ -355,6 +357,14 @@ impl Node {
     /// Stops the node: a provider withdraws its offer and claims what it is owed first.
     pub async fn shutdown(self) {
         self.events.emit(NodeEvent::ShuttingDown);
+        // A channel open in flight lands first: its lane is then known like the others.
+        if !self.buyer.opens_settled(OPENS_AT_SHUTDOWN).await {
+            tracing::warn!(
+                "{} channel opens still in flight after {} s: stopping without them",
+                self.buyer.channels_opening(),
+                OPENS_AT_SHUTDOWN.as_secs()
+            );
+        }
         // Payments waiting on their lanes go now: each is what a provider is owed.
         self.buyer.send_payments_now().await;
         if let Some(p) = &self.provider {

@@ -125,6 +125,7 @@ async fn anvil_jobs_are_paid_and_claimed_and_balances_add_up() {
         paid += done.paid;
     }
     // Providers claim on their own (threshold, period, shutdown); wait for the chain to pay.
+    buyer.buyer.opens_settled(Duration::from_secs(30)).await;
     let channels = buyer.buyer.channels();
     assert!(!channels.is_empty());
     let chain = buyer.chain.clone().unwrap();
@@ -322,6 +323,8 @@ async fn anvil_a_short_job_comes_back_with_the_answer_and_a_long_one_on_its_own(
 
     let mut s = cheap(&long, &input);
     s.limits.fuel = 100_000_000_000;
+    // A few seconds of spinning on an idle machine; room for a loaded one.
+    s.limits.wall_time_ms = 60_000;
     let started = std::time::Instant::now();
     let done = buyer.buyer.submit(s).await.unwrap();
     let took = started.elapsed();
@@ -348,6 +351,7 @@ async fn anvil_a_short_job_comes_back_with_the_answer_and_a_long_one_on_its_own(
     );
 
     // All three paid, through one channel: the voucher is cumulative.
+    buyer.buyer.opens_settled(Duration::from_secs(30)).await;
     let channels = buyer.buyer.channels();
     assert_eq!(channels.len(), 1, "{channels:?}");
     assert_eq!(channels[0].2, short_paid + long_paid + done.paid);
@@ -401,6 +405,7 @@ async fn anvil_payments_ride_with_the_next_job_and_the_last_goes_alone() {
         "the first two should ride with the next job, the last go alone"
     );
     // One channel, and the provider holds its latest voucher.
+    buyer.buyer.opens_settled(Duration::from_secs(30)).await;
     let channels = buyer.buyer.channels();
     assert_eq!(channels.len(), 1, "{channels:?}");
     let held = net.providers[0]
@@ -525,6 +530,7 @@ async fn anvil_a_result_billing_gpu_time_it_could_not_use_is_refused() {
     );
     assert_eq!(done.result.commitment.gpu_millis, 0);
     let cheat = net.providers[0].evm_address;
+    buyer.buyer.opens_settled(Duration::from_secs(30)).await;
     for (_, provider, cumulative, _) in buyer.buyer.channels() {
         if provider == cheat {
             assert_eq!(
@@ -550,5 +556,34 @@ async fn anvil_a_result_billing_gpu_time_it_could_not_use_is_refused() {
         why.contains("bills 5 GPU-ms; the job allows at most 0"),
         "{why}"
     );
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_a_buyer_that_cannot_fund_a_channel_is_told_why_and_keeps_its_money() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = DevnetConfig::new(1, dir.path());
+    // Deposits ten times what the buyer holds: every channel open reverts.
+    cfg.tweak = |name, c| {
+        if name == "buyer" {
+            c.channel_deposit = 100_000 * E18;
+        }
+    };
+    let net = Devnet::start(cfg).await.unwrap();
+    let module = wat::parse_str(HASH_STDIN).unwrap();
+    let buyer = &net.buyer;
+    buyer.store.blobs().put(&module).unwrap();
+    buyer.store.blobs().put(b"input").unwrap();
+    let before = net.balance(buyer.evm_address).await.unwrap();
+    let err = buyer
+        .buyer
+        .submit(cheap(&module, b"input"))
+        .await
+        .expect_err("a job with no channel to pay through");
+    // The open's own failure, not a wait for a lane that never came.
+    let msg = err.to_string();
+    assert!(msg.contains("cannot open a channel"), "{msg}");
+    assert!(buyer.buyer.channels().is_empty());
+    assert_eq!(net.balance(buyer.evm_address).await.unwrap(), before);
     net.shutdown().await;
 }

@@ -23,6 +23,10 @@ pub struct NodeInfo {
     pub peers: Vec<String>,
     /// Offers in its book.
     pub offers: u64,
+    /// Channel opens its buyer has sent that have not landed yet ([`crate::Client::channels`]
+    /// lists a channel once its open lands).
+    #[serde(default)]
+    pub channels_opening: u64,
     /// Its connection counters.
     #[serde(default)]
     pub connections: Connections,

@@ -335,6 +335,25 @@ pub async fn get(api: &str, path: &str) -> anyhow::Result<Value> {
     request(api, "GET", path, None, &[]).await
 }
 
+/// A buyer node's channels (`GET /api/v1/channels`) once none of its channel opens is in
+/// flight (`channels_opening` of `GET /api/v1/node`): every channel its money went into.
+pub async fn settled_channels(api: &str) -> anyhow::Result<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let opening = get(api, "/api/v1/node").await?["channels_opening"]
+            .as_u64()
+            .context("channels_opening")?;
+        if opening == 0 {
+            return get(api, "/api/v1/channels").await;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{opening} channel opens still in flight after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// One HTTP/1.1 request; the JSON answer, or an error with the status and body.
 pub async fn request(
     api: &str,

@@ -117,9 +117,10 @@ async fn anvil_fifty_jobs_across_three_providers_are_paid_their_metered_price() 
             .wait_exit(STEP)
             .expect("the provider stops");
     }
+    // Channels first: a channel open still in flight lands before the wallet is read.
+    let channels = settled_channels(&buyer.api).await.unwrap();
     let gains = provider_gains(&m, 1_000).await;
     let spent = before - m.balance(buyer.evm).await.unwrap();
-    let channels = get(&buyer.api, "/api/v1/channels").await.unwrap();
     let mut deposits = U256::ZERO;
     let mut vouchers = U256::ZERO;
     for c in channels.as_array().unwrap() {
@@ -236,14 +237,10 @@ async fn anvil_a_cheating_provider_is_sampled_caught_disputed_and_slashed() {
     assert!(compensation > U256::ZERO);
     // Refunded and compensated: wallet plus channel deposits is what it had plus the
     // compensation (the re-runs' pay left through the channels).
+    let channels = settled_channels(&buyer.api).await.unwrap();
     let after = m.balance(buyer.evm).await.unwrap();
     let mut deposits = U256::ZERO;
-    for c in get(&buyer.api, "/api/v1/channels")
-        .await
-        .unwrap()
-        .as_array()
-        .unwrap()
-    {
+    for c in channels.as_array().unwrap() {
         let id = c["channel"].as_str().unwrap().parse().unwrap();
         deposits += U256::from(m.escrow().channels(id).call().await.unwrap().deposit);
     }
@@ -283,7 +280,7 @@ async fn anvil_a_provider_killed_mid_job_is_never_paid_and_its_channel_returns_t
     });
     let j = m.job(&buyer, "buyer", &id).await.unwrap();
     assert_ne!(j["counterparty"].as_str().unwrap(), victim.evm.to_string());
-    let channels = get(&buyer.api, "/api/v1/channels").await.unwrap();
+    let channels = settled_channels(&buyer.api).await.unwrap();
     let dead: Vec<_> = channels
         .as_array()
         .unwrap()
@@ -344,7 +341,7 @@ async fn anvil_a_provider_restarted_with_an_unclaimed_voucher_claims_it() {
         let (m, provider) = (&m, &provider);
         async move { Ok(m.job(provider, "provider", &last).await?["state"] == "paid") }
     });
-    let channels = get(&buyer.api, "/api/v1/channels").await.unwrap();
+    let channels = settled_channels(&buyer.api).await.unwrap();
     let ch = &channels.as_array().unwrap()[0];
     let id = ch["channel"].as_str().unwrap().parse().unwrap();
     let owed: u128 = ch["cumulative"].as_str().unwrap().parse().unwrap();
@@ -482,12 +479,7 @@ async fn anvil_load_a_thousand_jobs_from_five_buyers_to_five_providers() {
     let mut deposits = U256::ZERO;
     let mut spent = U256::ZERO;
     for b in &m.buyers {
-        for c in get(&b.api, "/api/v1/channels")
-            .await
-            .unwrap()
-            .as_array()
-            .unwrap()
-        {
+        for c in settled_channels(&b.api).await.unwrap().as_array().unwrap() {
             vouchers += c["cumulative"].as_str().unwrap().parse::<U256>().unwrap();
             deposits += c["deposit"].as_str().unwrap().parse::<U256>().unwrap();
         }

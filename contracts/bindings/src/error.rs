@@ -62,6 +62,40 @@ where
     D: CallDecoder,
 {
     let pending = call.send().await.map_err(EscrowError::from_contract)?;
+    confirmed(pending).await
+}
+
+/// Sends `first` and then `then` without waiting for `first` to be mined in between, so that
+/// both can land in one block; their receipts, checked like [`send`]'s. `then`'s gas is
+/// estimated against the pending state, which holds `first` on nodes that keep one (anvil,
+/// geth); where the estimate fails all the same (a node whose pending state does not),
+/// `then` is sent again once `first` is mined, as two [`send`]s would.
+pub async fn send_pair<P1, P2, D1, D2>(
+    first: CallBuilder<P1, D1, Ethereum>,
+    then: CallBuilder<P2, D2, Ethereum>,
+) -> Result<(TransactionReceipt, TransactionReceipt), EscrowError>
+where
+    P1: Provider<Ethereum>,
+    P2: Provider<Ethereum>,
+    D1: CallDecoder,
+    D2: CallDecoder,
+{
+    let pending = first.send().await.map_err(EscrowError::from_contract)?;
+    match then.send().await {
+        Ok(second) => {
+            let a = confirmed(pending).await?;
+            Ok((a, confirmed(second).await?))
+        }
+        Err(_) => {
+            let a = confirmed(pending).await?;
+            Ok((a, send(then).await?))
+        }
+    }
+}
+
+async fn confirmed(
+    pending: alloy::providers::PendingTransactionBuilder<Ethereum>,
+) -> Result<TransactionReceipt, EscrowError> {
     let receipt = pending.get_receipt().await?;
     if !receipt.status() {
         return Err(EscrowError::Failed(receipt.transaction_hash));

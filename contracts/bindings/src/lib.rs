@@ -20,7 +20,7 @@ pub mod deploy {
     };
 }
 
-pub use error::{EscrowError, send};
+pub use error::{EscrowError, send, send_pair};
 
 #[allow(missing_docs, unreachable_pub, clippy::too_many_arguments)]
 mod generated {

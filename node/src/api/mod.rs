@@ -315,6 +315,7 @@ async fn node(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
         "listen_addrs": listen.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "peers": peers.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "offers": offers,
+        "channels_opening": api.buyer.channels_opening(),
         "gossip": {
             "accepted": stats.accepted,
             "rejected": stats.rejected,

@@ -380,6 +380,8 @@ async fn settle(net: Devnet, tally: &Tally) -> anyhow::Result<()> {
     section("settlement");
     let buyer_addr = net.buyer.evm_address;
     let chain = net.buyer.chain.clone().context("the devnet has a chain")?;
+    // Every channel the buyer's money went into: opens in flight land first.
+    net.buyer.buyer.opens_settled(Duration::from_secs(30)).await;
     let channels = net.buyer.buyer.channels();
     let providers: Vec<_> = net.providers.iter().map(|p| p.evm_address).collect();
     let (token, escrow) = (net.token, net.escrow);

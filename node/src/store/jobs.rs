@@ -237,12 +237,15 @@ impl Store {
         }
         check_note(&record.note)?;
 
-        let tx = self.write_tx(durable)?;
-        let settled = match paid {
-            Some((job, voucher, now)) => Some(settle_in(&tx, side, job, voucher, now, |_| Ok(()))?),
-            None => None,
-        };
-        {
+        let record = record.clone();
+        let paid = paid.map(|(job, voucher, now)| (*job, *voucher, now));
+        self.batched(durable, move |tx| {
+            let settled = match &paid {
+                Some((job, voucher, now)) => {
+                    Some(settle_in(tx, side, job, voucher, *now, |_| Ok(()))?)
+                }
+                None => None,
+            };
             let mut jobs = tx.open_table(table_of(side))?;
             if jobs.get(&record.job_id.0)?.is_some() {
                 return Err(StoreError::JobExists {
@@ -254,10 +257,9 @@ impl Store {
             if specs.get(&spec_hash.0)?.is_none() {
                 specs.insert(&spec_hash.0, spec_bytes.as_slice())?;
             }
-            save(&mut jobs, record)?;
-        }
-        tx.commit()?;
-        Ok(settled)
+            save(&mut jobs, &record)?;
+            Ok(settled)
+        })
     }
 
     /// A job, if stored on that side.
@@ -327,7 +329,8 @@ impl Store {
         now: u64,
     ) -> Result<JobRecord, StoreError> {
         check_note(note)?;
-        self.update_job(side, job_id, false, |record| {
+        let note = note.to_owned();
+        self.update_job(side, job_id, false, move |record| {
             move_to(side, record, state, now)?;
             if !note.is_empty() {
                 note.clone_into(&mut record.note);
@@ -347,10 +350,11 @@ impl Store {
     ) -> Result<JobRecord, StoreError> {
         // A provider's result is what it claims a ticket with: durable. A buyer's is
         // bookkeeping until its payment.
-        self.update_job(side, job_id, side == Side::Provider, |record| {
+        let result = *result;
+        self.update_job(side, job_id, side == Side::Provider, move |record| {
             check_result(record, &result.message)?;
             move_to(side, record, JobState::Done, now)?;
-            record.result = Some(*result);
+            record.result = Some(result);
             Ok(())
         })
     }
@@ -366,8 +370,9 @@ impl Store {
         result: &EvmSigned<ResultCommitment>,
         now: u64,
     ) -> Result<JobRecord, StoreError> {
-        self.update_job(Side::Buyer, job_id, false, |record| {
-            deliver(record, provider, ticket, result, now)
+        let (ticket, result) = (*ticket, *result);
+        self.update_job(Side::Buyer, job_id, false, move |record| {
+            deliver(record, provider, &ticket, &result, now)
         })
     }
 
@@ -417,15 +422,15 @@ impl Store {
         voucher: &EvmSigned<Voucher>,
         now: u64,
     ) -> Result<(JobRecord, VoucherUpdate), StoreError> {
-        let tx = self.db().begin_write()?;
-        let out = settle_in(&tx, side, job_id, voucher, now, |_| Ok(()))?;
-        tx.commit()?;
-        Ok(out)
+        let (job_id, voucher) = (*job_id, *voucher);
+        self.batched(true, move |tx| {
+            settle_in(tx, side, &job_id, &voucher, now, |_| Ok(()))
+        })
     }
 
     /// A write transaction, committed with an fsync when `durable`, else as
     /// [`Store::bookkeeping`].
-    fn write_tx(&self, durable: bool) -> Result<redb::WriteTransaction, StoreError> {
+    pub(super) fn write_tx(&self, durable: bool) -> Result<redb::WriteTransaction, StoreError> {
         if durable {
             Ok(self.db().begin_write()?)
         } else {
@@ -448,13 +453,16 @@ impl Store {
         now: u64,
     ) -> Result<(JobRecord, VoucherUpdate), StoreError> {
         let side = Side::Buyer;
-        let tx = self.db().begin_write()?;
-        let out = settle_in(&tx, side, job_id, voucher, now, |record| {
-            deliver(record, provider, ticket, result, now)
-        })?;
-        tx.open_table(JOB_OUTPUTS)?.insert(&job_id.0, outputs)?;
-        tx.commit()?;
-        Ok(out)
+        let (job_id, ticket, result, voucher) = (*job_id, *ticket, *result, *voucher);
+        let outputs = outputs.to_vec();
+        self.batched(true, move |tx| {
+            let out = settle_in(tx, side, &job_id, &voucher, now, |record| {
+                deliver(record, provider, &ticket, &result, now)
+            })?;
+            tx.open_table(JOB_OUTPUTS)?
+                .insert(&job_id.0, outputs.as_slice())?;
+            Ok(out)
+        })
     }
 
     /// Commits nothing, durably: everything committed before is on disk when it returns.
@@ -470,11 +478,9 @@ impl Store {
         side: Side,
         job_id: &B256,
         durable: bool,
-        f: impl FnOnce(&mut JobRecord) -> Result<(), StoreError>,
+        f: impl Fn(&mut JobRecord) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<JobRecord, StoreError> {
-        let tx = self.write_tx(durable)?;
-        let record = change_job(&tx, side, job_id, f)?;
-        tx.commit()?;
-        Ok(record)
+        let job_id = *job_id;
+        self.batched(durable, move |tx| change_job(tx, side, &job_id, &f))
     }
 }

@@ -38,10 +38,14 @@
 //! six. A crash loses the last of those, never half of one. A provider's payment that came
 //! with the next job is written in that job's own commit (`insert_job_paying`). A job that needs no more than one
 //! commit has one: `insert_ended_job` (a provider's job that ran at once, with its result)
-//! and `finish_job` (a buyer's job delivered and paid at once). The
+//! and `finish_job` (a buyer's job delivered and paid at once). Those job writes also go
+//! through group commit ([`batch`]): writes that arrive while another is committing share
+//! the next transaction and its one fsync, with the outcome each would have had alone
+//! ([`Store::group_commits`] counts them). The
 //! API is blocking: async callers use `tokio::task::spawn_blocking`. [`Store`] is cheap to
 //! clone and safe to share between threads; only one process may open a data directory.
 
+mod batch;
 mod blobs;
 mod error;
 mod jobs;
@@ -54,6 +58,7 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable};
 use sietch_market::{Address, B256, Offer, PublicKey, Signed, Voucher};
 
+pub use batch::GroupCommits;
 pub use blobs::{Blobs, DEFAULT_MAX_BLOB_BYTES, blob_hash};
 pub use error::{BlobError, StoreError};
 pub use records::{
@@ -136,6 +141,8 @@ struct Inner {
     blobs: Blobs,
     /// The schema version the file had when it was opened, before migrations.
     opened_at_version: u64,
+    /// Group commit of the job writes ([`batch`]).
+    batcher: batch::Batcher,
 }
 
 fn dir_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -197,6 +204,7 @@ impl Store {
                 db,
                 blobs,
                 opened_at_version,
+                batcher: batch::Batcher::default(),
             }),
         })
     }
