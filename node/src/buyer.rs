@@ -167,10 +167,10 @@ pub struct Buyer {
     chain: Option<Chain>,
     lanes: Mutex<Vec<Lane>>,
     /// Lanes being opened on chain, by provider (counted against `max_lanes`).
-    opening: Mutex<HashMap<Address, usize>>,
+    opening: PerProvider,
     /// Jobs that chose a provider and wait for a lane to it, by provider: matching sends a
     /// job elsewhere rather than queue it behind them.
-    heading: Mutex<HashMap<Address, usize>>,
+    heading: PerProvider,
     lane_freed: Notify,
     /// Rung when a payment starts waiting on its lane.
     payment_waits: Notify,
@@ -213,8 +213,8 @@ impl Buyer {
             domain: p.domain,
             chain: p.chain,
             lanes: Mutex::new(Vec::new()),
-            opening: Mutex::new(HashMap::new()),
-            heading: Mutex::new(HashMap::new()),
+            opening: PerProvider::default(),
+            heading: PerProvider::default(),
             lane_freed: Notify::new(),
             payment_waits: Notify::new(),
             waiting: Mutex::new(HashMap::new()),
@@ -510,7 +510,7 @@ impl Buyer {
     ) -> Result<Delivered, String> {
         // Counted from the moment of choice (before any wait), so that jobs matched right
         // after this one see it queued for a lane.
-        let heading = Heading::new(&self.heading, offer.evm_address);
+        let heading = self.heading.hold(offer.evm_address);
         let peer = net::peer_id_of(&offer.provider).ok_or("the offer's key is not a peer id")?;
         for a in &offer.addresses {
             if let Ok(a) = a.parse() {
@@ -984,7 +984,7 @@ impl Buyer {
             let mut open = false;
             {
                 let mut lanes = self.lanes.lock().map_err(|_| "buyer state")?;
-                let opening = self.opening_to(provider);
+                let opening = self.opening.of(provider);
                 let count = lanes
                     .iter()
                     .filter(|l| l.provider == provider && !l.retired)
@@ -1058,16 +1058,11 @@ impl Buyer {
         need: U256,
     ) -> Result<tokio::task::JoinHandle<Result<(), String>>, String> {
         let me = self.me.upgrade().ok_or("the buyer is shutting down")?;
-        if let Ok(mut o) = self.opening.lock() {
-            *o.entry(provider).or_default() += 1;
-        }
+        // Counted before it is spawned: the next job to look sees it.
+        self.opening.add(provider);
         Ok(tokio::spawn(async move {
             let r = me.open_lane(provider, need).await;
-            if let Ok(mut o) = me.opening.lock()
-                && let Some(n) = o.get_mut(&provider)
-            {
-                *n = n.saturating_sub(1);
-            }
+            me.opening.sub(provider);
             match r {
                 Ok(t) => {
                     me.release_lane(&t, false);
@@ -1087,7 +1082,7 @@ impl Buyer {
     /// Channel opens sent and not yet landed: their channels join [`Buyer::channels`] when
     /// they do.
     pub fn channels_opening(&self) -> usize {
-        self.opening.lock().map(|o| o.values().sum()).unwrap_or(0)
+        self.opening.total()
     }
 
     /// Waits, at most `max`, for the channel opens in flight to land (or fail), so that
@@ -1109,23 +1104,12 @@ impl Buyer {
         }
     }
 
-    fn opening_to(&self, provider: Address) -> usize {
-        self.opening
-            .lock()
-            .map(|o| o.get(&provider).copied().unwrap_or(0))
-            .unwrap_or(0)
-    }
-
     /// Whether a job to `provider` could start now: a lane is free for it (more free lanes
     /// than jobs already waiting for one), or one may be opened (none is opening to it and
     /// no job waits: a job would wait behind those).
     fn has_room(&self, provider: Address) -> bool {
-        let opening = self.opening_to(provider);
-        let waiting = self
-            .heading
-            .lock()
-            .map(|h| h.get(&provider).copied().unwrap_or(0))
-            .unwrap_or(0);
+        let opening = self.opening.of(provider);
+        let waiting = self.heading.of(provider);
         self.lanes.lock().is_ok_and(|lanes| {
             let mine = lanes
                 .iter()
@@ -1603,30 +1587,57 @@ impl Executor for NetExecutor {
     }
 }
 
-/// A job counted in [`Buyer::heading`] for its provider until dropped.
-struct Heading<'a> {
-    map: &'a Mutex<HashMap<Address, usize>>,
-    provider: Address,
-}
+/// A count per provider: channel opens in flight, jobs waiting for a lane.
+#[derive(Debug, Default)]
+struct PerProvider(Mutex<HashMap<Address, usize>>);
 
-impl<'a> Heading<'a> {
-    fn new(map: &'a Mutex<HashMap<Address, usize>>, provider: Address) -> Self {
-        if let Ok(mut m) = map.lock() {
+impl PerProvider {
+    fn of(&self, provider: Address) -> usize {
+        self.0
+            .lock()
+            .map(|m| m.get(&provider).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    fn total(&self) -> usize {
+        self.0.lock().map(|m| m.values().sum()).unwrap_or(0)
+    }
+
+    fn add(&self, provider: Address) {
+        if let Ok(mut m) = self.0.lock() {
             *m.entry(provider).or_default() += 1;
         }
-        Self { map, provider }
     }
-}
 
-impl Drop for Heading<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut m) = self.map.lock()
-            && let Some(n) = m.get_mut(&self.provider)
+    fn sub(&self, provider: Address) {
+        if let Ok(mut m) = self.0.lock()
+            && let Some(n) = m.get_mut(&provider)
         {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                m.remove(&self.provider);
+                m.remove(&provider);
             }
         }
+    }
+
+    /// Counts one for `provider` until the guard is dropped.
+    fn hold(&self, provider: Address) -> Held<'_> {
+        self.add(provider);
+        Held {
+            counts: self,
+            provider,
+        }
+    }
+}
+
+/// One counted in a [`PerProvider`] until dropped.
+struct Held<'a> {
+    counts: &'a PerProvider,
+    provider: Address,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.counts.sub(self.provider);
     }
 }
