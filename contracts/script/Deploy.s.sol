@@ -31,7 +31,10 @@ contract Deploy {
                 disputeBond: 30e18,
                 verifierFee: 5e18,
                 minStake: 100e18,
-                minDeposit: 1e18
+                minDeposit: 1e18,
+                // 100 blocks (about 3 minutes at 2 s blocks): a stake change counts in verifier
+                // draws from the next epoch, and a draw must run in its seed block's epoch.
+                epochBlocks: 100
             })
         );
         vm.stopBroadcast();

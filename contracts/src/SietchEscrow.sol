@@ -6,23 +6,27 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {VerifierPool} from "./VerifierPool.sol";
 
 /// @title SietchEscrow
 /// @notice Settlement for the Sietch compute market (design section 5): a registry of staked
 /// providers, buyer->provider payment channels paid by cumulative EIP-712 vouchers, and tickets
 /// that a provider can claim on chain when a buyer withholds a voucher, with disputes decided by
-/// three verifiers drawn from the staked registry.
+/// three verifiers drawn from the staked registry (see {VerifierPool} and contracts/README.md,
+/// "Threat model").
 /// @dev Money accounting, which the invariant tests check:
-///   token.balanceOf(this) == sum(channel.deposit - channel.paid) + sum(stake + unstaking) + sum(open bonds).
+///   token.balanceOf(this) == sum(channel.deposit - channel.paid) + sum(stake + unstaking)
+///                            + totalBonds + totalCredits.
 /// `paid` is a cursor on the channel's cumulative line: everything below it was paid exactly once.
 /// A voucher pays the part of [0, cumulativeAmount] above the cursor; a ticket names its job's range
 /// [cumulativeBefore, cumulativeBefore + amount] on the same line and pays the part of it above the
 /// cursor. Both move the cursor to the end of what they paid, so a job paid by a voucher is not paid
-/// again by a ticket, nor the other way round. Fee-on-transfer and rebasing tokens are refused: every
-/// deposit checks that the contract received exactly the amount asked.
-contract SietchEscrow is EIP712, ReentrancyGuardTransient {
+/// again by a ticket, nor the other way round. What a ticket or a dispute pays is credited, and each
+/// party withdraws its own balance, so a recipient that the token refuses blocks nobody else.
+/// Fee-on-transfer and rebasing tokens are refused: every deposit checks that the contract received
+/// exactly the amount asked.
+contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
     using SafeERC20 for IERC20;
-
     // ---------------------------------------------------------------- EIP-712 (docs/eip712.md)
 
     /// @notice Signed by the buyer when it sends a job.
@@ -62,10 +66,11 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
 
     // ---------------------------------------------------------------- parameters
 
-    /// @notice Number of verifiers drawn for a dispute.
+    /// @notice Number of verifiers drawn for a dispute; a dispute never goes ahead with fewer.
     uint256 public constant VERIFIERS = 3;
-    /// @notice Largest verifier pool; bounds the gas of a draw (see README, "Randomness").
-    uint256 public constant MAX_POOL = 256;
+    /// @notice Draw rounds a dispute gets: a round without a majority by its deadline is drawn
+    /// again, and after the last one the buyer is refunded (undecided never pays the provider).
+    uint8 public constant ROUNDS = 3;
     /// @notice Where burned slashes go: many ERC-20s refuse transfers to address(0).
     address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
 
@@ -73,12 +78,13 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
     struct Config {
         uint64 closeDelay; // seconds a provider has to claim after a close starts
         uint64 challengeWindow; // seconds a buyer has to dispute a claimed ticket
-        uint64 verdictWindow; // seconds the drawn verifiers have to post their commitments
+        uint64 verdictWindow; // seconds the drawn verifiers have to vote; also how long a draw waits for verifiers
         uint64 unstakeDelay; // seconds between requestUnstake and unstake; > challengeWindow
         uint128 disputeBond; // what a buyer posts to dispute
-        uint128 verifierFee; // paid to each verifier that votes with the majority
-        uint128 minStake; // stake needed to be drawn as a verifier
+        uint128 verifierFee; // paid to each verifier that votes with the majority; what a non-voter loses
+        uint128 minStake; // stake a provider needs to be paid through channels, and to be drawn
         uint128 minDeposit; // smallest channel: stops dust-channel griefing
+        uint64 epochBlocks; // blocks per stake epoch: a stake change counts in draws from the next epoch
     }
 
     /// @notice The settlement token (a stablecoin in production).
@@ -99,6 +105,9 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
     uint128 public immutable minStake;
     /// @notice See {Config}.
     uint128 public immutable minDeposit;
+    /// @notice Stake a provider keeps at risk for each of its claimed, unsettled tickets: the pay of
+    /// that ticket's verifiers, so every dispute's verifiers are paid whatever happened to the stake.
+    uint256 public immutable ticketLock;
 
     // ---------------------------------------------------------------- state
 
@@ -109,7 +118,6 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         uint128 unstaking; // requested for withdrawal: still slashable until withdrawn
         uint64 unlockAt; // when `unstaking` may be withdrawn
         uint32 openTickets; // tickets claimed by this provider and not settled yet
-        uint32 poolSlot; // 1-based index into `pool`, 0 when not in it
     }
 
     /// @notice Lifecycle of a channel.
@@ -143,9 +151,9 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
     /// @notice How a ticket ended.
     enum Outcome {
         Undisputed, // window passed: provider paid
-        ProviderRight, // majority agreed with the provider
-        ProviderWrong, // majority disagreed: provider slashed, buyer refunded
-        Undecided // no majority by the deadline: provider paid, bond returned
+        ProviderRight, // majority agreed with the provider: provider paid, bond pays the verifiers
+        ProviderWrong, // majority disagreed: provider slashed, buyer refunded and compensated
+        Undecided // no majority after every round, or too few verifiers: buyer refunded, provider not paid
     }
 
     /// @notice A ticket claimed on chain, keyed by keccak256(channelId, jobId).
@@ -155,14 +163,15 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         bytes32 outputHash;
         uint128 amount; // reserved in the channel: the part of the job's range not paid at claim time
         uint64 fuelUsed;
-        uint64 deadline; // end of the challenge window, then of the verdict window
+        uint64 deadline; // end of the challenge window, then of the draw's wait, then of the verdict window
         uint64 drawBlock; // block whose hash seeds the verifier draw
         TicketState state;
-        uint8 drawn; // how many verifiers were drawn (<= 3)
+        uint8 drawn; // how many verifiers were drawn (0 or 3)
         uint8 votesFor;
         uint8 votesAgainst;
         uint8 votedMask; // bit i: verifier i voted
         uint8 agreeMask; // bit i: verifier i agreed with the provider
+        uint8 round; // draw round, from 0
         uint128 cumulativeEnd; // cumulativeBefore + the result's amount: where the job's range ends
         address[3] verifiers;
     }
@@ -176,10 +185,12 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
     mapping(bytes32 ticketId => TicketRecord) internal _tickets;
     /// @notice Opens so far per (buyer, provider): part of the channel id, so a reopened channel is new.
     mapping(address buyer => mapping(address provider => uint256)) public channelNonce;
-    /// @notice Accounts that can be drawn as verifiers (stake >= minStake), at most MAX_POOL.
-    address[] public pool;
+    /// @notice What each account may withdraw: settled tickets, refunds, bonds, verifier pay.
+    mapping(address account => uint256) public balances;
     /// @notice Total of open dispute bonds (for the accounting invariant).
     uint256 public totalBonds;
+    /// @notice Total of `balances` (for the accounting invariant).
+    uint256 public totalCredits;
 
     // ---------------------------------------------------------------- events
 
@@ -191,8 +202,6 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
     event UnstakeRequested(address indexed account, uint256 amount, uint256 unstaking, uint64 unlockAt);
     /// @notice Unstaking withdrawn.
     event Unstaked(address indexed account, uint256 amount);
-    /// @notice The account entered (true) or left (false) the verifier pool.
-    event PoolMembership(address indexed account, bool member);
     /// @notice A channel was opened.
     event ChannelOpened(
         bytes32 indexed channelId, address indexed buyer, address indexed provider, uint256 amount, uint256 nonce
@@ -207,7 +216,9 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
     event CloseStarted(bytes32 indexed channelId, address indexed by, uint64 closesAt);
     /// @notice A channel was finalized; `refund` went back to the buyer.
     event ChannelClosed(bytes32 indexed channelId, uint256 refund);
-    /// @notice A provider claimed a ticket; the challenge window ends at `challengeEnds`.
+    /// @notice A provider claimed a ticket; the challenge window ends at `challengeEnds`. `reserved`
+    /// is what the channel holds for it (the part of [cumulativeEnd - amount, cumulativeEnd] that
+    /// vouchers had not paid).
     event TicketClaimed(
         bytes32 indexed ticketId,
         bytes32 indexed channelId,
@@ -215,25 +226,51 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         uint256 amount,
         bytes32 outputHash,
         uint64 fuelUsed,
-        uint64 challengeEnds
+        uint64 challengeEnds,
+        uint256 reserved,
+        uint256 cumulativeEnd
     );
     /// @notice The buyer disputed a ticket; verifiers are drawn from the hash of `drawBlock`.
     event TicketDisputed(bytes32 indexed ticketId, address indexed buyer, uint256 bond, uint64 drawBlock);
-    /// @notice The draw block's hash was no longer available; the draw moved to `drawBlock`.
-    event DrawRearmed(bytes32 indexed ticketId, uint64 drawBlock);
+    /// @notice The draw moved to `drawBlock`: its seed block aged out or lies in an earlier epoch, or
+    /// fewer than three verifiers could be drawn (`waiting`).
+    event DrawRearmed(bytes32 indexed ticketId, uint64 drawBlock, bool waiting);
     /// @notice Verifiers were drawn; they must answer before `verdictDeadline`.
     event VerifiersDrawn(bytes32 indexed ticketId, address[3] verifiers, uint8 drawn, uint64 verdictDeadline);
+    /// @notice A round ended without a majority; round `round` is drawn from the hash of `drawBlock`.
+    event Redrawn(bytes32 indexed ticketId, uint8 round, uint64 drawBlock);
     /// @notice A verifier's commitment was recorded; `agrees` is whether it matches the provider's.
     event VerdictSubmitted(bytes32 indexed ticketId, address indexed verifier, bool agrees, bytes32 outputHash);
-    /// @notice A ticket was settled: `toProvider` paid from the channel, `refund` back to the buyer.
-    event TicketSettled(bytes32 indexed ticketId, Outcome outcome, uint256 toProvider, uint256 refund);
-    /// @notice A provider was slashed: `compensation` to the buyer, `verifiers` in fees, `burned` burned.
+    /// @notice A ticket was settled: `toProvider` paid from the channel, `refund` back to the buyer;
+    /// the bond went `bondToBuyer` back to the buyer, `bondToProvider` to the provider, the rest to
+    /// the verifiers.
+    event TicketSettled(
+        bytes32 indexed ticketId,
+        Outcome outcome,
+        uint256 toProvider,
+        uint256 refund,
+        uint256 bondToBuyer,
+        uint256 bondToProvider
+    );
+    /// @notice A provider was slashed: `verifiers` in fees, `compensation` to the buyer, `burned`
+    /// burned; `kept` stays staked (unstaking) for the disputes of its other open tickets.
     event Slashed(
-        address indexed provider, bytes32 indexed ticketId, uint256 amount, uint256 compensation, uint256 burned
+        address indexed provider,
+        bytes32 indexed ticketId,
+        uint256 amount,
+        uint256 verifiers,
+        uint256 compensation,
+        uint256 burned,
+        uint256 kept
     );
     /// @notice A verifier was paid `amount` for its vote on `ticketId`.
     event VerifierPaid(bytes32 indexed ticketId, address indexed verifier, uint256 amount);
-
+    /// @notice A drawn verifier did not vote by the deadline and lost `amount` of its stake (burned).
+    event VerifierPenalized(bytes32 indexed ticketId, address indexed verifier, uint256 amount);
+    /// @notice `amount` was credited to `account`, whose withdrawable balance is now `balance`.
+    event Credited(address indexed account, uint256 amount, uint256 balance);
+    /// @notice `account` withdrew `amount` of its balance.
+    event Withdrawn(address indexed account, uint256 amount);
     // ---------------------------------------------------------------- errors
 
     /// @notice A constructor parameter is out of range.
@@ -295,6 +332,10 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
     error ChallengeOpen(uint64 challengeEnds);
     /// @notice The verifier draw block has not been mined yet.
     error DrawNotReady(uint64 drawBlock);
+    /// @notice The provider's active stake is below what serving needs (`minStake`).
+    error ProviderNotStaked(address provider, uint256 stake, uint256 required);
+    /// @notice The caller's balance is zero.
+    error NothingToWithdraw();
     /// @notice The signer is not a drawn verifier of this ticket, or already voted.
     error NotAVerifier(address signer);
     /// @notice No majority yet and the verdict window is still running.
@@ -304,11 +345,12 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
 
     /// @param token_ the settlement ERC-20 (no fee-on-transfer, no rebasing)
     /// @param cfg windows, delays and amounts; see {Config}
-    constructor(IERC20 token_, Config memory cfg) EIP712("Sietch", "1") {
+    constructor(IERC20 token_, Config memory cfg) EIP712("Sietch", "1") VerifierPool(cfg.epochBlocks) {
         if (
             address(token_) == address(0) || cfg.closeDelay == 0 || cfg.challengeWindow == 0 || cfg.verdictWindow == 0
                 || cfg.unstakeDelay <= uint256(cfg.challengeWindow) + cfg.verdictWindow
                 || cfg.disputeBond < VERIFIERS * uint256(cfg.verifierFee) || cfg.minStake == 0 || cfg.minDeposit == 0
+                || cfg.epochBlocks < 2 || cfg.epochBlocks > 256
         ) revert BadConfig();
         token = token_;
         closeDelay = cfg.closeDelay;
@@ -319,6 +361,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         verifierFee = cfg.verifierFee;
         minStake = cfg.minStake;
         minDeposit = cfg.minDeposit;
+        ticketLock = VERIFIERS * uint256(cfg.verifierFee);
     }
 
     // ---------------------------------------------------------------- registry
@@ -331,7 +374,8 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         _syncPool(msg.sender);
     }
 
-    /// @notice Adds `amount` to the caller's stake. The caller must be registered.
+    /// @notice Adds `amount` to the caller's stake. The caller must be registered. The stake counts
+    /// in verifier draws from the next epoch on.
     function stake(uint256 amount) external nonReentrant {
         Account storage a = accounts[msg.sender];
         if (a.nodeKey == bytes32(0)) revert NotRegistered(msg.sender);
@@ -367,18 +411,32 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         token.safeTransfer(msg.sender, amount);
     }
 
-    /// @notice Number of accounts in the verifier pool.
-    function poolSize() external view returns (uint256) {
-        return pool.length;
+    /// @notice Asks for a seat in the verifier pool again, after the pool refused or evicted the
+    /// caller (see {VerifierPool}).
+    function joinPool() external {
+        _rejoin(msg.sender);
+    }
+
+    /// @notice Withdraws everything credited to the caller.
+    function withdraw() external nonReentrant {
+        _payOut(msg.sender);
+    }
+
+    /// @notice Sends what slashes and penalties burned to `BURN_ADDRESS`; anyone may call.
+    function burn() external nonReentrant {
+        _payOut(BURN_ADDRESS);
     }
 
     // ---------------------------------------------------------------- channels
 
-    /// @notice Opens a channel from the caller (buyer) to `provider`, funded with `amount`.
+    /// @notice Opens a channel from the caller (buyer) to `provider`, funded with `amount`. The
+    /// provider must be registered and hold at least `minStake` of active stake.
     /// @return channelId unique per open, even for the same pair (a per-pair nonce is part of it)
     function openChannel(address provider, uint256 amount) external nonReentrant returns (bytes32 channelId) {
         if (provider == msg.sender) revert SelfChannel();
-        if (accounts[provider].nodeKey == bytes32(0)) revert NotRegistered(provider);
+        Account storage p = accounts[provider];
+        if (p.nodeKey == bytes32(0)) revert NotRegistered(provider);
+        if (p.stake < minStake) revert ProviderNotStaked(provider, p.stake, minStake);
         if (amount < minDeposit || amount > type(uint128).max) revert BadAmount(amount);
         uint256 nonce = channelNonce[msg.sender][provider]++;
         channelId = keccak256(abi.encode(block.chainid, address(this), msg.sender, provider, nonce));
@@ -394,7 +452,6 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         emit ChannelOpened(channelId, msg.sender, provider, amount, nonce);
         _pull(amount);
     }
-
     /// @notice Adds `amount` to an open channel. Only its buyer may; not once a close started.
     function topUp(bytes32 channelId, uint256 amount) external nonReentrant {
         Channel storage c = _channel(channelId);
@@ -461,11 +518,12 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         return keccak256(abi.encode(channelId, jobId));
     }
 
-    /// @notice Posts a buyer-signed ticket with the provider's signed result commitment, no later
-    /// than the ticket's `deadline`; the challenge window starts. The job's range on the channel's
-    /// cumulative line is [cumulativeBefore, cumulativeBefore + result.amount]; the channel's vouchers
-    /// must have been claimed up to `cumulativeBefore` (so the cursor `paid` is inside or past the
-    /// range), and the part of the range above `paid` is reserved. Anyone may submit.
+    /// @notice The channel's provider posts a buyer-signed ticket with its own signed result
+    /// commitment, no later than the ticket's `deadline`; the challenge window starts. The job's
+    /// range on the channel's cumulative line is [cumulativeBefore, cumulativeBefore + result.amount];
+    /// the channel's vouchers must have been claimed up to `cumulativeBefore` (so the cursor `paid`
+    /// is inside or past the range), and the part of the range above `paid` is reserved. The
+    /// provider must hold `minStake` of active stake, and `ticketLock` more for each open ticket.
     function claimTicket(
         Ticket calldata ticket,
         bytes calldata buyerSignature,
@@ -476,6 +534,10 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         if (c.state != ChannelState.Open && c.state != ChannelState.Closing) {
             revert WrongChannelState(ticket.channelId, c.state);
         }
+        // Only the provider: a buyer holding both signatures could otherwise put on chain a job it
+        // already paid by voucher, and a stranger could pick when the challenge window starts.
+        if (msg.sender != c.provider) revert Unauthorized(msg.sender);
+        _lockForTicket(msg.sender);
         if (block.timestamp > ticket.deadline) revert TicketExpired(ticket.deadline);
         if (result.jobId != ticket.jobId || result.specHash != ticket.specHash) revert MismatchedResult();
         if (result.amount > ticket.maxAmount) revert OverMaxAmount(result.amount, ticket.maxAmount);
@@ -497,14 +559,11 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         t.deadline = challengeEnds;
         t.state = TicketState.Claimed;
         t.cumulativeEnd = uint128(end); // end = paid + need <= deposit < 2^128
-        accounts[c.provider].openTickets += 1;
-        emit TicketClaimed(
-            id, ticket.channelId, ticket.jobId, result.amount, result.outputHash, result.fuelUsed, challengeEnds
-        );
+        _emitClaimed(id, ticket, result, challengeEnds, need, end);
     }
 
     /// @notice Pays an undisputed ticket to its provider once the challenge window is over.
-    function finalizeTicket(bytes32 id) external nonReentrant {
+    function finalizeTicket(bytes32 id) external {
         TicketRecord storage t = _tickets[id];
         if (t.state != TicketState.Claimed) revert WrongTicketState(id, t.state);
         if (block.timestamp <= t.deadline) revert ChallengeOpen(t.deadline);
@@ -522,32 +581,40 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         uint64 drawBlock = uint64(block.number) + 1;
         t.state = TicketState.Disputed;
         t.drawBlock = drawBlock;
+        t.deadline = uint64(block.timestamp) + verdictWindow; // how long the draw waits for verifiers
         totalBonds += disputeBond;
         emit TicketDisputed(id, msg.sender, disputeBond, drawBlock);
         _pull(disputeBond);
     }
 
-    /// @notice Draws the verifiers of a disputed ticket; anyone may call once the draw block is
-    /// mined. If its hash has aged out (256 blocks), the draw moves to the next block instead.
+    /// @notice Draws the three verifiers of a disputed ticket; anyone may call once the draw block is
+    /// mined. The draw reads the pool as it stands in the draw block's epoch, so it must run in that
+    /// epoch: if it runs later (or the block's hash aged out) it moves to the next block instead.
+    /// With fewer than three eligible accounts it waits (re-arms); once the wait is over, the ticket
+    /// settles as undecided and the buyer is refunded.
     function drawVerifiers(bytes32 id) external {
         TicketRecord storage t = _tickets[id];
         if (t.state != TicketState.Disputed) revert WrongTicketState(id, t.state);
         if (block.number <= t.drawBlock) revert DrawNotReady(t.drawBlock);
         bytes32 seed = blockhash(t.drawBlock);
-        if (seed == bytes32(0)) {
-            uint64 next = uint64(block.number) + 1;
-            t.drawBlock = next;
-            emit DrawRearmed(id, next);
+        if (seed == bytes32(0) || epochOf(t.drawBlock) != currentEpoch()) {
+            _rearm(id, t, false);
             return;
         }
         Channel storage c = channels[t.channelId];
-        (address[3] memory picked, uint8 n) = _draw(keccak256(abi.encode(seed, id)), c.provider, c.buyer);
+        address[] memory picked = _draw(keccak256(abi.encode(seed, id, t.round)), c.provider, c.buyer, VERIFIERS);
+        if (picked.length < VERIFIERS) {
+            if (block.timestamp > t.deadline) _settle(id, t, c, Outcome.Undecided);
+            else _rearm(id, t, true);
+            return;
+        }
         uint64 verdictDeadline = uint64(block.timestamp) + verdictWindow;
-        t.verifiers = picked;
-        t.drawn = n;
+        address[3] memory drawn = [picked[0], picked[1], picked[2]];
+        t.verifiers = drawn;
+        t.drawn = uint8(VERIFIERS);
         t.deadline = verdictDeadline;
         t.state = TicketState.Drawn;
-        emit VerifiersDrawn(id, picked, n, verdictDeadline);
+        emit VerifiersDrawn(id, drawn, uint8(VERIFIERS), verdictDeadline);
     }
 
     /// @notice Records a drawn verifier's signed result commitment for the disputed job. It agrees
@@ -575,16 +642,27 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         emit VerdictSubmitted(id, signer, agrees, result.outputHash);
     }
 
-    /// @notice Settles a disputed ticket: by majority of the drawn verifiers as soon as there is
-    /// one, otherwise after the verdict deadline as undecided. Anyone may call.
-    function resolve(bytes32 id) external nonReentrant {
+    /// @notice Settles a disputed ticket by majority of the drawn verifiers as soon as there is one.
+    /// After the verdict deadline without a majority, the verifiers that did not vote lose
+    /// `verifierFee` of their stake and the dispute is drawn again; after `ROUNDS` rounds the ticket
+    /// settles as undecided (the buyer is refunded). Anyone may call.
+    function resolve(bytes32 id) external {
         TicketRecord storage t = _tickets[id];
         if (t.state != TicketState.Drawn) revert WrongTicketState(id, t.state);
-        uint256 majority = uint256(t.drawn) / 2 + 1;
-        Outcome outcome = Outcome.Undecided;
-        if (t.votesAgainst >= majority) outcome = Outcome.ProviderWrong;
-        else if (t.votesFor >= majority) outcome = Outcome.ProviderRight;
-        else if (block.timestamp <= t.deadline) revert VerdictPending(t.deadline);
+        Outcome outcome;
+        if (t.votesAgainst >= 2) {
+            outcome = Outcome.ProviderWrong;
+        } else if (t.votesFor >= 2) {
+            outcome = Outcome.ProviderRight;
+        } else {
+            if (block.timestamp <= t.deadline) revert VerdictPending(t.deadline);
+            _penalizeAbsent(id, t);
+            if (t.round + 1 < ROUNDS) {
+                _redraw(id, t);
+                return;
+            }
+            outcome = Outcome.Undecided;
+        }
         _settle(id, t, channels[t.channelId], outcome);
     }
 
@@ -689,10 +767,44 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         return err == ECDSA.RecoverError.NoError ? signer : address(0);
     }
 
-    /// Pays out or refunds a ticket according to `outcome`, bond and slash included. A ticket that
-    /// pays pays the part of its job's range above the cursor (vouchers claimed during the challenge
-    /// window may have paid some or all of it) and moves the cursor to the range's end; the rest of its
-    /// reservation stays in the channel, or goes back to the buyer if the channel is already closed.
+    /// Counts one more open ticket for `provider`, which must hold `minStake` of active stake and
+    /// `ticketLock` (active or unstaking) for each of its open tickets, this one included.
+    function _lockForTicket(address provider) private {
+        Account storage p = accounts[provider];
+        if (p.stake < minStake) revert ProviderNotStaked(provider, p.stake, minStake);
+        uint256 locked = (uint256(p.openTickets) + 1) * ticketLock;
+        uint256 held = uint256(p.stake) + p.unstaking;
+        if (held < locked) revert InsufficientStake(locked, held);
+        p.openTickets += 1;
+    }
+
+    function _emitClaimed(
+        bytes32 id,
+        Ticket calldata ticket,
+        ResultCommitment calldata result,
+        uint64 challengeEnds,
+        uint256 reserved,
+        uint256 end
+    ) private {
+        emit TicketClaimed(
+            id,
+            ticket.channelId,
+            ticket.jobId,
+            result.amount,
+            result.outputHash,
+            result.fuelUsed,
+            challengeEnds,
+            reserved,
+            end
+        );
+    }
+
+    /// Settles a ticket according to `outcome`: what it pays, refunds, slashes and what becomes of
+    /// the bond, all as credits. A ticket that pays pays the part of its job's range above the
+    /// cursor (vouchers claimed since the claim may have paid some or all of it) and moves the cursor
+    /// to the range's end; the rest of its reservation stays in the channel, or goes back to the
+    /// buyer if the channel is already closed. A ticket that does not pay gives the buyer its whole
+    /// reservation back and leaves the cursor where it was.
     function _settle(bytes32 id, TicketRecord storage t, Channel storage c, Outcome outcome) private {
         uint96 amount = uint96(t.amount);
         address provider = c.provider;
@@ -703,16 +815,11 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
         accounts[provider].openTickets -= 1;
         if (disputed) totalBonds -= disputeBond;
 
-        if (outcome == Outcome.ProviderWrong) {
+        if (outcome == Outcome.ProviderWrong || outcome == Outcome.Undecided) {
             c.deposit -= amount;
-            emit TicketSettled(id, outcome, 0, amount);
-            uint256 slashed = _slash(provider);
-            uint256 compensation = slashed < amount ? slashed : amount;
-            uint256 left = slashed - compensation;
-            uint256 fees = _payVerifiers(id, t, false, left);
-            emit Slashed(provider, id, slashed, compensation, left - fees);
-            token.safeTransfer(buyer, uint256(amount) + disputeBond + compensation);
-            if (left - fees != 0) token.safeTransfer(BURN_ADDRESS, left - fees);
+            emit TicketSettled(id, outcome, 0, amount, disputeBond, 0);
+            uint256 compensation = outcome == Outcome.ProviderWrong ? _slash(id, t, provider, amount) : 0;
+            _credit(buyer, uint256(amount) + disputeBond + compensation);
             return;
         }
 
@@ -728,18 +835,40 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
             refund = amount - pay;
             c.deposit -= uint128(refund);
         }
-        emit TicketSettled(id, outcome, pay, refund);
-        uint256 toProvider = pay;
+        uint256 bondToProvider = 0;
         if (outcome == Outcome.ProviderRight) {
-            toProvider += disputeBond - _payVerifiers(id, t, true, disputeBond);
-        } else if (outcome == Outcome.Undecided) {
-            refund += disputeBond;
+            bondToProvider = disputeBond - _payVerifiers(id, t, true, disputeBond);
         }
-        if (refund != 0) token.safeTransfer(buyer, refund);
-        if (toProvider != 0) token.safeTransfer(provider, toProvider);
+        emit TicketSettled(id, outcome, pay, refund, 0, bondToProvider);
+        if (refund != 0) _credit(buyer, refund);
+        if (pay + bondToProvider != 0) _credit(provider, pay + bondToProvider);
     }
 
-    /// Pays `verifierFee` (while `budget` lasts) to each verifier that voted `agreed`; returns the total.
+    /// Slashes `provider` for ticket `id`: its whole stake (active and unstaking) except the locks
+    /// of its other open tickets, which stay at risk as unstaking. The majority verifiers are paid
+    /// first, then the buyer is compensated up to `amount`; the rest is burned. Returns the
+    /// compensation.
+    function _slash(bytes32 id, TicketRecord storage t, address provider, uint256 amount)
+        private
+        returns (uint256 compensation)
+    {
+        Account storage a = accounts[provider];
+        uint256 total = uint256(a.stake) + a.unstaking;
+        uint256 kept = uint256(a.openTickets) * ticketLock; // the other open tickets' locks
+        if (kept > total) kept = total;
+        uint256 slashed = total - kept;
+        a.stake = 0;
+        a.unstaking = uint128(kept);
+        _syncPool(provider);
+        uint256 fees = _payVerifiers(id, t, false, slashed);
+        uint256 left = slashed - fees;
+        compensation = left < amount ? left : amount;
+        emit Slashed(provider, id, slashed, fees, compensation, left - compensation, kept);
+        if (left - compensation != 0) _credit(BURN_ADDRESS, left - compensation);
+    }
+
+    /// Credits `verifierFee` (while `budget` lasts) to each verifier that voted `agreed`; returns
+    /// the total.
     function _payVerifiers(bytes32 id, TicketRecord storage t, bool agreed, uint256 budget)
         private
         returns (uint256 total)
@@ -752,76 +881,75 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient {
             total += fee;
             address v = t.verifiers[i];
             emit VerifierPaid(id, v, fee);
-            token.safeTransfer(v, fee);
+            _credit(v, fee);
         }
     }
 
-    /// Takes the provider's whole stake, unstaking included.
-    function _slash(address provider) private returns (uint256 amount) {
-        Account storage a = accounts[provider];
-        amount = uint256(a.stake) + a.unstaking;
-        a.stake = 0;
-        a.unstaking = 0;
-        _syncPool(provider);
-    }
-
-    /// Draws up to 3 distinct pool members weighted by stake, never `provider` or `buyer`.
-    function _draw(bytes32 seed, address provider, address buyer)
-        private
-        view
-        returns (address[3] memory picked, uint8 n)
-    {
-        uint256 size = pool.length;
-        for (; n < VERIFIERS; ++n) {
-            uint256 total = 0;
-            for (uint256 i = 0; i < size; ++i) {
-                address p = pool[i];
-                if (!_excluded(p, provider, buyer, picked, n)) total += accounts[p].stake;
-            }
-            if (total == 0) break;
-            uint256 r = uint256(keccak256(abi.encode(seed, n))) % total;
-            for (uint256 i = 0; i < size; ++i) {
-                address p = pool[i];
-                if (_excluded(p, provider, buyer, picked, n)) continue;
-                uint256 w = accounts[p].stake;
-                if (r < w) {
-                    picked[n] = p;
-                    break;
-                }
-                r -= w;
-            }
+    /// Burns up to `verifierFee` of the stake of each drawn verifier that did not vote, never
+    /// touching the locks of its own open tickets (a verifier may be a provider too).
+    function _penalizeAbsent(bytes32 id, TicketRecord storage t) private {
+        for (uint256 i = 0; i < t.drawn; ++i) {
+            if (t.votedMask & (1 << i) != 0) continue;
+            address v = t.verifiers[i];
+            Account storage a = accounts[v];
+            uint256 free = uint256(a.stake) + a.unstaking;
+            uint256 locked = uint256(a.openTickets) * ticketLock;
+            free = free > locked ? free - locked : 0;
+            uint256 penalty = free < verifierFee ? free : verifierFee;
+            if (penalty == 0) continue;
+            uint256 fromStake = penalty < a.stake ? penalty : a.stake;
+            a.stake -= uint128(fromStake);
+            a.unstaking -= uint128(penalty - fromStake);
+            _syncPool(v);
+            emit VerifierPenalized(id, v, penalty);
+            _credit(BURN_ADDRESS, penalty);
         }
     }
 
-    function _excluded(address p, address provider, address buyer, address[3] memory picked, uint8 n)
-        private
-        pure
-        returns (bool)
-    {
-        if (p == provider || p == buyer) return true;
-        for (uint256 j = 0; j < n; ++j) {
-            if (picked[j] == p) return true;
-        }
-        return false;
+    /// Starts the next draw round of a dispute whose round ended without a majority.
+    function _redraw(bytes32 id, TicketRecord storage t) private {
+        t.round += 1;
+        t.votesFor = 0;
+        t.votesAgainst = 0;
+        t.votedMask = 0;
+        t.agreeMask = 0;
+        t.drawn = 0;
+        delete t.verifiers;
+        t.state = TicketState.Disputed;
+        t.drawBlock = uint64(block.number) + 1;
+        t.deadline = uint64(block.timestamp) + verdictWindow;
+        emit Redrawn(id, t.round, t.drawBlock);
     }
 
-    /// Keeps `pool` equal to the registered accounts with stake >= minStake (up to MAX_POOL).
+    /// Moves a draw to the next block.
+    function _rearm(bytes32 id, TicketRecord storage t, bool waiting) private {
+        uint64 next = uint64(block.number) + 1;
+        t.drawBlock = next;
+        emit DrawRearmed(id, next, waiting);
+    }
+
+    /// The account's draw weight from the next epoch on: its active stake once registered with at
+    /// least `minStake`, else nothing.
     function _syncPool(address account) private {
         Account storage a = accounts[account];
         bool eligible = a.nodeKey != bytes32(0) && a.stake >= minStake;
-        uint32 slot = a.poolSlot;
-        if (eligible && slot == 0 && pool.length < MAX_POOL) {
-            pool.push(account);
-            a.poolSlot = uint32(pool.length);
-            emit PoolMembership(account, true);
-        } else if (!eligible && slot != 0) {
-            address last = pool[pool.length - 1];
-            pool[slot - 1] = last;
-            accounts[last].poolSlot = slot;
-            pool.pop();
-            a.poolSlot = 0;
-            emit PoolMembership(account, false);
-        }
+        _setWeight(account, eligible ? a.stake : 0);
+    }
+
+    function _payOut(address account) private {
+        uint256 amount = balances[account];
+        if (amount == 0) revert NothingToWithdraw();
+        balances[account] = 0;
+        totalCredits -= amount;
+        emit Withdrawn(account, amount);
+        token.safeTransfer(account, amount);
+    }
+
+    function _credit(address account, uint256 amount) private {
+        uint256 balance = balances[account] + amount;
+        balances[account] = balance;
+        totalCredits += amount;
+        emit Credited(account, amount, balance);
     }
 
     /// Pulls exactly `amount` from the caller, refusing tokens that deliver less (fee-on-transfer).

@@ -7,7 +7,8 @@ import {SietchEscrow} from "../src/SietchEscrow.sol";
 import {MockToken} from "../src/MockToken.sol";
 
 /// Shared fixture: a token, an escrow with small windows, a buyer, a provider and five verifiers
-/// (all registered and staked), and helpers that sign the EIP-712 messages.
+/// (all registered and staked, their stakes counting in draws: setUp ends at the next epoch), and
+/// helpers that sign the EIP-712 messages and drive disputes.
 abstract contract Base is Test {
     uint64 internal constant CLOSE_DELAY = 1 days;
     uint64 internal constant CHALLENGE = 1 hours;
@@ -18,6 +19,7 @@ abstract contract Base is Test {
     uint128 internal constant MIN_STAKE = 100e18;
     uint128 internal constant MIN_DEPOSIT = 1e18;
     uint256 internal constant STAKE = 1000e18;
+    uint64 internal constant EPOCH_BLOCKS = 10;
     uint64 internal constant TICKET_DEADLINE = 1_800_000_000;
 
     uint256 internal constant BUYER_PK = 0xB0B;
@@ -30,20 +32,59 @@ abstract contract Base is Test {
     address internal buyer;
     address internal provider;
     address[] internal verifiers;
+    /// Private key of every account the tests may need to sign for (verifiers, pool fillers).
+    mapping(address account => uint256) internal pkOf;
 
     function setUp() public virtual {
         vm.warp(1_700_000_000);
         vm.roll(1000);
-        token = new MockToken();
+        token = _newToken();
         escrow = _deploy(IERC20(address(token)));
         buyer = vm.addr(BUYER_PK);
         provider = vm.addr(PROVIDER_PK);
+        pkOf[provider] = PROVIDER_PK;
         token.mint(buyer, 1_000_000e18);
         _registerAndStake(provider, STAKE);
         for (uint256 i = 0; i < N_VERIFIERS; ++i) {
             address v = vm.addr(VERIFIER_PK0 + i);
             verifiers.push(v);
+            pkOf[v] = VERIFIER_PK0 + i;
             _registerAndStake(v, STAKE);
+        }
+        _nextEpoch(); // the stakes above count in draws from here on
+    }
+
+    /// The settlement token; a test contract may return a hostile one.
+    function _newToken() internal virtual returns (MockToken) {
+        return new MockToken();
+    }
+
+    /// Rolls to the first block of the next epoch: stake changes made before count from there.
+    function _nextEpoch() internal {
+        vm.roll((block.number / EPOCH_BLOCKS + 1) * EPOCH_BLOCKS);
+    }
+
+    /// `who` withdraws its whole credit; returns what it received.
+    function _withdraw(address who) internal returns (uint256 received) {
+        uint256 before = token.balanceOf(who);
+        vm.prank(who);
+        escrow.withdraw();
+        received = token.balanceOf(who) - before;
+    }
+
+    /// Active plus unstaking stake: everything of `who` that a slash or a penalty can take.
+    function _held(address who) internal view returns (uint256) {
+        (, uint128 s, uint128 u,,) = escrow.accounts(who);
+        return uint256(s) + u;
+    }
+
+    /// Registers `count` accounts with keys `pk0`, `pk0 + 1`, ... staking `amount` each (the
+    /// accounts an operator would fund to fill seats); stops when the pool is full.
+    function _fillPool(uint256 pk0, uint256 amount) internal {
+        for (uint256 i = 0; escrow.poolSize() < escrow.MAX_POOL(); ++i) {
+            address a = vm.addr(pk0 + i);
+            pkOf[a] = pk0 + i;
+            _registerAndStake(a, amount);
         }
     }
 
@@ -56,7 +97,8 @@ abstract contract Base is Test {
             disputeBond: BOND,
             verifierFee: FEE,
             minStake: MIN_STAKE,
-            minDeposit: MIN_DEPOSIT
+            minDeposit: MIN_DEPOSIT,
+            epochBlocks: EPOCH_BLOCKS
         });
     }
 
@@ -65,18 +107,28 @@ abstract contract Base is Test {
     }
 
     function _registerAndStake(address who, uint256 amount) internal {
+        _register(who, amount);
+        vm.prank(who);
+        escrow.stake(amount);
+    }
+
+    /// Registers `who` and gives it `amount` of tokens approved to the escrow, without staking.
+    function _register(address who, uint256 amount) internal {
         token.mint(who, amount);
         vm.startPrank(who);
         escrow.register(keccak256(abi.encode("ed25519", who)));
         token.approve(address(escrow), type(uint256).max);
-        escrow.stake(amount);
         vm.stopPrank();
     }
 
     function _open(uint256 amount) internal returns (bytes32 id) {
+        return _openTo(provider, amount);
+    }
+
+    function _openTo(address to, uint256 amount) internal returns (bytes32 id) {
         vm.startPrank(buyer);
         token.approve(address(escrow), type(uint256).max);
-        id = escrow.openChannel(provider, amount);
+        id = escrow.openChannel(to, amount);
         vm.stopPrank();
     }
 
@@ -166,27 +218,55 @@ abstract contract Base is Test {
         internal
         returns (bytes32)
     {
+        return _claimTicketAs(PROVIDER_PK, t, amount, err);
+    }
+
+    /// The provider with key `pk` claims ticket `t` (on its own channel) with a "good" result.
+    function _claimTicketAs(uint256 pk, SietchEscrow.Ticket memory t, uint256 amount, bytes memory err)
+        internal
+        returns (bytes32)
+    {
         SietchEscrow.ResultCommitment memory r = _result(t.jobId, keccak256("good"), amount);
         bytes memory ts = _sig(BUYER_PK, escrow.hashTicket(t));
-        bytes memory rs = _sig(PROVIDER_PK, escrow.hashResult(r));
+        bytes memory rs = _sig(pk, escrow.hashResult(r));
+        address claimer = vm.addr(pk);
         if (err.length != 0) vm.expectRevert(err);
+        vm.prank(claimer);
         return escrow.claimTicket(t, ts, r, rs);
     }
 
-    function _verifierPk(address v) internal view returns (uint256) {
-        for (uint256 i = 0; i < N_VERIFIERS; ++i) {
-            if (verifiers[i] == v) return VERIFIER_PK0 + i;
-        }
-        revert("not a fixture verifier");
+    function _verifierPk(address v) internal view returns (uint256 pk) {
+        pk = pkOf[v];
+        require(pk != 0, "no key for this account");
     }
 
-    /// Disputes `id` as the buyer and draws its verifiers in the next block.
+    /// Disputes `id` as the buyer and draws its verifiers once the draw block is mined.
     function _disputeAndDraw(bytes32 id) internal returns (address[3] memory drawn) {
         vm.prank(buyer);
         escrow.dispute(id);
-        vm.roll(block.number + 2);
-        escrow.drawVerifiers(id);
+        return _draw(id);
+    }
+
+    /// Calls drawVerifiers in the block after the draw block, again if that block opened a new
+    /// epoch (the draw re-arms then); stops once drawn, settled or still waiting for verifiers.
+    function _draw(bytes32 id) internal returns (address[3] memory drawn) {
+        for (uint256 i = 0; i < 3; ++i) {
+            SietchEscrow.TicketRecord memory t = escrow.tickets(id);
+            if (t.state != SietchEscrow.TicketState.Disputed) break;
+            if (block.number <= t.drawBlock) vm.roll(t.drawBlock + 1);
+            escrow.drawVerifiers(id);
+        }
         drawn = escrow.tickets(id).verifiers;
+    }
+
+    /// Lets every round of a disputed ticket pass without a vote: draw, verdict deadline, resolve
+    /// (redraw), `ROUNDS` times; the ticket ends undecided.
+    function _noVoteRounds(bytes32 id) internal {
+        for (uint256 r = 0; r < escrow.ROUNDS(); ++r) {
+            _draw(id);
+            vm.warp(escrow.tickets(id).deadline + 1);
+            escrow.resolve(id);
+        }
     }
 
     /// The drawn verifier `v` posts a commitment for `jobId` with `outputHash`.

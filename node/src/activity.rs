@@ -136,7 +136,7 @@ fn record(block: u64, seen_at: u64, e: &SietchEscrowEvents) -> Option<ChainRecor
         ),
         SietchEscrowEvents::TicketClaimed(e) => (
             "TicketClaimed",
-            json!({"ticket": s(e.ticketId), "channel": s(e.channelId), "job": s(e.jobId), "amount": s(e.amount), "output_hash": s(e.outputHash), "fuel_used": e.fuelUsed, "challenge_ends": e.challengeEnds}),
+            json!({"ticket": s(e.ticketId), "channel": s(e.channelId), "job": s(e.jobId), "amount": s(e.amount), "output_hash": s(e.outputHash), "fuel_used": e.fuelUsed, "challenge_ends": e.challengeEnds, "reserved": s(e.reserved), "cumulative_end": s(e.cumulativeEnd)}),
         ),
         SietchEscrowEvents::TicketDisputed(e) => (
             "TicketDisputed",
@@ -152,15 +152,43 @@ fn record(block: u64, seen_at: u64, e: &SietchEscrowEvents) -> Option<ChainRecor
         ),
         SietchEscrowEvents::TicketSettled(e) => (
             "TicketSettled",
-            json!({"ticket": s(e.ticketId), "outcome": crate::buyer::outcome_name(e.outcome), "to_provider": s(e.toProvider), "refund": s(e.refund)}),
+            json!({"ticket": s(e.ticketId), "outcome": crate::buyer::outcome_name(e.outcome), "to_provider": s(e.toProvider), "refund": s(e.refund), "bond_to_buyer": s(e.bondToBuyer), "bond_to_provider": s(e.bondToProvider)}),
         ),
         SietchEscrowEvents::Slashed(e) => (
             "Slashed",
-            json!({"provider": s(e.provider), "ticket": s(e.ticketId), "amount": s(e.amount), "compensation": s(e.compensation), "burned": s(e.burned)}),
+            json!({"provider": s(e.provider), "ticket": s(e.ticketId), "amount": s(e.amount), "verifiers": s(e.verifiers), "compensation": s(e.compensation), "burned": s(e.burned), "kept": s(e.kept)}),
         ),
         SietchEscrowEvents::VerifierPaid(e) => (
             "VerifierPaid",
             json!({"ticket": s(e.ticketId), "verifier": s(e.verifier), "amount": s(e.amount)}),
+        ),
+        SietchEscrowEvents::VerifierPenalized(e) => (
+            "VerifierPenalized",
+            json!({"ticket": s(e.ticketId), "verifier": s(e.verifier), "amount": s(e.amount)}),
+        ),
+        SietchEscrowEvents::DrawRearmed(e) => (
+            "DrawRearmed",
+            json!({"ticket": s(e.ticketId), "draw_block": e.drawBlock, "waiting_for_verifiers": e.waiting}),
+        ),
+        SietchEscrowEvents::Redrawn(e) => (
+            "Redrawn",
+            json!({"ticket": s(e.ticketId), "round": e.round, "draw_block": e.drawBlock}),
+        ),
+        SietchEscrowEvents::Credited(e) => (
+            "Credited",
+            json!({"account": s(e.account), "amount": s(e.amount), "balance": s(e.balance)}),
+        ),
+        SietchEscrowEvents::Withdrawn(e) => (
+            "Withdrawn",
+            json!({"account": s(e.account), "amount": s(e.amount)}),
+        ),
+        SietchEscrowEvents::PoolRefused(e) => (
+            "PoolRefused",
+            json!({"account": s(e.account), "stake": s(e.weight), "smallest": s(e.smallest)}),
+        ),
+        SietchEscrowEvents::PoolEvicted(e) => (
+            "PoolEvicted",
+            json!({"evicted": s(e.evicted), "account": s(e.account), "epoch": e.epoch}),
         ),
         _ => return None,
     };

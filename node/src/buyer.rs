@@ -1450,13 +1450,13 @@ impl Buyer {
                 }
             }
             SietchEscrowEvents::TicketDisputed(e) if e.buyer == self.address() => {
-                // The draw is possible from the next block on; anyone may make it.
-                for _ in 0..30 {
-                    if chain.draw_verifiers(e.ticketId).await.is_ok() {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
+                // Draws (from the next block on), redraws and resolves until it settles:
+                // every round's verdict window, and the draw's wait, with room to spare.
+                let window = chain.verdict_window().await.unwrap_or(3600);
+                let limit = Duration::from_secs(window.saturating_mul(8).saturating_add(120));
+                chain
+                    .drive_dispute(e.ticketId, Duration::from_secs(1), limit)
+                    .await;
             }
             SietchEscrowEvents::TicketSettled(e) => {
                 if let Ok(rec) = chain.ticket(e.ticketId).await

@@ -160,6 +160,8 @@ struct Inner {
     sending: tokio::sync::Mutex<()>,
     /// Registered accounts by EVM address, from the events seen.
     accounts: RwLock<HashMap<Address, AccountView>>,
+    /// The escrow's `minStake`: a provider with less cannot be paid through a channel.
+    min_stake: u128,
 }
 
 impl std::fmt::Debug for Chain {
@@ -208,6 +210,11 @@ impl Chain {
             .call()
             .await
             .map_err(EscrowError::from_contract)?;
+        let min_stake = escrow
+            .minStake()
+            .call()
+            .await
+            .map_err(EscrowError::from_contract)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 provider,
@@ -217,6 +224,7 @@ impl Chain {
                 chain_id,
                 sending: tokio::sync::Mutex::new(()),
                 accounts: RwLock::new(HashMap::new()),
+                min_stake,
             }),
         })
     }
@@ -320,6 +328,25 @@ impl Chain {
         Ok(b.saturating_to())
     }
 
+    /// What the escrow has credited to `who` (settled tickets, refunds, bonds, verifier pay)
+    /// and `who` has not withdrawn yet.
+    pub async fn credited(&self, who: Address) -> Result<u128, ChainError> {
+        let b = self
+            .inner
+            .escrow
+            .balances(who)
+            .call()
+            .await
+            .map_err(EscrowError::from_contract)?;
+        Ok(b.saturating_to())
+    }
+
+    /// The escrow's `minStake`: the least active stake a provider needs to be paid through a
+    /// channel and to be drawn as a verifier.
+    pub fn min_stake(&self) -> u128 {
+        self.inner.min_stake
+    }
+
     /// The escrow's smallest channel deposit.
     pub async fn min_deposit(&self) -> Result<u128, ChainError> {
         Ok(self
@@ -337,6 +364,17 @@ impl Chain {
             .inner
             .escrow
             .disputeBond()
+            .call()
+            .await
+            .map_err(EscrowError::from_contract)?)
+    }
+
+    /// Seconds the drawn verifiers have to vote in each round of a dispute.
+    pub async fn verdict_window(&self) -> Result<u64, ChainError> {
+        Ok(self
+            .inner
+            .escrow
+            .verdictWindow()
             .call()
             .await
             .map_err(EscrowError::from_contract)?)
@@ -512,6 +550,49 @@ impl Chain {
         Ok(())
     }
 
+    /// Withdraws everything the escrow credited to this node's account, if anything.
+    pub async fn withdraw(&self) -> Result<u128, ChainError> {
+        let owed = self.credited(self.me()).await?;
+        if owed == 0 {
+            return Ok(0);
+        }
+        let escrow = &self.inner.escrow;
+        self.tx(escrow.withdraw()).await?;
+        Ok(owed)
+    }
+
+    /// Drives a dispute to its end, for as long as `limit`: draws the verifiers whenever the
+    /// draw is due (the escrow re-arms a draw whose seed block lies in an earlier epoch or
+    /// aged out, and one that finds fewer than three verifiers), and resolves once a round's
+    /// verdict window is over (a round without a majority is drawn again). Anyone may make
+    /// these calls; both parties of a dispute do, so neither can stall it.
+    pub async fn drive_dispute(&self, id: B256, every: Duration, limit: Duration) {
+        let until = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < until {
+            let step = match self.ticket(id).await {
+                Ok(t) if t.state == TICKET_DISPUTED => match self.block_number().await {
+                    Ok(head) if t.drawBlock < head => self.draw_verifiers(id).await,
+                    _ => Ok(()),
+                },
+                Ok(t) if t.state == TICKET_DRAWN => match self.now().await {
+                    Ok(now) if t.deadline < now => self.resolve(id).await,
+                    _ => Ok(()),
+                },
+                Ok(_) => return,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = step {
+                tracing::debug!("moving the dispute of {id} on: {e}");
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// The latest block's number.
+    pub async fn block_number(&self) -> Result<u64, ChainError> {
+        self.inner.provider.get_block_number().await.map_err(rpc)
+    }
+
     /// Starts closing a channel (its buyer or provider).
     pub async fn start_close(&self, channel: B256) -> Result<(), ChainError> {
         let escrow = &self.inner.escrow;
@@ -566,9 +647,18 @@ impl Chain {
                 accounts.entry(e.account).or_default().unstaking = 0;
             }
             SietchEscrowEvents::Slashed(e) => {
+                // What stays is held for the provider's other open tickets' disputes.
                 let a = accounts.entry(e.provider).or_default();
                 a.stake = 0;
-                a.unstaking = 0;
+                a.unstaking = e.kept.saturating_to();
+            }
+            SietchEscrowEvents::VerifierPenalized(e) => {
+                // Taken from the active stake first (the escrow's order).
+                let a = accounts.entry(e.verifier).or_default();
+                let amount: u128 = e.amount.saturating_to();
+                let from_stake = amount.min(a.stake);
+                a.stake -= from_stake;
+                a.unstaking = a.unstaking.saturating_sub(amount - from_stake);
             }
             _ => {}
         }
@@ -644,6 +734,12 @@ impl Registry for ChainRegistry {
         if a.node_key != offer.provider.0 {
             return Err(format!("{} registered another node key", offer.evm_address));
         }
+        if a.stake < self.0.min_stake {
+            return Err(format!(
+                "{} stakes {}, below the escrow's minimum of {}",
+                offer.evm_address, a.stake, self.0.min_stake
+            ));
+        }
         if a.stake < offer.stake {
             return Err(format!(
                 "{} stakes {}, the offer states {}",
@@ -653,6 +749,15 @@ impl Registry for ChainRegistry {
         Ok(())
     }
 }
+
+/// A ticket claimed on chain, challenge window running (`TicketRecord.state`).
+pub const TICKET_CLAIMED: u8 = 1;
+/// Disputed: waiting for its verifier draw.
+pub const TICKET_DISPUTED: u8 = 2;
+/// Verifiers drawn: waiting for their verdicts.
+pub const TICKET_DRAWN: u8 = 3;
+/// Paid out or refunded.
+pub const TICKET_SETTLED: u8 = 4;
 
 /// The verifiers actually drawn for a ticket: the first `drawn` of its three slots.
 pub fn drawn(verifiers: &[Address; 3], drawn: u8) -> &[Address] {

@@ -91,6 +91,8 @@ pub fn escrow_config() -> EscrowConfig {
         verifierFee: 5 * E18,
         minStake: 100 * E18,
         minDeposit: E18,
+        // 8 one-second blocks: a stake counts in verifier draws 8-16 s after it is made.
+        epochBlocks: 8,
     }
 }
 

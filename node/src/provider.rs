@@ -91,7 +91,7 @@ pub(crate) struct Provider {
     unpaid: Mutex<HashMap<B256, Unpaid>>,
     /// Claimed tickets being watched until they settle: ticket id → job id.
     claimed: Mutex<HashMap<B256, B256>>,
-    /// Disputed tickets this node has voted on as a verifier.
+    /// Dispute rounds (ticket and round) this node has voted in as a verifier.
     voted: Mutex<HashSet<B256>>,
     /// Wakes the settlement loop (a close started, a voucher crossed the threshold).
     settle_now: Notify,
@@ -369,12 +369,13 @@ impl Provider {
     }
 
     /// With a chain: the ticket's channel is this provider's, opened by the signer, open,
-    /// able to pay the ticket's whole range, and the range starts at or above the channel's
-    /// latest voucher.
+    /// able to pay the ticket's whole range, and the range starts exactly at the channel's
+    /// latest voucher (`carried`: one that came with this request and is not stored yet).
     async fn check_channel(
         &self,
         req: &JobRequest,
         buyer: Address,
+        carried: Option<U256>,
     ) -> Result<(), (RefuseReason, String)> {
         let Some(chain) = &self.chain else {
             return Ok(());
@@ -443,8 +444,12 @@ impl Provider {
             .flatten()
             .map_or(U256::from(c.paid), |v| {
                 v.message.cumulative_amount.max(U256::from(c.paid))
-            });
-        if t.cumulative_before < latest {
+            })
+            .max(carried.unwrap_or_default());
+        // Exactly: below, the job would overlap jobs already paid; above, the escrow would
+        // never let the ticket be claimed (its vouchers cannot reach `cumulativeBefore`), so
+        // the buyer would have the job for free.
+        if t.cumulative_before != latest {
             return Err((
                 RefuseReason::Other,
                 format!(
@@ -570,7 +575,14 @@ impl Provider {
                 return;
             }
         };
-        if let Err(r) = self.check_channel(&req, buyer).await {
+        // The voucher this request carried counts as the channel's latest: it is written
+        // only with this job's record.
+        let carried = paid
+            .as_ref()
+            .map(|d| &d.voucher.message)
+            .filter(|v| v.channel_id == req.ticket.channel_id)
+            .map(|v| v.cumulative_amount);
+        if let Err(r) = self.check_channel(&req, buyer, carried).await {
             self.refuse(reply, job_id, r);
             return;
         }
@@ -1141,8 +1153,12 @@ impl Provider {
         Ok(())
     }
 
-    /// Finalizes claimed tickets whose challenge window passed without a dispute.
+    /// Moves this provider's claimed tickets on: finalizes those whose challenge window
+    /// passed without a dispute, draws the verifiers of disputed ones whose draw is due (the
+    /// escrow may have re-armed it), and resolves those whose verdict window ended (a round
+    /// without a majority is drawn again).
     async fn finalize_tickets(&self, chain: &Chain) -> anyhow::Result<()> {
+        use crate::chain::{TICKET_CLAIMED, TICKET_DISPUTED, TICKET_DRAWN, TICKET_SETTLED};
         let claimed: Vec<(B256, B256)> = self
             .claimed
             .lock()
@@ -1151,15 +1167,22 @@ impl Provider {
         let t = chain.now().await?;
         for (id, _job) in claimed {
             let rec = chain.ticket(id).await?;
-            // TicketState: 1 claimed, 4 settled.
-            if rec.state == 1 && rec.deadline < t {
-                if let Err(e) = chain.finalize_ticket(id).await {
-                    tracing::warn!("finalizing ticket {id}: {e}");
+            let done = match rec.state {
+                TICKET_CLAIMED if rec.deadline < t => chain.finalize_ticket(id).await,
+                TICKET_DISPUTED if rec.drawBlock < chain.block_number().await? => {
+                    chain.draw_verifiers(id).await
                 }
-            } else if rec.state == 4
-                && let Ok(mut c) = self.claimed.lock()
-            {
-                c.remove(&id);
+                TICKET_DRAWN if rec.deadline < t => chain.resolve(id).await,
+                TICKET_SETTLED => {
+                    if let Ok(mut c) = self.claimed.lock() {
+                        c.remove(&id);
+                    }
+                    Ok(())
+                }
+                _ => Ok(()),
+            };
+            if let Err(e) = done {
+                tracing::warn!("moving ticket {id} on: {e}");
             }
         }
         Ok(())
@@ -1256,7 +1279,7 @@ impl Provider {
             }
         };
         let drawn = crate::chain::drawn(&rec.verifiers, rec.drawn);
-        let problem = if rec.state != 3 {
+        let problem = if rec.state != crate::chain::TICKET_DRAWN {
             Some("the ticket is not waiting for verdicts".to_owned())
         } else if !drawn.contains(&chain.me()) {
             Some("this node was not drawn for the ticket".into())
@@ -1271,10 +1294,12 @@ impl Provider {
             let _ = reply.send(refuse(p));
             return;
         }
+        // One vote per round: a round without a majority is drawn again, maybe with us.
+        let round_key = alloy::primitives::keccak256([req.ticket_id.0, [rec.round; 32]].concat());
         let fresh = self
             .voted
             .lock()
-            .map(|mut v| v.len() < MAX_UNPAID && v.insert(req.ticket_id))
+            .map(|mut v| v.len() < MAX_UNPAID && v.insert(round_key))
             .unwrap_or(false);
         let _ = reply.send(VerifyReply::Accepted);
         if !fresh {
@@ -1285,7 +1310,7 @@ impl Provider {
             Err(e) => {
                 tracing::warn!("verifying ticket {}: {e:#}", req.ticket_id);
                 if let Ok(mut v) = self.voted.lock() {
-                    v.remove(&req.ticket_id);
+                    v.remove(&round_key);
                 }
                 return;
             }

@@ -284,7 +284,9 @@ impl Node {
 
         let mut tasks = Vec::new();
         let (chain_tx, chain_rx) = mpsc::channel::<ChainEvent>(CHAIN_EVENTS);
+        let credited = Arc::new(tokio::sync::Notify::new());
         if let Some(c) = &chain {
+            tasks.push(tokio::spawn(withdraw_credits(c.clone(), credited.clone())));
             let c = c.clone();
             let store = store.clone();
             let (from, poll) = (
@@ -300,6 +302,7 @@ impl Node {
         tasks.push(tokio::spawn(dispatch(
             net_events,
             chain_rx,
+            credited,
             events.clone(),
             activity.clone(),
             buyer.clone(),
@@ -382,10 +385,28 @@ impl Node {
     }
 }
 
+/// Withdraws what the escrow credits to this node's account (settled tickets, refunds,
+/// bonds, verifier pay): at start (a node restarted with a balance) and whenever the
+/// dispatcher sees a credit to it; again every minute, should a withdrawal have failed.
+async fn withdraw_credits(chain: Chain, credited: Arc<tokio::sync::Notify>) {
+    loop {
+        match chain.withdraw().await {
+            Ok(0) => {}
+            Ok(amount) => tracing::info!("withdrew {amount} credited by the escrow"),
+            Err(e) => tracing::warn!("withdrawing from the escrow: {e}"),
+        }
+        tokio::select! {
+            () = credited.notified() => {}
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+    }
+}
+
 /// Hands network and chain events to the roles.
 async fn dispatch(
     mut net_events: mpsc::Receiver<NetEvent>,
     mut chain_events: mpsc::Receiver<ChainEvent>,
+    credited: Arc<tokio::sync::Notify>,
     events: Events,
     activity: crate::activity::Activity,
     buyer: Arc<Buyer>,
@@ -405,6 +426,11 @@ async fn dispatch(
                         seen_at: r.seen_at,
                         fields: r.fields,
                     });
+                }
+                if let sietch_contracts::SietchEscrow::SietchEscrowEvents::Credited(e) = &ev.event
+                    && buyer.address() == e.account
+                {
+                    credited.notify_one();
                 }
                 let (b, p) = (buyer.clone(), provider.clone());
                 tokio::spawn(async move {

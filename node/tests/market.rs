@@ -239,6 +239,16 @@ async fn anvil_a_cheating_provider_is_caught_disputed_and_slashed() {
         })
         .sum();
     assert!(compensation > U256::ZERO, "no compensation for the buyer");
+    // The escrow credits the refund, the bond and the compensation; the buyer's node
+    // withdraws them.
+    let withdrawn_by = tokio::time::Instant::now() + Duration::from_secs(60);
+    while chain.credited(buyer.evm_address).await.unwrap() > 0 {
+        assert!(
+            tokio::time::Instant::now() < withdrawn_by,
+            "the buyer's node never withdrew its credit"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let buyer_after = net.balance(buyer.evm_address).await.unwrap();
     let mut deposits = U256::ZERO;
     for (id, ..) in buyer.buyer.channels() {

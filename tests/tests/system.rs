@@ -168,6 +168,11 @@ async fn stake_of(m: &Market, who: Address) -> u128 {
     m.escrow().accounts(who).call().await.unwrap().stake
 }
 
+/// What the escrow credited `who` and `who` has not withdrawn yet.
+async fn credit_of(m: &Market, who: Address) -> U256 {
+    m.escrow().balances(who).call().await.unwrap()
+}
+
 /// A job that is (almost) never sampled: worth little enough that the providers' stake
 /// covers it at a one-in-a-million sampling rate.
 fn unsampled(module: B256, stdin: B256) -> serde_json::Value {
@@ -235,6 +240,11 @@ async fn anvil_a_cheating_provider_is_sampled_caught_disputed_and_slashed() {
         })
         .sum();
     assert!(compensation > U256::ZERO);
+    let buyer_evm = buyer.evm;
+    until!(m, "the buyer's node withdrew its credit", || {
+        let m = &m;
+        async move { Ok(credit_of(m, buyer_evm).await == U256::ZERO) }
+    });
     // Refunded and compensated: wallet plus channel deposits is what it had plus the
     // compensation (the re-runs' pay left through the channels).
     let channels = settled_channels(&buyer.api).await.unwrap();
@@ -410,6 +420,11 @@ async fn anvil_a_buyer_withholding_a_voucher_loses_the_dispute() {
         })
         .sum();
     let bond = U256::from(30 * E18);
+    let provider_evm = provider.evm;
+    until!(m, "the provider's node withdrew its credit", || {
+        let m = &m;
+        async move { Ok(credit_of(m, provider_evm).await == U256::ZERO) }
+    });
     assert_eq!(
         m.balance(provider.evm).await.unwrap(),
         before + amount + bond - fees,

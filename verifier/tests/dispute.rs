@@ -94,6 +94,7 @@ async fn anvil_evidence_opens_a_dispute_that_slashes_the_provider() {
         verifierFee: 5 * E18,
         minStake: 100 * E18,
         minDeposit: E18,
+        epochBlocks: 4,
     };
     let dep = deploy::deploy_with_mock_token(chain.clone(), config)
         .await
@@ -122,6 +123,8 @@ async fn anvil_evidence_opens_a_dispute_that_slashes_the_provider() {
                 .unwrap();
         }
     }
+    // Stakes count in verifier draws from the next epoch on.
+    chain.anvil_mine(Some(8), None).await.unwrap();
     let opened = send(
         escrow
             .openChannel(addr(2), U256::from(100 * E18))
@@ -216,9 +219,16 @@ async fn anvil_evidence_opens_a_dispute_that_slashes_the_provider() {
     // The buyer disputes with the evidence; the draw takes the three other stakers.
     let buyer_before = token.balanceOf(addr(1)).call().await.unwrap();
     evidence.open_dispute(&escrow, addr(1)).await.unwrap();
-    chain.anvil_mine(Some(1), None).await.unwrap();
-    send(escrow.drawVerifiers(ticket_id)).await.unwrap();
-    let record = escrow.tickets(ticket_id).call().await.unwrap();
+    // The draw runs in its seed block's epoch; the escrow re-arms it otherwise.
+    let mut record = escrow.tickets(ticket_id).call().await.unwrap();
+    for _ in 0..8 {
+        chain.anvil_mine(Some(1), None).await.unwrap();
+        send(escrow.drawVerifiers(ticket_id)).await.unwrap();
+        record = escrow.tickets(ticket_id).call().await.unwrap();
+        if record.drawn == 3 {
+            break;
+        }
+    }
     let mut drawn: Vec<Address> = record.verifiers[..usize::from(record.drawn)].to_vec();
     assert_eq!(evidence.submit_verdicts(&escrow, &drawn).await.unwrap(), 3);
     drawn.sort();
@@ -242,6 +252,7 @@ async fn anvil_evidence_opens_a_dispute_that_slashes_the_provider() {
     // amount from the stake.
     let amount = result.commitment.amount;
     assert_eq!(slashed.compensation, amount);
+    send(escrow.withdraw().from(addr(1))).await.unwrap();
     let gained = token.balanceOf(addr(1)).call().await.unwrap() - buyer_before;
     assert_eq!(gained, amount + slashed.compensation);
 

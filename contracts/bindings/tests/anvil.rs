@@ -75,8 +75,12 @@ fn config() -> Config {
         verifierFee: 5 * E18,
         minStake: 100 * E18,
         minDeposit: E18,
+        epochBlocks: EPOCH_BLOCKS,
     }
 }
+
+/// Blocks per stake epoch (anvil mines a block per transaction here).
+const EPOCH_BLOCKS: u64 = 4;
 
 /// A running anvil with the escrow deployed and the actors funded: account 0 deploys, 1 is the
 /// buyer, 2 the provider, 3..=7 verifiers (all registered and staked but the buyer).
@@ -186,6 +190,42 @@ impl Chain {
     ) -> Result<TransactionReceipt, EscrowError> {
         let (v, sig) = self.voucher(channel, cumulative);
         send(self.escrow.claim(v, sig).from(self.provider_addr())).await
+    }
+
+    /// Withdraws what the escrow credited to account `i`; returns it.
+    async fn withdraw(&self, i: usize) -> U256 {
+        let owed = self.escrow.balances(self.addr(i)).call().await.unwrap();
+        if owed > U256::ZERO {
+            send(self.escrow.withdraw().from(self.addr(i)))
+                .await
+                .unwrap();
+        }
+        owed
+    }
+
+    /// Mines blocks until a new stake epoch starts: stakes made before it count in draws.
+    async fn next_epoch(&self) {
+        let head = self.provider.get_block_number().await.unwrap();
+        let to_boundary = EPOCH_BLOCKS - (head + 1) % EPOCH_BLOCKS;
+        self.provider
+            .anvil_mine(Some(to_boundary + 1), None)
+            .await
+            .unwrap();
+    }
+
+    /// Draws a disputed ticket's verifiers, again while the escrow re-arms the draw (its seed
+    /// block fell in an earlier epoch); the drawn three.
+    async fn draw(&self, id: B256) -> Vec<Address> {
+        for _ in 0..EPOCH_BLOCKS * 2 {
+            self.provider.anvil_mine(Some(1), None).await.unwrap();
+            send(self.escrow.drawVerifiers(id)).await.unwrap();
+            let record = self.escrow.tickets(id).call().await.unwrap();
+            if record.state == 3 {
+                assert_eq!(record.drawn, 3);
+                return record.verifiers.to_vec();
+            }
+        }
+        panic!("the draw of {id} never happened");
     }
 
     /// Lets `secs` pass on chain and mines a block.
@@ -376,6 +416,9 @@ async fn anvil_undisputed_ticket_pays_after_window() {
     );
     c.travel(CHALLENGE + 1).await;
     send(c.escrow.finalizeTicket(id)).await.unwrap();
+    // Credited, then withdrawn by the provider itself.
+    assert_eq!(c.balance(c.provider_addr()).await, U256::ZERO);
+    assert_eq!(c.withdraw(2).await, e18(7));
     assert_eq!(c.balance(c.provider_addr()).await, e18(7));
 }
 
@@ -439,35 +482,34 @@ async fn anvil_ticket_and_voucher_pay_a_job_once() {
 #[tokio::test]
 async fn anvil_full_dispute_path() {
     let c = Chain::start().await;
+    c.next_epoch().await;
     let ch = c.open(e18(100)).await;
     let id = c.claim_ticket(ch, "job-b", e18(10)).await;
     let buyer_before = c.balance(c.buyer()).await;
 
     send(c.escrow.dispute(id).from(c.buyer())).await.unwrap();
-    c.provider.anvil_mine(Some(1), None).await.unwrap();
-    send(c.escrow.drawVerifiers(id)).await.unwrap();
-    let record = c.escrow.tickets(id).call().await.unwrap();
-    assert_eq!(record.drawn, 3);
-    let drawn: Vec<Address> = record.verifiers.to_vec();
+    let drawn = c.draw(id).await;
     for v in &drawn {
         assert!(
             *v != c.buyer() && *v != c.provider_addr(),
             "a party was drawn"
         );
     }
+    let index = |v: &Address| {
+        (3..=7)
+            .find(|i| c.addr(*i) == *v)
+            .expect("drawn from the staked verifiers")
+    };
 
     // Two of three verifiers compute a different output: the provider was wrong.
     for (n, v) in drawn.iter().enumerate() {
-        let i = (3..=7)
-            .find(|i| c.addr(*i) == *v)
-            .expect("drawn from the staked verifiers");
         let output = if n < 2 {
             keccak256("honest output")
         } else {
             keccak256("output")
         };
         let r = c.result("job-b", output, U256::ZERO);
-        let sig = eip712::sign(&c.keys[i], &r, &c.domain).unwrap();
+        let sig = eip712::sign(&c.keys[index(v)], &r, &c.domain).unwrap();
         send(c.escrow.submitVerdict(id, r, sig).from(*v))
             .await
             .unwrap();
@@ -475,26 +517,63 @@ async fn anvil_full_dispute_path() {
     let receipt = send(c.escrow.resolve(id)).await.unwrap();
     let settled = event::<TicketSettled>(&receipt);
     assert_eq!(settled.outcome, 2, "ProviderWrong");
-    // Refund + bond back + compensation of the ticket amount from the slashed stake.
+    // Refund + bond back + compensation of the ticket amount from the slashed stake, once the
+    // buyer withdraws; each majority verifier its fee.
+    c.withdraw(1).await;
     assert_eq!(c.balance(c.buyer()).await - buyer_before, e18(10 + 10));
+    assert_eq!(c.withdraw(index(&drawn[0])).await, e18(5));
     assert_eq!(c.balance(drawn[0]).await, e18(5));
     let account = c.escrow.accounts(c.provider_addr()).call().await.unwrap();
     assert_eq!(account.stake, 0);
 
-    // A second ticket on the same channel, disputed, with no verdicts: after the deadline it
-    // resolves as undecided and nothing is stuck.
-    let id2 = c.claim_ticket(ch, "job-c", e18(5)).await;
-    send(c.escrow.dispute(id2).from(c.buyer())).await.unwrap();
-    c.provider.anvil_mine(Some(1), None).await.unwrap();
-    send(c.escrow.drawVerifiers(id2)).await.unwrap();
-    let err = send(c.escrow.resolve(id2)).await.unwrap_err();
+    // Slashed to nothing, the provider can claim no ticket (nor be opened a channel).
+    let err = c
+        .try_claim_ticket(ch, "job-c", e18(5), c.paid(ch).await, 2_000_000_000)
+        .await
+        .unwrap_err();
     assert!(
-        matches!(err.reverted(), Some(SietchEscrowErrors::VerdictPending(_))),
+        matches!(
+            err.reverted(),
+            Some(SietchEscrowErrors::ProviderNotStaked(_))
+        ),
         "{err}"
     );
-    c.travel(VERDICT + 1).await;
-    send(c.escrow.resolve(id2)).await.unwrap();
+
+    // Staked again, it claims; the buyer disputes and no verifier ever votes: each round
+    // ends, is drawn again, and after the last the buyer has everything back and the
+    // provider nothing (undecided never pays the provider).
+    c.fund(2, e18(1_000)).await;
+    send(c.escrow.stake(e18(1_000)).from(c.provider_addr()))
+        .await
+        .unwrap();
+    let id2 = c.claim_ticket(ch, "job-c", e18(5)).await;
+    let buyer_before = c.balance(c.buyer()).await;
+    send(c.escrow.dispute(id2).from(c.buyer())).await.unwrap();
+    let rounds = c.escrow.ROUNDS().call().await.unwrap();
+    for round in 0..rounds {
+        c.draw(id2).await;
+        let err = send(c.escrow.resolve(id2)).await.unwrap_err();
+        assert!(
+            matches!(err.reverted(), Some(SietchEscrowErrors::VerdictPending(_))),
+            "round {round}: {err}"
+        );
+        c.travel(VERDICT + 1).await;
+        send(c.escrow.resolve(id2)).await.unwrap();
+    }
+    let record = c.escrow.tickets(id2).call().await.unwrap();
+    assert_eq!(record.state, 4, "settled after the last round");
     assert_eq!(c.escrow.totalBonds().call().await.unwrap(), U256::ZERO);
+    c.withdraw(1).await;
+    assert_eq!(
+        c.balance(c.buyer()).await - buyer_before,
+        e18(5),
+        "the buyer's reservation and bond came back"
+    );
+    assert_eq!(
+        c.escrow.balances(c.provider_addr()).call().await.unwrap(),
+        U256::ZERO,
+        "the provider was paid for an undecided dispute"
+    );
 }
 
 #[tokio::test]

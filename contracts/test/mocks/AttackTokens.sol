@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+import {MockToken} from "../../src/MockToken.sol";
 
 /// An ERC-20 that keeps 1% of every transfer: the escrow must refuse it.
 contract FeeOnTransferToken is ERC20 {
@@ -47,5 +48,23 @@ contract ReentrantToken is ERC20 {
             (bool ok,) = target.call(payload);
             reentered = ok;
         }
+    }
+}
+
+/// A token that refuses every transfer to or from a blocked account, as USDC and USDT can: one
+/// refused recipient must not stop anybody else's settlement.
+contract BlacklistToken is MockToken {
+    mapping(address account => bool) public blocked;
+
+    error Blocked(address account);
+
+    function setBlocked(address account, bool isBlocked) external {
+        blocked[account] = isBlocked;
+    }
+
+    function _update(address from, address to, uint256 value) internal override {
+        if (blocked[from]) revert Blocked(from);
+        if (blocked[to]) revert Blocked(to);
+        super._update(from, to, value);
     }
 }

@@ -68,6 +68,10 @@ abstract contract Test {
         if (a > b) revert(string.concat(message, ": ", _u(a), " > ", _u(b)));
     }
 
+    function assertGe(uint256 a, uint256 b, string memory message) internal pure {
+        if (a < b) revert(string.concat(message, ": ", _u(a), " < ", _u(b)));
+    }
+
     function bound(uint256 x, uint256 lo, uint256 hi) internal pure returns (uint256) {
         if (hi <= lo) return lo;
         return lo + x % (hi - lo + 1);

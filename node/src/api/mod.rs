@@ -635,7 +635,7 @@ async fn disputes(State(api): State<Api>) -> Json<Value> {
             .entry(t.to_owned())
             .or_insert_with(|| json!({"ticket": t, "events": [], "state": "claimed"}));
         let state = match r.kind {
-            "TicketDisputed" => Some("disputed"),
+            "TicketDisputed" | "Redrawn" => Some("disputed"),
             "VerifiersDrawn" => Some("drawn"),
             "TicketSettled" => Some("settled"),
             _ => None,
