@@ -172,6 +172,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         uint8 votedMask; // bit i: verifier i voted
         uint8 agreeMask; // bit i: verifier i agreed with the provider
         uint8 round; // draw round, from 0
+        bool undelivered; // disputed as never delivered: if the provider is right, it pays the verifiers
         uint128 cumulativeEnd; // cumulativeBefore + the result's amount: where the job's range ends
         address[3] verifiers;
     }
@@ -230,8 +231,11 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         uint256 reserved,
         uint256 cumulativeEnd
     );
-    /// @notice The buyer disputed a ticket; verifiers are drawn from the hash of `drawBlock`.
-    event TicketDisputed(bytes32 indexed ticketId, address indexed buyer, uint256 bond, uint64 drawBlock);
+    /// @notice The buyer disputed a ticket (`undelivered`: it says it never received the output);
+    /// verifiers are drawn from the hash of `drawBlock`.
+    event TicketDisputed(
+        bytes32 indexed ticketId, address indexed buyer, uint256 bond, uint64 drawBlock, bool undelivered
+    );
     /// @notice The draw moved to `drawBlock`: its seed block aged out or lies in an earlier epoch, or
     /// fewer than three verifiers could be drawn (`waiting`).
     event DrawRearmed(bytes32 indexed ticketId, uint64 drawBlock, bool waiting);
@@ -241,9 +245,11 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
     event Redrawn(bytes32 indexed ticketId, uint8 round, uint64 drawBlock);
     /// @notice A verifier's commitment was recorded; `agrees` is whether it matches the provider's.
     event VerdictSubmitted(bytes32 indexed ticketId, address indexed verifier, bool agrees, bytes32 outputHash);
-    /// @notice A ticket was settled: `toProvider` paid from the channel, `refund` back to the buyer;
-    /// the bond went `bondToBuyer` back to the buyer, `bondToProvider` to the provider, the rest to
-    /// the verifiers.
+    /// @notice A ticket was settled: `toProvider` credited to the provider from the channel,
+    /// `refund` back to the buyer; the bond went `bondToBuyer` back to the buyer, `bondToProvider`
+    /// to the provider, the rest to the verifiers (`VerifierPaid`). The channel's `paid` moved by
+    /// what the ticket paid: `toProvider`, plus, for a delivery dispute the provider won, the
+    /// verifiers' pay taken from it.
     event TicketSettled(
         bytes32 indexed ticketId,
         Outcome outcome,
@@ -571,9 +577,21 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         _settle(id, t, c, Outcome.Undisputed);
     }
 
-    /// @notice The buyer disputes a claimed ticket within the challenge window, posting `disputeBond`.
-    /// Verifiers are drawn from the hash of the next block, which nobody knows now.
+    /// @notice The buyer disputes a claimed ticket's result within the challenge window, posting
+    /// `disputeBond`. Verifiers are drawn from the hash of the next block, which nobody knows now.
     function dispute(bytes32 id) external nonReentrant {
+        _dispute(id, false);
+    }
+
+    /// @notice The buyer disputes a claimed ticket whose output it never received. Verifiers vote
+    /// "agree" only with the provider's output in hand (and pass it on to the buyer), so the buyer
+    /// ends with the output or its money back; if the provider is found right, its output appeared
+    /// only in the dispute, so it pays the verifiers from the ticket and the bond goes back.
+    function disputeUndelivered(bytes32 id) external nonReentrant {
+        _dispute(id, true);
+    }
+
+    function _dispute(bytes32 id, bool undelivered) private {
         TicketRecord storage t = _tickets[id];
         if (t.state != TicketState.Claimed) revert WrongTicketState(id, t.state);
         if (block.timestamp > t.deadline) revert ChallengeClosed(t.deadline);
@@ -582,8 +600,9 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         t.state = TicketState.Disputed;
         t.drawBlock = drawBlock;
         t.deadline = uint64(block.timestamp) + verdictWindow; // how long the draw waits for verifiers
+        t.undelivered = undelivered;
         totalBonds += disputeBond;
-        emit TicketDisputed(id, msg.sender, disputeBond, drawBlock);
+        emit TicketDisputed(id, msg.sender, disputeBond, drawBlock, undelivered);
         _pull(disputeBond);
     }
 
@@ -836,11 +855,21 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
             c.deposit -= uint128(refund);
         }
         uint256 bondToProvider = 0;
+        uint256 bondToBuyer = 0;
         if (outcome == Outcome.ProviderRight) {
-            bondToProvider = disputeBond - _payVerifiers(id, t, true, disputeBond);
+            if (t.undelivered) {
+                // The output reached the buyer only through the verifiers: the provider pays
+                // them from the ticket, the bond (less what the ticket could not cover) goes back.
+                uint256 fees = _payVerifiers(id, t, true, pay + disputeBond);
+                uint256 fromPay = fees < pay ? fees : pay;
+                pay -= fromPay;
+                bondToBuyer = disputeBond - (fees - fromPay);
+            } else {
+                bondToProvider = disputeBond - _payVerifiers(id, t, true, disputeBond);
+            }
         }
-        emit TicketSettled(id, outcome, pay, refund, 0, bondToProvider);
-        if (refund != 0) _credit(buyer, refund);
+        emit TicketSettled(id, outcome, pay, refund, bondToBuyer, bondToProvider);
+        if (refund + bondToBuyer != 0) _credit(buyer, refund + bondToBuyer);
         if (pay + bondToProvider != 0) _credit(provider, pay + bondToProvider);
     }
 

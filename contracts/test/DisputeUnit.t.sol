@@ -35,7 +35,7 @@ contract DisputeTest is Base {
         uint256 before = token.balanceOf(buyer);
         vm.prank(buyer);
         vm.expectEmit();
-        emit SietchEscrow.TicketDisputed(id, buyer, BOND, uint64(block.number) + 1);
+        emit SietchEscrow.TicketDisputed(id, buyer, BOND, uint64(block.number) + 1, false);
         escrow.dispute(id);
         assertEq(before - token.balanceOf(buyer), BOND, "bond pulled");
         assertEq(escrow.totalBonds(), BOND, "bond booked");

@@ -47,6 +47,9 @@ contract EscrowHandler is Test {
     /// Disputes of the cheat that ended, and disputes that paid the honest provider (coverage).
     uint256 public cheatDisputesSettled;
     uint256 public honestDisputesPaid;
+    /// Undelivered disputes that ended with the provider right, and the others (coverage).
+    uint256 public undeliveredRightSettled;
+    uint256 public undeliveredOtherSettled;
     /// Counts anything that should never happen (a wrong payout, a second settlement, a payment
     /// from a closed channel, a wrong result winning); the invariants require it to stay zero.
     uint256 public violations;
@@ -263,13 +266,56 @@ contract EscrowHandler is Test {
         try escrow.dispute(id) {} catch {}
     }
 
+    /// The buyer says it never received the output (it may lie: the honest provider's output is
+    /// right, and the drawn verifiers vote on it as on any dispute).
+    function disputeUndelivered(uint256 seed) external {
+        bytes32 id = _pickTicket(seed);
+        vm.prank(buyer);
+        try escrow.disputeUndelivered(id) {} catch {}
+    }
+
+    /// Checks what a settled dispute credited the buyer and the provider: wrong or undecided give
+    /// the buyer at least its reservation and bond back; an undelivered dispute with the provider
+    /// right pays the majority verifiers from the ticket's pay first and the bond only for the
+    /// rest, gives the provider max(0, pay - fees) and none of the bond, and the buyer the rest of
+    /// the bond (plus, on a closed channel, what the ticket did not pay).
+    function _checkDisputeCredits(
+        SietchEscrow.TicketRecord memory t,
+        uint256 pay,
+        uint256 buyerGain,
+        uint256 providerGain
+    ) internal {
+        uint256 bond = escrow.disputeBond();
+        if (t.votesFor < 2) {
+            if (pay != 0) _violation("a dispute not won paid the provider");
+            if (buyerGain < uint256(t.amount) + bond) _violation("a dispute not won did not refund the buyer");
+            if (t.undelivered) undeliveredOtherSettled += 1;
+            return;
+        }
+        if (!t.undelivered) return;
+        undeliveredRightSettled += 1;
+        uint256 fees;
+        for (uint256 i = 0; i < t.drawn; ++i) {
+            if (t.agreeMask & (1 << i) != 0) fees += escrow.verifierFee();
+        }
+        (,, SietchEscrow.ChannelState st,,,,) = escrow.channels(t.channelId);
+        uint256 refund = st == SietchEscrow.ChannelState.Closed ? t.amount - pay : 0;
+        if (providerGain != (pay > fees ? pay - fees : 0)) _violation("undelivered: provider paid a wrong amount");
+        if (buyerGain != refund + bond - (fees > pay ? fees - pay : 0)) {
+            _violation("undelivered: buyer got a wrong share of the bond");
+        }
+    }
+
     /// Runs drawVerifiers (or resolve) on `id` and books what it settled. The cheat (always wrong)
     /// must never come out of a step of its own dispute richer, nor be paid for the ticket.
     function _disputeStep(bytes32 id, bool isResolve) internal {
         bool wasSettled = escrow.tickets(id).state == SietchEscrow.TicketState.Settled;
         uint256 paidBefore = _paid(id);
-        bool ofCheat = _providerOfTicket(id) == cheat;
+        address p = _providerOfTicket(id);
+        bool ofCheat = p == cheat;
         uint256 cheatBefore = _wealth(cheat);
+        uint256 buyerBefore = escrow.balances(buyer);
+        uint256 providerBefore = escrow.balances(p);
         if (isResolve) {
             try escrow.resolve(id) {}
             catch {
@@ -288,6 +334,9 @@ contract EscrowHandler is Test {
             if (ofCheat && _paid(id) != paidBefore) _violation("a wrong result was paid after a dispute");
             if (ofCheat) cheatDisputesSettled += 1;
             if (!ofCheat && _paid(id) != paidBefore) honestDisputesPaid += 1;
+            _checkDisputeCredits(
+                t, _paid(id) - paidBefore, escrow.balances(buyer) - buyerBefore, escrow.balances(p) - providerBefore
+            );
             _settled(id, paidBefore, 0, false);
         } else if (t.state == SietchEscrow.TicketState.Drawn && !isResolve) {
             // The honest provider, when drawn, votes at once and right.

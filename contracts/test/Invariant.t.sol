@@ -27,7 +27,7 @@ contract InvariantTest is Base {
         handler.open(50e18, false); // a channel to each provider from the start: more runs reach disputes
         handler.open(50e18, true);
         targetContract(address(handler));
-        bytes4[] memory sel = new bytes4[](21);
+        bytes4[] memory sel = new bytes4[](23);
         sel[0] = EscrowHandler.open.selector;
         sel[1] = EscrowHandler.topUp.selector;
         sel[2] = EscrowHandler.claim.selector;
@@ -49,6 +49,8 @@ contract InvariantTest is Base {
         sel[18] = EscrowHandler.roll.selector;
         sel[19] = EscrowHandler.dispute.selector; // tickets and disputes twice as likely: under test
         sel[20] = EscrowHandler.claimTicket.selector;
+        sel[21] = EscrowHandler.disputeUndelivered.selector;
+        sel[22] = EscrowHandler.disputeUndelivered.selector;
         targetSelector(FuzzSelector(address(handler), sel));
     }
 
@@ -77,6 +79,40 @@ contract InvariantTest is Base {
         assertTrue(escrow.tickets(handler.ticketIds(0)).state == SietchEscrow.TicketState.Settled, "settled");
         assertEq(_held(provider), STAKE, "the honest provider kept its stake");
         assertEq(handler.violations(), 0, "no violation");
+        invariant_tokensConserved();
+        invariant_creditsAddUp();
+        afterInvariant();
+    }
+
+    /// The same walk with undelivered disputes: the honest provider is found right and pays the
+    /// verifiers from its ticket (the buyer gets its bond back); the cheat is slashed as usual.
+    function test_handlerReachesUndeliveredSettlement() public {
+        address cheat = vm.addr(CHEAT_PK);
+        handler.claimTicket(0, 20e18, 0, 0);
+        handler.claimTicket(1, 20e18, 0, 0);
+        handler.disputeUndelivered(0);
+        handler.disputeUndelivered(1);
+        handler.draw(0);
+        handler.draw(1);
+        for (uint256 t = 0; t < 2; ++t) {
+            SietchEscrow.TicketRecord memory r = escrow.tickets(handler.ticketIds(t));
+            assertTrue(r.undelivered, "undelivered");
+            assertTrue(r.state == SietchEscrow.TicketState.Drawn, "drawn");
+            for (uint256 v = 0; v < 3; ++v) {
+                handler.vote(t, v, false);
+            }
+        }
+        handler.resolve(0);
+        handler.resolve(1);
+        assertEq(handler.undeliveredRightSettled(), 1, "the honest provider was found right");
+        assertEq(handler.undeliveredOtherSettled(), 1, "the cheat was found wrong");
+        assertEq(handler.honestDisputesPaid(), 1, "the honest ticket paid");
+        uint256 fees = escrow.balances(provider) == 20e18 - 2 * FEE ? 2 * FEE : 3 * FEE;
+        assertEq(escrow.balances(provider), 20e18 - fees, "ticket less the fees");
+        assertTrue(_held(cheat) < STAKE, "the wrong result was slashed");
+        assertEq(_held(provider), STAKE, "the honest provider kept its stake");
+        assertEq(handler.violations(), 0, "no violation");
+        handler.settleAll();
         invariant_tokensConserved();
         invariant_creditsAddUp();
         afterInvariant();
@@ -166,6 +202,10 @@ contract InvariantTest is Base {
         emit log_named_uint(
             "disputes: of the cheat settled, of the honest provider paid",
             handler.cheatDisputesSettled() * 1e3 + handler.honestDisputesPaid()
+        );
+        emit log_named_uint(
+            "undelivered disputes: provider right, wrong or undecided",
+            handler.undeliveredRightSettled() * 1e3 + handler.undeliveredOtherSettled()
         );
         invariant_tokensConserved();
         invariant_creditsAddUp();

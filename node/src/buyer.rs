@@ -144,6 +144,16 @@ struct Taken {
     cumulative_before: U256,
 }
 
+/// A ticket the buyer disputes if its provider claims it.
+#[derive(Debug, Clone)]
+struct Disputable {
+    job: B256,
+    /// The check that found the provider wrong (the evidence), if one did.
+    check: Option<Check>,
+    /// The result never arrived: disputed as undelivered, so the verifiers hand it over.
+    undelivered: bool,
+}
+
 /// A result delivered for a ticket, waiting for the buyer's decision.
 #[derive(Debug, Clone)]
 struct Delivered {
@@ -179,9 +189,10 @@ pub struct Buyer {
     /// Re-run results waiting for the check's decision, by (job, provider).
     reruns: Mutex<HashMap<(B256, Address), Delivered>>,
     /// Tickets whose payment was withheld (a result that broke its commitment, a provider
-    /// found wrong, a re-run against the majority, a test-only withholding), with their job
-    /// and the check that found them wrong: disputed if claimed on chain.
-    disputable: Mutex<HashMap<B256, (B256, Option<Check>)>>,
+    /// found wrong, a re-run against the majority, a test-only withholding, a result that
+    /// never came), with their job and the check that found them wrong: disputed if claimed
+    /// on chain.
+    disputable: Mutex<HashMap<B256, Disputable>>,
     reputation: Mutex<ReputationTable>,
     rng: Mutex<rand::rngs::StdRng>,
 }
@@ -590,6 +601,20 @@ impl Buyer {
             Ok(r) => r,
             Err((retire, why)) => {
                 self.release_lane(&taken, retire);
+                if retire {
+                    // Accepted and never answered: if the provider claims the ticket, the
+                    // dispute makes it hand the result over, or refunds this buyer.
+                    let ticket = Chain::ticket_id(taken.channel, id);
+                    self.mark_disputable(
+                        ticket,
+                        Disputable {
+                            job: id,
+                            check: None,
+                            undelivered: true,
+                        },
+                    );
+                    self.dispute_if_claimed(ticket).await;
+                }
                 return Err(why);
             }
         };
@@ -946,11 +971,15 @@ impl Buyer {
     async fn withhold(&self, d: &Delivered, why: &str, check: Option<Check>) {
         self.release_lane(&d.taken, true);
         let ticket = Chain::ticket_id(d.taken.channel, d.ticket.message.job_id);
-        if let Ok(mut w) = self.disputable.lock()
-            && w.len() < MAX_IN_FLIGHT * 4
-        {
-            w.insert(ticket, (d.ticket.message.job_id, check));
-        }
+        self.mark_disputable(
+            ticket,
+            Disputable {
+                job: d.ticket.message.job_id,
+                check,
+                undelivered: false,
+            },
+        );
+        self.dispute_if_claimed(ticket).await;
         let payment = Payment {
             job_id: d.ticket.message.job_id,
             secret: d.secret,
@@ -1323,7 +1352,11 @@ impl Buyer {
     pub fn withheld(&self) -> Vec<(B256, B256, Option<Check>)> {
         self.disputable
             .lock()
-            .map(|w| w.iter().map(|(t, (j, c))| (*t, *j, c.clone())).collect())
+            .map(|w| {
+                w.iter()
+                    .map(|(t, d)| (*t, d.job, d.check.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -1435,19 +1468,7 @@ impl Buyer {
                 if !self.owns_channel(&e.channelId) {
                     return;
                 }
-                let withheld = self
-                    .disputable
-                    .lock()
-                    .map(|w| w.contains_key(&e.ticketId))
-                    .unwrap_or(false);
-                if withheld {
-                    match chain.dispute(e.ticketId).await {
-                        Ok(()) => self.emit(NodeEvent::Disputed {
-                            ticket: e.ticketId.to_string(),
-                        }),
-                        Err(err) => tracing::warn!("disputing {}: {err}", e.ticketId),
-                    }
-                }
+                self.dispute(chain, e.ticketId).await;
             }
             SietchEscrowEvents::TicketDisputed(e) if e.buyer == self.address() => {
                 // Draws (from the next block on), redraws and resolves until it settles:
@@ -1472,17 +1493,15 @@ impl Buyer {
                 let Ok(rec) = chain.ticket(e.ticketId).await else {
                     return;
                 };
-                let job = self
-                    .disputable
-                    .lock()
-                    .ok()
-                    .and_then(|w| w.get(&e.ticketId).map(|(j, _)| *j));
-                let Some(job) = job else { return };
-                let Ok(Some(spec)) = self.store.job_spec(&rec.specHash) else {
+                let drawn = crate::chain::drawn(&e.verifiers, e.drawn);
+                self.ask_verifiers(chain, e.ticketId, &rec, drawn).await;
+            }
+            // A verifier agreed: it holds the provider's result, which this buyer may lack.
+            SietchEscrowEvents::VerdictSubmitted(e) if e.agrees => {
+                let Ok(rec) = chain.ticket(e.ticketId).await else {
                     return;
                 };
-                let drawn = crate::chain::drawn(&e.verifiers, e.drawn);
-                crate::provider::ask_verifiers(&self.net, chain, e.ticketId, job, &spec, drawn)
+                self.ask_verifiers(chain, e.ticketId, &rec, &[e.verifier])
                     .await;
             }
             _ => {}
@@ -1491,6 +1510,86 @@ impl Buyer {
 }
 
 impl Buyer {
+    /// Remembers a ticket to dispute if its provider claims it (bounded: the oldest
+    /// reasons are not kept past `MAX_IN_FLIGHT * 4`).
+    fn mark_disputable(&self, ticket: B256, d: Disputable) {
+        if let Ok(mut w) = self.disputable.lock()
+            && w.len() < MAX_IN_FLIGHT * 4
+        {
+            w.insert(ticket, d);
+        }
+    }
+
+    /// Disputes `ticket` if it is one to dispute (and not disputed yet).
+    async fn dispute(&self, chain: &Chain, ticket: B256) {
+        let undelivered = self
+            .disputable
+            .lock()
+            .ok()
+            .and_then(|w| w.get(&ticket).map(|d| d.undelivered));
+        let Some(undelivered) = undelivered else {
+            return;
+        };
+        match chain.dispute(ticket, undelivered).await {
+            Ok(()) => self.emit(NodeEvent::Disputed {
+                ticket: ticket.to_string(),
+            }),
+            Err(err) => tracing::warn!("disputing {ticket}: {err}"),
+        }
+    }
+
+    /// Disputes `ticket` now if its provider claimed it before this buyer knew it would
+    /// dispute it (the claim's event has gone by).
+    async fn dispute_if_claimed(&self, ticket: B256) {
+        let Some(chain) = &self.chain else { return };
+        if let Ok(t) = chain.ticket(ticket).await
+            && t.state == crate::chain::TICKET_CLAIMED
+        {
+            self.dispute(chain, ticket).await;
+        }
+    }
+
+    /// Sends a disputed job of this buyer to `verifiers`; takes the provider's result from
+    /// one that holds it, when this buyer never received it.
+    async fn ask_verifiers(
+        &self,
+        chain: &Chain,
+        ticket: B256,
+        rec: &sietch_contracts::SietchEscrow::TicketRecord,
+        verifiers: &[Address],
+    ) {
+        let d = self
+            .disputable
+            .lock()
+            .ok()
+            .and_then(|w| w.get(&ticket).cloned());
+        let Some(d) = d else { return };
+        let Ok(Some(spec)) = self.store.job_spec(&rec.specHash) else {
+            return;
+        };
+        let got =
+            crate::provider::ask_verifiers(&self.net, chain, ticket, d.job, &spec, None, verifiers)
+                .await;
+        let Some(result) = got else { return };
+        if !d.undelivered
+            || !crate::delivery::is_the_claimed(&result, d.job, rec.outputHash, rec.fuelUsed)
+        {
+            return;
+        }
+        if let Ok(Some(_)) = self.store.job_outputs(&d.job) {
+            return;
+        }
+        use crate::net::wire::WireMessage;
+        let (job, bytes) = (d.job, result.to_bytes());
+        if let Some(Ok(())) = off_async(&self.store, move |s| s.put_job_outputs(&job, &bytes)).await
+        {
+            self.emit(NodeEvent::DeliveredInDispute {
+                job: d.job.to_string(),
+                ticket: ticket.to_string(),
+            });
+        }
+    }
+
     /// Keeps the reputation table in step with the escrow: who holds which node key, and
     /// every settlement, dispute and slash of a provider.
     async fn reputation_from_chain(&self, chain: &Chain, ev: &SietchEscrowEvents) {

@@ -512,11 +512,16 @@ impl Chain {
         Ok(())
     }
 
-    /// Disputes a claimed ticket, posting the bond (approving it first).
-    pub async fn dispute(&self, id: B256) -> Result<(), ChainError> {
+    /// Disputes a claimed ticket, posting the bond (approving it first): its result, or
+    /// (`undelivered`) that the result never arrived.
+    pub async fn dispute(&self, id: B256, undelivered: bool) -> Result<(), ChainError> {
         let bond = self.dispute_bond().await?;
         let escrow = &self.inner.escrow;
-        self.tx_paying(bond, escrow.dispute(id)).await?;
+        if undelivered {
+            self.tx_paying(bond, escrow.disputeUndelivered(id)).await?;
+        } else {
+            self.tx_paying(bond, escrow.dispute(id)).await?;
+        }
         Ok(())
     }
 

@@ -134,6 +134,11 @@ pub struct NodeConfig {
     /// dispute their tickets (a cheating buyer).
     #[serde(skip_serializing_if = "is_zero")]
     pub test_withhold_ppm: u32,
+    /// Tests only: run every job but never send its result to the buyer (1), nor to the
+    /// verifiers of a dispute over it (2): a provider that claims tickets for results it
+    /// never delivered.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub test_undeliver: u32,
     /// Tests only: bill this many GPU-milliseconds more than each run used (an
     /// overcharging provider).
     #[serde(skip_serializing_if = "is_zero_u64")]
@@ -214,6 +219,7 @@ impl Default for NodeConfig {
             verify_local_network: false,
             test_seed: None,
             test_cheat_ppm: 0,
+            test_undeliver: 0,
             test_overbill_gpu_millis: 0,
             test_withhold_ppm: 0,
         }
@@ -345,6 +351,12 @@ impl NodeConfig {
             return Err(ConfigError::Invalid {
                 key: "test_cheat_ppm",
                 why: "at most 1000000 (every job)".into(),
+            });
+        }
+        if self.test_undeliver > 2 {
+            return Err(ConfigError::Invalid {
+                key: "test_undeliver",
+                why: "0, 1 (not to the buyer) or 2 (nor to the verifiers)".into(),
             });
         }
         Ok(())

@@ -160,6 +160,14 @@ pub enum NodeEvent {
         /// The escrow's ticket id.
         ticket: String,
     },
+    /// Buyer: a verifier of a dispute handed over the provider's result of a job whose
+    /// result never arrived; its outputs are the ones claimed on chain.
+    DeliveredInDispute {
+        /// The job.
+        job: String,
+        /// The escrow's ticket id.
+        ticket: String,
+    },
     /// Verifier: a verdict was posted on chain.
     Verdict {
         /// The escrow's ticket id.
@@ -327,6 +335,12 @@ impl fmt::Display for NodeEvent {
                 write!(f, "ticket claimed {ticket} for job {job}")
             }
             Self::Disputed { ticket } => write!(f, "disputed ticket {ticket}"),
+            Self::DeliveredInDispute { job, ticket } => {
+                write!(
+                    f,
+                    "result of job {job} delivered by a verifier of ticket {ticket}"
+                )
+            }
             Self::Verdict { ticket, agrees } => write!(
                 f,
                 "verdict on ticket {ticket}: {}",

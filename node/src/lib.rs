@@ -10,6 +10,7 @@ pub mod api;
 pub mod buyer;
 pub mod chain;
 pub mod config;
+pub mod delivery;
 pub mod devnet;
 pub mod events;
 pub mod jobs;

@@ -31,8 +31,10 @@ use tokio::sync::{Notify, Semaphore, oneshot};
 
 use crate::chain::{Chain, ChainError};
 use crate::config::NodeConfig;
+use crate::delivery::{self, Results};
 use crate::events::{Events, NodeEvent};
 use crate::jobs::{self, JobBlobs};
+use crate::net::wire::WireMessage;
 use crate::net::{
     self, JobReply, JobRequest, JobResult, Network, Payment, PaymentAck, RefuseReason, VerifyReply,
     VerifyRequest,
@@ -52,6 +54,10 @@ const TICKET_MARGIN_SECS: u64 = 60;
 /// Most jobs waiting for payment, tickets being watched, and verdicts remembered; beyond,
 /// new jobs are refused as busy (a buyer that never pays cannot grow them).
 const MAX_UNPAID: usize = 10_000;
+/// Unpaid results kept in memory, for the verifiers of a dispute over one (count, bytes).
+const KEPT_RESULTS: (usize, usize) = (4_096, 64 << 20);
+/// Results of disputed jobs a verifier holds for their buyers (count, bytes).
+const HELD_DELIVERIES: (usize, usize) = (256, 64 << 20);
 
 fn now() -> u64 {
     (net::system_clock())()
@@ -93,6 +99,11 @@ pub(crate) struct Provider {
     claimed: Mutex<HashMap<B256, B256>>,
     /// Dispute rounds (ticket and round) this node has voted in as a verifier.
     voted: Mutex<HashSet<B256>>,
+    /// Results delivered and not paid yet, by job: handed to a dispute's verifiers.
+    results: Results,
+    /// As a verifier: the provider's result of a disputed job, by ticket, outputs checked
+    /// against the claim; handed to the buyer.
+    deliveries: Results,
     /// Wakes the settlement loop (a close started, a voucher crossed the threshold).
     settle_now: Notify,
     /// Channels as last read from the chain: a deposit only grows and a channel only closes
@@ -136,6 +147,8 @@ impl Provider {
             unpaid: Mutex::new(HashMap::new()),
             claimed: Mutex::new(HashMap::new()),
             voted: Mutex::new(HashSet::new()),
+            results: Results::new(KEPT_RESULTS.0, KEPT_RESULTS.1),
+            deliveries: Results::new(HELD_DELIVERIES.0, HELD_DELIVERIES.1),
             settle_now: Notify::new(),
             channel_views: Mutex::new(HashMap::new()),
             owed: Mutex::new(HashMap::new()),
@@ -705,6 +718,14 @@ impl Provider {
                 },
             );
         }
+        self.results.put(job_id, result.clone());
+        if self.config.test_undeliver > 0 {
+            // Test-only: the result is kept, and claimed for, but never sent.
+            if let Some(reply) = reply {
+                let _ = reply.send(JobReply::Accepted { job_id });
+            }
+            return;
+        }
         if let Some(reply) = reply {
             if reply.send(JobReply::Done(Box::new(result))).is_ok() {
                 self.emit(NodeEvent::Delivered {
@@ -964,6 +985,7 @@ impl Provider {
         if let Ok(mut u) = self.unpaid.lock() {
             u.remove(job);
         }
+        self.results.remove(job);
         self.free_lane(&voucher.channel_id, job);
         self.emit(NodeEvent::Paid {
             job: job.to_string(),
@@ -1112,6 +1134,18 @@ impl Provider {
             let (Some(ticket), Some(result)) = (job.ticket, job.result) else {
                 continue;
             };
+            // A dispute decides delivery too: claim only a result this node can still hand
+            // to the verifiers, kept on disk from now on (it may restart before the dispute).
+            if !self.keep_for_dispute(&job_id).await {
+                tracing::warn!(
+                    "not claiming the ticket of {job_id}: its result is no longer held, so it \
+                     could not be delivered in a dispute"
+                );
+                if let Ok(mut u) = self.unpaid.lock() {
+                    u.remove(&job_id);
+                }
+                continue;
+            }
             let id = Chain::ticket_id(ticket.message.channel_id, job_id);
             let remove = match chain.claim_ticket(&ticket, &result).await {
                 Ok(_) => {
@@ -1256,7 +1290,36 @@ impl Provider {
         let Ok(Some(spec)) = self.store.job_spec(&record.spec_hash) else {
             return;
         };
-        ask_verifiers(&self.net, chain, ticket, job, &spec, verifiers).await;
+        let delivery = match self.config.test_undeliver {
+            // Test-only: not even to the verifiers.
+            2 => None,
+            _ => self.kept_result(&job),
+        };
+        ask_verifiers(&self.net, chain, ticket, job, &spec, delivery, verifiers).await;
+    }
+
+    /// The result of an unpaid job, from memory or, once its ticket was claimed, the store.
+    fn kept_result(&self, job: &B256) -> Option<JobResult> {
+        self.results.get(job).or_else(|| {
+            let bytes = self.store.job_outputs(job).ok()??;
+            JobResult::from_bytes(&bytes).ok()
+        })
+    }
+
+    /// Writes an unpaid job's result to the store, so that it outlives a restart; whether
+    /// this node holds it (in memory or already on disk).
+    async fn keep_for_dispute(&self, job: &B256) -> bool {
+        if let Ok(Some(_)) = self.store.job_outputs(job) {
+            return true;
+        }
+        let Some(result) = self.results.get(job) else {
+            return false;
+        };
+        let (id, bytes) = (*job, result.to_bytes());
+        matches!(
+            off_async(&self.store, move |s| s.put_job_outputs(&id, &bytes)).await,
+            Some(Ok(()))
+        )
     }
 
     /// This node was drawn as a verifier: re-run the job and post a verdict.
@@ -1294,6 +1357,14 @@ impl Provider {
             let _ = reply.send(refuse(p));
             return;
         }
+        // The provider's result, if this request brings it: kept when its outputs are the
+        // claimed ones (whoever sends it, they prove themselves by their hash).
+        if let Some(d) = req.delivery
+            && delivery::is_the_claimed(&d, req.job_id, rec.outputHash, rec.fuelUsed)
+        {
+            self.deliveries.put(req.ticket_id, *d);
+        }
+        let held = self.deliveries.get(&req.ticket_id);
         // One vote per round: a round without a majority is drawn again, maybe with us.
         let round_key = alloy::primitives::keccak256([req.ticket_id.0, [rec.round; 32]].concat());
         let fresh = self
@@ -1301,7 +1372,11 @@ impl Provider {
             .lock()
             .map(|mut v| v.len() < MAX_UNPAID && v.insert(round_key))
             .unwrap_or(false);
-        let _ = reply.send(VerifyReply::Accepted);
+        // A party without the result (the buyer) gets it as soon as this node holds it.
+        let _ = reply.send(match held {
+            Some(r) => VerifyReply::Delivered(Box::new(r)),
+            None => VerifyReply::Accepted,
+        });
         if !fresh {
             return;
         }
@@ -1315,7 +1390,7 @@ impl Provider {
                 return;
             }
         };
-        let commitment = ResultCommitment {
+        let mut commitment = ResultCommitment {
             job_id: req.job_id,
             spec_hash: rec.specHash,
             output_hash: B256::from(report.output_hash),
@@ -1323,6 +1398,18 @@ impl Provider {
             gpu_millis: report.gpu_time_ns / 1_000_000,
             amount: U256::ZERO,
         };
+        let right =
+            commitment.output_hash == rec.outputHash && commitment.fuel_used == rec.fuelUsed;
+        // A right result counts only if it was delivered: wait for the provider's until a
+        // quarter of the verdict window is left (at least 5 s), then vote "not delivered".
+        if right
+            && !self
+                .wait_for_delivery(&chain, req.ticket_id, rec.deadline)
+                .await
+        {
+            commitment.output_hash = delivery::NOT_DELIVERED;
+        }
+        let agrees = right && commitment.output_hash == rec.outputHash;
         let signature = match commitment.sign(&self.domain, &self.evm) {
             Ok(s) => s,
             Err(e) => {
@@ -1330,8 +1417,6 @@ impl Provider {
                 return;
             }
         };
-        let agrees =
-            commitment.output_hash == rec.outputHash && commitment.fuel_used == rec.fuelUsed;
         match chain
             .submit_verdict(req.ticket_id, &EvmSigned::new(commitment, signature))
             .await
@@ -1345,17 +1430,41 @@ impl Provider {
         // Settle as soon as a majority exists (anyone may).
         let _ = chain.resolve(req.ticket_id).await;
     }
+
+    /// Waits until this node holds the provider's result for `ticket`, or until a quarter
+    /// of the time to `deadline` (at least 5 s) is left; whether it holds it.
+    async fn wait_for_delivery(&self, chain: &Chain, ticket: B256, deadline: u64) -> bool {
+        let Ok(now) = chain.now().await else {
+            return self.deliveries.get(&ticket).is_some();
+        };
+        let left = deadline.saturating_sub(now);
+        let wait = left.saturating_sub((left / 4).max(5));
+        let until = tokio::time::Instant::now() + Duration::from_secs(wait);
+        loop {
+            if self.deliveries.get(&ticket).is_some() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
 }
 
-/// Sends a disputed job to each drawn verifier whose node key is registered on chain.
+/// Sends a disputed job to each drawn verifier whose node key is registered on chain, with
+/// the provider's result when it is the provider that asks (`delivery`). Returns the first
+/// result a verifier handed back (to a party that asked without one).
 pub(crate) async fn ask_verifiers(
     net: &Network,
     chain: &Chain,
     ticket: B256,
     job: B256,
     spec: &sietch_market::JobSpec,
+    delivery: Option<JobResult>,
     verifiers: &[Address],
-) {
+) -> Option<JobResult> {
+    let mut delivered = None;
     for v in verifiers {
         let key = match chain.known_account(v) {
             Some(a) => a.node_key,
@@ -1371,15 +1480,20 @@ pub(crate) async fn ask_verifiers(
             ticket_id: ticket,
             job_id: job,
             spec: spec.clone(),
+            delivery: delivery.clone().map(Box::new),
         };
         match net.request_verify(peer, req).await {
             Ok(VerifyReply::Accepted) => {}
+            Ok(VerifyReply::Delivered(r)) => {
+                delivered.get_or_insert(*r);
+            }
             Ok(VerifyReply::Refused { message }) => {
                 tracing::info!(%v, "verifier refused ticket {ticket}: {message}");
             }
             Err(e) => tracing::warn!(%v, "cannot reach verifier for {ticket}: {e}"),
         }
     }
+    delivered
 }
 
 /// The escrow's custom error in a chain error, if that is what it is.

@@ -181,6 +181,10 @@ pub struct VerifyRequest {
     pub job_id: B256,
     /// What ran; its hash must be the ticket's spec hash.
     pub spec: JobSpec,
+    /// The provider's result, outputs included (sent by the provider): a verifier votes
+    /// "agree" only with outputs in hand that hash to the claimed output hash, and hands them
+    /// to the buyer, so a dispute also decides delivery.
+    pub delivery: Option<Box<JobResult>>,
 }
 
 /// A verifier's answer to a verify request.
@@ -188,6 +192,9 @@ pub struct VerifyRequest {
 pub enum VerifyReply {
     /// The verifier re-runs the job and posts its verdict.
     Accepted,
+    /// The verifier holds the provider's result for the ticket, outputs matching the claimed
+    /// output hash: here it is (the answer to a request without a delivery, once it has one).
+    Delivered(Box<JobResult>),
     /// It does not (not drawn, already voted, spec mismatch, ...).
     Refused {
         /// Why.
@@ -503,38 +510,66 @@ impl WireMessage for PaymentAck {
 
 impl WireMessage for VerifyRequest {
     const TAG: u8 = 9;
-    const MAX: usize = MAX_JOB_REQUEST;
+    /// A job request's worth for the spec, plus a result.
+    const MAX: usize = MAX_JOB_REQUEST + MAX_RESULT + 1;
     fn write(&self, w: &mut Writer) {
         w.b256(&self.ticket_id);
         w.b256(&self.job_id);
         w.bytes(&self.spec.encode());
+        match &self.delivery {
+            None => w.u8(0),
+            Some(result) => {
+                w.u8(1);
+                result.write(w);
+            }
+        }
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             ticket_id: r.b256()?,
             job_id: r.b256()?,
             spec: nested(r, "job spec")?,
+            delivery: match r.u8()? {
+                0 => None,
+                1 => Some(Box::new(JobResult::read(r)?)),
+                tag => {
+                    return Err(DecodeError::BadTag {
+                        what: "verify delivery",
+                        tag,
+                    });
+                }
+            },
         })
     }
 }
 
 impl WireMessage for VerifyReply {
     const TAG: u8 = 10;
-    const MAX: usize = MAX_JOB_REPLY;
+    /// A result and its variant byte.
+    const MAX: usize = MAX_RESULT + 1;
     fn write(&self, w: &mut Writer) {
-        write_verdict(
-            w,
-            match self {
-                Self::Accepted => None,
-                Self::Refused { message } => Some(message),
-            },
-        );
+        match self {
+            Self::Accepted => write_verdict(w, None),
+            Self::Refused { message } => write_verdict(w, Some(message)),
+            Self::Delivered(result) => {
+                w.u8(2);
+                result.write(w);
+            }
+        }
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(match read_verdict(r, "verify reply")? {
-            None => Self::Accepted,
-            Some(message) => Self::Refused { message },
-        })
+        // The tags of `write_verdict`, and 2 for a delivery.
+        match r.u8()? {
+            0 => Ok(Self::Accepted),
+            1 => Ok(Self::Refused {
+                message: r.string("verify reply", MAX_TEXT)?,
+            }),
+            2 => Ok(Self::Delivered(Box::new(JobResult::read(r)?))),
+            tag => Err(DecodeError::BadTag {
+                what: "verify reply",
+                tag,
+            }),
+        }
     }
 }
 
@@ -799,6 +834,47 @@ mod tests {
         assert_eq!(JobReply::from_bytes(&bytes).unwrap(), m);
         // The same body as on the result protocol, behind the reply's variant byte.
         assert_eq!(&bytes[3..], &result.to_bytes()[2..]);
+        // A delivery to a verifier, and from it to the buyer: the same body again.
+        use sietch_market::{Limits, Requirements, VerificationPolicy};
+        let delivered = VerifyReply::Delivered(Box::new(result.clone()));
+        let d = delivered.to_bytes();
+        assert_eq!(VerifyReply::from_bytes(&d).unwrap(), delivered);
+        assert_eq!(&d[3..], &result.to_bytes()[2..]);
+        let spec = JobSpec {
+            module: B256::repeat_byte(1),
+            args: vec![],
+            env: vec![],
+            stdin: None,
+            inputs: vec![],
+            limits: Limits {
+                fuel: 1,
+                memory_bytes: 1,
+                wall_time_ms: 1,
+                output_bytes: 1,
+            },
+            requirements: Requirements::default(),
+            verification: VerificationPolicy::default(),
+            price_cap: 1,
+            deadline: 1,
+        };
+        let mut ask = VerifyRequest {
+            ticket_id: B256::repeat_byte(2),
+            job_id: B256::repeat_byte(7),
+            spec,
+            delivery: None,
+        };
+        assert_eq!(VerifyRequest::from_bytes(&ask.to_bytes()).unwrap(), ask);
+        ask.delivery = Some(Box::new(result.clone()));
+        let with = ask.to_bytes();
+        assert_eq!(VerifyRequest::from_bytes(&with).unwrap(), ask);
+        assert!(with.ends_with(&result.to_bytes()[2..]));
+        assert!(VerifyRequest::from_bytes(&with[..with.len() - 1]).is_err());
+        let mut bad = d.clone();
+        bad[2] = 3;
+        assert!(matches!(
+            VerifyReply::from_bytes(&bad),
+            Err(DecodeError::BadTag { .. })
+        ));
         let mut cut = bytes.clone();
         cut.truncate(cut.len() - 1);
         assert!(JobReply::from_bytes(&cut).is_err());
