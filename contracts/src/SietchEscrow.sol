@@ -195,8 +195,10 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
 
     // ---------------------------------------------------------------- events
 
-    /// @notice An account registered or rotated its ed25519 node key.
-    event Registered(address indexed account, bytes32 nodeKey);
+    /// @notice An account registered or rotated its ed25519 node key. `proof` is the key's
+    /// ed25519 signature over the registration message (see {register}); nodes trust the
+    /// binding only when it verifies.
+    event Registered(address indexed account, bytes32 nodeKey, bytes proof);
     /// @notice Stake added; `total` is the account's active stake after it.
     event Staked(address indexed account, uint256 amount, uint256 total);
     /// @notice Stake moved to unstaking; `unstaking` is the whole pending amount.
@@ -372,11 +374,17 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
 
     // ---------------------------------------------------------------- registry
 
-    /// @notice Registers (or rotates) the caller's ed25519 node key.
-    function register(bytes32 nodeKey) external {
+    /// @notice Registers (or rotates) the caller's ed25519 node key, with `proof`: the key's
+    /// 64-byte ed25519 signature over `"sietch register" ‖ chainId (8 bytes, big-endian) ‖ this
+    /// escrow (20 bytes) ‖ the caller (20 bytes)`. The EVM has no ed25519 precompile, so the
+    /// escrow checks only the length and publishes the proof in `Registered`; every node
+    /// verifies it and treats an account whose proof fails as unregistered, so registering a
+    /// key one does not hold (someone else's, to pin its slashes on them) binds nothing.
+    function register(bytes32 nodeKey, bytes calldata proof) external {
         if (nodeKey == bytes32(0)) revert ZeroKey();
+        if (proof.length != 64) revert BadSignature(msg.sender);
         accounts[msg.sender].nodeKey = nodeKey;
-        emit Registered(msg.sender, nodeKey);
+        emit Registered(msg.sender, nodeKey, proof);
         _syncPool(msg.sender);
     }
 

@@ -16,7 +16,7 @@ contract AttackTest is Base {
         evil.mint(buyer, 100e18);
         evil.mint(provider, STAKE);
         vm.startPrank(provider);
-        e.register(bytes32(uint256(1)));
+        e.register(bytes32(uint256(1)), new bytes(64));
         evil.approve(address(e), type(uint256).max);
         e.stake(STAKE);
         vm.stopPrank();
@@ -41,7 +41,7 @@ contract AttackTest is Base {
         evil.mint(buyer, 100e18);
         evil.mint(provider, STAKE);
         vm.startPrank(provider);
-        e.register(bytes32(uint256(1)));
+        e.register(bytes32(uint256(1)), new bytes(64));
         evil.approve(address(e), type(uint256).max);
         e.stake(STAKE);
         vm.stopPrank();
@@ -63,7 +63,7 @@ contract AttackTest is Base {
         SietchEscrow e = _deploy(IERC20(address(fee)));
         fee.mint(provider, STAKE);
         vm.startPrank(provider);
-        e.register(bytes32(uint256(1)));
+        e.register(bytes32(uint256(1)), new bytes(64));
         fee.approve(address(e), type(uint256).max);
         // The first deposit (a stake) is refused: the escrow would book more than it holds.
         vm.expectRevert(abi.encodeWithSelector(SietchEscrow.UnsupportedToken.selector, 10e18, 9.9e18));
@@ -98,7 +98,7 @@ contract AttackTest is Base {
         // Force a channel with the same id into the other deployment: the signature still fails.
         token.mint(provider, STAKE);
         vm.startPrank(provider);
-        other.register(bytes32(uint256(1)));
+        other.register(bytes32(uint256(1)), new bytes(64));
         token.approve(address(other), type(uint256).max);
         other.stake(STAKE);
         vm.stopPrank();

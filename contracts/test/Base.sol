@@ -116,7 +116,7 @@ abstract contract Base is Test {
     function _register(address who, uint256 amount) internal {
         token.mint(who, amount);
         vm.startPrank(who);
-        escrow.register(keccak256(abi.encode("ed25519", who)));
+        escrow.register(keccak256(abi.encode("ed25519", who)), new bytes(64));
         token.approve(address(escrow), type(uint256).max);
         vm.stopPrank();
     }

@@ -30,19 +30,32 @@ contract RegistryTest is Base {
 
     function test_register_emitsAndRotates() public {
         address a = address(0xA);
+        bytes memory proof = abi.encodePacked(bytes32(uint256(7)), bytes32(uint256(8)));
         vm.expectEmit();
-        emit SietchEscrow.Registered(a, bytes32(uint256(1)));
+        emit SietchEscrow.Registered(a, bytes32(uint256(1)), proof);
         vm.prank(a);
-        escrow.register(bytes32(uint256(1)));
+        escrow.register(bytes32(uint256(1)), proof);
         vm.prank(a);
-        escrow.register(bytes32(uint256(2)));
+        escrow.register(bytes32(uint256(2)), new bytes(64));
         (bytes32 key,,,,) = escrow.accounts(a);
         assertEq(key, bytes32(uint256(2)), "key rotated");
     }
 
     function test_register_revertsOnZeroKey() public {
         vm.expectRevert(SietchEscrow.ZeroKey.selector);
-        escrow.register(bytes32(0));
+        escrow.register(bytes32(0), new bytes(64));
+    }
+
+    /// The proof is an ed25519 signature (64 bytes), verified by the nodes; anything else is
+    /// refused here already.
+    function test_register_revertsOnAProofThatIsNoSignature() public {
+        address a = address(0xA);
+        vm.prank(a);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.BadSignature.selector, a));
+        escrow.register(bytes32(uint256(1)), new bytes(65));
+        vm.prank(a);
+        vm.expectRevert(abi.encodeWithSelector(SietchEscrow.BadSignature.selector, a));
+        escrow.register(bytes32(uint256(1)), "");
     }
 
     function test_stake_addsAndJoinsPool() public view {

@@ -65,6 +65,7 @@ pub mod eip712;
 pub mod error;
 pub mod job;
 pub mod offer;
+pub mod registration;
 pub mod settlement;
 pub mod signed;
 

@@ -1595,7 +1595,9 @@ impl Buyer {
     async fn reputation_from_chain(&self, chain: &Chain, ev: &SietchEscrowEvents) {
         use sietch_verifier::ChainEvent as Rep;
         let event = match ev {
-            SietchEscrowEvents::Registered(e) => Some(Rep::Registered {
+            // Only a key that proved it binds itself to the account (else an attacker could
+            // register a victim's key and pin its own slashes on it).
+            SietchEscrowEvents::Registered(e) if chain.proven(e) => Some(Rep::Registered {
                 account: e.account,
                 node_key: e.nodeKey,
             }),

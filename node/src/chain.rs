@@ -20,7 +20,9 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolEvent, SolEventInterface, SolType, SolValue};
 use sietch_contracts::SietchEscrow::{self, SietchEscrowEvents, SietchEscrowInstance};
 use sietch_contracts::{EscrowError, MockToken, send, send_pair};
-use sietch_market::{Domain, Offer, PublicKey, ResultCommitment, Ticket, TypedData, Voucher};
+use sietch_market::{
+    Domain, Offer, PublicKey, ResultCommitment, Ticket, TypedData, Voucher, registration,
+};
 use tokio::sync::mpsc;
 
 use crate::net::Registry;
@@ -436,11 +438,27 @@ impl Chain {
         Ok(receipt)
     }
 
-    /// Registers the node's ed25519 key for its EVM address.
-    pub async fn register(&self, key: &PublicKey) -> Result<(), ChainError> {
+    /// Registers the node's ed25519 key for its EVM address, with the key's proof that it
+    /// binds itself to this account (`sietch_market::registration`).
+    pub async fn register(&self, key: &ed25519_dalek::SigningKey) -> Result<(), ChainError> {
+        let public = PublicKey::of(key);
+        let proof = registration::prove(key, self.chain_id(), self.escrow(), self.me());
         let escrow = &self.inner.escrow;
-        self.tx(escrow.register(B256::from(key.0))).await?;
+        self.tx(escrow.register(B256::from(public.0), Bytes::copy_from_slice(&proof)))
+            .await?;
         Ok(())
+    }
+
+    /// Whether a `Registered` event's proof binds its node key to its account here: a
+    /// registration without one binds nothing (someone else's key, most likely).
+    pub fn proven(&self, e: &SietchEscrow::Registered) -> bool {
+        registration::verify(
+            &PublicKey(e.nodeKey.0),
+            &e.proof,
+            self.chain_id(),
+            self.escrow(),
+            e.account,
+        )
     }
 
     /// Stakes `amount` (approving it first).
@@ -638,7 +656,16 @@ impl Chain {
         };
         match event {
             SietchEscrowEvents::Registered(e) => {
-                accounts.entry(e.account).or_default().node_key = e.nodeKey.0;
+                // An unproven key binds nothing: the account counts as unregistered.
+                let proven = registration::verify(
+                    &PublicKey(e.nodeKey.0),
+                    &e.proof,
+                    self.inner.chain_id,
+                    *self.inner.escrow.address(),
+                    e.account,
+                );
+                accounts.entry(e.account).or_default().node_key =
+                    if proven { e.nodeKey.0 } else { [0; 32] };
             }
             SietchEscrowEvents::Staked(e) => {
                 accounts.entry(e.account).or_default().stake = e.total.saturating_to();

@@ -42,6 +42,8 @@ pub struct Results {
 #[derive(Debug, Default)]
 struct Inner {
     by_key: HashMap<B256, JobResult>,
+    /// Keys oldest first; a removed key stays until it comes up or the queue is compacted
+    /// (at twice the entries), so that a removal (every paid job) costs O(1).
     order: VecDeque<B256>,
     bytes: usize,
 }
@@ -86,6 +88,10 @@ impl Results {
                 i.bytes -= size(&old);
             }
         }
+        if i.order.len() >= 2 * self.max_entries {
+            let Inner { by_key, order, .. } = &mut *i;
+            order.retain(|k| by_key.contains_key(k));
+        }
         i.bytes += n;
         i.order.push_back(key);
         i.by_key.insert(key, result);
@@ -103,7 +109,6 @@ impl Results {
             && let Some(old) = i.by_key.remove(key)
         {
             i.bytes -= size(&old);
-            i.order.retain(|k| k != key);
         }
     }
 
@@ -185,5 +190,15 @@ mod tests {
         assert!(kept.get(&B256::repeat_byte(4)).is_some());
         kept.remove(&B256::repeat_byte(4));
         assert!(kept.is_empty());
+        // Put and removed again and again (every paid job): the queue stays bounded, and
+        // a key put again after its removal is kept once.
+        for round in 0..100u8 {
+            assert!(kept.put(B256::repeat_byte(round), result(round, b"x")));
+            kept.remove(&B256::repeat_byte(round));
+        }
+        assert!(kept.inner.lock().unwrap().order.len() <= 4);
+        assert!(kept.put(B256::repeat_byte(7), result(7, b"x")));
+        assert!(kept.put(B256::repeat_byte(8), result(8, b"y")));
+        assert_eq!(kept.len(), 2);
     }
 }

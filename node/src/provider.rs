@@ -195,7 +195,7 @@ impl Provider {
         let account = chain.account(me).await?;
         if account.node_key != self.offer.provider.0 {
             chain
-                .register(&self.offer.provider)
+                .register(&self.key)
                 .await
                 .context("registering the node key on chain (does the EVM account have gas?)")?;
         }

@@ -287,3 +287,86 @@ async fn anvil_a_result_delivered_to_nobody_loses_the_dispute() {
     assert_eq!(stake, 0, "the undelivering provider was not slashed");
     net.shutdown().await;
 }
+
+/// An attacker registers the provider's node key for its own account, with a proof made by
+/// its own key (the escrow cannot check ed25519): nodes take the binding for nothing, so the
+/// provider's offers still check out and nothing the attacker's account does counts for the
+/// provider's key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_registering_someone_elses_node_key_binds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Devnet::start(DevnetConfig::new(1, dir.path()))
+        .await
+        .unwrap();
+    let victim = &net.providers[0];
+    let key = PrivateKeySigner::random();
+    let attacker = key.address();
+    net.deployer
+        .raw_request::<_, ()>("anvil_setBalance".into(), (attacker, U256::from(E18)))
+        .await
+        .unwrap();
+    let chain = Chain::connect(
+        &net.anvil.endpoint(),
+        net.anvil.chain_id(),
+        net.escrow,
+        &key,
+    )
+    .await
+    .unwrap();
+    let victim_key = victim
+        .net
+        .book()
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|o| o.payload.evm_address == victim.evm_address)
+        .map(|o| o.payload.provider)
+        .unwrap();
+    let own = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    let proof = sietch_market::registration::prove(&own, chain.chain_id(), net.escrow, attacker);
+    send(chain.contract().register(
+        B256::from(victim_key.0),
+        alloy::primitives::Bytes::copy_from_slice(&proof),
+    ))
+    .await
+    .unwrap();
+    // On chain the escrow took it; the buyer's node, once it has seen the event, did not.
+    let buyer = net.buyer.chain.clone().unwrap();
+    assert_eq!(
+        buyer.account(attacker).await.unwrap().node_key,
+        victim_key.0,
+        "the escrow stores whatever key it is given"
+    );
+    let seen_by = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if buyer.known_account(&attacker).is_some() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < seen_by,
+            "the registration was never indexed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        buyer.known_account(&attacker).unwrap().node_key,
+        [0; 32],
+        "an unproven key was bound"
+    );
+    // The victim's own registration, proven, still stands, and its offer still checks out.
+    assert_eq!(
+        buyer.known_account(&victim.evm_address).unwrap().node_key,
+        victim_key.0
+    );
+    let offer = victim
+        .net
+        .book()
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|o| o.payload.evm_address == victim.evm_address)
+        .map(|o| o.payload.clone())
+        .unwrap();
+    assert_eq!(buyer.registry().check(&offer), Ok(()));
+    net.shutdown().await;
+}

@@ -122,7 +122,8 @@ impl Reputation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ChainEvent {
-    /// `Registered(account, nodeKey)`: `account`'s node key is now `node_key`.
+    /// `Registered(account, nodeKey, proof)` whose proof verified (the node checks it):
+    /// `account`'s node key is now `node_key`.
     Registered {
         /// The EVM account.
         account: Address,
@@ -240,14 +241,11 @@ impl ReputationTable {
     pub fn apply(&mut self, event: ChainEvent) {
         let (account, what) = match event {
             ChainEvent::Registered { account, node_key } => {
-                let key = PublicKey(node_key.0);
-                // A rotated key keeps the account's history.
-                if let Some(old) = self.keys.insert(account, key)
-                    && old != key
-                    && let Some(e) = self.entries.remove(&old)
-                {
-                    *self.entry(key) = e;
-                }
+                // The account's events count for its new key from now on; histories are never
+                // moved or merged: the old key keeps its own, the new key starts from its own
+                // (an account that rotated onto another's key must not overwrite that key's
+                // history, nor hand it its own).
+                self.keys.insert(account, PublicKey(node_key.0));
                 return;
             }
             ChainEvent::Settled { provider, jobs } => (provider, Event::Settled(jobs)),
@@ -325,7 +323,7 @@ mod tests {
     }
 
     #[test]
-    fn chain_events_follow_registration_and_rotation() {
+    fn chain_events_follow_registration_and_rotation_without_moving_histories() {
         let mut t = ReputationTable::default();
         let account = Address::repeat_byte(7);
         t.apply(ChainEvent::Slashed { provider: account });
@@ -340,17 +338,47 @@ mod tests {
         });
         t.count(key(1), Event::CheckPassed);
         assert_eq!(t.get(&key(1)).map(|r| r.settled_jobs), Some(30));
+        // Rotated: the old key keeps its history, the new one starts from its own.
         t.apply(ChainEvent::Registered {
             account,
             node_key: B256::repeat_byte(2),
         });
-        assert!(t.get(&key(1)).is_none());
         assert_eq!(
-            t.get(&key(2)).map(|r| (r.settled_jobs, r.checks_passed)),
+            t.get(&key(1)).map(|r| (r.settled_jobs, r.checks_passed)),
             Some((30, 1))
         );
+        assert!(t.get(&key(2)).is_none());
         t.apply(ChainEvent::Disputed { provider: account });
         assert_eq!(t.get(&key(2)).map(|r| r.disputes), Some(1));
+        assert_eq!(t.get(&key(1)).map(|r| r.disputes), Some(0));
+    }
+
+    /// An attacker's account that ends up on a victim's key (a registration the node let
+    /// through) neither overwrites the victim's history nor hands it its own past.
+    #[test]
+    fn an_account_rotating_onto_a_victims_key_does_not_overwrite_its_history() {
+        let mut t = ReputationTable::default();
+        let (victim, attacker) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        t.apply(ChainEvent::Registered {
+            account: victim,
+            node_key: B256::repeat_byte(1),
+        });
+        t.apply(ChainEvent::Settled {
+            provider: victim,
+            jobs: 100,
+        });
+        t.apply(ChainEvent::Registered {
+            account: attacker,
+            node_key: B256::repeat_byte(9),
+        });
+        t.apply(ChainEvent::Slashed { provider: attacker });
+        t.apply(ChainEvent::Registered {
+            account: attacker,
+            node_key: B256::repeat_byte(1),
+        });
+        let v = t.get(&key(1)).unwrap();
+        assert_eq!((v.settled_jobs, v.slashes), (100, 0), "{v:?}");
+        assert_eq!(t.get(&key(9)).map(|r| r.slashes), Some(1));
     }
 
     #[test]

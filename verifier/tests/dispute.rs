@@ -113,7 +113,10 @@ async fn anvil_evidence_opens_a_dispute_that_slashes_the_provider() {
         if i >= 2 {
             send(
                 escrow
-                    .register(keccak256(format!("node key {i}")))
+                    .register(
+                        keccak256(format!("node key {i}")),
+                        alloy::primitives::Bytes::from(vec![0u8; 64]),
+                    )
                     .from(addr(i)),
             )
             .await
