@@ -38,6 +38,8 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         uint256 maxAmount;
         uint64 deadline;
         bytes32 checkCommit;
+        uint128 pricePerGFuel; // the offer's price per 10^9 fuel
+        uint128 pricePerGpuSecond; // the offer's price per GPU-second; 0 for a job without a GPU
     }
 
     /// @notice Signed by a provider (or a verifier) for the result it computed.
@@ -57,7 +59,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
     }
 
     bytes32 public constant TICKET_TYPEHASH = keccak256(
-        "Ticket(bytes32 jobId,bytes32 specHash,bytes32 channelId,uint256 cumulativeBefore,uint256 maxAmount,uint64 deadline,bytes32 checkCommit)"
+        "Ticket(bytes32 jobId,bytes32 specHash,bytes32 channelId,uint256 cumulativeBefore,uint256 maxAmount,uint64 deadline,bytes32 checkCommit,uint128 pricePerGFuel,uint128 pricePerGpuSecond)"
     );
     bytes32 public constant RESULT_TYPEHASH = keccak256(
         "ResultCommitment(bytes32 jobId,bytes32 specHash,bytes32 outputHash,uint64 fuelUsed,uint64 gpuMillis,uint256 amount)"
@@ -321,6 +323,8 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
     error MismatchedResult();
     /// @notice The charged amount exceeds the ticket's maxAmount.
     error OverMaxAmount(uint256 amount, uint256 maxAmount);
+    /// @notice The charged amount exceeds the metered usage at the ticket's prices.
+    error OverCharged(uint256 amount, uint256 cost);
     /// @notice The ticket's deadline (the last second it may be claimed on chain) has passed.
     error TicketExpired(uint64 deadline);
     /// @notice The channel's vouchers have not been claimed up to the ticket's `cumulativeBefore`:
@@ -555,6 +559,13 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         if (block.timestamp > ticket.deadline) revert TicketExpired(ticket.deadline);
         if (result.jobId != ticket.jobId || result.specHash != ticket.specHash) revert MismatchedResult();
         if (result.amount > ticket.maxAmount) revert OverMaxAmount(result.amount, ticket.maxAmount);
+        // The charge is checkable against the usage the verifiers verify (fuel) at the prices
+        // the buyer signed: cost = ceil((fuel · pricePerGFuel + gpuMillis · 10^6 · pricePerGpuSecond) / 10^9).
+        uint256 cost = (
+            uint256(result.fuelUsed) * ticket.pricePerGFuel
+                + uint256(result.gpuMillis) * 1e6 * ticket.pricePerGpuSecond + 1e9 - 1
+        ) / 1e9;
+        if (result.amount > cost) revert OverCharged(result.amount, cost);
         if (result.amount == 0 || result.amount > type(uint96).max) revert BadAmount(result.amount);
         _checkSigner(hashTicket(ticket), buyerSignature, c.buyer);
         _checkSigner(hashResult(result), providerSignature, c.provider);
@@ -717,7 +728,9 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
                     t.cumulativeBefore,
                     t.maxAmount,
                     t.deadline,
-                    t.checkCommit
+                    t.checkCommit,
+                    t.pricePerGFuel,
+                    t.pricePerGpuSecond
                 )
             )
         );

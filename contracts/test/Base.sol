@@ -180,7 +180,10 @@ abstract contract Base is Test {
             cumulativeBefore: cumulativeBefore,
             maxAmount: maxAmount,
             deadline: TICKET_DEADLINE,
-            checkCommit: keccak256("secret")
+            checkCommit: keccak256("secret"),
+            // Prices no charge in these tests reaches (pricing has its own tests).
+            pricePerGFuel: type(uint128).max,
+            pricePerGpuSecond: 0
         });
     }
 

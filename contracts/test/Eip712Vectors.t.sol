@@ -55,7 +55,7 @@ contract Eip712VectorsTest is Base {
         assertEq(
             at.TICKET_TYPEHASH(),
             keccak256(
-                "Ticket(bytes32 jobId,bytes32 specHash,bytes32 channelId,uint256 cumulativeBefore,uint256 maxAmount,uint64 deadline,bytes32 checkCommit)"
+                "Ticket(bytes32 jobId,bytes32 specHash,bytes32 channelId,uint256 cumulativeBefore,uint256 maxAmount,uint64 deadline,bytes32 checkCommit,uint128 pricePerGFuel,uint128 pricePerGpuSecond)"
             ),
             "ticket type string (docs/eip712.md)"
         );
@@ -68,6 +68,8 @@ contract Eip712VectorsTest is Base {
         uint256 n = _count("tickets");
         assertTrue(n != 0, "no ticket vectors");
         bool nonZeroBefore = false;
+        bool fuelPriced = false;
+        bool gpuPriced = false;
         for (uint256 i = 0; i < n; ++i) {
             SietchEscrow.Ticket memory t = SietchEscrow.Ticket({
                 jobId: vm.parseJsonBytes32(json, _key("tickets", i, "jobId")),
@@ -76,13 +78,18 @@ contract Eip712VectorsTest is Base {
                 cumulativeBefore: vm.parseJsonUint(json, _key("tickets", i, "cumulativeBefore")),
                 maxAmount: vm.parseJsonUint(json, _key("tickets", i, "maxAmount")),
                 deadline: uint64(vm.parseJsonUint(json, _key("tickets", i, "deadline"))),
-                checkCommit: vm.parseJsonBytes32(json, _key("tickets", i, "checkCommit"))
+                checkCommit: vm.parseJsonBytes32(json, _key("tickets", i, "checkCommit")),
+                pricePerGFuel: uint128(vm.parseJsonUint(json, _key("tickets", i, "pricePerGFuel"))),
+                pricePerGpuSecond: uint128(vm.parseJsonUint(json, _key("tickets", i, "pricePerGpuSecond")))
             });
             if (t.cumulativeBefore != 0) nonZeroBefore = true;
+            if (t.pricePerGFuel != 0) fuelPriced = true;
+            if (t.pricePerGpuSecond != 0) gpuPriced = true;
             _checkSigned("tickets", i, _ticketStructHash(t), at.hashTicket(t));
         }
         // The vectors must exercise the field, or a contract that ignores it would pass.
         assertTrue(nonZeroBefore, "no ticket vector with a non-zero cumulativeBefore");
+        assertTrue(fuelPriced && gpuPriced, "no ticket vector with non-zero prices");
     }
 
     function _ticketStructHash(SietchEscrow.Ticket memory t) internal view returns (bytes32) {
@@ -95,7 +102,9 @@ contract Eip712VectorsTest is Base {
                 t.cumulativeBefore,
                 t.maxAmount,
                 t.deadline,
-                t.checkCommit
+                t.checkCommit,
+                t.pricePerGFuel,
+                t.pricePerGpuSecond
             )
         );
     }

@@ -196,7 +196,15 @@ contract EscrowHandler is Test {
         bool late = mode % 16 >= 14;
         uint64 deadline = late ? uint64(block.timestamp - 1) : uint64(block.timestamp + 1 days);
         SietchEscrow.Ticket memory t = SietchEscrow.Ticket(
-            keccak256(abi.encode("job", jobs++, seed)), keccak256("spec"), ch, cb, amount, deadline, bytes32(0)
+            keccak256(abi.encode("job", jobs++, seed)),
+            keccak256("spec"),
+            ch,
+            cb,
+            amount,
+            deadline,
+            bytes32(0),
+            type(uint128).max,
+            0
         );
         (bool ok, bytes32 id) = _tryTicket(t, amount, providerOf[ch]);
         if (!ok) return;

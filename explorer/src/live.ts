@@ -84,6 +84,10 @@ const TOUCHES: Record<string, string[]> = {
   "escrow:TicketSettled": ["settlements", "disputes", "providers"],
   "escrow:Slashed": ["settlements", "disputes", "providers"],
   "escrow:VerifierPaid": ["settlements", "disputes"],
+  "escrow:VerifierPenalized": ["settlements", "disputes", "providers"],
+  "escrow:DrawRearmed": ["settlements", "disputes"],
+  "escrow:Redrawn": ["settlements", "disputes"],
+  delivered_in_dispute: ["disputes", "jobs"],
 };
 
 function touched(event: NodeEvent): string[] {

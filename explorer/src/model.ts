@@ -78,6 +78,8 @@ export interface Vote {
   agrees?: boolean;
   output_hash?: string;
   paid?: string;
+  /** Stake it lost for not voting in its round (a round without a majority is drawn again). */
+  penalized?: string;
 }
 
 export interface DisputeView {
@@ -95,7 +97,12 @@ export function disputeView(d: Dispute, owners: Map<string, string>): DisputeVie
   const find = (k: string) => d.events.find((e) => e.kind === k);
   const claimed = find("TicketClaimed");
   const votes = new Map<string, Vote>();
-  for (const v of (find("VerifiersDrawn")?.fields.verifiers as string[] | undefined) ?? []) votes.set(key(v), { verifier: v });
+  // Every round's draw: a round without a majority is drawn again (`Redrawn`).
+  for (const drawn of d.events.filter((e) => e.kind === "VerifiersDrawn")) {
+    for (const v of (drawn.fields.verifiers as string[] | undefined) ?? []) {
+      if (!votes.has(key(v))) votes.set(key(v), { verifier: v });
+    }
+  }
   for (const e of d.events) {
     const who = field(e, "verifier");
     if (!who) continue;
@@ -105,6 +112,7 @@ export function disputeView(d: Dispute, owners: Map<string, string>): DisputeVie
       v.output_hash = field(e, "output_hash");
     }
     if (e.kind === "VerifierPaid") v.paid = field(e, "amount");
+    if (e.kind === "VerifierPenalized") v.penalized = field(e, "amount");
     votes.set(key(who), v);
   }
   const channel = field(claimed, "channel");

@@ -25,6 +25,8 @@ pub mod sol {
             uint256 maxAmount;
             uint64 deadline;
             bytes32 checkCommit;
+            uint128 pricePerGFuel;
+            uint128 pricePerGpuSecond;
         }
 
         #[derive(Debug, PartialEq, Eq)]
@@ -168,6 +170,8 @@ impl TypedData for Ticket {
             maxAmount: self.max_amount,
             deadline: self.deadline,
             checkCommit: self.check_commit,
+            pricePerGFuel: self.per_gfuel,
+            pricePerGpuSecond: self.per_gpu_second,
         }
     }
 }

@@ -29,6 +29,24 @@ pub struct Ticket {
     pub deadline: u64,
     /// `keccak256(secret)`: the buyer reveals `secret` after the result commitment.
     pub check_commit: B256,
+    /// The offer's price per 10^9 units of fuel: the escrow refuses a claim that charges
+    /// more than the metered usage at these prices (rounded up once, as [`cost`] does).
+    pub per_gfuel: u128,
+    /// The offer's price per GPU-second; 0 for a job that asks for no GPU, so that no GPU
+    /// time can be billed for it.
+    pub per_gpu_second: u128,
+}
+
+/// What a run that used `fuel` and `gpu_millis` costs at these prices, rounded up once over
+/// the sum in 10^-9 token units: the most a result commitment may charge under a ticket with
+/// these prices (the escrow computes the same).
+pub fn cost(fuel: u64, gpu_millis: u64, per_gfuel: u128, per_gpu_second: u128) -> u128 {
+    let fuel_nano = u128::from(fuel).saturating_mul(per_gfuel);
+    // per GPU-second = per_gpu_second · 10^6 nano-units per GPU-millisecond.
+    let gpu_nano = u128::from(gpu_millis)
+        .saturating_mul(1_000_000)
+        .saturating_mul(per_gpu_second);
+    fuel_nano.saturating_add(gpu_nano).div_ceil(1_000_000_000)
 }
 
 /// Signed by a provider (or a verifier) for the result it computed.
@@ -60,7 +78,7 @@ pub struct Voucher {
 
 impl Canonical for Ticket {
     const KIND: Kind = Kind::Ticket;
-    const MAX_SIZE: usize = 2 + 32 * 6 + 8;
+    const MAX_SIZE: usize = 2 + 32 * 6 + 8 + 16 * 2;
 
     fn encode_body(&self, w: &mut Writer) {
         w.b256(&self.job_id);
@@ -70,6 +88,8 @@ impl Canonical for Ticket {
         w.u256(&self.max_amount);
         w.u64(self.deadline);
         w.b256(&self.check_commit);
+        w.u128(self.per_gfuel);
+        w.u128(self.per_gpu_second);
     }
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -81,6 +101,8 @@ impl Canonical for Ticket {
             max_amount: r.u256()?,
             deadline: r.u64()?,
             check_commit: r.b256()?,
+            per_gfuel: r.u128()?,
+            per_gpu_second: r.u128()?,
         })
     }
 }

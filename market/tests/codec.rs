@@ -41,6 +41,8 @@ fn ticket_bytes_are_pinned() {
         max_amount: U256::from(500u64),
         deadline: 0x0102_0304_0506_0708,
         check_commit: B256::repeat_byte(4),
+        per_gfuel: 0x1112,
+        per_gpu_second: 5,
     };
     let mut want = vec![1u8, 4];
     for b in [1u8, 2, 3] {
@@ -52,6 +54,11 @@ fn ticket_bytes_are_pinned() {
     want.extend([0x01, 0xf4]);
     want.extend([1, 2, 3, 4, 5, 6, 7, 8]);
     want.extend([4u8; 32]);
+    // The prices: two big-endian u128s.
+    want.extend([0u8; 14]);
+    want.extend([0x11, 0x12]);
+    want.extend([0u8; 15]);
+    want.push(5);
     assert_eq!(t.encode(), want);
     assert_eq!(Ticket::decode(&want).unwrap(), t);
 }
@@ -400,7 +407,7 @@ proptest! {
         amount in arb_u256(),
         n in any::<(u64, u64)>(),
     ) {
-        let t = Ticket { job_id: ids.0, spec_hash: ids.1, channel_id: ids.2, cumulative_before: amount.wrapping_add(U256::from(n.1)), max_amount: amount, deadline: n.0, check_commit: ids.3 };
+        let t = Ticket { job_id: ids.0, spec_hash: ids.1, channel_id: ids.2, cumulative_before: amount.wrapping_add(U256::from(n.1)), max_amount: amount, deadline: n.0, check_commit: ids.3, per_gfuel: n.1 as u128, per_gpu_second: u128::from(n.0) };
         prop_assert_eq!(Ticket::decode(&t.encode()).unwrap(), t);
         let r = ResultCommitment { job_id: ids.0, spec_hash: ids.1, output_hash: ids.2, fuel_used: n.0, gpu_millis: n.1, amount };
         prop_assert_eq!(ResultCommitment::decode(&r.encode()).unwrap(), r);

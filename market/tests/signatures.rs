@@ -149,7 +149,7 @@ fn type_hashes_are_the_documented_type_strings() {
     use sietch_market::eip712::sol;
     assert_eq!(
         sol::Ticket::eip712_encode_type(),
-        "Ticket(bytes32 jobId,bytes32 specHash,bytes32 channelId,uint256 cumulativeBefore,uint256 maxAmount,uint64 deadline,bytes32 checkCommit)"
+        "Ticket(bytes32 jobId,bytes32 specHash,bytes32 channelId,uint256 cumulativeBefore,uint256 maxAmount,uint64 deadline,bytes32 checkCommit,uint128 pricePerGFuel,uint128 pricePerGpuSecond)"
     );
     assert_eq!(
         sol::ResultCommitment::eip712_encode_type(),
@@ -223,6 +223,10 @@ fn vectors() -> serde_json::Value {
             max_amount: U256::from(max),
             deadline,
             check_commit: check_commit(&B256::repeat_byte(i + 0x20)),
+            // Every vector prices differently (the largest price too), so a contract that
+            // ignores either field fails the vectors.
+            per_gfuel: [1_000, u128::MAX, 0][usize::from(i - 1)],
+            per_gpu_second: [0, 5 * 10u128.pow(18), u128::MAX][usize::from(i - 1)],
         };
         json!({
             "jobId": hex32(&t.job_id), "specHash": hex32(&t.spec_hash),
@@ -230,6 +234,8 @@ fn vectors() -> serde_json::Value {
             "cumulativeBefore": t.cumulative_before.to_string(),
             "maxAmount": t.max_amount.to_string(),
             "deadline": t.deadline.to_string(), "checkCommit": hex32(&t.check_commit),
+            "pricePerGFuel": t.per_gfuel.to_string(),
+            "pricePerGpuSecond": t.per_gpu_second.to_string(),
             "structHash": hex32(&t.struct_hash()), "digest": hex32(&t.digest(&d)),
             "signer": buyer().address().to_string(),
             "signature": sig_hex(t.sign(&d, &buyer()).unwrap()),
@@ -282,6 +288,8 @@ fn vectors() -> serde_json::Value {
         max_amount: U256::ZERO,
         deadline: 0,
         check_commit: B256::ZERO,
+        per_gfuel: 0,
+        per_gpu_second: 0,
     };
     let r0 = ResultCommitment {
         job_id: B256::ZERO,

@@ -529,6 +529,8 @@ impl Buyer {
             }
         }
         let max_amount = jobs::max_cost(spec, &offer.prices).min(spec.price_cap);
+        // The escrow holds the provider's charge to its usage at these prices.
+        let prices = jobs::ticket_prices(spec, &offer.prices);
         let taken = self
             .take_lane(offer.evm_address, U256::from(max_amount), rerun)
             .await;
@@ -543,6 +545,8 @@ impl Buyer {
             max_amount: U256::from(max_amount),
             deadline: spec.deadline.max(now()) + TICKET_TTL_SECS,
             check_commit: check_commit(&secret),
+            per_gfuel: prices.per_gfuel,
+            per_gpu_second: prices.per_gpu_second,
         };
         let signature = match ticket.sign(&self.domain, &self.evm) {
             Ok(s) => s,

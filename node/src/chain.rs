@@ -592,6 +592,9 @@ impl Chain {
     pub async fn drive_dispute(&self, id: B256, every: Duration, limit: Duration) {
         let until = tokio::time::Instant::now() + limit;
         while tokio::time::Instant::now() < until {
+            // While the verifiers have time, wake toward the deadline (at most every 30 s)
+            // rather than polling the chain each `every`.
+            let mut pause = every;
             let step = match self.ticket(id).await {
                 Ok(t) if t.state == TICKET_DISPUTED => match self.block_number().await {
                     Ok(head) if t.drawBlock < head => self.draw_verifiers(id).await,
@@ -599,7 +602,12 @@ impl Chain {
                 },
                 Ok(t) if t.state == TICKET_DRAWN => match self.now().await {
                     Ok(now) if t.deadline < now => self.resolve(id).await,
-                    _ => Ok(()),
+                    Ok(now) => {
+                        let left = Duration::from_secs(t.deadline - now + 1);
+                        pause = left.min(Duration::from_secs(30)).max(every);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
                 },
                 Ok(_) => return,
                 Err(e) => Err(e),
@@ -607,7 +615,7 @@ impl Chain {
             if let Err(e) = step {
                 tracing::debug!("moving the dispute of {id} on: {e}");
             }
-            tokio::time::sleep(every).await;
+            tokio::time::sleep(pause).await;
         }
     }
 

@@ -77,6 +77,11 @@ pub struct NodeConfig {
     /// Provider: price per GPU-second, in token base units.
     #[serde(with = "amount")]
     pub price_per_gpu_second: u128,
+    /// Provider: the least a job's ticket must allow, in token base units. A buyer that
+    /// withholds the voucher of a job worth less than a ticket claim's gas makes the claim
+    /// a loss; set this to about that gas's cost on the chain the node settles on.
+    #[serde(with = "amount")]
+    pub min_job_price: u128,
     /// Provider: stake stated in the offer, in token base units.
     #[serde(with = "amount")]
     pub stake: u128,
@@ -198,6 +203,7 @@ impl Default for NodeConfig {
             provide: false,
             price_per_gfuel: 1_000,
             price_per_gpu_second: 10_000,
+            min_job_price: 0,
             stake: 0,
             offer_ttl_secs: 600,
             announce_every_secs: 120,

@@ -20,12 +20,20 @@ pub const DEFAULT_GPU_MEMORY: u64 = 1 << 30;
 /// sum (in 10^-9 token units, as the order book ranks offers, so that a buyer's worst case
 /// and the book's agree to the unit).
 pub fn cost(fuel: u64, gpu_millis: u64, prices: &Prices) -> u128 {
-    let fuel_nano = u128::from(fuel).saturating_mul(prices.per_gfuel);
-    // per GPU-second = per_gpu_second · 10^6 nano-units per GPU-millisecond.
-    let gpu_nano = u128::from(gpu_millis)
-        .saturating_mul(1_000_000)
-        .saturating_mul(prices.per_gpu_second);
-    fuel_nano.saturating_add(gpu_nano).div_ceil(FUEL_PER_GFUEL)
+    sietch_market::settlement::cost(fuel, gpu_millis, prices.per_gfuel, prices.per_gpu_second)
+}
+
+/// The prices a ticket for `spec` carries at an offer's `prices`: the offer's, with no GPU
+/// price for a job that asks for no GPU (so that no GPU time can be billed for it).
+pub fn ticket_prices(spec: &JobSpec, prices: &Prices) -> Prices {
+    Prices {
+        per_gfuel: prices.per_gfuel,
+        per_gpu_second: if gpus_needed(spec) > 0 {
+            prices.per_gpu_second
+        } else {
+            0
+        },
+    }
 }
 
 /// GPUs a spec asks for (0 for a CPU job).

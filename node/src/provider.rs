@@ -26,7 +26,7 @@ use anyhow::Context;
 use libp2p::PeerId;
 use sietch_contracts::SietchEscrow::{SietchEscrowErrors, SietchEscrowEvents};
 use sietch_market::eip712::{Domain, TypedData, recover};
-use sietch_market::{Address, B256, Offer, ResultCommitment, Signed, U256, Withdrawal};
+use sietch_market::{Address, B256, Offer, Prices, ResultCommitment, Signed, U256, Withdrawal};
 use tokio::sync::{Notify, Semaphore, oneshot};
 
 use crate::chain::{Chain, ChainError};
@@ -356,6 +356,31 @@ impl Provider {
                 format!(
                     "the job needs {} cores; this provider has {}",
                     spec.requirements.min_cpu_cores, self.offer.hardware.cpu_cores
+                ),
+            ));
+        }
+        // The ticket carries the prices the escrow will hold the charge to: this offer's, and
+        // no GPU price for a job that asks for no GPU (`jobs::ticket_prices`).
+        let want = jobs::ticket_prices(spec, &self.offer.prices);
+        if (t.per_gfuel, t.per_gpu_second) != (want.per_gfuel, want.per_gpu_second) {
+            return Err((
+                RefuseReason::PriceTooLow,
+                format!(
+                    "the ticket's prices are {} per 10^9 fuel and {} per GPU-second; this \
+                     offer's are {} and {} (no GPU price for a job without a GPU)",
+                    t.per_gfuel, t.per_gpu_second, want.per_gfuel, want.per_gpu_second
+                ),
+            ));
+        }
+        // A job worth less than claiming its ticket costs in gas would leave nothing to
+        // claim if its voucher were withheld.
+        if t.max_amount < U256::from(self.config.min_job_price) {
+            return Err((
+                RefuseReason::PriceTooLow,
+                format!(
+                    "the ticket allows {}; this provider takes jobs worth at least {} (what \
+                     claiming a ticket costs)",
+                    t.max_amount, self.config.min_job_price
                 ),
             ));
         }
@@ -850,10 +875,15 @@ impl Provider {
             output_hash: B256::from(report.output_hash),
             fuel_used: report.fuel_used,
             gpu_millis,
+            // At the ticket's prices (this offer's, checked on arrival): what the escrow
+            // holds the charge to.
             amount: jobs::charge(
                 report.fuel_used,
                 gpu_millis,
-                &self.offer.prices,
+                &Prices {
+                    per_gfuel: t.per_gfuel,
+                    per_gpu_second: t.per_gpu_second,
+                },
                 t.max_amount,
             ),
         };

@@ -350,6 +350,9 @@ fn ticket_for(spec: &JobSpec, buyer: &PrivateKeySigner, nonce: u64, max: u64) ->
         max_amount: U256::from(max),
         deadline: now() + 600,
         check_commit: settlement::check_commit(&B256::repeat_byte(4)),
+        // The providers' offers carry the default price; a CPU job has no GPU price.
+        per_gfuel: sietch_node::config::NodeConfig::default().price_per_gfuel,
+        per_gpu_second: 0,
     }
 }
 

@@ -41,6 +41,32 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// An account of its own, with gas and tokens, and a channel to provider-0.
+async fn attacker_with_channel(net: &Devnet) -> (PrivateKeySigner, Chain, B256) {
+    let key = PrivateKeySigner::random();
+    let me = key.address();
+    net.deployer
+        .raw_request::<_, ()>("anvil_setBalance".into(), (me, U256::from(E18)))
+        .await
+        .unwrap();
+    send(MockToken::new(net.token, &net.deployer).mint(me, U256::from(100 * E18)))
+        .await
+        .unwrap();
+    let chain = Chain::connect(
+        &net.anvil.endpoint(),
+        net.anvil.chain_id(),
+        net.escrow,
+        &key,
+    )
+    .await
+    .unwrap();
+    let channel = chain
+        .open_channel(net.providers[0].evm_address, 10 * E18)
+        .await
+        .unwrap();
+    (key, chain, channel)
+}
+
 /// A small job writing "ok", with 1 in a million sampled (so no spot check gets in the way).
 fn ok_spec(module: &[u8]) -> JobSpec {
     JobSpec {
@@ -76,6 +102,9 @@ fn ticket(buyer: Address, nonce: u64, spec: &JobSpec, channel: B256, before: U25
         max_amount: U256::from(E18 / 10_000),
         deadline: now() + 600,
         check_commit: B256::repeat_byte(7),
+        // The devnet provider's offer: the default price, and no GPU price for a CPU job.
+        per_gfuel: sietch_node::config::NodeConfig::default().price_per_gfuel,
+        per_gpu_second: 0,
     }
 }
 
@@ -88,28 +117,8 @@ async fn anvil_a_ticket_off_the_channels_latest_voucher_is_refused() {
     let provider = &net.providers[0];
     let buyer = &net.buyer;
 
-    // The attacker: its own account with gas and tokens, and a channel to the provider.
-    let key = PrivateKeySigner::random();
+    let (key, chain, channel) = attacker_with_channel(&net).await;
     let me = key.address();
-    net.deployer
-        .raw_request::<_, ()>("anvil_setBalance".into(), (me, U256::from(E18)))
-        .await
-        .unwrap();
-    send(MockToken::new(net.token, &net.deployer).mint(me, U256::from(100 * E18)))
-        .await
-        .unwrap();
-    let chain = Chain::connect(
-        &net.anvil.endpoint(),
-        net.anvil.chain_id(),
-        net.escrow,
-        &key,
-    )
-    .await
-    .unwrap();
-    let channel = chain
-        .open_channel(provider.evm_address, 10 * E18)
-        .await
-        .unwrap();
 
     let module = wat::parse_str(OK).unwrap();
     buyer.store.blobs().put(&module).unwrap();
@@ -368,5 +377,51 @@ async fn anvil_registering_someone_elses_node_key_binds_nothing() {
         .map(|o| o.payload.clone())
         .unwrap();
     assert_eq!(buyer.registry().check(&offer), Ok(()));
+    net.shutdown().await;
+}
+
+/// A provider with a minimum job price (what claiming a ticket costs) refuses a job worth
+/// less: a buyer withholding the vouchers of tiny jobs would make every claim a loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_a_job_worth_less_than_a_ticket_claim_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = DevnetConfig::new(1, dir.path());
+    cfg.tweak = |_, c| c.min_job_price = E18 / 1_000;
+    let net = Devnet::start(cfg).await.unwrap();
+    let (key, chain, channel) = attacker_with_channel(&net).await;
+    let module = wat::parse_str(OK).unwrap();
+    net.buyer.store.blobs().put(&module).unwrap();
+    let spec = ok_spec(&module);
+    let ask = |t: Ticket| {
+        let signature = t.sign(&chain.domain(), &key).unwrap();
+        net.buyer.net.request_job(
+            net.providers[0].net.peer_id(),
+            JobRequest {
+                spec: spec.clone(),
+                ticket: t,
+                ticket_signature: signature,
+                paying: None,
+            },
+        )
+    };
+    // Worth E18 / 10_000 (the spec's cap), below the provider's E18 / 1_000: refused.
+    let reply = ask(ticket(key.address(), 1, &spec, channel, U256::ZERO))
+        .await
+        .unwrap();
+    match reply {
+        JobReply::Refused { reason, message } => {
+            assert_eq!(reason, RefuseReason::PriceTooLow, "{message}");
+            assert!(message.contains("at least 1000000000000000"), "{message}");
+        }
+        other => panic!("a job below the minimum price was taken: {other:?}"),
+    }
+    // Worth the minimum: taken.
+    let mut t = ticket(key.address(), 2, &spec, channel, U256::ZERO);
+    t.max_amount = U256::from(E18 / 1_000);
+    let reply = ask(t).await.unwrap();
+    assert!(
+        matches!(reply, JobReply::Accepted { .. } | JobReply::Done(_)),
+        "{reply:?}"
+    );
     net.shutdown().await;
 }

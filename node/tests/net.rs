@@ -283,6 +283,8 @@ async fn offers_reach_every_node_and_a_job_request_gets_its_result() {
         max_amount: U256::from(10_000u64),
         deadline: now() + 60,
         check_commit: B256::repeat_byte(4),
+        per_gfuel: 0,
+        per_gpu_second: 0,
         cumulative_before: U256::ZERO,
     };
     let reply = nodes[4]

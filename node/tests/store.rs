@@ -59,6 +59,8 @@ fn job(n: u64) -> (JobSpec, JobRecord) {
             max_amount: U256::from(5_000),
             deadline: NOW + 3_600,
             check_commit: B256::repeat_byte(0xcc),
+            per_gfuel: 0,
+            per_gpu_second: 0,
         },
         [0x11; 65],
     ));

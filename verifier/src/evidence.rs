@@ -142,6 +142,8 @@ pub fn escrow_ticket(t: &Ticket) -> SietchEscrow::Ticket {
         maxAmount: t.max_amount,
         deadline: t.deadline,
         checkCommit: t.check_commit,
+        pricePerGFuel: t.per_gfuel,
+        pricePerGpuSecond: t.per_gpu_second,
     }
 }
 

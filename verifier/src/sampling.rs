@@ -49,6 +49,8 @@ mod tests {
             max_amount: U256::ZERO,
             deadline: 0,
             check_commit: commit,
+            per_gfuel: 0,
+            per_gpu_second: 0,
         }
     }
 

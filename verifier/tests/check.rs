@@ -46,6 +46,8 @@ fn one_job(net: &Network, spec: JobSpec, rng: &mut ChaCha20Rng) -> OneJob {
         max_amount: U256::from(1_000),
         deadline: NOW + 60,
         check_commit: commit,
+        per_gfuel: 0,
+        per_gpu_second: 0,
     };
     let p = &net.providers[0];
     let run = p.answer(&*net.compute, id, &spec, Some(&ticket)).run;

@@ -173,6 +173,8 @@ async fn anvil_evidence_opens_a_dispute_that_slashes_the_provider() {
         max_amount: U256::from(10 * E18),
         deadline: now + 3_600,
         check_commit: commit,
+        per_gfuel: net.providers[0].offer.prices.per_gfuel,
+        per_gpu_second: 0,
     };
     let ticket_signature = ticket.sign(&domain, &keys[1]).unwrap();
     let p = &net.providers[0];

@@ -58,11 +58,13 @@ mod tests {
             maxAmount: U256::ZERO,
             deadline: 0,
             checkCommit: B256::ZERO,
+            pricePerGFuel: 0,
+            pricePerGpuSecond: 0,
         };
         assert_eq!(
             t.eip712_type_hash(),
             keccak256(
-                "Ticket(bytes32 jobId,bytes32 specHash,bytes32 channelId,uint256 cumulativeBefore,uint256 maxAmount,uint64 deadline,bytes32 checkCommit)"
+                "Ticket(bytes32 jobId,bytes32 specHash,bytes32 channelId,uint256 cumulativeBefore,uint256 maxAmount,uint64 deadline,bytes32 checkCommit,uint128 pricePerGFuel,uint128 pricePerGpuSecond)"
             )
         );
         let r = ResultCommitment {

@@ -268,6 +268,9 @@ impl Chain {
             maxAmount: amount,
             deadline,
             checkCommit: keccak256(B256::repeat_byte(9)),
+            // Prices no charge here reaches (the forge tests price tickets).
+            pricePerGFuel: u128::MAX,
+            pricePerGpuSecond: 0,
         };
         let result = self.result(job, keccak256("output"), amount);
         let ts = eip712::sign(&self.keys[1], &ticket, &self.domain).unwrap();

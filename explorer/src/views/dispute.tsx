@@ -74,6 +74,11 @@ export function DisputeView(props: { ticket: string }) {
                     },
                     { label: "Output hash", cell: (x) => <Hex value={x.output_hash} /> },
                     { label: "Paid", cell: (x) => <Amount units={x.paid ?? null} />, num: true },
+                    {
+                      label: "Lost for not voting",
+                      cell: (x) => <Amount units={x.penalized ?? null} />,
+                      num: true,
+                    },
                   ]}
                 />
               </Section>

@@ -62,6 +62,10 @@ struct RunArgs {
     /// Price per 10^9 fuel, in token base units.
     #[arg(long, env = "SIETCH_PRICE_PER_GFUEL")]
     price_per_gfuel: Option<u128>,
+    /// The least a job's ticket must allow, in token base units (about what claiming a
+    /// ticket costs in gas, so that a withheld voucher is worth claiming).
+    #[arg(long, env = "SIETCH_MIN_JOB_PRICE")]
+    min_job_price: Option<u128>,
     /// Re-announce the offer this often, in seconds.
     #[arg(long, env = "SIETCH_ANNOUNCE_EVERY")]
     announce_every: Option<u64>,
@@ -106,6 +110,9 @@ impl RunArgs {
         }
         if let Some(p) = self.price_per_gfuel {
             c.price_per_gfuel = p;
+        }
+        if let Some(p) = self.min_job_price {
+            c.min_job_price = p;
         }
         if let Some(s) = self.announce_every {
             c.announce_every_secs = s;

@@ -772,6 +772,8 @@ mod tests {
             max_amount: U256::from(10),
             deadline: 200,
             check_commit: B256::repeat_byte(3),
+            per_gfuel: 0,
+            per_gpu_second: 0,
         };
         let alone = JobRequest {
             spec,

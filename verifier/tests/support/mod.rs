@@ -403,6 +403,8 @@ impl<'a> Buyer<'a> {
                 max_amount: U256::from(spec.price_cap),
                 deadline: NOW + 3_600,
                 check_commit: commit,
+                per_gfuel: 0,
+                per_gpu_second: 0,
             };
             let answer = provider.answer(&*self.net.compute, id, &spec, Some(&ticket));
             t.jobs += 1;
