@@ -87,7 +87,7 @@
 //! let ticket = Ticket {
 //!     job_id, spec_hash: spec.hash(), channel_id: B256::repeat_byte(0xc0),
 //!     cumulative_before: U256::ZERO, max_amount: U256::from(100), deadline: 2_000_000_000,
-//!     check_commit: commit,
+//!     check_commit: commit, per_gfuel: offers[0].prices.per_gfuel, per_gpu_second: 0,
 //! };
 //! // ...the provider (offer 0) answers; the buyer reveals and checks on the others.
 //! assert!(check_value_cap(&spec, &offers[0]).is_ok());
