@@ -41,15 +41,11 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// An account of its own, with gas and tokens, and a channel to provider-0.
-async fn attacker_with_channel(net: &Devnet) -> (PrivateKeySigner, Chain, B256) {
+/// An account of its own, with gas, on the devnet's chain.
+async fn attacker(net: &Devnet) -> (PrivateKeySigner, Chain) {
     let key = PrivateKeySigner::random();
-    let me = key.address();
     net.deployer
-        .raw_request::<_, ()>("anvil_setBalance".into(), (me, U256::from(E18)))
-        .await
-        .unwrap();
-    send(MockToken::new(net.token, &net.deployer).mint(me, U256::from(100 * E18)))
+        .raw_request::<_, ()>("anvil_setBalance".into(), (key.address(), U256::from(E18)))
         .await
         .unwrap();
     let chain = Chain::connect(
@@ -60,11 +56,45 @@ async fn attacker_with_channel(net: &Devnet) -> (PrivateKeySigner, Chain, B256) 
     )
     .await
     .unwrap();
+    (key, chain)
+}
+
+/// An attacker with tokens too, and a channel to provider-0.
+async fn attacker_with_channel(net: &Devnet) -> (PrivateKeySigner, Chain, B256) {
+    let (key, chain) = attacker(net).await;
+    send(MockToken::new(net.token, &net.deployer).mint(key.address(), U256::from(100 * E18)))
+        .await
+        .unwrap();
     let channel = chain
         .open_channel(net.providers[0].evm_address, 10 * E18)
         .await
         .unwrap();
     (key, chain, channel)
+}
+
+/// Sends provider-0, from the buyer's node, `spec` with ticket `t` signed by `key`.
+async fn ask(
+    net: &Devnet,
+    key: &PrivateKeySigner,
+    chain: &Chain,
+    spec: &JobSpec,
+    t: Ticket,
+) -> JobReply {
+    let signature = t.sign(&chain.domain(), key).unwrap();
+    let request = JobRequest {
+        spec: spec.clone(),
+        ticket: t,
+        ticket_signature: signature,
+        paying: None,
+    };
+    let reply = net
+        .buyer
+        .net
+        .request_job(net.providers[0].net.peer_id(), request);
+    tokio::time::timeout(Duration::from_secs(30), reply)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 /// A small job writing "ok", with 1 in a million sampled (so no spot check gets in the way).
@@ -114,40 +144,25 @@ async fn anvil_a_ticket_off_the_channels_latest_voucher_is_refused() {
     let net = Devnet::start(DevnetConfig::new(1, dir.path()))
         .await
         .unwrap();
-    let provider = &net.providers[0];
-    let buyer = &net.buyer;
-
     let (key, chain, channel) = attacker_with_channel(&net).await;
     let me = key.address();
 
     let module = wat::parse_str(OK).unwrap();
-    buyer.store.blobs().put(&module).unwrap();
+    net.buyer.store.blobs().put(&module).unwrap();
     let spec = ok_spec(&module);
-    let domain = chain.domain();
-    let ask = |t: Ticket| {
-        let signature = t.sign(&domain, &key).unwrap();
-        buyer.net.request_job(
-            provider.net.peer_id(),
-            JobRequest {
-                spec: spec.clone(),
-                ticket: t,
-                ticket_signature: signature,
-                paying: None,
-            },
-        )
-    };
 
     // No voucher yet: the latest is 0. A ticket starting above it, by one base unit or by a
     // whole token, could never be claimed (the escrow needs the channel's vouchers claimed
     // up to `cumulativeBefore`), so the buyer would have the job free: refused.
     for (nonce, before) in [(1, U256::from(1)), (2, U256::from(E18))] {
-        let reply = tokio::time::timeout(
-            Duration::from_secs(30),
-            ask(ticket(me, nonce, &spec, channel, before)),
+        let reply = ask(
+            &net,
+            &key,
+            &chain,
+            &spec,
+            ticket(me, nonce, &spec, channel, before),
         )
-        .await
-        .unwrap()
-        .unwrap();
+        .await;
         match reply {
             JobReply::Refused { reason, message } => {
                 assert_eq!(reason, RefuseReason::Other, "{message}");
@@ -158,13 +173,14 @@ async fn anvil_a_ticket_off_the_channels_latest_voucher_is_refused() {
     }
 
     // Exactly at the latest voucher: accepted (the check refuses only what it should).
-    let reply = tokio::time::timeout(
-        Duration::from_secs(30),
-        ask(ticket(me, 3, &spec, channel, U256::ZERO)),
+    let reply = ask(
+        &net,
+        &key,
+        &chain,
+        &spec,
+        ticket(me, 3, &spec, channel, U256::ZERO),
     )
-    .await
-    .unwrap()
-    .unwrap();
+    .await;
     assert!(
         matches!(reply, JobReply::Accepted { .. } | JobReply::Done(_)),
         "{reply:?}"
@@ -308,20 +324,8 @@ async fn anvil_registering_someone_elses_node_key_binds_nothing() {
         .await
         .unwrap();
     let victim = &net.providers[0];
-    let key = PrivateKeySigner::random();
+    let (key, chain) = attacker(&net).await;
     let attacker = key.address();
-    net.deployer
-        .raw_request::<_, ()>("anvil_setBalance".into(), (attacker, U256::from(E18)))
-        .await
-        .unwrap();
-    let chain = Chain::connect(
-        &net.anvil.endpoint(),
-        net.anvil.chain_id(),
-        net.escrow,
-        &key,
-    )
-    .await
-    .unwrap();
     let victim_key = victim
         .net
         .book()
@@ -392,22 +396,9 @@ async fn anvil_a_job_worth_less_than_a_ticket_claim_is_refused() {
     let module = wat::parse_str(OK).unwrap();
     net.buyer.store.blobs().put(&module).unwrap();
     let spec = ok_spec(&module);
-    let ask = |t: Ticket| {
-        let signature = t.sign(&chain.domain(), &key).unwrap();
-        net.buyer.net.request_job(
-            net.providers[0].net.peer_id(),
-            JobRequest {
-                spec: spec.clone(),
-                ticket: t,
-                ticket_signature: signature,
-                paying: None,
-            },
-        )
-    };
     // Worth E18 / 10_000 (the spec's cap), below the provider's E18 / 1_000: refused.
-    let reply = ask(ticket(key.address(), 1, &spec, channel, U256::ZERO))
-        .await
-        .unwrap();
+    let t = ticket(key.address(), 1, &spec, channel, U256::ZERO);
+    let reply = ask(&net, &key, &chain, &spec, t).await;
     match reply {
         JobReply::Refused { reason, message } => {
             assert_eq!(reason, RefuseReason::PriceTooLow, "{message}");
@@ -418,7 +409,7 @@ async fn anvil_a_job_worth_less_than_a_ticket_claim_is_refused() {
     // Worth the minimum: taken.
     let mut t = ticket(key.address(), 2, &spec, channel, U256::ZERO);
     t.max_amount = U256::from(E18 / 1_000);
-    let reply = ask(t).await.unwrap();
+    let reply = ask(&net, &key, &chain, &spec, t).await;
     assert!(
         matches!(reply, JobReply::Accepted { .. } | JobReply::Done(_)),
         "{reply:?}"
