@@ -665,15 +665,8 @@ impl Chain {
         match event {
             SietchEscrowEvents::Registered(e) => {
                 // An unproven key binds nothing: the account counts as unregistered.
-                let proven = registration::verify(
-                    &PublicKey(e.nodeKey.0),
-                    &e.proof,
-                    self.inner.chain_id,
-                    *self.inner.escrow.address(),
-                    e.account,
-                );
                 accounts.entry(e.account).or_default().node_key =
-                    if proven { e.nodeKey.0 } else { [0; 32] };
+                    if self.proven(e) { e.nodeKey.0 } else { [0; 32] };
             }
             SietchEscrowEvents::Staked(e) => {
                 accounts.entry(e.account).or_default().stake = e.total.saturating_to();
