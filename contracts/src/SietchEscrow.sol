@@ -42,10 +42,12 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         uint128 pricePerGpuSecond; // the offer's price per GPU-second; 0 for a job without a GPU
     }
 
-    /// @notice Signed by a provider (or a verifier) for the result it computed.
+    /// @notice Signed by a provider (or a verifier) for the result it computed, for the job's
+    /// ticket on one channel: a signed vote counts on that ticket and no other.
     struct ResultCommitment {
         bytes32 jobId;
         bytes32 specHash;
+        bytes32 channelId;
         bytes32 outputHash;
         uint64 fuelUsed;
         uint64 gpuMillis;
@@ -62,7 +64,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         "Ticket(bytes32 jobId,bytes32 specHash,bytes32 channelId,uint256 cumulativeBefore,uint256 maxAmount,uint64 deadline,bytes32 checkCommit,uint128 pricePerGFuel,uint128 pricePerGpuSecond)"
     );
     bytes32 public constant RESULT_TYPEHASH = keccak256(
-        "ResultCommitment(bytes32 jobId,bytes32 specHash,bytes32 outputHash,uint64 fuelUsed,uint64 gpuMillis,uint256 amount)"
+        "ResultCommitment(bytes32 jobId,bytes32 specHash,bytes32 channelId,bytes32 outputHash,uint64 fuelUsed,uint64 gpuMillis,uint256 amount)"
     );
     bytes32 public constant VOUCHER_TYPEHASH = keccak256("Voucher(bytes32 channelId,uint256 cumulativeAmount)");
 
@@ -557,7 +559,10 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         if (msg.sender != c.provider) revert Unauthorized(msg.sender);
         _lockForTicket(msg.sender);
         if (block.timestamp > ticket.deadline) revert TicketExpired(ticket.deadline);
-        if (result.jobId != ticket.jobId || result.specHash != ticket.specHash) revert MismatchedResult();
+        if (
+            result.jobId != ticket.jobId || result.specHash != ticket.specHash
+                || result.channelId != ticket.channelId
+        ) revert MismatchedResult();
         if (result.amount > ticket.maxAmount) revert OverMaxAmount(result.amount, ticket.maxAmount);
         // The charge is checkable against the usage the verifiers verify (fuel) at the prices
         // the buyer signed: cost = ceil((fuel · pricePerGFuel + gpuMillis · 10^6 · pricePerGpuSecond) / 10^9).
@@ -661,7 +666,8 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         TicketRecord storage t = _tickets[id];
         if (t.state != TicketState.Drawn) revert WrongTicketState(id, t.state);
         if (block.timestamp > t.deadline) revert ChallengeClosed(t.deadline);
-        if (ticketId(t.channelId, result.jobId) != id || result.specHash != t.specHash) revert MismatchedResult();
+        // The vote's channel and job make the ticket id: a vote signed for another ticket fails.
+        if (ticketId(result.channelId, result.jobId) != id || result.specHash != t.specHash) revert MismatchedResult();
         address signer = _recover(hashResult(result), signature);
         if (signer == address(0)) revert BadSignature(address(0));
         uint256 slot = VERIFIERS;
@@ -739,7 +745,11 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
     /// @notice EIP-712 digest of a result commitment.
     function hashResult(ResultCommitment calldata r) public view returns (bytes32) {
         return _hashTypedDataV4(
-            keccak256(abi.encode(RESULT_TYPEHASH, r.jobId, r.specHash, r.outputHash, r.fuelUsed, r.gpuMillis, r.amount))
+            keccak256(
+                abi.encode(
+                    RESULT_TYPEHASH, r.jobId, r.specHash, r.channelId, r.outputHash, r.fuelUsed, r.gpuMillis, r.amount
+                )
+            )
         );
     }
 

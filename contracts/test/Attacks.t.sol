@@ -195,7 +195,7 @@ contract AttackTest is Base {
         bytes32 ch = _open(100e18);
         bytes32 id = _claimTicket(ch, keccak256("job"), 10e18);
         _disputeAndDraw(id);
-        SietchEscrow.ResultCommitment memory r = _result(keccak256("job"), keccak256("good"), 0);
+        SietchEscrow.ResultCommitment memory r = _result(ch, keccak256("job"), keccak256("good"), 0);
         bytes memory sig = _sig(PROVIDER_PK, escrow.hashResult(r));
         vm.expectRevert(abi.encodeWithSelector(SietchEscrow.NotAVerifier.selector, provider));
         escrow.submitVerdict(id, r, sig);

@@ -187,7 +187,7 @@ abstract contract Base is Test {
         });
     }
 
-    function _result(bytes32 jobId, bytes32 outputHash, uint256 amount)
+    function _result(bytes32 channelId, bytes32 jobId, bytes32 outputHash, uint256 amount)
         internal
         pure
         returns (SietchEscrow.ResultCommitment memory)
@@ -195,6 +195,7 @@ abstract contract Base is Test {
         return SietchEscrow.ResultCommitment({
             jobId: jobId,
             specHash: keccak256(abi.encode("spec", jobId)),
+            channelId: channelId,
             outputHash: outputHash,
             fuelUsed: 1234,
             gpuMillis: 56,
@@ -229,7 +230,7 @@ abstract contract Base is Test {
         internal
         returns (bytes32)
     {
-        SietchEscrow.ResultCommitment memory r = _result(t.jobId, keccak256("good"), amount);
+        SietchEscrow.ResultCommitment memory r = _result(t.channelId, t.jobId, keccak256("good"), amount);
         bytes memory ts = _sig(BUYER_PK, escrow.hashTicket(t));
         bytes memory rs = _sig(pk, escrow.hashResult(r));
         address claimer = vm.addr(pk);
@@ -279,7 +280,7 @@ abstract contract Base is Test {
 
     /// Like `_vote`; when `err` is not empty, expects that revert instead.
     function _voteExpecting(bytes32 id, bytes32 jobId, address v, bytes32 outputHash, bytes memory err) internal {
-        SietchEscrow.ResultCommitment memory r = _result(jobId, outputHash, 0);
+        SietchEscrow.ResultCommitment memory r = _result(escrow.tickets(id).channelId, jobId, outputHash, 0);
         bytes memory sig = _sig(_verifierPk(v), escrow.hashResult(r));
         if (err.length != 0) vm.expectRevert(err);
         escrow.submitVerdict(id, r, sig);

@@ -343,7 +343,7 @@ contract DisputeAttackTest is Base {
     function test_claimTicket_onlyTheProvider() public {
         bytes32 ch = _open(100e18);
         SietchEscrow.Ticket memory t = _ticket(ch, JOB, 10e18);
-        SietchEscrow.ResultCommitment memory r = _result(JOB, GOOD, 10e18);
+        SietchEscrow.ResultCommitment memory r = _result(ch, JOB, GOOD, 10e18);
         bytes memory ts = _sig(BUYER_PK, escrow.hashTicket(t));
         bytes memory rs = _sig(PROVIDER_PK, escrow.hashResult(r));
         address stranger = address(0x5781);
@@ -360,5 +360,55 @@ contract DisputeAttackTest is Base {
         vm.prank(provider);
         escrow.claimTicket(t, ts, r, rs);
         assertTrue(escrow.tickets(id).state == SietchEscrow.TicketState.Claimed, "the provider can");
+    }
+
+    // ---------------------------------------------------------------- 10. votes bound to their ticket
+
+    /// A buyer sends the same job (same id, same spec) on two channels and disputes both. A
+    /// verifier drawn for both signs "not delivered" for the first; the buyer relays that signed
+    /// vote to the second dispute, where it would count against a provider who delivered. The
+    /// escrow refuses it: the commitment names its channel, and channel and job make the ticket id.
+    function test_vote_countsOnlyOnItsOwnTicket() public {
+        bytes32 ch1 = _open(100e18);
+        bytes32 ch2 = _open(100e18);
+        bytes32 id1 = _claimTicket(ch1, JOB, 10e18);
+        bytes32 id2 = _claimTicket(ch2, JOB, 10e18);
+        address[3] memory d1 = _disputeAndDraw(id1);
+        address[3] memory d2 = _disputeAndDraw(id2);
+        address v = address(0);
+        for (uint256 i = 0; i < 3; ++i) {
+            for (uint256 j = 0; j < 3; ++j) {
+                if (d1[i] == d2[j]) v = d1[i];
+            }
+        }
+        require(v != address(0), "5 verifiers, two draws of 3: one is in both");
+
+        SietchEscrow.ResultCommitment memory r = _result(ch1, JOB, bytes32(0), 0);
+        bytes memory sig = _sig(_verifierPk(v), escrow.hashResult(r));
+        escrow.submitVerdict(id1, r, sig);
+        assertEq(escrow.tickets(id1).votesAgainst, 1, "counts on its own ticket");
+        vm.expectRevert(SietchEscrow.MismatchedResult.selector);
+        escrow.submitVerdict(id2, r, sig);
+        assertEq(escrow.tickets(id2).votedMask, 0, "the replay counts nowhere else");
+        _vote(id2, JOB, v, GOOD); // its own vote on the second ticket still counts
+        assertEq(escrow.tickets(id2).votesFor, 1, "own vote counted");
+    }
+
+    /// The provider's commitment names its ticket's channel: one signed for another channel's
+    /// ticket of the same job is refused, so a result is claimed only where it was sold.
+    function test_claimTicket_refusesAResultForAnotherChannel() public {
+        bytes32 ch1 = _open(100e18);
+        bytes32 ch2 = _open(100e18);
+        SietchEscrow.Ticket memory t = _ticket(ch2, JOB, 10e18);
+        SietchEscrow.ResultCommitment memory r = _result(ch1, JOB, GOOD, 10e18);
+        bytes memory ts = _sig(BUYER_PK, escrow.hashTicket(t));
+        bytes memory rs = _sig(PROVIDER_PK, escrow.hashResult(r));
+        vm.prank(provider);
+        vm.expectRevert(SietchEscrow.MismatchedResult.selector);
+        escrow.claimTicket(t, ts, r, rs);
+        r.channelId = ch2;
+        rs = _sig(PROVIDER_PK, escrow.hashResult(r));
+        vm.prank(provider);
+        escrow.claimTicket(t, ts, r, rs);
     }
 }

@@ -117,13 +117,14 @@ contract Eip712VectorsTest is Base {
             SietchEscrow.ResultCommitment memory r = SietchEscrow.ResultCommitment({
                 jobId: vm.parseJsonBytes32(json, _key("results", i, "jobId")),
                 specHash: vm.parseJsonBytes32(json, _key("results", i, "specHash")),
+                channelId: vm.parseJsonBytes32(json, _key("results", i, "channelId")),
                 outputHash: vm.parseJsonBytes32(json, _key("results", i, "outputHash")),
                 fuelUsed: uint64(vm.parseJsonUint(json, _key("results", i, "fuelUsed"))),
                 gpuMillis: uint64(vm.parseJsonUint(json, _key("results", i, "gpuMillis"))),
                 amount: vm.parseJsonUint(json, _key("results", i, "amount"))
             });
             bytes32 sh = keccak256(
-                abi.encode(at.RESULT_TYPEHASH(), r.jobId, r.specHash, r.outputHash, r.fuelUsed, r.gpuMillis, r.amount)
+                abi.encode(at.RESULT_TYPEHASH(), r.jobId, r.specHash, r.channelId, r.outputHash, r.fuelUsed, r.gpuMillis, r.amount)
             );
             _checkSigned("results", i, sh, at.hashResult(r));
         }

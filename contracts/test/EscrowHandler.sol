@@ -220,7 +220,7 @@ contract EscrowHandler is Test {
 
     function _tryTicket(SietchEscrow.Ticket memory t, uint256 amount, address p) internal returns (bool, bytes32) {
         SietchEscrow.ResultCommitment memory r =
-            SietchEscrow.ResultCommitment(t.jobId, keccak256("spec"), p == cheat ? WRONG : RIGHT, 7, 1, amount);
+            SietchEscrow.ResultCommitment(t.jobId, keccak256("spec"), t.channelId, p == cheat ? WRONG : RIGHT, 7, 1, amount);
         bytes memory ts = _sig(buyerPk, escrow.hashTicket(t));
         bytes memory rs = _sig(pkOf[p], escrow.hashResult(r));
         vm.prank(p);
@@ -365,7 +365,7 @@ contract EscrowHandler is Test {
 
     function _submit(bytes32 id, address v, bytes32 outputHash) internal {
         SietchEscrow.ResultCommitment memory r =
-            SietchEscrow.ResultCommitment(jobOf[id], keccak256("spec"), outputHash, 7, 1, 0);
+            SietchEscrow.ResultCommitment(jobOf[id], keccak256("spec"), escrow.tickets(id).channelId, outputHash, 7, 1, 0);
         bytes memory sig = _sig(pkOf[v], escrow.hashResult(r));
         try escrow.submitVerdict(id, r, sig) {} catch {}
     }

@@ -54,7 +54,7 @@ contract FuzzTest is Base {
         uint256 amt = bound(amount, 1, 200e18);
         bytes32 ch = _open(100e18);
         SietchEscrow.Ticket memory t = _ticket(ch, jobId, max);
-        SietchEscrow.ResultCommitment memory r = _result(jobId, keccak256("good"), amt);
+        SietchEscrow.ResultCommitment memory r = _result(ch, jobId, keccak256("good"), amt);
         bytes memory ts = _sig(BUYER_PK, escrow.hashTicket(t));
         bytes memory rs = _sig(PROVIDER_PK, escrow.hashResult(r));
         vm.startPrank(provider);

@@ -122,7 +122,7 @@ contract DisputeGasTest is GasMeter {
     }
 
     function _voteData(address v, bytes32 outputHash) internal view returns (bytes memory) {
-        SietchEscrow.ResultCommitment memory r = _result(JOB, outputHash, 0);
+        SietchEscrow.ResultCommitment memory r = _result(escrow.tickets(id).channelId, JOB, outputHash, 0);
         return abi.encodeCall(SietchEscrow.submitVerdict, (id, r, _sig(_verifierPk(v), escrow.hashResult(r))));
     }
 

@@ -23,7 +23,7 @@ contract PricingTest is Base {
         pure
         returns (SietchEscrow.ResultCommitment memory r)
     {
-        r = _result(job, keccak256("output"), amount);
+        r = _result(bytes32(0), job, keccak256("output"), amount); // `_claim` binds it to the ticket's channel
         r.fuelUsed = fuel;
         r.gpuMillis = gpuMillis;
     }
@@ -33,6 +33,7 @@ contract PricingTest is Base {
         internal
         returns (bytes32)
     {
+        r.channelId = t.channelId;
         bytes memory ts = _sig(BUYER_PK, escrow.hashTicket(t));
         bytes memory rs = _sig(PROVIDER_PK, escrow.hashResult(r));
         if (err.length != 0) vm.expectRevert(err);

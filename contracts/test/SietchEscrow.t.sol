@@ -403,23 +403,23 @@ contract TicketTest is Base {
     function test_claimTicket_reverts() public {
         SietchEscrow.Ticket memory t = _ticket(ch, JOB, 10e18);
         bytes memory ts = _sig(BUYER_PK, escrow.hashTicket(t));
-        SietchEscrow.ResultCommitment memory r = _result(JOB, keccak256("good"), 11e18);
+        SietchEscrow.ResultCommitment memory r = _result(ch, JOB, keccak256("good"), 11e18);
         bytes memory overRs = _sig(PROVIDER_PK, escrow.hashResult(r));
         vm.startPrank(provider); // only the channel's provider may claim (see Disputes.t.sol)
         vm.expectRevert(abi.encodeWithSelector(SietchEscrow.OverMaxAmount.selector, 11e18, 10e18));
         escrow.claimTicket(t, ts, r, overRs);
 
-        r = _result(keccak256("other job"), keccak256("good"), 1e18);
+        r = _result(ch, keccak256("other job"), keccak256("good"), 1e18);
         bytes memory rs = _sig(PROVIDER_PK, escrow.hashResult(r));
         vm.expectRevert(SietchEscrow.MismatchedResult.selector);
         escrow.claimTicket(t, ts, r, rs);
 
-        r = _result(JOB, keccak256("good"), 0);
+        r = _result(ch, JOB, keccak256("good"), 0);
         rs = _sig(PROVIDER_PK, escrow.hashResult(r));
         vm.expectRevert(abi.encodeWithSelector(SietchEscrow.BadAmount.selector, 0));
         escrow.claimTicket(t, ts, r, rs);
 
-        r = _result(JOB, keccak256("good"), 1e18);
+        r = _result(ch, JOB, keccak256("good"), 1e18);
         rs = _sig(PROVIDER_PK, escrow.hashResult(r));
         bytes memory wrongTs = _sig(PROVIDER_PK, escrow.hashTicket(t));
         bytes memory wrongRs = _sig(BUYER_PK, escrow.hashResult(r));

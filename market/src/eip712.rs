@@ -33,6 +33,7 @@ pub mod sol {
         struct ResultCommitment {
             bytes32 jobId;
             bytes32 specHash;
+            bytes32 channelId;
             bytes32 outputHash;
             uint64 fuelUsed;
             uint64 gpuMillis;
@@ -182,6 +183,7 @@ impl TypedData for ResultCommitment {
         sol::ResultCommitment {
             jobId: self.job_id,
             specHash: self.spec_hash,
+            channelId: self.channel_id,
             outputHash: self.output_hash,
             fuelUsed: self.fuel_used,
             gpuMillis: self.gpu_millis,

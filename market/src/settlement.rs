@@ -49,13 +49,16 @@ pub fn cost(fuel: u64, gpu_millis: u64, per_gfuel: u128, per_gpu_second: u128) -
     fuel_nano.saturating_add(gpu_nano).div_ceil(1_000_000_000)
 }
 
-/// Signed by a provider (or a verifier) for the result it computed.
+/// Signed by a provider (or a verifier) for the result it computed, for the job's ticket on
+/// one channel: the escrow counts it on that ticket only (ticket id = keccak(channel, job)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ResultCommitment {
     /// The job.
     pub job_id: B256,
     /// blake3 of the canonical job spec.
     pub spec_hash: B256,
+    /// The channel of the ticket the result is for (a spot-check re-run: the re-run's own).
+    pub channel_id: B256,
     /// blake3 of the canonical output encoding.
     pub output_hash: B256,
     /// Fuel the run used.
@@ -109,11 +112,12 @@ impl Canonical for Ticket {
 
 impl Canonical for ResultCommitment {
     const KIND: Kind = Kind::ResultCommitment;
-    const MAX_SIZE: usize = 2 + 32 * 4 + 16;
+    const MAX_SIZE: usize = 2 + 32 * 5 + 16;
 
     fn encode_body(&self, w: &mut Writer) {
         w.b256(&self.job_id);
         w.b256(&self.spec_hash);
+        w.b256(&self.channel_id);
         w.b256(&self.output_hash);
         w.u64(self.fuel_used);
         w.u64(self.gpu_millis);
@@ -124,6 +128,7 @@ impl Canonical for ResultCommitment {
         Ok(Self {
             job_id: r.b256()?,
             spec_hash: r.b256()?,
+            channel_id: r.b256()?,
             output_hash: r.b256()?,
             fuel_used: r.u64()?,
             gpu_millis: r.u64()?,

@@ -409,7 +409,7 @@ proptest! {
     ) {
         let t = Ticket { job_id: ids.0, spec_hash: ids.1, channel_id: ids.2, cumulative_before: amount.wrapping_add(U256::from(n.1)), max_amount: amount, deadline: n.0, check_commit: ids.3, per_gfuel: n.1 as u128, per_gpu_second: u128::from(n.0) };
         prop_assert_eq!(Ticket::decode(&t.encode()).unwrap(), t);
-        let r = ResultCommitment { job_id: ids.0, spec_hash: ids.1, output_hash: ids.2, fuel_used: n.0, gpu_millis: n.1, amount };
+        let r = ResultCommitment { job_id: ids.0, spec_hash: ids.1, channel_id: ids.3, output_hash: ids.2, fuel_used: n.0, gpu_millis: n.1, amount };
         prop_assert_eq!(ResultCommitment::decode(&r.encode()).unwrap(), r);
         let v = Voucher { channel_id: ids.2, cumulative_amount: amount };
         prop_assert_eq!(Voucher::decode(&v.encode()).unwrap(), v);

@@ -153,7 +153,7 @@ fn type_hashes_are_the_documented_type_strings() {
     );
     assert_eq!(
         sol::ResultCommitment::eip712_encode_type(),
-        "ResultCommitment(bytes32 jobId,bytes32 specHash,bytes32 outputHash,uint64 fuelUsed,uint64 gpuMillis,uint256 amount)"
+        "ResultCommitment(bytes32 jobId,bytes32 specHash,bytes32 channelId,bytes32 outputHash,uint64 fuelUsed,uint64 gpuMillis,uint256 amount)"
     );
     assert_eq!(
         sol::Voucher::eip712_encode_type(),
@@ -248,6 +248,7 @@ fn vectors() -> serde_json::Value {
             let r = ResultCommitment {
                 job_id: B256::repeat_byte(i),
                 spec_hash: B256::repeat_byte(i + 0x10),
+                channel_id: B256::repeat_byte(i + 0x20),
                 output_hash: B256::repeat_byte(i + 0x30),
                 fuel_used: fuel,
                 gpu_millis: gpu,
@@ -255,7 +256,7 @@ fn vectors() -> serde_json::Value {
             };
             json!({
                 "jobId": hex32(&r.job_id), "specHash": hex32(&r.spec_hash),
-                "outputHash": hex32(&r.output_hash), "fuelUsed": r.fuel_used.to_string(),
+                "channelId": hex32(&r.channel_id), "outputHash": hex32(&r.output_hash), "fuelUsed": r.fuel_used.to_string(),
                 "gpuMillis": r.gpu_millis.to_string(), "amount": r.amount.to_string(),
                 "structHash": hex32(&r.struct_hash()), "digest": hex32(&r.digest(&d)),
                 "signer": provider().address().to_string(),
@@ -294,6 +295,7 @@ fn vectors() -> serde_json::Value {
     let r0 = ResultCommitment {
         job_id: B256::ZERO,
         spec_hash: B256::ZERO,
+        channel_id: B256::ZERO,
         output_hash: B256::ZERO,
         fuel_used: 0,
         gpu_millis: 0,

@@ -658,6 +658,9 @@ impl Buyer {
         if c.spec_hash != t.spec_hash {
             return Err("the result's spec hash is not the job's".into());
         }
+        if c.channel_id != t.channel_id {
+            return Err("the result is signed for another channel's ticket".into());
+        }
         if c.amount > t.max_amount {
             return Err(format!(
                 "the result charges {} over the ticket's {}",

@@ -144,6 +144,7 @@ mod tests {
             commitment: ResultCommitment {
                 job_id: B256::repeat_byte(job),
                 spec_hash: B256::repeat_byte(9),
+                channel_id: B256::repeat_byte(3),
                 output_hash,
                 fuel_used: 10,
                 gpu_millis: 0,

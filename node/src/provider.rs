@@ -872,6 +872,7 @@ impl Provider {
         let commitment = ResultCommitment {
             job_id: t.job_id,
             spec_hash: t.spec_hash,
+            channel_id: t.channel_id,
             output_hash: B256::from(report.output_hash),
             fuel_used: report.fuel_used,
             gpu_millis,
@@ -1423,6 +1424,8 @@ impl Provider {
         let mut commitment = ResultCommitment {
             job_id: req.job_id,
             spec_hash: rec.specHash,
+            // The vote counts on this ticket only: its channel and job make the ticket id.
+            channel_id: rec.channelId,
             output_hash: B256::from(report.output_hash),
             fuel_used: report.fuel_used,
             gpu_millis: report.gpu_time_ns / 1_000_000,

@@ -245,6 +245,7 @@ async fn offers_reach_every_node_and_a_job_request_gets_its_result() {
             commitment: ResultCommitment {
                 job_id,
                 spec_hash: request.spec.hash(),
+                channel_id: request.ticket.channel_id,
                 output_hash: B256::repeat_byte(9),
                 fuel_used: 1234,
                 gpu_millis: 0,

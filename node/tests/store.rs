@@ -73,6 +73,7 @@ fn result_for(record: &JobRecord) -> EvmSigned<ResultCommitment> {
         ResultCommitment {
             job_id: record.job_id,
             spec_hash: record.spec_hash,
+            channel_id: channel(),
             output_hash: B256::repeat_byte(0x0f),
             fuel_used: 123,
             gpu_millis: 4,
@@ -334,6 +335,13 @@ fn job_states_move_forward_and_results_land_with_their_state() {
     other.message.job_id = B256::repeat_byte(9);
     let err = store
         .record_result(Side::Provider, &id, &other, NOW + 4)
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Mismatch { .. }), "{err:?}");
+    // So is one signed for the same job's ticket on another channel.
+    let mut elsewhere = result_for(&record);
+    elsewhere.message.channel_id = B256::repeat_byte(0xee);
+    let err = store
+        .record_result(Side::Provider, &id, &elsewhere, NOW + 4)
         .unwrap_err();
     assert!(matches!(err, StoreError::Mismatch { .. }), "{err:?}");
     assert_eq!(

@@ -100,6 +100,7 @@ fn result(n: u64) -> EvmSigned<ResultCommitment> {
         ResultCommitment {
             job_id: r.job_id,
             spec_hash: r.spec_hash,
+            channel_id: channel(),
             output_hash: B256::from(U256::from(n)),
             fuel_used: n,
             gpu_millis: 0,

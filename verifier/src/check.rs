@@ -242,6 +242,9 @@ impl<E: Executor> Verifier<E> {
         if job.ticket.job_id != commitment.job_id {
             return Err(CheckError::Ticket("its job id is not the result's"));
         }
+        if job.ticket.channel_id != commitment.channel_id {
+            return Err(CheckError::Ticket("its channel is not the result's"));
+        }
         if job.ticket.spec_hash != spec_hash {
             return Err(CheckError::Ticket("its spec hash is not the spec's"));
         }

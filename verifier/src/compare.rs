@@ -317,6 +317,7 @@ mod tests {
         ResultCommitment {
             job_id: B256::ZERO,
             spec_hash: B256::ZERO,
+            channel_id: B256::ZERO,
             output_hash: B256::repeat_byte(hash),
             fuel_used: fuel,
             gpu_millis: 0,

@@ -5,18 +5,13 @@
 //! - **withhold payment**: no voucher for the job ([`crate::Check::pays`] is false);
 //! - **dispute on chain**: when the provider posts the ticket (`claimTicket`, seen as a
 //!   `TicketClaimed` event with [`Evidence::ticket_id`]), the buyer calls
-//!   [`Evidence::open_dispute`] within the challenge window; once verifiers are drawn,
-//!   [`Evidence::submit_verdicts`] relays the commitments of those re-run providers that
-//!   happen to be among them (anyone may relay a verifier's signed commitment). Drawn
-//!   verifiers that did not re-run the job must run it themselves (the node's verifier role,
-//!   [`crate::verdict_commitment`]). [`Evidence::claim_ticket`] gives the `claimTicket`
+//!   [`Evidence::open_dispute`] within the challenge window. The drawn verifiers run the job
+//!   themselves and sign a commitment for the disputed ticket (the node's verifier role,
+//!   [`crate::verdict_commitment`]): a commitment names its ticket's channel, so the re-runs
+//!   bundled here, each signed for the re-run's own channel, do not count on chain (the escrow
+//!   refuses them as `MismatchedResult`). [`Evidence::claim_ticket`] gives the `claimTicket`
 //!   arguments, should the buyer want to post the ticket itself;
 //! - **show it**: [`Evidence::encode`] for the store, `Display` and the fields for the explorer.
-//!
-//! In tolerance mode the escrow counts a verdict as agreeing only if it repeats the
-//! provider's output hash and fuel, so a re-run that agreed within tolerance but signed its own
-//! hash would count against the provider on chain. [`Evidence::verdicts`] therefore relays, in
-//! tolerance mode, only the re-runs that differ.
 
 use alloy::primitives::{Bytes, keccak256};
 use alloy::providers::Provider;
@@ -121,17 +116,6 @@ pub struct ClaimTicket {
     pub provider_signature: Bytes,
 }
 
-/// A verdict for the escrow's `submitVerdict`: a drawn verifier's signed commitment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
-    /// The verifier.
-    pub verifier: Address,
-    /// Its commitment.
-    pub result: SietchEscrow::ResultCommitment,
-    /// Its signature.
-    pub signature: Bytes,
-}
-
 /// The escrow's ABI form of a ticket.
 pub fn escrow_ticket(t: &Ticket) -> SietchEscrow::Ticket {
     SietchEscrow::Ticket {
@@ -152,6 +136,7 @@ pub fn escrow_result(c: &ResultCommitment) -> SietchEscrow::ResultCommitment {
     SietchEscrow::ResultCommitment {
         jobId: c.job_id,
         specHash: c.spec_hash,
+        channelId: c.channel_id,
         outputHash: c.output_hash,
         fuelUsed: c.fuel_used,
         gpuMillis: c.gpu_millis,
@@ -180,6 +165,11 @@ impl Evidence {
         if of(&self.original.commitment) != job {
             return Err(EvidenceError::Inconsistent(
                 "the provider's result is for another job or spec than the ticket",
+            ));
+        }
+        if self.original.commitment.channel_id != self.ticket.channel_id {
+            return Err(EvidenceError::Inconsistent(
+                "the provider's result is for another channel than the ticket",
             ));
         }
         self.original.verify(&self.domain)?;
@@ -237,20 +227,6 @@ impl Evidence {
         })
     }
 
-    /// The verdicts this bundle can relay for the `drawn` verifiers: the votes of re-run
-    /// providers among them (in tolerance mode only those that differ; see the module docs).
-    pub fn verdicts(&self, drawn: &[Address]) -> Vec<Verdict> {
-        self.votes
-            .iter()
-            .filter(|v| drawn.contains(&v.result.signer) && (!self.tolerance || !v.agrees))
-            .map(|v| Verdict {
-                verifier: v.result.signer,
-                result: escrow_result(&v.result.commitment),
-                signature: Bytes::copy_from_slice(&v.result.signature),
-            })
-            .collect()
-    }
-
     /// Disputes the claimed ticket, from the `buyer`'s account (the escrow's provider must
     /// sign for it). The escrow takes the dispute bond from the buyer.
     pub async fn open_dispute<P: Provider>(
@@ -259,21 +235,6 @@ impl Evidence {
         buyer: Address,
     ) -> Result<TransactionReceipt, EvidenceError> {
         Ok(send(escrow.dispute(self.ticket_id()).from(buyer)).await?)
-    }
-
-    /// Relays [`Evidence::verdicts`] for the `drawn` verifiers (read them from the
-    /// `VerifiersDrawn` event or `tickets(id)`); returns how many were submitted.
-    pub async fn submit_verdicts<P: Provider>(
-        &self,
-        escrow: &SietchEscrowInstance<P>,
-        drawn: &[Address],
-    ) -> Result<usize, EvidenceError> {
-        let verdicts = self.verdicts(drawn);
-        for v in &verdicts {
-            send(escrow.submitVerdict(self.ticket_id(), v.result.clone(), v.signature.clone()))
-                .await?;
-        }
-        Ok(verdicts.len())
     }
 
     /// The bundle's bytes: [`EVIDENCE_MAGIC`], then the fields in the market's canonical

@@ -17,7 +17,7 @@
 //!   over its network and tests over real sandboxes; the result is a [`Check`] with its
 //!   [`Decision`].
 //! - [`evidence`]: the bundle of signed commitments against a provider found wrong, its
-//!   encoding, and the escrow calls it drives (`dispute`, `submitVerdict`).
+//!   encoding, and the escrow calls it drives (`claimTicket`, `dispute`).
 //! - [`reputation`]: counters per provider from chain events and local checks, a stated
 //!   formula, and a table the order book ranks with ([`sietch_market::Observations`]).
 //!
@@ -39,9 +39,11 @@
 //! /// Every provider computes the same, honest answer (the node runs a sandbox instead).
 //! struct Honest { keys: Vec<PrivateKeySigner>, domain: Domain }
 //!
-//! fn answer(job_id: B256, spec: &JobSpec, key: &PrivateKeySigner, domain: &Domain) -> RunResult {
+//! /// A result for the job's ticket on `channel_id` (each run is paid on its own channel).
+//! fn answer(job_id: B256, channel_id: B256, spec: &JobSpec, key: &PrivateKeySigner, domain: &Domain)
+//!     -> RunResult {
 //!     let commitment = ResultCommitment {
-//!         job_id, spec_hash: spec.hash(), output_hash: B256::repeat_byte(0x42),
+//!         job_id, spec_hash: spec.hash(), channel_id, output_hash: B256::repeat_byte(0x42),
 //!         fuel_used: 1_000, gpu_millis: 0, amount: U256::from(1),
 //!     };
 //!     let signature = commitment.sign(domain, key).expect("a local key signs");
@@ -53,7 +55,7 @@
 //!     async fn rerun(&self, r: RerunRequest<'_>) -> Result<RunResult, RerunError> {
 //!         let key = self.keys.iter().find(|k| k.address() == r.provider.evm_address)
 //!             .ok_or(RerunError::Unreachable("unknown provider".into()))?;
-//!         Ok(answer(r.job_id, r.spec, key, &self.domain))
+//!         Ok(answer(r.job_id, B256::repeat_byte(0xc1), r.spec, key, &self.domain))
 //!     }
 //! }
 //!
@@ -91,7 +93,7 @@
 //! };
 //! // ...the provider (offer 0) answers; the buyer reveals and checks on the others.
 //! assert!(check_value_cap(&spec, &offers[0]).is_ok());
-//! let result = answer(job_id, &spec, &keys[0], &domain);
+//! let result = answer(job_id, ticket.channel_id, &spec, &keys[0], &domain);
 //! let verifier = Verifier::new(Honest { keys, domain }, domain, VerifierConfig::default());
 //! let job = Job { spec: &spec, ticket: &ticket, ticket_signature: None, secret,
 //!                 provider: &offers[0], result: &result };
@@ -127,7 +129,7 @@ pub use error::{
     ValueCapError,
 };
 pub use evidence::{
-    ClaimTicket, Evidence, SignedCommitment, Verdict, Vote, escrow_result, escrow_ticket, ticket_id,
+    ClaimTicket, Evidence, SignedCommitment, Vote, escrow_result, escrow_ticket, ticket_id,
 };
 pub use exec::{Executor, RerunRequest, RunResult};
 pub use outputs::{OutcomeCode, Outputs};

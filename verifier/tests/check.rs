@@ -51,7 +51,7 @@ fn one_job(net: &Network, spec: JobSpec, rng: &mut ChaCha20Rng) -> OneJob {
     };
     let p = &net.providers[0];
     let run = p.answer(&*net.compute, id, &spec, Some(&ticket)).run;
-    let result = p.sign(id, &spec, run);
+    let result = p.sign(ticket.channel_id, id, &spec, run);
     OneJob {
         spec,
         ticket,
@@ -103,6 +103,13 @@ fn refusals_name_what_is_wrong_with_the_buyers_records() {
         check(&net, &wrong_secret, &offers, &mut rng),
         Err(CheckError::Ticket(_))
     ));
+    // A result signed for the same job's ticket on another channel is not this ticket's.
+    let mut other_channel = clone(&j);
+    other_channel.ticket.channel_id = B256::repeat_byte(0xc9);
+    assert_eq!(
+        check(&net, &other_channel, &offers, &mut rng).unwrap_err(),
+        CheckError::Ticket("its channel is not the result's")
+    );
     let mut other_spec = clone(&j);
     other_spec.spec.price_cap += 1;
     assert!(matches!(
@@ -112,6 +119,7 @@ fn refusals_name_what_is_wrong_with_the_buyers_records() {
     // Signed by provider 1's key, not provider 0's.
     let mut forged = clone(&j);
     forged.result = net.providers[1].sign(
+        j.ticket.channel_id,
         j.ticket.job_id,
         &j.spec,
         net.providers[0]

@@ -1,9 +1,11 @@
 //! Evidence on a real chain: a provider returns a wrong result from a real sandbox run, the
 //! buyer's check finds it wrong with three re-runs on other staked providers, the provider
-//! claims its ticket anyway, and the evidence opens a dispute on the deployed escrow whose
-//! drawn verifiers (the re-run providers: they are the whole verifier pool) get their signed
-//! commitments relayed from the bundle. The escrow slashes the provider. Anvil comes from
-//! `tools/bin/anvil` (`scripts/setup.sh`), else from PATH.
+//! claims its ticket anyway, and the evidence opens a dispute on the deployed escrow. The drawn
+//! verifiers (the re-run providers: they are the whole verifier pool) cannot reuse their
+//! re-runs' commitments, which are signed for the re-runs' own channels: relayed, the escrow
+//! refuses one. They run the job again and sign verdicts for the disputed ticket, and the
+//! escrow slashes the provider. Anvil comes from `tools/bin/anvil` (`scripts/setup.sh`), else
+//! from PATH.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -18,7 +20,7 @@ use std::sync::Arc;
 
 use alloy::network::EthereumWallet;
 use alloy::node_bindings::Anvil;
-use alloy::primitives::{Address, B256, U256, keccak256};
+use alloy::primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy::providers::ext::AnvilApi;
 use alloy::providers::{DynProvider, Provider as _, ProviderBuilder};
 use alloy::rpc::types::TransactionReceipt;
@@ -26,13 +28,14 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::SolEvent;
 use rand::SeedableRng;
 use sietch_contracts::SietchEscrow::{
-    self, ChannelOpened, Config, Slashed, TicketClaimed, TicketSettled,
+    self, ChannelOpened, Config, SietchEscrowErrors, Slashed, TicketClaimed, TicketSettled,
 };
 use sietch_contracts::{MockToken, deploy, send};
 use sietch_market::eip712::{Domain, TypedData};
 use sietch_market::{Ticket, job_id};
 use sietch_verifier::{
-    ChainEvent, Decision, Job, ReputationTable, Verifier, VerifierConfig, new_secret,
+    ChainEvent, Decision, Job, ReputationTable, Verifier, VerifierConfig, escrow_result,
+    new_secret, verdict_commitment,
 };
 use support::sandboxed::{Sandboxed, guest};
 use support::{BUYER, Behaviour, NOW, Network, Provider};
@@ -179,6 +182,7 @@ async fn anvil_evidence_opens_a_dispute_that_slashes_the_provider() {
     let ticket_signature = ticket.sign(&domain, &keys[1]).unwrap();
     let p = &net.providers[0];
     let result = p.sign(
+        channel,
         id,
         &spec,
         p.answer(&*net.compute, id, &spec, Some(&ticket)).run,
@@ -235,7 +239,51 @@ async fn anvil_evidence_opens_a_dispute_that_slashes_the_provider() {
         }
     }
     let mut drawn: Vec<Address> = record.verifiers[..usize::from(record.drawn)].to_vec();
-    assert_eq!(evidence.submit_verdicts(&escrow, &drawn).await.unwrap(), 3);
+    // A re-run's commitment names the re-run's own channel: relayed here, it does not count.
+    let rerun = &evidence.votes[0].result;
+    let relayed = send(escrow.submitVerdict(
+        ticket_id,
+        escrow_result(&rerun.commitment),
+        Bytes::copy_from_slice(&rerun.signature),
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            relayed.reverted(),
+            Some(SietchEscrowErrors::MismatchedResult(_))
+        ),
+        "{relayed}"
+    );
+    // Each drawn verifier runs the job and signs its verdict for the disputed ticket.
+    for a in &drawn {
+        let q = net
+            .providers
+            .iter()
+            .find(|q| q.key.address() == *a)
+            .expect("the pool is the test market's providers");
+        let own = q.sign(
+            channel,
+            id,
+            &spec,
+            q.answer(&*net.compute, id, &spec, None).run,
+        );
+        let verdict = verdict_commitment(
+            &spec.verification.comparison,
+            &result.commitment,
+            result.outputs.as_ref(),
+            &own.commitment,
+            own.outputs.as_ref(),
+        );
+        let signature = verdict.sign(&domain, &q.key).unwrap();
+        send(escrow.submitVerdict(
+            ticket_id,
+            escrow_result(&verdict),
+            Bytes::copy_from_slice(&signature),
+        ))
+        .await
+        .unwrap();
+    }
     drawn.sort();
     let mut rerunners: Vec<Address> = evidence.votes.iter().map(|v| v.result.signer).collect();
     rerunners.sort();

@@ -70,6 +70,7 @@ mod tests {
         let r = ResultCommitment {
             jobId: B256::ZERO,
             specHash: B256::ZERO,
+            channelId: B256::ZERO,
             outputHash: B256::ZERO,
             fuelUsed: 0,
             gpuMillis: 0,
@@ -78,7 +79,7 @@ mod tests {
         assert_eq!(
             r.eip712_type_hash(),
             keccak256(
-                "ResultCommitment(bytes32 jobId,bytes32 specHash,bytes32 outputHash,uint64 fuelUsed,uint64 gpuMillis,uint256 amount)"
+                "ResultCommitment(bytes32 jobId,bytes32 specHash,bytes32 channelId,bytes32 outputHash,uint64 fuelUsed,uint64 gpuMillis,uint256 amount)"
             )
         );
     }

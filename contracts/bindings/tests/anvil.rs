@@ -272,7 +272,7 @@ impl Chain {
             pricePerGFuel: u128::MAX,
             pricePerGpuSecond: 0,
         };
-        let result = self.result(job, keccak256("output"), amount);
+        let result = self.result(channel, job, keccak256("output"), amount);
         let ts = eip712::sign(&self.keys[1], &ticket, &self.domain).unwrap();
         let rs = eip712::sign(&self.keys[2], &result, &self.domain).unwrap();
         send(
@@ -283,10 +283,11 @@ impl Chain {
         .await
     }
 
-    fn result(&self, job: &str, output: B256, amount: U256) -> ResultCommitment {
+    fn result(&self, channel: B256, job: &str, output: B256, amount: U256) -> ResultCommitment {
         ResultCommitment {
             jobId: keccak256(job),
             specHash: keccak256(format!("spec of {job}")),
+            channelId: channel,
             outputHash: output,
             fuelUsed: 42_000,
             gpuMillis: 17,
@@ -311,7 +312,7 @@ async fn anvil_rust_digests_match_contract() {
     let (v, _) = c.voucher(B256::repeat_byte(1), e18(3));
     let on_chain = c.escrow.hashVoucher(v.clone()).call().await.unwrap();
     assert_eq!(on_chain, eip712::digest(&v, &c.domain));
-    let r = c.result("job", B256::repeat_byte(2), e18(1));
+    let r = c.result(B256::repeat_byte(1), "job", B256::repeat_byte(2), e18(1));
     assert_eq!(
         c.escrow.hashResult(r.clone()).call().await.unwrap(),
         eip712::digest(&r, &c.domain)
@@ -513,7 +514,7 @@ async fn anvil_full_dispute_path() {
         } else {
             keccak256("output")
         };
-        let r = c.result("job-b", output, U256::ZERO);
+        let r = c.result(ch, "job-b", output, U256::ZERO);
         let sig = eip712::sign(&c.keys[index(v)], &r, &c.domain).unwrap();
         send(c.escrow.submitVerdict(id, r, sig).from(*v))
             .await

@@ -824,6 +824,7 @@ mod tests {
             commitment: ResultCommitment {
                 job_id: B256::repeat_byte(7),
                 spec_hash: B256::repeat_byte(8),
+                channel_id: B256::repeat_byte(4),
                 output_hash: B256::repeat_byte(9),
                 fuel_used: 1234,
                 gpu_millis: 0,

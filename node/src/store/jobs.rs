@@ -84,7 +84,11 @@ fn check_ticket(record: &JobRecord, ticket: &Ticket) -> Result<(), StoreError> {
 
 fn check_result(record: &JobRecord, result: &ResultCommitment) -> Result<(), StoreError> {
     same("result's job id", record.job_id, result.job_id)?;
-    same("result's spec hash", record.spec_hash, result.spec_hash)
+    same("result's spec hash", record.spec_hash, result.spec_hash)?;
+    match &record.ticket {
+        Some(t) => same("result's channel", t.message.channel_id, result.channel_id),
+        None => Ok(()),
+    }
 }
 
 fn check_note(note: &str) -> Result<(), StoreError> {

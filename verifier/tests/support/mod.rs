@@ -262,12 +262,19 @@ impl Provider {
         Answer { run, cheated }
     }
 
-    /// Signs a run's commitment, as the provider sends it.
-    pub fn sign(&self, job_id: B256, spec: &JobSpec, run: Run) -> RunResult {
+    /// The channel the test buyer pays this provider's re-runs on: a re-run's commitment is
+    /// signed for it, never for the original's ticket.
+    pub fn rerun_channel(&self) -> B256 {
+        B256::from(alloy::primitives::keccak256(self.offer.provider.0))
+    }
+
+    /// Signs a run's commitment for the job's ticket on `channel_id`, as the provider sends it.
+    pub fn sign(&self, channel_id: B256, job_id: B256, spec: &JobSpec, run: Run) -> RunResult {
         let amount = (u128::from(run.fuel) * self.offer.prices.per_gfuel).div_ceil(1_000_000_000);
         let commitment = ResultCommitment {
             job_id,
             spec_hash: spec.hash(),
+            channel_id,
             output_hash: run.outputs.hash(),
             fuel_used: run.fuel,
             gpu_millis: 0,
@@ -343,7 +350,7 @@ impl Executor for Network {
             .ok_or_else(|| RerunError::Unreachable("not in the test market".into()))?;
         self.reruns.fetch_add(1, Ordering::Relaxed);
         let run = p.answer(&*self.compute, r.job_id, r.spec, None).run;
-        let mut result = p.sign(r.job_id, r.spec, run);
+        let mut result = p.sign(p.rerun_channel(), r.job_id, r.spec, run);
         if !r.with_outputs {
             result.outputs = None;
         }
@@ -416,7 +423,7 @@ impl<'a> Buyer<'a> {
             t.sampled_cheats += usize::from(answer.cheated);
             // Signed only now to keep the simulation quick: the provider committed to the run
             // before the reveal either way.
-            let result = provider.sign(id, &spec, answer.run);
+            let result = provider.sign(ticket.channel_id, id, &spec, answer.run);
             let job = Job {
                 spec: &spec,
                 ticket: &ticket,
