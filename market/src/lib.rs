@@ -8,6 +8,8 @@
 //! - [`Signed`]: ed25519 signatures for offers and p2p messages; [`eip712`]: EIP-712
 //!   signatures for the messages the escrow contract checks.
 //! - [`OrderBook`]: live offers, matching and ranking, with an explanation when nothing fits.
+//! - [`names`]: the one rule for input and output file names, and [`printable`] for showing
+//!   a peer's text.
 //!
 //! This crate knows nothing of tokio, libp2p or wasmtime: time is passed in as unix
 //! seconds, and everything is synchronous.
@@ -64,6 +66,7 @@ pub mod codec;
 pub mod eip712;
 pub mod error;
 pub mod job;
+pub mod names;
 pub mod offer;
 pub mod registration;
 pub mod settlement;
@@ -79,6 +82,7 @@ pub use job::{
     BlobRef, Comparison, FloatKind, FloatOutput, GpuNeeds, Input, JobSpec, Limits, Requirements,
     VerificationPolicy, job_id,
 };
+pub use names::{MAX_FILE_NAME, NameError, check_file_name, printable};
 pub use offer::{ComputeCapability, Gpu, Hardware, Offer, Prices, Withdrawal};
 pub use settlement::{
     ResultCommitment, Ticket, Voucher, check_commit, is_checked, max_job_value, min_stake_for,

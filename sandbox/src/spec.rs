@@ -67,13 +67,9 @@ pub struct JobSpec {
     pub limits: Limits,
 }
 
-/// A name that may appear in `/input` or `/output`: not empty, not `.` or `..`, no `/` or NUL,
-/// at most 255 bytes.
+/// A name that may appear in `/input` or `/output`: the protocol's one rule
+/// ([`sietch_market::check_file_name`]: flat, at most 255 bytes, printable), so a provider's
+/// sandbox never creates an output that a buyer would refuse.
 pub(crate) fn is_flat_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 255
-        && name != "."
-        && name != ".."
-        && !name.contains('/')
-        && !name.contains('\0')
+    sietch_market::check_file_name(name).is_ok()
 }
