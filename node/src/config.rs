@@ -93,6 +93,12 @@ pub struct NodeConfig {
     pub max_concurrent_jobs: u32,
     /// Provider: largest memory a job may ask for, in bytes.
     pub max_job_memory_bytes: u64,
+    /// Both roles: the quota on all stored blobs (uploaded modules and inputs, fetched
+    /// ones), in bytes; over it, blobs unused for `blob_keep_secs` are evicted, least
+    /// recently used first, and a write that still does not fit is refused.
+    pub blob_quota_bytes: u64,
+    /// Both roles: a blob used (stored, read or served) this recently is never evicted.
+    pub blob_keep_secs: u64,
     /// Provider: offer this machine's GPU (CUDA device 0, the one jobs run on) when one is
     /// found; `false` sells CPU time only.
     pub offer_gpu: bool,
@@ -209,6 +215,8 @@ impl Default for NodeConfig {
             announce_every_secs: 120,
             max_concurrent_jobs: 2,
             max_job_memory_bytes: 1 << 30,
+            blob_quota_bytes: crate::store::DEFAULT_BLOB_QUOTA_BYTES,
+            blob_keep_secs: crate::store::DEFAULT_BLOB_KEEP_SECS,
             offer_gpu: true,
             chain_id: 31_337,
             escrow: None,
@@ -321,6 +329,16 @@ impl NodeConfig {
             return Err(ConfigError::Invalid {
                 key: "max_concurrent_jobs",
                 why: "must be at least 1".into(),
+            });
+        }
+        if self.blob_quota_bytes < crate::store::DEFAULT_MAX_BLOB_BYTES {
+            return Err(ConfigError::Invalid {
+                key: "blob_quota_bytes",
+                why: format!(
+                    "{} is under the largest single blob ({} bytes)",
+                    self.blob_quota_bytes,
+                    crate::store::DEFAULT_MAX_BLOB_BYTES
+                ),
             });
         }
         if self.max_job_memory_bytes < 64 * 1024 {

@@ -36,6 +36,10 @@ struct StoreBlobs(Arc<Store>);
 
 impl BlobSource for StoreBlobs {
     fn read(&self, hash: &B256, offset: u64, max_len: usize) -> Option<(u64, Vec<u8>)> {
+        if offset == 0 {
+            // Served: in use, so not evicted for a while.
+            self.0.blobs().touch(hash);
+        }
         let mut f = std::fs::File::open(self.0.blobs().path(hash)).ok()?;
         let total = f.metadata().ok()?.len();
         f.seek(SeekFrom::Start(offset.min(total))).ok()?;
@@ -175,10 +179,11 @@ impl Node {
         events: Events,
     ) -> anyhow::Result<Self> {
         config.check()?;
-        let store =
-            Arc::new(Store::open(data_dir).with_context(|| {
-                format!("cannot open the node's store in {}", data_dir.display())
-            })?);
+        let options = crate::store::StoreOptions::default()
+            .blob_quota(config.blob_quota_bytes, config.blob_keep_secs);
+        let store = Arc::new(Store::open_with(data_dir, options).with_context(|| {
+            format!("cannot open the node's store in {}", data_dir.display())
+        })?);
         let Some(keys) = store.node_keys()? else {
             bail!(
                 "{} has no node keys: run `sietch init --data-dir {}` first",

@@ -73,7 +73,7 @@ fn result_for(record: &JobRecord) -> EvmSigned<ResultCommitment> {
         ResultCommitment {
             job_id: record.job_id,
             spec_hash: record.spec_hash,
-            channel_id: channel(),
+            channel_id: record.ticket.map_or(channel(), |t| t.message.channel_id),
             output_hash: B256::repeat_byte(0x0f),
             fuel_used: 123,
             gpu_millis: 4,

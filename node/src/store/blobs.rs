@@ -6,12 +6,22 @@
 //! crash is never mistaken for a blob (its name is not a hash) and is removed at the next
 //! open. Reads hash the bytes again: disks and people damage files, and a blob that no
 //! longer matches its name is removed and reported instead of being handed to the sandbox.
+//!
+//! The directory has a quota ([`BlobLimits::quota_bytes`]). A write that would go over it
+//! first evicts the least recently used blobs that have not been used (stored, read or
+//! served) for [`BlobLimits::keep_secs`]; if that does not make room, it is refused with
+//! [`BlobError::QuotaFull`]. A buyer's uploads in use by its jobs and a provider's cached
+//! modules stay; what nobody asked for in a while goes. The directory is the owner's only
+//! (0700, files 0600), and errors name a blob by its place in the data directory
+//! (`blobs/<hash>`), never by an absolute path.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use sietch_market::B256;
 
@@ -24,12 +34,39 @@ const TMP_PREFIX: &str = ".tmp-";
 /// enough to hold in memory while it is hashed and sent.
 pub const DEFAULT_MAX_BLOB_BYTES: u64 = 256 << 20;
 
+/// The default quota on all blobs together: 16 GiB.
+pub const DEFAULT_BLOB_QUOTA_BYTES: u64 = 16 << 30;
+
+/// The default time a used blob is safe from eviction: one day.
+pub const DEFAULT_BLOB_KEEP_SECS: u64 = 24 * 3600;
+
+/// Bounds on the blob directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobLimits {
+    /// The bound on one blob, in bytes.
+    pub max_blob_bytes: u64,
+    /// The bound on all blobs together, in bytes.
+    pub quota_bytes: u64,
+    /// A blob used (stored, read or served) this recently is never evicted.
+    pub keep_secs: u64,
+}
+
+impl Default for BlobLimits {
+    fn default() -> Self {
+        Self {
+            max_blob_bytes: DEFAULT_MAX_BLOB_BYTES,
+            quota_bytes: DEFAULT_BLOB_QUOTA_BYTES,
+            keep_secs: DEFAULT_BLOB_KEEP_SECS,
+        }
+    }
+}
+
 /// The blob directory. Cheap to share behind the [`super::Store`]; safe to use from several
 /// threads.
 #[derive(Debug)]
 pub struct Blobs {
     dir: PathBuf,
-    max_blob_bytes: u64,
+    limits: BlobLimits,
     /// Serialises the publish/remove step with the size figure.
     totals: Mutex<Totals>,
     tmp_counter: AtomicU64,
@@ -41,10 +78,15 @@ struct Totals {
     count: u64,
 }
 
+/// An I/O error on `path`, named by its place in the data directory (`blobs/<name>`): an
+/// error may reach a client, which has no business knowing where the data directory is.
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BlobError + '_ {
-    move |source| BlobError::Io {
-        path: path.to_owned(),
-        source,
+    move |source| {
+        let mut rel = PathBuf::from(super::BLOBS_DIR);
+        if let Some(name) = path.file_name().filter(|n| *n != super::BLOBS_DIR) {
+            rel.push(name);
+        }
+        BlobError::Io { path: rel, source }
     }
 }
 
@@ -58,9 +100,14 @@ fn parse_name(name: &str) -> Option<B256> {
     Some(B256::from(out))
 }
 
-/// Writes a new file and flushes it to disk.
+/// Writes a new file, readable by its owner only, and flushes it to disk.
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), BlobError> {
-    let mut f = File::create_new(path).map_err(io(path))?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
     f.write_all(bytes).map_err(io(path))?;
     f.sync_all().map_err(io(path))
 }
@@ -71,11 +118,24 @@ pub fn blob_hash(bytes: &[u8]) -> B256 {
 }
 
 impl Blobs {
-    /// Opens (creating it if needed) the blob directory `dir`, removes temporary files left
-    /// by a crash and adds up the sizes of the blobs in it.
+    /// Opens (creating it if needed) the blob directory `dir` with the default quota.
     pub fn open(dir: impl Into<PathBuf>, max_blob_bytes: u64) -> Result<Self, BlobError> {
+        Self::open_with(
+            dir,
+            BlobLimits {
+                max_blob_bytes,
+                ..BlobLimits::default()
+            },
+        )
+    }
+
+    /// Opens (creating it if needed) the blob directory `dir`, makes it and its files the
+    /// owner's only, removes temporary files left by a crash and adds up the sizes of the
+    /// blobs in it.
+    pub fn open_with(dir: impl Into<PathBuf>, limits: BlobLimits) -> Result<Self, BlobError> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(io(&dir))?;
+        owner_only(&dir, 0o700)?;
         let mut totals = Totals::default();
         for entry in fs::read_dir(&dir).map_err(io(&dir))? {
             let entry = entry.map_err(io(&dir))?;
@@ -87,13 +147,16 @@ impl Blobs {
                 fs::remove_file(&path).map_err(io(&path))?;
             } else if parse_name(name).is_some() {
                 let meta = entry.metadata().map_err(io(&entry.path()))?;
+                if meta.permissions().mode() & 0o077 != 0 {
+                    owner_only(&entry.path(), 0o600)?;
+                }
                 totals.bytes = totals.bytes.saturating_add(meta.len());
                 totals.count += 1;
             }
         }
         Ok(Self {
             dir,
-            max_blob_bytes,
+            limits,
             totals: Mutex::new(totals),
             tmp_counter: AtomicU64::new(0),
         })
@@ -106,7 +169,12 @@ impl Blobs {
 
     /// The bound on one blob, in bytes.
     pub fn max_blob_bytes(&self) -> u64 {
-        self.max_blob_bytes
+        self.limits.max_blob_bytes
+    }
+
+    /// The directory's bounds.
+    pub fn limits(&self) -> BlobLimits {
+        self.limits
     }
 
     /// Where the blob with this hash is (or would be) stored.
@@ -161,16 +229,18 @@ impl Blobs {
 
     fn write(&self, hash: &B256, bytes: &[u8]) -> Result<(), BlobError> {
         let len = bytes.len() as u64;
-        if len > self.max_blob_bytes {
+        if len > self.limits.max_blob_bytes {
             return Err(BlobError::TooLarge {
                 len,
-                max: self.max_blob_bytes,
+                max: self.limits.max_blob_bytes,
             });
         }
         let path = self.path(hash);
         if path.is_file() {
+            self.touch(hash);
             return Ok(());
         }
+        self.make_room(len)?;
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
         let tmp = self.dir.join(format!(
             "{TMP_PREFIX}{}-{}-{n}",
@@ -196,6 +266,62 @@ impl Blobs {
         Ok(())
     }
 
+    /// Evicts least recently used blobs, none used within `keep_secs`, until `len` more bytes
+    /// fit in the quota; refuses with [`BlobError::QuotaFull`] when they cannot.
+    fn make_room(&self, len: u64) -> Result<(), BlobError> {
+        let quota = self.limits.quota_bytes;
+        let over = |total: u64| total.saturating_add(len) > quota;
+        if !over(self.total_bytes()) {
+            return Ok(());
+        }
+        if len > quota {
+            return Err(BlobError::QuotaFull {
+                len,
+                used: self.total_bytes(),
+                quota,
+            });
+        }
+        let keep = Duration::from_secs(self.limits.keep_secs);
+        let now = SystemTime::now();
+        let mut old: Vec<(SystemTime, B256)> = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io(&self.dir))? {
+            let entry = entry.map_err(io(&self.dir))?;
+            let Some(hash) = entry.file_name().to_str().and_then(parse_name) else {
+                continue;
+            };
+            let Ok(used) = entry.metadata().and_then(|m| m.modified()) else {
+                continue;
+            };
+            if now.duration_since(used).unwrap_or_default() >= keep {
+                old.push((used, hash));
+            }
+        }
+        old.sort();
+        for (_, hash) in old {
+            if !over(self.total_bytes()) {
+                break;
+            }
+            if self.remove(&hash)? {
+                tracing::info!(%hash, "evicted an unused blob to stay within the blob quota");
+            }
+        }
+        let used = self.total_bytes();
+        if over(used) {
+            return Err(BlobError::QuotaFull { len, used, quota });
+        }
+        Ok(())
+    }
+
+    /// Marks a blob as used now (its modification time: blobs are immutable, so the time
+    /// is free to mean "last used"), which keeps it from eviction for `keep_secs`.
+    pub fn touch(&self, hash: &B256) {
+        let path = self.path(hash);
+        if let Ok(f) = File::options().write(true).open(&path) {
+            // Best effort: a blob whose time cannot be set is only evicted sooner.
+            let _ = f.set_modified(SystemTime::now());
+        }
+    }
+
     fn sync_dir(&self) -> Result<(), BlobError> {
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
@@ -212,15 +338,15 @@ impl Blobs {
             Err(e) => return Err(io(&path)(e)),
         };
         let len = file.metadata().map_err(io(&path))?.len();
-        if len > self.max_blob_bytes {
+        if len > self.limits.max_blob_bytes {
             return Err(BlobError::TooLarge {
                 len,
-                max: self.max_blob_bytes,
+                max: self.limits.max_blob_bytes,
             });
         }
         let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
         // Read at most one byte past the bound, so a file growing under us stays bounded.
-        file.take(self.max_blob_bytes.saturating_add(1))
+        file.take(self.limits.max_blob_bytes.saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(io(&path))?;
         let found = blob_hash(&bytes);
@@ -229,6 +355,7 @@ impl Blobs {
             self.remove(hash)?;
             return Err(BlobError::Corrupt { hash: *hash, found });
         }
+        self.touch(hash);
         Ok(Some(bytes))
     }
 
@@ -263,4 +390,9 @@ impl Blobs {
         }
         Ok(out)
     }
+}
+
+/// Sets `path`'s permission bits to `mode` (the owner's only).
+fn owner_only(path: &Path, mode: u32) -> Result<(), BlobError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io(path))
 }

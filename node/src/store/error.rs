@@ -134,9 +134,9 @@ pub enum StoreError {
 #[non_exhaustive]
 pub enum BlobError {
     /// Reading or writing the blob directory failed.
-    #[error("blob I/O on {path}: {source}")]
+    #[error("blob I/O on {}: {source}", path.display())]
     Io {
-        /// The file or directory.
+        /// The file or directory, inside the data directory (`blobs/<hash>`).
         path: PathBuf,
         /// The operating system's error.
         source: std::io::Error,
@@ -156,6 +156,19 @@ pub enum BlobError {
         expected: B256,
         /// The hash of the bytes.
         found: B256,
+    },
+    /// Storing the blob would go over the blob quota, and not enough blobs are old enough
+    /// to evict.
+    #[error(
+        "no room for a blob of {len} bytes: {used} of the {quota}-byte blob quota are in use by blobs used recently"
+    )]
+    QuotaFull {
+        /// The blob's length.
+        len: u64,
+        /// Bytes stored now.
+        used: u64,
+        /// The quota.
+        quota: u64,
     },
     /// The stored file no longer hashes to its name; it was removed, fetch the blob again.
     #[error("blob {hash} was corrupt on disk (its bytes hash to {found}); it was removed")]

@@ -59,7 +59,10 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use sietch_market::{Address, B256, Offer, PublicKey, Signed, Voucher};
 
 pub use batch::GroupCommits;
-pub use blobs::{Blobs, DEFAULT_MAX_BLOB_BYTES, blob_hash};
+pub use blobs::{
+    BlobLimits, Blobs, DEFAULT_BLOB_KEEP_SECS, DEFAULT_BLOB_QUOTA_BYTES, DEFAULT_MAX_BLOB_BYTES,
+    blob_hash,
+};
 pub use error::{BlobError, StoreError};
 pub use records::{
     EvmSigned, JobRecord, JobState, MAX_NOTE, NodeKeys, OwnOffer, Reputation, ReputationEvent,
@@ -99,14 +102,14 @@ const NODE_KEY: &str = "node";
 /// How to open a store. `StoreOptions::default()` is what a node uses.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    max_blob_bytes: u64,
+    blobs: BlobLimits,
     schema: Schema,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
-            max_blob_bytes: DEFAULT_MAX_BLOB_BYTES,
+            blobs: BlobLimits::default(),
             schema: Schema::current(),
         }
     }
@@ -116,7 +119,15 @@ impl StoreOptions {
     /// The bound on one blob, in bytes.
     #[must_use]
     pub fn max_blob_bytes(mut self, max: u64) -> Self {
-        self.max_blob_bytes = max;
+        self.blobs.max_blob_bytes = max;
+        self
+    }
+
+    /// The quota on all blobs together, and how long a used blob is safe from eviction.
+    #[must_use]
+    pub fn blob_quota(mut self, quota_bytes: u64, keep_secs: u64) -> Self {
+        self.blobs.quota_bytes = quota_bytes;
+        self.blobs.keep_secs = keep_secs;
         self
     }
 
@@ -196,7 +207,7 @@ impl Store {
                 e => StoreError::from(e),
             })?;
         let opened_at_version = schema::migrate(&db, &path, &options.schema)?;
-        let blobs = Blobs::open(dir.join(BLOBS_DIR), options.max_blob_bytes)?;
+        let blobs = Blobs::open_with(dir.join(BLOBS_DIR), options.blobs)?;
         tracing::debug!(dir = %dir.display(), version = options.schema.version(), "store open");
         Ok(Self {
             inner: Arc::new(Inner {
