@@ -97,10 +97,24 @@ fn runs_a_job_with_stdin_inputs_and_outputs_and_prints_stable_json() {
     assert_eq!(v["outputs"][0]["name"], "out");
     assert_eq!(v["outputs"][0]["bytes"], 11);
     assert_eq!(std::fs::read(out_dir.join("out")).unwrap(), b"input bytes");
+    // The output is there now: the same command leaves it as it is and fails (exit 1),
+    // saying so; with --overwrite it replaces it.
+    std::fs::write(out_dir.join("out"), "edited").unwrap();
+    let kept = sietch(&args);
+    assert_eq!(kept.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&kept.stderr);
+    assert!(
+        err.contains("skipped \"out\": a file is already there"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(out_dir.join("out")).unwrap(), b"edited");
     // Deterministic: the same command gives the same hash and fuel.
-    let again = json(&sietch(&args));
+    let mut again_args = args.to_vec();
+    again_args.push("--overwrite");
+    let again = json(&sietch(&again_args));
     assert_eq!(again["output_hash"], v["output_hash"]);
     assert_eq!(again["fuel_used"], v["fuel_used"]);
+    assert_eq!(std::fs::read(out_dir.join("out")).unwrap(), b"input bytes");
 }
 
 #[test]

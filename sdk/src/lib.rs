@@ -6,6 +6,18 @@
 //! the SDK is how a program asks it to. It holds no keys: writes carry the node's API token
 //! (`<data dir>/api-token`).
 //!
+//! # The token goes only where it belongs, and only on writes
+//!
+//! The API token is write access to a node: it funds channels and submits jobs. A [`Client`]
+//! sends it only on the calls that change something ([`Client::upload`], [`Client::submit`],
+//! [`Client::run`], [`Client::fund`], [`Client::submit_and_follow`]) and never on a read
+//! ([`Client::offers`], [`Client::job`], [`Client::events`], ...): a node's reads need no token,
+//! so a node that is not yours learns nothing by answering them. It has the token only when
+//! given one ([`Client::with_token`]) or when it was made from the node's own data directory
+//! ([`Client::from_data_dir`], which takes the address from the same directory's
+//! `config.toml`). It follows no redirects, so a write is never re-sent elsewhere.
+//! Answers are bounded ([`MAX_RESPONSE_BYTES`], [`MAX_EVENT_BYTES`]).
+//!
 //! # Example: one job on a local market
 //!
 //! This runs for real: a local chain, the escrow, two provider nodes and a buyer node (the
@@ -91,7 +103,26 @@ pub enum Error {
     /// A job did not finish in time.
     #[error("job {0} did not finish in time")]
     Timeout(String),
+    /// A job id that is not `0x` and hex digits.
+    #[error("{0:?} is not a job id (0x and hex digits)")]
+    BadId(String),
+    /// The node's answer (or one event of its stream) is larger than this SDK reads.
+    #[error("the node's answer is over the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
 }
+
+/// The largest answer the SDK reads from a node, in bytes (a job's outputs are at most the
+/// protocol's 16 MiB result, base64 in JSON; a list of jobs carries no more than that each).
+pub const MAX_RESPONSE_BYTES: usize = 256 << 20;
+
+/// The largest single event the SDK reads from a node's event stream, in bytes.
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// How long the SDK waits to connect to a node.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A string field of a JSON object.
 pub(crate) fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -105,39 +136,68 @@ pub type EventStream = std::pin::Pin<Box<dyn Stream<Item = Result<Event>> + Send
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// A connection to a node's HTTP API.
-#[derive(Debug, Clone)]
+///
+/// Reads go out without a token; writes carry the token when the client has one (see the
+/// crate documentation: [`Client::with_token`], [`Client::from_data_dir`]).
+#[derive(Clone)]
 pub struct Client {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token itself: a client is logged more often than it is kept secret.
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish_non_exhaustive()
+    }
+}
+
 impl Client {
-    /// A client for the node at `url` (e.g. `http://127.0.0.1:7077`). Reads need no token.
+    /// A client for the node at `url` (e.g. `http://127.0.0.1:7077`), without a token: it
+    /// can read; writes need [`Client::with_token`].
     pub fn new(url: &str) -> Result<Self> {
         let base = url.trim_end_matches('/').to_owned();
         let rest = base
             .strip_prefix("http://")
             .ok_or_else(|| Error::BadUrl(url.to_owned()))?;
-        if rest.is_empty() || rest.contains('/') {
+        if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
             return Err(Error::BadUrl(url.to_owned()));
         }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|source| Error::Unreachable {
+                url: base.clone(),
+                source,
+            })?;
         Ok(Self {
             base,
             token: None,
-            http: reqwest::Client::new(),
+            http,
         })
     }
 
-    /// Writes (uploads, jobs, funding) carry `token`.
+    /// Writes (uploads, jobs, funding) carry `token`, as `Authorization: Bearer`; reads never
+    /// do. Give a node its own token only: it is write access to that node.
     #[must_use]
     pub fn with_token(mut self, token: &str) -> Self {
         self.token = Some(token.to_owned());
         self
     }
 
+    /// Whether writes will carry a token.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
     /// A client for the node whose data directory is `dir`: its API address from
-    /// `config.toml` (`api`, default `127.0.0.1:7077`) and its token from `api-token`.
+    /// `config.toml` (`api`, default `127.0.0.1:7077`) and, for writes, its token from
+    /// `api-token` (the token and the address come from the same directory).
     pub fn from_data_dir(dir: &Path) -> Result<Self> {
         let read = |name: &str| {
             let p = dir.join(name);
@@ -149,13 +209,7 @@ impl Client {
         let token = read("api-token")?;
         let api = read("config.toml")
             .ok()
-            .and_then(|c| {
-                c.lines()
-                    .map(str::trim)
-                    .find_map(|l| l.strip_prefix("api"))
-                    .and_then(|l| l.trim_start().strip_prefix('='))
-                    .map(|v| v.trim().trim_matches('"').to_owned())
-            })
+            .and_then(|c| config_api(&c))
             .unwrap_or_else(|| "127.0.0.1:7077".into());
         Ok(Self::new(&format!("http://{api}"))?.with_token(token.trim()))
     }
@@ -165,20 +219,31 @@ impl Client {
         &self.base
     }
 
+    /// Sends a request and reads its JSON answer, bounded by [`MAX_RESPONSE_BYTES`].
     async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
-        let req = match &self.token {
-            Some(t) => req.bearer_auth(t),
-            None => req,
+        let unreachable = |source| Error::Unreachable {
+            url: self.base.clone(),
+            source,
         };
-        let resp = req.send().await.map_err(|source| Error::Unreachable {
-            url: self.base.clone(),
-            source,
-        })?;
+        let mut resp = req.send().await.map_err(unreachable)?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|source| Error::Unreachable {
-            url: self.base.clone(),
-            source,
-        })?;
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(Error::TooLarge {
+                limit: MAX_RESPONSE_BYTES,
+            });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(Error::TooLarge {
+                    limit: MAX_RESPONSE_BYTES,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
         if !(200..300).contains(&status) {
             let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             return Err(Error::Api {
@@ -193,34 +258,45 @@ impl Client {
         serde_json::from_slice(&body).map_err(|e| Error::Decode(e.to_string()))
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+    /// A read: `GET path`, never with the token.
+    async fn read<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.send(self.http.get(format!("{}{path}", self.base)))
             .await
     }
 
+    /// A write: `req` with the token, when the client has one.
+    async fn write<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        self.send(req).await
+    }
+
+    /// A write of JSON: `POST path` with `body`, with the token.
     async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T> {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+        self.write(self.http.post(format!("{}{path}", self.base)).json(body))
             .await
     }
 
     /// The node: identity, peers, gossip counters, chain.
     pub async fn node(&self) -> Result<NodeInfo> {
-        self.get("/api/v1/node").await
+        self.read("/api/v1/node").await
     }
 
     /// The live offers the node knows.
     pub async fn offers(&self) -> Result<Vec<Offer>> {
-        self.get("/api/v1/offers").await
+        self.read("/api/v1/offers").await
     }
 
     /// Providers with their stake and reputation.
     pub async fn providers(&self) -> Result<Vec<Provider>> {
-        self.get("/api/v1/providers").await
+        self.read("/api/v1/providers").await
     }
 
     /// The node's payment channels.
     pub async fn channels(&self) -> Result<Vec<Channel>> {
-        self.get("/api/v1/channels").await
+        self.read("/api/v1/channels").await
     }
 
     /// Puts `amount` token base units into a channel to `provider` (an EVM address): tops
@@ -241,7 +317,7 @@ impl Client {
     /// Uploads a blob (module, stdin, input file); returns its blake3 hash (`0x...`).
     pub async fn upload(&self, bytes: &[u8]) -> Result<String> {
         let v: Value = self
-            .send(
+            .write(
                 self.http
                     .post(format!("{}/api/v1/blobs", self.base))
                     .body(bytes.to_vec()),
@@ -283,12 +359,13 @@ impl Client {
 
     /// A job as the node stored it (buyer side), with its outputs once finished.
     pub async fn job(&self, id: &str) -> Result<JobRecord> {
-        self.get(&format!("/api/v1/jobs/{id}?side=buyer")).await
+        self.read(&format!("/api/v1/jobs/{}?side=buyer", check_id(id)?))
+            .await
     }
 
     /// The jobs this node bought.
     pub async fn jobs(&self) -> Result<Vec<JobRecord>> {
-        self.get("/api/v1/jobs?side=buyer").await
+        self.read("/api/v1/jobs?side=buyer").await
     }
 
     /// Waits until job `id` is paid, withheld or failed, polling every 200 ms, for up to
@@ -310,7 +387,7 @@ impl Client {
     /// The evidence against the provider of job `id`, if it was found wrong (and this node
     /// withheld its payment).
     pub async fn evidence(&self, id: &str) -> Result<Option<Dispute>> {
-        let all: Vec<Dispute> = self.get("/api/v1/disputes").await?;
+        let all: Vec<Dispute> = self.read("/api/v1/disputes").await?;
         Ok(all.into_iter().find(|d| d.job.as_deref() == Some(id)))
     }
 
@@ -374,11 +451,13 @@ fn for_job(events: EventStream, id: String) -> EventStream {
     ))
 }
 
-/// Parses a server-sent event stream into events (the `data:` lines of each message).
+/// Parses a server-sent event stream into events (the `data:` lines of each message). A
+/// message over [`MAX_EVENT_BYTES`] ends the stream with [`Error::TooLarge`].
 fn sse(
     bytes: impl Stream<Item = std::result::Result<bytes::Bytes, reqwest::Error>> + Unpin + Send,
 ) -> impl Stream<Item = Result<Event>> + Send {
-    futures::stream::unfold((bytes, String::new()), |(mut bytes, mut buf)| async move {
+    futures::stream::unfold(Some((bytes, String::new())), |state| async move {
+        let (mut bytes, mut buf) = state?;
         loop {
             if let Some(end) = buf.find("\n\n") {
                 let message: String = buf.drain(..end + 2).collect();
@@ -394,13 +473,81 @@ fn sse(
                 let e = serde_json::from_str::<Value>(&data)
                     .map_err(|e| Error::Decode(e.to_string()))
                     .map(Event::from_value);
-                return Some((e, (bytes, buf)));
+                return Some((e, Some((bytes, buf))));
+            }
+            if buf.len() > MAX_EVENT_BYTES {
+                let e = Error::TooLarge {
+                    limit: MAX_EVENT_BYTES,
+                };
+                return Some((Err(e), None));
             }
             match bytes.next().await {
                 Some(Ok(chunk)) => buf.push_str(&String::from_utf8_lossy(&chunk)),
-                Some(Err(e)) => return Some((Err(Error::Decode(e.to_string())), (bytes, buf))),
+                Some(Err(e)) => {
+                    return Some((Err(Error::Decode(e.to_string())), Some((bytes, buf))));
+                }
                 None => return None,
             }
         }
     })
+}
+
+/// The `api` setting of a node's `config.toml` (`api = "127.0.0.1:7077"`), if it has one.
+fn config_api(config: &str) -> Option<String> {
+    config.lines().map(str::trim).find_map(|l| {
+        let (key, value) = l.split_once('=')?;
+        if key.trim() != "api" {
+            return None;
+        }
+        // A comment after the value is not part of it.
+        let value = value.split('#').next().unwrap_or_default().trim();
+        Some(value.trim_matches('"').to_owned())
+    })
+}
+
+/// A job id is `0x` and hex digits: it goes into a URL path, where nothing else may.
+fn check_id(id: &str) -> Result<&str> {
+    let hex = id.strip_prefix("0x").unwrap_or(id);
+    if hex.is_empty() || hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::BadId(id.to_owned()));
+    }
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_address_is_read_from_a_config() {
+        assert_eq!(
+            config_api("# api = \"1.2.3.4:1\"\napi = \"127.0.0.1:9\" # here\n").as_deref(),
+            Some("127.0.0.1:9")
+        );
+        assert_eq!(config_api("api_x = 1\n"), None);
+        assert_eq!(config_api(""), None);
+    }
+
+    #[test]
+    fn ids_and_urls_cannot_carry_a_path() {
+        assert!(check_id("0xabc123").is_ok());
+        for bad in ["", "0x", "../x", "0xab?x=1", "ab/cd", &"a".repeat(65)] {
+            assert!(matches!(check_id(bad), Err(Error::BadId(_))), "{bad:?}");
+        }
+        for bad in [
+            "http://a/b",
+            "http://u@evil:1",
+            "http://a?x",
+            "https://a",
+            "http://",
+        ] {
+            assert!(matches!(Client::new(bad), Err(Error::BadUrl(_))), "{bad:?}");
+        }
+        let c = Client::new("http://127.0.0.1:1/")
+            .unwrap()
+            .with_token("secret");
+        assert_eq!(c.url(), "http://127.0.0.1:1");
+        assert!(c.has_token());
+        assert!(!format!("{c:?}").contains("secret"));
+    }
 }

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::client::{Target, block_on, print_json, short, table, tokens};
+use super::client::{Target, block_on, print_json, short, show, table, tokens};
 
 #[derive(Debug, Args)]
 pub(crate) struct ChannelArgs {
@@ -56,10 +56,9 @@ pub(crate) fn base_units(tokens: &str) -> anyhow::Result<u128> {
 
 pub(crate) fn run(args: ChannelArgs) -> anyhow::Result<()> {
     block_on(async move {
-        let client = args.target.client()?;
         match args.command {
             ChannelCommand::List => {
-                let chans = client.channels().await?;
+                let chans = args.target.client()?.channels().await?;
                 if args.target.json {
                     return print_json(&chans);
                 }
@@ -94,13 +93,16 @@ pub(crate) fn run(args: ChannelArgs) -> anyhow::Result<()> {
             } => {
                 let units = base_units(&amount)?;
                 anyhow::ensure!(units > 0, "the amount is zero");
-                let channel = client.fund(&provider, units).await?;
+                let channel = args.target.writer()?.fund(&provider, units).await?;
                 if args.target.json {
                     return print_json(
                         &serde_json::json!({"channel": channel, "provider": provider, "amount": units.to_string()}),
                     );
                 }
-                println!("funded channel {channel} to {provider} with {amount} tokens");
+                println!(
+                    "funded channel {} to {provider} with {amount} tokens",
+                    show(&channel)
+                );
             }
         }
         Ok(())

@@ -1,23 +1,33 @@
 //! What the commands that talk to a running node share: which node (`--data-dir`, or
-//! `--api` and `--token`), output as a table or as JSON (`--json`), and token amounts shown
-//! as tokens.
+//! `--api` and `--token`), output as a table or as JSON (`--json`), token amounts shown
+//! as tokens, and text from the node or a peer made safe for a terminal.
+//!
+//! The API token is write access to a node, so it goes only where it belongs: the data
+//! directory's token only to that directory's own node (the `api` address of its
+//! `config.toml`), a `--token` to the node it names; and the SDK sends either only on writes.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use sietch_node::config::{CONFIG_FILE, NodeConfig};
 use sietch_sdk::Client;
 
 /// Which node to talk to.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct Target {
-    /// The node's data directory: its API address (config.toml) and token (api-token).
+    /// The node's data directory: its API address (config.toml) and, for writes, its token
+    /// (api-token).
     #[arg(long, env = "SIETCH_DATA_DIR", default_value_os_t = super::default_data_dir(), global = true)]
     data_dir: PathBuf,
-    /// The node's API instead, e.g. http://127.0.0.1:7077 (reads need no token).
+    /// Another node's API, e.g. http://127.0.0.1:7077. Reads need no token. The data
+    /// directory's token goes only to the address in its config.toml: for writes to any
+    /// other node, pass its --token.
     #[arg(long, env = "SIETCH_API_URL", global = true)]
     api: Option<String>,
-    /// The API token for writes (default: the data directory's api-token).
+    /// The API token, sent on writes only (default: the data directory's api-token, sent
+    /// only to that directory's node).
     #[arg(long, env = "SIETCH_API_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
     /// Print JSON (stable field names, for scripts) instead of text.
@@ -26,26 +36,130 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// A client for the chosen node.
+    /// A client for the chosen node, for reads (and for writes when it has a token).
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
-        let mut c = match &self.api {
-            Some(url) => Client::new(url)?,
-            None => Client::from_data_dir(&self.data_dir).with_context(|| {
-                format!(
-                    "no node in {} (run `sietch init` and `sietch node run`, or pass --api)",
-                    self.data_dir.display()
-                )
-            })?,
-        };
-        if let Some(t) = &self.token {
-            c = c.with_token(t);
-        } else if self.api.is_some()
-            && let Ok(t) = std::fs::read_to_string(self.data_dir.join("api-token"))
-        {
-            c = c.with_token(t.trim());
-        }
-        Ok(c)
+        Ok(self.resolve()?.0)
     }
+
+    /// A client for the chosen node that can write: with a token, or a clear error that says
+    /// why none is sent and how to pass one (before anything is uploaded).
+    pub(crate) fn writer(&self) -> anyhow::Result<Client> {
+        let (client, why) = self.resolve()?;
+        if client.has_token() {
+            return Ok(client);
+        }
+        anyhow::bail!(
+            "{} needs an API token for this write, and {}. If that node is yours, pass its \
+             token with --token TOKEN (or SIETCH_API_TOKEN); its `sietch init` wrote it to \
+             <its data dir>/api-token",
+            client.url(),
+            why.unwrap_or_else(|| "none was given".into())
+        )
+    }
+
+    fn explicit_token(&self) -> Option<&str> {
+        self.token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    }
+
+    /// The client, and when it has no token, why.
+    fn resolve(&self) -> anyhow::Result<(Client, Option<String>)> {
+        let Some(url) = &self.api else {
+            // The data directory's own node: its address and its token, together.
+            let token = match self.explicit_token() {
+                Some(t) => t.to_owned(),
+                None => std::fs::read_to_string(self.data_dir.join("api-token"))
+                    .with_context(|| {
+                        format!(
+                            "no node in {} (run `sietch init` and `sietch node run`, or pass --api)",
+                            self.data_dir.display()
+                        )
+                    })?
+                    .trim()
+                    .to_owned(),
+            };
+            let api = self.data_dir_api()?;
+            let client = Client::new(&format!("http://{api}"))?.with_token(&token);
+            return Ok((client, None));
+        };
+        let client = Client::new(url)?;
+        if let Some(t) = self.explicit_token() {
+            return Ok((client.with_token(t), None));
+        }
+        let token_file = self.data_dir.join("api-token");
+        let Ok(token) = std::fs::read_to_string(&token_file) else {
+            return Ok((client, None));
+        };
+        match self.data_dir_api() {
+            Ok(own) if same_node(url, own) => Ok((client.with_token(token.trim()), None)),
+            Ok(own) => Ok((
+                client,
+                Some(format!(
+                    "the token of {} is sent only to its own node, http://{own} (config.toml)",
+                    self.data_dir.display()
+                )),
+            )),
+            Err(e) => Ok((
+                client,
+                Some(format!(
+                    "the token of {} is not sent: its node's address is unknown ({e:#})",
+                    self.data_dir.display()
+                )),
+            )),
+        }
+    }
+
+    /// The API address of the data directory's node, from its `config.toml` (the defaults
+    /// when there is none).
+    fn data_dir_api(&self) -> anyhow::Result<SocketAddr> {
+        Ok(NodeConfig::load(&self.data_dir.join(CONFIG_FILE))?.api)
+    }
+}
+
+/// Whether `url` (`http://host:port`) is the API at `own`: the same IP address and port, or
+/// a loopback address on that port when the node listens on every address (`0.0.0.0`).
+/// Names (`localhost`, a host name) are never the same node: a name can resolve anywhere.
+fn same_node(url: &str, own: SocketAddr) -> bool {
+    let Some(addr) = url
+        .strip_prefix("http://")
+        .map(|r| r.trim_end_matches('/'))
+        .and_then(|r| r.parse::<SocketAddr>().ok())
+    else {
+        return false;
+    };
+    addr == own
+        || (own.ip().is_unspecified()
+            && addr.port() == own.port()
+            && (addr.ip().is_loopback() || addr.ip().is_unspecified()))
+}
+
+/// Text that came from the node or a peer (notes, refusals, file names, addresses), with
+/// whatever a terminal would act on escaped (`sietch_market::printable`).
+pub(crate) fn show(text: &str) -> String {
+    sietch_market::printable(text)
+}
+
+/// An error's text made safe for a terminal, line by line: control characters, escape
+/// sequences and direction overrides from a node's answer are escaped; the lines of a
+/// message stay lines and backslashes stay as they are (they are not escapes here).
+pub(crate) fn safe_error(e: &anyhow::Error) -> anyhow::Error {
+    let line = |l: &str| {
+        l.split('\\')
+            .map(sietch_market::printable)
+            .collect::<Vec<_>>()
+            .join("\\")
+    };
+    let text = |s: String| s.lines().map(line).collect::<Vec<_>>().join("\n");
+    let mut chain: Vec<String> = e.chain().map(|c| text(c.to_string())).collect();
+    let Some(root) = chain.pop() else {
+        return anyhow::anyhow!("error");
+    };
+    chain
+        .into_iter()
+        .rev()
+        .fold(anyhow::Error::msg(root), |err, ctx| err.context(ctx))
 }
 
 /// Runs an async command on a fresh runtime.
@@ -80,10 +194,15 @@ pub(crate) fn tokens(base_units: &str) -> String {
     }
 }
 
-/// A text table: columns padded to their widest cell.
+/// A text table: columns padded to their widest cell, every cell through [`show`].
 pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    // Every cell may hold a node's or a peer's text.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| show(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
+    for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
@@ -101,18 +220,21 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = line(header.iter().map(|h| (*h).to_owned()).collect());
     out.push('\n');
     for r in rows {
-        out.push_str(&line(r.clone()));
+        out.push_str(&line(r));
         out.push('\n');
     }
     out
 }
 
-/// `0x1234…abcd` for a long hex string.
+/// `0x1234…abcd` for a long hex string (any string: cut on characters).
 pub(crate) fn short(hex: &str) -> String {
-    if hex.len() <= 14 {
+    let n = hex.chars().count();
+    if n <= 14 {
         return hex.to_owned();
     }
-    format!("{}…{}", &hex[..8], &hex[hex.len() - 4..])
+    let head: String = hex.chars().take(8).collect();
+    let tail: String = hex.chars().skip(n - 4).collect();
+    format!("{head}…{tail}")
 }
 
 #[cfg(test)]
@@ -130,5 +252,42 @@ mod tests {
             "a    bb\nxxx  y\n"
         );
         assert_eq!(short("0x0123456789abcdef0123"), "0x012345…0123");
+        // Not hex: cut on characters, never inside one.
+        assert_eq!(short("ééééééééééééééé"), "éééééééé…éééé");
+        assert_eq!(
+            table(&["a"], &[vec!["\x1b]0;pwned\x07".into()]]),
+            "a\n\\u{1b}]0;pwned\\u{7}\n"
+        );
+    }
+
+    #[test]
+    fn the_data_dir_token_goes_to_its_own_node_only() {
+        let own: SocketAddr = "127.0.0.1:7077".parse().unwrap();
+        assert!(same_node("http://127.0.0.1:7077", own));
+        assert!(same_node("http://127.0.0.1:7077/", own));
+        for other in [
+            "http://127.0.0.1:7078",
+            "http://127.0.0.2:7077",
+            "http://localhost:7077",
+            "http://evil.example:7077",
+            "https://127.0.0.1:7077",
+            "127.0.0.1:7077",
+        ] {
+            assert!(!same_node(other, own), "{other}");
+        }
+        let any: SocketAddr = "0.0.0.0:7077".parse().unwrap();
+        assert!(same_node("http://127.0.0.1:7077", any));
+        assert!(same_node("http://[::1]:7077", any));
+        assert!(!same_node("http://10.0.0.1:7077", any));
+    }
+
+    #[test]
+    fn errors_are_escaped_line_by_line() {
+        let e = anyhow::anyhow!("the node refused: \x1b[2J\nline two \\ ok").context("outer\x07");
+        let safe = format!("{:#}", safe_error(&e));
+        assert_eq!(
+            safe,
+            "outer\\u{7}: the node refused: \\u{1b}[2J\nline two \\ ok"
+        );
     }
 }

@@ -61,9 +61,14 @@ struct RunArgs {
     /// Wall-clock deadline in seconds (fractions allowed).
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
     timeout: f64,
-    /// Write the job's `/output` files into this directory.
+    /// Write the job's `/output` files into this directory (names checked; existing files
+    /// and links kept).
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
+    /// With --output-dir: replace files already there (a symbolic link is replaced, never
+    /// followed).
+    #[arg(long, requires = "output_dir")]
+    overwrite: bool,
     /// Price in the smallest currency unit per 10^9 fuel, to show what the job would cost.
     #[arg(long, value_name = "UNITS", default_value_t = 0)]
     price_per_gfuel: u128,
@@ -164,18 +169,28 @@ fn run_local(r: RunArgs) -> anyhow::Result<()> {
         .load(&wasm)
         .context("the sandbox refused the module")?;
     let report = sandbox.run(&module, &spec)?;
-    if let Some(dir) = &r.output_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        for (name, data) in &report.outputs {
-            // Names are flat (checked by the sandbox): they cannot leave `dir`.
-            std::fs::write(dir.join(name), data).with_context(|| format!("writing {name}"))?;
+    let written = match &r.output_dir {
+        Some(dir) => {
+            // The sandbox made only names that pass the rule; they are checked again, and
+            // nothing already in `dir` is overwritten without --overwrite.
+            let files = report
+                .outputs
+                .iter()
+                .map(|(name, data)| (name.as_str(), Ok(data.clone())));
+            let w = super::outputs::write_all(dir, files, r.overwrite)?;
+            w.print_problems();
+            Some((w, dir))
         }
-    }
+        None => None,
+    };
     let price = r.price_per_gfuel;
     if r.json {
         println!("{}", to_json(&report, &module.hash(), &spec, price));
     } else {
         print_text(&report, &module.hash(), price);
+    }
+    if let Some((w, dir)) = written {
+        w.check(dir)?;
     }
     Ok(())
 }
@@ -254,7 +269,11 @@ fn print_text(r: &JobReport, module: &[u8; 32], price: u128) {
     }
     eprintln!("wall time:   {:.3} ms", r.wall_time.as_secs_f64() * 1e3);
     for (name, data) in &r.outputs {
-        eprintln!("/output/{name}: {} bytes", data.len());
+        eprintln!(
+            "/output/{}: {} bytes",
+            super::client::show(name),
+            data.len()
+        );
     }
 }
 

@@ -9,7 +9,8 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use sietch_sdk::{Job, JobRecord, Outputs};
 
-use super::client::{Target, block_on, print_json, short, table, tokens};
+use super::client::{Target, block_on, print_json, short, show, table, tokens};
+use super::outputs::Report;
 
 /// `sietch job submit`.
 #[derive(Debug, Args)]
@@ -47,9 +48,13 @@ pub(crate) struct SubmitArgs {
     /// Submit and print the job id at once, without waiting.
     #[arg(long)]
     no_wait: bool,
-    /// Write the job's `/output` files here.
+    /// Write the job's `/output` files here (names checked; existing files and links kept).
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
+    /// With --output-dir: replace files already there (a symbolic link is replaced, never
+    /// followed).
+    #[arg(long, requires = "output_dir")]
+    overwrite: bool,
 }
 
 /// `sietch job status|get`.
@@ -59,9 +64,14 @@ pub(crate) struct IdArgs {
     target: Target,
     /// The job id (`0x` and 64 hex digits).
     id: String,
-    /// `get`: write the job's `/output` files here.
+    /// `get`: write the job's `/output` files here (names checked; existing files and links
+    /// kept).
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
+    /// `get`, with --output-dir: replace files already there (a symbolic link is replaced,
+    /// never followed).
+    #[arg(long, requires = "output_dir")]
+    overwrite: bool,
 }
 
 /// `sietch job list`.
@@ -139,47 +149,59 @@ fn step(kind: &str) -> Option<&'static str> {
     })
 }
 
-fn write_outputs(out: &Outputs, dir: &std::path::Path) -> anyhow::Result<usize> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for name in out.files.keys() {
-        // Output names are flat (the sandbox refuses `/`); refuse anything else anyway.
-        if name.contains('/') || name == ".." || name == "." {
-            bail!("refusing the output file name {name:?}");
-        }
-        let bytes = out.file(name)?.unwrap_or_default();
-        std::fs::write(dir.join(name), bytes)
-            .with_context(|| format!("writing {}", dir.join(name).display()))?;
-    }
-    Ok(out.files.len())
+/// Writes the `/output` files of `out` into `dir` (see `outputs`): names checked, nothing
+/// overwritten without `overwrite`, links never followed; what was not written is printed.
+fn write_outputs(out: &Outputs, dir: &std::path::Path, overwrite: bool) -> anyhow::Result<Report> {
+    let files = out.files.keys().map(|name| {
+        let bytes = match out.file(name) {
+            Ok(Some(b)) => Ok(b),
+            Ok(None) => Err("missing".to_owned()),
+            Err(e) => Err(format!("its bytes are unreadable: {e}")),
+        };
+        (name.as_str(), bytes)
+    });
+    let report = super::outputs::write_all(dir, files, overwrite)?;
+    report.print_problems();
+    Ok(report)
 }
 
+/// Prints a job as text; writes its files into `dir` when given (the report says what was
+/// not written). Everything the node or the provider wrote is escaped; stdout (the job's own
+/// bytes) is printed as it is, like `cat`, when `show_stdout`.
 fn print_record(
     j: &JobRecord,
     dir: Option<&std::path::Path>,
+    overwrite: bool,
     show_stdout: bool,
-) -> anyhow::Result<()> {
-    println!("job       {}", j.job_id);
-    println!("state     {}", j.state);
-    println!("provider  {}", j.counterparty);
+) -> anyhow::Result<Option<Report>> {
+    println!("job       {}", show(&j.job_id));
+    println!("state     {}", show(&j.state));
+    println!("provider  {}", show(&j.counterparty));
     if let Some(a) = &j.amount {
-        println!("charge    {} tokens", tokens(a));
+        println!("charge    {} tokens", show(&tokens(a)));
     }
     if let Some(f) = j.fuel_used {
         println!("fuel      {f}");
     }
     if !j.note.is_empty() {
-        println!("note      {}", j.note);
+        println!("note      {}", show(&j.note));
     }
+    let mut report = None;
     if let Some(out) = &j.outputs {
-        println!("outcome   {}", out.outcome);
-        println!("output    {}", out.output_hash);
+        println!("outcome   {}", show(&out.outcome));
+        println!("output    {}", show(&out.output_hash));
         if let Some(d) = dir {
-            let n = write_outputs(out, d)?;
-            println!("files     {n} written to {}", d.display());
+            let r = write_outputs(out, d, overwrite)?;
+            println!("files     {} written to {}", r.written(), d.display());
+            report = Some(r);
         } else if !out.files.is_empty() {
             println!(
                 "files     {} (use --output-dir to write them)",
-                out.files.keys().cloned().collect::<Vec<_>>().join(", ")
+                out.files
+                    .keys()
+                    .map(|n| show(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         if show_stdout {
@@ -189,16 +211,16 @@ fn print_record(
             println!(
                 "stdout    {} bytes (`sietch job get {}` prints it)",
                 out.stdout()?.len(),
-                j.job_id
+                show(&j.job_id)
             );
         }
     }
-    Ok(())
+    Ok(report)
 }
 
 pub(crate) fn submit(a: SubmitArgs) -> anyhow::Result<()> {
     block_on(async move {
-        let client = a.target.client()?;
+        let client = a.target.writer()?;
         let job = build(&a)?;
         let upload = if a.target.json {
             ProgressBar::hidden()
@@ -217,7 +239,7 @@ pub(crate) fn submit(a: SubmitArgs) -> anyhow::Result<()> {
             if a.target.json {
                 return print_json(&serde_json::json!({ "job_id": id }));
             }
-            println!("{id}");
+            println!("{}", show(&id));
             return Ok(());
         }
         let bar = if a.target.json {
@@ -229,7 +251,7 @@ pub(crate) fn submit(a: SubmitArgs) -> anyhow::Result<()> {
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             b.enable_steady_tick(Duration::from_millis(120));
-            b.set_message(format!("job {} submitted", short(&id)));
+            b.set_message(format!("job {} submitted", show(&short(&id))));
             b
         };
         let limit = Duration::from_secs(a.timeout.saturating_add(120));
@@ -237,7 +259,7 @@ pub(crate) fn submit(a: SubmitArgs) -> anyhow::Result<()> {
             while let Some(e) = events.next().await {
                 let e = e?;
                 if let Some(s) = step(&e.kind) {
-                    bar.set_message(format!("job {}: {s}", short(&id)));
+                    bar.set_message(format!("job {}: {s}", show(&short(&id))));
                 }
             }
             Ok::<_, anyhow::Error>(())
@@ -254,9 +276,12 @@ pub(crate) fn submit(a: SubmitArgs) -> anyhow::Result<()> {
         if a.target.json {
             return print_json(&record);
         }
-        print_record(&record, a.output_dir.as_deref(), true)?;
+        let report = print_record(&record, a.output_dir.as_deref(), a.overwrite, true)?;
         if record.state == "failed" {
-            bail!("job {id} failed: {}", record.note);
+            bail!("job {id} failed: {}", show(&record.note));
+        }
+        if let (Some(r), Some(d)) = (report, &a.output_dir) {
+            r.check(d)?;
         }
         Ok(())
     })
@@ -270,16 +295,24 @@ pub(crate) fn status(a: IdArgs, with_outputs: bool) -> anyhow::Result<()> {
         }
         if with_outputs {
             let Some(out) = &j.outputs else {
-                bail!("job {} has no outputs yet (state {})", a.id, j.state);
+                bail!("job {} has no outputs yet (state {})", a.id, show(&j.state));
             };
-            if let Some(d) = &a.output_dir {
-                let n = write_outputs(out, d)?;
-                eprintln!("{n} files written to {}", d.display());
-            }
+            let report = match &a.output_dir {
+                Some(d) => {
+                    let r = write_outputs(out, d, a.overwrite)?;
+                    eprintln!("{} files written to {}", r.written(), d.display());
+                    Some((r, d))
+                }
+                None => None,
+            };
+            // The job's own stdout, as it is (like `cat`): it is what was asked for.
             print!("{}", String::from_utf8_lossy(&out.stdout()?));
+            if let Some((r, d)) = report {
+                r.check(d)?;
+            }
             return Ok(());
         }
-        print_record(&j, None, false)
+        print_record(&j, None, false, false).map(drop)
     })
 }
 

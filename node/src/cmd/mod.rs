@@ -9,6 +9,7 @@ mod job;
 mod job_net;
 mod node;
 mod offers;
+mod outputs;
 mod provider;
 
 use clap::{Parser, Subcommand};
@@ -43,7 +44,13 @@ enum Command {
 }
 
 impl Cli {
+    /// Runs the command; its error, which may quote a node's or a peer's answer, comes back
+    /// with what a terminal would act on escaped.
     pub(crate) fn run(self) -> anyhow::Result<()> {
+        self.dispatch().map_err(|e| client::safe_error(&e))
+    }
+
+    fn dispatch(self) -> anyhow::Result<()> {
         match self.command {
             Command::Devnet(args) => devnet::run(args),
             Command::Init(args) => init::run(args),

@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::client::{Target, block_on, print_json, short, table, tokens};
+use super::client::{Target, block_on, print_json, short, show, table, tokens};
 
 #[derive(Debug, Args)]
 pub(crate) struct ProviderArgs {
@@ -81,12 +81,14 @@ pub(crate) fn run(args: ProviderArgs) -> anyhow::Result<()> {
                     return print_json(p);
                 }
                 let r = &p.reputation;
-                println!("provider      {}", p.evm_address);
+                println!("provider      {}", show(&p.evm_address));
                 println!(
                     "stake         {}",
-                    p.stake
-                        .as_deref()
-                        .map_or("unknown (no chain)".into(), tokens)
+                    show(
+                        &p.stake
+                            .as_deref()
+                            .map_or("unknown (no chain)".into(), tokens)
+                    )
                 );
                 println!("settled jobs  {}", r.settled_jobs);
                 println!(
