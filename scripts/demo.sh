@@ -6,4 +6,5 @@ bash "$root/scripts/setup.sh"
 source "$root/scripts/env.sh"
 cd "$root"
 cargo build -q -p sietch-node
-exec "$root/target/debug/sietch" devnet "$@"
+# The explorer is served only from the directory named here (never looked for elsewhere).
+exec "$root/target/debug/sietch" devnet --explorer-dir "$root/explorer/dist" "$@"

@@ -32,7 +32,23 @@ export async function startDevnet({ root, logPath, args = [] }) {
   const log = createWriteStream(logPath);
   const child = spawn(
     bin,
-    ["devnet", "--providers", "4", "--cheat-ppm", "500000", "--sampling-ppm", "500000", "--api-port", String(port), "--jobs", "0", ...args],
+    [
+      "devnet",
+      "--providers",
+      "4",
+      "--cheat-ppm",
+      "500000",
+      "--sampling-ppm",
+      "500000",
+      "--api-port",
+      String(port),
+      "--jobs",
+      "0",
+      // The node serves the explorer only from the directory it is given.
+      "--explorer-dir",
+      join(root, "explorer/dist"),
+      ...args,
+    ],
     {
       cwd: root,
       // Its own process group, so that anvil and anything else it starts go with it.

@@ -65,10 +65,13 @@ pub struct NodeConfig {
     pub offer_classes: Vec<String>,
     /// Address of the HTTP API (loopback by default).
     pub api: SocketAddr,
-    /// The explorer's built web assets (`explorer/dist` of a checkout); found by default
-    /// under `$SIETCH_ROOT`, the current directory or above the binary.
+    /// The explorer's built web assets (`explorer/dist` of a checkout), served at `/`; only
+    /// from here, never looked for elsewhere (none: `/` says how to build and name it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explorer_dir: Option<PathBuf>,
+    /// The HTTP API server: names it answers to, timeouts, caps on connections and event
+    /// streams (`[http]`; see `crate::api::HttpConfig`).
+    pub http: crate::api::HttpConfig,
     /// Sell this machine's compute.
     pub provide: bool,
     /// Provider: price per 10^9 fuel, in token base units.
@@ -206,6 +209,7 @@ impl Default for NodeConfig {
             offer_classes: OfferClass::ALL.iter().map(|c| c.name().into()).collect(),
             api: SocketAddr::from(([127, 0, 0, 1], 7077)),
             explorer_dir: None,
+            http: crate::api::HttpConfig::default(),
             provide: false,
             price_per_gfuel: 1_000,
             price_per_gpu_second: 10_000,
@@ -377,6 +381,9 @@ impl NodeConfig {
                 why: "at most 1000000 (every job)".into(),
             });
         }
+        self.http
+            .check()
+            .map_err(|(key, why)| ConfigError::Invalid { key, why })?;
         if self.test_undeliver > 2 {
             return Err(ConfigError::Invalid {
                 key: "test_undeliver",
@@ -402,29 +409,10 @@ impl NodeConfig {
         toml::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// The explorer's assets: the configured directory, else `explorer/dist` under
-    /// `$SIETCH_ROOT`, the current directory or one above it, or above the running binary.
+    /// The explorer's assets: the configured directory, and only it (a node started inside
+    /// someone else's checkout must not serve that checkout's JavaScript).
     pub fn explorer(&self) -> Option<PathBuf> {
-        if let Some(d) = &self.explorer_dir {
-            return Some(d.clone());
-        }
-        let under = |d: &Path| {
-            let p = d.join("explorer").join("dist");
-            p.join("index.html").is_file().then_some(p)
-        };
-        if let Some(root) = std::env::var_os("SIETCH_ROOT")
-            && let Some(p) = under(Path::new(&root))
-        {
-            return Some(p);
-        }
-        if let Ok(cwd) = std::env::current_dir()
-            && let Some(p) = cwd.ancestors().find_map(under)
-        {
-            return Some(p);
-        }
-        std::env::current_exe()
-            .ok()
-            .and_then(|e| e.ancestors().skip(1).find_map(under))
+        self.explorer_dir.clone()
     }
 
     /// How often the provider re-announces.

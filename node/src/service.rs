@@ -279,6 +279,7 @@ impl Node {
                 token: Arc::new(token),
                 activity: activity.clone(),
                 explorer: config.explorer().filter(|d| d.join("index.html").is_file()),
+                http: config.http.clone(),
             },
         )
         .await

@@ -184,6 +184,155 @@ pub enum SpecError {
     /// A blob it names was never uploaded.
     #[error("blob {0} is not on this node: upload it with POST /api/v1/blobs first")]
     MissingBlob(B256),
+    /// An input's name breaks the protocol's rule for file names, or repeats another's.
+    #[error(
+        "inputs[{index}]: the name {name} {why}; input names are flat, printable and at most 255 bytes"
+    )]
+    InputName {
+        /// Which input.
+        index: usize,
+        /// The name, quoted and escaped.
+        name: String,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+/// Most the node handles of a token amount: what the escrow's deposits and prices hold.
+pub const MAX_AMOUNT: u128 = u128::MAX;
+
+/// A token amount in base units: decimal digits only (no sign, no `0x`, no spaces), at most
+/// [`MAX_AMOUNT`]; `Err` says what is wrong.
+pub fn parse_amount(s: &str) -> Result<u128, String> {
+    let shown = || {
+        let cut: String = s.chars().take(80).collect();
+        format!("{:?}", sietch_market::printable(&cut))
+    };
+    if s.is_empty() {
+        return Err("empty; write a whole number of token base units in decimal digits".into());
+    }
+    if !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{} is not a whole number of token base units in decimal digits (no sign, no 0x, \
+             no spaces)",
+            shown()
+        ));
+    }
+    s.parse::<u128>().map_err(|_| {
+        format!(
+            "{} is over the most this node handles ({MAX_AMOUNT} base units)",
+            shown()
+        )
+    })
+}
+
+/// Arguments and environment, in bytes, that the sandbox takes at most.
+const MAX_ARGS_ENV_BYTES: usize = 1 << 20;
+/// Linear memory a job may ask for at most (wasm32 addresses 4 GiB).
+const MAX_MEMORY_BYTES: u64 = 4 << 30;
+
+/// What a provider's admission and sandbox would refuse in a spec (with the sizes of its
+/// blobs), checked before the node accepts it: a job the API takes can run.
+fn check_runnable(
+    sub: &JobSubmission,
+    stdin_bytes: u64,
+    input_bytes: u64,
+) -> Result<(), SpecError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (index, input) in sub.inputs.iter().enumerate() {
+        let name = || {
+            let cut: String = input.name.chars().take(80).collect();
+            format!("{:?}", sietch_market::printable(&cut))
+        };
+        if let Err(e) = sietch_market::check_file_name(&input.name) {
+            return Err(SpecError::InputName {
+                index,
+                name: name(),
+                why: format!("is refused: {e}"),
+            });
+        }
+        if !seen.insert(input.name.as_str()) {
+            return Err(SpecError::InputName {
+                index,
+                name: name(),
+                why: "is already the name of another input".into(),
+            });
+        }
+    }
+    if sub.inputs.len() > sietch_sandbox::MAX_INPUT_FILES {
+        return Err(invalid(
+            "inputs",
+            format!("over {} files", sietch_sandbox::MAX_INPUT_FILES),
+        ));
+    }
+    let most_input = sietch_sandbox::SandboxConfig::default().max_input_bytes as u64;
+    if stdin_bytes.saturating_add(input_bytes) > most_input {
+        return Err(invalid(
+            "inputs",
+            format!(
+                "stdin and inputs hold {} bytes; a provider's sandbox takes at most {most_input}",
+                stdin_bytes.saturating_add(input_bytes)
+            ),
+        ));
+    }
+    if sub.args.iter().any(|a| a.contains('\0')) {
+        return Err(invalid("args", "an argument contains NUL"));
+    }
+    if let Some((k, _)) = sub
+        .env
+        .iter()
+        .find(|(k, v)| k.is_empty() || k.contains(['=', '\0']) || v.contains('\0'))
+    {
+        return Err(invalid(
+            "env",
+            format!(
+                "{:?}: a variable's name must be non-empty, without `=` or NUL, and its value \
+                 without NUL",
+                sietch_market::printable(&k.chars().take(80).collect::<String>())
+            ),
+        ));
+    }
+    let strings: usize = sub
+        .args
+        .iter()
+        .chain(sub.env.iter().flat_map(|(k, v)| [k, v]))
+        .map(|s| s.len() + 1)
+        .sum();
+    if strings > MAX_ARGS_ENV_BYTES {
+        return Err(invalid(
+            "args",
+            format!("arguments and environment hold {strings} bytes, over 1 MiB"),
+        ));
+    }
+    let l = &sub.limits;
+    if l.memory_bytes > MAX_MEMORY_BYTES {
+        return Err(invalid(
+            "limits.memory_bytes",
+            format!(
+                "{} is over 4 GiB, all a WebAssembly module can address",
+                l.memory_bytes
+            ),
+        ));
+    }
+    // A provider refuses a job whose stdout and `/output` together could overflow one
+    // result message.
+    let most_output = (crate::net::MAX_RESULT / 2 - 64 * 1024) as u64;
+    if l.output_bytes > most_output {
+        return Err(invalid(
+            "limits.output_bytes",
+            format!(
+                "{} is over {most_output}, the most a result carries (stdout and /output each)",
+                l.output_bytes
+            ),
+        ));
+    }
+    if l.wall_time_ms == 0 {
+        return Err(invalid("limits.wall_time_ms", "must be above 0"));
+    }
+    if sub.deadline_secs == 0 {
+        return Err(invalid("deadline_secs", "must be above 0"));
+    }
+    Ok(())
 }
 
 fn invalid(field: &'static str, why: impl Into<String>) -> SpecError {
@@ -208,10 +357,18 @@ impl JobSubmission {
             })
         };
         blob(&self.module)?;
-        let price_cap: u128 = self
-            .price_cap
-            .parse()
-            .map_err(|_| invalid("price_cap", "not a whole number of token base units"))?;
+        let price_cap = parse_amount(&self.price_cap).map_err(|why| invalid("price_cap", why))?;
+        let stdin_bytes = self
+            .stdin
+            .as_ref()
+            .map(blob)
+            .transpose()?
+            .map_or(0, |b| b.size);
+        let mut input_bytes = 0u64;
+        for i in &self.inputs {
+            input_bytes = input_bytes.saturating_add(blob(&i.blob)?.size);
+        }
+        check_runnable(self, stdin_bytes, input_bytes)?;
         let gpu = match &self.requirements.gpu {
             None => None,
             Some(g) => {

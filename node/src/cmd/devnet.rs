@@ -38,6 +38,10 @@ pub(crate) struct DevnetArgs {
     /// Port of the buyer's HTTP API and explorer on 127.0.0.1 (0: any free port).
     #[arg(long, default_value_t = 7077)]
     api_port: u16,
+    /// The explorer's built files (`explorer/dist` of a checkout), served by the buyer at
+    /// `/`; `scripts/demo.sh` passes its checkout's.
+    #[arg(long, env = "SIETCH_EXPLORER_DIR")]
+    explorer_dir: Option<std::path::PathBuf>,
 }
 
 /// `amount` base units as tokens, e.g. `0.000081`.
@@ -168,11 +172,13 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
         c.price_per_gpu_second = PRICE_PER_GPU_SECOND;
         if name == "buyer" {
             c.api = std::net::SocketAddr::from(([127, 0, 0, 1], api_port()));
+            c.explorer_dir = EXPLORER_DIR.get().cloned().flatten();
             // Two jobs in flight per provider at most: the others get work too.
             c.max_lanes = 2;
         }
     };
     API_PORT.store(args.api_port, Ordering::Relaxed);
+    let _ = EXPLORER_DIR.set(args.explorer_dir.clone());
     section("starting");
     let started = Instant::now();
     let spinner = indicatif::ProgressBar::new_spinner();
@@ -369,6 +375,8 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
 }
 
 static API_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(7077);
+/// The explorer directory given, for the buyer's configuration.
+static EXPLORER_DIR: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
 
 fn api_port() -> u16 {
     API_PORT.load(Ordering::Relaxed)

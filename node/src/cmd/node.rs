@@ -56,6 +56,10 @@ struct RunArgs {
     /// Address of the HTTP API.
     #[arg(long, env = "SIETCH_API")]
     api: Option<SocketAddr>,
+    /// The explorer's built files (`explorer/dist` of a checkout), served at `/`; without
+    /// it (or `explorer_dir` in the config) `/` says how to build one.
+    #[arg(long, env = "SIETCH_EXPLORER_DIR")]
+    explorer_dir: Option<PathBuf>,
     /// Sell this machine's compute: announce an offer and run jobs.
     #[arg(long, env = "SIETCH_PROVIDE")]
     provide: bool,
@@ -107,6 +111,9 @@ impl RunArgs {
         c.offer_gpu &= !self.no_gpu;
         if let Some(a) = self.api {
             c.api = a;
+        }
+        if let Some(d) = &self.explorer_dir {
+            c.explorer_dir = Some(d.clone());
         }
         if let Some(p) = self.price_per_gfuel {
             c.price_per_gfuel = p;

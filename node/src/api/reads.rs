@@ -1,0 +1,543 @@
+//! The API's reads: the node, its book, jobs, channels, providers, the escrow's events,
+//! disputes, activity over time, and the live event stream (capped in total and per client:
+//! 503 `event_streams_full`, 429 `event_streams_per_client`).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sietch_market::B256;
+
+use super::error::{ApiError, unavailable};
+use super::{Api, dto};
+use crate::net::wire::WireMessage;
+use crate::net::{JobResult, peer_id_of};
+use crate::store::{JobRecord, Side};
+
+/// Most jobs one request returns.
+const MAX_JOBS: usize = 1000;
+/// Most jobs read to sort a listing.
+const SCAN_JOBS: usize = 10_000;
+
+pub(crate) async fn node(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+    let listen = api.net.listen_addrs().await.map_err(unavailable)?;
+    let peers = api.net.peers().await.map_err(unavailable)?;
+    let stats = api.net.stats().await.map_err(unavailable)?;
+    let offers = api.net.book().lock().map_or(0, |b| b.len());
+    Ok(Json(json!({
+        "peer_id": api.net.peer_id().to_string(),
+        "evm_address": api.buyer.address().to_string(),
+        "listen_addrs": listen.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "peers": peers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "offers": offers,
+        "channels_opening": api.buyer.channels_opening(),
+        "gossip": {
+            "accepted": stats.accepted,
+            "rejected": stats.rejected,
+            "ignored": stats.ignored,
+            "banned": stats.banned,
+        },
+        "connections": {
+            "open": stats.connected,
+            "opened": stats.connections_opened,
+            "failed": stats.connections_failed,
+            "dials_refused": stats.dials_refused,
+            "discovery_requests_served": stats.discovery_requests_served,
+        },
+        "chain": api.chain.as_ref().map(|c| json!({
+            "chain_id": c.chain_id(),
+            "escrow": c.escrow().to_string(),
+            "token": c.token().to_string(),
+        })),
+    })))
+}
+
+pub(crate) async fn offers(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+    let book = api.net.book();
+    let book = book
+        .lock()
+        .map_err(|_| unavailable("order book unavailable"))?;
+    let list: Vec<Value> = book
+        .iter()
+        .map(|s| {
+            let o = &s.payload;
+            json!({
+                "provider": hex::encode(o.provider.0),
+                "peer_id": peer_id_of(&o.provider).map(|p| p.to_string()),
+                "evm_address": o.evm_address.to_string(),
+                "cpu_cores": o.hardware.cpu_cores,
+                "memory_bytes": o.hardware.memory_bytes,
+                "gpus": o.hardware.gpus.iter().map(|g| json!({
+                    "model": g.model,
+                    "memory_bytes": g.memory_bytes,
+                    "compute_capability": format!("{}.{}", g.compute_capability.major, g.compute_capability.minor),
+                })).collect::<Vec<_>>(),
+                "price_per_gfuel": o.prices.per_gfuel.to_string(),
+                "price_per_gpu_second": o.prices.per_gpu_second.to_string(),
+                "stake": o.stake.to_string(),
+                "addresses": o.addresses,
+                "sequence": o.sequence,
+                "expires_at": o.expires_at,
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(list)))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SideQuery {
+    side: Option<String>,
+    limit: Option<usize>,
+    state: Option<String>,
+}
+
+fn side_of(q: &SideQuery) -> Result<Side, ApiError> {
+    match q.side.as_deref() {
+        None | Some("buyer") => Ok(Side::Buyer),
+        Some("provider") => Ok(Side::Provider),
+        Some(other) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_side",
+            format!("side {other:?} is not `provider` or `buyer`"),
+        )),
+    }
+}
+
+/// A job as the API gives it. `me` is this node's EVM address: on the provider side it is the
+/// job's provider and the counterparty is the buyer.
+pub(crate) fn job_json(
+    j: &JobRecord,
+    side: Side,
+    me: sietch_market::Address,
+    note: Option<crate::activity::JobNote>,
+) -> Value {
+    let note = note.unwrap_or_default();
+    let known =
+        |a: sietch_market::Address| (a != sietch_market::Address::ZERO).then(|| a.to_string());
+    let (provider, buyer) = match side {
+        Side::Buyer => (known(j.counterparty), Some(me.to_string())),
+        Side::Provider => (Some(me.to_string()), known(j.counterparty)),
+    };
+    json!({
+        "provider": provider,
+        "buyer": buyer,
+        "outcome": note.outcome,
+        "check": {
+            "sampled": note.sampled,
+            "reruns": note.reruns,
+            "passed": note.passed,
+            "decision": note.decision,
+        },
+        "job_id": j.job_id.to_string(),
+        "spec_hash": j.spec_hash.to_string(),
+        "counterparty": j.counterparty.to_string(),
+        "state": j.state.to_string(),
+        "channel": j.ticket.as_ref().map(|t| t.message.channel_id.to_string()),
+        "amount": j.result.as_ref().map(|r| r.message.amount.to_string()),
+        "fuel_used": j.result.as_ref().map(|r| r.message.fuel_used),
+        "output_hash": j.result.as_ref().map(|r| r.message.output_hash.to_string()),
+        "note": j.note,
+        "created_at": j.created_at,
+        "updated_at": j.updated_at,
+    })
+}
+
+pub(crate) async fn jobs(
+    State(api): State<Api>,
+    Query(q): Query<SideQuery>,
+) -> Result<Response, ApiError> {
+    let side = side_of(&q)?;
+    let limit = q.limit.unwrap_or(200).clamp(1, MAX_JOBS);
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(name) => Some(
+            crate::store::JobState::ALL
+                .into_iter()
+                .find(|s| s.to_string() == name)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_state",
+                        format!(
+                            "state {name:?} is not one of {}",
+                            crate::store::JobState::ALL
+                                .map(|s| s.to_string())
+                                .join(", ")
+                        ),
+                    )
+                })?,
+        ),
+    };
+    let store = api.store.clone();
+    // Newest first. The store keys jobs by id, so this sorts at most SCAN_JOBS of them: past
+    // that, a listing is of a sample (a time index in the store would lift the bound).
+    let (list, total) = tokio::task::spawn_blocking(move || {
+        let total = store.job_count(side)?;
+        let mut all = store.jobs(side, None, SCAN_JOBS)?;
+        if let Some(state) = state {
+            all.retain(|j| j.state == state);
+        }
+        all.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then(b.job_id.cmp(&a.job_id))
+        });
+        all.truncate(limit);
+        Ok::<_, crate::store::StoreError>((all, total))
+    })
+    .await
+    .map_err(unavailable)?
+    .map_err(unavailable)?;
+    let jobs: Vec<Value> = list
+        .iter()
+        .map(|j| {
+            job_json(
+                j,
+                side,
+                api.buyer.address(),
+                api.activity.job_note(&j.job_id.to_string()),
+            )
+        })
+        .collect();
+    Ok((
+        [(
+            header::HeaderName::from_static("x-total-count"),
+            header::HeaderValue::from(total),
+        )],
+        Json(Value::Array(jobs)),
+    )
+        .into_response())
+}
+
+fn parse_id(s: &str) -> Result<B256, ApiError> {
+    s.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            format!("{s:?} is not a 0x-prefixed 32-byte hex id"),
+        )
+    })
+}
+
+pub(crate) async fn job(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Query(q): Query<SideQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let side = side_of(&q)?;
+    let id = parse_id(&id)?;
+    let store = api.store.clone();
+    let (record, outputs) = tokio::task::spawn_blocking(move || {
+        let r = store.job(side, &id)?;
+        let o = store.job_outputs(&id)?;
+        Ok::<_, crate::store::StoreError>((r, o))
+    })
+    .await
+    .map_err(unavailable)?
+    .map_err(unavailable)?;
+    let Some(record) = record else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_job",
+            format!("this node has no {side} job {id}"),
+        ));
+    };
+    let mut v = job_json(
+        &record,
+        side,
+        api.buyer.address(),
+        api.activity.job_note(&record.job_id.to_string()),
+    );
+    if let Some(bytes) = outputs
+        && let Ok(r) = JobResult::from_bytes(&bytes)
+        && let Some(obj) = v.as_object_mut()
+    {
+        obj.insert(
+            "outputs".into(),
+            serde_json::to_value(dto::OutputsJson::of(&r)).unwrap_or(Value::Null),
+        );
+    }
+    Ok(Json(v))
+}
+
+pub(crate) async fn providers(State(api): State<Api>) -> Json<Value> {
+    let offers: Vec<sietch_market::Offer> = api
+        .net
+        .book()
+        .lock()
+        .map(|b| b.iter().map(|s| s.payload.clone()).collect())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for o in offers {
+        let (rep, score) = api.buyer.reputation_of(&o.provider);
+        let chain = api
+            .chain
+            .as_ref()
+            .and_then(|c| c.known_account(&o.evm_address));
+        out.push(json!({
+            "offer": true,
+            "evm_address": o.evm_address.to_string(),
+            "peer_id": peer_id_of(&o.provider).map(|p| p.to_string()),
+            "provider": hex::encode(o.provider.0),
+            "offered_stake": o.stake.to_string(),
+            "stake": chain.map(|a| a.stake.to_string()),
+            "registered": chain.map(|a| a.node_key == o.provider.0),
+            "price_per_gfuel": o.prices.per_gfuel.to_string(),
+            "cpu_cores": o.hardware.cpu_cores,
+            "memory_bytes": o.hardware.memory_bytes,
+            "gpus": o.hardware.gpus.iter().map(|g| g.model.clone()).collect::<Vec<_>>(),
+            "reputation": {
+                "score": score,
+                "settled_jobs": rep.settled_jobs,
+                "checks_passed": rep.checks_passed,
+                "checks_failed": rep.checks_failed,
+                "slashes": rep.slashes,
+                "disputes": rep.disputes,
+            },
+        }));
+    }
+    // Registered accounts with no live offer (gone quiet, or slashed out of the market).
+    if let Some(c) = &api.chain {
+        for (addr, a) in c.accounts() {
+            if a.node_key == [0; 32] || out.iter().any(|p| p["evm_address"] == addr.to_string()) {
+                continue;
+            }
+            let key = sietch_market::PublicKey(a.node_key);
+            let (rep, score) = api.buyer.reputation_of(&key);
+            out.push(json!({
+                "offer": false,
+                "evm_address": addr.to_string(),
+                "peer_id": peer_id_of(&key).map(|p| p.to_string()),
+                "provider": hex::encode(a.node_key),
+                "offered_stake": null,
+                "stake": a.stake.to_string(),
+                "registered": true,
+                "price_per_gfuel": null,
+                "cpu_cores": null,
+                "memory_bytes": null,
+                "gpus": [],
+                "reputation": {
+                    "score": score,
+                    "settled_jobs": rep.settled_jobs,
+                    "checks_passed": rep.checks_passed,
+                    "checks_failed": rep.checks_failed,
+                    "slashes": rep.slashes,
+                    "disputes": rep.disputes,
+                },
+            }));
+        }
+    }
+    Json(Value::Array(out))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SettlementQuery {
+    kind: Option<String>,
+    limit: Option<usize>,
+}
+
+pub(crate) async fn settlements(
+    State(api): State<Api>,
+    Query(q): Query<SettlementQuery>,
+) -> Json<Value> {
+    let limit = q.limit.unwrap_or(200).min(MAX_JOBS);
+    Json(serde_json::to_value(api.activity.chain(q.kind.as_deref(), limit)).unwrap_or_default())
+}
+
+pub(crate) async fn disputes(State(api): State<Api>) -> Json<Value> {
+    // Every ticket the chain saw claimed, with what happened to it, plus the evidence of the
+    // ones this node withheld.
+    let mut by_ticket: std::collections::BTreeMap<String, Value> = Default::default();
+    for r in api.activity.chain(None, usize::MAX) {
+        let Some(t) = r.fields.get("ticket").and_then(Value::as_str) else {
+            continue;
+        };
+        let e = by_ticket
+            .entry(t.to_owned())
+            .or_insert_with(|| json!({"ticket": t, "events": [], "state": "claimed"}));
+        let state = match r.kind {
+            "TicketDisputed" | "Redrawn" => Some("disputed"),
+            "VerifiersDrawn" => Some("drawn"),
+            "TicketSettled" => Some("settled"),
+            _ => None,
+        };
+        if let Some(obj) = e.as_object_mut() {
+            if let Some(st) = state {
+                obj.insert("state".into(), json!(st));
+            }
+            if r.kind == "TicketSettled" {
+                obj.insert(
+                    "outcome".into(),
+                    r.fields.get("outcome").cloned().unwrap_or_default(),
+                );
+            }
+            if r.kind == "TicketClaimed" {
+                obj.insert(
+                    "job".into(),
+                    r.fields.get("job").cloned().unwrap_or_default(),
+                );
+            }
+            if let Some(Value::Array(list)) = obj.get_mut("events") {
+                list.push(json!({"block": r.block, "kind": r.kind, "fields": r.fields}));
+            }
+        }
+    }
+    for (ticket, job, check) in api.buyer.withheld() {
+        let e = by_ticket.entry(ticket.to_string()).or_insert_with(
+            || json!({"ticket": ticket.to_string(), "events": [], "state": "withheld"}),
+        );
+        if let Some(obj) = e.as_object_mut() {
+            obj.insert("job".into(), json!(job.to_string()));
+            obj.insert("withheld_by_this_node".into(), json!(true));
+            if let Some(c) = check {
+                obj.insert("decision".into(), json!(format!("{:?}", c.decision)));
+                obj.insert(
+                    "evidence".into(),
+                    json!({
+                        "summary": c.evidence.as_ref().map(ToString::to_string),
+                        "original": {
+                            "provider": c.owner.to_string(),
+                        },
+                        "runs": c.runs.iter().map(|r| json!({
+                            "provider": r.owner.to_string(),
+                            "output_hash": r.commitment.output_hash.to_string(),
+                            "fuel_used": r.commitment.fuel_used,
+                            "agrees": r.agreement.agrees(),
+                            "signature": format!("0x{}", hex::encode(r.signature)),
+                        })).collect::<Vec<_>>(),
+                    }),
+                );
+            }
+        }
+    }
+    Json(Value::Array(by_ticket.into_values().collect()))
+}
+
+pub(crate) async fn stats(State(api): State<Api>) -> Json<Value> {
+    Json(json!({
+        "bucket_secs": crate::activity::BUCKET_SECS,
+        "buckets": api.activity.buckets(),
+    }))
+}
+
+pub(crate) async fn channels(State(api): State<Api>) -> Json<Value> {
+    Json(Value::Array(
+        api.buyer
+            .channels()
+            .iter()
+            .map(|(id, provider, cumulative, deposit)| {
+                json!({
+                    "channel": id.to_string(),
+                    "provider": provider.to_string(),
+                    "cumulative": cumulative.to_string(),
+                    "deposit": deposit.to_string(),
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// The event streams open, in total and per client address.
+#[derive(Debug)]
+pub(crate) struct Streams {
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+    max: usize,
+    max_per_client: usize,
+}
+
+/// One open event stream; its drop closes it.
+pub(crate) struct StreamPermit {
+    streams: Arc<Streams>,
+    ip: IpAddr,
+}
+
+impl Streams {
+    pub(crate) fn new(max: usize, max_per_client: usize) -> Arc<Self> {
+        Arc::new(Self {
+            open: Mutex::new((0, HashMap::new())),
+            max,
+            max_per_client,
+        })
+    }
+
+    fn open(&self) -> std::sync::MutexGuard<'_, (usize, HashMap<IpAddr, usize>)> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<StreamPermit, ApiError> {
+        let mut open = self.open();
+        let (total, per) = &mut *open;
+        let mine = per.get(&ip).copied().unwrap_or(0);
+        if mine >= self.max_per_client {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "event_streams_per_client",
+                format!(
+                    "this client has {mine} event streams open, as many as the node takes from \
+                     one address; close one (one stream carries every event)"
+                ),
+            ));
+        }
+        if *total >= self.max {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "event_streams_full",
+                format!(
+                    "the node has {total} event streams open, as many as it takes; try again \
+                     later or poll the other routes"
+                ),
+            ));
+        }
+        *total += 1;
+        *per.entry(ip).or_default() += 1;
+        Ok(StreamPermit {
+            streams: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let mut open = self.streams.open();
+        let (total, per) = &mut *open;
+        *total = total.saturating_sub(1);
+        if let Some(n) = per.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per.remove(&self.ip);
+            }
+        }
+    }
+}
+
+pub(crate) async fn events(
+    State(api): State<Api>,
+    Extension(streams): Extension<Arc<Streams>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let permit = streams.acquire(peer.ip())?;
+    let rx = api.events.subscribe();
+    let stream = futures::stream::unfold((rx, permit), |(mut rx, permit)| async move {
+        let data = match rx.recv().await {
+            Ok(e) => serde_json::to_string(&e).unwrap_or_default(),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                json!({"kind": "lagged", "missed": n}).to_string()
+            }
+            Err(_) => return None,
+        };
+        Some((Ok(Event::default().event("node").data(data)), (rx, permit)))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
