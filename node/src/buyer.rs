@@ -256,11 +256,14 @@ impl Buyer {
         }
     }
 
+    /// 32 random bytes: check secrets, channel salts, re-run draws. Never zeros: a lock
+    /// poisoned by a panic elsewhere still holds a usable generator.
     fn random_b256(&self) -> B256 {
         let mut b = [0u8; 32];
-        if let Ok(mut r) = self.rng.lock() {
-            r.fill(&mut b);
-        }
+        self.rng
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .fill(&mut b);
         B256::from(b)
     }
 
@@ -685,6 +688,23 @@ impl Buyer {
         }
         c.verify(&self.domain, &d.result.signature, offer.evm_address)
             .map_err(|e| format!("the result's signature: {e}"))?;
+        // The provider names files on this machine's disk: one rule (`market::names`), and
+        // each name once.
+        let mut names = std::collections::HashSet::new();
+        for (name, _) in &d.result.files {
+            sietch_market::check_file_name(name).map_err(|e| {
+                format!(
+                    "the result has an output named \"{}\": {e}",
+                    sietch_market::printable(name)
+                )
+            })?;
+            if !names.insert(name.as_str()) {
+                return Err(format!(
+                    "the result has two outputs named \"{}\"",
+                    sietch_market::printable(name)
+                ));
+            }
+        }
         match jobs::output_hash_of(&d.result) {
             Some(h) if h == c.output_hash => Ok(()),
             _ => Err("the outputs do not hash to the committed output hash".into()),

@@ -157,6 +157,10 @@ pub struct NodeConfig {
     /// overcharging provider).
     #[serde(skip_serializing_if = "is_zero_u64")]
     pub test_overbill_gpu_millis: u64,
+    /// Tests only: name the first output file (or an empty new one) this, whatever the job
+    /// wrote (a provider choosing names on the buyer's disk).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub test_output_name: String,
 }
 
 fn is_zero_u64(n: &u64) -> bool {
@@ -239,6 +243,7 @@ impl Default for NodeConfig {
             test_cheat_ppm: 0,
             test_undeliver: 0,
             test_overbill_gpu_millis: 0,
+            test_output_name: String::new(),
             test_withhold_ppm: 0,
         }
     }

@@ -5,6 +5,7 @@
 //! The stream is a bounded broadcast: a listener that falls behind loses the oldest events
 //! (and is told how many), it never slows the node down.
 
+use sietch_market::printable;
 use std::fmt;
 
 use serde::Serialize;
@@ -273,6 +274,8 @@ pub enum NodeEvent {
     ShuttingDown,
 }
 
+/// Shown on a terminal: text that may have come from a peer (a provider's refusal, a
+/// failure's message) is escaped, so a peer cannot drive the operator's terminal.
 impl fmt::Display for NodeEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -294,7 +297,7 @@ impl fmt::Display for NodeEvent {
             Self::Announced { sequence } => write!(f, "announced offer sequence {sequence}"),
             Self::Withdrew { sequence } => write!(f, "withdrew offer sequence {sequence}"),
             Self::Accepted { job, peer } => write!(f, "accepted job {job} from {peer}"),
-            Self::Refused { job, reason } => write!(f, "refused job {job}: {reason}"),
+            Self::Refused { job, reason } => write!(f, "refused job {job}: {}", printable(reason)),
             Self::Ran {
                 job,
                 outcome,
@@ -304,7 +307,7 @@ impl fmt::Display for NodeEvent {
                 f,
                 "ran job {job}: {outcome} with {fuel} fuel, charge {amount}"
             ),
-            Self::JobFailed { job, reason } => write!(f, "job {job} failed: {reason}"),
+            Self::JobFailed { job, reason } => write!(f, "job {job} failed: {}", printable(reason)),
             Self::Delivered { job, in_reply } => {
                 let how = if *in_reply { " with the answer" } else { "" };
                 write!(f, "delivered result of job {job}{how}")
@@ -321,7 +324,9 @@ impl fmt::Display for NodeEvent {
                     "paid job {job} channel {channel} cumulative {cumulative}{how}"
                 )
             }
-            Self::Withheld { job, reason } => write!(f, "withheld job {job}: {reason}"),
+            Self::Withheld { job, reason } => {
+                write!(f, "withheld job {job}: {}", printable(reason))
+            }
             Self::Claimed {
                 channels,
                 amount,
@@ -359,7 +364,7 @@ impl fmt::Display for NodeEvent {
                 job,
                 provider,
                 reason,
-            } => write!(f, "retrying job {job}: {provider} {reason}"),
+            } => write!(f, "retrying job {job}: {provider} {}", printable(reason)),
             Self::ResultIn {
                 job,
                 outcome,
@@ -391,7 +396,7 @@ impl fmt::Display for NodeEvent {
                 provider,
                 deposit,
             } => write!(f, "opened channel {channel} to {provider} with {deposit}"),
-            Self::Warning { message } => write!(f, "warning {message}"),
+            Self::Warning { message } => write!(f, "warning {}", printable(message)),
             Self::ShuttingDown => f.write_str("shutting down"),
         }
     }
@@ -431,6 +436,18 @@ impl Events {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peers_text_is_printed_escaped() {
+        let e = NodeEvent::Retrying {
+            job: "J".into(),
+            provider: "0xP".into(),
+            reason: "refused: \x1b]0;pwned\x07\x1b[2J".into(),
+        };
+        let line = e.to_string();
+        assert!(!line.contains('\x1b') && !line.contains('\x07'), "{line:?}");
+        assert!(line.contains("\\u{1b}]0;pwned"), "{line}");
+    }
 
     #[test]
     fn lines_start_with_their_word_and_json_names_its_kind() {

@@ -867,6 +867,19 @@ impl Provider {
             report.output_hash =
                 sietch_sandbox::output_hash(report.outcome, &report.stdout, &report.outputs);
         }
+        if !self.config.test_output_name.is_empty() {
+            // Test-only: an output name of the provider's choosing, committed to.
+            let data = report
+                .outputs
+                .pop_first()
+                .map(|(_, d)| d)
+                .unwrap_or_default();
+            report
+                .outputs
+                .insert(self.config.test_output_name.clone(), data);
+            report.output_hash =
+                sietch_sandbox::output_hash(report.outcome, &report.stdout, &report.outputs);
+        }
         // Test-only: GPU time billed that the run did not use.
         let gpu_millis = report.gpu_time_ns / 1_000_000 + self.config.test_overbill_gpu_millis;
         let commitment = ResultCommitment {
