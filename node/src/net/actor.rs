@@ -1,6 +1,6 @@
 //! The event loop that owns the swarm.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,9 +21,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::behaviour::{Behaviour, BehaviourEvent, PROTOCOL_VERSION};
+use super::budget::{Denied, Guard};
 use super::config::{NetConfig, TransportKind};
-use super::gossip::{self, Gossiped, Refusal, Strikes};
-use super::rpc::{self, Answer, Served, Waiters};
+use super::gossip::{self, Gossiped, Refusal};
+use super::gossip_streams::GossipEvent;
+use super::guarded::Leased;
+use super::rpc::{self, Answer, Handled, Served, Waiters};
+use super::score::{Offence, Score};
 use super::wire::{BlobReply, BlobRequest, MAX_CHUNK};
 use super::{Command, NetError, NetEvent, NetStats};
 
@@ -52,8 +56,14 @@ pub(crate) struct Actor {
     /// Responses the node is working on; bounded by each protocol's inbound stream limit.
     answers: FuturesUnordered<BoxFuture<'static, Answer>>,
     waiters: Waiters,
-    strikes: Strikes,
+    score: Score,
+    /// Peers cut off now, each once, with when they are let back in; bounded by the ban
+    /// list itself (a peer is banned only while connected).
     bans: VecDeque<(Instant, PeerId)>,
+    banned: HashSet<PeerId>,
+    guard: Arc<Guard>,
+    /// Inbound messages the guard refused, to count against their peers.
+    denials: mpsc::Receiver<(PeerId, Denied)>,
     stats: NetStats,
 }
 
@@ -61,7 +71,11 @@ fn setup<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> NetError
     move |e| NetError::Setup(format!("{what}: {e}"))
 }
 
-fn build_swarm(key: identity::Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
+fn build_swarm(
+    key: identity::Keypair,
+    cfg: &NetConfig,
+    guard: &Arc<Guard>,
+) -> Result<Swarm<Behaviour>, NetError> {
     let idle = cfg.idle_timeout;
     match cfg.transport {
         TransportKind::Real => Ok(libp2p::SwarmBuilder::with_existing_identity(key)
@@ -76,7 +90,7 @@ fn build_swarm(key: identity::Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviou
             .with_relay_client(noise::Config::new, yamux::Config::default)
             .map_err(setup("relay client"))?
             .with_behaviour(|key, relay| {
-                Behaviour::new(key, relay, cfg)
+                Behaviour::new(key, relay, cfg, guard)
                     .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
             })
             .map_err(setup("behaviour"))?
@@ -94,7 +108,7 @@ fn build_swarm(key: identity::Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviou
             .with_relay_client(noise::Config::new, yamux::Config::default)
             .map_err(setup("relay client"))?
             .with_behaviour(|key, relay| {
-                Behaviour::new(key, relay, cfg)
+                Behaviour::new(key, relay, cfg, guard)
                     .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
             })
             .map_err(setup("behaviour"))?
@@ -110,8 +124,9 @@ impl Actor {
         book: Arc<Mutex<OrderBook>>,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<NetEvent>,
+        (guard, denials): (Arc<Guard>, mpsc::Receiver<(PeerId, Denied)>),
     ) -> Result<Self, NetError> {
-        let mut swarm = build_swarm(key, &config)?;
+        let mut swarm = build_swarm(key, &config, &guard)?;
         for addr in &config.listen {
             swarm
                 .listen_on(addr.clone())
@@ -133,6 +148,7 @@ impl Actor {
         if !config.bootstrap.is_empty() {
             let _ = swarm.behaviour_mut().kad.bootstrap();
         }
+        let half_life = config.score_half_life;
         Ok(Self {
             swarm,
             config,
@@ -142,8 +158,11 @@ impl Actor {
             pending: VecDeque::new(),
             answers: FuturesUnordered::new(),
             waiters: Waiters::default(),
-            strikes: Strikes::default(),
+            score: Score::new(half_life),
             bans: VecDeque::new(),
+            banned: HashSet::new(),
+            guard,
+            denials,
             stats: NetStats::default(),
         })
     }
@@ -175,6 +194,12 @@ impl Actor {
                 () = &mut flush, if due.is_some() => {
                     last_flush = Instant::now();
                     self.validate_gossip();
+                }
+                Some((peer, denied)) = self.denials.recv() => {
+                    tracing::debug!(%peer, "inbound message refused: {denied}");
+                    if let Some(what) = denied.offence() {
+                        self.charge(peer, what);
+                    }
                 }
                 _ = housekeeping.tick() => self.housekeeping(),
             }
@@ -221,6 +246,13 @@ impl Actor {
                 let mut s = self.stats;
                 s.connected = self.swarm.connected_peers().count();
                 s.dials_refused = self.swarm.behaviour().dial_cap.refused();
+                let doorman = &self.swarm.behaviour().doorman;
+                s.connections_refused_per_ip = doorman.refused();
+                s.connections_evicted = doorman.evicted();
+                let g = self.guard.stats();
+                s.inbound_bytes_held = g.held;
+                s.inbound_bytes_peak = g.peak;
+                s.inbound_refused = g.refused;
                 let _ = reply.send(s);
             }
             Command::Publish {
@@ -340,11 +372,19 @@ impl Actor {
                     }
                 }
             }
-            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+            BehaviourEvent::Gossipsub(GossipEvent::StreamReopened { peer }) => {
+                tracing::debug!(%peer, "another gossip stream on a connection that had one");
+                self.charge(peer, Offence::GossipStreamReopened);
+            }
+            BehaviourEvent::Gossipsub(GossipEvent::Gossip(gossipsub::Event::Message {
                 propagation_source,
                 message_id,
                 message,
-            }) => {
+            })) => {
+                if self.banned.contains(&propagation_source) {
+                    self.drop_banned(&message_id, &propagation_source);
+                    return;
+                }
                 if self.pending.len() >= MAX_PENDING_GOSSIP {
                     self.report(
                         &message_id,
@@ -400,22 +440,46 @@ impl Actor {
             .gossipsub
             .report_message_validation_result(id, from, acceptance);
         if invalid {
-            // Gossipsub stops delivering a graylisted peer's messages, so its score, not
-            // only our count, decides when it is cut off.
-            let graylisted = self
-                .swarm
-                .behaviour()
-                .gossipsub
-                .peer_score(from)
-                .is_some_and(|s| s < gossip::thresholds().graylist_threshold);
-            if self.strikes.strike(*from, self.config.strikes_before_ban) || graylisted {
-                self.ban(*from);
-            }
+            self.charge(*from, Offence::InvalidGossip);
+        }
+    }
+
+    /// Drops a message from a peer already cut off, before anything is checked of it.
+    fn drop_banned(&mut self, id: &gossipsub::MessageId, from: &PeerId) {
+        self.stats.dropped_from_banned += 1;
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(id, from, gossipsub::MessageAcceptance::Ignore);
+    }
+
+    /// Counts an offence against a peer, and cuts it off when its strikes reach the limit
+    /// or gossipsub's own score has graylisted it (gossipsub then stops delivering its
+    /// messages, so its score, not only our count, decides).
+    fn charge(&mut self, peer: PeerId, what: Offence) {
+        if self.banned.contains(&peer) {
+            return;
+        }
+        let graylisted = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .peer_score(&peer)
+            .is_some_and(|s| s < gossip::thresholds().graylist_threshold);
+        let over = self.score.charge(
+            peer,
+            what,
+            self.config.strikes_before_ban,
+            Instant::now().into_std(),
+        );
+        if over || graylisted {
+            self.ban(peer);
         }
     }
 
     fn accept(&mut self, id: &gossipsub::MessageId, from: &PeerId) {
         self.stats.accepted += 1;
+        self.swarm.behaviour_mut().doorman.useful(from);
         let acceptance = if self.config.drop_forwarding {
             gossipsub::MessageAcceptance::Ignore
         } else {
@@ -427,9 +491,14 @@ impl Actor {
             .report_message_validation_result(id, from, acceptance);
     }
 
+    /// Cuts a peer off, once: a peer already cut off is not banned again for the messages
+    /// it had queued.
     fn ban(&mut self, peer: PeerId) {
-        tracing::warn!(%peer, "cutting off a peer that forwards invalid offers");
-        self.strikes.forget(&peer);
+        if !self.banned.insert(peer) {
+            return;
+        }
+        tracing::warn!(%peer, "cutting off a misbehaving peer");
+        self.score.forget(&peer);
         self.stats.banned += 1;
         let b = self.swarm.behaviour_mut();
         b.blocked.block_peer(peer);
@@ -462,6 +531,10 @@ impl Actor {
             let Some(p) = self.pending.pop_front() else {
                 break;
             };
+            if self.banned.contains(&p.from) {
+                self.drop_banned(&p.id, &p.from);
+                continue;
+            }
             match gossip::decode(&p.data) {
                 Err(Refusal::Invalid(why)) => self.report(&p.id, &p.from, true, &why),
                 Err(Refusal::Ignore(why)) => self.report(&p.id, &p.from, false, &why),
@@ -481,7 +554,10 @@ impl Actor {
                     };
                     match registered {
                         Ok(()) => offers.push(p),
-                        Err(why) => self.report(&p.id, &p.from, false, &why),
+                        Err(why) => {
+                            self.report(&p.id, &p.from, false, &why);
+                            self.charge(p.from, Offence::UnregisteredOffer);
+                        }
                     }
                 }
             }
@@ -497,6 +573,11 @@ impl Actor {
             }
         };
         for (p, r) in offers.iter().zip(results) {
+            if self.banned.contains(&p.from) {
+                // Cut off while its batch was being checked: nothing of it is kept.
+                self.drop_banned(&p.id, &p.from);
+                continue;
+            }
             match r {
                 Ok(_) => self.accept(&p.id, &p.from),
                 Err(e) => match gossip::judge(&e, now) {
@@ -514,6 +595,7 @@ impl Actor {
                 break;
             }
             self.bans.pop_front();
+            self.banned.remove(&peer);
             let b = self.swarm.behaviour_mut();
             b.blocked.unblock_peer(peer);
             b.gossipsub.remove_blacklisted_peer(&peer);
@@ -525,18 +607,23 @@ impl Actor {
 
     /// A request the node answers through an event, a reply to one of its own requests, or
     /// a failure of one.
-    fn on_served<R: Served>(&mut self, ev: request_response::Event<R, R::Reply>) {
-        let Some((peer, request, channel)) = rpc::on_outbound(&mut self.waiters, ev) else {
-            return;
+    fn on_served<R: Served>(&mut self, ev: request_response::Event<Leased<R>, R::Reply>) {
+        let (peer, request, channel) = match rpc::on_outbound(&mut self.waiters, ev) {
+            Handled::Request(peer, request, channel) => (peer, request, channel),
+            other => return self.on_handled(other),
         };
+        self.swarm.behaviour_mut().doorman.useful(&peer);
+        let Leased { msg, lease } = request;
         let (tx, rx) = oneshot::channel();
-        if self.events.try_send(R::event(peer, request, tx)).is_err() {
+        if self.events.try_send(R::event(peer, msg, tx)).is_err() {
             let _ =
                 R::behaviour(self.swarm.behaviour_mut()).send_response(channel, R::unavailable());
             return;
         }
         self.answers.push(Box::pin(async move {
             let reply = rx.await.unwrap_or_else(|_| R::unavailable());
+            // The request's bytes stay counted until the node has answered it.
+            drop(lease);
             Box::new(move |b: &mut Behaviour| {
                 // A failed send means the requester went away; nothing is left to do.
                 let _ = R::behaviour(b).send_response(channel, reply);
@@ -544,11 +631,24 @@ impl Actor {
         }));
     }
 
+    /// What a request-response event left that is not a request: an answer marks its peer
+    /// useful.
+    fn on_handled<R: rpc::Rpc>(&mut self, h: Handled<R>) {
+        match h {
+            Handled::Answered(peer) => self.swarm.behaviour_mut().doorman.useful(&peer),
+            Handled::Request(..) | Handled::Done => {}
+        }
+    }
+
     /// A blob chunk asked of this node (served from its `BlobSource` off the event loop), or
     /// a reply to one it asked for.
-    fn on_blob_event(&mut self, ev: request_response::Event<BlobRequest, BlobReply>) {
-        let Some((_, request, channel)) = rpc::on_outbound(&mut self.waiters, ev) else {
-            return;
+    fn on_blob_event(&mut self, ev: request_response::Event<Leased<BlobRequest>, BlobReply>) {
+        let (request, channel) = match rpc::on_outbound(&mut self.waiters, ev) {
+            Handled::Request(_, Leased { msg, lease }, channel) => {
+                drop(lease);
+                (msg, channel)
+            }
+            other => return self.on_handled(other),
         };
         let source = self.config.blobs.clone();
         self.answers.push(Box::pin(async move {

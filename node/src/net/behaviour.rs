@@ -1,17 +1,22 @@
 //! The node's libp2p behaviour: every protocol it speaks, configured in one place.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, allow_block_list, autonat, connection_limits, dcutr, gossipsub, identify,
-    identity, kad, mdns, ping, relay, request_response,
+    StreamProtocol, allow_block_list, autonat, connection_limits, dcutr, identify, identity, kad,
+    mdns, ping, relay, request_response,
 };
 
+use super::budget::Guard;
 use super::config::NetConfig;
 use super::dial_cap::DialCap;
+use super::doorman::{self, Doorman};
 use super::gossip;
+use super::gossip_streams::Gossip;
+use super::guarded::{GuardedCodec, Peered};
 use super::rpc::Rr;
 use super::wire::{
     BLOB_PROTOCOL, BlobRequest, JOB_PROTOCOL, JobRequest, JobResult, PAY_PROTOCOL, Payment,
@@ -23,11 +28,18 @@ pub(crate) const PROTOCOL_VERSION: &str = "/sietch/1.0.0";
 /// Kademlia's protocol name, so that the DHT is Sietch's own.
 pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/kad/1.0.0");
 
+/// Incoming connections beyond `max_incoming` that `connection_limits` lets through while
+/// the doorman's evictions close.
+const EVICTION_SLACK: u32 = 16;
+
 /// All the protocols of a node.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     /// Peers cut off for misbehaving; listed first so their connections are denied first.
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    /// Incoming connections per IP address, and eviction of the least useful incoming
+    /// connection when full; before `limits`, which would refuse the newcomer instead.
+    pub(crate) doorman: Doorman,
     /// Bounds on connections, in and out and per peer.
     pub(crate) limits: connection_limits::Behaviour,
     /// No dial started while the outgoing limit is reached (not after a wasted handshake).
@@ -36,7 +48,7 @@ pub(crate) struct Behaviour {
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
-    pub(crate) gossipsub: gossipsub::Behaviour,
+    pub(crate) gossipsub: Gossip,
     pub(crate) autonat: autonat::Behaviour,
     pub(crate) relay_server: Toggle<relay::Behaviour>,
     pub(crate) relay_client: relay::client::Behaviour,
@@ -54,6 +66,7 @@ impl Behaviour {
         key: &identity::Keypair,
         relay_client: relay::client::Behaviour,
         cfg: &NetConfig,
+        guard: &Arc<Guard>,
     ) -> Result<Self, String> {
         let peer_id = key.public().to_peer_id();
 
@@ -97,27 +110,41 @@ impl Behaviour {
                 .with_request_timeout(timeout)
                 .with_max_concurrent_streams(streams)
         };
-        fn protocol<B>(
+        fn protocol<Req, Resp>(
             p: StreamProtocol,
             cfg: request_response::Config,
-        ) -> request_response::Behaviour<B>
+            guard: &Arc<Guard>,
+        ) -> Peered<GuardedCodec<Req, Resp>>
         where
-            B: request_response::Codec<Protocol = StreamProtocol>
-                + Default
-                + Clone
-                + Send
-                + 'static,
+            GuardedCodec<Req, Resp>:
+                request_response::Codec<Protocol = StreamProtocol> + Clone + Send + 'static,
         {
-            request_response::Behaviour::new([(p, request_response::ProtocolSupport::Full)], cfg)
+            Peered::new(
+                request_response::Behaviour::with_codec(
+                    GuardedCodec::new(guard.clone()),
+                    [(p, request_response::ProtocolSupport::Full)],
+                    cfg,
+                ),
+                guard.clone(),
+            )
         }
         let cfg_rr = || rr(cfg.request_timeout, cfg.max_concurrent_streams);
 
         Ok(Self {
             blocked: allow_block_list::Behaviour::default(),
+            doorman: Doorman::new(doorman::Limits {
+                max_incoming: cfg.max_incoming,
+                max_pending_per_ip: cfg.max_pending_per_ip,
+                max_incoming_per_ip: cfg.max_incoming_per_ip,
+            }),
             limits: connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()
                     .with_max_established_outgoing(Some(cfg.max_outgoing))
-                    .with_max_established_incoming(Some(cfg.max_incoming))
+                    // The doorman holds incoming connections to `max_incoming`, closing the
+                    // least useful for a newcomer; this leaves room for those closing.
+                    .with_max_established_incoming(Some(
+                        cfg.max_incoming.saturating_add(EVICTION_SLACK),
+                    ))
                     .with_max_established_per_peer(Some(cfg.max_per_peer))
                     .with_max_pending_incoming(Some(cfg.max_incoming)),
             ),
@@ -126,16 +153,16 @@ impl Behaviour {
             ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15))),
             kad,
             mdns: mdns.into(),
-            gossipsub,
+            gossipsub: Gossip::new(gossipsub),
             autonat,
             relay_server: relay_server.into(),
             relay_client,
             dcutr: dcutr::Behaviour::new(peer_id),
-            job: protocol(JOB_PROTOCOL, cfg_rr()),
-            result: protocol(RESULT_PROTOCOL, cfg_rr()),
-            blob: protocol(BLOB_PROTOCOL, cfg_rr()),
-            pay: protocol(PAY_PROTOCOL, cfg_rr()),
-            verify: protocol(VERIFY_PROTOCOL, cfg_rr()),
+            job: protocol(JOB_PROTOCOL, cfg_rr(), guard),
+            result: protocol(RESULT_PROTOCOL, cfg_rr(), guard),
+            blob: protocol(BLOB_PROTOCOL, cfg_rr(), guard),
+            pay: protocol(PAY_PROTOCOL, cfg_rr(), guard),
+            verify: protocol(VERIFY_PROTOCOL, cfg_rr(), guard),
         })
     }
 }

@@ -70,7 +70,10 @@ pub struct NetConfig {
     pub book: BookConfig,
     /// Gossipsub heartbeat.
     pub gossip_heartbeat: Duration,
-    /// Invalid offers a peer may forward before it is cut off.
+    /// Strikes a peer may reach before it is cut off (once, for `ban`): an invalid offer
+    /// costs one, and so does a reopened gossip stream (after a frame over the limit); an
+    /// offer of an unregistered key a quarter, a result nobody asked of the peer a half, a
+    /// message over the peer's budget a quarter; strikes halve every `score_half_life`.
     pub strikes_before_ban: u32,
     /// How long a cut-off peer stays blocked.
     pub ban: Duration,
@@ -98,6 +101,30 @@ pub struct NetConfig {
     /// Most connections to one peer (a relayed one and a direct one after hole punching,
     /// TCP and QUIC).
     pub max_per_peer: u32,
+    /// Most connections from one IP address in handshake at once (before the node knows
+    /// who is calling): one host cannot hold the node's pending slots.
+    pub max_pending_per_ip: u32,
+    /// Most established incoming connections from one IP address (several nodes behind
+    /// one NAT share an address, so this is above `max_per_peer`).
+    pub max_incoming_per_ip: u32,
+    /// Bytes of inbound request-response messages one peer may have this node hold at
+    /// once (being read or waiting for the node's answer), over all its connections and
+    /// protocols. Above two of the largest messages (a 16 MiB result or verify request).
+    pub inbound_budget_per_peer: u64,
+    /// Bytes of inbound request-response messages all peers together may have this node
+    /// hold at once.
+    pub inbound_budget_total: u64,
+    /// Inbound request-response messages one peer may have in flight at once, over all
+    /// its connections and protocols.
+    pub max_inbound_streams_per_peer: u32,
+    /// Results expected at once (job requests sent and not yet expired); the oldest go
+    /// first when full.
+    pub max_expected_results: usize,
+    /// How long a result is expected beyond its job's wall time (the provider's queue, its
+    /// input fetch and the transfer).
+    pub result_wait: Duration,
+    /// Strikes halve every this long (see `strikes_before_ban`).
+    pub score_half_life: Duration,
     /// Unix time.
     pub clock: Clock,
     /// Blobs served to peers.
@@ -154,6 +181,14 @@ impl Default for NetConfig {
             max_outgoing: 8,
             max_incoming: 128,
             max_per_peer: 4,
+            max_pending_per_ip: 8,
+            max_incoming_per_ip: 24,
+            inbound_budget_per_peer: 40 * 1024 * 1024,
+            inbound_budget_total: 256 * 1024 * 1024,
+            max_inbound_streams_per_peer: 32,
+            max_expected_results: 4096,
+            result_wait: Duration::from_secs(120),
+            score_half_life: Duration::from_secs(60),
             clock: system_clock(),
             blobs: None,
             registry: None,

@@ -1,7 +1,6 @@
 //! Offer gossip: topics per GPU class, gossipsub's configuration and peer scoring, and the
 //! validation every offer passes before this node forwards it.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use libp2p::{PeerId, gossipsub, identity};
@@ -147,7 +146,9 @@ pub(crate) enum Gossiped {
 pub(crate) enum Refusal {
     /// Malformed, forged or otherwise provably bad: penalize whoever forwarded it.
     Invalid(String),
-    /// Not useful but not provably bad (e.g. an unregistered key): drop without penalty.
+    /// Not useful but not provably bad (stale, late, a full book): drop without penalty.
+    /// (An offer of an unregistered key is dropped the same way and costs its forwarder a
+    /// quarter strike: see `score.rs`.)
     Ignore(String),
 }
 
@@ -191,32 +192,6 @@ pub(crate) fn judge(err: &OfferError, now: u64) -> Refusal {
     }
 }
 
-/// Invalid messages counted per forwarding peer; a peer over the limit is cut off.
-#[derive(Debug, Default)]
-pub(crate) struct Strikes {
-    counts: HashMap<PeerId, u32>,
-}
-
-/// Most peers whose strikes are remembered; beyond that the oldest are forgotten.
-const MAX_STRUCK_PEERS: usize = 4096;
-
-impl Strikes {
-    /// Counts one invalid message from `peer`; true when the peer reaches `limit`.
-    pub(crate) fn strike(&mut self, peer: PeerId, limit: u32) -> bool {
-        if self.counts.len() >= MAX_STRUCK_PEERS && !self.counts.contains_key(&peer) {
-            self.counts.clear();
-        }
-        let c = self.counts.entry(peer).or_default();
-        *c += 1;
-        *c >= limit
-    }
-
-    /// Forgets a peer (after it was cut off).
-    pub(crate) fn forget(&mut self, peer: &PeerId) {
-        self.counts.remove(peer);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,16 +210,5 @@ mod tests {
         assert!(matches!(decode(&[]), Err(Refusal::Invalid(_))));
         let big = vec![0u8; MAX_GOSSIP_MESSAGE + 1];
         assert!(matches!(decode(&big), Err(Refusal::Invalid(_))));
-    }
-
-    #[test]
-    fn strikes_reach_the_limit() {
-        let mut s = Strikes::default();
-        let p = PeerId::random();
-        assert!(!s.strike(p, 3));
-        assert!(!s.strike(p, 3));
-        assert!(s.strike(p, 3));
-        s.forget(&p);
-        assert!(!s.strike(p, 3));
     }
 }

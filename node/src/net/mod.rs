@@ -9,9 +9,15 @@
 //!   DCUtR hole punching over relayed connections.
 //! - Offers: gossipsub with a topic per [`OfferClass`]; every message is decoded, checked
 //!   (size, kind, registration when a chain is configured), batch-verified
-//!   and inserted into the order book before it is forwarded. A peer forwarding invalid
-//!   offers loses gossipsub score and is cut off when its score falls under the graylist
-//!   threshold (three invalid offers) or after `strikes_before_ban` of them.
+//!   and inserted into the order book before it is forwarded. Misbehaviour costs strikes
+//!   that fade (`score`): a peer is cut off, once, at `strikes_before_ban` or when gossipsub
+//!   graylists it (three invalid offers); a peer reopening gossip streams after frames over
+//!   the limit is charged too (`gossip_streams`).
+//! - Doors (docs/doors.md): every inbound request-response message takes its announced
+//!   length from a per-peer and a node budget before its body is read, and a result is read
+//!   only from the peer its job was sent to, within the job's bound (`budget`, `guarded`);
+//!   incoming connections are limited per IP, and a full node evicts its least useful
+//!   incoming connection for a newcomer (`doorman`).
 //! - Request-response: job requests ([`wire::JobRequest`] → [`wire::JobReply`]), results
 //!   ([`wire::JobResult`] → [`wire::ResultAck`]), payments ([`wire::Payment`] →
 //!   [`wire::PaymentAck`]), dispute re-runs ([`wire::VerifyRequest`] →
@@ -19,14 +25,20 @@
 //!
 //! Every queue is bounded: commands (256), events (1,024: an inbound request that finds the
 //! event queue full is refused as busy), pending gossip (4,096), concurrent streams per
-//! protocol, and every message by its type's size limit.
+//! protocol and per peer, every message by its type's size limit, and the bytes held of
+//! inbound messages by the budgets.
 
 mod actor;
 mod behaviour;
+pub mod budget;
 pub mod config;
 mod dial_cap;
+mod doorman;
 pub mod gossip;
+mod gossip_streams;
+mod guarded;
 mod rpc;
+mod score;
 pub mod wire;
 
 use std::sync::{Arc, Mutex};
@@ -204,6 +216,21 @@ pub struct NetStats {
     /// Kademlia requests from other nodes answered since start: it keeps rising while
     /// nodes near this one are discovering the network, and nearly stops once they have.
     pub discovery_requests_served: u64,
+    /// Bytes of inbound request-response messages held now (being read, or waiting for
+    /// this node's answer), within `inbound_budget_total`.
+    pub inbound_bytes_held: u64,
+    /// The most such bytes held at once since start.
+    pub inbound_bytes_peak: u64,
+    /// Inbound messages refused before their body was read since start: over a budget,
+    /// over the streams a peer may have in flight, or results nobody asked of that peer.
+    pub inbound_refused: u64,
+    /// Gossip messages from peers already cut off, dropped before any check.
+    pub dropped_from_banned: u64,
+    /// Incoming connections refused by the per-address limits, or because the node was
+    /// full and no connection could be evicted yet.
+    pub connections_refused_per_ip: u64,
+    /// Incoming connections closed to make room for a newcomer.
+    pub connections_evicted: u64,
 }
 
 pub(crate) enum Command {
@@ -246,6 +273,7 @@ pub struct Network {
     peer_id: PeerId,
     book: Arc<Mutex<OrderBook>>,
     config: Arc<NetConfig>,
+    guard: Arc<budget::Guard>,
 }
 
 impl std::fmt::Debug for Network {
@@ -266,8 +294,21 @@ impl Network {
         let book = Arc::new(Mutex::new(OrderBook::new(config.book)));
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let (guard, denials) = budget::Guard::new(budget::Limits {
+            per_peer: config.inbound_budget_per_peer,
+            total: config.inbound_budget_total,
+            streams_per_peer: config.max_inbound_streams_per_peer,
+            max_expected: config.max_expected_results,
+        });
         let config = Arc::new(config);
-        let actor = actor::Actor::new(key, config.clone(), book.clone(), rx, events_tx)?;
+        let actor = actor::Actor::new(
+            key,
+            config.clone(),
+            book.clone(),
+            rx,
+            events_tx,
+            (guard.clone(), denials),
+        )?;
         tokio::spawn(actor.run());
         Ok((
             Self {
@@ -275,6 +316,7 @@ impl Network {
                 peer_id,
                 book,
                 config,
+                guard,
             },
             events,
         ))
@@ -408,13 +450,35 @@ impl Network {
             .await?
     }
 
-    /// Sends a job request and waits for the provider's answer.
+    /// Sends a job request and waits for the provider's answer. From now on this node
+    /// reads a result for the job from that peer (and from no other), up to the job's
+    /// output limit plus framing, for its wall time plus `result_wait`.
     pub async fn request_job(
         &self,
         peer: PeerId,
         request: JobRequest,
     ) -> Result<JobReply, NetError> {
+        let limits = request.spec.limits;
+        self.expect_result(
+            request.ticket.job_id,
+            peer,
+            limits.output_bytes,
+            Duration::from_millis(limits.wall_time_ms),
+        );
         self.request(peer, request).await
+    }
+
+    /// Lets `peer` deliver the result of `job` on `/sietch/result/1`: up to `output_bytes`
+    /// of outputs plus framing, for `wall_time` plus `result_wait`. [`Network::request_job`]
+    /// does this itself; a result nobody expects is refused before its body is read, and
+    /// costs its sender.
+    pub fn expect_result(&self, job: B256, peer: PeerId, output_bytes: u64, wall_time: Duration) {
+        self.guard.expect(
+            job,
+            peer,
+            output_bytes,
+            wall_time.saturating_add(self.config.result_wait),
+        );
     }
 
     /// Sends a job's result to the buyer's node.

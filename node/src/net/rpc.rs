@@ -11,17 +11,18 @@ use libp2p::request_response::{self, OutboundRequestId};
 use tokio::sync::oneshot;
 
 use super::behaviour::Behaviour;
+use super::guarded::{Admit, GuardedCodec, Leased, Peered};
 use super::wire::{
-    BlobReply, BlobRequest, Codec, JobReply, JobRequest, JobResult, Payment, PaymentAck,
-    RefuseReason, ResultAck, VerifyReply, VerifyRequest, WireMessage,
+    BlobReply, BlobRequest, JobReply, JobRequest, JobResult, Payment, PaymentAck, RefuseReason,
+    ResultAck, VerifyReply, VerifyRequest,
 };
 use super::{NetError, NetEvent};
 
 /// Where the reply to an outbound request goes.
 pub(crate) type Waiter<T> = oneshot::Sender<Result<T, NetError>>;
 
-/// The behaviour of a request type.
-pub(crate) type Rr<R> = request_response::Behaviour<Codec<R, <R as Rpc>::Reply>>;
+/// The behaviour of a request type: libp2p's, reading within the inbound budgets.
+pub(crate) type Rr<R> = Peered<GuardedCodec<R, <R as Rpc>::Reply>>;
 
 /// An answer the node has made, to be sent on the behaviour.
 pub(crate) type Answer = Box<dyn FnOnce(&mut Behaviour) + Send>;
@@ -41,9 +42,9 @@ pub(crate) struct Waiters {
 }
 
 /// A request type of one of the node's protocols.
-pub(crate) trait Rpc: WireMessage + Send + 'static {
+pub(crate) trait Rpc: Admit + Send + 'static {
     /// Its reply.
-    type Reply: WireMessage + Send + 'static;
+    type Reply: Admit + Send + 'static;
     /// Its behaviour in the swarm.
     fn behaviour(b: &mut Behaviour) -> &mut Rr<Self>;
     /// Its waiting callers.
@@ -62,22 +63,37 @@ pub(crate) trait Served: Rpc {
 /// A request to send: the closure the actor runs.
 pub(crate) fn outbound<R: Rpc>(peer: PeerId, request: R, reply: Waiter<R::Reply>) -> Outbound {
     Box::new(move |b: &mut Behaviour, w: &mut Waiters| {
-        let id = R::behaviour(b).send_request(&peer, request);
+        let id = R::behaviour(b).send_request(&peer, Leased::outbound(request));
         R::waiters(w).insert(id, reply);
     })
 }
 
+/// What an event of a request-response protocol leaves for the actor.
+pub(crate) enum Handled<R: Rpc> {
+    /// A request for the node, with the budget it holds until it is answered.
+    Request(
+        PeerId,
+        Leased<R>,
+        request_response::ResponseChannel<R::Reply>,
+    ),
+    /// A peer answered one of this node's requests.
+    Answered(PeerId),
+    /// Nothing more to do.
+    Done,
+}
+
 /// Hands a reply or a failure to its waiter; returns an inbound request for the caller to
-/// handle.
+/// handle. (A message the guard refused never gets here: libp2p reports a failed read to
+/// no one, so the guard reports it to the actor itself.)
 pub(crate) fn on_outbound<R: Rpc>(
     waiters: &mut Waiters,
-    ev: request_response::Event<R, R::Reply>,
-) -> Option<(PeerId, R, request_response::ResponseChannel<R::Reply>)> {
+    ev: request_response::Event<Leased<R>, R::Reply>,
+) -> Handled<R> {
     match ev {
         request_response::Event::Message { peer, message, .. } => match message {
             request_response::Message::Request {
                 request, channel, ..
-            } => Some((peer, request, channel)),
+            } => Handled::Request(peer, request, channel),
             request_response::Message::Response {
                 request_id,
                 response,
@@ -85,7 +101,7 @@ pub(crate) fn on_outbound<R: Rpc>(
                 if let Some(w) = R::waiters(waiters).remove(&request_id) {
                     let _ = w.send(Ok(response));
                 }
-                None
+                Handled::Answered(peer)
             }
         },
         request_response::Event::OutboundFailure {
@@ -94,15 +110,18 @@ pub(crate) fn on_outbound<R: Rpc>(
             error,
             ..
         } => {
+            // A reply refused by the guard fails its request like any other failure; it
+            // costs the peer nothing (this node asked, and the budget may be full of
+            // others' messages).
             if let Some(w) = R::waiters(waiters).remove(&request_id) {
                 let _ = w.send(Err(NetError::Request {
                     peer,
                     reason: error.to_string(),
                 }));
             }
-            None
+            Handled::Done
         }
-        _ => None,
+        _ => Handled::Done,
     }
 }
 
