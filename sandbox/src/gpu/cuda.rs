@@ -27,26 +27,40 @@ struct Device {
 }
 
 fn device() -> Result<&'static Device, GpuError> {
-    static DEVICE: OnceLock<Option<Device>> = OnceLock::new();
-    DEVICE
-        .get_or_init(|| {
-            // SAFETY: only tries to dlopen libcuda by its usual names; with the
-            // `dynamic-loading` feature every other driver call panics when the library is
-            // absent, so this check must come first and gates all of them.
-            if !unsafe { sys::is_culib_present() } {
-                return None;
-            }
-            let count = CudaContext::device_count().ok().filter(|n| *n > 0)?;
-            let ctx = CudaContext::new(0).ok()?;
-            let total_memory = ctx.total_mem().ok()? as u64;
-            Some(Device {
-                ctx,
-                count,
-                total_memory,
-            })
+    probe().as_ref().map_err(|_| GpuError::NoDevice)
+}
+
+/// The device, or why there is none (kept, so that a GPU machine whose driver does not load
+/// says which step failed).
+fn probe() -> &'static Result<Device, String> {
+    static DEVICE: OnceLock<Result<Device, String>> = OnceLock::new();
+    DEVICE.get_or_init(|| {
+        // SAFETY: only tries to dlopen libcuda by its usual names; with the
+        // `dynamic-loading` feature every other driver call panics when the library is
+        // absent, so this check must come first and gates all of them.
+        if !unsafe { sys::is_culib_present() } {
+            return Err("the CUDA driver library (libcuda.so) was not found by dlopen".into());
+        }
+        let count = CudaContext::device_count()
+            .map_err(|e| format!("cuInit/cuDeviceGetCount failed: {e:?}"))?;
+        if count <= 0 {
+            return Err(format!("the driver reports {count} CUDA devices"));
+        }
+        let ctx = CudaContext::new(0).map_err(|e| format!("no context on device 0: {e:?}"))?;
+        let total_memory =
+            ctx.total_mem()
+                .map_err(|e| format!("cuDeviceTotalMem failed: {e:?}"))? as u64;
+        Ok(Device {
+            ctx,
+            count,
+            total_memory,
         })
-        .as_ref()
-        .ok_or(GpuError::NoDevice)
+    })
+}
+
+/// Why device 0 cannot be used, or `None` where it can.
+pub(super) fn unavailable_reason() -> Option<String> {
+    probe().as_ref().err().cloned()
 }
 
 pub(super) fn device_count() -> Result<i32, GpuError> {
@@ -283,4 +297,45 @@ impl JobStream {
         let _ = self.synchronize();
         self.gpu_ns
     }
+}
+
+/// The GPU benchmark's baseline: [`super::BENCH_KERNEL`] launched `launches` times directly
+/// through cudarc, on a stream of its own, over a zeroed buffer of `n` floats; the wall time
+/// from before the first launch to the end of the final synchronize. The kernel is loaded
+/// through the same module cache as a job's, so both sides run the same compiled code.
+pub(super) fn direct_launches(
+    shape: LaunchShape,
+    n: u32,
+    iters: i32,
+    launches: u32,
+) -> Result<std::time::Duration, GpuError> {
+    shape.validate()?;
+    let kernel = load_kernel(
+        SourceKind::CudaC,
+        super::BENCH_KERNEL,
+        super::BENCH_KERNEL_NAME,
+    )?;
+    let stream = device()?.ctx.new_stream().map_err(driver)?;
+    let words = usize::try_from(n).map_err(|_| GpuError::InvalidArgument("n"))?;
+    let buf = stream.alloc_zeros::<f32>(words).map_err(driver)?;
+    let n_arg = i32::try_from(n).map_err(|_| GpuError::InvalidArgument("n"))?;
+    let cfg = LaunchConfig {
+        grid_dim: (shape.grid[0], shape.grid[1], shape.grid[2]),
+        block_dim: (shape.block[0], shape.block[1], shape.block[2]),
+        shared_mem_bytes: shape.shared_bytes,
+    };
+    stream.synchronize().map_err(driver)?;
+    let t = std::time::Instant::now();
+    for _ in 0..launches {
+        let mut builder = stream.launch_builder(&kernel.function);
+        builder.arg(&buf);
+        builder.arg(&n_arg);
+        builder.arg(&iters);
+        // SAFETY: the kernel is the crate's own `BENCH_KERNEL`, whose parameters are
+        // `(float *x, int n, int iters)`, matching the three arguments pushed above, and which
+        // touches only `x[0..n)`; `buf` is a live allocation of `n` floats on this context.
+        unsafe { builder.launch(cfg) }.map_err(driver)?;
+    }
+    stream.synchronize().map_err(driver)?;
+    Ok(t.elapsed())
 }

@@ -76,3 +76,22 @@ pub fn spec() -> JobSpec {
         ..JobSpec::default()
     }
 }
+
+/// For a test marked `#[ignore]` because it needs a GPU: it runs only where a GPU is expected
+/// (`--run-ignored`, with `SIETCH_REQUIRE_GPU=1`), so no usable device fails it, saying why.
+pub fn require_gpu() {
+    if let Some(why) = sietch_sandbox::gpu::unavailable_reason() {
+        panic!(
+            "this GPU test runs only where a GPU is expected, and no CUDA device is usable: {why}"
+        );
+    }
+}
+
+/// For a test that checks the no-device side: fine, unless the environment says a GPU is
+/// expected here (`SIETCH_REQUIRE_GPU=1`), where no device means the GPU path is broken.
+pub fn no_gpu_is_fine(why: &str) {
+    assert!(
+        !sietch_sandbox::gpu::gpu_expected(),
+        "SIETCH_REQUIRE_GPU=1 but no CUDA device is usable: {why}"
+    );
+}
