@@ -22,7 +22,8 @@ const since = () => `${((Date.now() - t0) / 1000).toFixed(0)} s`;
 
 let devnet;
 let browser;
-/** Uncaught errors in any page: a view that throws fails the test. */
+/** Uncaught errors and Content-Security-Policy violations in any page: a view that throws, or
+ * loads what the node's policy refuses, fails the test. */
 const pageErrors = [];
 
 before(async () => {
@@ -43,6 +44,10 @@ after(async () => {
 async function open(ctx, path) {
   const page = await ctx.newPage();
   page.on("pageerror", (e) => pageErrors.push(`${path}: ${e.message}`));
+  // The node's Content-Security-Policy must not block anything the explorer does.
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) pageErrors.push(`${path}: ${m.text()}`);
+  });
   await page.goto(devnet.url + path);
   return page;
 }

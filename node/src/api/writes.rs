@@ -60,6 +60,11 @@ pub(crate) async fn upload(
                 BlobError::TooLarge { .. } => {
                     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
                 }
+                BlobError::QuotaFull { .. } => ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "blob_quota",
+                    format!("{e}; wait for older blobs to age out, or raise blob_quota_bytes"),
+                ),
                 _ => ApiError::new(
                     StatusCode::INSUFFICIENT_STORAGE,
                     "blob_store",
