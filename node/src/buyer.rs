@@ -37,7 +37,9 @@ use crate::chain::Chain;
 use crate::config::NodeConfig;
 use crate::events::{Events, NodeEvent};
 use crate::jobs;
-use crate::net::{self, JobReply, JobRequest, JobResult, Network, Payment, ResultAck};
+use crate::net::{
+    self, JobReply, JobRequest, JobResult, Network, Payment, ResultAck, ResultMessage,
+};
 use crate::store::{EvmSigned, JobRecord, JobState, ReputationEvent, Side, Store, off_async};
 
 /// Providers tried for one job before giving up.
@@ -184,8 +186,9 @@ pub struct Buyer {
     lane_freed: Notify,
     /// Rung when a payment starts waiting on its lane.
     payment_waits: Notify,
-    /// Jobs waiting for their result, by (job, provider's peer).
-    waiting: Mutex<HashMap<(B256, PeerId), oneshot::Sender<JobResult>>>,
+    /// Jobs waiting for their result (or the word that none will come), by (job, provider's
+    /// peer).
+    waiting: Mutex<HashMap<(B256, PeerId), oneshot::Sender<ResultMessage>>>,
     /// Re-run results waiting for the check's decision, by (job, provider).
     reruns: Mutex<HashMap<(B256, Address), Delivered>>,
     /// Tickets whose payment was withheld (a result that broke its commitment, a provider
@@ -595,7 +598,17 @@ impl Buyer {
             let wait = Duration::from_millis(spec.limits.wall_time_ms)
                 + Duration::from_secs(self.config.result_slack_secs);
             match tokio::time::timeout(wait, rx).await {
-                Ok(Ok(r)) => Ok(r),
+                Ok(Ok(ResultMessage::Done(r))) => Ok(*r),
+                // It will not come: on to the next provider now. The ticket is marked as
+                // for a job never delivered, should the provider claim it all the same.
+                Ok(Ok(ResultMessage::Failed(f))) => Err((
+                    true,
+                    format!(
+                        "failed after accepting ({:?}): {}",
+                        f.reason,
+                        sietch_market::printable(&f.message)
+                    ),
+                )),
                 // Accepted and never answered: its ticket may still be claimed.
                 _ => Err((true, format!("no result within {} s", wait.as_secs()))),
             }
@@ -711,13 +724,13 @@ impl Buyer {
         }
     }
 
-    /// Routes a result from the network to the job waiting for it.
-    pub(crate) fn on_result(&self, peer: PeerId, result: JobResult) -> ResultAck {
+    /// Routes a result (or a failure) from the network to the job waiting for it.
+    pub(crate) fn on_result(&self, peer: PeerId, result: ResultMessage) -> ResultAck {
         let waiter = self
             .waiting
             .lock()
             .ok()
-            .and_then(|mut w| w.remove(&(result.job_id, peer)));
+            .and_then(|mut w| w.remove(&(result.job_id(), peer)));
         match waiter {
             Some(tx) => {
                 let _ = tx.send(result);

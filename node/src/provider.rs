@@ -36,8 +36,8 @@ use crate::events::{Events, NodeEvent};
 use crate::jobs::{self, JobBlobs};
 use crate::net::wire::WireMessage;
 use crate::net::{
-    self, JobReply, JobRequest, JobResult, Network, Payment, PaymentAck, RefuseReason, VerifyReply,
-    VerifyRequest,
+    self, JobFailure, JobReply, JobRequest, JobResult, Network, Payment, PaymentAck, RefuseReason,
+    VerifyReply, VerifyRequest,
 };
 use crate::store::{
     EvmSigned, JobRecord, JobState, Side, Store, StoreError, VoucherUpdate, off_async,
@@ -698,10 +698,20 @@ impl Provider {
                         });
                     }
                     None => {
+                        let note = why.clone();
                         let _ = off_async(&self.store, move |s| {
-                            s.set_job_state(Side::Provider, &job_id, JobState::Failed, &why, now())
+                            s.set_job_state(Side::Provider, &job_id, JobState::Failed, &note, now())
                         })
                         .await;
+                        // Accepted, so the buyer waits: tell it at once that no result comes.
+                        let failure = JobFailure {
+                            job_id,
+                            reason: RefuseReason::Other,
+                            message: format!("the job could not run: {why}"),
+                        };
+                        if let Err(e) = self.net.send_failure(peer, failure).await {
+                            tracing::warn!("telling the buyer that {job_id} failed: {e}");
+                        }
                     }
                 }
                 return;

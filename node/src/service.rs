@@ -22,7 +22,7 @@ use crate::buyer::{Buyer, BuyerParts};
 use crate::chain::{Chain, ChainEvent};
 use crate::config::NodeConfig;
 use crate::events::{Events, NodeEvent};
-use crate::net::{self, BlobSource, JobReply, NetEvent, Network, RefuseReason};
+use crate::net::{self, BlobSource, JobReply, NetEvent, Network, RefuseReason, ResultMessage};
 use crate::provider::{Provider, ProviderParts};
 use crate::store::Store;
 
@@ -181,9 +181,10 @@ impl Node {
         config.check()?;
         let options = crate::store::StoreOptions::default()
             .blob_quota(config.blob_quota_bytes, config.blob_keep_secs);
-        let store = Arc::new(Store::open_with(data_dir, options).with_context(|| {
-            format!("cannot open the node's store in {}", data_dir.display())
-        })?);
+        let store =
+            Arc::new(Store::open_with(data_dir, options).with_context(|| {
+                format!("cannot open the node's store in {}", data_dir.display())
+            })?);
         let Some(keys) = store.node_keys()? else {
             bail!(
                 "{} has no node keys: run `sietch init --data-dir {}` first",
@@ -494,7 +495,14 @@ fn on_net_event(
             result,
             reply,
         } => {
-            let _ = reply.send(buyer.on_result(peer, *result));
+            let _ = reply.send(buyer.on_result(peer, ResultMessage::Done(result)));
+        }
+        NetEvent::FailureReceived {
+            peer,
+            failure,
+            reply,
+        } => {
+            let _ = reply.send(buyer.on_result(peer, ResultMessage::Failed(failure)));
         }
         NetEvent::PaymentReceived {
             peer,

@@ -19,8 +19,8 @@ use super::gossip_streams::Gossip;
 use super::guarded::{GuardedCodec, Peered};
 use super::rpc::Rr;
 use super::wire::{
-    BLOB_PROTOCOL, BlobRequest, JOB_PROTOCOL, JobRequest, JobResult, PAY_PROTOCOL, Payment,
-    RESULT_PROTOCOL, VERIFY_PROTOCOL, VerifyRequest,
+    BLOB_PROTOCOL, BlobRequest, JOB_PROTOCOL, JobRequest, PAY_PROTOCOL, Payment, RESULT_PROTOCOL,
+    ResultMessage, VERIFY_PROTOCOL, VerifyRequest,
 };
 
 /// Identify's protocol version: peers on another major version are not ours.
@@ -54,7 +54,7 @@ pub(crate) struct Behaviour {
     pub(crate) relay_client: relay::client::Behaviour,
     pub(crate) dcutr: dcutr::Behaviour,
     pub(crate) job: Rr<JobRequest>,
-    pub(crate) result: Rr<JobResult>,
+    pub(crate) result: Rr<ResultMessage>,
     pub(crate) blob: Rr<BlobRequest>,
     pub(crate) pay: Rr<Payment>,
     pub(crate) verify: Rr<VerifyRequest>,

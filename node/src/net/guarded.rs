@@ -27,7 +27,7 @@ use sietch_market::B256;
 
 use super::budget::{Denied, Guard, Lease};
 use super::wire::{
-    BlobReply, BlobRequest, JobReply, JobRequest, JobResult, Payment, PaymentAck, ResultAck,
+    BlobReply, BlobRequest, JobReply, JobRequest, Payment, PaymentAck, ResultAck, ResultMessage,
     VerifyReply, VerifyRequest, WireMessage, write_frame,
 };
 
@@ -74,7 +74,7 @@ pub(crate) fn admit_result(
     guard.admit_result(peer, job, len)
 }
 
-impl Admit for JobResult {
+impl Admit for ResultMessage {
     const HEAD: usize = RESULT_HEAD;
     fn admit(guard: &Guard, peer: PeerId, head: &[u8], len: u64) -> Result<(), Denied> {
         admit_result(guard, peer, head, len)

@@ -52,8 +52,8 @@ use tokio::sync::{mpsc, oneshot};
 pub use config::{BlobSource, Clock, NetConfig, Registry, TransportKind, system_clock};
 pub use gossip::{OfferClass, peer_id_of};
 pub use wire::{
-    BlobReply, BlobRequest, JobReply, JobRequest, JobResult, MAX_RESULT, Payment, PaymentAck,
-    RefuseReason, ResultAck, VerifyReply, VerifyRequest,
+    BlobReply, BlobRequest, JobFailure, JobReply, JobRequest, JobResult, MAX_RESULT, Payment,
+    PaymentAck, RefuseReason, ResultAck, ResultMessage, VerifyReply, VerifyRequest,
 };
 
 /// Commands queued to the actor.
@@ -134,6 +134,15 @@ pub enum NetEvent {
         peer: PeerId,
         /// The result.
         result: Box<JobResult>,
+        /// Where the acknowledgement goes.
+        reply: oneshot::Sender<ResultAck>,
+    },
+    /// A provider says a job this node asked for ended without a result.
+    FailureReceived {
+        /// The provider's node.
+        peer: PeerId,
+        /// What happened.
+        failure: JobFailure,
         /// Where the acknowledgement goes.
         reply: oneshot::Sender<ResultAck>,
     },
@@ -487,7 +496,17 @@ impl Network {
         peer: PeerId,
         result: JobResult,
     ) -> Result<ResultAck, NetError> {
-        self.request(peer, result).await
+        self.request(peer, ResultMessage::Done(Box::new(result)))
+            .await
+    }
+
+    /// Tells the buyer's node that a job it accepted ended without a result.
+    pub async fn send_failure(
+        &self,
+        peer: PeerId,
+        failure: JobFailure,
+    ) -> Result<ResultAck, NetError> {
+        self.request(peer, ResultMessage::Failed(failure)).await
     }
 
     /// Sends a payment (check secret and voucher) to the provider's node.

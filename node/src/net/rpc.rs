@@ -13,8 +13,8 @@ use tokio::sync::oneshot;
 use super::behaviour::Behaviour;
 use super::guarded::{Admit, GuardedCodec, Leased, Peered};
 use super::wire::{
-    BlobReply, BlobRequest, JobReply, JobRequest, JobResult, Payment, PaymentAck, RefuseReason,
-    ResultAck, VerifyReply, VerifyRequest,
+    BlobReply, BlobRequest, JobReply, JobRequest, Payment, PaymentAck, RefuseReason, ResultAck,
+    ResultMessage, VerifyReply, VerifyRequest,
 };
 use super::{NetError, NetEvent};
 
@@ -140,7 +140,7 @@ macro_rules! rpc {
 }
 
 rpc!(JobRequest => JobReply, job);
-rpc!(JobResult => ResultAck, result);
+rpc!(ResultMessage => ResultAck, result);
 rpc!(BlobRequest => BlobReply, blob);
 rpc!(Payment => PaymentAck, pay);
 rpc!(VerifyRequest => VerifyReply, verify);
@@ -161,12 +161,19 @@ impl Served for JobRequest {
     }
 }
 
-impl Served for JobResult {
-    fn event(peer: PeerId, result: Self, reply: oneshot::Sender<ResultAck>) -> NetEvent {
-        NetEvent::ResultReceived {
-            peer,
-            result: Box::new(result),
-            reply,
+impl Served for ResultMessage {
+    fn event(peer: PeerId, message: Self, reply: oneshot::Sender<ResultAck>) -> NetEvent {
+        match message {
+            ResultMessage::Done(result) => NetEvent::ResultReceived {
+                peer,
+                result,
+                reply,
+            },
+            ResultMessage::Failed(failure) => NetEvent::FailureReceived {
+                peer,
+                failure,
+                reply,
+            },
         }
     }
     // The provider retries: a result is never dropped silently.

@@ -133,6 +133,41 @@ pub struct JobResult {
     pub signature: [u8; 65],
 }
 
+/// A provider's word that a job it accepted ended without a result (its module or an input
+/// could not be fetched, the sandbox refused the spec, the run could not start...): sent on
+/// `/sietch/result/1` in place of the result, so the buyer moves on at once instead of
+/// waiting out the job's time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFailure {
+    /// The job.
+    pub job_id: B256,
+    /// What kind of failure.
+    pub reason: RefuseReason,
+    /// What happened, in words (at most 1 KiB).
+    pub message: String,
+}
+
+/// What `/sietch/result/1` carries: a job's result, or the word that there will be none.
+/// A result is encoded as a [`JobResult`] (tag 3) as before; a failure as a
+/// [`JobFailure`] (tag 11). Both start with the job id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultMessage {
+    /// The result.
+    Done(Box<JobResult>),
+    /// No result will come.
+    Failed(JobFailure),
+}
+
+impl ResultMessage {
+    /// The job it is about.
+    pub fn job_id(&self) -> B256 {
+        match self {
+            Self::Done(r) => r.job_id,
+            Self::Failed(f) => f.job_id,
+        }
+    }
+}
+
 /// A buyer's acknowledgement of a result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResultAck {
@@ -377,6 +412,56 @@ impl WireMessage for JobResult {
             commitment: nested(r, "result commitment")?,
             signature: read_sig(r)?,
         })
+    }
+}
+
+impl WireMessage for JobFailure {
+    const TAG: u8 = 11;
+    const MAX: usize = MAX_JOB_REPLY;
+    fn write(&self, w: &mut Writer) {
+        w.b256(&self.job_id);
+        w.u8(self.reason as u8);
+        w.str(truncate(&self.message, MAX_TEXT));
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let job_id = r.b256()?;
+        let tag = r.u8()?;
+        let reason = RefuseReason::from_u8(tag).ok_or(DecodeError::BadTag {
+            what: "failure reason",
+            tag,
+        })?;
+        Ok(Self {
+            job_id,
+            reason,
+            message: r.string("failure message", MAX_TEXT)?,
+        })
+    }
+}
+
+impl WireMessage for ResultMessage {
+    /// The tag of a result; a failure has [`JobFailure`]'s.
+    const TAG: u8 = JobResult::TAG;
+    const MAX: usize = MAX_RESULT;
+    fn write(&self, w: &mut Writer) {
+        match self {
+            Self::Done(r) => r.write(w),
+            Self::Failed(f) => f.write(w),
+        }
+    }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self::Done(Box::new(JobResult::read(r)?)))
+    }
+    fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Self::Done(r) => r.to_bytes(),
+            Self::Failed(f) => f.to_bytes(),
+        }
+    }
+    fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        match bytes.get(1) {
+            Some(&JobFailure::TAG) => Ok(Self::Failed(JobFailure::from_bytes(bytes)?)),
+            _ => Ok(Self::Done(Box::new(JobResult::from_bytes(bytes)?))),
+        }
     }
 }
 
@@ -832,6 +917,27 @@ mod tests {
             },
             signature: [6u8; 65],
         };
+        // On the result protocol: a result as before (tag 3), or a failure (tag 11).
+        let done = ResultMessage::Done(Box::new(result.clone()));
+        assert_eq!(done.to_bytes(), result.to_bytes());
+        assert_eq!(ResultMessage::from_bytes(&result.to_bytes()).unwrap(), done);
+        let failed = ResultMessage::Failed(JobFailure {
+            job_id: B256::repeat_byte(7),
+            reason: RefuseReason::MissingBlob,
+            message: "x".repeat(5_000),
+        });
+        let f = failed.to_bytes();
+        assert_eq!(f[1], 11);
+        assert_eq!(
+            &f[2..34],
+            B256::repeat_byte(7).as_slice(),
+            "the job id first"
+        );
+        let ResultMessage::Failed(back) = ResultMessage::from_bytes(&f).unwrap() else {
+            panic!("a failure")
+        };
+        assert_eq!(back.message.len(), 1024, "the message is bounded");
+        assert!(ResultMessage::from_bytes(&f[..f.len() - 1]).is_err());
         let m = JobReply::Done(Box::new(result.clone()));
         let bytes = m.to_bytes();
         assert_eq!(JobReply::from_bytes(&bytes).unwrap(), m);
