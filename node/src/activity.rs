@@ -152,7 +152,7 @@ fn record(block: u64, seen_at: u64, e: &SietchEscrowEvents) -> Option<ChainRecor
         ),
         SietchEscrowEvents::TicketSettled(e) => (
             "TicketSettled",
-            json!({"ticket": s(e.ticketId), "outcome": crate::buyer::outcome_name(e.outcome), "to_provider": s(e.toProvider), "refund": s(e.refund), "bond_to_buyer": s(e.bondToBuyer), "bond_to_provider": s(e.bondToProvider)}),
+            json!({"ticket": s(e.ticketId), "outcome": crate::dispute::outcome_name(e.outcome), "to_provider": s(e.toProvider), "refund": s(e.refund), "bond_to_buyer": s(e.bondToBuyer), "bond_to_provider": s(e.bondToProvider)}),
         ),
         SietchEscrowEvents::Slashed(e) => (
             "Slashed",

@@ -284,7 +284,7 @@ impl Buyer {
 
     /// Records a new job for `spec` and returns its id; [`Buyer::run_prepared`] runs it.
     pub fn prepare(&self, spec: &JobSpec) -> Result<B256, BuyError> {
-        for hash in blob_hashes(spec) {
+        for hash in jobs::blob_hashes(spec) {
             if !self.store.blobs().has(&hash) {
                 return Err(BuyError::MissingBlob(hash));
             }
@@ -1525,7 +1525,7 @@ impl Buyer {
                 {
                     self.emit(NodeEvent::TicketSettled {
                         ticket: e.ticketId.to_string(),
-                        outcome: outcome_name(e.outcome).into(),
+                        outcome: crate::dispute::outcome_name(e.outcome).into(),
                     });
                 }
             }
@@ -1608,7 +1608,7 @@ impl Buyer {
             return;
         };
         let got =
-            crate::provider::ask_verifiers(&self.net, chain, ticket, d.job, &spec, None, verifiers)
+            crate::dispute::ask_verifiers(&self.net, chain, ticket, d.job, &spec, None, verifiers)
                 .await;
         let Some(result) = got else { return };
         if !d.undelivered
@@ -1672,24 +1672,6 @@ impl Buyer {
             .map(|l| l.iter().any(|l| l.channel == *channel))
             .unwrap_or(false)
     }
-}
-
-/// The escrow's `Outcome` by name.
-pub fn outcome_name(o: u8) -> &'static str {
-    match o {
-        0 => "undisputed",
-        1 => "provider_right",
-        2 => "provider_wrong",
-        _ => "undecided",
-    }
-}
-
-/// The blobs a spec names.
-pub fn blob_hashes(spec: &JobSpec) -> Vec<B256> {
-    let mut v = vec![spec.module];
-    v.extend(spec.stdin.iter().map(|b| b.hash));
-    v.extend(spec.inputs.iter().map(|i| i.blob.hash));
-    v
 }
 
 fn outputs_of(r: &JobResult) -> Outputs {

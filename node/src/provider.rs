@@ -650,7 +650,7 @@ impl Provider {
         // Only a job whose module and inputs are here can end at once: one that fetches
         // them from the buyer is answered before the transfer, which must not hold an
         // answer open (a transfer cut and resumed would lose it).
-        let wait = if crate::buyer::blob_hashes(&req.spec)
+        let wait = if jobs::blob_hashes(&req.spec)
             .iter()
             .all(|h| self.store.blobs().has(h))
         {
@@ -1311,7 +1311,7 @@ impl Provider {
                 if mine.is_some() {
                     self.emit(NodeEvent::TicketSettled {
                         ticket: e.ticketId.to_string(),
-                        outcome: crate::buyer::outcome_name(e.outcome).into(),
+                        outcome: crate::dispute::outcome_name(e.outcome).into(),
                     });
                 }
             }
@@ -1349,7 +1349,8 @@ impl Provider {
             2 => None,
             _ => self.kept_result(&job),
         };
-        ask_verifiers(&self.net, chain, ticket, job, &spec, delivery, verifiers).await;
+        crate::dispute::ask_verifiers(&self.net, chain, ticket, job, &spec, delivery, verifiers)
+            .await;
     }
 
     /// The result of an unpaid job, from memory or, once its ticket was claimed, the store.
@@ -1506,50 +1507,6 @@ impl Provider {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
-}
-
-/// Sends a disputed job to each drawn verifier whose node key is registered on chain, with
-/// the provider's result when it is the provider that asks (`delivery`). Returns the first
-/// result a verifier handed back (to a party that asked without one).
-pub(crate) async fn ask_verifiers(
-    net: &Network,
-    chain: &Chain,
-    ticket: B256,
-    job: B256,
-    spec: &sietch_market::JobSpec,
-    delivery: Option<JobResult>,
-    verifiers: &[Address],
-) -> Option<JobResult> {
-    let mut delivered = None;
-    for v in verifiers {
-        let key = match chain.known_account(v) {
-            Some(a) => a.node_key,
-            None => match chain.account(*v).await {
-                Ok(a) => a.node_key,
-                Err(_) => continue,
-            },
-        };
-        let Some(peer) = net::peer_id_of(&sietch_market::PublicKey(key)) else {
-            continue;
-        };
-        let req = VerifyRequest {
-            ticket_id: ticket,
-            job_id: job,
-            spec: spec.clone(),
-            delivery: delivery.clone().map(Box::new),
-        };
-        match net.request_verify(peer, req).await {
-            Ok(VerifyReply::Accepted) => {}
-            Ok(VerifyReply::Delivered(r)) => {
-                delivered.get_or_insert(*r);
-            }
-            Ok(VerifyReply::Refused { message }) => {
-                tracing::info!(%v, "verifier refused ticket {ticket}: {message}");
-            }
-            Err(e) => tracing::warn!(%v, "cannot reach verifier for {ticket}: {e}"),
-        }
-    }
-    delivered
 }
 
 /// The escrow's custom error in a chain error, if that is what it is.
