@@ -263,10 +263,7 @@ impl Buyer {
     /// poisoned by a panic elsewhere still holds a usable generator.
     fn random_b256(&self) -> B256 {
         let mut b = [0u8; 32];
-        self.rng
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .fill(&mut b);
+        crate::sync::lock(&self.rng).fill(&mut b);
         B256::from(b)
     }
 

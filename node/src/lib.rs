@@ -19,3 +19,4 @@ pub mod net;
 mod provider;
 pub mod service;
 pub mod store;
+pub mod sync;
