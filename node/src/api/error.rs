@@ -93,7 +93,9 @@ pub fn scrub(message: &str) -> String {
         let token = rest.get(..token_len).unwrap_or(rest);
         if at_token_start && is_url(token) {
             out.push_str("<url>");
-            rest = rest.get(token_len..).unwrap_or("");
+            // Punctuation after a URL (`url: reason`) stays.
+            let url_len = token.trim_end_matches([':', '.', ',']).len();
+            rest = rest.get(url_len..).unwrap_or("");
             prev = Some('>');
             continue;
         }
@@ -129,13 +131,44 @@ fn is_url(token: &str) -> bool {
     })
 }
 
-/// `/x/y...` with at least two parts, not one of the API's routes.
+/// Where a multiaddress starts (`/ip4/127.0.0.1/tcp/7070/p2p/...` is an address, not a file).
+const MULTIADDR: [&str; 8] = [
+    "/ip4/",
+    "/ip6/",
+    "/dns/",
+    "/dns4/",
+    "/dns6/",
+    "/dnsaddr/",
+    "/p2p/",
+    "/p2p-circuit",
+];
+
+/// `/x/y...` with at least two parts, not one of the API's routes nor a multiaddress.
 fn is_abs_path(token: &str) -> bool {
     let path = token.split(':').next().unwrap_or(token);
     path.starts_with('/')
         && !path.starts_with("/api/")
+        && !MULTIADDR.iter().any(|m| path.starts_with(m))
         && path.trim_matches('/').contains('/')
         && path.chars().nth(1).is_some_and(|c| c != '/')
+}
+
+/// Scrubs the free-text fields (`reason`, `message`, `detail`, `note`) of an event or record
+/// going out to a client: an error from the chain or the disk may be quoted there.
+pub(crate) fn scrub_fields(v: &mut serde_json::Value) {
+    if let Some(obj) = v.as_object_mut() {
+        for (k, x) in obj.iter_mut() {
+            match x {
+                serde_json::Value::String(text)
+                    if matches!(k.as_str(), "reason" | "message" | "detail" | "note") =>
+                {
+                    *text = scrub(text);
+                }
+                serde_json::Value::Object(_) => scrub_fields(x),
+                _ => {}
+            }
+        }
+    }
 }
 
 /// The request's body, at most `limit` bytes and within `within` of the first byte asked
@@ -279,6 +312,13 @@ mod tests {
             "writes need `Authorization: Bearer <token>` with the token in <data dir>/api-token";
         assert_eq!(scrub(m), m);
         assert_eq!(scrub("at \"/etc/x/y\""), "at \"<path>\"");
+        let m = "dial /ip4/127.0.0.1/tcp/7070/p2p/12D3Koo failed";
+        assert_eq!(scrub(m), m);
+        let mut v =
+            json!({"kind": "job_failed", "reason": "rpc http://h/KEY: down", "job": "/a/b"});
+        scrub_fields(&mut v);
+        assert_eq!(v["reason"], "rpc <url>: down");
+        assert_eq!(v["job"], "/a/b");
         assert!(scrub(&"x".repeat(5000)).len() < 700);
     }
 }

@@ -145,7 +145,7 @@ pub(crate) fn job_json(
         "amount": j.result.as_ref().map(|r| r.message.amount.to_string()),
         "fuel_used": j.result.as_ref().map(|r| r.message.fuel_used),
         "output_hash": j.result.as_ref().map(|r| r.message.output_hash.to_string()),
-        "note": j.note,
+        "note": super::scrub(&j.note),
         "created_at": j.created_at,
         "updated_at": j.updated_at,
     })
@@ -531,7 +531,12 @@ pub(crate) async fn events(
     let rx = api.events.subscribe();
     let stream = futures::stream::unfold((rx, permit), |(mut rx, permit)| async move {
         let data = match rx.recv().await {
-            Ok(e) => serde_json::to_string(&e).unwrap_or_default(),
+            Ok(e) => {
+                // A failure's reason may quote a chain or disk error: no URL, no path.
+                let mut v = serde_json::to_value(&e).unwrap_or_default();
+                super::error::scrub_fields(&mut v);
+                v.to_string()
+            }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                 json!({"kind": "lagged", "missed": n}).to_string()
             }
