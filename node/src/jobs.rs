@@ -157,6 +157,14 @@ pub fn outcome_text(result: &JobResult) -> String {
     )
 }
 
+/// The blobs a spec names.
+pub fn blob_hashes(spec: &JobSpec) -> Vec<B256> {
+    let mut v = vec![spec.module];
+    v.extend(spec.stdin.iter().map(|b| b.hash));
+    v.extend(spec.inputs.iter().map(|i| i.blob.hash));
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,12 +265,4 @@ mod tests {
         );
         assert_eq!(big.limits.gpu_memory_bytes, 40 << 30);
     }
-}
-
-/// The blobs a spec names.
-pub fn blob_hashes(spec: &JobSpec) -> Vec<B256> {
-    let mut v = vec![spec.module];
-    v.extend(spec.stdin.iter().map(|b| b.hash));
-    v.extend(spec.inputs.iter().map(|i| i.blob.hash));
-    v
 }
