@@ -21,7 +21,17 @@ step "Rust doc tests"
 cargo test --workspace --doc
 
 step "Rust tests (cargo nextest)"
+# Tests that need a CUDA GPU or root are #[ignore]d, so this run reports them as skipped; no
+# --run-ignored here. The GPU ones run on a GPU machine (scripts/gpu-check.sh, docs/gpu.md).
 cargo nextest run --workspace --profile ci
+
+# The NAT tests build network namespaces: as root (CI is) they run, and fail if they cannot.
+if [ "$(id -u)" = 0 ] || [ "${SIETCH_REQUIRE_ROOT:-}" = 1 ]; then
+    step "NAT tests in network namespaces (root)"
+    SIETCH_REQUIRE_ROOT=1 cargo nextest run --profile ci -p sietch-node --test nat --run-ignored only
+else
+    step "NAT tests: SKIPPED (not root; SIETCH_REQUIRE_ROOT=1 makes this a failure)"
+fi
 
 step "explorer in a browser (explorer/tests, against a devnet)"
 (cd explorer && npm test)

@@ -429,9 +429,28 @@ async fn anvil_payments_ride_with_the_next_job_and_the_last_goes_alone() {
 
 /// A GPU job goes only to a provider whose offer lists a GPU it accepts, and is charged its
 /// metered fuel and GPU time at that offer's prices. Where this machine has no GPU no offer
-/// lists one, and the buyer is told so before anything is paid.
+/// lists one, and the buyer is told so before anything is paid (a failure with
+/// `SIETCH_REQUIRE_GPU=1`). Never vacuous: each side checks what the market did.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anvil_a_gpu_job_runs_only_where_a_gpu_is_offered() {
+    gpu_market().await;
+}
+
+/// On a GPU: the GPU provider offers its device, runs the GPU job and is paid exactly its
+/// metered fuel and GPU time. Fails where no device is usable (it runs only where one is
+/// expected).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a CUDA GPU: SIETCH_REQUIRE_GPU=1 cargo nextest run --run-ignored only (docs/gpu.md)"]
+async fn anvil_a_gpu_job_runs_on_the_gpu_provider() {
+    if let Some(why) = sietch_sandbox::gpu::unavailable_reason() {
+        panic!(
+            "this GPU test runs only where a GPU is expected, and no CUDA device is usable: {why}"
+        );
+    }
+    gpu_market().await;
+}
+
+async fn gpu_market() {
     use sietch_node::devnet::guest;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = DevnetConfig::new(2, dir.path());
@@ -474,6 +493,11 @@ async fn anvil_a_gpu_job_runs_only_where_a_gpu_is_offered() {
     let before = net.balance(buyer.evm_address).await.unwrap();
     let outcome = buyer.buyer.submit(job.clone()).await;
     if gpus.is_empty() {
+        assert!(
+            !sietch_sandbox::gpu::gpu_expected(),
+            "SIETCH_REQUIRE_GPU=1 but no CUDA device is usable: {}",
+            sietch_sandbox::gpu::unavailable_reason().unwrap_or_default()
+        );
         println!("no GPU here: checking that a GPU job finds no offer and costs nothing");
         match outcome {
             Err(sietch_node::buyer::BuyError::NoMatch(why)) => {

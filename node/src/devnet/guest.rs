@@ -264,12 +264,14 @@ mod tests {
         }
     }
 
+    /// Not given the GPU (a CPU job's limits) the guest is told "no device" on any machine;
+    /// given it, it sees the device the host has: "no device" where there is none (a failure
+    /// with `SIETCH_REQUIRE_GPU=1`), the right answer where there is one. Never vacuous.
     #[test]
-    fn the_gpu_guest_needs_the_gpu_and_computes_on_it() {
+    fn the_gpu_guest_needs_the_gpu_and_sees_the_host_device() {
         let sb = sandbox();
         let module = sb.load(&super::gpu_module().unwrap()).unwrap();
         let input = b"job 3 of the sietch devnet";
-        // Not given the GPU (a CPU job's limits): "no device" on any machine.
         let r = sb.run(&module, &spec(input, false)).unwrap();
         assert_eq!(r.outcome, Outcome::Exited { code: 3 });
         assert_eq!(r.stdout, b"no device\n");
@@ -280,19 +282,49 @@ mod tests {
             super::gpu_expected_stdout(b"job 4 of the sietch devnet")
         );
         let r = sb.run(&module, &spec(input, true)).unwrap();
-        if sietch_sandbox::gpu::devices() == 0 {
-            println!("SKIPPED the GPU run: no CUDA device on this machine");
+        if let Some(why) = sietch_sandbox::gpu::unavailable_reason() {
+            assert!(
+                !sietch_sandbox::gpu::gpu_expected(),
+                "SIETCH_REQUIRE_GPU=1 but no CUDA device is usable: {why}"
+            );
             assert_eq!(r.outcome, Outcome::Exited { code: 3 });
+            assert_eq!(r.stdout, b"no device\n");
+            assert_eq!(r.gpu_time_ns, 0);
             return;
         }
+        assert_gpu_answer(&r, &expected);
+    }
+
+    fn assert_gpu_answer(r: &sietch_sandbox::JobReport, expected: &str) {
         assert_eq!(
             r.outcome,
             Outcome::Exited { code: 0 },
-            "{}",
+            "the GPU guest failed on a machine with a CUDA device: {}",
             String::from_utf8_lossy(&r.stdout)
         );
-        assert_eq!(String::from_utf8(r.stdout).unwrap(), expected);
-        assert!(r.gpu_time_ns > 0);
+        assert_eq!(String::from_utf8_lossy(&r.stdout), expected);
+        assert!(r.gpu_time_ns > 0, "no GPU time billed");
+    }
+
+    /// On a GPU: the devnet's GPU job (a PTX kernel, no NVRTC needed) computes on the device
+    /// what the host expects, twice with the same output hash.
+    #[test]
+    #[ignore = "needs a CUDA GPU: SIETCH_REQUIRE_GPU=1 cargo nextest run --run-ignored only (docs/gpu.md)"]
+    fn the_gpu_guest_computes_on_the_gpu() {
+        if let Some(why) = sietch_sandbox::gpu::unavailable_reason() {
+            panic!(
+                "this GPU test runs only where a GPU is expected, and no CUDA device is usable: {why}"
+            );
+        }
+        let sb = sandbox();
+        let module = sb.load(&super::gpu_module().unwrap()).unwrap();
+        for input in [&b"job 3 of the sietch devnet"[..], b""] {
+            let expected = super::gpu_expected_stdout(input);
+            let r = sb.run(&module, &spec(input, true)).unwrap();
+            assert_gpu_answer(&r, &expected);
+            let again = sb.run(&module, &spec(input, true)).unwrap();
+            assert_eq!(again.output_hash, r.output_hash, "two GPU runs differ");
+        }
     }
 
     /// What the CPU stand-in saw and the guest printed.
