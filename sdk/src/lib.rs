@@ -341,7 +341,39 @@ impl Client {
     /// sampled) and paid — or not paid, when its provider was found wrong.
     pub async fn run(&self, job: &Job) -> Result<Finished> {
         let body = self.prepare(job).await?;
-        self.post("/api/v1/jobs?wait=true", &body).await
+        let started = tokio::time::Instant::now();
+        let v: Value = self.post("/api/v1/jobs?wait=true", &body).await?;
+        if v.get("finished") != Some(&Value::Bool(false)) {
+            return serde_json::from_value(v).map_err(|e| Error::Decode(e.to_string()));
+        }
+        // The node stopped waiting (`http.wait_secs`) and the job goes on: follow it until
+        // it ends, within the job's own deadline.
+        let id = v
+            .get("job_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::Decode("a still-running answer without a job id".into()))?
+            .to_owned();
+        let j = self
+            .wait(&id, Duration::from_secs(job.deadline_secs_left()))
+            .await?;
+        let outputs = match (j.state.as_str(), j.outputs) {
+            ("paid" | "done", Some(outputs)) => outputs,
+            (state, _) => {
+                return Err(Error::Api {
+                    status: 502,
+                    code: "job_failed".into(),
+                    message: format!("job {id} ended {state}: {}", j.note),
+                });
+            }
+        };
+        Ok(Finished {
+            job_id: id,
+            provider: j.counterparty,
+            paid: j.amount.unwrap_or_else(|| "0".into()),
+            check: None,
+            millis: started.elapsed().as_millis() as u64,
+            outputs,
+        })
     }
 
     async fn prepare(&self, job: &Job) -> Result<Value> {

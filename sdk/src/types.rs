@@ -415,6 +415,11 @@ impl Job {
         self
     }
 
+    /// Seconds the job has to finish, from submission.
+    pub(crate) fn deadline_secs_left(&self) -> u64 {
+        self.deadline_secs
+    }
+
     /// The submission as `POST /api/v1/jobs` takes it, once the blobs are uploaded.
     pub(crate) fn submission(
         &self,
