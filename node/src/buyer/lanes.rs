@@ -1,0 +1,569 @@
+//! The buyer's lanes: its payment channels, each with where its cumulative line stands and
+//! whether a job holds it. [`Lanes`] is the table and its rules, with no network and no
+//! chain inside: opening and topping up a channel on chain is the buyer's
+//! ([`super::channels`]), which asks the table what to do and tells it what was done.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use sietch_market::{Address, B256, U256};
+
+use crate::net::Payment;
+use crate::sync::lock;
+
+/// One lane: a channel to a provider and where its cumulative line stands.
+#[derive(Debug, Clone)]
+pub(super) struct Lane {
+    pub(super) channel: B256,
+    pub(super) provider: Address,
+    /// Latest voucher signed (the next ticket's range starts here).
+    pub(super) cumulative: U256,
+    /// What the channel holds in all (deposits).
+    pub(super) deposit: U256,
+    pub(super) busy: bool,
+    /// A job on it ended without a voucher: its ticket may still be claimed, so the lane
+    /// takes no more tickets; it is closed.
+    pub(super) retired: bool,
+    /// When a started close may be finalized.
+    pub(super) closes_at: Option<u64>,
+    /// Closed on chain: what was left went back to the buyer.
+    pub(super) closed: bool,
+    /// The payment of the lane's last job, signed and stored, waiting for the next job's
+    /// request to carry it (or [`super::PAYMENT_CARRY_WAIT`], then sent alone), with when it
+    /// began to wait. The provider takes no new ticket on the channel before it has it.
+    pub(super) pending: Option<(Payment, PeerId, Instant)>,
+    /// A top-up ahead of need is on its way to the chain.
+    pub(super) topping: bool,
+}
+
+/// A lane taken for one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Taken {
+    pub(super) channel: B256,
+    pub(super) provider: Address,
+    pub(super) cumulative_before: U256,
+}
+
+/// What a job looking for a lane should do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Take {
+    /// A free lane that can pay the job: taken.
+    Ready(Taken),
+    /// A free lane that cannot pay it: taken, to be topped up to `end` first.
+    TopUp { channel: B256, end: U256 },
+    /// No free lane, and one may be opened.
+    Open,
+    /// Every lane is busy and none may be opened now: wait for one to free up.
+    Wait,
+}
+
+/// How many lanes a job may count on to a provider when it looks for one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Room {
+    /// Lanes being opened to the provider.
+    pub(super) opening: usize,
+    /// The most lanes to one provider; `None`: open beyond it rather than wait (re-runs).
+    pub(super) max_lanes: Option<usize>,
+    /// Whether this job may start an open (it has none of its own running).
+    pub(super) may_open: bool,
+}
+
+/// The buyer's lanes.
+#[derive(Debug, Default)]
+pub(super) struct Lanes {
+    lanes: Vec<Lane>,
+}
+
+impl Lanes {
+    fn get_mut(&mut self, channel: B256) -> Option<&mut Lane> {
+        self.lanes.iter_mut().find(|l| l.channel == channel)
+    }
+
+    fn live(&self, provider: Address) -> impl Iterator<Item = &Lane> + Clone {
+        self.lanes
+            .iter()
+            .filter(move |l| l.provider == provider && !l.retired)
+    }
+
+    /// A lane to `provider` that can pay `need` more: a free funded one is taken at once; a
+    /// free one short of money is taken to be topped up; else one may be opened (one at a
+    /// time to a provider, within `max_lanes`), or the job waits.
+    pub(super) fn take(&mut self, provider: Address, need: U256, room: Room) -> Take {
+        let count = self.live(provider).count() + room.opening;
+        if let Some(l) = self.lanes.iter_mut().find(|l| {
+            l.provider == provider && !l.retired && !l.busy && l.deposit >= l.cumulative + need
+        }) {
+            l.busy = true;
+            return Take::Ready(Taken {
+                channel: l.channel,
+                provider,
+                cumulative_before: l.cumulative,
+            });
+        }
+        if let Some(l) = self
+            .lanes
+            .iter_mut()
+            .find(|l| l.provider == provider && !l.retired && !l.busy)
+        {
+            l.busy = true;
+            return Take::TopUp {
+                channel: l.channel,
+                end: l.cumulative + need,
+            };
+        }
+        // One lane opens to a provider at a time: a job that finds every lane busy while
+        // one is opening waits for that one or for a lane to free (milliseconds), rather
+        // than queue a channel open of its own on the chain (a transaction a block).
+        let within = room.max_lanes.is_none_or(|max| count < max);
+        if room.may_open && room.opening == 0 && within {
+            Take::Open
+        } else {
+            Take::Wait
+        }
+    }
+
+    /// Whether a job to `provider` could start now: a lane is free for it (more free lanes
+    /// than `waiting` jobs already waiting for one), or one may be opened (none is opening
+    /// to it and no job waits: a job would wait behind those).
+    pub(super) fn has_room(
+        &self,
+        provider: Address,
+        opening: usize,
+        waiting: usize,
+        max_lanes: usize,
+    ) -> bool {
+        let mine = self.live(provider);
+        let count = mine.clone().count();
+        let free = mine.filter(|l| !l.busy).count();
+        free > waiting || (waiting == 0 && opening == 0 && count < max_lanes)
+    }
+
+    /// A lane just opened on `channel` with `deposit`: it joins the table held by the job
+    /// that opened it.
+    pub(super) fn opened(&mut self, channel: B256, provider: Address, deposit: U256) -> Taken {
+        self.lanes.push(Lane {
+            channel,
+            provider,
+            cumulative: U256::ZERO,
+            deposit,
+            busy: true,
+            retired: false,
+            closes_at: None,
+            closed: false,
+            pending: None,
+            topping: false,
+        });
+        Taken {
+            channel,
+            provider,
+            cumulative_before: U256::ZERO,
+        }
+    }
+
+    /// Frees a lane; `retire`: it takes no more tickets (a job on it ended unpaid).
+    pub(super) fn release(&mut self, channel: B256, retire: bool) {
+        if let Some(l) = self.get_mut(channel) {
+            l.busy = false;
+            l.retired |= retire;
+        }
+    }
+
+    /// A voucher up to `cumulative` was signed on the lane: its line moves on (never back)
+    /// and it is free. `low`: with a chain, the room under which the lane is topped up ahead
+    /// of need; returns whether that top-up should start now (one at a time, never on a
+    /// retired lane).
+    pub(super) fn advance(&mut self, channel: B256, cumulative: U256, low: Option<U256>) -> bool {
+        let Some(l) = self.get_mut(channel) else {
+            return false;
+        };
+        l.cumulative = l.cumulative.max(cumulative);
+        l.busy = false;
+        let short = low.is_some_and(|low| l.deposit.saturating_sub(l.cumulative) < low);
+        if short && !l.retired && !l.topping {
+            l.topping = true;
+            return true;
+        }
+        false
+    }
+
+    /// A top-up ahead of need ended, adding `added` (none when it failed).
+    pub(super) fn topped_up(&mut self, channel: B256, added: Option<U256>) {
+        if let Some(l) = self.get_mut(channel) {
+            l.topping = false;
+            if let Some(a) = added {
+                l.deposit += a;
+            }
+        }
+    }
+
+    /// `amount` more was deposited into the lane's channel.
+    pub(super) fn add_deposit(&mut self, channel: B256, amount: U256) {
+        if let Some(l) = self.get_mut(channel) {
+            l.deposit += amount;
+        }
+    }
+
+    /// Where a lane's line stands: (cumulative, deposit).
+    pub(super) fn line(&self, channel: B256) -> Option<(U256, U256)> {
+        self.lanes
+            .iter()
+            .find(|l| l.channel == channel)
+            .map(|l| (l.cumulative, l.deposit))
+    }
+
+    /// The first lane to `provider` still taking tickets.
+    pub(super) fn first_live(&self, provider: Address) -> Option<B256> {
+        self.live(provider).next().map(|l| l.channel)
+    }
+
+    /// The lane takes no more tickets (its channel is closing).
+    pub(super) fn retire(&mut self, channel: B256) {
+        if let Some(l) = self.get_mut(channel) {
+            l.retired = true;
+        }
+    }
+
+    /// Whether `channel` is one of the buyer's.
+    pub(super) fn owns(&self, channel: &B256) -> bool {
+        self.lanes.iter().any(|l| l.channel == *channel)
+    }
+
+    /// Every channel: (channel, provider, cumulative, deposit).
+    pub(super) fn summary(&self) -> Vec<(B256, Address, U256, U256)> {
+        self.lanes
+            .iter()
+            .map(|l| (l.channel, l.provider, l.cumulative, l.deposit))
+            .collect()
+    }
+
+    /// Retired lanes no job holds, with no payment waiting and no close started.
+    pub(super) fn to_close(&self) -> Vec<B256> {
+        self.lanes
+            .iter()
+            .filter(|l| l.retired && !l.busy && l.pending.is_none() && l.closes_at.is_none())
+            .map(|l| l.channel)
+            .collect()
+    }
+
+    /// Lanes whose close may be finalized at `now` (unix seconds).
+    pub(super) fn to_finalize(&self, now: u64) -> Vec<B256> {
+        self.lanes
+            .iter()
+            .filter(|l| !l.closed && l.closes_at.is_some_and(|c| c < now))
+            .map(|l| l.channel)
+            .collect()
+    }
+
+    /// A close was started (or not: `None`) on the lane's channel.
+    pub(super) fn set_closes_at(&mut self, channel: B256, closes_at: Option<u64>) {
+        if let Some(l) = self.get_mut(channel) {
+            l.closes_at = closes_at;
+        }
+    }
+
+    /// The lane's channel is closed on chain.
+    pub(super) fn mark_closed(&mut self, channel: B256) {
+        if let Some(l) = self.get_mut(channel) {
+            l.closed = true;
+        }
+    }
+
+    // ------------------------------------------------------------ payments on lanes
+
+    /// Takes the payment waiting on a lane, to carry it in a job request.
+    pub(super) fn take_pending(&mut self, channel: B256) -> Option<Payment> {
+        self.get_mut(channel)?.pending.take().map(|(p, _, _)| p)
+    }
+
+    /// Leaves `payment` waiting on its lane since `at`. A lane holds one: returns a payment
+    /// that must go out alone now, never dropped: the older one still waiting, or this one
+    /// when the lane is not in the table.
+    pub(super) fn leave_payment(
+        &mut self,
+        channel: B256,
+        peer: PeerId,
+        payment: Payment,
+        at: Instant,
+    ) -> Option<(Payment, PeerId)> {
+        match self.get_mut(channel) {
+            Some(l) => l
+                .pending
+                .replace((payment, peer, at))
+                .map(|(older, peer, _)| (older, peer)),
+            None => Some((payment, peer)),
+        }
+    }
+
+    /// Takes every payment that has waited `at_least` (by `now`) on a lane no job holds, and
+    /// holds those lanes (free them with [`Lanes::release`] once the payment is sent), so
+    /// that no job's request overtakes it. Also returns whether payments still wait.
+    pub(super) fn due_payments(
+        &mut self,
+        at_least: Duration,
+        now: Instant,
+    ) -> (Vec<(B256, PeerId, Payment)>, bool) {
+        let mut due = Vec::new();
+        for l in self.lanes.iter_mut().filter(|l| !l.busy) {
+            if let Some((_, _, since)) = &l.pending
+                && now.saturating_duration_since(*since) >= at_least
+                && let Some((p, peer, _)) = l.pending.take()
+            {
+                l.busy = true;
+                due.push((l.channel, peer, p));
+            }
+        }
+        (due, self.lanes.iter().any(|l| l.pending.is_some()))
+    }
+}
+
+/// A count per provider: channel opens in flight, jobs waiting for a lane.
+#[derive(Debug, Default)]
+pub(super) struct PerProvider(Mutex<HashMap<Address, usize>>);
+
+impl PerProvider {
+    pub(super) fn of(&self, provider: Address) -> usize {
+        lock(&self.0).get(&provider).copied().unwrap_or(0)
+    }
+
+    pub(super) fn total(&self) -> usize {
+        lock(&self.0).values().sum()
+    }
+
+    pub(super) fn add(&self, provider: Address) {
+        *lock(&self.0).entry(provider).or_default() += 1;
+    }
+
+    pub(super) fn sub(&self, provider: Address) {
+        let mut m = lock(&self.0);
+        if let Some(n) = m.get_mut(&provider) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&provider);
+            }
+        }
+    }
+
+    /// Counts one for `provider` until the guard is dropped.
+    pub(super) fn hold(&self, provider: Address) -> Held<'_> {
+        self.add(provider);
+        Held {
+            counts: self,
+            provider,
+        }
+    }
+}
+
+/// One counted in a [`PerProvider`] until dropped.
+pub(super) struct Held<'a> {
+    counts: &'a PerProvider,
+    provider: Address,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.counts.sub(self.provider);
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    pub(crate) const P: Address = Address::repeat_byte(0xaa);
+    const Q: Address = Address::repeat_byte(0xbb);
+
+    pub(crate) fn ch(n: u8) -> B256 {
+        B256::repeat_byte(n)
+    }
+
+    fn room(max: usize) -> Room {
+        Room {
+            opening: 0,
+            max_lanes: Some(max),
+            may_open: true,
+        }
+    }
+
+    /// A free lane to P on channel `n` holding `deposit`.
+    pub(crate) fn with_lane(n: u8, deposit: u64) -> Lanes {
+        let mut lanes = Lanes::default();
+        lanes.opened(ch(n), P, U256::from(deposit));
+        lanes.release(ch(n), false);
+        lanes
+    }
+
+    #[test]
+    fn a_free_funded_lane_is_taken_and_then_busy() {
+        let mut lanes = with_lane(1, 100);
+        let t = lanes.take(P, U256::from(60), room(1));
+        assert_eq!(
+            t,
+            Take::Ready(Taken {
+                channel: ch(1),
+                provider: P,
+                cumulative_before: U256::ZERO
+            })
+        );
+        // Held: the next job finds no free lane, and the one lane allowed exists.
+        assert_eq!(lanes.take(P, U256::from(1), room(1)), Take::Wait);
+        // Another provider's jobs never take it.
+        assert_eq!(lanes.take(Q, U256::from(1), room(1)), Take::Open);
+    }
+
+    #[test]
+    fn a_lane_short_of_money_is_taken_for_a_top_up_to_the_job_end() {
+        let mut lanes = with_lane(1, 100);
+        assert!(!lanes.advance(ch(1), U256::from(70), None));
+        assert_eq!(
+            lanes.take(P, U256::from(50), room(1)),
+            Take::TopUp {
+                channel: ch(1),
+                end: U256::from(120)
+            }
+        );
+        assert_eq!(lanes.take(P, U256::from(1), room(1)), Take::Wait);
+    }
+
+    #[test]
+    fn opening_respects_max_lanes_one_open_at_a_time_and_extra() {
+        let mut lanes = Lanes::default();
+        assert_eq!(lanes.take(P, U256::from(1), room(1)), Take::Open);
+        lanes.opened(ch(1), P, U256::from(10));
+        // Busy, and max_lanes reached: wait.
+        assert_eq!(lanes.take(P, U256::from(1), room(1)), Take::Wait);
+        // Room for a second, but one is already opening: wait for it.
+        let opening = Room {
+            opening: 1,
+            ..room(3)
+        };
+        assert_eq!(lanes.take(P, U256::from(1), opening), Take::Wait);
+        // A job with its own open running does not start another.
+        let mine = Room {
+            may_open: false,
+            ..room(3)
+        };
+        assert_eq!(lanes.take(P, U256::from(1), mine), Take::Wait);
+        // Re-runs open beyond max_lanes rather than wait.
+        let extra = Room {
+            max_lanes: None,
+            ..room(1)
+        };
+        assert_eq!(lanes.take(P, U256::from(1), extra), Take::Open);
+    }
+
+    #[test]
+    fn releasing_frees_and_retiring_takes_a_lane_out_for_good() {
+        let mut lanes = with_lane(1, 100);
+        assert!(matches!(
+            lanes.take(P, U256::from(1), room(2)),
+            Take::Ready(_)
+        ));
+        lanes.release(ch(1), false);
+        assert!(matches!(
+            lanes.take(P, U256::from(1), room(2)),
+            Take::Ready(_)
+        ));
+        lanes.release(ch(1), true);
+        // Retired: never taken again, and it no longer counts against max_lanes.
+        assert_eq!(lanes.take(P, U256::from(1), room(1)), Take::Open);
+        assert_eq!(lanes.first_live(P), None);
+        // A later plain release does not un-retire it.
+        lanes.release(ch(1), false);
+        assert_eq!(lanes.take(P, U256::from(1), room(1)), Take::Open);
+        assert_eq!(lanes.to_close(), vec![ch(1)]);
+        assert!(lanes.owns(&ch(1)));
+    }
+
+    #[test]
+    fn advancing_moves_the_line_forward_only_and_starts_the_next_range_there() {
+        let mut lanes = with_lane(1, 100);
+        assert!(matches!(
+            lanes.take(P, U256::from(10), room(1)),
+            Take::Ready(_)
+        ));
+        assert!(!lanes.advance(ch(1), U256::from(30), None));
+        assert_eq!(lanes.line(ch(1)), Some((U256::from(30), U256::from(100))));
+        // Never back.
+        lanes.advance(ch(1), U256::from(20), None);
+        assert_eq!(lanes.line(ch(1)), Some((U256::from(30), U256::from(100))));
+        // Free again, and the next ticket's range starts where the last voucher ended.
+        match lanes.take(P, U256::from(10), room(1)) {
+            Take::Ready(t) => assert_eq!(t.cumulative_before, U256::from(30)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_lane_running_low_is_topped_up_once_and_not_when_retired() {
+        let mut lanes = with_lane(1, 100);
+        let low = Some(U256::from(25));
+        assert!(!lanes.advance(ch(1), U256::from(70), low), "30 left");
+        assert!(lanes.advance(ch(1), U256::from(80), low), "20 left: top up");
+        assert!(
+            !lanes.advance(ch(1), U256::from(85), low),
+            "one top-up at a time"
+        );
+        lanes.topped_up(ch(1), Some(U256::from(100)));
+        assert_eq!(lanes.line(ch(1)), Some((U256::from(85), U256::from(200))));
+        // A failed top-up adds nothing but lets the next one start.
+        assert!(lanes.advance(ch(1), U256::from(190), low));
+        lanes.topped_up(ch(1), None);
+        assert_eq!(lanes.line(ch(1)), Some((U256::from(190), U256::from(200))));
+        lanes.retire(ch(1));
+        assert!(!lanes.advance(ch(1), U256::from(195), low));
+        // Without a chain, never.
+        let mut plain = with_lane(2, 100);
+        assert!(!plain.advance(ch(2), U256::from(99), None));
+    }
+
+    #[test]
+    fn room_counts_free_lanes_against_waiting_jobs() {
+        let lanes = with_lane(1, 100);
+        assert!(lanes.has_room(P, 0, 0, 1));
+        // One free lane, one job already waiting for it: no room.
+        assert!(!lanes.has_room(P, 0, 1, 4));
+        let mut busy = with_lane(1, 100);
+        assert!(matches!(
+            busy.take(P, U256::from(1), room(1)),
+            Take::Ready(_)
+        ));
+        // Busy, but another lane may be opened...
+        assert!(busy.has_room(P, 0, 0, 2));
+        // ...not past max_lanes, nor while one is opening.
+        assert!(!busy.has_room(P, 0, 0, 1));
+        assert!(!busy.has_room(P, 1, 0, 2));
+        // No lane at all to a provider: one may be opened.
+        assert!(busy.has_room(Q, 0, 0, 1));
+    }
+
+    #[test]
+    fn closing_goes_retire_then_close_then_finalize() {
+        let mut lanes = with_lane(1, 100);
+        assert!(lanes.to_close().is_empty(), "a live lane is not closed");
+        lanes.retire(ch(1));
+        assert_eq!(lanes.to_close(), vec![ch(1)]);
+        lanes.set_closes_at(ch(1), Some(50));
+        assert!(lanes.to_close().is_empty(), "a close already started");
+        assert!(lanes.to_finalize(50).is_empty(), "not before its time");
+        assert_eq!(lanes.to_finalize(51), vec![ch(1)]);
+        lanes.mark_closed(ch(1));
+        assert!(lanes.to_finalize(51).is_empty());
+    }
+
+    #[test]
+    fn per_provider_counts_hold_until_dropped() {
+        let counts = PerProvider::default();
+        {
+            let _a = counts.hold(P);
+            let _b = counts.hold(P);
+            counts.add(Q);
+            assert_eq!((counts.of(P), counts.of(Q), counts.total()), (2, 1, 3));
+        }
+        assert_eq!((counts.of(P), counts.total()), (0, 1));
+        counts.sub(Q);
+        counts.sub(Q);
+        assert_eq!(counts.total(), 0);
+    }
+}

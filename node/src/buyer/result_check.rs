@@ -1,0 +1,400 @@
+//! Holding a result to its commitment: before anything else is done with it, a result must
+//! be for this job, spec and ticket, charge no more than the ticket allows and the offer's
+//! prices make of its usage, be signed by the offer's account, name its files by the one
+//! rule, and hash to what it commits to. Each refusal is a [`ResultRefused`].
+
+use std::collections::HashSet;
+
+use sietch_market::Eip712Error;
+use sietch_market::eip712::{Domain, TypedData};
+use sietch_market::{JobSpec, NameError, Offer, Ticket, U256, printable};
+
+use crate::jobs;
+use crate::net::JobResult;
+
+/// Why a result does not hold to its commitment. The provider is not paid for it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResultRefused {
+    /// The result, or its commitment, names another job than the ticket.
+    #[error("the result is for another job")]
+    WrongJob,
+    /// The commitment's spec hash is not the ticket's.
+    #[error("the result's spec hash is not the job's")]
+    WrongSpec,
+    /// The commitment is for another channel than the ticket's.
+    #[error("the result is signed for another channel's ticket")]
+    WrongChannel,
+    /// The charge is over the ticket's maximum.
+    #[error("the result charges {amount} over the ticket's {max}")]
+    OverMax {
+        /// Charged.
+        amount: U256,
+        /// The ticket's maximum.
+        max: U256,
+    },
+    /// More GPU time than the job's wall time on each GPU it asked for.
+    #[error("the result bills {billed} GPU-ms; the job allows at most {allowed}")]
+    TooMuchGpu {
+        /// GPU milliseconds billed.
+        billed: u64,
+        /// The most the job allows.
+        allowed: u64,
+    },
+    /// The charge is over the metered usage at the offer's prices.
+    #[error("the result charges {amount} for usage that costs {metered} at the offer's prices")]
+    OverMetered {
+        /// Charged.
+        amount: U256,
+        /// What the usage costs.
+        metered: U256,
+    },
+    /// The commitment is not signed by the offer's account.
+    #[error("the result's signature: {0}")]
+    BadSignature(Eip712Error),
+    /// An output's name breaks the file-name rule.
+    #[error("the result has an output named \"{}\": {reason}", printable(.name))]
+    BadOutputName {
+        /// The name, as sent.
+        name: String,
+        /// The rule it breaks.
+        reason: NameError,
+    },
+    /// Two outputs share a name.
+    #[error("the result has two outputs named \"{}\"", printable(.name))]
+    DuplicateOutput {
+        /// The name, as sent.
+        name: String,
+    },
+    /// The outputs do not hash to the committed output hash (or name no known outcome).
+    #[error("the outputs do not hash to the committed output hash")]
+    HashMismatch,
+}
+
+/// Holds `result`, delivered for `ticket` by `offer`'s provider, to its commitment.
+pub(super) fn hold_to_commitment(
+    domain: &Domain,
+    spec: &JobSpec,
+    ticket: &Ticket,
+    result: &JobResult,
+    offer: &Offer,
+) -> Result<(), ResultRefused> {
+    let c = &result.commitment;
+    let t = ticket;
+    if c.job_id != t.job_id || result.job_id != t.job_id {
+        return Err(ResultRefused::WrongJob);
+    }
+    if c.spec_hash != t.spec_hash {
+        return Err(ResultRefused::WrongSpec);
+    }
+    if c.channel_id != t.channel_id {
+        return Err(ResultRefused::WrongChannel);
+    }
+    if c.amount > t.max_amount {
+        return Err(ResultRefused::OverMax {
+            amount: c.amount,
+            max: t.max_amount,
+        });
+    }
+    // GPU time is the provider's own measure, but no more than the job's wall time on each
+    // GPU it asked for; the charge is no more than the usage at the offer's prices.
+    let allowed = jobs::max_gpu_millis(spec);
+    if c.gpu_millis > allowed {
+        return Err(ResultRefused::TooMuchGpu {
+            billed: c.gpu_millis,
+            allowed,
+        });
+    }
+    let metered = jobs::charge(c.fuel_used, c.gpu_millis, &offer.prices, t.max_amount);
+    if c.amount > metered {
+        return Err(ResultRefused::OverMetered {
+            amount: c.amount,
+            metered,
+        });
+    }
+    c.verify(domain, &result.signature, offer.evm_address)
+        .map_err(ResultRefused::BadSignature)?;
+    // The provider names files on this machine's disk: one rule (`market::names`), and each
+    // name once.
+    let mut names = HashSet::new();
+    for (name, _) in &result.files {
+        sietch_market::check_file_name(name).map_err(|reason| ResultRefused::BadOutputName {
+            name: name.clone(),
+            reason,
+        })?;
+        if !names.insert(name.as_str()) {
+            return Err(ResultRefused::DuplicateOutput { name: name.clone() });
+        }
+    }
+    match jobs::output_hash_of(result) {
+        Some(h) if h == c.output_hash => Ok(()),
+        _ => Err(ResultRefused::HashMismatch),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::signers::local::PrivateKeySigner;
+    use sietch_market::settlement::ResultCommitment;
+    use sietch_market::{
+        Address, B256, ComputeCapability, GpuNeeds, Hardware, Limits, Prices, PublicKey,
+        VerificationPolicy,
+    };
+
+    use super::*;
+
+    const DOMAIN: Domain = Domain::new(31337, Address::repeat_byte(0xee));
+
+    fn key() -> PrivateKeySigner {
+        PrivateKeySigner::from_bytes(&B256::repeat_byte(7)).unwrap()
+    }
+
+    fn spec(gpus: u8) -> JobSpec {
+        let mut s = JobSpec {
+            module: B256::repeat_byte(1),
+            args: vec![],
+            env: vec![],
+            stdin: None,
+            inputs: vec![],
+            limits: Limits {
+                fuel: 1_000_000_000,
+                memory_bytes: 1 << 20,
+                wall_time_ms: 1_000,
+                output_bytes: 1 << 10,
+            },
+            requirements: Default::default(),
+            verification: VerificationPolicy::default(),
+            price_cap: 1_000_000,
+            deadline: 100,
+        };
+        if gpus > 0 {
+            s.requirements.gpu = Some(GpuNeeds {
+                count: gpus,
+                models: vec![],
+                min_memory_bytes: 0,
+                min_compute_capability: ComputeCapability { major: 7, minor: 0 },
+            });
+        }
+        s
+    }
+
+    fn offer() -> Offer {
+        Offer {
+            provider: PublicKey([3; 32]),
+            evm_address: key().address(),
+            hardware: Hardware::default(),
+            features: vec![],
+            prices: Prices {
+                per_gfuel: 10,
+                per_gpu_second: 1_000,
+            },
+            stake: 1_000,
+            addresses: vec![],
+            sequence: 1,
+            expires_at: 100,
+        }
+    }
+
+    fn ticket(spec: &JobSpec) -> Ticket {
+        Ticket {
+            job_id: B256::repeat_byte(2),
+            spec_hash: spec.hash(),
+            channel_id: B256::repeat_byte(4),
+            cumulative_before: U256::ZERO,
+            max_amount: U256::from(5_000),
+            deadline: 200,
+            check_commit: B256::repeat_byte(5),
+            per_gfuel: 10,
+            per_gpu_second: 1_000,
+        }
+    }
+
+    /// An honest result for `ticket`: one output file, signed with the offer's key.
+    fn honest(t: &Ticket) -> JobResult {
+        let mut r = JobResult {
+            job_id: t.job_id,
+            outcome: (0, 0),
+            stdout: b"hello".to_vec(),
+            files: vec![("out.txt".into(), b"42".to_vec())],
+            commitment: ResultCommitment {
+                job_id: t.job_id,
+                spec_hash: t.spec_hash,
+                channel_id: t.channel_id,
+                output_hash: B256::ZERO,
+                fuel_used: 100_000_000,
+                gpu_millis: 0,
+                // 0.1 Gfuel at 10 per Gfuel.
+                amount: U256::from(1),
+            },
+            signature: [0; 65],
+        };
+        r.commitment.output_hash = jobs::output_hash_of(&r).unwrap();
+        resign(&mut r);
+        r
+    }
+
+    fn resign(r: &mut JobResult) {
+        r.signature = r.commitment.sign(&DOMAIN, &key()).unwrap();
+    }
+
+    /// Checks `result` for the usual spec, ticket and offer.
+    fn hold(spec: &JobSpec, t: &Ticket, result: &JobResult) -> Result<(), ResultRefused> {
+        hold_to_commitment(&DOMAIN, spec, t, result, &offer())
+    }
+
+    #[test]
+    fn an_honest_result_holds() {
+        let (s, t) = (spec(0), ticket(&spec(0)));
+        hold(&s, &t, &honest(&t)).unwrap();
+    }
+
+    #[test]
+    fn a_result_for_another_job_is_refused() {
+        let (s, t) = (spec(0), ticket(&spec(0)));
+        let mut r = honest(&t);
+        r.job_id = B256::repeat_byte(9);
+        assert!(matches!(hold(&s, &t, &r), Err(ResultRefused::WrongJob)));
+        let mut r = honest(&t);
+        r.commitment.job_id = B256::repeat_byte(9);
+        resign(&mut r);
+        assert!(matches!(hold(&s, &t, &r), Err(ResultRefused::WrongJob)));
+    }
+
+    #[test]
+    fn a_result_for_another_spec_is_refused() {
+        let (s, t) = (spec(0), ticket(&spec(0)));
+        let mut r = honest(&t);
+        r.commitment.spec_hash = B256::repeat_byte(9);
+        resign(&mut r);
+        assert!(matches!(hold(&s, &t, &r), Err(ResultRefused::WrongSpec)));
+    }
+
+    #[test]
+    fn a_result_for_another_channel_is_refused() {
+        let (s, t) = (spec(0), ticket(&spec(0)));
+        let mut r = honest(&t);
+        r.commitment.channel_id = B256::repeat_byte(9);
+        resign(&mut r);
+        assert!(matches!(hold(&s, &t, &r), Err(ResultRefused::WrongChannel)));
+    }
+
+    #[test]
+    fn a_charge_over_the_ticket_maximum_is_refused() {
+        let (s, t) = (spec(0), ticket(&spec(0)));
+        let mut r = honest(&t);
+        r.commitment.amount = t.max_amount + U256::from(1);
+        resign(&mut r);
+        let e = hold(&s, &t, &r).unwrap_err();
+        assert!(matches!(e, ResultRefused::OverMax { .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "the result charges 5001 over the ticket's 5000"
+        );
+    }
+
+    #[test]
+    fn a_charge_over_the_metered_usage_is_refused() {
+        let (s, t) = (spec(0), ticket(&spec(0)));
+        let mut r = honest(&t);
+        // Under the ticket's maximum, over what 0.1 Gfuel costs at the offer's prices.
+        r.commitment.amount = U256::from(2);
+        resign(&mut r);
+        assert!(matches!(
+            hold(&s, &t, &r),
+            Err(ResultRefused::OverMetered { amount, metered })
+                if amount == U256::from(2) && metered == U256::from(1)
+        ));
+    }
+
+    #[test]
+    fn more_gpu_time_than_the_job_allows_is_refused() {
+        // No GPU asked for: none may be billed.
+        let (s, t) = (spec(0), ticket(&spec(0)));
+        let mut r = honest(&t);
+        r.commitment.gpu_millis = 5;
+        resign(&mut r);
+        let e = hold(&s, &t, &r).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the result bills 5 GPU-ms; the job allows at most 0"
+        );
+        // Two GPUs for 1 s: up to 2,000 GPU-ms, and that is billable.
+        let (s, t) = (spec(2), ticket(&spec(2)));
+        let mut r = honest(&t);
+        r.commitment.gpu_millis = 2_001;
+        resign(&mut r);
+        assert!(matches!(
+            hold(&s, &t, &r),
+            Err(ResultRefused::TooMuchGpu {
+                billed: 2_001,
+                allowed: 2_000
+            })
+        ));
+        r.commitment.gpu_millis = 2_000;
+        r.commitment.amount = U256::from(2_001);
+        resign(&mut r);
+        hold(&s, &t, &r).unwrap();
+    }
+
+    #[test]
+    fn a_result_signed_by_another_key_is_refused() {
+        let (s, t) = (spec(0), ticket(&spec(0)));
+        let mut r = honest(&t);
+        let other = PrivateKeySigner::from_bytes(&B256::repeat_byte(8)).unwrap();
+        r.signature = r.commitment.sign(&DOMAIN, &other).unwrap();
+        assert!(matches!(
+            hold(&s, &t, &r),
+            Err(ResultRefused::BadSignature(_))
+        ));
+        // Signed by the right key for another escrow.
+        let elsewhere = Domain::new(1, Address::repeat_byte(0xee));
+        r.signature = r.commitment.sign(&elsewhere, &key()).unwrap();
+        assert!(matches!(
+            hold(&s, &t, &r),
+            Err(ResultRefused::BadSignature(_))
+        ));
+        // A change to the commitment after signing.
+        let mut r = honest(&t);
+        r.commitment.fuel_used += 1;
+        assert!(matches!(
+            hold(&s, &t, &r),
+            Err(ResultRefused::BadSignature(_))
+        ));
+    }
+
+    #[test]
+    fn outputs_with_bad_or_repeated_names_are_refused() {
+        let (s, t) = (spec(0), ticket(&spec(0)));
+        for bad in ["../etc/passwd", "", "a/b"] {
+            let mut r = honest(&t);
+            r.files = vec![(bad.into(), b"x".to_vec())];
+            assert!(
+                matches!(hold(&s, &t, &r), Err(ResultRefused::BadOutputName { ref name, .. }) if name == bad),
+                "{bad:?}"
+            );
+        }
+        let mut r = honest(&t);
+        r.files.push(("out.txt".into(), b"42".to_vec()));
+        let e = hold(&s, &t, &r).unwrap_err();
+        assert!(matches!(e, ResultRefused::DuplicateOutput { .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "the result has two outputs named \"out.txt\""
+        );
+    }
+
+    #[test]
+    fn outputs_that_do_not_hash_to_the_commitment_are_refused() {
+        let (s, t) = (spec(0), ticket(&spec(0)));
+        let mut r = honest(&t);
+        r.stdout = b"hellO".to_vec();
+        assert!(matches!(hold(&s, &t, &r), Err(ResultRefused::HashMismatch)));
+        let mut r = honest(&t);
+        r.files[0].1 = b"43".to_vec();
+        assert!(matches!(hold(&s, &t, &r), Err(ResultRefused::HashMismatch)));
+        // An outcome no run can give.
+        let mut r = honest(&t);
+        r.outcome = (200, 0);
+        assert!(matches!(hold(&s, &t, &r), Err(ResultRefused::HashMismatch)));
+    }
+}
