@@ -9,7 +9,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {VerifierPool} from "./VerifierPool.sol";
 
 /// @title SietchEscrow
-/// @notice Settlement for the Sietch compute market (design section 5): a registry of staked
+/// @notice Settlement for the Sietch compute market (docs/protocol.md §5): a registry of staked
 /// providers, buyer->provider payment channels paid by cumulative EIP-712 vouchers, and tickets
 /// that a provider can claim on chain when a buyer withholds a voucher, with disputes decided by
 /// three verifiers drawn from the staked registry (see {VerifierPool} and contracts/README.md,
@@ -83,10 +83,10 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         uint64 closeDelay; // seconds a provider has to claim after a close starts
         uint64 challengeWindow; // seconds a buyer has to dispute a claimed ticket
         uint64 verdictWindow; // seconds the drawn verifiers have to vote; also how long a draw waits for verifiers
-        uint64 unstakeDelay; // seconds between requestUnstake and unstake; > challengeWindow
+        uint64 unstakeDelay; // seconds between requestUnstake and unstake; > challengeWindow + verdictWindow
         uint128 disputeBond; // what a buyer posts to dispute
         uint128 verifierFee; // paid to each verifier that votes with the majority; what a non-voter loses
-        uint128 minStake; // stake a provider needs to be paid through channels, and to be drawn
+        uint128 minStake; // active stake a provider needs to be paid through channels, to claim tickets, and to be drawn
         uint128 minDeposit; // smallest channel: stops dust-channel griefing
         uint64 epochBlocks; // blocks per stake epoch: a stake change counts in draws from the next epoch
     }
@@ -543,7 +543,8 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
     /// range on the channel's cumulative line is [cumulativeBefore, cumulativeBefore + result.amount];
     /// the channel's vouchers must have been claimed up to `cumulativeBefore` (so the cursor `paid`
     /// is inside or past the range), and the part of the range above `paid` is reserved. The
-    /// provider must hold `minStake` of active stake, and `ticketLock` more for each open ticket.
+    /// provider must hold `minStake` of active stake, and `ticketLock` (active or unstaking) for
+    /// each of its open tickets, this one included.
     function claimTicket(
         Ticket calldata ticket,
         bytes calldata buyerSignature,

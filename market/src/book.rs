@@ -813,7 +813,7 @@ impl OrderBook {
     /// Filters, in order: live, GPUs (count, model, memory, compute capability), CPU
     /// cores, memory (the job's memory limit), runtime features, price (the job's most
     /// expensive run — all its fuel, and its wall time on each GPU it asks for — within
-    /// its price cap) and stake (at least `value · (1 − q) / q`, design section 4, the
+    /// its price cap) and stake (at least `value · (1 − q) / q`, `docs/protocol.md` §4.4, the
     /// value being the price cap). Ranking: lowest
     /// `max_cost × (2 − reputation) × (1 + latency_ms / 1000)` first, ties by key.
     pub fn find(

@@ -141,7 +141,7 @@ pub fn sign_digest(digest: &B256, key: &PrivateKeySigner) -> Result<[u8; 65], Ei
 }
 
 /// The address that signed `digest`, refusing malformed and malleable signatures (the same
-/// rules as OpenZeppelin's `ECDSA.recover`, which the contract uses).
+/// rules as OpenZeppelin's `ECDSA.tryRecover`, which the contract uses).
 pub fn recover(digest: &B256, signature: &[u8]) -> Result<Address, Eip712Error> {
     let bytes: &[u8; 65] = signature
         .try_into()

@@ -2,7 +2,7 @@
 //! and the order book.
 //!
 //! - [`Offer`], [`JobSpec`], [`Ticket`], [`ResultCommitment`], [`Voucher`]: the protocol's
-//!   messages (design sections 2 and 4).
+//!   messages (`docs/protocol.md` §2 and §4).
 //! - [`codec`]: one canonical, versioned, bounded binary encoding for all of them; decoding
 //!   arbitrary bytes never panics.
 //! - [`Signed`]: ed25519 signatures for offers and p2p messages; [`eip712`]: EIP-712

@@ -1,5 +1,5 @@
-//! The proof that binds a node's ed25519 key to an EVM account on one escrow (design §1: "the
-//! two keys of a provider are bound on chain").
+//! The proof that binds a node's ed25519 key to an EVM account on one escrow
+//! (`docs/protocol.md` §1.2).
 //!
 //! `register(nodeKey, proof)` takes any key, since the EVM cannot check an ed25519 signature
 //! cheaply; so the binding is checked by every reader instead. `proof` is the node key's

@@ -176,7 +176,7 @@ pub fn is_checked(secret: &B256, job_id: &B256, sampling_ppm: u32) -> bool {
 }
 
 /// The most a job may be worth to be sent to a provider with `stake`, so that cheating
-/// on it does not pay: `stake · q / (1 − q)` (design section 4). `None` means no bound
+/// on it does not pay: `stake · q / (1 − q)` (`docs/protocol.md` §4.4). `None` means no bound
 /// (every job is checked, `q = 1`).
 pub fn max_job_value(stake: u128, sampling_ppm: u32) -> Option<u128> {
     if sampling_ppm >= PPM {

@@ -751,7 +751,8 @@ impl Chain {
 }
 
 /// Gossip validation against the accounts seen on chain: an offer passes when its key is
-/// registered for its EVM address with at least the stake it states.
+/// registered (with a proof that verifies) for its EVM address, and that account holds at
+/// least the escrow's `minStake` and at least the stake the offer states.
 struct ChainRegistry(Arc<Inner>);
 
 impl Registry for ChainRegistry {

@@ -1,4 +1,4 @@
-//! A node killed at any instant restarts with nothing lost (design section 7).
+//! A node killed at any instant restarts with nothing lost (`docs/protocol.md` §7).
 //!
 //! The test runs its own test binary again as a child (the same test, `--exact`, with
 //! [`CHILD_ENV`] set) that commits numbered jobs and blobs in a loop and prints each number

@@ -31,9 +31,9 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Stable numeric tag used by the output hash (see `sandbox/README.md`).
-    /// The outcome's tag and value in the output hash's encoding (`encode_output`): what a
-    /// result message carries so that the buyer can recompute the hash.
+    /// The outcome's stable tag and value in the output hash's encoding ([`crate::encode_output`],
+    /// `sandbox/README.md`): what a result message carries so that the buyer can recompute the
+    /// hash.
     pub fn tag(self) -> (u8, i32) {
         match self {
             Self::Exited { code } => (0, code),

@@ -1,4 +1,4 @@
-//! The spot-check simulation (design section 4): a provider cheating on a fraction `f` of its
+//! The spot-check simulation (`docs/protocol.md` §4.4): a provider cheating on a fraction `f` of its
 //! jobs, checked at sampling rate `q` with `k` re-runs among eleven honest providers, over
 //! `n` = 1,000 jobs, many seeded trials per cell. It prints, per cell, measured detection
 //! (trials in which the cheater was found wrong at least once) against `1 − (1 − q·f)^n`,

@@ -36,7 +36,7 @@ use crate::reputation::Event;
 use crate::sampling::reveal;
 use crate::select::{Exclusions, SelectConfig, select};
 
-/// Re-runs added on a mismatch (design section 2.5).
+/// Re-runs added on a mismatch (`docs/protocol.md` §2.6).
 pub const ESCALATION_RERUNS: usize = 2;
 
 /// How the verifier runs checks.
@@ -68,8 +68,9 @@ pub struct Job<'a> {
     pub spec: &'a JobSpec,
     /// The ticket the buyer signed for it.
     pub ticket: &'a Ticket,
-    /// The buyer's EIP-712 signature on the ticket, carried into the evidence so that anyone
-    /// can post the ticket on chain (`claimTicket`); `None` if the node keeps it elsewhere.
+    /// The buyer's EIP-712 signature on the ticket, carried into the evidence so that it holds
+    /// all that `claimTicket` takes (which only the provider may send); `None` if the node
+    /// keeps it elsewhere.
     pub ticket_signature: Option<[u8; 65]>,
     /// The revealed spot-check secret.
     pub secret: B256,

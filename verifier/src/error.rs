@@ -13,7 +13,7 @@ pub enum RevealError {
     WrongSecret,
 }
 
-/// Why a job worth `value` may not be sent to a provider (design section 4).
+/// Why a job worth `value` may not be sent to a provider (`docs/protocol.md` §4.4).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ValueCapError {

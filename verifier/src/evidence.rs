@@ -10,7 +10,7 @@
 //!   [`crate::verdict_commitment`]): a commitment names its ticket's channel, so the re-runs
 //!   bundled here, each signed for the re-run's own channel, do not count on chain (the escrow
 //!   refuses them as `MismatchedResult`). [`Evidence::claim_ticket`] gives the `claimTicket`
-//!   arguments, should the buyer want to post the ticket itself;
+//!   arguments (only the ticket's provider may send them; the tests play the provider);
 //! - **show it**: [`Evidence::encode`] for the store, `Display` and the fields for the explorer.
 
 use alloy::primitives::{Bytes, keccak256};
@@ -227,8 +227,8 @@ impl Evidence {
         })
     }
 
-    /// Disputes the claimed ticket, from the `buyer`'s account (the escrow's provider must
-    /// sign for it). The escrow takes the dispute bond from the buyer.
+    /// Disputes the claimed ticket, from the `buyer`'s account (the alloy provider behind
+    /// `escrow` must sign for it). The escrow takes the dispute bond from the buyer.
     pub async fn open_dispute<P: Provider>(
         &self,
         escrow: &SietchEscrowInstance<P>,

@@ -27,7 +27,8 @@ pub struct RunResult {
 #[derive(Debug, Clone, Copy)]
 pub struct RerunRequest<'a> {
     /// The job's id: re-runs use the original's, so that the sandbox's seeded `random_get`
-    /// gives the same bytes, and so that their commitments can stand as verdicts on chain.
+    /// gives the same bytes. (Their commitments name the re-run's own channel, so they are
+    /// evidence off chain, never verdicts on chain: `docs/protocol.md` §2.6.)
     pub job_id: B256,
     /// The spec to run (the module and inputs are the blobs it names).
     pub spec: &'a JobSpec,

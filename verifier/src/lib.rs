@@ -1,4 +1,4 @@
-//! Spot-check verification for the Sietch market (design sections 2.5, 2.7 and 4): a
+//! Spot-check verification for the Sietch market (`docs/protocol.md` §2.6, §2.8 and §4): a
 //! sample of jobs, chosen by a secret the provider cannot see in advance, is re-run on
 //! other, independent providers and compared; a mismatch brings two more re-runs and the
 //! majority decides; a provider found wrong is not paid, and the signed commitments of the
@@ -17,7 +17,7 @@
 //!   over its network and tests over real sandboxes; the result is a [`Check`] with its
 //!   [`Decision`].
 //! - [`evidence`]: the bundle of signed commitments against a provider found wrong, its
-//!   encoding, and the escrow calls it drives (`claimTicket`, `dispute`).
+//!   encoding, the escrow call it drives (`dispute`) and the arguments of `claimTicket`.
 //! - [`reputation`]: counters per provider from chain events and local checks, a stated
 //!   formula, and a table the order book ranks with ([`sietch_market::Observations`]).
 //!

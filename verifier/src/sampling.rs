@@ -1,4 +1,4 @@
-//! Commit-reveal sampling (design section 2.5).
+//! Commit-reveal sampling (`docs/protocol.md` §2.6).
 //!
 //! The buyer draws a 32-byte secret per job and puts `keccak256(secret)` in the ticket
 //! ([`sietch_market::check_commit`]). The provider signs its result commitment knowing only

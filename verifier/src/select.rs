@@ -4,7 +4,7 @@
 //! candidates that are
 //!
 //! - live (not expired), staked, and within the **value cap**: the job's value (its price
-//!   cap) is at most `stake · q / (1 − q)` ([`check_value_cap`], design section 4);
+//!   cap) is at most `stake · q / (1 − q)` ([`check_value_cap`], `docs/protocol.md` §4.4);
 //! - **independent** of the original and of every provider already chosen for the same
 //!   check: another ed25519 key, another EVM owner, and no address in the same network block
 //!   (the same /24 for IPv4, the same /48 for IPv6).

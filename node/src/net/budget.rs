@@ -14,11 +14,11 @@
 //! - for a **result** (`/sietch/result/1`), an expectation: results are read only from the
 //!   peer a job request was sent to, and only up to that job's output limit plus framing.
 //!   The network records the expectation itself when a job request goes out through it
-//!   ([`Guard::expect`]); the job id, the first 32 bytes of the body, is all that is read
+//!   (`Guard::expect`); the job id, the first 32 bytes of the body, is all that is read
 //!   of a result before the check.
 //!
 //! A refusal resets the stream and is counted against the peer's score by the actor, to
-//! which the guard reports it ([`Guard::new`]'s receiver): libp2p reports a failed read of
+//! which the guard reports it (`Guard::new`'s receiver): libp2p reports a failed read of
 //! a request to no one.
 
 use std::collections::HashMap;

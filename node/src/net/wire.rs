@@ -65,9 +65,10 @@ pub struct JobRequest {
 pub enum RefuseReason {
     /// The job asks for more than the provider offers.
     TooBig = 1,
-    /// The ticket's or spec's price cap is under the offer's price.
+    /// The ticket's prices are not the offer's, or it allows less than the job's limits can
+    /// cost at them or than the provider's smallest job (`min_job_price`).
     PriceTooLow = 2,
-    /// The channel cannot pay the ticket's maximum.
+    /// The ticket's channel cannot pay it: underfunded, not open, or not this provider's.
     ChannelUnderfunded = 3,
     /// The ticket's signature does not verify or is not the channel's buyer.
     BadSignature = 4,

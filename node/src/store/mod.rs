@@ -1,4 +1,4 @@
-//! The node's durable state (design section 7): what a node must still know after it is
+//! The node's durable state (`docs/protocol.md` §7): what a node must still know after it is
 //! killed at any instant.
 //!
 //! # What is stored where
@@ -39,7 +39,7 @@
 //! with the next job is written in that job's own commit (`insert_job_paying`). A job that needs no more than one
 //! commit has one: `insert_ended_job` (a provider's job that ran at once, with its result)
 //! and `finish_job` (a buyer's job delivered and paid at once). Those job writes also go
-//! through group commit ([`batch`]): writes that arrive while another is committing share
+//! through group commit (the `batch` module): writes that arrive while another is committing share
 //! the next transaction and its one fsync, with the outcome each would have had alone
 //! ([`Store::group_commits`] counts them). The
 //! API is blocking: async callers use `tokio::task::spawn_blocking`. [`Store`] is cheap to

@@ -76,7 +76,7 @@ impl std::fmt::Display for Side {
     }
 }
 
-/// Where a job is in its life (design section 2).
+/// Where a job is in its life (`docs/protocol.md` §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobState {
     /// The request was sent (buyer) or received (provider).
@@ -307,7 +307,8 @@ impl Record for JobRecord {
     }
 }
 
-/// What this node has seen of one provider (design section 2: matching weighs reputation).
+/// What this node has seen of one provider (`docs/protocol.md` §4.3: matching ranks by
+/// reputation).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Reputation {
     /// Jobs paid for.
@@ -375,7 +376,7 @@ impl Record for Reputation {
     }
 }
 
-/// The node's secret keys (design section 1): its ed25519 identity, which signs offers and
+/// The node's secret keys (`docs/protocol.md` §1.1): its ed25519 identity, which signs offers and
 /// p2p messages and is its libp2p peer id, and the EVM account key that stakes, claims and
 /// signs tickets, results and vouchers. `Debug` prints public parts only.
 #[derive(Clone)]
