@@ -61,7 +61,9 @@ pub fn check_file_name(name: &str) -> Result<(), NameError> {
 /// Control characters (C0, DEL, C1) and the bidirectional embeddings, overrides and isolates
 /// (U+202A..U+202E, U+2066..U+2069), which reorder how the rest of a line is shown.
 fn unprintable(c: char) -> bool {
-    c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c)
+    c.is_control()
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
 }
 
 /// `text` with every character [`check_file_name`] calls unprintable written as `\u{…}`
@@ -88,20 +90,35 @@ mod tests {
 
     #[test]
     fn the_rule_refuses_paths_dots_controls_and_overrides() {
-        for ok in ["out.bin", ".bashrc", "日本語.txt", "a b", "x".repeat(255).as_str()] {
+        for ok in [
+            "out.bin",
+            ".bashrc",
+            "日本語.txt",
+            "a b",
+            "x".repeat(255).as_str(),
+        ] {
             assert_eq!(check_file_name(ok), Ok(()), "{ok:?}");
         }
         assert_eq!(check_file_name(""), Err(NameError::Empty));
-        assert_eq!(check_file_name(&"x".repeat(256)), Err(NameError::TooLong(256)));
+        assert_eq!(
+            check_file_name(&"x".repeat(256)),
+            Err(NameError::TooLong(256))
+        );
         assert_eq!(check_file_name(".."), Err(NameError::Dots));
         assert_eq!(check_file_name("."), Err(NameError::Dots));
         for sep in ["../../etc/passwd", "a/b", "a\\b", "/abs"] {
             assert_eq!(check_file_name(sep), Err(NameError::Separator), "{sep:?}");
         }
         assert_eq!(check_file_name("a\0b"), Err(NameError::Unprintable(0)));
-        assert_eq!(check_file_name("\x1b[2J"), Err(NameError::Unprintable(0x1b)));
+        assert_eq!(
+            check_file_name("\x1b[2J"),
+            Err(NameError::Unprintable(0x1b))
+        );
         assert_eq!(check_file_name("a\nb"), Err(NameError::Unprintable(0x0a)));
-        assert_eq!(check_file_name("\u{9b}c"), Err(NameError::Unprintable(0x9b)));
+        assert_eq!(
+            check_file_name("\u{9b}c"),
+            Err(NameError::Unprintable(0x9b))
+        );
         assert_eq!(
             check_file_name("gpj.\u{202e}exe"),
             Err(NameError::Unprintable(0x202e))
