@@ -501,7 +501,8 @@ async fn gpu_market() {
         println!("no GPU here: checking that a GPU job finds no offer and costs nothing");
         match outcome {
             Err(sietch_node::buyer::BuyError::NoMatch(why)) => {
-                assert!(why.contains("GPU"), "{why}");
+                assert!(why.to_string().contains("GPU"), "{why}");
+                assert_eq!(why.blocker, sietch_market::Stage::Gpu, "{why}");
             }
             other => panic!("a GPU job with no GPU offered: {other:?}"),
         }

@@ -92,9 +92,10 @@ fn warn_unrecorded<T, E: std::fmt::Display>(
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuyError {
-    /// No offer in the book can run the spec.
+    /// No offer in the book can run the spec: the market's explanation (how many offers
+    /// passed each filter, the one that stopped them, the closest misses).
     #[error("no offer matches: {0}")]
-    NoMatch(String),
+    NoMatch(Box<sietch_market::NoMatch>),
     /// Every provider tried refused, vanished or failed.
     #[error("no provider delivered after {attempts} attempts; last: {last}")]
     Exhausted {
@@ -471,7 +472,7 @@ impl Buyer {
         let reputation = lock(&self.reputation);
         let found = book
             .find(spec, now(), &*reputation, CANDIDATES)
-            .map_err(|e| BuyError::NoMatch(e.to_string()))?;
+            .map_err(|e| BuyError::NoMatch(Box::new(e)))?;
         Ok(found
             .iter()
             .filter_map(|m| book.get(&m.provider).map(|s| s.payload.clone()))
