@@ -1,17 +1,64 @@
-//! Test-only misbehaviours, driven by the `test_*` settings of [`crate::config::NodeConfig`].
+//! Test-only misbehaviours, all in one place, driven by the `test_*` settings of
+//! [`NodeConfig`] (all off by default): a provider that cheats, withholds its result,
+//! overbills GPU time, or names an output file against the rule. The tests of disputes and
+//! hostile providers turn them on; nothing else should.
 
-use super::*;
+use sietch_market::B256;
+use sietch_sandbox::JobReport;
 
-impl Provider {
-    /// The test-only cheat switch: whether this job gets a wrong answer.
-    pub(super) fn cheats_on(&self, job: &B256) -> bool {
-        let ppm = self.config.test_cheat_ppm;
-        if ppm == 0 {
-            return false;
-        }
-        let h = blake3::hash(job.as_slice());
-        let mut x = [0u8; 4];
-        x.copy_from_slice(&h.as_bytes()[..4]);
-        u32::from_le_bytes(x) % 1_000_000 < ppm
+use crate::config::NodeConfig;
+
+/// `test_cheat_ppm`: whether this job gets a wrong answer (a fixed draw per job id, so a
+/// re-run of the same job cheats alike).
+pub(super) fn cheats_on(config: &NodeConfig, job: &B256) -> bool {
+    let ppm = config.test_cheat_ppm;
+    if ppm == 0 {
+        return false;
+    }
+    let h = blake3::hash(job.as_slice());
+    let mut x = [0u8; 4];
+    x.copy_from_slice(&h.as_bytes()[..4]);
+    u32::from_le_bytes(x) % 1_000_000 < ppm
+}
+
+/// Alters a run's report as the settings ask, its output hash recomputed so that the
+/// provider commits to the altered result as if it were true: a wrong answer that still
+/// looks like one (`test_cheat_ppm`), an output name of the provider's choosing
+/// (`test_output_name`).
+pub(super) fn tamper(config: &NodeConfig, job: &B256, report: &mut JobReport) {
+    if cheats_on(config, job) {
+        report.stdout.extend_from_slice(b" (cheat)");
+        rehash(report);
+    }
+    if !config.test_output_name.is_empty() {
+        let data = report
+            .outputs
+            .pop_first()
+            .map(|(_, d)| d)
+            .unwrap_or_default();
+        report.outputs.insert(config.test_output_name.clone(), data);
+        rehash(report);
     }
 }
+
+fn rehash(report: &mut JobReport) {
+    report.output_hash =
+        sietch_sandbox::output_hash(report.outcome, &report.stdout, &report.outputs);
+}
+
+/// The GPU time billed for a run that used `gpu_time_ns`: what it used, plus
+/// `test_overbill_gpu_millis` it did not.
+pub(super) fn billed_gpu_millis(config: &NodeConfig, gpu_time_ns: u64) -> u64 {
+    (gpu_time_ns / 1_000_000).saturating_add(config.test_overbill_gpu_millis)
+}
+
+/// `test_undeliver` 1 or 2: results are kept, and claimed for, but never sent to the buyer.
+pub(super) fn keeps_results(config: &NodeConfig) -> bool {
+    config.test_undeliver > 0
+}
+
+/// `test_undeliver` 2: not even to the verifiers of a dispute.
+pub(super) fn keeps_results_from_verifiers(config: &NodeConfig) -> bool {
+    config.test_undeliver == 2
+}
+

@@ -1,6 +1,16 @@
-//! Escrow events, and the provider's side of a dispute over its own ticket.
+//! Escrow events, and the provider's side of a dispute over its own ticket: handing the job
+//! and its result to the drawn verifiers, and keeping that result until then.
 
-use super::*;
+use sietch_contracts::SietchEscrow::SietchEscrowEvents;
+use sietch_market::{Address, B256};
+
+use super::{Provider, adversary};
+use crate::chain::Chain;
+use crate::events::NodeEvent;
+use crate::net::JobResult;
+use crate::net::wire::WireMessage;
+use crate::store::{Side, off_async};
+use crate::sync::lock;
 
 impl Provider {
     /// What the provider does about an escrow event.
@@ -14,10 +24,8 @@ impl Provider {
             SietchEscrowEvents::TicketClaimed(e) => Some(e.channelId),
             _ => None,
         };
-        if let Some(c) = touched
-            && let Ok(mut v) = self.channel_views.lock()
-        {
-            v.remove(&c);
+        if let Some(c) = touched {
+            lock(&self.channel_views).remove(&c);
         }
         match ev {
             SietchEscrowEvents::CloseStarted(e) => {
@@ -28,11 +36,7 @@ impl Provider {
                 }
             }
             SietchEscrowEvents::TicketSettled(e) => {
-                let mine = self
-                    .claimed
-                    .lock()
-                    .ok()
-                    .and_then(|mut c| c.remove(&e.ticketId));
+                let mine = lock(&self.claimed).remove(&e.ticketId);
                 if mine.is_some() {
                     self.emit(NodeEvent::TicketSettled {
                         ticket: e.ticketId.to_string(),
@@ -41,11 +45,7 @@ impl Provider {
                 }
             }
             SietchEscrowEvents::VerifiersDrawn(e) => {
-                let mine = self
-                    .claimed
-                    .lock()
-                    .ok()
-                    .and_then(|c| c.get(&e.ticketId).copied());
+                let mine = lock(&self.claimed).get(&e.ticketId).copied();
                 if let Some(job) = mine {
                     // Our ticket is disputed: make sure the verifiers can run the job.
                     self.ask_verifiers(
@@ -62,49 +62,75 @@ impl Provider {
     }
 
     /// Sends the disputed job to each drawn verifier (the other party does the same).
-    pub(super) async fn ask_verifiers(
-        &self,
-        chain: &Chain,
-        ticket: B256,
-        job: B256,
-        verifiers: &[Address],
-    ) {
-        let Ok(Some(record)) = self.store.job(Side::Provider, &job) else {
-            return;
+    async fn ask_verifiers(&self, chain: &Chain, ticket: B256, job: B256, verifiers: &[Address]) {
+        let spec = match self.store.job(Side::Provider, &job).and_then(|r| match r {
+            Some(r) => self.store.job_spec(&r.spec_hash),
+            None => Ok(None),
+        }) {
+            Ok(Some(spec)) => spec,
+            Ok(None) => {
+                tracing::warn!("ticket {ticket} is disputed, and job {job} or its spec is gone");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("ticket {ticket} is disputed, and job {job} cannot be read: {e}");
+                return;
+            }
         };
-        let Ok(Some(spec)) = self.store.job_spec(&record.spec_hash) else {
-            return;
-        };
-        let delivery = match self.config.test_undeliver {
-            // Test-only: not even to the verifiers.
-            2 => None,
-            _ => self.kept_result(&job),
+        let delivery = if adversary::keeps_results_from_verifiers(&self.config) {
+            None
+        } else {
+            self.kept_result(&job)
         };
         crate::dispute::ask_verifiers(&self.net, chain, ticket, job, &spec, delivery, verifiers)
             .await;
     }
 
     /// The result of an unpaid job, from memory or, once its ticket was claimed, the store.
-    pub(super) fn kept_result(&self, job: &B256) -> Option<JobResult> {
-        self.results.get(job).or_else(|| {
-            let bytes = self.store.job_outputs(job).ok()??;
-            JobResult::from_bytes(&bytes).ok()
-        })
+    fn kept_result(&self, job: &B256) -> Option<JobResult> {
+        if let Some(r) = self.results.get(job) {
+            return Some(r);
+        }
+        let bytes = match self.store.job_outputs(job) {
+            Ok(b) => b?,
+            Err(e) => {
+                tracing::warn!("cannot read the kept result of {job}: {e}");
+                return None;
+            }
+        };
+        match JobResult::from_bytes(&bytes) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!("the kept result of {job} does not decode: {e}");
+                None
+            }
+        }
     }
 
     /// Writes an unpaid job's result to the store, so that it outlives a restart; whether
     /// this node holds it (in memory or already on disk).
     pub(super) async fn keep_for_dispute(&self, job: &B256) -> bool {
-        if let Ok(Some(_)) = self.store.job_outputs(job) {
-            return true;
+        match self.store.job_outputs(job) {
+            Ok(Some(_)) => return true,
+            Ok(None) => {}
+            Err(e) => tracing::warn!("cannot read the kept result of {job}: {e}"),
         }
         let Some(result) = self.results.get(job) else {
             return false;
         };
         let (id, bytes) = (*job, result.to_bytes());
-        matches!(
-            off_async(&self.store, move |s| s.put_job_outputs(&id, &bytes)).await,
-            Some(Ok(()))
-        )
+        match off_async(&self.store, move |s| s.put_job_outputs(&id, &bytes)).await {
+            Some(Ok(())) => true,
+            Some(Err(e)) => {
+                tracing::warn!("cannot keep the result of {job} for a dispute: {e}");
+                false
+            }
+            None => {
+                tracing::warn!(
+                    "keeping the result of {job} for a dispute: the write was cancelled"
+                );
+                false
+            }
+        }
     }
 }

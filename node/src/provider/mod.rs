@@ -31,26 +31,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alloy::signers::local::PrivateKeySigner;
-use anyhow::Context;
-use libp2p::PeerId;
-use sietch_contracts::SietchEscrow::{SietchEscrowErrors, SietchEscrowEvents};
-use sietch_market::eip712::{Domain, TypedData, recover};
-use sietch_market::{Address, B256, Offer, Prices, ResultCommitment, Signed, U256, Withdrawal};
-use tokio::sync::{Notify, Semaphore, oneshot};
+use sietch_market::eip712::Domain;
+use sietch_market::{B256, Offer, U256};
+use tokio::sync::{Notify, Semaphore};
 
-use crate::chain::{Chain, ChainError};
+use crate::chain::{Chain, ChannelView};
 use crate::config::NodeConfig;
-use crate::delivery::{self, Results};
+use crate::delivery::Results;
 use crate::events::{Events, NodeEvent};
-use crate::jobs::{self, JobBlobs};
-use crate::net::wire::WireMessage;
-use crate::net::{
-    self, JobFailure, JobReply, JobRequest, JobResult, Network, Payment, PaymentAck, RefuseReason,
-    VerifyReply, VerifyRequest,
-};
-use crate::store::{
-    EvmSigned, JobRecord, JobState, Side, Store, StoreError, VoucherUpdate, off_async,
-};
+use crate::net::{self, Network};
+use crate::store::{EvmSigned, JobState, Side, Store};
+use crate::sync::lock;
 
 /// Times a provider tries to deliver a result.
 const RESULT_ATTEMPTS: u32 = 5;
@@ -68,26 +59,29 @@ const KEPT_RESULTS: (usize, usize) = (4_096, 64 << 20);
 /// Results of disputed jobs a verifier holds for their buyers (count, bytes).
 const HELD_DELIVERIES: (usize, usize) = (256, 64 << 20);
 
-pub(super) fn now() -> u64 {
+fn now() -> u64 {
     (net::system_clock())()
 }
 
 /// A voucher a job request carried, checked and not yet written: it is written with that
 /// job's record, in the same commit.
-pub(super) struct Deferred {
+struct Deferred {
     job: B256,
     voucher: EvmSigned<sietch_market::Voucher>,
 }
 
 /// A job whose result was delivered and which is not paid yet.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Unpaid {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Unpaid {
     /// When its result was delivered (or its payment withheld).
     since: u64,
     /// The buyer withheld payment: claim at once.
     withheld: bool,
 }
 
+/// The provider role, shared by the service's tasks: each module adds its part of the
+/// methods ([`offer`], [`admission`], [`serve`], [`payment`], [`settle`], [`events`],
+/// [`verifier`]).
 pub(crate) struct Provider {
     pub(crate) config: NodeConfig,
     store: Arc<Store>,
@@ -101,7 +95,7 @@ pub(crate) struct Provider {
     slots: Semaphore,
     chain: Option<Chain>,
     /// Channels with a job in flight (accepted, not yet paid or claimed).
-    lanes: Mutex<HashMap<B256, B256>>,
+    lanes: admission::Lanes,
     /// Delivered, unpaid jobs.
     unpaid: Mutex<HashMap<B256, Unpaid>>,
     /// Claimed tickets being watched until they settle: ticket id → job id.
@@ -118,7 +112,7 @@ pub(crate) struct Provider {
     /// Channels as last read from the chain: a deposit only grows and a channel only closes
     /// with an event, so a view that can pay a ticket saves a read per job; any event about
     /// the channel drops it.
-    channel_views: Mutex<HashMap<B256, crate::chain::ChannelView>>,
+    channel_views: Mutex<HashMap<B256, ChannelView>>,
     /// What the latest voucher of each channel owes beyond what the chain paid, as far as
     /// this node knows; emptied by a claim.
     owed: Mutex<HashMap<B256, U256>>,
@@ -152,7 +146,7 @@ impl Provider {
             offer: p.offer,
             key: p.key,
             chain: p.chain,
-            lanes: Mutex::new(HashMap::new()),
+            lanes: admission::Lanes::new(MAX_UNPAID),
             unpaid: Mutex::new(HashMap::new()),
             claimed: Mutex::new(HashMap::new()),
             voted: Mutex::new(HashSet::new()),
@@ -167,29 +161,51 @@ impl Provider {
     }
 
     /// After a restart: jobs whose result was made but not paid wait for payment again.
-    pub(super) fn recover_unpaid(&self) {
+    fn recover_unpaid(&self) {
         let mut after = None;
         loop {
-            let Ok(page) = self.store.jobs(Side::Provider, after.as_ref(), 1000) else {
-                return;
+            let page = match self.store.jobs(Side::Provider, after.as_ref(), 1000) {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot read the jobs to recover after {after:?}: their unpaid results \
+                         wait for no payment until the next restart: {e}"
+                    );
+                    return;
+                }
             };
             let Some(last) = page.last() else { return };
             after = Some(last.job_id);
-            if let Ok(mut unpaid) = self.unpaid.lock() {
-                for j in page.iter().filter(|j| j.state == JobState::Done) {
-                    unpaid.insert(
-                        j.job_id,
-                        Unpaid {
-                            since: j.updated_at,
-                            withheld: false,
-                        },
-                    );
-                }
+            let mut unpaid = lock(&self.unpaid);
+            for j in page.iter().filter(|j| j.state == JobState::Done) {
+                unpaid.insert(
+                    j.job_id,
+                    Unpaid {
+                        since: j.updated_at,
+                        withheld: false,
+                    },
+                );
             }
         }
     }
 
-    pub(super) fn emit(&self, e: NodeEvent) {
+    fn emit(&self, e: NodeEvent) {
         self.events.emit(e);
+    }
+
+    /// A job is no longer waiting for payment.
+    fn forget_unpaid(&self, job: &B256) {
+        lock(&self.unpaid).remove(job);
+    }
+
+    /// A job waits for payment from now (`withheld`: the buyer said it will not pay).
+    fn note_unpaid(&self, job: B256, withheld: bool) {
+        lock(&self.unpaid).insert(
+            job,
+            Unpaid {
+                since: now(),
+                withheld,
+            },
+        );
     }
 }

@@ -1,27 +1,48 @@
 //! Offers: registering and staking on chain, announcing the signed offer, withdrawing it.
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sietch_market::{Offer, Signed, Withdrawal};
+
+use super::{Provider, now};
+use crate::chain::ChainError;
+use crate::events::NodeEvent;
+
+/// Why the provider could not register or stake on chain.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RegisterError {
+    /// The account could not be read.
+    #[error(transparent)]
+    Read(ChainError),
+    /// The node key could not be registered.
+    #[error("registering the node key on chain (does the EVM account have gas?): {0}")]
+    Register(ChainError),
+    /// The stake could not be topped up.
+    #[error("staking (does the EVM account hold enough tokens?): {0}")]
+    Stake(ChainError),
+}
 
 impl Provider {
     /// Registers and stakes on chain what the configuration asks, if not done already.
-    pub(crate) async fn register(&self) -> anyhow::Result<()> {
+    pub(crate) async fn register(&self) -> Result<(), RegisterError> {
         let Some(chain) = &self.chain else {
             return Ok(());
         };
         let me = chain.me();
-        let account = chain.account(me).await?;
+        let account = chain.account(me).await.map_err(RegisterError::Read)?;
         if account.node_key != self.offer.provider.0 {
             chain
                 .register(&self.key)
                 .await
-                .context("registering the node key on chain (does the EVM account have gas?)")?;
+                .map_err(RegisterError::Register)?;
         }
         let want = self.config.stake;
         if account.stake < want {
             chain
                 .stake(want - account.stake)
                 .await
-                .context("staking (does the EVM account hold enough tokens?)")?;
+                .map_err(RegisterError::Stake)?;
         }
         self.emit(NodeEvent::Registered {
             account: me.to_string(),
@@ -37,12 +58,14 @@ impl Provider {
         loop {
             tick.tick().await;
             let t = now();
-            let previous = self
-                .store
-                .own_offer(&self.offer.provider)
-                .ok()
-                .flatten()
-                .map_or(0, |o| o.sequence);
+            let previous = match self.store.own_offer(&self.offer.provider) {
+                Ok(own) => own.map_or(0, |o| o.sequence),
+                Err(e) => {
+                    // The clock still gives a sequence above the last one, unless it went back.
+                    tracing::warn!("cannot read the last offer's sequence: {e}");
+                    0
+                }
+            };
             let offer = Offer {
                 sequence: previous.max(t.saturating_sub(1)) + 1,
                 expires_at: t + self.config.offer_ttl_secs,
@@ -72,8 +95,13 @@ impl Provider {
 
     /// Withdraws the offer on shutdown, so buyers stop picking this node at once.
     pub(crate) async fn withdraw(&self) {
-        let Ok(Some(own)) = self.store.own_offer(&self.offer.provider) else {
-            return;
+        let own = match self.store.own_offer(&self.offer.provider) {
+            Ok(Some(own)) => own,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("cannot read the offer to withdraw it: {e}");
+                return;
+            }
         };
         if own.offer.is_none() {
             return;

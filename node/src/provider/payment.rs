@@ -1,31 +1,98 @@
-//! Payments: checking and recording a buyer's vouchers, and what the provider is owed.
+//! Payments: checking and recording a buyer's vouchers, and counting what the provider is
+//! owed. [`check_voucher`] is the pure part of a payment's check.
 
-use super::*;
+use libp2p::PeerId;
+use sietch_market::Eip712Error;
+use sietch_market::eip712::{Domain, TypedData};
+use sietch_market::{Address, B256, ResultCommitment, Ticket, U256, Voucher};
+
+use super::{MAX_UNPAID, Provider, now};
+use crate::events::NodeEvent;
+use crate::net::{Payment, PaymentAck};
+use crate::store::{EvmSigned, Side, StoreError, VoucherUpdate};
+use crate::sync::lock;
+
+/// Why a payment is refused. The buyer is told this error's text.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PaymentRefusal {
+    /// No such job on this node.
+    #[error("no job {0} here")]
+    NoJob(B256),
+    /// The job could not be read.
+    #[error("cannot read job {job}: {error}")]
+    Unread { job: B256, error: StoreError },
+    /// The job has not ended with a result.
+    #[error("job {0} has no result yet")]
+    NoResult(B256),
+    /// The revealed secret is not the ticket's.
+    #[error("the secret does not match the ticket's check commit")]
+    WrongSecret,
+    /// The voucher is for another channel.
+    #[error("the voucher is for another channel than the ticket's")]
+    OtherChannel,
+    /// The voucher does not reach the end of the job's charge on the channel's line.
+    #[error(
+        "the voucher's cumulative amount {cumulative} does not pay the job (owed up to {owed})"
+    )]
+    Short { cumulative: U256, owed: U256 },
+    /// The voucher is not signed by the job's buyer.
+    #[error("the voucher's signature: {0}")]
+    BadSignature(Eip712Error),
+    /// The checked payment could not be written.
+    #[error("cannot record the payment: {0}")]
+    NotRecorded(StoreError),
+}
+
+/// Checks a voucher signed `sig` against the job it pays: the job's ticket, the result
+/// commitment it was delivered with, and its buyer. A voucher pays the whole job: its
+/// cumulative amount reaches the ticket's start plus the result's charge.
+pub(crate) fn check_voucher(
+    ticket: &Ticket,
+    result: &ResultCommitment,
+    voucher: &Voucher,
+    sig: &[u8; 65],
+    domain: &Domain,
+    buyer: Address,
+) -> Result<(), PaymentRefusal> {
+    if voucher.channel_id != ticket.channel_id {
+        return Err(PaymentRefusal::OtherChannel);
+    }
+    let owed = ticket.cumulative_before.saturating_add(result.amount);
+    if voucher.cumulative_amount < owed {
+        return Err(PaymentRefusal::Short {
+            cumulative: voucher.cumulative_amount,
+            owed,
+        });
+    }
+    voucher
+        .verify(domain, sig, buyer)
+        .map_err(PaymentRefusal::BadSignature)
+}
 
 impl Provider {
-    /// A buyer's payment (or refusal to pay) for a job this node ran.
-    /// `carried`: it came in a job request, and its voucher is committed without an fsync
-    /// (the caller makes it durable, see [`Provider::on_job`]); else with one before this
-    /// returns.
+    /// A buyer's payment (or refusal to pay) for a job this node ran, recorded durably
+    /// before the answer.
     pub(crate) fn on_payment(&self, peer: PeerId, p: &Payment) -> PaymentAck {
+        let refused = |r: PaymentRefusal| PaymentAck::Refused {
+            message: r.to_string(),
+        };
         let voucher = match self.check_payment(peer, p) {
             Ok(Some(v)) => v,
             Ok(None) => return PaymentAck::Accepted,
-            Err(refused) => return refused,
+            Err(r) => return refused(r),
         };
         match self.record_payment(&p.job_id, &voucher, false) {
             Ok(()) => PaymentAck::Accepted,
-            Err(e) => PaymentAck::Refused {
-                message: format!("cannot record the payment: {e}"),
-            },
+            Err(e) => refused(PaymentRefusal::NotRecorded(e)),
         }
     }
 
     /// Records a checked payment in a commit of its own (durably), then [`Provider::paid`].
+    /// `carried`: it came in a job request (see [`Provider::on_job`]).
     pub(super) fn record_payment(
         &self,
         job: &B256,
-        voucher: &EvmSigned<sietch_market::Voucher>,
+        voucher: &EvmSigned<Voucher>,
         carried: bool,
     ) -> Result<(), StoreError> {
         let (_, update) = self.store.settle_job(Side::Provider, job, voucher, now())?;
@@ -33,35 +100,33 @@ impl Provider {
         Ok(())
     }
 
-    /// Checks a payment against its job: the secret, and the voucher's channel, amount and
-    /// signature. A withheld payment (no voucher) is noted here, and `None` returned; a
-    /// voucher that pays is returned, to be recorded.
+    /// Checks a payment against its job: the secret, and [`check_voucher`]. A withheld
+    /// payment (no voucher) is noted here, and `None` returned; a voucher that pays is
+    /// returned, to be recorded.
     pub(super) fn check_payment(
         &self,
         peer: PeerId,
         p: &Payment,
-    ) -> Result<Option<EvmSigned<sietch_market::Voucher>>, PaymentAck> {
-        let refuse = |m: String| Err(PaymentAck::Refused { message: m });
-        let Ok(Some(job)) = self.store.job(Side::Provider, &p.job_id) else {
-            return refuse(format!("no job {} here", p.job_id));
+    ) -> Result<Option<EvmSigned<Voucher>>, PaymentRefusal> {
+        let job = match self.store.job(Side::Provider, &p.job_id) {
+            Ok(Some(job)) => job,
+            Ok(None) => return Err(PaymentRefusal::NoJob(p.job_id)),
+            Err(error) => {
+                return Err(PaymentRefusal::Unread {
+                    job: p.job_id,
+                    error,
+                });
+            }
         };
         let (Some(ticket), Some(result)) = (job.ticket, job.result) else {
-            return refuse(format!("job {} has no result yet", p.job_id));
+            return Err(PaymentRefusal::NoResult(p.job_id));
         };
         if sietch_market::check_commit(&p.secret) != ticket.message.check_commit {
-            return refuse("the secret does not match the ticket's check commit".into());
+            return Err(PaymentRefusal::WrongSecret);
         }
         let Some((voucher, sig)) = &p.voucher else {
             tracing::info!(job = %p.job_id, %peer, "payment withheld: {}", p.note);
-            if let Ok(mut u) = self.unpaid.lock() {
-                u.insert(
-                    p.job_id,
-                    Unpaid {
-                        since: now(),
-                        withheld: true,
-                    },
-                );
-            }
+            self.note_unpaid(p.job_id, true);
             self.emit(NodeEvent::Withheld {
                 job: p.job_id.to_string(),
                 reason: p.note.clone(),
@@ -69,37 +134,21 @@ impl Provider {
             self.settle_now.notify_one();
             return Ok(None);
         };
-        if voucher.channel_id != ticket.message.channel_id {
-            return refuse("the voucher is for another channel than the ticket's".into());
-        }
-        let owed = ticket
-            .message
-            .cumulative_before
-            .saturating_add(result.message.amount);
-        if voucher.cumulative_amount < owed {
-            return refuse(format!(
-                "the voucher's cumulative amount {} does not pay the job (owed up to {owed})",
-                voucher.cumulative_amount
-            ));
-        }
-        if let Err(e) = voucher.verify(&self.domain, sig, job.counterparty) {
-            return refuse(format!("the voucher's signature: {e}"));
-        }
+        check_voucher(
+            &ticket.message,
+            &result.message,
+            voucher,
+            sig,
+            &self.domain,
+            job.counterparty,
+        )?;
         Ok(Some(EvmSigned::new(*voucher, *sig)))
     }
 
     /// After a payment is recorded: the job is no longer unpaid, its lane is free, and a
     /// newer voucher counts toward the claim threshold.
-    pub(super) fn paid(
-        &self,
-        job: &B256,
-        voucher: &sietch_market::Voucher,
-        update: VoucherUpdate,
-        carried: bool,
-    ) {
-        if let Ok(mut u) = self.unpaid.lock() {
-            u.remove(job);
-        }
+    pub(super) fn paid(&self, job: &B256, voucher: &Voucher, update: VoucherUpdate, carried: bool) {
+        self.forget_unpaid(job);
         self.results.remove(job);
         self.free_lane(&voucher.channel_id, job);
         self.emit(NodeEvent::Paid {
@@ -116,25 +165,21 @@ impl Provider {
     /// Counts what a new voucher adds to what is owed, and wakes the settlement loop when
     /// the total passes the claim threshold (not on every voucher: a claim round reads
     /// every channel on chain).
-    pub(super) fn note_owed(&self, voucher: &sietch_market::Voucher) {
-        let paid = self
-            .channel_views
-            .lock()
-            .ok()
-            .and_then(|v| v.get(&voucher.channel_id).map(|c| U256::from(c.paid)))
-            .unwrap_or(U256::ZERO);
+    fn note_owed(&self, voucher: &Voucher) {
+        let paid = lock(&self.channel_views)
+            .get(&voucher.channel_id)
+            .map_or(U256::ZERO, |c| U256::from(c.paid));
         let due = voucher.cumulative_amount.saturating_sub(paid);
-        let total = match self.owed.lock() {
-            Ok(mut o) => {
-                if o.len() < MAX_UNPAID || o.contains_key(&voucher.channel_id) {
-                    o.insert(voucher.channel_id, due);
-                }
-                o.values().fold(U256::ZERO, |a, b| a.saturating_add(*b))
+        let total = {
+            let mut owed = lock(&self.owed);
+            if owed.len() < MAX_UNPAID || owed.contains_key(&voucher.channel_id) {
+                owed.insert(voucher.channel_id, due);
             }
-            Err(_) => U256::MAX,
+            owed.values().fold(U256::ZERO, |a, b| a.saturating_add(*b))
         };
         if total >= U256::from(self.config.claim_threshold) {
             self.settle_now.notify_one();
         }
     }
 }
+

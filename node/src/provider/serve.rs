@@ -1,7 +1,62 @@
-//! Serving an accepted job: running it, recording it, and answering with its result or
+//! Serving a job: admitting it, running it, recording it, and answering with its result or
 //! its failure.
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::PeerId;
+use sietch_market::Eip712Error;
+use sietch_market::eip712::TypedData;
+use sietch_market::{B256, Prices, ResultCommitment};
+use tokio::sync::oneshot;
+
+use super::admission::take_slot;
+use super::{Deferred, INLINE_RESULT_WAIT, Provider, RESULT_ATTEMPTS, adversary, now};
+use crate::events::NodeEvent;
+use crate::jobs::{self, JobBlobs, RunFailure};
+use crate::net::{JobFailure, JobReply, JobRequest, JobResult, NetError, RefuseReason};
+use crate::store::{BlobError, EvmSigned, JobRecord, JobState, Side, StoreError, off_async};
+
+/// Why a job could not be run (its outcome, whatever it is, is not an error).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RunError {
+    /// A blob could not be read from or written to the store.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// A blob could not be fetched from the peer that sent the job.
+    #[error("fetching blob {hash} from {peer}: {error}")]
+    Fetch {
+        hash: B256,
+        peer: PeerId,
+        error: NetError,
+    },
+    /// The sandbox's task ended without an answer.
+    #[error("the sandbox task: {0}")]
+    Task(tokio::task::JoinError),
+    /// The sandbox refused the module or could not run it.
+    #[error(transparent)]
+    Sandbox(#[from] RunFailure),
+    /// The result commitment could not be signed.
+    #[error("signing the result: {0}")]
+    Sign(Eip712Error),
+}
+
+/// Why a job or its result could not be written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RecordError {
+    /// The job's record.
+    #[error("cannot record the job: {0}")]
+    Job(StoreError),
+    /// The result of a job recorded when accepted.
+    #[error("cannot record the result: {0}")]
+    Result(StoreError),
+    /// The write's task ended without an answer.
+    #[error("the write was cancelled")]
+    Cancelled,
+}
+
+/// Longest failure reason told to the buyer, in characters.
+const MAX_WHY: usize = 200;
 
 impl Provider {
     /// Answers a job request and runs the job. A job that ends within
@@ -17,9 +72,6 @@ impl Provider {
         mut req: JobRequest,
         reply: oneshot::Sender<JobReply>,
     ) {
-        // A payment for the lane's previous job: checked now (it frees the lane for this
-        // one) and written with this job's record, in its commit; alone, durably, when this
-        // job is refused before it is stored.
         let mut paid = None;
         if let Some(p) = req.paying.take() {
             let me = self.clone();
@@ -32,10 +84,12 @@ impl Provider {
                     self.free_lane(&voucher.message.channel_id, &job);
                     paid = Some(Deferred { job, voucher });
                 }
-                Ok(Err(PaymentAck::Refused { message })) => {
-                    tracing::warn!(%peer, "a payment carried by a job request: {message}");
+                // Withheld: noted by the check.
+                Ok(Ok(None)) => {}
+                Ok(Err(refused)) => {
+                    tracing::warn!(%peer, "a payment carried by a job request: {refused}");
                 }
-                _ => {}
+                Err(e) => tracing::warn!(%peer, "checking a payment carried by a job request: {e}"),
             }
         }
         self.serve(peer, req, reply, &mut paid).await;
@@ -55,7 +109,7 @@ impl Provider {
 
     /// [`Provider::on_job`] after the carried payment was checked: `paid`, taken when it
     /// is written with this job's record.
-    pub(super) async fn serve(
+    async fn serve(
         &self,
         peer: PeerId,
         req: JobRequest,
@@ -65,10 +119,7 @@ impl Provider {
         let job_id = req.ticket.job_id;
         let buyer = match self.check(&req) {
             Ok(b) => b,
-            Err(r) => {
-                self.refuse(reply, job_id, r);
-                return;
-            }
+            Err(r) => return self.refuse(reply, job_id, r),
         };
         // The voucher this request carried counts as the channel's latest: it is written
         // only with this job's record.
@@ -78,23 +129,14 @@ impl Provider {
             .filter(|v| v.channel_id == req.ticket.channel_id)
             .map(|v| v.cumulative_amount);
         if let Err(r) = self.check_channel(&req, buyer, carried).await {
-            self.refuse(reply, job_id, r);
-            return;
+            return self.refuse(reply, job_id, r);
         }
-        let Ok(_slot) = self.slots.try_acquire() else {
-            let r = (
-                RefuseReason::Busy,
-                format!(
-                    "all {} job slots are in use; try again or pick another offer",
-                    self.config.max_concurrent_jobs
-                ),
-            );
-            self.refuse(reply, job_id, r);
-            return;
+        let _slot = match take_slot(&self.slots, self.config.max_concurrent_jobs) {
+            Ok(s) => s,
+            Err(r) => return self.refuse(reply, job_id, r),
         };
         if let Err(r) = self.take_lane(&req) {
-            self.refuse(reply, job_id, r);
-            return;
+            return self.refuse(reply, job_id, r);
         }
         let channel = req.ticket.channel_id;
         let mut record = JobRecord::new(job_id, req.ticket.spec_hash, buyer, now());
@@ -127,52 +169,16 @@ impl Provider {
                 let durable = paid.is_some();
                 if let Err(e) = self.insert_job(&req.spec, &record, durable, paid).await {
                     self.free_lane(&channel, &job_id);
-                    self.refuse(reply, job_id, (RefuseReason::Other, e));
-                    return;
+                    return self.refuse(reply, job_id, e.into());
                 }
+                // The buyer may have given up waiting: the result still goes on its protocol.
                 let _ = reply.send(JobReply::Accepted { job_id });
                 (run.await, None)
             }
         };
         let result = match ran {
             Ok(r) => r,
-            Err(e) => {
-                let why: String = format!("{e:#}").chars().take(200).collect();
-                self.emit(NodeEvent::JobFailed {
-                    job: job_id.to_string(),
-                    reason: why.clone(),
-                });
-                self.free_lane(&channel, &job_id);
-                match reply {
-                    Some(reply) => {
-                        record.state = JobState::Failed;
-                        record.note.clone_from(&why);
-                        let durable = paid.is_some();
-                        let _ = self.insert_job(&req.spec, &record, durable, paid).await;
-                        let _ = reply.send(JobReply::Refused {
-                            reason: RefuseReason::Other,
-                            message: format!("the job could not run: {why}"),
-                        });
-                    }
-                    None => {
-                        let note = why.clone();
-                        let _ = off_async(&self.store, move |s| {
-                            s.set_job_state(Side::Provider, &job_id, JobState::Failed, &note, now())
-                        })
-                        .await;
-                        // Accepted, so the buyer waits: tell it at once that no result comes.
-                        let failure = JobFailure {
-                            job_id,
-                            reason: RefuseReason::Other,
-                            message: format!("the job could not run: {why}"),
-                        };
-                        if let Err(e) = self.net.send_failure(peer, failure).await {
-                            tracing::warn!("telling the buyer that {job_id} failed: {e}");
-                        }
-                    }
-                }
-                return;
-            }
+            Err(e) => return self.failed(peer, &req, record, e, reply, paid).await,
         };
         // A durable write, before the result leaves: what the ticket is claimed with.
         let signed = EvmSigned::new(result.commitment, result.signature);
@@ -182,37 +188,100 @@ impl Provider {
                 record.result = Some(signed);
                 self.insert_job(&req.spec, &record, true, paid).await
             }
-            None => {
-                let store = self.store.clone();
-                tokio::task::spawn_blocking(move || {
-                    store.record_result(Side::Provider, &job_id, &signed, now())
-                })
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()))
-            }
+            None => match off_async(&self.store, move |s| {
+                s.record_result(Side::Provider, &job_id, &signed, now())
+            })
+            .await
+            {
+                Some(r) => r.map(|_| ()).map_err(RecordError::Result),
+                None => Err(RecordError::Cancelled),
+            },
         };
-        if let Err(e) = &synced {
+        if let Err(e) = synced {
             tracing::warn!("cannot record the result of {job_id}: {e}");
             // Without a record it could neither be paid nor claimed: not delivered.
             if let Some(reply) = reply {
                 self.free_lane(&channel, &job_id);
-                self.refuse(reply, job_id, (RefuseReason::Other, e.clone()));
-                return;
+                return self.refuse(reply, job_id, e.into());
             }
         }
-        if let Ok(mut u) = self.unpaid.lock() {
-            u.insert(
-                job_id,
-                Unpaid {
-                    since: now(),
-                    withheld: false,
-                },
-            );
-        }
+        self.note_unpaid(job_id, false);
         self.results.put(job_id, result.clone());
-        if self.config.test_undeliver > 0 {
-            // Test-only: the result is kept, and claimed for, but never sent.
+        self.deliver(peer, result, reply).await;
+    }
+
+    /// The job could not run: says so, records it failed, and tells the buyer (in the
+    /// answer to its request, or, once accepted, on the result protocol).
+    async fn failed(
+        &self,
+        peer: PeerId,
+        req: &JobRequest,
+        mut record: JobRecord,
+        e: RunError,
+        reply: Option<oneshot::Sender<JobReply>>,
+        paid: &mut Option<Deferred>,
+    ) {
+        let job_id = record.job_id;
+        let why: String = e.to_string().chars().take(MAX_WHY).collect();
+        self.emit(NodeEvent::JobFailed {
+            job: job_id.to_string(),
+            reason: why.clone(),
+        });
+        self.free_lane(&req.ticket.channel_id, &job_id);
+        let message = format!("the job could not run: {why}");
+        match reply {
+            Some(reply) => {
+                record.state = JobState::Failed;
+                record.note.clone_from(&why);
+                let durable = paid.is_some();
+                if let Err(e) = self.insert_job(&req.spec, &record, durable, paid).await {
+                    tracing::warn!("the failure of {job_id} is not recorded: {e}");
+                }
+                // The buyer may have given up waiting: nothing is lost with the answer.
+                let _ = reply.send(JobReply::Refused {
+                    reason: RefuseReason::Other,
+                    message,
+                });
+            }
+            None => {
+                let note = why.clone();
+                let written = off_async(&self.store, move |s| {
+                    s.set_job_state(Side::Provider, &job_id, JobState::Failed, &note, now())
+                })
+                .await;
+                match written {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => tracing::warn!(
+                        "the failure of {job_id} is not recorded (it stays accepted): {e}"
+                    ),
+                    None => tracing::warn!(
+                        "the failure of {job_id} is not recorded (it stays accepted): the \
+                         write was cancelled"
+                    ),
+                }
+                // Accepted, so the buyer waits: tell it at once that no result comes.
+                let failure = JobFailure {
+                    job_id,
+                    reason: RefuseReason::Other,
+                    message,
+                };
+                if let Err(e) = self.net.send_failure(peer, failure).await {
+                    tracing::warn!("telling the buyer that {job_id} failed: {e}");
+                }
+            }
+        }
+    }
+
+    /// Hands a recorded result to the buyer: in the answer to its request, or on the result
+    /// protocol, tried [`RESULT_ATTEMPTS`] times.
+    async fn deliver(
+        &self,
+        peer: PeerId,
+        result: JobResult,
+        reply: Option<oneshot::Sender<JobReply>>,
+    ) {
+        let job_id = result.job_id;
+        if adversary::keeps_results(&self.config) {
             if let Some(reply) = reply {
                 let _ = reply.send(JobReply::Accepted { job_id });
             }
@@ -248,13 +317,13 @@ impl Provider {
     /// the same commit the payment `paid` of the lane's previous job, which it then takes.
     /// When the two cannot be written together, the job is written alone and `paid` left
     /// for the caller.
-    pub(super) async fn insert_job(
+    async fn insert_job(
         &self,
         spec: &sietch_market::JobSpec,
         record: &JobRecord,
         durable: bool,
         paid: &mut Option<Deferred>,
-    ) -> Result<(), String> {
+    ) -> Result<(), RecordError> {
         let (spec, record) = (spec.clone(), record.clone());
         let with = paid.as_ref().map(|d| (d.job, d.voucher));
         let settled = off_async(&self.store, move |s| {
@@ -266,10 +335,10 @@ impl Provider {
                 }
                 r => r,
             }
-            .map_err(|e| format!("cannot record the job: {e}"))
+            .map_err(RecordError::Job)
         })
         .await
-        .unwrap_or_else(|| Err("the write was cancelled".into()))?;
+        .unwrap_or(Err(RecordError::Cancelled))?;
         if let Some((_, update)) = settled
             && let Some(d) = paid.take()
         {
@@ -279,11 +348,11 @@ impl Provider {
     }
 
     /// The spec's blobs, from the store or fetched from `peer`.
-    pub(super) async fn blobs(
+    async fn blobs(
         &self,
         peer: PeerId,
         spec: &sietch_market::JobSpec,
-    ) -> anyhow::Result<JobBlobs> {
+    ) -> Result<JobBlobs, RunError> {
         let mut b = JobBlobs {
             module: self.blob(peer, spec.module).await?,
             ..JobBlobs::default()
@@ -298,7 +367,7 @@ impl Provider {
         Ok(b)
     }
 
-    pub(super) async fn blob(&self, peer: PeerId, hash: B256) -> anyhow::Result<Vec<u8>> {
+    async fn blob(&self, peer: PeerId, hash: B256) -> Result<Vec<u8>, RunError> {
         if let Some(b) = self.store.blobs().get(&hash)? {
             return Ok(b);
         }
@@ -306,7 +375,7 @@ impl Provider {
             .net
             .fetch_blob(peer, hash, |_, _| {})
             .await
-            .with_context(|| format!("fetching blob {hash} from {peer}"))?;
+            .map_err(|error| RunError::Fetch { hash, peer, error })?;
         self.store.blobs().put_expecting(&hash, &fetched.bytes)?;
         Ok(fetched.bytes)
     }
@@ -317,46 +386,25 @@ impl Provider {
         peer: PeerId,
         spec: &sietch_market::JobSpec,
         seed: B256,
-    ) -> anyhow::Result<sietch_sandbox::JobReport> {
+    ) -> Result<sietch_sandbox::JobReport, RunError> {
         let blobs = self.blobs(peer, spec).await?;
         let sandbox = self.sandbox.clone();
         let spec = spec.clone();
         Ok(
             tokio::task::spawn_blocking(move || jobs::run(&sandbox, &spec, &seed, blobs))
                 .await
-                .context("the sandbox task")??,
+                .map_err(RunError::Task)??,
         )
     }
 
-    pub(super) async fn execute(
-        &self,
-        peer: PeerId,
-        req: &JobRequest,
-    ) -> anyhow::Result<JobResult> {
+    /// Runs the job of a request, and signs its result commitment (fuel and GPU time at the
+    /// ticket's prices, capped by the ticket).
+    async fn execute(&self, peer: PeerId, req: &JobRequest) -> Result<JobResult, RunError> {
         let t = &req.ticket;
         // A spot check's re-run carries the original's job id: the same seed, the same output.
         let mut report = self.run(peer, &req.spec, t.job_id).await?;
-        if self.cheats_on(&t.job_id) {
-            // Test-only: a wrong answer that still looks like one, committed to as if true.
-            report.stdout.extend_from_slice(b" (cheat)");
-            report.output_hash =
-                sietch_sandbox::output_hash(report.outcome, &report.stdout, &report.outputs);
-        }
-        if !self.config.test_output_name.is_empty() {
-            // Test-only: an output name of the provider's choosing, committed to.
-            let data = report
-                .outputs
-                .pop_first()
-                .map(|(_, d)| d)
-                .unwrap_or_default();
-            report
-                .outputs
-                .insert(self.config.test_output_name.clone(), data);
-            report.output_hash =
-                sietch_sandbox::output_hash(report.outcome, &report.stdout, &report.outputs);
-        }
-        // Test-only: GPU time billed that the run did not use.
-        let gpu_millis = report.gpu_time_ns / 1_000_000 + self.config.test_overbill_gpu_millis;
+        adversary::tamper(&self.config, &t.job_id, &mut report);
+        let gpu_millis = adversary::billed_gpu_millis(&self.config, report.gpu_time_ns);
         let commitment = ResultCommitment {
             job_id: t.job_id,
             spec_hash: t.spec_hash,
@@ -376,7 +424,9 @@ impl Provider {
                 t.max_amount,
             ),
         };
-        let signature = commitment.sign(&self.domain, &self.evm)?;
+        let signature = commitment
+            .sign(&self.domain, &self.evm)
+            .map_err(RunError::Sign)?;
         self.emit(NodeEvent::Ran {
             job: t.job_id.to_string(),
             outcome: report.outcome.to_string(),

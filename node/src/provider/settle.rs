@@ -1,6 +1,163 @@
-//! Settlement: claiming vouchers and tickets on chain, and moving claimed tickets on.
+//! Settlement: claiming vouchers and tickets on chain, and moving claimed tickets on. What
+//! to claim when is decided by the pure functions at the top; the [`Provider`] methods read
+//! the store and the chain, and act on the decisions.
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sietch_contracts::SietchEscrow::SietchEscrowErrors;
+use sietch_market::{Address, B256, U256};
+
+use super::{MAX_UNPAID, Provider, TICKET_MARGIN_SECS, Unpaid, now};
+use crate::chain::{
+    Chain, ChainError, ChannelView, TICKET_CLAIMED, TICKET_DISPUTED, TICKET_DRAWN, TICKET_SETTLED,
+};
+use crate::events::NodeEvent;
+use crate::store::{Side, StoreError};
+use crate::sync::lock;
+
+/// A channel's state on chain: closing (a close started).
+const CHANNEL_CLOSING: u8 = 2;
+/// A channel's state on chain: closed.
+const CHANNEL_CLOSED: u8 = 3;
+
+/// Why a settlement step failed (it is tried again on the next round).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SettleError {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The chain could not be read, or refused a transaction.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+}
+
+/// What the latest voucher of a channel, `cumulative`, can still claim from the channel `c`
+/// as the chain holds it: up to the deposit, beyond what was paid. `None` when nothing: the
+/// channel is another provider's, closed, or paid up.
+pub(crate) fn voucher_due(cumulative: U256, c: &ChannelView, me: Address) -> Option<U256> {
+    if c.provider != me || c.state == CHANNEL_CLOSED {
+        return None;
+    }
+    let due = cumulative
+        .min(U256::from(c.deposit))
+        .saturating_sub(U256::from(c.paid));
+    (!due.is_zero()).then_some(due)
+}
+
+/// Whether a round claims the vouchers due, `owed` in all: when that passes the threshold,
+/// when a channel is `closing` (what it owes must be claimed before it closes), or when
+/// `forced` (periodically, and on the way out).
+pub(crate) fn claim_vouchers_now(owed: U256, closing: bool, forced: bool, threshold: u128) -> bool {
+    !owed.is_zero() && (forced || closing || owed >= U256::from(threshold))
+}
+
+/// Whether a claim round is the periodic one that claims whatever is owed: `every` seconds
+/// after the last claim (`last` zero: none since the start, so the first round claims).
+pub(crate) fn periodic_claim_due(now: u64, last: u64, every: u64) -> bool {
+    now.saturating_sub(last) >= every
+}
+
+/// The unpaid jobs whose ticket is claimed now: the buyer withheld payment, or sent none
+/// within `timeout` seconds of the result.
+pub(crate) fn tickets_due(unpaid: &HashMap<B256, Unpaid>, now: u64, timeout: u64) -> Vec<B256> {
+    unpaid
+        .iter()
+        .filter(|(_, u)| u.withheld || now.saturating_sub(u.since) >= timeout)
+        .map(|(j, _)| *j)
+        .collect()
+}
+
+/// Whether an unpaid job's ticket must be claimed whatever else, its `deadline` being near.
+pub(crate) fn deadline_near(deadline: u64, now: u64) -> bool {
+    deadline <= now + 2 * TICKET_MARGIN_SECS
+}
+
+/// What a claim round does with an unpaid job's ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TicketAction {
+    /// Claim it.
+    Claim,
+    /// Leave it unclaimed, and stop waiting for its payment.
+    Forget,
+}
+
+/// A dispute decides delivery too: a ticket is claimed only when this node can still hand
+/// its result to the verifiers (`held`).
+pub(crate) fn ticket_action(held: bool) -> TicketAction {
+    if held {
+        TicketAction::Claim
+    } else {
+        TicketAction::Forget
+    }
+}
+
+/// What follows when the escrow refuses a ticket's claim with `error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefusedClaim {
+    /// The channel's vouchers must be claimed first (the ticket's range starts beyond what
+    /// the channel paid); the ticket is tried again.
+    VouchersFirst,
+    /// Nothing more to claim: paid, expired, or claimed already.
+    Over,
+    /// Anything else: tried again on the next round.
+    Retry,
+}
+
+/// [`RefusedClaim`] for the escrow's error, if the refusal is one.
+pub(crate) fn refused_claim(error: Option<&SietchEscrowErrors>) -> RefusedClaim {
+    match error {
+        Some(SietchEscrowErrors::CumulativeNotReached(_)) => RefusedClaim::VouchersFirst,
+        Some(
+            SietchEscrowErrors::TicketAlreadyPaid(_)
+            | SietchEscrowErrors::TicketExpired(_)
+            | SietchEscrowErrors::TicketExists(_),
+        ) => RefusedClaim::Over,
+        _ => RefusedClaim::Retry,
+    }
+}
+
+/// The next step for a claimed ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TicketStep {
+    /// Its challenge window passed without a dispute.
+    Finalize,
+    /// Disputed, and its verifiers' draw is due (the escrow may have re-armed it).
+    DrawVerifiers,
+    /// Its verdict window ended (a round without a majority is drawn again).
+    Resolve,
+    /// Settled: stop watching it.
+    Forget,
+    /// Nothing yet.
+    Wait,
+}
+
+/// [`TicketStep`] for a ticket in `state` with its `deadline` and `draw_block`, at chain
+/// time `now` and block `block` (read only for a disputed ticket; any value otherwise).
+pub(crate) fn ticket_step(
+    state: u8,
+    deadline: u64,
+    draw_block: u64,
+    now: u64,
+    block: u64,
+) -> TicketStep {
+    match state {
+        TICKET_CLAIMED if deadline < now => TicketStep::Finalize,
+        TICKET_DISPUTED if draw_block < block => TicketStep::DrawVerifiers,
+        TICKET_DRAWN if deadline < now => TicketStep::Resolve,
+        TICKET_SETTLED => TicketStep::Forget,
+        _ => TicketStep::Wait,
+    }
+}
+
+/// The escrow's custom error in a chain error, if that is what it is.
+pub(crate) fn reverted(e: &ChainError) -> Option<&SietchEscrowErrors> {
+    match e {
+        ChainError::Escrow(e) => e.reverted(),
+        _ => None,
+    }
+}
 
 impl Provider {
     /// Claims vouchers and tickets until the node stops: when woken (a voucher, a withheld
@@ -18,55 +175,45 @@ impl Provider {
                 () = self.settle_now.notified() => {}
                 () = tokio::time::sleep(every) => {}
             }
-            let periodic = now().saturating_sub(last_claim) >= self.config.claim_every_secs;
+            let periodic = periodic_claim_due(now(), last_claim, self.config.claim_every_secs);
             match self.claim_vouchers(&chain, periodic).await {
                 Ok(true) => last_claim = now(),
                 Ok(false) => {}
-                Err(e) => tracing::warn!("claiming vouchers: {e:#}"),
+                Err(e) => tracing::warn!("claiming vouchers: {e}"),
             }
             if let Err(e) = self.claim_tickets(&chain).await {
-                tracing::warn!("claiming tickets: {e:#}");
+                tracing::warn!("claiming tickets: {e}");
             }
             if let Err(e) = self.finalize_tickets(&chain).await {
-                tracing::warn!("finalizing tickets: {e:#}");
+                tracing::warn!("finalizing tickets: {e}");
             }
         }
     }
 
     /// Claims, in one batch, every channel whose latest voucher pays more than the chain
-    /// has paid, when what is owed in all passes the threshold, or `force`, or a channel is
-    /// closing. Returns whether it claimed.
-    pub(crate) async fn claim_vouchers(&self, chain: &Chain, force: bool) -> anyhow::Result<bool> {
+    /// has paid, when [`claim_vouchers_now`] says so. Returns whether it claimed.
+    pub(crate) async fn claim_vouchers(
+        &self,
+        chain: &Chain,
+        force: bool,
+    ) -> Result<bool, SettleError> {
         let mut batch = Vec::new();
         let mut owed = U256::ZERO;
         let mut closing = false;
         for v in self.store.vouchers()? {
             let c = chain.channel(v.message.channel_id).await?;
-            if c.provider != chain.me() || c.state == 3 {
+            let Some(due) = voucher_due(v.message.cumulative_amount, &c, chain.me()) else {
                 continue;
-            }
-            let due = v
-                .message
-                .cumulative_amount
-                .min(U256::from(c.deposit))
-                .saturating_sub(U256::from(c.paid));
-            if due.is_zero() {
-                continue;
-            }
-            closing |= c.state == 2;
+            };
+            closing |= c.state == CHANNEL_CLOSING;
             owed += due;
             batch.push(v);
         }
-        if batch.is_empty() {
-            return Ok(false);
-        }
-        if !(force || closing || owed >= U256::from(self.config.claim_threshold)) {
+        if !claim_vouchers_now(owed, closing, force, self.config.claim_threshold) {
             return Ok(false);
         }
         let receipt = chain.claim_batch(&batch).await?;
-        if let Ok(mut o) = self.owed.lock() {
-            o.clear();
-        }
+        lock(&self.owed).clear();
         self.emit(NodeEvent::Claimed {
             channels: batch.len(),
             amount: owed.to_string(),
@@ -76,33 +223,30 @@ impl Provider {
         Ok(true)
     }
 
-    /// Claims on chain the tickets of delivered jobs whose payment was withheld, timed out,
-    /// or whose ticket deadline nears.
-    pub(super) async fn claim_tickets(&self, chain: &Chain) -> anyhow::Result<()> {
-        let due: Vec<B256> = {
-            let unpaid = self
-                .unpaid
-                .lock()
-                .map_err(|_| anyhow::anyhow!("provider state"))?;
-            let n = now();
-            unpaid
-                .iter()
-                .filter(|(_, u)| {
-                    u.withheld || n.saturating_sub(u.since) >= self.config.voucher_timeout_secs
-                })
-                .map(|(j, _)| *j)
-                .collect()
-        };
+    /// Claims on chain the tickets of delivered jobs whose payment was withheld, timed out
+    /// ([`tickets_due`]), or whose ticket deadline nears ([`deadline_near`]).
+    async fn claim_tickets(&self, chain: &Chain) -> Result<(), SettleError> {
         let n = now();
-        let mut near: Vec<B256> = Vec::new();
-        if let Ok(unpaid) = self.unpaid.lock() {
-            for j in unpaid.keys() {
-                if let Ok(Some(job)) = self.store.job(Side::Provider, j)
-                    && let Some(t) = job.ticket
-                    && t.message.deadline <= n + 2 * TICKET_MARGIN_SECS
-                {
-                    near.push(*j);
+        let (due, waiting): (Vec<B256>, Vec<B256>) = {
+            let unpaid = lock(&self.unpaid);
+            (
+                tickets_due(&unpaid, n, self.config.voucher_timeout_secs),
+                unpaid.keys().copied().collect(),
+            )
+        };
+        let mut near = Vec::new();
+        for j in waiting {
+            match self.store.job(Side::Provider, &j) {
+                Ok(Some(job)) => {
+                    if job
+                        .ticket
+                        .is_some_and(|t| deadline_near(t.message.deadline, n))
+                    {
+                        near.push(j);
+                    }
                 }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("cannot read job {j} to see its ticket's deadline: {e}"),
             }
         }
         for job_id in due.into_iter().chain(near) {
@@ -112,86 +256,69 @@ impl Provider {
             let (Some(ticket), Some(result)) = (job.ticket, job.result) else {
                 continue;
             };
-            // A dispute decides delivery too: claim only a result this node can still hand
-            // to the verifiers, kept on disk from now on (it may restart before the dispute).
-            if !self.keep_for_dispute(&job_id).await {
+            // Kept on disk from now on: the node may restart before the dispute.
+            let held = self.keep_for_dispute(&job_id).await;
+            if ticket_action(held) == TicketAction::Forget {
                 tracing::warn!(
                     "not claiming the ticket of {job_id}: its result is no longer held, so it \
                      could not be delivered in a dispute"
                 );
-                if let Ok(mut u) = self.unpaid.lock() {
-                    u.remove(&job_id);
-                }
+                self.forget_unpaid(&job_id);
                 continue;
             }
             let id = Chain::ticket_id(ticket.message.channel_id, job_id);
-            let remove = match chain.claim_ticket(&ticket, &result).await {
+            let over = match chain.claim_ticket(&ticket, &result).await {
                 Ok(_) => {
                     self.emit(NodeEvent::TicketClaimed {
                         job: job_id.to_string(),
                         ticket: id.to_string(),
                     });
-                    if let Ok(mut c) = self.claimed.lock()
-                        && c.len() < MAX_UNPAID
-                    {
-                        c.insert(id, job_id);
+                    let mut claimed = lock(&self.claimed);
+                    if claimed.len() < MAX_UNPAID {
+                        claimed.insert(id, job_id);
                     }
                     true
                 }
-                Err(e) => match reverted(&e) {
-                    // Claim the channel's vouchers first, then the ticket.
-                    Some(SietchEscrowErrors::CumulativeNotReached(_)) => {
+                Err(e) => match refused_claim(reverted(&e)) {
+                    RefusedClaim::VouchersFirst => {
                         self.claim_vouchers(chain, true).await?;
                         false
                     }
-                    Some(
-                        SietchEscrowErrors::TicketAlreadyPaid(_)
-                        | SietchEscrowErrors::TicketExpired(_)
-                        | SietchEscrowErrors::TicketExists(_),
-                    ) => true,
-                    _ => {
+                    RefusedClaim::Over => true,
+                    RefusedClaim::Retry => {
                         tracing::warn!("claiming the ticket of {job_id}: {e}");
                         false
                     }
                 },
             };
-            if remove {
-                if let Ok(mut u) = self.unpaid.lock() {
-                    u.remove(&job_id);
-                }
+            if over {
+                self.forget_unpaid(&job_id);
                 self.free_lane(&ticket.message.channel_id, &job_id);
             }
         }
         Ok(())
     }
 
-    /// Moves this provider's claimed tickets on: finalizes those whose challenge window
-    /// passed without a dispute, draws the verifiers of disputed ones whose draw is due (the
-    /// escrow may have re-armed it), and resolves those whose verdict window ended (a round
-    /// without a majority is drawn again).
-    pub(super) async fn finalize_tickets(&self, chain: &Chain) -> anyhow::Result<()> {
-        use crate::chain::{TICKET_CLAIMED, TICKET_DISPUTED, TICKET_DRAWN, TICKET_SETTLED};
-        let claimed: Vec<(B256, B256)> = self
-            .claimed
-            .lock()
-            .map(|c| c.iter().map(|(a, b)| (*a, *b)).collect())
-            .unwrap_or_default();
+    /// Moves this provider's claimed tickets on ([`ticket_step`]).
+    async fn finalize_tickets(&self, chain: &Chain) -> Result<(), SettleError> {
+        let claimed: Vec<B256> = lock(&self.claimed).keys().copied().collect();
         let t = chain.now().await?;
-        for (id, _job) in claimed {
+        for id in claimed {
             let rec = chain.ticket(id).await?;
-            let done = match rec.state {
-                TICKET_CLAIMED if rec.deadline < t => chain.finalize_ticket(id).await,
-                TICKET_DISPUTED if rec.drawBlock < chain.block_number().await? => {
-                    chain.draw_verifiers(id).await
-                }
-                TICKET_DRAWN if rec.deadline < t => chain.resolve(id).await,
-                TICKET_SETTLED => {
-                    if let Ok(mut c) = self.claimed.lock() {
-                        c.remove(&id);
-                    }
+            let block = if rec.state == TICKET_DISPUTED {
+                chain.block_number().await?
+            } else {
+                0
+            };
+            let done = match ticket_step(rec.state, rec.deadline, rec.drawBlock, t, block) {
+                TicketStep::Finalize => chain.finalize_ticket(id).await,
+                TicketStep::DrawVerifiers => chain.draw_verifiers(id).await,
+                TicketStep::Resolve => chain.resolve(id).await,
+                TicketStep::Forget => {
+                    lock(&self.claimed).remove(&id);
                     Ok(())
                 }
-                _ => Ok(()),
+                TicketStep::Wait => Ok(()),
             };
             if let Err(e) = done {
                 tracing::warn!("moving ticket {id} on: {e}");
@@ -201,10 +328,3 @@ impl Provider {
     }
 }
 
-/// The escrow's custom error in a chain error, if that is what it is.
-pub(crate) fn reverted(e: &ChainError) -> Option<&SietchEscrowErrors> {
-    match e {
-        ChainError::Escrow(e) => e.reverted(),
-        _ => None,
-    }
-}

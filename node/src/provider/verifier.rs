@@ -1,6 +1,84 @@
-//! Verifier duty: re-running a disputed job this node was drawn for, and posting a verdict.
+//! Verifier duty: re-running a disputed job this node was drawn for, waiting for the
+//! provider's delivery, and posting a signed verdict. [`check_drawn`] and [`delivery_wait`]
+//! are the pure parts.
 
-use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::PeerId;
+use sietch_contracts::SietchEscrow;
+use sietch_market::eip712::TypedData;
+use sietch_market::{Address, B256, ResultCommitment, U256};
+use tokio::sync::oneshot;
+
+use super::{MAX_UNPAID, Provider};
+use crate::chain::{Chain, ChainError, TICKET_DRAWN};
+use crate::delivery;
+use crate::events::NodeEvent;
+use crate::net::{VerifyReply, VerifyRequest};
+use crate::store::EvmSigned;
+use crate::sync::lock;
+
+/// Why a verify request is refused. The party that sent it is told this error's text.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VerifyRefusal {
+    /// This node follows no chain, so it draws no disputes.
+    #[error("this node follows no chain")]
+    NoChain,
+    /// The ticket could not be read.
+    #[error("cannot read the ticket: {0}")]
+    Unread(ChainError),
+    /// The ticket is not in a verdict round.
+    #[error("the ticket is not waiting for verdicts")]
+    NotDrawn,
+    /// This node is not among the ticket's drawn verifiers.
+    #[error("this node was not drawn for the ticket")]
+    NotMe,
+    /// The job's id with the ticket's channel is another ticket's.
+    #[error("the job is not the ticket's")]
+    OtherJob,
+    /// The spec is not the one the ticket was for.
+    #[error("the spec is not the ticket's")]
+    OtherSpec,
+}
+
+/// A disputed ticket as the chain holds it, as far as a verifier checks a request.
+pub(crate) struct DrawnTicket<'a> {
+    /// The ticket's state.
+    pub(crate) state: u8,
+    /// The verifiers drawn for its round.
+    pub(crate) drawn: &'a [Address],
+    /// Its channel.
+    pub(crate) channel_id: B256,
+    /// The spec it was for.
+    pub(crate) spec_hash: B256,
+}
+
+/// Checks a verify request against its ticket: in a verdict round, with `me` among its
+/// drawn verifiers, for the request's job and spec.
+pub(crate) fn check_drawn(
+    req: &VerifyRequest,
+    ticket: &DrawnTicket<'_>,
+    me: Address,
+) -> Result<(), VerifyRefusal> {
+    if ticket.state != TICKET_DRAWN {
+        Err(VerifyRefusal::NotDrawn)
+    } else if !ticket.drawn.contains(&me) {
+        Err(VerifyRefusal::NotMe)
+    } else if Chain::ticket_id(ticket.channel_id, req.job_id) != req.ticket_id {
+        Err(VerifyRefusal::OtherJob)
+    } else if req.spec.hash() != ticket.spec_hash {
+        Err(VerifyRefusal::OtherSpec)
+    } else {
+        Ok(())
+    }
+}
+
+/// How long a verifier with a right result waits for the provider's delivery, `left`
+/// seconds before the verdict window ends: until a quarter of it is left, at least 5 s.
+pub(crate) fn delivery_wait(left: u64) -> Duration {
+    Duration::from_secs(left.saturating_sub((left / 4).max(5)))
+}
 
 impl Provider {
     /// This node was drawn as a verifier: re-run the job and post a verdict.
@@ -10,34 +88,16 @@ impl Provider {
         req: VerifyRequest,
         reply: oneshot::Sender<VerifyReply>,
     ) {
-        let refuse = |m: String| VerifyReply::Refused { message: m };
-        let Some(chain) = self.chain.clone() else {
-            let _ = reply.send(refuse("this node follows no chain".into()));
-            return;
-        };
-        let rec = match chain.ticket(req.ticket_id).await {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = reply.send(refuse(format!("cannot read the ticket: {e}")));
+        let (chain, rec) = match self.drawn_for(&req).await {
+            Ok(found) => found,
+            Err(r) => {
+                // The party that asked may be gone: nothing is lost with the answer.
+                let _ = reply.send(VerifyReply::Refused {
+                    message: r.to_string(),
+                });
                 return;
             }
         };
-        let drawn = crate::chain::drawn(&rec.verifiers, rec.drawn);
-        let problem = if rec.state != crate::chain::TICKET_DRAWN {
-            Some("the ticket is not waiting for verdicts".to_owned())
-        } else if !drawn.contains(&chain.me()) {
-            Some("this node was not drawn for the ticket".into())
-        } else if Chain::ticket_id(rec.channelId, req.job_id) != req.ticket_id {
-            Some("the job is not the ticket's".into())
-        } else if req.spec.hash() != rec.specHash {
-            Some("the spec is not the ticket's".into())
-        } else {
-            None
-        };
-        if let Some(p) = problem {
-            let _ = reply.send(refuse(p));
-            return;
-        }
         // The provider's result, if this request brings it: kept when its outputs are the
         // claimed ones (whoever sends it, they prove themselves by their hash).
         if let Some(d) = req.delivery
@@ -48,11 +108,10 @@ impl Provider {
         let held = self.deliveries.get(&req.ticket_id);
         // One vote per round: a round without a majority is drawn again, maybe with us.
         let round_key = alloy::primitives::keccak256([req.ticket_id.0, [rec.round; 32]].concat());
-        let fresh = self
-            .voted
-            .lock()
-            .map(|mut v| v.len() < MAX_UNPAID && v.insert(round_key))
-            .unwrap_or(false);
+        let fresh = {
+            let mut voted = lock(&self.voted);
+            voted.len() < MAX_UNPAID && voted.insert(round_key)
+        };
         // A party without the result (the buyer) gets it as soon as this node holds it.
         let _ = reply.send(match held {
             Some(r) => VerifyReply::Delivered(Box::new(r)),
@@ -64,10 +123,8 @@ impl Provider {
         let report = match self.run(peer, &req.spec, req.job_id).await {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!("verifying ticket {}: {e:#}", req.ticket_id);
-                if let Ok(mut v) = self.voted.lock() {
-                    v.remove(&round_key);
-                }
+                tracing::warn!("verifying ticket {}: {e}", req.ticket_id);
+                lock(&self.voted).remove(&round_key);
                 return;
             }
         };
@@ -83,8 +140,7 @@ impl Provider {
         };
         let right =
             commitment.output_hash == rec.outputHash && commitment.fuel_used == rec.fuelUsed;
-        // A right result counts only if it was delivered: wait for the provider's until a
-        // quarter of the verdict window is left (at least 5 s), then vote "not delivered".
+        // A right result counts only if it was delivered: vote "not delivered" otherwise.
         if right
             && !self
                 .wait_for_delivery(&chain, req.ticket_id, rec.deadline)
@@ -110,24 +166,41 @@ impl Provider {
             }),
             Err(e) => tracing::warn!("posting the verdict on {}: {e}", req.ticket_id),
         }
-        // Settle as soon as a majority exists (anyone may).
-        let _ = chain.resolve(req.ticket_id).await;
+        // Settle as soon as a majority exists (anyone may; without one yet, the escrow
+        // refuses, and the ticket's parties resolve it later).
+        if let Err(e) = chain.resolve(req.ticket_id).await {
+            tracing::debug!("resolving ticket {} after the verdict: {e}", req.ticket_id);
+        }
     }
 
-    /// Waits until this node holds the provider's result for `ticket`, or until a quarter
-    /// of the time to `deadline` (at least 5 s) is left; whether it holds it.
-    pub(super) async fn wait_for_delivery(
+    /// The chain and the request's ticket, when [`check_drawn`] finds this node drawn for
+    /// it.
+    async fn drawn_for(
         &self,
-        chain: &Chain,
-        ticket: B256,
-        deadline: u64,
-    ) -> bool {
+        req: &VerifyRequest,
+    ) -> Result<(Chain, SietchEscrow::TicketRecord), VerifyRefusal> {
+        let chain = self.chain.clone().ok_or(VerifyRefusal::NoChain)?;
+        let rec = chain
+            .ticket(req.ticket_id)
+            .await
+            .map_err(VerifyRefusal::Unread)?;
+        let ticket = DrawnTicket {
+            state: rec.state,
+            drawn: crate::chain::drawn(&rec.verifiers, rec.drawn),
+            channel_id: rec.channelId,
+            spec_hash: rec.specHash,
+        };
+        check_drawn(req, &ticket, chain.me())?;
+        Ok((chain, rec))
+    }
+
+    /// Waits until this node holds the provider's result for `ticket`, or for
+    /// [`delivery_wait`]; whether it holds it.
+    async fn wait_for_delivery(&self, chain: &Chain, ticket: B256, deadline: u64) -> bool {
         let Ok(now) = chain.now().await else {
             return self.deliveries.get(&ticket).is_some();
         };
-        let left = deadline.saturating_sub(now);
-        let wait = left.saturating_sub((left / 4).max(5));
-        let until = tokio::time::Instant::now() + Duration::from_secs(wait);
+        let until = tokio::time::Instant::now() + delivery_wait(deadline.saturating_sub(now));
         loop {
             if self.deliveries.get(&ticket).is_some() {
                 return true;
@@ -139,3 +212,4 @@ impl Provider {
         }
     }
 }
+
