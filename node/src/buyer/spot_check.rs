@@ -144,3 +144,80 @@ fn against_the_check(check: Option<&Check>, rerun_owner: Address) -> bool {
             .is_some_and(|r| r.agreement.agrees() != right)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use sietch_market::settlement::ResultCommitment;
+    use sietch_market::{PublicKey, U256};
+    use sietch_verifier::{Agreement, Difference, Phase, RunRecord};
+
+    use super::*;
+
+    const AGREES: Address = Address::repeat_byte(1);
+    const DIFFERS: Address = Address::repeat_byte(2);
+    const ABSENT: Address = Address::repeat_byte(3);
+
+    fn run(owner: Address, agreement: Agreement) -> RunRecord {
+        RunRecord {
+            provider: PublicKey([owner.0[0]; 32]),
+            owner,
+            phase: Phase::Sample,
+            commitment: ResultCommitment {
+                job_id: B256::ZERO,
+                spec_hash: B256::ZERO,
+                channel_id: B256::ZERO,
+                output_hash: B256::ZERO,
+                fuel_used: 0,
+                gpu_millis: 0,
+                amount: U256::ZERO,
+            },
+            signature: [0; 65],
+            agreement,
+        }
+    }
+
+    fn check(decision: Decision) -> Check {
+        Check {
+            job_id: B256::ZERO,
+            provider: PublicKey([9; 32]),
+            owner: Address::repeat_byte(9),
+            decision,
+            runs: vec![
+                run(AGREES, Agreement::Agrees),
+                run(DIFFERS, Agreement::Differs(Difference::OutputHash)),
+            ],
+            faults: vec![],
+            evidence: None,
+        }
+    }
+
+    #[test]
+    fn a_rerun_against_a_provider_found_right_is_withheld() {
+        for d in [Decision::Passed, Decision::ProviderRight] {
+            let c = check(d);
+            assert!(!against_the_check(Some(&c), AGREES), "{d:?}");
+            assert!(against_the_check(Some(&c), DIFFERS), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn a_rerun_siding_with_a_provider_found_wrong_is_withheld() {
+        let c = check(Decision::ProviderWrong);
+        assert!(against_the_check(Some(&c), AGREES));
+        assert!(!against_the_check(Some(&c), DIFFERS));
+    }
+
+    #[test]
+    fn an_undecided_check_or_none_pays_every_rerun() {
+        let c = check(Decision::Undecided { wanted: 3, got: 2 });
+        for who in [AGREES, DIFFERS, ABSENT] {
+            assert!(!against_the_check(Some(&c), who));
+            assert!(!against_the_check(None, who));
+        }
+        // A re-run the check did not count is never held against it.
+        assert!(!against_the_check(
+            Some(&check(Decision::ProviderWrong)),
+            ABSENT
+        ));
+    }
+}
