@@ -417,3 +417,5 @@ impl Provider {
     }
 }
 
+#[cfg(test)]
+mod tests;

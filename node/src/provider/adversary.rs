@@ -62,3 +62,83 @@ pub(super) fn keeps_results_from_verifiers(config: &NodeConfig) -> bool {
     config.test_undeliver == 2
 }
 
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use sietch_sandbox::Outcome;
+
+    use super::*;
+
+    fn report() -> JobReport {
+        let outputs = BTreeMap::from([("out.txt".to_owned(), b"42".to_vec())]);
+        let outcome = Outcome::Exited { code: 0 };
+        JobReport {
+            outcome,
+            fuel_used: 10,
+            output_hash: sietch_sandbox::output_hash(outcome, b"hello", &outputs),
+            stdout: b"hello".to_vec(),
+            stderr: Vec::new(),
+            outputs,
+            gpu_time_ns: 2_500_000,
+            wall_time: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn an_honest_configuration_changes_nothing() {
+        let config = NodeConfig::default();
+        let mut r = report();
+        tamper(&config, &B256::repeat_byte(1), &mut r);
+        assert_eq!(r, report());
+        assert_eq!(billed_gpu_millis(&config, r.gpu_time_ns), 2);
+        assert!(!keeps_results(&config));
+        assert!(!keeps_results_from_verifiers(&config));
+    }
+
+    #[test]
+    fn a_cheat_commits_to_a_wrong_answer_that_looks_right() {
+        let config = NodeConfig {
+            test_cheat_ppm: 1_000_000,
+            ..NodeConfig::default()
+        };
+        let mut r = report();
+        tamper(&config, &B256::repeat_byte(1), &mut r);
+        assert_eq!(r.stdout, b"hello (cheat)");
+        assert_ne!(r.output_hash, report().output_hash);
+        assert_eq!(
+            r.output_hash,
+            sietch_sandbox::output_hash(r.outcome, &r.stdout, &r.outputs)
+        );
+        let none = NodeConfig::default();
+        assert!(!cheats_on(&none, &B256::repeat_byte(1)));
+    }
+
+    #[test]
+    fn the_other_misbehaviours_do_what_their_settings_say() {
+        let config = NodeConfig {
+            test_output_name: "../evil".into(),
+            test_overbill_gpu_millis: 1_000,
+            test_undeliver: 2,
+            ..NodeConfig::default()
+        };
+        let mut r = report();
+        tamper(&config, &B256::repeat_byte(1), &mut r);
+        assert_eq!(r.outputs.keys().collect::<Vec<_>>(), ["../evil"]);
+        assert_eq!(r.outputs["../evil"], b"42");
+        assert_eq!(
+            r.output_hash,
+            sietch_sandbox::output_hash(r.outcome, &r.stdout, &r.outputs)
+        );
+        assert_eq!(billed_gpu_millis(&config, 2_500_000), 1_002);
+        assert!(keeps_results(&config));
+        assert!(keeps_results_from_verifiers(&config));
+        let to_verifiers = NodeConfig {
+            test_undeliver: 1,
+            ..NodeConfig::default()
+        };
+        assert!(keeps_results(&to_verifiers));
+        assert!(!keeps_results_from_verifiers(&to_verifiers));
+    }
+}

@@ -20,6 +20,8 @@
 mod admission;
 mod adversary;
 mod events;
+#[cfg(test)]
+mod fixtures;
 mod offer;
 mod payment;
 mod serve;

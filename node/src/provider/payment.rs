@@ -183,3 +183,74 @@ impl Provider {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use alloy::signers::local::PrivateKeySigner;
+
+    use super::*;
+    use crate::provider::fixtures::{NOW, domain, spec};
+
+    fn ticket() -> Ticket {
+        Ticket {
+            job_id: B256::repeat_byte(1),
+            spec_hash: spec().hash(),
+            channel_id: B256::repeat_byte(2),
+            cumulative_before: U256::from(1_000),
+            max_amount: U256::from(500),
+            deadline: NOW + 3_600,
+            check_commit: B256::repeat_byte(3),
+            per_gfuel: 1_000,
+            per_gpu_second: 0,
+        }
+    }
+
+    fn result(amount: u64) -> ResultCommitment {
+        ResultCommitment {
+            job_id: B256::repeat_byte(1),
+            spec_hash: spec().hash(),
+            channel_id: B256::repeat_byte(2),
+            output_hash: B256::repeat_byte(4),
+            fuel_used: 1,
+            gpu_millis: 0,
+            amount: U256::from(amount),
+        }
+    }
+
+    fn signed(key: &PrivateKeySigner, channel_id: B256, cumulative: u64) -> (Voucher, [u8; 65]) {
+        let v = Voucher {
+            channel_id,
+            cumulative_amount: U256::from(cumulative),
+        };
+        let sig = v.sign(&domain(), key).unwrap();
+        (v, sig)
+    }
+
+    #[test]
+    fn a_voucher_pays_the_whole_job_on_the_tickets_channel() {
+        let buyer = PrivateKeySigner::random();
+        let (t, r) = (ticket(), result(300));
+        let check = |v: &(Voucher, [u8; 65]), who: Address| {
+            check_voucher(&t, &r, &v.0, &v.1, &domain(), who)
+        };
+        // The job's range starts at 1,000 and it charged 300.
+        let exact = signed(&buyer, t.channel_id, 1_300);
+        check(&exact, buyer.address()).unwrap();
+        let short = signed(&buyer, t.channel_id, 1_299);
+        let e = check(&short, buyer.address()).unwrap_err();
+        assert!(
+            matches!(e, PaymentRefusal::Short { owed, .. } if owed == U256::from(1_300)),
+            "{e}"
+        );
+        let elsewhere = signed(&buyer, B256::repeat_byte(9), 1_300);
+        assert!(matches!(
+            check(&elsewhere, buyer.address()),
+            Err(PaymentRefusal::OtherChannel)
+        ));
+        let stranger = PrivateKeySigner::random();
+        let forged = signed(&stranger, t.channel_id, 1_300);
+        assert!(matches!(
+            check(&forged, buyer.address()),
+            Err(PaymentRefusal::BadSignature(_))
+        ));
+    }
+}

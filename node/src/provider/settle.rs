@@ -328,3 +328,187 @@ impl Provider {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use sietch_contracts::SietchEscrow;
+
+    use super::*;
+
+    const ME: Address = Address::repeat_byte(0xa);
+
+    fn channel(state: u8, deposit: u128, paid: u128) -> ChannelView {
+        ChannelView {
+            buyer: Address::repeat_byte(0xb),
+            provider: ME,
+            state,
+            closes_at: 0,
+            deposit,
+            paid,
+            reserved: 0,
+        }
+    }
+
+    fn u(x: u64) -> U256 {
+        U256::from(x)
+    }
+
+    #[test]
+    fn a_voucher_is_due_what_it_pays_beyond_the_chain_up_to_the_deposit() {
+        assert_eq!(
+            voucher_due(u(500), &channel(1, 1_000, 100), ME),
+            Some(u(400))
+        );
+        // Capped by the deposit: the escrow pays no more.
+        assert_eq!(voucher_due(u(500), &channel(1, 300, 100), ME), Some(u(200)));
+        // A closing channel still pays.
+        assert_eq!(voucher_due(u(500), &channel(2, 1_000, 0), ME), Some(u(500)));
+        assert_eq!(
+            voucher_due(u(100), &channel(1, 1_000, 100), ME),
+            None,
+            "paid up"
+        );
+        assert_eq!(
+            voucher_due(u(500), &channel(3, 1_000, 0), ME),
+            None,
+            "closed"
+        );
+        let other = Address::repeat_byte(0xc);
+        assert_eq!(
+            voucher_due(u(500), &channel(1, 1_000, 0), other),
+            None,
+            "not ours"
+        );
+    }
+
+    #[test]
+    fn vouchers_are_claimed_past_the_threshold_when_forced_or_closing() {
+        let threshold = 1_000;
+        assert!(!claim_vouchers_now(u(999), false, false, threshold));
+        assert!(claim_vouchers_now(u(1_000), false, false, threshold));
+        assert!(
+            claim_vouchers_now(u(1), true, false, threshold),
+            "a closing channel"
+        );
+        assert!(claim_vouchers_now(u(1), false, true, threshold), "forced");
+        assert!(
+            !claim_vouchers_now(U256::ZERO, true, true, threshold),
+            "nothing owed"
+        );
+    }
+
+    #[test]
+    fn the_periodic_claim_comes_every_interval_and_on_the_first_round() {
+        let every = 3_600;
+        assert!(
+            periodic_claim_due(1_000_000, 0, every),
+            "none since the start"
+        );
+        assert!(!periodic_claim_due(1_000_000, 1_000_000 - every + 1, every));
+        assert!(periodic_claim_due(1_000_000, 1_000_000 - every, every));
+    }
+
+    #[test]
+    fn a_ticket_is_claimed_when_payment_is_withheld_or_late() {
+        let (now, timeout) = (10_000, 300);
+        let job = |b| B256::repeat_byte(b);
+        let unpaid = HashMap::from([
+            (
+                job(1),
+                Unpaid {
+                    since: now,
+                    withheld: true,
+                },
+            ),
+            (
+                job(2),
+                Unpaid {
+                    since: now - timeout + 1,
+                    withheld: false,
+                },
+            ),
+            (
+                job(3),
+                Unpaid {
+                    since: now - timeout,
+                    withheld: false,
+                },
+            ),
+        ]);
+        let mut due = tickets_due(&unpaid, now, timeout);
+        due.sort();
+        assert_eq!(due, vec![job(1), job(3)]);
+    }
+
+    #[test]
+    fn a_ticket_is_claimed_when_its_deadline_nears() {
+        let now = 10_000;
+        assert!(deadline_near(now + 2 * TICKET_MARGIN_SECS, now));
+        assert!(deadline_near(now, now));
+        assert!(!deadline_near(now + 2 * TICKET_MARGIN_SECS + 1, now));
+    }
+
+    #[test]
+    fn a_ticket_whose_result_is_not_held_is_not_claimed() {
+        assert_eq!(ticket_action(false), TicketAction::Forget);
+        assert_eq!(ticket_action(true), TicketAction::Claim);
+    }
+
+    #[test]
+    fn a_refused_claim_is_retried_after_the_vouchers_or_dropped_when_over() {
+        let not_reached =
+            SietchEscrowErrors::CumulativeNotReached(SietchEscrow::CumulativeNotReached {
+                cumulativeBefore: u(10),
+                paid: u(0),
+            });
+        assert_eq!(
+            refused_claim(Some(&not_reached)),
+            RefusedClaim::VouchersFirst
+        );
+        let expired =
+            SietchEscrowErrors::TicketExpired(SietchEscrow::TicketExpired { deadline: 1 });
+        assert_eq!(refused_claim(Some(&expired)), RefusedClaim::Over);
+        let exists = SietchEscrowErrors::TicketExists(SietchEscrow::TicketExists {
+            ticketId: B256::ZERO,
+        });
+        assert_eq!(refused_claim(Some(&exists)), RefusedClaim::Over);
+        let paid = SietchEscrowErrors::TicketAlreadyPaid(SietchEscrow::TicketAlreadyPaid {
+            cumulativeEnd: u(10),
+            paid: u(10),
+        });
+        assert_eq!(refused_claim(Some(&paid)), RefusedClaim::Over);
+        assert_eq!(refused_claim(None), RefusedClaim::Retry, "an RPC failure");
+    }
+
+    #[test]
+    fn a_claimed_ticket_moves_on_when_its_windows_end() {
+        let (now, block) = (10_000, 50);
+        assert_eq!(
+            ticket_step(TICKET_CLAIMED, now, 0, now, block),
+            TicketStep::Wait
+        );
+        assert_eq!(
+            ticket_step(TICKET_CLAIMED, now - 1, 0, now, block),
+            TicketStep::Finalize
+        );
+        assert_eq!(
+            ticket_step(TICKET_DISPUTED, 0, block, now, block),
+            TicketStep::Wait
+        );
+        assert_eq!(
+            ticket_step(TICKET_DISPUTED, 0, block - 1, now, block),
+            TicketStep::DrawVerifiers
+        );
+        assert_eq!(
+            ticket_step(TICKET_DRAWN, now, 0, now, block),
+            TicketStep::Wait
+        );
+        assert_eq!(
+            ticket_step(TICKET_DRAWN, now - 1, 0, now, block),
+            TicketStep::Resolve
+        );
+        assert_eq!(
+            ticket_step(TICKET_SETTLED, 0, 0, now, block),
+            TicketStep::Forget
+        );
+    }
+}

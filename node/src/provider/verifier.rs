@@ -213,3 +213,68 @@ impl Provider {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::fixtures::spec;
+
+    const ME: Address = Address::repeat_byte(0xa);
+
+    fn request(job_id: B256, channel_id: B256) -> VerifyRequest {
+        VerifyRequest {
+            ticket_id: Chain::ticket_id(channel_id, job_id),
+            job_id,
+            spec: spec(),
+            delivery: None,
+        }
+    }
+
+    #[test]
+    fn a_verifier_runs_only_the_ticket_it_was_drawn_for() {
+        let (job, channel) = (B256::repeat_byte(1), B256::repeat_byte(2));
+        let drawn = [Address::repeat_byte(0xc), ME];
+        let ticket = DrawnTicket {
+            state: TICKET_DRAWN,
+            drawn: &drawn,
+            channel_id: channel,
+            spec_hash: spec().hash(),
+        };
+        let req = request(job, channel);
+        check_drawn(&req, &ticket, ME).unwrap();
+        let not_drawn = DrawnTicket {
+            state: TICKET_DRAWN - 1,
+            ..ticket
+        };
+        assert!(matches!(
+            check_drawn(&req, &not_drawn, ME),
+            Err(VerifyRefusal::NotDrawn)
+        ));
+        let other = Address::repeat_byte(0xd);
+        assert!(matches!(
+            check_drawn(&req, &ticket, other),
+            Err(VerifyRefusal::NotMe)
+        ));
+        let other_job = VerifyRequest {
+            job_id: B256::repeat_byte(3),
+            ..request(job, channel)
+        };
+        assert!(matches!(
+            check_drawn(&other_job, &ticket, ME),
+            Err(VerifyRefusal::OtherJob)
+        ));
+        let mut other_spec = request(job, channel);
+        other_spec.spec.limits.fuel += 1;
+        assert!(matches!(
+            check_drawn(&other_spec, &ticket, ME),
+            Err(VerifyRefusal::OtherSpec)
+        ));
+    }
+
+    #[test]
+    fn a_verifier_waits_for_delivery_until_a_quarter_of_the_window_is_left() {
+        assert_eq!(delivery_wait(100), Duration::from_secs(75));
+        // At least 5 s are left to vote.
+        assert_eq!(delivery_wait(12), Duration::from_secs(7));
+        assert_eq!(delivery_wait(4), Duration::ZERO);
+    }
+}
