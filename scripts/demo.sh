@@ -5,6 +5,6 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh"
 source "$root/scripts/env.sh"
 cd "$root"
-cargo build -q -p sietch-node
+cargo build -q -p sietch-cli
 # The explorer is served only from the directory named here (never looked for elsewhere).
 exec "$root/target/debug/sietch" devnet --explorer-dir "$root/explorer/dist" "$@"

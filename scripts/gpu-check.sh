@@ -63,9 +63,10 @@ for line in sys.stdin:
     local list="$bundle_dir/exes.txt"
     echo "== building the GPU tests (debug, as CI builds them)"
     cargo test --no-run --message-format=json -p sietch-sandbox --lib --test determinism | exes >"$list"
-    cargo test --no-run --message-format=json -p sietch-node --lib --test market | exes >>"$list"
+    cargo test --no-run --message-format=json -p sietch-node --test market | exes >>"$list"
+    cargo test --no-run --message-format=json -p sietch-testkit --lib | exes >>"$list"
     echo "== building sietch (debug)"
-    cargo build --message-format=json -p sietch-node --bin sietch | exes >>"$list"
+    cargo build --message-format=json -p sietch-cli --bin sietch | exes >>"$list"
     echo "== building the GPU benchmark (bench profile)"
     cargo bench --no-run --message-format=json -p sietch-sandbox --bench gpu | exes >>"$list"
     pick() { # NAME KIND -> path
@@ -74,7 +75,7 @@ for line in sys.stdin:
     }
     cp "$(pick sietch_sandbox lib)" "$stage/bin/sandbox-unit"
     cp "$(pick determinism test)" "$stage/bin/determinism"
-    cp "$(pick sietch_node lib)" "$stage/bin/node-unit"
+    cp "$(pick sietch_testkit lib)" "$stage/bin/testkit-unit"
     cp "$(pick market test)" "$stage/bin/market"
     cp "$(pick sietch bin)" "$stage/bin/sietch"
     cp "$(pick gpu bench)" "$stage/bin/gpu-bench"
@@ -269,14 +270,14 @@ run() {
     ls -l "$b/cudalib" >>"$out/device.txt" 2>&1
     export RUST_BACKTRACE=1
 
-    local bin="$b/bin" sb="$build_root/sandbox" nd="$build_root/node"
+    local bin="$b/bin" sb="$build_root/sandbox" nd="$build_root/node" tk="$build_root/testkit"
     # libtest directly: --include-ignored runs the GPU tests that a plain run skips.
     step "sandbox unit tests (gpu::)" 60 sandbox-tests.log "$sb" \
         "$bin/sandbox-unit" --include-ignored gpu::
     step "sandbox GPU tests (determinism: gpu, device)" 90 sandbox-tests.log "$sb" \
         "$bin/determinism" --include-ignored gpu device
-    step "devnet guest tests (node devnet::guest)" 60 node-tests.log "$nd" \
-        "$bin/node-unit" --include-ignored devnet::guest::
+    step "devnet guest tests (testkit devnet::guest)" 60 node-tests.log "$tk" \
+        "$bin/testkit-unit" --include-ignored devnet::guest::
     step "GPU market on anvil (anvil_a_gpu_job_runs_on_the_gpu_provider)" 120 node-tests.log "$nd" \
         "$bin/market" --ignored --exact anvil_a_gpu_job_runs_on_the_gpu_provider --nocapture
     step "sietch devnet, 8 jobs, every 4th on the GPU" 120 devnet.log "$root" \

@@ -28,7 +28,7 @@ cargo nextest run --workspace --profile ci
 # The NAT tests build network namespaces: as root (CI is) they run, and fail if they cannot.
 if [ "$(id -u)" = 0 ] || [ "${SIETCH_REQUIRE_ROOT:-}" = 1 ]; then
     step "NAT tests in network namespaces (root)"
-    SIETCH_REQUIRE_ROOT=1 cargo nextest run --profile ci -p sietch-node --test nat --run-ignored only
+    SIETCH_REQUIRE_ROOT=1 cargo nextest run --profile ci -p sietch-cli --test nat --run-ignored only
 else
     step "NAT tests: SKIPPED (not root; SIETCH_REQUIRE_ROOT=1 makes this a failure)"
 fi

@@ -27,7 +27,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  */
 export async function startDevnet({ root, logPath, args = [] }) {
   const bin = process.env.SIETCH_BIN ?? join(root, "target/debug/sietch");
-  if (!existsSync(bin)) throw new Error(`${bin} is missing: build it with \`cargo build -p sietch-node\``);
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: build it with \`cargo build -p sietch-cli\``);
   const port = await freePort();
   const log = createWriteStream(logPath);
   const child = spawn(

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use alloy::providers::Provider;
 use sietch_market::*;
-use sietch_node::devnet::{Devnet, DevnetConfig, E18};
 use sietch_node::net::BlobRequest;
+use sietch_testkit::devnet::{Devnet, DevnetConfig, E18};
 
 /// The node binary's allocator, so that the figures are the binary's.
 #[global_allocator]

@@ -1,9 +1,10 @@
 //! The Sietch node as a library: its networking actor (`net`), its durable state (`store`),
 //! its view of the escrow on chain (`chain`), its configuration (`config`), its HTTP API
 //! (`api`), its event stream (`events`), the buyer and provider roles (`buyer`, `provider`,
-//! over what a job is to the node: `jobs`, and what both do in a dispute: `dispute`) and the service that wires them together
-//! (`service`, what `sietch node run` runs). The `sietch` binary (`main.rs`, `cmd/`) is a
-//! thin layer over these; the tests, the devnet and the network simulation use them directly.
+//! over what a job is to the node: `jobs`, and what both do in a dispute: `dispute`) and the
+//! service that wires them together (`service`, what `sietch node run` runs). The `sietch`
+//! binary (the `sietch-cli` crate, `cli/`) is a thin layer over these; the tests, the devnet
+//! (`sietch-testkit`, `testkit/`) and the network simulation use them directly.
 
 pub mod activity;
 pub mod api;
@@ -11,7 +12,6 @@ pub mod buyer;
 pub mod chain;
 pub mod config;
 pub mod delivery;
-pub mod devnet;
 mod dispute;
 pub mod events;
 pub mod jobs;

@@ -17,10 +17,10 @@ use sietch_contracts::SietchEscrow::SietchEscrowEvents;
 use sietch_contracts::{MockToken, send};
 use sietch_market::*;
 use sietch_node::chain::Chain;
-use sietch_node::devnet::{Devnet, DevnetConfig, E18};
 use sietch_node::events::NodeEvent;
 use sietch_node::net::wire::WireMessage;
 use sietch_node::net::{JobReply, JobRequest, JobResult, RefuseReason};
+use sietch_testkit::devnet::{Devnet, DevnetConfig, E18};
 
 /// Writes "ok" to stdout.
 const OK: &str = r#"

@@ -12,8 +12,8 @@
 use std::time::{Duration, Instant};
 
 use sietch_market::*;
-use sietch_node::devnet::{Devnet, DevnetConfig, E18};
 use sietch_node::events::NodeEvent;
+use sietch_testkit::devnet::{Devnet, DevnetConfig, E18};
 
 /// Writes "ok" to stdout and "data" to `/output/out.txt`.
 const WRITES_A_FILE: &str = r#"

@@ -13,50 +13,8 @@ use std::time::Duration;
 use alloy::providers::Provider;
 use sietch_contracts::SietchEscrow::SietchEscrowEvents;
 use sietch_market::*;
-use sietch_node::devnet::{Devnet, DevnetConfig, E18};
-
-/// Prints the stdin's FNV-1a hash as 8 hex digits.
-const HASH_STDIN: &str = r#"
-(module
-  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 120) "0123456789abcdef")
-  (func (export "_start")
-    (local $len i32) (local $h i32) (local $i i32)
-    (i32.store (i32.const 0) (i32.const 1024))
-    (i32.store (i32.const 4) (i32.const 4096))
-    (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
-    (local.set $len (i32.load (i32.const 8)))
-    (local.set $h (i32.const 0x811c9dc5))
-    (block $done (loop $bytes
-      (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
-      (local.set $h (i32.mul
-        (i32.xor (local.get $h) (i32.load8_u offset=1024 (local.get $i)))
-        (i32.const 0x01000193)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $bytes)))
-    (local.set $i (i32.const 0))
-    (block $hex_done (loop $hex
-      (br_if $hex_done (i32.ge_u (local.get $i) (i32.const 8)))
-      (i32.store8 offset=100 (local.get $i)
-        (i32.load8_u offset=120
-          (i32.and
-            (i32.shr_u (local.get $h) (i32.sub (i32.const 28) (i32.mul (local.get $i) (i32.const 4))))
-            (i32.const 15))))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $hex)))
-    (i32.store (i32.const 0) (i32.const 100))
-    (i32.store (i32.const 4) (i32.const 8))
-    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
-"#;
-
-fn fnv_hex(b: &[u8]) -> String {
-    let h = b.iter().fold(0x811c_9dc5u32, |h, &x| {
-        (h ^ u32::from(x)).wrapping_mul(0x0100_0193)
-    });
-    format!("{h:08x}")
-}
+use sietch_testkit::devnet::{Devnet, DevnetConfig, E18};
+use sietch_testkit::fnv;
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -97,7 +55,7 @@ async fn anvil_jobs_are_paid_and_claimed_and_balances_add_up() {
     let net = Devnet::start(DevnetConfig::new(3, dir.path()))
         .await
         .unwrap();
-    let module = wat::parse_str(HASH_STDIN).unwrap();
+    let module = fnv::hash_guest(0);
     let buyer = &net.buyer;
     buyer.store.blobs().put(&module).unwrap();
     let before_buyer = net.balance(buyer.evm_address).await.unwrap();
@@ -114,7 +72,7 @@ async fn anvil_jobs_are_paid_and_claimed_and_balances_add_up() {
             .unwrap_or_else(|e| panic!("job {k}: {e}"));
         assert_eq!(
             String::from_utf8_lossy(&done.result.stdout),
-            fnv_hex(&input)
+            fnv::hex(&input)
         );
         assert_eq!(
             done.check,
@@ -174,7 +132,7 @@ async fn anvil_a_cheating_provider_is_caught_disputed_and_slashed() {
     };
     let mut net = Devnet::start(cfg).await.unwrap();
     let cheater = net.providers[0].evm_address;
-    let module = wat::parse_str(HASH_STDIN).unwrap();
+    let module = fnv::hash_guest(0);
     let input = b"is this computed honestly?".to_vec();
     let buyer = &net.buyer;
     buyer.store.blobs().put(&module).unwrap();
@@ -198,7 +156,7 @@ async fn anvil_a_cheating_provider_is_caught_disputed_and_slashed() {
     assert_ne!(done.provider, cheater);
     assert_eq!(
         String::from_utf8_lossy(&done.result.stdout),
-        fnv_hex(&input)
+        fnv::hex(&input)
     );
     assert_eq!(done.paid, U256::ZERO);
 
@@ -310,7 +268,7 @@ async fn anvil_a_short_job_comes_back_with_the_answer_and_a_long_one_on_its_own(
         .await
         .unwrap();
     let buyer = &net.buyer;
-    let short = wat::parse_str(HASH_STDIN).unwrap();
+    let short = fnv::hash_guest(0);
     let long = wat::parse_str(SPIN).unwrap();
     let input = b"short".to_vec();
     // The provider holds the modules and the first input already, as after earlier jobs.
@@ -322,7 +280,7 @@ async fn anvil_a_short_job_comes_back_with_the_answer_and_a_long_one_on_its_own(
     let done = buyer.buyer.submit(cheap(&short, &input)).await.unwrap();
     assert_eq!(
         String::from_utf8_lossy(&done.result.stdout),
-        fnv_hex(&input)
+        fnv::hex(&input)
     );
     assert!(
         delivered_in_reply(&mut net.events, done.job_id).await,
@@ -353,7 +311,7 @@ async fn anvil_a_short_job_comes_back_with_the_answer_and_a_long_one_on_its_own(
     let done = buyer.buyer.submit(cheap(&short, &fresh)).await.unwrap();
     assert_eq!(
         String::from_utf8_lossy(&done.result.stdout),
-        fnv_hex(&fresh)
+        fnv::hex(&fresh)
     );
     assert!(
         !delivered_in_reply(&mut net.events, done.job_id).await,
@@ -379,7 +337,7 @@ async fn anvil_payments_ride_with_the_next_job_and_the_last_goes_alone() {
         .await
         .unwrap();
     let buyer = &net.buyer;
-    let module = wat::parse_str(HASH_STDIN).unwrap();
+    let module = fnv::hash_guest(0);
     let input = b"carried".to_vec();
     for b in [&module, &input] {
         buyer.store.blobs().put(b).unwrap();
@@ -451,7 +409,7 @@ async fn anvil_a_gpu_job_runs_on_the_gpu_provider() {
 }
 
 async fn gpu_market() {
-    use sietch_node::devnet::guest;
+    use sietch_testkit::devnet::guest;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = DevnetConfig::new(2, dir.path());
     cfg.tweak = |name, c| {
@@ -548,7 +506,7 @@ async fn anvil_a_result_billing_gpu_time_it_could_not_use_is_refused() {
         }
     };
     let mut net = Devnet::start(cfg).await.unwrap();
-    let module = wat::parse_str(HASH_STDIN).unwrap();
+    let module = fnv::hash_guest(0);
     let input = b"an honest job".to_vec();
     let buyer = &net.buyer;
     buyer.store.blobs().put(&module).unwrap();
@@ -561,7 +519,7 @@ async fn anvil_a_result_billing_gpu_time_it_could_not_use_is_refused() {
     assert_eq!(done.provider, net.providers[1].evm_address);
     assert_eq!(
         String::from_utf8_lossy(&done.result.stdout),
-        fnv_hex(&input)
+        fnv::hex(&input)
     );
     assert_eq!(done.result.commitment.gpu_millis, 0);
     let cheat = net.providers[0].evm_address;
@@ -605,7 +563,7 @@ async fn anvil_a_buyer_that_cannot_fund_a_channel_is_told_why_and_keeps_its_mone
         }
     };
     let net = Devnet::start(cfg).await.unwrap();
-    let module = wat::parse_str(HASH_STDIN).unwrap();
+    let module = fnv::hash_guest(0);
     let buyer = &net.buyer;
     buyer.store.blobs().put(&module).unwrap();
     buyer.store.blobs().put(b"input").unwrap();

@@ -27,8 +27,8 @@
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 //! # async fn main() -> anyhow::Result<()> {
 //! # let dir = tempfile::tempdir()?;
-//! # let market = sietch_node::devnet::Devnet::start(
-//! #     sietch_node::devnet::DevnetConfig::new(2, dir.path())).await?;
+//! # let market = sietch_testkit::devnet::Devnet::start(
+//! #     sietch_testkit::devnet::DevnetConfig::new(2, dir.path())).await?;
 //! # let api = format!("http://{}", market.buyer.api);
 //! # let token = std::fs::read_to_string(dir.path().join("buyer/api-token"))?;
 //! # let module = wat::parse_str(r#"(module (import "wasi_snapshot_preview1" "fd_write"

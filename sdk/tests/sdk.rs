@@ -9,8 +9,8 @@
 )]
 
 use futures::StreamExt;
-use sietch_node::devnet::{Devnet, DevnetConfig};
 use sietch_sdk::{Client, Error, Job};
+use sietch_testkit::devnet::{Devnet, DevnetConfig};
 
 /// Copies `/input/in` to `/output/out` and to stdout.
 const COPY: &str = r#"

@@ -21,8 +21,6 @@
     clippy::indexing_slicing
 )]
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
@@ -37,7 +35,8 @@ use sietch_node::net::{
     self, BlobSource, JobReply, JobRequest, NetConfig, NetEvent, Network, OfferClass, RefuseReason,
     ResultAck,
 };
-use support::{Node, Nodes, Spec, api_line, peer_line, word};
+use sietch_testkit::fnv::fnv1a;
+use sietch_testkit::process::{Node, Nodes, Spec, api_line, peer_line, word};
 use tokio::sync::mpsc;
 
 /// How long one step may take on a loaded 2-core machine.
@@ -303,12 +302,6 @@ const FNV: &str = r#"
     (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
     (call $exit (i32.const 0))))
 "#;
-
-fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |h, &b| {
-        (h ^ u32::from(b)).wrapping_mul(16_777_619)
-    })
-}
 
 fn spec_for(module: &[u8], data: &[u8]) -> JobSpec {
     JobSpec {

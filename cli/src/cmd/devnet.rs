@@ -13,8 +13,8 @@ use clap::Args;
 use sietch_market::{
     BlobRef, ComputeCapability, GpuNeeds, JobSpec, Limits, Requirements, U256, VerificationPolicy,
 };
-use sietch_node::devnet::{Devnet, DevnetConfig, E18, guest};
 use sietch_node::events::NodeEvent;
+use sietch_testkit::devnet::{Devnet, DevnetConfig, E18, guest};
 
 /// Options of `sietch devnet`.
 #[derive(Debug, Args)]

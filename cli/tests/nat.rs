@@ -2,7 +2,7 @@
 //!
 //! The test builds its own namespaces (it must run as root with `ip` from iproute2), so both
 //! tests are `#[ignore]`d: a plain `cargo nextest run` reports them as skipped. They run where
-//! root is expected, `SIETCH_REQUIRE_ROOT=1 cargo nextest run -p sietch-node --test nat
+//! root is expected, `SIETCH_REQUIRE_ROOT=1 cargo nextest run -p sietch-cli --test nat
 //! --run-ignored only` (what `scripts/test.sh` does when it runs as root, as CI does), and there
 //! a machine that cannot build the namespaces fails them, saying why. Two topologies:
 //!
@@ -30,8 +30,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-mod support;
-use support::{Node, Nodes, Spec, connected_to, peer_line, run, word};
+use sietch_testkit::process::{Node, Nodes, Spec, connected_to, peer_line, run, word};
 
 /// Prefix of every namespace this test makes; followed by the pid of the test process.
 const PREFIX: &str = "sietchnat";
@@ -321,7 +320,7 @@ impl Topology {
 }
 
 // ---------------------------------------------------------------------------------------
-// Nodes (support/mod.rs runs them)
+// Nodes (sietch_testkit::process runs them)
 // ---------------------------------------------------------------------------------------
 
 /// `sietch node run` for this test: in namespace `ns`, mDNS off, AutoNAT on private
@@ -491,7 +490,7 @@ fn direct_to(node: &Node, peer: &str) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs root and network namespaces: SIETCH_REQUIRE_ROOT=1 cargo nextest run -p sietch-node --test nat --run-ignored only"]
+#[ignore = "needs root and network namespaces: SIETCH_REQUIRE_ROOT=1 cargo nextest run -p sietch-cli --test nat --run-ignored only"]
 fn nat_relay_only_without_a_path() {
     let name = "nat_relay_only_without_a_path";
     let t = match routed_off() {
@@ -533,7 +532,7 @@ fn nat_relay_only_without_a_path() {
 }
 
 #[test]
-#[ignore = "needs root and network namespaces: SIETCH_REQUIRE_ROOT=1 cargo nextest run -p sietch-node --test nat --run-ignored only"]
+#[ignore = "needs root and network namespaces: SIETCH_REQUIRE_ROOT=1 cargo nextest run -p sietch-cli --test nat --run-ignored only"]
 fn nat_hole_punch_through_masquerade() {
     let name = "nat_hole_punch_through_masquerade";
     let t = match behind_nat() {

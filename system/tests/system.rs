@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 
 use alloy::primitives::U256;
-use sietch_e2e::*;
-use sietch_node::devnet::E18;
+use sietch_testkit::devnet::E18;
+use sietch_testkit::system::*;
 
 /// Sums what each provider's account gained against what it was given (funds less stake).
 async fn provider_gains(m: &Market, stake: u128) -> BTreeMap<String, U256> {

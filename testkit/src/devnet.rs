@@ -18,9 +18,9 @@ use anyhow::{Context, bail};
 use sietch_contracts::SietchEscrow::Config as EscrowConfig;
 use sietch_contracts::{MockToken, deploy, send};
 
-use crate::config::NodeConfig;
-use crate::events::{Events, NodeEvent};
-use crate::service::Node;
+use sietch_node::config::NodeConfig;
+use sietch_node::events::{Events, NodeEvent};
+use sietch_node::service::Node;
 
 /// Token base units per token (the mock token has 18 decimals).
 pub const E18: u128 = 1_000_000_000_000_000_000;
@@ -67,7 +67,7 @@ pub fn find_anvil() -> anyhow::Result<PathBuf> {
     }
 }
 
-/// A provider that signs for `key`, with simple nonce management (see `crate::chain`).
+/// A provider that signs for `key`, with simple nonce management (see `sietch_node::chain`).
 pub fn connect(key: &PrivateKeySigner, url: &str) -> anyhow::Result<DynProvider> {
     Ok(ProviderBuilder::new()
         .disable_recommended_fillers()
@@ -204,7 +204,7 @@ impl Devnet {
                                 bootstrap: Vec<String>|
                -> anyhow::Result<Node> {
             let dir = cfg.dir.join(&name);
-            let id = crate::service::init(&dir, false)?;
+            let id = sietch_node::service::init(&dir, false)?;
             // Gas and tokens for the node's own account.
             deployer
                 .raw_request::<_, ()>(

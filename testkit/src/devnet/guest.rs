@@ -1,6 +1,8 @@
 //! The devnet's jobs, written inline in WAT: a CPU guest that hashes its stdin, and a GPU
 //! guest that runs a PTX kernel through `sietch_gpu` (submitted where a GPU exists).
 
+use crate::fnv;
+
 /// Rounds of FNV-1a the guest runs over its input, so that a run burns visible fuel.
 const ROUNDS: u32 = 200;
 
@@ -63,12 +65,7 @@ pub fn module() -> anyhow::Result<Vec<u8>> {
 /// What the guest prints for `input`, computed on the host to check the provider's answer.
 pub fn expected_stdout(input: &[u8]) -> String {
     let input = input.get(..4096).unwrap_or(input);
-    let mut h: u32 = 0x811c_9dc5;
-    for _ in 0..ROUNDS {
-        for b in input {
-            h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
-        }
-    }
+    let h = (0..ROUNDS).fold(fnv::OFFSET, |h, _| fnv::fnv1a_from(h, input));
     format!("fnv1a={h:08x}\n")
 }
 
@@ -202,17 +199,10 @@ pub fn gpu_module() -> anyhow::Result<Vec<u8>> {
     Ok(wat::parse_str(gpu_wat())?)
 }
 
-/// FNV-1a (32-bit) of `bytes`, once.
-fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5, |h: u32, b| {
-        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
-    })
-}
-
 /// What the GPU guest prints for `input`, computed on the host.
 pub fn gpu_expected_stdout(input: &[u8]) -> String {
     let input = input.get(..2048).unwrap_or(input);
-    let seed = fnv1a(input);
+    let seed = fnv::fnv1a(input);
     let out: Vec<u8> = (0..GPU_ELEMENTS)
         .flat_map(|i| {
             seed.wrapping_add(i)
@@ -221,7 +211,7 @@ pub fn gpu_expected_stdout(input: &[u8]) -> String {
                 .to_le_bytes()
         })
         .collect();
-    format!("gpu fnv1a={:08x}\n", fnv1a(&out))
+    format!("gpu fnv1a={:08x}\n", fnv::fnv1a(&out))
 }
 
 #[cfg(test)]

@@ -10,11 +10,10 @@
     clippy::indexing_slicing
 )]
 
-#[path = "../../node/tests/support/mod.rs"]
-pub mod procs;
-
 use std::time::Duration;
 
+use crate::devnet::{self, E18};
+use crate::process as procs;
 use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
@@ -23,10 +22,10 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 use sietch_contracts::{MockToken, SietchEscrow, deploy, send};
 use sietch_node::config::NodeConfig;
-use sietch_node::devnet::{self, E18};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-pub use procs::{Node, Nodes, Spec};
+pub use crate::fnv::{hash_guest, hex as fnv_hex};
+pub use crate::process::{Node, Nodes, Spec};
 
 /// How long one step may take on a loaded 2-core machine.
 pub const STEP: Duration = Duration::from_secs(90);
@@ -401,61 +400,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-}
-
-/// A WASI guest that prints the FNV-1a hash of its stdin as 8 hex digits, after spinning
-/// `spin` million iterations (a job that takes a while).
-pub fn hash_guest(spin: u32) -> Vec<u8> {
-    let wat = format!(
-        r#"
-(module
-  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 120) "0123456789abcdef")
-  (func (export "_start")
-    (local $len i32) (local $h i32) (local $i i32) (local $s i32)
-    (block $spun (loop $spin
-      (br_if $spun (i32.ge_u (local.get $s) (i32.const {spin})))
-      (local.set $s (i32.add (local.get $s) (i32.const 1)))
-      (br $spin)))
-    (i32.store (i32.const 0) (i32.const 1024))
-    (i32.store (i32.const 4) (i32.const 4096))
-    (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
-    (local.set $len (i32.load (i32.const 8)))
-    (local.set $h (i32.const 0x811c9dc5))
-    (block $done (loop $bytes
-      (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
-      (local.set $h (i32.mul
-        (i32.xor (local.get $h) (i32.load8_u offset=1024 (local.get $i)))
-        (i32.const 0x01000193)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $bytes)))
-    (local.set $i (i32.const 0))
-    (block $hex_done (loop $hex
-      (br_if $hex_done (i32.ge_u (local.get $i) (i32.const 8)))
-      (i32.store8 offset=100 (local.get $i)
-        (i32.load8_u offset=120
-          (i32.and
-            (i32.shr_u (local.get $h) (i32.sub (i32.const 28) (i32.mul (local.get $i) (i32.const 4))))
-            (i32.const 15))))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $hex)))
-    (i32.store (i32.const 0) (i32.const 100))
-    (i32.store (i32.const 4) (i32.const 8))
-    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
-"#,
-        spin = u64::from(spin) * 1_000_000
-    );
-    wat::parse_str(wat).expect("the guest parses")
-}
-
-/// What [`hash_guest`] prints for `input`.
-pub fn fnv_hex(input: &[u8]) -> String {
-    let h = input.iter().fold(0x811c_9dc5u32, |h, &x| {
-        (h ^ u32::from(x)).wrapping_mul(0x0100_0193)
-    });
-    format!("{h:08x}")
 }
 
 /// A job submission for `module` with `stdin`, as `POST /api/v1/jobs` takes it.

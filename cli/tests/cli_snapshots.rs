@@ -97,7 +97,7 @@ fn a_node_that_is_not_there_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anvil_commands_against_a_running_market() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = sietch_node::devnet::DevnetConfig::new(2, dir.path());
+    let mut cfg = sietch_testkit::devnet::DevnetConfig::new(2, dir.path());
     cfg.tweak = |name, c| {
         c.price_per_gfuel = if name == "provider-0" {
             500_000_000_000
@@ -105,7 +105,7 @@ async fn anvil_commands_against_a_running_market() {
             900_000_000_000
         };
     };
-    let net = sietch_node::devnet::Devnet::start(cfg).await.unwrap();
+    let net = sietch_testkit::devnet::Devnet::start(cfg).await.unwrap();
     let api = format!("http://{}", net.buyer.api);
     let token = std::fs::read_to_string(dir.path().join("buyer/api-token")).unwrap();
     let module = dir.path().join("hello.wasm");

@@ -1,18 +1,13 @@
-//! Real `sietch node run` processes for the multi-process tests (`cluster.rs`, `nat.rs`):
-//! each with its own data directory made by `sietch init`, its stdout and stderr collected
-//! line by line, stopped (SIGTERM, then SIGKILL) on drop, and dumped whole when a wait fails.
-#![allow(
-    dead_code,
-    unreachable_pub,
-    clippy::unwrap_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+//! Real `sietch node run` processes for the multi-process tests (the CLI's `cluster.rs` and
+//! `nat.rs`, the whole-system market of [`crate::system`]): each with its own data directory
+//! made by `sietch init`, its stdout and stderr collected line by line, stopped (SIGTERM,
+//! then SIGKILL) on drop, and dumped whole when a wait fails.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Runs a command; `Err` with its output when it cannot start or fails.
@@ -39,13 +34,17 @@ pub fn run(program: &str, args: &[&str]) -> Result<String, String> {
     }
 }
 
-/// The `sietch` binary: the one cargo built for this test when the test is in `node/`,
-/// else `$SIETCH_BIN`, else `sietch` beside the test executable's target directory
-/// (`target/debug/sietch`, which `cargo nextest run --workspace` builds).
+/// The `sietch` binary: `$SIETCH_BIN`, else `sietch` in a directory above the test
+/// executable (`target/debug/sietch`: cargo builds it before the `sietch-cli` package's own
+/// tests, and `cargo nextest run --workspace` builds it for every test), else built now with
+/// `cargo build -p sietch-cli --bin sietch` into the test executable's target directory and
+/// profile.
 pub fn sietch() -> PathBuf {
-    if let Some(p) = option_env!("CARGO_BIN_EXE_sietch") {
-        return PathBuf::from(p);
-    }
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    FOUND.get_or_init(find_or_build).clone()
+}
+
+fn find_or_build() -> PathBuf {
     if let Some(p) = std::env::var_os("SIETCH_BIN") {
         return PathBuf::from(p);
     }
@@ -55,12 +54,44 @@ pub fn sietch() -> PathBuf {
         .skip(1)
         .map(|d| d.join("sietch"))
         .find(|p| p.is_file());
-    found.unwrap_or_else(|| {
+    if let Some(p) = found {
+        return p;
+    }
+    // `target/<profile dir>/deps/<test>`: build into that target directory and profile.
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap_or_else(|| {
         panic!(
-            "no sietch binary above {}: build it with `cargo build -p sietch-node` or set SIETCH_BIN",
+            "no sietch binary above {} and no target directory to build it in: set SIETCH_BIN",
             exe.display()
         )
-    })
+    });
+    let target_dir = profile_dir.parent().unwrap();
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(other) => other,
+    };
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!(
+        "no sietch binary above {}: building it (profile {profile})",
+        exe.display()
+    );
+    let status = Command::new(&cargo)
+        .args(["build", "--quiet", "-p", "sietch-cli", "--bin", "sietch"])
+        .args(["--profile", profile, "--manifest-path"])
+        .arg(&workspace)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .stdin(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {cargo:?} to build sietch: {e}"));
+    let built = profile_dir.join("sietch");
+    assert!(
+        status.success() && built.is_file(),
+        "building sietch into {} failed ({status}): build it with `cargo build -p sietch-cli` \
+         or set SIETCH_BIN",
+        profile_dir.display()
+    );
+    built
 }
 
 /// Lines a node printed, shared with the threads that read its pipes.

@@ -1,0 +1,17 @@
+//! Test support for Sietch, in one place for the node's integration tests and benches, the
+//! CLI's tests, the whole-system tests and `sietch devnet`:
+//!
+//! * [`devnet`]: a whole market in one process (real anvil, real [`sietch_node::service::Node`]s
+//!   on loopback), and its jobs ([`devnet::guest`]);
+//! * [`system`]: a whole market of real `sietch node run` processes, driven over HTTP;
+//! * [`process`]: one `sietch` process, its output collected, stopped on drop, and where the
+//!   `sietch` binary is;
+//! * [`fnv`]: the FNV-1a test guest and its host-side check.
+//!
+//! Test support, not a library for users: errors are `anyhow`, and the process harness fails
+//! the calling test (panics) where a test could do nothing else.
+
+pub mod devnet;
+pub mod fnv;
+pub mod process;
+pub mod system;
