@@ -225,7 +225,16 @@ impl Node {
             evm: evm.clone(),
             domain,
             chain: chain.clone(),
-        });
+        })
+        .context("reading the buyer's reputation table and tickets to dispute")?;
+        // Before the chain watcher starts: a claim it hands on finds its channel's lane.
+        let lanes = buyer
+            .restore_lanes()
+            .await
+            .context("restoring the buyer's lanes")?;
+        if lanes > 0 {
+            tracing::info!("{lanes} lanes of this buyer restored from the chain and the store");
+        }
         let provider = if config.provide {
             let sandbox = Arc::new(Sandbox::new(SandboxConfig {
                 max_memory_bytes: config.max_job_memory_bytes,

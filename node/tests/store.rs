@@ -10,7 +10,7 @@ use sietch_market::{
     ResultCommitment, Signed, Ticket, U256, VerificationPolicy, Voucher, job_id,
 };
 use sietch_node::store::{
-    BlobError, EvmSigned, JobRecord, JobState, Migration, NodeKeys, Reputation, ReputationEvent,
+    BlobError, DisputableTicket, EvmSigned, JobRecord, JobState, Migration, NodeKeys, Reputation,
     SCHEMA_VERSION, Schema, Side, Store, StoreError, StoreOptions, VoucherUpdate, blob_hash,
 };
 
@@ -480,7 +480,6 @@ fn a_job_paid_at_once_lands_whole_or_not_at_all() {
     assert_eq!((r.state, r.result), (JobState::Requested, None));
     assert_eq!(store.job_outputs(&id).unwrap(), None);
     assert_eq!(store.vouchers().unwrap(), vec![]);
-    assert_eq!(store.reputation(&provider()).unwrap().settled_jobs, 0);
 
     let (r, update) = store
         .finish_job(
@@ -503,7 +502,6 @@ fn a_job_paid_at_once_lands_whole_or_not_at_all() {
     );
     assert_eq!(store.job_outputs(&id).unwrap(), Some(b"out".to_vec()));
     assert_eq!(store.voucher(&channel()).unwrap(), Some(voucher(300, 1)));
-    assert_eq!(store.reputation(&provider()).unwrap().settled_jobs, 1);
 
     // The provider's side: stored with its result; then paid by a voucher written in the
     // durable commit of the next job's record (the voucher a job request carried).
@@ -581,7 +579,7 @@ fn state_rules() {
 }
 
 #[test]
-fn settling_a_job_updates_job_voucher_and_reputation_together() {
+fn settling_a_job_updates_job_and_voucher_together() {
     let dir = tempdir();
     let store = Store::open(dir.path()).unwrap();
     let (spec, record) = job(1);
@@ -591,7 +589,7 @@ fn settling_a_job_updates_job_voucher_and_reputation_together() {
         .record_result(Side::Buyer, &id, &result_for(&record), NOW)
         .unwrap();
 
-    // A voucher for another channel is refused, and nothing of the three parts changes.
+    // A voucher for another channel is refused, and neither part changes.
     let mut elsewhere = voucher(700, 1);
     elsewhere.message.channel_id = B256::repeat_byte(0xee);
     let err = store
@@ -603,24 +601,19 @@ fn settling_a_job_updates_job_voucher_and_reputation_together() {
         JobState::Done
     );
     assert_eq!(store.vouchers().unwrap(), vec![]);
-    assert_eq!(
-        store.reputation(&provider()).unwrap(),
-        Reputation::default()
-    );
 
     let (r, update) = store
         .settle_job(Side::Buyer, &id, &voucher(700, 1), NOW + 1)
         .unwrap();
     assert_eq!((r.state, update), (JobState::Paid, VoucherUpdate::Stored));
     assert_eq!(store.voucher(&channel()).unwrap(), Some(voucher(700, 1)));
-    assert_eq!(store.reputation(&provider()).unwrap().settled_jobs, 1);
 
-    // Settled again (a replay after a restart): the job is counted once.
-    let (_, update) = store
+    // Settled again (a replay after a restart): the job stays paid, the voucher stays.
+    let (r, update) = store
         .settle_job(Side::Buyer, &id, &voucher(700, 2), NOW + 2)
         .unwrap();
     assert_eq!(update, VoucherUpdate::Kept(voucher(700, 1)));
-    assert_eq!(store.reputation(&provider()).unwrap().settled_jobs, 1);
+    assert_eq!((r.state, r.updated_at), (JobState::Paid, NOW + 1));
 
     // An older voucher through settlement does not overwrite the newer one either.
     let (spec2, record2) = job(2);
@@ -629,20 +622,21 @@ fn settling_a_job_updates_job_voucher_and_reputation_together() {
         .settle_job(Side::Buyer, &record2.job_id, &voucher(600, 3), NOW + 3)
         .unwrap();
     assert_eq!(update, VoucherUpdate::Kept(voucher(700, 1)));
-    assert_eq!(store.reputation(&provider()).unwrap().settled_jobs, 2);
     assert_eq!(store.voucher(&channel()).unwrap(), Some(voucher(700, 1)));
 
-    // The provider side keeps the voucher but keeps no reputation of itself.
+    // The provider side keeps the voucher too.
     store.insert_job(Side::Provider, &spec, &record).unwrap();
     store
         .settle_job(Side::Provider, &id, &voucher(800, 4), NOW + 4)
         .unwrap();
     assert_eq!(store.voucher(&channel()).unwrap(), Some(voucher(800, 4)));
-    assert_eq!(store.reputation(&provider()).unwrap().settled_jobs, 2);
+    // Reputation is the buyer's table's to count (`Store::put_reputations`), not the
+    // store's.
+    assert_eq!(store.reputations().unwrap(), vec![]);
 }
 
 #[test]
-fn a_check_updates_job_and_reputation_together() {
+fn a_check_moves_the_job_once() {
     let dir = tempdir();
     let store = Store::open(dir.path()).unwrap();
     let (spec1, r1) = job(1);
@@ -656,15 +650,14 @@ fn a_check_updates_job_and_reputation_together() {
     }
     let a = store.record_check(&r1.job_id, true, NOW + 1).unwrap();
     assert_eq!(a.state, JobState::Checked);
-    // The same outcome recorded twice is counted once.
-    store.record_check(&r1.job_id, true, NOW + 1).unwrap();
+    // The same outcome recorded twice changes nothing.
+    assert_eq!(store.record_check(&r1.job_id, true, NOW + 5).unwrap(), a);
     let b = store.record_check(&r2.job_id, false, NOW + 1).unwrap();
     assert_eq!(b.state, JobState::Failed);
-    let rep = store.reputation(&provider()).unwrap();
-    assert_eq!((rep.checks_passed, rep.checks_failed), (1, 1));
-    // A passed check cannot be turned into anything but payment or failure.
+    assert_eq!(b.note, "spot check failed");
+    // A failed check cannot be turned into a passed one.
     assert!(store.record_check(&r2.job_id, true, NOW + 2).is_err());
-    assert_eq!(store.reputation(&provider()).unwrap(), rep);
+    assert_eq!(store.job(Side::Buyer, &r2.job_id).unwrap().unwrap(), b);
 }
 
 #[test]
@@ -734,21 +727,37 @@ fn chain_cursor_and_reputation_round_trip() {
     store.set_chain_cursor(31337, 120).unwrap();
     store.set_chain_cursor(1, 7).unwrap();
     store.set_chain_cursor(31337, 118).unwrap(); // a reorg may move it back
-    let a = Address::repeat_byte(1);
-    let b = Address::repeat_byte(2);
-    for event in [
-        ReputationEvent::Settled,
-        ReputationEvent::Settled,
-        ReputationEvent::CheckPassed,
-        ReputationEvent::CheckFailed,
-        ReputationEvent::Slashed,
-        ReputationEvent::Disputed,
-    ] {
-        store.record_reputation(&a, event).unwrap();
-    }
+    let (a, b) = (PublicKey([1; 32]), PublicKey([2; 32]));
+    let counted = Reputation {
+        settled_jobs: 2,
+        checks_passed: 1,
+        checks_failed: 1,
+        slashes: 1,
+        disputes: 1,
+    };
+    let slashed = Reputation {
+        slashes: 1,
+        ..Reputation::default()
+    };
     store
-        .record_reputation(&b, ReputationEvent::Slashed)
+        .put_reputations(&[(a, counted), (b, slashed)])
         .unwrap();
+    // A write that lands late, with older counts, keeps the greater of each counter.
+    let older = Reputation {
+        settled_jobs: 1,
+        checks_passed: 3,
+        ..Reputation::default()
+    };
+    store.put_reputations(&[(a, older)]).unwrap();
+    let account = Address::repeat_byte(9);
+    store.put_provider_key(&account, &a).unwrap();
+    let ticket = B256::repeat_byte(0x33);
+    let kept = DisputableTicket {
+        job_id: B256::repeat_byte(0x34),
+        channel_id: channel(),
+        undelivered: false,
+    };
+    store.put_disputable(&ticket, &kept).unwrap();
     drop(store);
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.chain_cursor(31337).unwrap(), Some(118));
@@ -756,18 +765,19 @@ fn chain_cursor_and_reputation_round_trip() {
     assert_eq!(
         store.reputation(&a).unwrap(),
         Reputation {
-            settled_jobs: 2,
-            checks_passed: 1,
-            checks_failed: 1,
-            slashes: 1,
-            disputes: 1
+            checks_passed: 3,
+            ..counted
         }
     );
     assert_eq!(store.reputations().unwrap().len(), 2);
     assert_eq!(
-        store.reputation(&Address::repeat_byte(3)).unwrap(),
+        store.reputation(&PublicKey([3; 32])).unwrap(),
         Reputation::default()
     );
+    assert_eq!(store.provider_keys().unwrap(), vec![(account, a)]);
+    assert_eq!(store.disputable(10).unwrap(), vec![(ticket, kept)]);
+    assert!(store.remove_disputable(&ticket).unwrap());
+    assert_eq!(store.disputable(10).unwrap(), vec![]);
 }
 
 // ---- migrations ----
@@ -1152,8 +1162,4 @@ fn concurrent_writes_all_land_and_a_refused_one_changes_nothing() {
         assert_eq!(v.message.cumulative_amount, U256::from(JOBS));
     }
     assert_eq!(store.voucher(&B256::repeat_byte(0xee)).unwrap(), None);
-    assert_eq!(
-        store.reputation(&provider()).unwrap().settled_jobs,
-        u64::from(THREADS) * JOBS
-    );
 }

@@ -258,6 +258,18 @@ impl ReputationTable {
         }
     }
 
+    /// Puts back what was counted of `provider` before a restart (its stored counters),
+    /// replacing what the table holds of it. A node's store keeps these counters; a node
+    /// loads them at start so the book ranks as it did before.
+    pub fn restore(&mut self, provider: PublicKey, counters: Reputation) {
+        self.entry(provider).reputation = counters;
+    }
+
+    /// Every provider held and its counters, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = (PublicKey, Reputation)> + '_ {
+        self.entries.iter().map(|(k, e)| (*k, e.reputation))
+    }
+
     /// Records a measured round trip to `provider`.
     pub fn set_latency(&mut self, provider: PublicKey, latency_ms: u32) {
         self.entry(provider).latency_ms = Some(latency_ms);
@@ -391,6 +403,22 @@ mod tests {
         assert_eq!(t.len(), 3);
         assert!(t.get(&key(2)).is_none());
         assert!(t.get(&key(4)).is_some());
+    }
+
+    #[test]
+    fn restored_counters_score_as_before() {
+        let mut t = ReputationTable::default();
+        t.count(key(1), Event::Settled(30));
+        t.count(key(1), Event::CheckFailed);
+        t.count(key(2), Event::CheckPassed);
+        let mut back = ReputationTable::default();
+        for (k, r) in t.iter() {
+            back.restore(k, r);
+        }
+        for k in [key(1), key(2), key(3)] {
+            assert_eq!(back.stats(&k), t.stats(&k));
+            assert_eq!(back.get(&k), t.get(&k));
+        }
     }
 
     #[test]

@@ -18,13 +18,14 @@ use tokio::sync::oneshot;
 use super::chain_events::Disputable;
 use super::channels::LaneError;
 use super::lanes::Taken;
+use super::reputation::Count;
 use super::result_check::{ResultRefused, hold_to_commitment};
 use super::{Buyer, MAX_IN_FLIGHT, TICKET_TTL_SECS, now};
 use crate::chain::Chain;
 use crate::jobs;
 use crate::net::{self, JobReply, JobRequest, JobResult, NetError, RefuseReason, ResultAck};
 use crate::net::{ResultMessage, wire::WireMessage as _};
-use crate::store::{EvmSigned, ReputationEvent, off_async};
+use crate::store::{EvmSigned, off_async};
 use crate::sync::lock;
 
 /// Why one provider did not deliver a job.
@@ -214,10 +215,12 @@ impl Buyer {
                         ticket,
                         Disputable {
                             job: id,
+                            channel: taken.channel,
                             check: None,
                             undelivered: true,
                         },
-                    );
+                    )
+                    .await;
                     self.dispute_if_claimed(ticket).await;
                 }
                 return Err(why);
@@ -240,15 +243,11 @@ impl Buyer {
         if let Err(why) = held {
             let why = AttemptError::Result(why);
             self.withhold(&delivered, &why.to_string(), None).await;
-            lock(&self.reputation).count(offer.provider, sietch_verifier::Event::CheckFailed);
-            let provider = offer.evm_address;
-            let recorded = off_async(&self.store, move |s| {
-                s.record_reputation(&provider, ReputationEvent::CheckFailed)
-            })
+            self.count_reputation(Count::Event(
+                offer.provider,
+                sietch_verifier::Event::CheckFailed,
+            ))
             .await;
-            super::warn_unrecorded(recorded, || {
-                format!("the failed check of {provider} (job {id})")
-            });
             return Err(why);
         }
         Ok(delivered)

@@ -6,20 +6,26 @@
 use std::time::Duration;
 
 use sietch_contracts::SietchEscrow::{SietchEscrowEvents, TicketRecord};
-use sietch_market::{Address, B256, PublicKey};
-use sietch_verifier::{Check, Reputation};
+use sietch_market::{Address, B256};
+use sietch_verifier::Check;
 
+use super::reputation::Count;
 use super::{Buyer, MAX_IN_FLIGHT};
 use crate::chain::Chain;
 use crate::events::NodeEvent;
 use crate::net::wire::WireMessage as _;
-use crate::store::off_async;
+use crate::store::{DisputableTicket, off_async};
 use crate::sync::lock;
+
+/// Tickets to dispute kept, at most.
+pub(super) const MAX_DISPUTABLE: usize = MAX_IN_FLIGHT * 4;
 
 /// A ticket the buyer disputes if its provider claims it.
 #[derive(Debug, Clone)]
 pub(super) struct Disputable {
     pub(super) job: B256,
+    /// The channel the ticket draws on.
+    pub(super) channel: B256,
     /// The check that found the provider wrong (the evidence), if one did.
     pub(super) check: Option<Check>,
     /// The result never arrived: disputed as undelivered, so the verifiers hand it over.
@@ -78,18 +84,30 @@ impl Buyer {
         }
     }
 
-    /// Remembers a ticket to dispute if its provider claims it (bounded: past
-    /// `MAX_IN_FLIGHT * 4` tickets, a new one is not kept, and that is logged).
-    pub(super) fn mark_disputable(&self, ticket: B256, d: Disputable) {
-        let mut w = lock(&self.disputable);
-        if w.len() < MAX_IN_FLIGHT * 4 {
+    /// Remembers a ticket to dispute if its provider claims it, in the store too, so that a
+    /// restarted buyer still disputes it (bounded: past [`MAX_DISPUTABLE`] tickets, a new one
+    /// is not kept, and that is logged).
+    pub(super) async fn mark_disputable(&self, ticket: B256, d: Disputable) {
+        let record = DisputableTicket {
+            job_id: d.job,
+            channel_id: d.channel,
+            undelivered: d.undelivered,
+        };
+        {
+            let mut w = lock(&self.disputable);
+            if w.len() >= MAX_DISPUTABLE && !w.contains_key(&ticket) {
+                tracing::warn!(
+                    "ticket {ticket} (job {}) will not be disputed if claimed: too many kept",
+                    d.job
+                );
+                return;
+            }
             w.insert(ticket, d);
-        } else {
-            tracing::warn!(
-                "ticket {ticket} (job {}) will not be disputed if claimed: too many kept",
-                d.job
-            );
         }
+        let kept = off_async(&self.store, move |s| s.put_disputable(&ticket, &record)).await;
+        super::warn_unrecorded(kept, || {
+            format!("ticket {ticket} to dispute (job {})", record.job_id)
+        });
     }
 
     /// Disputes `ticket` if it is one to dispute (and not disputed yet).
@@ -194,26 +212,12 @@ impl Buyer {
             _ => None,
         };
         if let Some(e) = event {
-            lock(&self.reputation).apply(e);
+            self.count_reputation(Count::Chain(e)).await;
         }
     }
 
     fn owns_channel(&self, channel: &B256) -> bool {
         lock(&self.lanes).owns(channel)
-    }
-
-    /// What the buyer has counted of a provider, and its score (0.5 when nothing is known).
-    pub fn reputation_of(&self, provider: &PublicKey) -> (Reputation, f64) {
-        let r = lock(&self.reputation)
-            .get(provider)
-            .copied()
-            .unwrap_or_default();
-        let score = if r == Reputation::default() {
-            0.5
-        } else {
-            r.score()
-        };
-        (r, score)
     }
 
     /// Tickets withheld and disputable, with their job and the check that found them wrong

@@ -38,6 +38,20 @@ pub(super) struct Lane {
     pub(super) topping: bool,
 }
 
+/// A lane as a restarted buyer rebuilds it (see [`super::restore`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Restored {
+    pub(super) channel: B256,
+    pub(super) provider: Address,
+    /// The latest voucher signed on it, or what the chain paid, whichever is greater.
+    pub(super) cumulative: U256,
+    pub(super) deposit: U256,
+    /// It may still pay a ticket not paid by voucher, or it is closing: no more tickets.
+    pub(super) retired: bool,
+    /// When its started close may be finalized.
+    pub(super) closes_at: Option<u64>,
+}
+
 /// A lane taken for one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Taken {
@@ -160,6 +174,31 @@ impl Lanes {
             provider,
             cumulative_before: U256::ZERO,
         }
+    }
+
+    /// A lane of a restarted buyer joins the table free. A lane already there keeps the
+    /// greater line and deposit (a voucher is never signed below one signed before) and
+    /// stays retired if it was.
+    pub(super) fn restore(&mut self, r: Restored) {
+        if let Some(l) = self.get_mut(r.channel) {
+            l.cumulative = l.cumulative.max(r.cumulative);
+            l.deposit = l.deposit.max(r.deposit);
+            l.retired |= r.retired;
+            l.closes_at = l.closes_at.or(r.closes_at);
+            return;
+        }
+        self.lanes.push(Lane {
+            channel: r.channel,
+            provider: r.provider,
+            cumulative: r.cumulative,
+            deposit: r.deposit,
+            busy: false,
+            retired: r.retired,
+            closes_at: r.closes_at,
+            closed: false,
+            pending: None,
+            topping: false,
+        });
     }
 
     /// Frees a lane; `retire`: it takes no more tickets (a job on it ended unpaid).
@@ -392,6 +431,44 @@ pub(super) mod tests {
         lanes.opened(ch(n), P, U256::from(deposit));
         lanes.release(ch(n), false);
         lanes
+    }
+
+    fn restored(n: u8, cumulative: u64, retired: bool) -> Restored {
+        Restored {
+            channel: ch(n),
+            provider: P,
+            cumulative: U256::from(cumulative),
+            deposit: U256::from(100u64),
+            retired,
+            closes_at: None,
+        }
+    }
+
+    #[test]
+    fn a_restored_lane_is_taken_where_its_line_stood_and_a_retired_one_never() {
+        let mut lanes = Lanes::default();
+        lanes.restore(restored(1, 40, true));
+        lanes.restore(restored(2, 30, false));
+        // The next job takes the open channel, its ticket from the last voucher on.
+        assert_eq!(
+            lanes.take(P, U256::from(50), room(1)),
+            Take::Ready(Taken {
+                channel: ch(2),
+                provider: P,
+                cumulative_before: U256::from(30u64)
+            })
+        );
+        assert_eq!(lanes.to_close(), vec![ch(1)]);
+        // Restoring again never moves a line back nor un-retires a lane.
+        lanes.advance(ch(2), U256::from(80u64), None);
+        lanes.restore(restored(2, 30, false));
+        lanes.restore(restored(1, 10, false));
+        assert_eq!(
+            lanes.line(ch(2)),
+            Some((U256::from(80u64), U256::from(100u64)))
+        );
+        assert_eq!(lanes.line(ch(1)).map(|l| l.0), Some(U256::from(40u64)));
+        assert_eq!(lanes.first_live(P), Some(ch(2)));
     }
 
     #[test]

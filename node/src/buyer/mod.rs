@@ -20,20 +20,25 @@
 //! [`channels`] (lanes on chain: open, top up, close), [`attempt`] (one provider: request,
 //! wait, result), [`result_check`] (a result held to its commitment), [`payment`]
 //! (vouchers, payments carried on lanes, withholding), [`spot_check`] (the verifier's
-//! re-runs) and [`chain_events`] (disputes and reputation from the escrow's events). This
-//! file holds the [`Buyer`] handle and the run of one job across its attempts.
+//! re-runs), [`chain_events`] (disputes and reputation from the escrow's events),
+//! [`reputation`] (the reputation table, kept in the store) and [`restore`] (what a
+//! restarted buyer takes back: lanes, tickets to dispute). This file holds the [`Buyer`]
+//! handle and the run of one job across its attempts.
 
 mod attempt;
 mod chain_events;
 mod channels;
 mod lanes;
 mod payment;
+mod reputation;
+mod restore;
 mod result_check;
 mod spot_check;
 
 pub use attempt::AttemptError;
 pub use channels::LaneError;
 pub use payment::PayError;
+pub use restore::RestoreError;
 pub use result_check::ResultRefused;
 
 use std::collections::HashMap;
@@ -187,12 +192,16 @@ pub(crate) struct BuyerParts {
 }
 
 impl Buyer {
-    pub(crate) fn new(p: BuyerParts) -> Arc<Self> {
+    /// A buyer with what its store keeps: the reputation table and the tickets to dispute
+    /// (its lanes come back with [`Buyer::restore_lanes`], which needs the chain).
+    pub(crate) fn new(p: BuyerParts) -> Result<Arc<Self>, StoreError> {
         let seed = p
             .config
             .test_seed
             .unwrap_or_else(|| rand::rngs::OsRng.r#gen());
-        Arc::new_cyclic(|me| Self {
+        let reputation = reputation::load(&p.store)?;
+        let disputable = restore::disputable(&p.store)?;
+        Ok(Arc::new_cyclic(|me| Self {
             me: me.clone(),
             config: p.config,
             store: p.store,
@@ -208,10 +217,10 @@ impl Buyer {
             payment_waits: Notify::new(),
             waiting: Mutex::new(HashMap::new()),
             reruns: Mutex::new(HashMap::new()),
-            disputable: Mutex::new(HashMap::new()),
-            reputation: Mutex::new(ReputationTable::default()),
+            disputable: Mutex::new(disputable),
+            reputation: Mutex::new(reputation),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
-        })
+        }))
     }
 
     /// The node's EVM address (the buyer of its jobs).
@@ -372,7 +381,7 @@ impl Buyer {
             };
             let decision = check.as_ref().map(|c| c.decision);
             if let Some(c) = &check {
-                self.record_check(c);
+                self.record_check(c).await;
             }
             return match check {
                 Some(c) if c.decision == Decision::ProviderWrong => {

@@ -166,10 +166,12 @@ impl Buyer {
             ticket,
             Disputable {
                 job,
+                channel: d.taken.channel,
                 check,
                 undelivered: false,
             },
-        );
+        )
+        .await;
         self.dispute_if_claimed(ticket).await;
         let payment = Payment {
             job_id: job,

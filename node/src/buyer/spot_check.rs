@@ -104,9 +104,10 @@ impl Buyer {
         Some((check, majority))
     }
 
-    /// Counts a check's findings in the reputation table.
-    pub(super) fn record_check(&self, check: &Check) {
-        lock(&self.reputation).record_check(check);
+    /// Counts a check's findings in the reputation table (and the store).
+    pub(super) async fn record_check(&self, check: &Check) {
+        self.count_reputation(super::reputation::Count::Check(check))
+            .await;
     }
 
     /// Pays the re-runs of a check that sided with its decision (or every one when the

@@ -1,16 +1,15 @@
 //! Jobs on both sides: their specs, tickets, results and states, and the updates that touch
-//! several tables at once (a check and the provider's reputation; a payment, the channel's
-//! voucher and the provider's reputation), each in one transaction.
+//! several tables at once (a payment and the channel's voucher; a delivery, its payment and
+//! its outputs), each in one transaction. Reputation is not counted here: the buyer's
+//! reputation table counts it and the store keeps its counters ([`Store::put_reputations`]).
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use sietch_market::{Address, B256, Canonical, JobSpec, ResultCommitment, Ticket, Voucher};
 
 use super::error::StoreError;
-use super::records::{
-    EvmSigned, JobRecord, JobState, MAX_NOTE, Record, ReputationEvent, Side, VoucherUpdate,
-};
-use super::schema::{BUYER_JOBS, JOB_OUTPUTS, JOB_SPECS, PROVIDER_JOBS, REPUTATION, VOUCHERS};
-use super::{Store, count_reputation, upsert_voucher};
+use super::records::{EvmSigned, JobRecord, JobState, MAX_NOTE, Record, Side, VoucherUpdate};
+use super::schema::{BUYER_JOBS, JOB_OUTPUTS, JOB_SPECS, PROVIDER_JOBS, VOUCHERS};
+use super::{Store, upsert_voucher};
 
 type JobTable<'a> = redb::Table<'a, &'static [u8; 32], &'static [u8]>;
 
@@ -139,8 +138,8 @@ fn change_job(
 
 /// The payment of a job inside a caller's transaction: `before` first changes the record
 /// (or refuses, and nothing is written), then the job moves to [`JobState::Paid`], the
-/// voucher becomes its channel's latest if newer, and a buyer counts the provider's
-/// settled job. Settling a paid job again only offers the voucher.
+/// voucher becomes its channel's latest if newer. Settling a paid job again only offers the
+/// voucher.
 fn settle_in(
     tx: &redb::WriteTransaction,
     side: Side,
@@ -149,7 +148,6 @@ fn settle_in(
     now: u64,
     before: impl FnOnce(&mut JobRecord) -> Result<(), StoreError>,
 ) -> Result<(JobRecord, VoucherUpdate), StoreError> {
-    let mut newly_paid = false;
     let record = change_job(tx, side, job_id, |record| {
         before(record)?;
         if let Some(t) = &record.ticket {
@@ -159,20 +157,12 @@ fn settle_in(
                 voucher.message.channel_id,
             )?;
         }
-        newly_paid = record.state != JobState::Paid;
-        if newly_paid {
+        if record.state != JobState::Paid {
             move_to(side, record, JobState::Paid, now)?;
         }
         Ok(())
     })?;
     let update = upsert_voucher(&mut tx.open_table(VOUCHERS)?, voucher)?;
-    if newly_paid && side == Side::Buyer {
-        count_reputation(
-            &mut tx.open_table(REPUTATION)?,
-            &record.counterparty,
-            ReputationEvent::Settled,
-        )?;
-    }
     Ok((record, update))
 }
 
@@ -381,8 +371,9 @@ impl Store {
     }
 
     /// Buyer side: records the outcome of a spot check of a job, moving it to
-    /// [`JobState::Checked`] or [`JobState::Failed`] and counting the check in the provider's
-    /// reputation, together. Recording the same outcome again changes nothing.
+    /// [`JobState::Checked`] or [`JobState::Failed`] (the check's count in the provider's
+    /// reputation is the buyer's reputation table's). Recording the same outcome again
+    /// changes nothing.
     pub fn record_check(
         &self,
         job_id: &B256,
@@ -390,10 +381,10 @@ impl Store {
         now: u64,
     ) -> Result<JobRecord, StoreError> {
         let side = Side::Buyer;
-        let (to, event) = if passed {
-            (JobState::Checked, ReputationEvent::CheckPassed)
+        let to = if passed {
+            JobState::Checked
         } else {
-            (JobState::Failed, ReputationEvent::CheckFailed)
+            JobState::Failed
         };
         let tx = self.bookkeeping()?;
         let record = {
@@ -405,8 +396,6 @@ impl Store {
                     "spot check failed".clone_into(&mut record.note);
                 }
                 save(&mut jobs, &record)?;
-                let mut reputation = tx.open_table(REPUTATION)?;
-                count_reputation(&mut reputation, &record.counterparty, event)?;
             }
             record
         };
@@ -416,8 +405,7 @@ impl Store {
 
     /// Records that a job was paid by `voucher`: the job moves to [`JobState::Paid`], the
     /// voucher becomes its channel's latest if it is newer (the rule of
-    /// [`Store::put_voucher`]), and on the buyer side the provider's settled-job count goes
-    /// up, all in one transaction. The voucher must be for the job's ticket's channel.
+    /// [`Store::put_voucher`]), in one transaction. The voucher must be for the job's ticket's channel.
     /// Settling a paid job again only offers the voucher.
     pub fn settle_job(
         &self,

@@ -7,11 +7,11 @@
 //!
 //! | path | what | why there |
 //! | --- | --- | --- |
-//! | `state.redb` | keys, config, own offers, jobs of both sides with their specs, tickets, results and states, the latest voucher per channel, the chain cursor, reputation | small records that change together; redb gives ACID transactions, so a multi-part update (a job paid, its voucher and the provider's reputation) is all there or not at all after a crash |
+//! | `state.redb` | keys, config, own offers, jobs of both sides with their specs, tickets, results and states, the latest voucher per channel, the chain cursor, reputation, tickets to dispute | small records that change together; redb gives ACID transactions, so a multi-part update (a job paid, its voucher and its outputs) is all there or not at all after a crash |
 //! | `blobs/<blake3 hex>` | modules, inputs and outputs, by content | large and immutable: content addressing deduplicates them and lets a peer ask for a blob by hash; plain files keep them out of the database's pages |
 //! | `modules/` | modules compiled by the sandbox ([`Store::modules_dir`]) | a cache the sandbox owns: it is keyed by module hash and engine, and can be deleted at any time |
 //!
-//! The tables of `state.redb` (version 2; see [`schema`] for migrations):
+//! The tables of `state.redb` (version 3; see [`schema`] for migrations):
 //!
 //! | table | key | value |
 //! | --- | --- | --- |
@@ -23,8 +23,10 @@
 //! | `buyer_jobs`, `provider_jobs` | job id | [`JobRecord`]: state, signed ticket, signed result, check secret |
 //! | `vouchers` | channel id | latest [`EvmSigned<Voucher>`] |
 //! | `chain_cursor` | chain id | last block indexed |
-//! | `reputation` | provider EVM address | [`Reputation`] |
 //! | `job_outputs` (version 2) | job id | the job's outputs (the result message's bytes) |
+//! | `provider_reputation` (version 3) | provider ed25519 key | [`Reputation`]: the buyer's reputation table's counters |
+//! | `provider_keys` (version 3) | provider EVM address | the ed25519 key it registered with a proof |
+//! | `disputable_tickets` (version 3) | ticket id | [`DisputableTicket`]: job, channel, undelivered |
 //!
 //! Protocol messages are stored in the market crate's canonical encoding, the very bytes that
 //! were signed; the store's own records use a versioned encoding over the same primitives
@@ -65,13 +67,16 @@ pub use blobs::{
 };
 pub use error::{BlobError, StoreError};
 pub use records::{
-    EvmSigned, JobRecord, JobState, MAX_NOTE, NodeKeys, OwnOffer, Reputation, ReputationEvent,
+    DisputableTicket, EvmSigned, JobRecord, JobState, MAX_NOTE, NodeKeys, OwnOffer, Reputation,
     Side, VoucherUpdate,
 };
 pub use schema::{Migration, SCHEMA_VERSION, Schema};
 
 use records::Record;
-use schema::{CHAIN_CURSOR, CONFIG, JOB_OUTPUTS, NODE_KEYS, OWN_OFFERS, REPUTATION, VOUCHERS};
+use schema::{
+    CHAIN_CURSOR, CONFIG, DISPUTABLE, JOB_OUTPUTS, NODE_KEYS, OWN_OFFERS, PROVIDER_KEYS,
+    PROVIDER_REPUTATION, VOUCHERS,
+};
 
 /// Runs `f` with the store on tokio's blocking pool and waits for it. Every write takes
 /// redb's one write lock, which a durable commit holds through its fsync: an async thread
@@ -487,50 +492,125 @@ impl Store {
 
     // ---- reputation ----
 
-    /// What this node has seen of a provider (all zero if nothing).
-    pub fn reputation(&self, provider: &Address) -> Result<Reputation, StoreError> {
+    /// What this node has counted of a provider, by its node key (all zero if nothing).
+    pub fn reputation(&self, provider: &PublicKey) -> Result<Reputation, StoreError> {
         let tx = self.db().begin_read()?;
-        let table = tx.open_table(REPUTATION)?;
+        let table = tx.open_table(PROVIDER_REPUTATION)?;
         Ok(table
-            .get(&provider.0.0)?
+            .get(&provider.0)?
             .map(|v| decode(REPUTATION_NAME, provider, v.value()))
             .transpose()?
             .unwrap_or_default())
     }
 
-    /// Every provider this node has a reputation row for.
-    pub fn reputations(&self) -> Result<Vec<(Address, Reputation)>, StoreError> {
+    /// Every provider this node has counted something of, by node key.
+    pub fn reputations(&self) -> Result<Vec<(PublicKey, Reputation)>, StoreError> {
         let tx = self.db().begin_read()?;
-        let table = tx.open_table(REPUTATION)?;
+        let table = tx.open_table(PROVIDER_REPUTATION)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
             let (k, v) = entry?;
-            let addr = Address::from(*k.value());
-            out.push((addr, decode(REPUTATION_NAME, addr, v.value())?));
+            let key = PublicKey(*k.value());
+            out.push((key, decode(REPUTATION_NAME, key, v.value())?));
         }
         Ok(out)
     }
 
-    /// Counts one event for a provider and returns its new reputation.
-    pub fn record_reputation(
-        &self,
-        provider: &Address,
-        event: ReputationEvent,
-    ) -> Result<Reputation, StoreError> {
-        let tx = self.db().begin_write()?;
-        let rep = {
-            let mut table = tx.open_table(REPUTATION)?;
-            count_reputation(&mut table, provider, event)?
-        };
+    /// Keeps the counters of providers as the buyer's reputation table has them now. Counters
+    /// only grow, so each stored counter becomes the greater of the stored and the given one:
+    /// two writes that land out of order keep the later counts. Bookkeeping: durable with
+    /// the next durable commit.
+    pub fn put_reputations(&self, rows: &[(PublicKey, Reputation)]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let tx = self.bookkeeping()?;
+        {
+            let mut table = tx.open_table(PROVIDER_REPUTATION)?;
+            for (key, rep) in rows {
+                let stored: Reputation = match table.get(&key.0)? {
+                    Some(v) => decode(REPUTATION_NAME, key, v.value())?,
+                    None => Reputation::default(),
+                };
+                let merged = Reputation {
+                    settled_jobs: stored.settled_jobs.max(rep.settled_jobs),
+                    checks_passed: stored.checks_passed.max(rep.checks_passed),
+                    checks_failed: stored.checks_failed.max(rep.checks_failed),
+                    slashes: stored.slashes.max(rep.slashes),
+                    disputes: stored.disputes.max(rep.disputes),
+                };
+                table.insert(&key.0, merged.to_bytes().as_slice())?;
+            }
+        }
         tx.commit()?;
-        Ok(rep)
+        Ok(())
+    }
+
+    /// The node key each account registered with a proof, as the reputation table files
+    /// the chain's events.
+    pub fn provider_keys(&self) -> Result<Vec<(Address, PublicKey)>, StoreError> {
+        let tx = self.db().begin_read()?;
+        let table = tx.open_table(PROVIDER_KEYS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.push((Address::from(*k.value()), PublicKey(*v.value())));
+        }
+        Ok(out)
+    }
+
+    /// Records that `account` registered `key` (replacing an earlier key: a rotation).
+    /// Bookkeeping: durable with the next durable commit.
+    pub fn put_provider_key(&self, account: &Address, key: &PublicKey) -> Result<(), StoreError> {
+        let tx = self.bookkeeping()?;
+        tx.open_table(PROVIDER_KEYS)?.insert(&account.0.0, &key.0)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ---- tickets to dispute ----
+
+    /// Keeps a ticket to dispute if its provider claims it (durably: it is the buyer's claim
+    /// to its money).
+    pub fn put_disputable(
+        &self,
+        ticket: &B256,
+        record: &DisputableTicket,
+    ) -> Result<(), StoreError> {
+        let tx = self.db().begin_write()?;
+        tx.open_table(DISPUTABLE)?
+            .insert(&ticket.0, record.to_bytes().as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets a ticket to dispute (it settled); whether it was kept.
+    pub fn remove_disputable(&self, ticket: &B256) -> Result<bool, StoreError> {
+        let tx = self.db().begin_write()?;
+        let was = tx.open_table(DISPUTABLE)?.remove(&ticket.0)?.is_some();
+        tx.commit()?;
+        Ok(was)
+    }
+
+    /// Up to `limit` tickets to dispute, in ticket-id order.
+    pub fn disputable(&self, limit: usize) -> Result<Vec<(B256, DisputableTicket)>, StoreError> {
+        let tx = self.db().begin_read()?;
+        let table = tx.open_table(DISPUTABLE)?;
+        let mut out = Vec::new();
+        for entry in table.iter()?.take(limit) {
+            let (k, v) = entry?;
+            let ticket = B256::from(*k.value());
+            out.push((ticket, decode(DISPUTABLE_NAME, ticket, v.value())?));
+        }
+        Ok(out)
     }
 }
 
 const NODE_KEYS_NAME: &str = "node_keys";
 const OWN_OFFERS_NAME: &str = "own_offers";
 const VOUCHERS_NAME: &str = "vouchers";
-const REPUTATION_NAME: &str = "reputation";
+const REPUTATION_NAME: &str = "provider_reputation";
+const DISPUTABLE_NAME: &str = "disputable_tickets";
 
 fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), StoreError> {
     if len > max {
@@ -556,21 +636,6 @@ pub(crate) fn upsert_voucher(
     }
     table.insert(&channel.0, voucher.to_bytes().as_slice())?;
     Ok(VoucherUpdate::Stored)
-}
-
-/// One reputation event inside a caller's transaction.
-pub(crate) fn count_reputation(
-    table: &mut redb::Table<'_, &'static [u8; 20], &'static [u8]>,
-    provider: &Address,
-    event: ReputationEvent,
-) -> Result<Reputation, StoreError> {
-    let mut rep = match table.get(&provider.0.0)? {
-        Some(v) => decode(REPUTATION_NAME, provider, v.value())?,
-        None => Reputation::default(),
-    };
-    rep.count(event);
-    table.insert(&provider.0.0, rep.to_bytes().as_slice())?;
-    Ok(rep)
 }
 
 /// Creates the database file, if it is missing, readable and writable by its owner only: it

@@ -307,51 +307,10 @@ impl Record for JobRecord {
     }
 }
 
-/// What this node has seen of one provider (`docs/protocol.md` §4.3: matching ranks by
-/// reputation).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Reputation {
-    /// Jobs paid for.
-    pub settled_jobs: u64,
-    /// Spot checks that agreed with the provider.
-    pub checks_passed: u64,
-    /// Spot checks that did not.
-    pub checks_failed: u64,
-    /// Times it was slashed on chain.
-    pub slashes: u64,
-    /// Disputes it was party to.
-    pub disputes: u64,
-}
-
-/// One thing that happened to a provider, counted in its [`Reputation`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ReputationEvent {
-    /// A job was paid.
-    Settled,
-    /// A spot check agreed.
-    CheckPassed,
-    /// A spot check disagreed.
-    CheckFailed,
-    /// It was slashed.
-    Slashed,
-    /// A dispute was raised over one of its jobs.
-    Disputed,
-}
-
-impl Reputation {
-    /// Counts one event (saturating: a counter never wraps back to zero).
-    pub fn count(&mut self, event: ReputationEvent) {
-        let c = match event {
-            ReputationEvent::Settled => &mut self.settled_jobs,
-            ReputationEvent::CheckPassed => &mut self.checks_passed,
-            ReputationEvent::CheckFailed => &mut self.checks_failed,
-            ReputationEvent::Slashed => &mut self.slashes,
-            ReputationEvent::Disputed => &mut self.disputes,
-        };
-        *c = c.saturating_add(1);
-    }
-}
+/// What this node has counted of one provider: the verifier's counters
+/// ([`sietch_verifier::Reputation`], the one model of reputation, `docs/protocol.md` §4.3:
+/// matching ranks by it), stored as they are.
+pub use sietch_verifier::Reputation;
 
 impl Record for Reputation {
     const WHAT: &'static str = "reputation";
@@ -456,6 +415,46 @@ impl Record for OwnOffer {
     }
 }
 
+/// A ticket whose payment the buyer withheld (a result that broke its commitment, a
+/// provider found wrong, a result that never came): disputed if its provider claims it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DisputableTicket {
+    /// The job.
+    pub job_id: B256,
+    /// The channel the ticket draws on.
+    pub channel_id: B256,
+    /// The result never arrived: disputed as undelivered, so the verifiers hand it over.
+    pub undelivered: bool,
+}
+
+impl Record for DisputableTicket {
+    const WHAT: &'static str = "disputable ticket";
+    const MAX_SIZE: usize = 1 + 32 + 32 + 1;
+
+    fn encode_body(&self, w: &mut Writer) {
+        w.b256(&self.job_id);
+        w.b256(&self.channel_id);
+        w.u8(u8::from(self.undelivered));
+    }
+
+    fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            job_id: r.b256()?,
+            channel_id: r.b256()?,
+            undelivered: match r.u8()? {
+                0 => false,
+                1 => true,
+                tag => {
+                    return Err(DecodeError::BadTag {
+                        what: "undelivered",
+                        tag,
+                    });
+                }
+            },
+        })
+    }
+}
+
 /// What [`super::Store::put_voucher`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VoucherUpdate {
@@ -553,6 +552,15 @@ mod pinned {
                     checks_failed: 1,
                     slashes: 0,
                     disputes: 2,
+                }
+                .to_bytes(),
+            ),
+            (
+                "disputable_ticket",
+                DisputableTicket {
+                    job_id: B256::repeat_byte(0x10),
+                    channel_id: B256::repeat_byte(0x12),
+                    undelivered: true,
                 }
                 .to_bytes(),
             ),

@@ -38,13 +38,26 @@ pub(crate) const PROVIDER_JOBS: TableDefinition<'_, &[u8; 32], &[u8]> =
 pub(crate) const VOUCHERS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("vouchers");
 /// Chain id → last block indexed.
 pub(crate) const CHAIN_CURSOR: TableDefinition<'_, u64, u64> = TableDefinition::new("chain_cursor");
-/// Provider EVM address → [`super::Reputation`].
-pub(crate) const REPUTATION: TableDefinition<'_, &[u8; 20], &[u8]> =
-    TableDefinition::new("reputation");
+/// Provider EVM address → reputation counted by the store's own rule. Version 1 and 2
+/// only: written, never read; version 3 replaces it with [`PROVIDER_REPUTATION`].
+const OLD_REPUTATION: TableDefinition<'_, &[u8; 20], &[u8]> = TableDefinition::new("reputation");
 
 /// Job id → the job's outputs (the result message's bytes). Version 2.
 pub(crate) const JOB_OUTPUTS: TableDefinition<'_, &[u8; 32], &[u8]> =
     TableDefinition::new("job_outputs");
+
+/// Provider ed25519 key → [`super::Reputation`]: the buyer's reputation table's counters,
+/// under the key the order book ranks. Version 3.
+pub(crate) const PROVIDER_REPUTATION: TableDefinition<'_, &[u8; 32], &[u8]> =
+    TableDefinition::new("provider_reputation");
+/// EVM account → the ed25519 key it registered with a proof that verified: how the
+/// reputation table files the chain's events of an account. Version 3.
+pub(crate) const PROVIDER_KEYS: TableDefinition<'_, &[u8; 20], &[u8; 32]> =
+    TableDefinition::new("provider_keys");
+/// Ticket id → [`super::DisputableTicket`]: a ticket whose payment the buyer withheld, to
+/// dispute if its provider claims it. Version 3.
+pub(crate) const DISPUTABLE: TableDefinition<'_, &[u8; 32], &[u8]> =
+    TableDefinition::new("disputable_tickets");
 
 /// One step of the layout: from the version it is at in [`Schema`] to the next. It runs in
 /// the write transaction that then records the new version; returning an error aborts both.
@@ -85,6 +98,11 @@ impl Schema {
                     name: "add job_outputs (a job's outputs)",
                     apply: add_job_outputs,
                 },
+                Migration {
+                    name: "reputation by node key (provider_reputation, provider_keys) in place \
+                           of reputation by account; add disputable_tickets",
+                    apply: one_reputation,
+                },
             ],
         }
     }
@@ -103,7 +121,7 @@ impl Schema {
 }
 
 /// The schema version of this build.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 fn create_v1_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(NODE_KEYS)?;
@@ -114,12 +132,25 @@ fn create_v1_tables(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(PROVIDER_JOBS)?;
     tx.open_table(VOUCHERS)?;
     tx.open_table(CHAIN_CURSOR)?;
-    tx.open_table(REPUTATION)?;
+    tx.open_table(OLD_REPUTATION)?;
     Ok(())
 }
 
 fn add_job_outputs(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(JOB_OUTPUTS)?;
+    Ok(())
+}
+
+/// Version 3: one reputation. The version-2 `reputation` table counted by the store's own
+/// rule, by EVM account, and was never read; the order book ranks by node key with the
+/// verifier's counters (`sietch_verifier::ReputationTable`), which version 3 persists. Its
+/// rows cannot be filed under node keys without the chain (and counted other events), so
+/// they are dropped: the buyer counts again from here.
+fn one_reputation(tx: &redb::WriteTransaction) -> Result<(), StoreError> {
+    tx.delete_table(OLD_REPUTATION)?;
+    tx.open_table(PROVIDER_REPUTATION)?;
+    tx.open_table(PROVIDER_KEYS)?;
+    tx.open_table(DISPUTABLE)?;
     Ok(())
 }
 
