@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use crate::error::OfferError;
 use crate::job::{GpuNeeds, JobSpec};
 use crate::offer::{Offer, Withdrawal};
-use crate::settlement::min_stake_for;
+use crate::settlement::{self, min_stake_for};
 use crate::signed::{PublicKey, Signed, Verified};
 
 /// Sizing and policy of an order book.
@@ -856,12 +856,11 @@ impl OrderBook {
         let limit = limit.max(1);
         let req = &spec.requirements;
         let gpu = req.gpu.as_ref().filter(|g| g.count > 0);
-        let gpu_count = gpu.map_or(0, |g| g.count);
         let (feature_mask, unknown_feature) = self.features.lookup(&req.features);
         let min_stake = min_stake_for(spec.price_cap, spec.verification.sampling_ppm);
-        let fuel = u128::from(spec.limits.fuel);
-        // GPU-milliseconds × 10^6: price per GPU-second to 10^-9 units per GPU-millisecond.
-        let gpu_nano = u128::from(spec.limits.wall_time_ms) * u128::from(gpu_count) * 1_000_000;
+        // The worst case a ticket allows: all the fuel, the wall time on every GPU.
+        let fuel = spec.limits.fuel;
+        let gpu_millis = settlement::max_gpu_millis(spec);
         // Costs are compared in 10^-9 token units to avoid a division per offer.
         let cap_nano = spec.price_cap.saturating_mul(NANO);
         let accepted_models = gpu.map(|g| self.models.accepted(g)).unwrap_or_default();
@@ -921,9 +920,7 @@ impl OrderBook {
                     u128::from(s.stake),
                 )
             };
-            let cost_nano = mul(fuel, per_gfuel)
-                .and_then(|f| mul(gpu_nano, per_gpu_second)?.checked_add(f))
-                .unwrap_or(u128::MAX);
+            let cost_nano = settlement::cost_nano(fuel, gpu_millis, per_gfuel, per_gpu_second);
             // The provider's key sits in the full offer: read it only when needed.
             if cost_nano > cap_nano {
                 if cost_nano < cheapest_nano {
@@ -1081,16 +1078,7 @@ const STAGE_ORDER: [Stage; STAGES] = [
     Stage::Stake,
 ];
 
-/// `a × b`, or `None` on overflow. Operands that fit in 64 bits (nearly all prices and
-/// limits) take one multiply instead of `u128::checked_mul`'s slow library call.
-#[inline]
-fn mul(a: u128, b: u128) -> Option<u128> {
-    match (u64::try_from(a), u64::try_from(b)) {
-        (Ok(x), Ok(y)) => Some(u128::from(x) * u128::from(y)),
-        _ => a.checked_mul(b),
-    }
-}
-
+/// [`settlement::cost`]'s rounding of a [`settlement::cost_nano`].
 fn ceil_units(nano: u128) -> u128 {
     nano.div_ceil(NANO)
 }

@@ -8,6 +8,9 @@
 //! - [`Signed`]: ed25519 signatures for offers and p2p messages; [`eip712`]: EIP-712
 //!   signatures for the messages the escrow contract checks.
 //! - [`OrderBook`]: live offers, matching and ranking, with an explanation when nothing fits.
+//! - [`result`]: a job's result, one contract for every role: its [`Outcome`], its
+//!   [`Outputs`], their one encoding and output hash, and [`check_result`]; with
+//!   [`settlement::cost`], the one price formula.
 //! - [`names`]: the one rule for input and output file names, and [`printable`] for showing
 //!   a peer's text.
 //!
@@ -69,6 +72,7 @@ pub mod job;
 pub mod names;
 pub mod offer;
 pub mod registration;
+pub mod result;
 pub mod settlement;
 pub mod signed;
 
@@ -84,8 +88,13 @@ pub use job::{
 };
 pub use names::{MAX_FILE_NAME, NameError, check_file_name, printable};
 pub use offer::{ComputeCapability, Gpu, Hardware, Offer, Prices, Withdrawal};
+pub use result::{
+    Expected, InvalidResult, OUTPUT_HASH_DOMAIN, OutputFiles, Outcome, Outputs, TrapKind,
+    check_commitment, check_outputs, check_result, encode_output, output_hash,
+};
 pub use settlement::{
-    ResultCommitment, Ticket, Voucher, check_commit, is_checked, max_job_value, min_stake_for,
+    FUEL_PER_GFUEL, ResultCommitment, Ticket, Voucher, check_commit, is_checked, max_cost,
+    max_gpu_millis, max_job_value, min_stake_for, ticket_id,
 };
 pub use signed::{PublicKey, Signable, Signed, Verified};
 

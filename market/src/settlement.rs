@@ -6,7 +6,8 @@ use alloy_primitives::{B256, U256, keccak256};
 
 use crate::codec::{Canonical, Kind, Reader, Writer};
 use crate::error::DecodeError;
-use crate::job::PPM;
+use crate::job::{JobSpec, PPM};
+use crate::offer::Prices;
 
 /// Signed by the buyer when it sends a job: the most the provider may charge for it,
 /// which channel pays, and the commit of the spot-check secret.
@@ -37,16 +38,64 @@ pub struct Ticket {
     pub per_gpu_second: u128,
 }
 
+/// Fuel per billing unit of an offer's price: prices are per 10^9 fuel ("gfuel").
+pub const FUEL_PER_GFUEL: u128 = 1_000_000_000;
+
 /// What a run that used `fuel` and `gpu_millis` costs at these prices, rounded up once over
 /// the sum in 10^-9 token units: the most a result commitment may charge under a ticket with
-/// these prices (the escrow computes the same).
+/// these prices (the escrow computes the same). The one price formula: the order book ranks
+/// offers by it ([`max_cost`]), providers bill by it and buyers hold charges to it.
 pub fn cost(fuel: u64, gpu_millis: u64, per_gfuel: u128, per_gpu_second: u128) -> u128 {
-    let fuel_nano = u128::from(fuel).saturating_mul(per_gfuel);
+    cost_nano(fuel, gpu_millis, per_gfuel, per_gpu_second).div_ceil(FUEL_PER_GFUEL)
+}
+
+/// [`cost`] before its rounding, in 10^-9 token units (saturating): what the order book
+/// compares against a price cap without a division per offer.
+#[inline]
+pub fn cost_nano(fuel: u64, gpu_millis: u64, per_gfuel: u128, per_gpu_second: u128) -> u128 {
+    let fuel_nano = mul(u128::from(fuel), per_gfuel);
     // per GPU-second = per_gpu_second · 10^6 nano-units per GPU-millisecond.
-    let gpu_nano = u128::from(gpu_millis)
-        .saturating_mul(1_000_000)
-        .saturating_mul(per_gpu_second);
-    fuel_nano.saturating_add(gpu_nano).div_ceil(1_000_000_000)
+    let gpu_nano = mul(u128::from(gpu_millis) * 1_000_000, per_gpu_second);
+    fuel_nano.saturating_add(gpu_nano)
+}
+
+/// `a · b`, saturating. Operands that fit in 64 bits (every realistic price and usage) take
+/// one multiply instead of the slow library call of a full 128-bit one.
+#[inline]
+fn mul(a: u128, b: u128) -> u128 {
+    match (u64::try_from(a), u64::try_from(b)) {
+        (Ok(x), Ok(y)) => u128::from(x) * u128::from(y),
+        _ => a.saturating_mul(b),
+    }
+}
+
+/// GPUs a spec asks for (0 for a CPU job).
+pub fn gpus_needed(spec: &JobSpec) -> u8 {
+    spec.requirements.gpu.as_ref().map_or(0, |g| g.count)
+}
+
+/// The most GPU time a run of `spec` can bill: its wall time on each GPU it asks for.
+pub fn max_gpu_millis(spec: &JobSpec) -> u64 {
+    spec.limits
+        .wall_time_ms
+        .saturating_mul(u64::from(gpus_needed(spec)))
+}
+
+/// The most a job can cost at these prices ([`cost`] of all its fuel and its wall time on
+/// every GPU it asks for): how the order book ranks offers and what a buyer's ticket allows.
+pub fn max_cost(spec: &JobSpec, prices: &Prices) -> u128 {
+    cost(
+        spec.limits.fuel,
+        max_gpu_millis(spec),
+        prices.per_gfuel,
+        prices.per_gpu_second,
+    )
+}
+
+/// The escrow's id of the ticket for `job_id` on `channel_id`: `keccak256(channelId ‖
+/// jobId)`.
+pub fn ticket_id(channel_id: &B256, job_id: &B256) -> B256 {
+    keccak256([channel_id.as_slice(), job_id.as_slice()].concat())
 }
 
 /// Signed by a provider (or a verifier) for the result it computed, for the job's ticket on

@@ -17,12 +17,11 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{Filter, TransactionReceipt};
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::{SolEvent, SolEventInterface, SolType, SolValue};
+use alloy::sol_types::{SolEvent, SolEventInterface};
 use sietch_contracts::SietchEscrow::{self, SietchEscrowEvents, SietchEscrowInstance};
 use sietch_contracts::{EscrowError, MockToken, send, send_pair};
-use sietch_market::{
-    Domain, Offer, PublicKey, ResultCommitment, Ticket, TypedData, Voucher, registration,
-};
+use sietch_market::{Domain, Offer, PublicKey, ResultCommitment, Ticket, Voucher, registration};
+use sietch_verifier::{escrow_result, escrow_ticket, escrow_voucher};
 use tokio::sync::mpsc;
 
 use crate::net::Registry;
@@ -58,39 +57,10 @@ pub enum ChainError {
     /// A receipt lacked the event the call must emit.
     #[error("the receipt of {0} lacks its event")]
     MissingEvent(&'static str),
-    /// A market message does not fit the contract's form (a bug, not input).
-    #[error("converting a message for the contract: {0}")]
-    Conversion(String),
 }
 
 fn rpc(e: impl std::fmt::Display) -> ChainError {
     ChainError::Rpc(e.to_string())
-}
-
-/// A `sietch_market` settlement message as the escrow takes it. Both forms come from the
-/// same Solidity structs, so the conversion goes through their ABI encoding rather than
-/// repeating the fields.
-pub trait ToContract: TypedData<Sol: SolValue> {
-    /// The bindings' struct.
-    type Contract: SolValue + From<<<Self::Contract as SolValue>::SolType as SolType>::RustType>;
-
-    /// The same message, as the contract call takes it.
-    fn to_contract(&self) -> Result<Self::Contract, ChainError> {
-        Self::Contract::abi_decode(&self.to_sol().abi_encode())
-            .map_err(|e| ChainError::Conversion(e.to_string()))
-    }
-}
-
-impl ToContract for Voucher {
-    type Contract = SietchEscrow::Voucher;
-}
-
-impl ToContract for Ticket {
-    type Contract = SietchEscrow::Ticket;
-}
-
-impl ToContract for ResultCommitment {
-    type Contract = SietchEscrow::ResultCommitment;
 }
 
 /// A channel as the escrow holds it.
@@ -316,7 +286,7 @@ impl Chain {
 
     /// The id the escrow gives the ticket of `job_id` on `channel_id`.
     pub fn ticket_id(channel_id: B256, job_id: B256) -> B256 {
-        alloy::primitives::keccak256([channel_id.as_slice(), job_id.as_slice()].concat())
+        sietch_market::ticket_id(&channel_id, &job_id)
     }
 
     /// Token balance of `who`.
@@ -500,7 +470,7 @@ impl Chain {
         let mut vs = Vec::with_capacity(vouchers.len());
         let mut sigs = Vec::with_capacity(vouchers.len());
         for v in vouchers {
-            vs.push(v.message.to_contract()?);
+            vs.push(escrow_voucher(&v.message));
             sigs.push(Bytes::copy_from_slice(&v.signature));
         }
         let escrow = &self.inner.escrow;
@@ -515,9 +485,9 @@ impl Chain {
     ) -> Result<TransactionReceipt, ChainError> {
         let escrow = &self.inner.escrow;
         self.tx(escrow.claimTicket(
-            ticket.message.to_contract()?,
+            escrow_ticket(&ticket.message),
             Bytes::copy_from_slice(&ticket.signature),
-            result.message.to_contract()?,
+            escrow_result(&result.message),
             Bytes::copy_from_slice(&result.signature),
         ))
         .await
@@ -559,7 +529,7 @@ impl Chain {
         let escrow = &self.inner.escrow;
         self.tx(escrow.submitVerdict(
             id,
-            result.message.to_contract()?,
+            escrow_result(&result.message),
             Bytes::copy_from_slice(&result.signature),
         ))
         .await?;

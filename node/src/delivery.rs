@@ -27,7 +27,7 @@ pub fn is_the_claimed(result: &JobResult, job_id: B256, output_hash: B256, fuel_
     result.job_id == job_id
         && result.commitment.output_hash == output_hash
         && result.commitment.fuel_used == fuel_used
-        && crate::jobs::output_hash_of(result) == Some(output_hash)
+        && result.output_hash() == Some(output_hash)
 }
 
 /// Results kept by key (a job id, or a ticket id), the oldest dropped first beyond
@@ -130,17 +130,17 @@ mod tests {
     use sietch_market::{ResultCommitment, U256};
 
     fn result(job: u8, stdout: &[u8]) -> JobResult {
-        let outcome = sietch_sandbox::Outcome::Exited { code: 0 };
-        let output_hash = B256::from(sietch_sandbox::output_hash(
+        let outcome = sietch_market::Outcome::Exited { code: 0 };
+        let output_hash = B256::from(sietch_market::output_hash(
             outcome,
             stdout,
-            &std::collections::BTreeMap::new(),
+            &sietch_market::OutputFiles::new(),
         ));
         JobResult {
             job_id: B256::repeat_byte(job),
-            outcome: outcome.tag(),
+            outcome,
             stdout: stdout.to_vec(),
-            files: vec![],
+            files: Default::default(),
             commitment: ResultCommitment {
                 job_id: B256::repeat_byte(job),
                 spec_hash: B256::repeat_byte(9),

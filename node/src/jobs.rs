@@ -6,19 +6,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sietch_market::{B256, JobSpec, Prices, U256};
-use sietch_sandbox::{JobReport, Outcome, Sandbox};
+use sietch_sandbox::{JobReport, Sandbox};
 
-use crate::net::JobResult;
-
-/// Fuel per billing unit of an offer's price: prices are per 10^9 fuel ("gfuel").
-pub const FUEL_PER_GFUEL: u128 = 1_000_000_000;
+pub use sietch_market::settlement::{FUEL_PER_GFUEL, gpus_needed, max_cost, max_gpu_millis};
 
 /// GPU memory a GPU job may allocate when its needs name no minimum (1 GiB).
 pub const DEFAULT_GPU_MEMORY: u64 = 1 << 30;
 
-/// What a run that used `fuel` and `gpu_millis` costs at `prices`, rounded up once over the
-/// sum (in 10^-9 token units, as the order book ranks offers, so that a buyer's worst case
-/// and the book's agree to the unit).
+/// What a run that used `fuel` and `gpu_millis` costs at `prices`: the market's one price
+/// formula ([`sietch_market::settlement::cost`]), which the order book ranks offers by.
 pub fn cost(fuel: u64, gpu_millis: u64, prices: &Prices) -> u128 {
     sietch_market::settlement::cost(fuel, gpu_millis, prices.per_gfuel, prices.per_gpu_second)
 }
@@ -34,24 +30,6 @@ pub fn ticket_prices(spec: &JobSpec, prices: &Prices) -> Prices {
             0
         },
     }
-}
-
-/// GPUs a spec asks for (0 for a CPU job).
-pub fn gpus_needed(spec: &JobSpec) -> u8 {
-    spec.requirements.gpu.as_ref().map_or(0, |g| g.count)
-}
-
-/// The most GPU time a run of `spec` can bill: its wall time on each GPU it asks for.
-pub fn max_gpu_millis(spec: &JobSpec) -> u64 {
-    spec.limits
-        .wall_time_ms
-        .saturating_mul(u64::from(gpus_needed(spec)))
-}
-
-/// The most a job can cost at these prices: all its fuel, and its wall time on every GPU
-/// it asks for.
-pub fn max_cost(spec: &JobSpec, prices: &Prices) -> u128 {
-    cost(spec.limits.fuel, max_gpu_millis(spec), prices)
 }
 
 /// What a provider charges for a run: its metered fuel and GPU time at its prices, capped
@@ -132,29 +110,6 @@ pub fn run(
 ) -> Result<JobReport, RunFailure> {
     let module = sandbox.load(&blobs.module)?;
     Ok(sandbox.run(&module, &sandbox_job(spec, seed, blobs.stdin, blobs.inputs))?)
-}
-
-/// The output hash of a result's outputs, as the provider should have committed to; `None`
-/// when the outcome is not one a run can give.
-pub fn output_hash_of(result: &JobResult) -> Option<B256> {
-    let outcome = Outcome::from_tag(result.outcome.0, result.outcome.1)?;
-    let files: BTreeMap<String, Vec<u8>> = result.files.iter().cloned().collect();
-    if files.len() != result.files.len() {
-        return None;
-    }
-    Some(B256::from(sietch_sandbox::output_hash(
-        outcome,
-        &result.stdout,
-        &files,
-    )))
-}
-
-/// How a result ended, in words.
-pub fn outcome_text(result: &JobResult) -> String {
-    Outcome::from_tag(result.outcome.0, result.outcome.1).map_or_else(
-        || format!("unknown outcome {:?}", result.outcome),
-        |o| o.to_string(),
-    )
 }
 
 /// The blobs a spec names.

@@ -101,7 +101,7 @@ async fn anvil_a_result_naming_an_output_outside_the_rule_is_refused() {
     assert_eq!(done.provider, net.providers[1].evm_address, "{done:?}");
     assert_eq!(
         done.result.files,
-        vec![("out.txt".to_string(), b"data".to_vec())]
+        sietch_market::OutputFiles::from([("out.txt".to_string(), b"data".to_vec())])
     );
     let reasons = retry_reasons(&mut net).await;
     let refused = reasons

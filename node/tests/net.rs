@@ -239,9 +239,9 @@ async fn offers_reach_every_node_and_a_job_request_gets_its_result() {
         reply.send(JobReply::Accepted { job_id }).unwrap();
         let result = JobResult {
             job_id,
-            outcome: (0, 0),
+            outcome: sietch_market::Outcome::Exited { code: 0 },
             stdout: b"hello\n".to_vec(),
-            files: vec![("out.bin".into(), vec![1, 2, 3])],
+            files: [("out.bin".to_string(), vec![1, 2, 3])].into(),
             commitment: ResultCommitment {
                 job_id,
                 spec_hash: request.spec.hash(),

@@ -340,9 +340,9 @@ fn request(nonce: u64, output_bytes: u64) -> JobRequest {
 fn result(job_id: B256, stdout: usize) -> JobResult {
     JobResult {
         job_id,
-        outcome: (0, 0),
+        outcome: sietch_market::Outcome::Exited { code: 0 },
         stdout: vec![b'x'; stdout],
-        files: vec![],
+        files: Default::default(),
         commitment: ResultCommitment {
             job_id,
             spec_hash: B256::repeat_byte(2),

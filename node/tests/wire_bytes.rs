@@ -75,9 +75,9 @@ fn payment() -> Payment {
 fn result() -> JobResult {
     JobResult {
         job_id: B256::repeat_byte(0x10),
-        outcome: (0, 0),
+        outcome: sietch_market::Outcome::Exited { code: 0 },
         stdout: b"hello\n".to_vec(),
-        files: vec![("out.txt".into(), b"data".to_vec())],
+        files: [("out.txt".to_string(), b"data".to_vec())].into(),
         commitment: ResultCommitment {
             job_id: B256::repeat_byte(0x10),
             spec_hash: B256::repeat_byte(0x11),

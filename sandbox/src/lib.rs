@@ -15,7 +15,6 @@
 mod cache;
 mod error;
 pub mod gpu;
-mod hash;
 mod outcome;
 mod runner;
 mod spec;
@@ -23,7 +22,7 @@ pub mod wasi;
 
 pub use cache::CacheStats;
 pub use error::{LoadError, RunError, SandboxError};
-pub use hash::{OUTPUT_HASH_DOMAIN, encode_output, output_hash};
 pub use outcome::{JobReport, Outcome, TrapKind};
 pub use runner::{JobModule, MAX_INPUT_FILES, MAX_TABLE_ELEMENTS, Sandbox, SandboxConfig};
+pub use sietch_market::result::{OUTPUT_HASH_DOMAIN, encode_output, output_hash};
 pub use spec::{JobSpec, Limits};

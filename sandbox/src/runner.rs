@@ -14,10 +14,10 @@ use wasmtime::{
 use crate::cache::{CacheStats, ModuleCache};
 use crate::error::{LoadError, RunError, SandboxError};
 use crate::gpu::{self, JobGpu};
-use crate::hash::output_hash;
-use crate::outcome::{JobReport, Outcome, TrapKind};
+use crate::outcome::{JobReport, Outcome, TrapKind, trap_kind};
 use crate::spec::{JobSpec, is_flat_name};
 use crate::wasi::{self, GuestExit, WasiState};
+use sietch_market::output_hash;
 
 /// Largest table any job may have (the pooling allocator reserves this many per slot).
 pub const MAX_TABLE_ELEMENTS: u32 = 100_000;
@@ -465,7 +465,7 @@ fn classify(e: &wasmtime::Error) -> Outcome {
         Some(Trap::OutOfFuel) => Outcome::OutOfFuel,
         Some(Trap::Interrupt) => Outcome::DeadlineExceeded,
         Some(t) => Outcome::Trapped {
-            trap: TrapKind::from_trap(*t),
+            trap: trap_kind(*t),
         },
         None => Outcome::Trapped {
             trap: TrapKind::Other,

@@ -155,7 +155,7 @@ pub(crate) struct WasiState {
     stdout_cap: usize,
     stderr_cap: usize,
     inputs: BTreeMap<String, Vec<u8>>,
-    pub(crate) outputs: BTreeMap<String, Vec<u8>>,
+    pub(crate) outputs: sietch_market::OutputFiles,
     output_bytes: usize,
     output_cap: usize,
     output_files_cap: usize,

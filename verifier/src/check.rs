@@ -23,9 +23,10 @@
 
 use futures::future::join_all;
 use rand::Rng;
-use sietch_market::eip712::{Domain, TypedData};
+use sietch_market::eip712::Domain;
 use sietch_market::{
-    Address, B256, Comparison, JobSpec, Offer, PublicKey, ResultCommitment, Ticket,
+    Address, B256, Comparison, Expected, JobSpec, Offer, PublicKey, ResultCommitment, Ticket,
+    check_result,
 };
 
 use crate::compare::{Agreement, compare};
@@ -397,8 +398,9 @@ impl<E: Executor> Verifier<E> {
         }
     }
 
-    /// Checks that `result` is `offer`'s signed result for this job and spec, and in tolerance
-    /// mode that its outputs are the ones it signed.
+    /// Checks that `result` is `offer`'s signed result for this job and spec (the market's
+    /// one check, [`check_result`]), and in tolerance mode that its outputs came, within the
+    /// job's output limit, and are the ones it signed.
     fn validate(
         &self,
         spec: &JobSpec,
@@ -407,15 +409,7 @@ impl<E: Executor> Verifier<E> {
         offer: &Offer,
         result: &RunResult,
     ) -> Result<(), ResultError> {
-        let c = &result.commitment;
-        if c.job_id != job_id {
-            return Err(ResultError::WrongJob);
-        }
-        if c.spec_hash != spec_hash {
-            return Err(ResultError::WrongSpec);
-        }
-        c.verify(&self.domain, &result.signature, offer.evm_address)?;
-        if matches!(spec.verification.comparison, Comparison::Tolerance { .. }) {
+        let outputs = if matches!(spec.verification.comparison, Comparison::Tolerance { .. }) {
             let out = result.outputs.as_ref().ok_or(ResultError::MissingOutputs)?;
             let size = out.largest_part();
             if size > spec.limits.output_bytes {
@@ -424,10 +418,24 @@ impl<E: Executor> Verifier<E> {
                     limit: spec.limits.output_bytes,
                 });
             }
-            if out.hash() != c.output_hash {
-                return Err(ResultError::OutputsMismatch);
-            }
-        }
+            Some(out)
+        } else {
+            None
+        };
+        // A re-run's commitment names its own channel: any channel will do.
+        let expected = Expected {
+            job_id,
+            spec_hash,
+            channel_id: None,
+            signer: offer.evm_address,
+        };
+        check_result(
+            &self.domain,
+            &expected,
+            &result.commitment,
+            &result.signature,
+            outputs,
+        )?;
         Ok(())
     }
 

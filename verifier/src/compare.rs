@@ -23,7 +23,7 @@
 
 use sietch_market::{Comparison, FloatKind, FloatOutput, ResultCommitment};
 
-use crate::outputs::Outputs;
+use sietch_market::Outputs;
 
 /// How a re-run compares with the original.
 #[derive(Debug, Clone, PartialEq)]
@@ -310,8 +310,8 @@ pub fn verdict_commitment(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outputs::OutcomeCode;
     use sietch_market::{B256, U256};
+    use sietch_market::{Outcome, TrapKind};
 
     fn commitment(hash: u8, fuel: u64) -> ResultCommitment {
         ResultCommitment {
@@ -335,7 +335,7 @@ mod tests {
 
     fn outputs(files: &[(&str, Vec<u8>)]) -> Outputs {
         Outputs {
-            outcome: OutcomeCode::exited(0),
+            outcome: Outcome::Exited { code: 0 },
             stdout: b"done".to_vec(),
             files: files
                 .iter()
@@ -462,7 +462,9 @@ mod tests {
             Agreement::Differs(Difference::Stdout)
         );
         let mut trapped = a.clone();
-        trapped.outcome = OutcomeCode { tag: 5, value: 10 };
+        trapped.outcome = Outcome::Trapped {
+            trap: TrapKind::Unreachable,
+        };
         assert_eq!(
             tol(&cmp, &a, &trapped),
             Agreement::Differs(Difference::Outcome)

@@ -1,7 +1,7 @@
 //! Typed errors of the verifier, one enum per operation.
 
 use sietch_contracts::EscrowError;
-use sietch_market::{Address, DecodeError, Eip712Error, PublicKey};
+use sietch_market::{Address, DecodeError, Eip712Error, InvalidResult, PublicKey};
 
 /// Why a revealed secret cannot decide a spot check.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,21 +38,12 @@ pub enum ValueCapError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ResultError {
-    /// The commitment names another job.
-    #[error("the result commitment is for another job")]
-    WrongJob,
-    /// The commitment names another spec.
-    #[error("the result commitment is for another job spec")]
-    WrongSpec,
-    /// The EIP-712 signature is malformed or by someone else than the offer's EVM account.
-    #[error("the result commitment's signature is refused: {0}")]
-    Signature(#[from] Eip712Error),
+    /// It fails the market's one check of a signed result (job, spec, signature, outputs).
+    #[error(transparent)]
+    Invalid(#[from] InvalidResult),
     /// Tolerance mode needs the outputs, and none came.
     #[error("tolerance comparison needs the outputs, and the result carries none")]
     MissingOutputs,
-    /// The outputs do not hash to the signed output hash.
-    #[error("the outputs do not hash to the signed output hash")]
-    OutputsMismatch,
     /// The outputs are over the job's output limit.
     #[error("the outputs hold {size} bytes, over the job's limit of {limit}")]
     OutputsTooLarge {

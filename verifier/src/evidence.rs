@@ -13,14 +13,16 @@
 //!   arguments (only the ticket's provider may send them; the tests play the provider);
 //! - **show it**: [`Evidence::encode`] for the store, `Display` and the fields for the explorer.
 
-use alloy::primitives::{Bytes, keccak256};
+use alloy::primitives::Bytes;
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionReceipt;
 use sietch_contracts::SietchEscrow::{self, SietchEscrowInstance};
 use sietch_contracts::send;
 use sietch_market::codec::{Canonical, Reader, Writer};
 use sietch_market::eip712::{Domain, TypedData};
-use sietch_market::{Address, B256, DecodeError, PublicKey, ResultCommitment, Ticket};
+use sietch_market::{
+    Address, B256, DecodeError, PublicKey, ResultCommitment, Ticket, Voucher, ticket_id,
+};
 
 use crate::error::EvidenceError;
 
@@ -116,7 +118,7 @@ pub struct ClaimTicket {
     pub provider_signature: Bytes,
 }
 
-/// The escrow's ABI form of a ticket.
+/// The escrow's ABI form of a ticket: the one conversion, for the node's chain calls too.
 pub fn escrow_ticket(t: &Ticket) -> SietchEscrow::Ticket {
     SietchEscrow::Ticket {
         jobId: t.job_id,
@@ -144,10 +146,12 @@ pub fn escrow_result(c: &ResultCommitment) -> SietchEscrow::ResultCommitment {
     }
 }
 
-/// The escrow's id of the ticket for `job_id` on `channel_id`: `keccak256(abi.encode(channelId,
-/// jobId))`.
-pub fn ticket_id(channel_id: &B256, job_id: &B256) -> B256 {
-    keccak256([channel_id.as_slice(), job_id.as_slice()].concat())
+/// The escrow's ABI form of a voucher.
+pub fn escrow_voucher(v: &Voucher) -> SietchEscrow::Voucher {
+    SietchEscrow::Voucher {
+        channelId: v.channel_id,
+        cumulativeAmount: v.cumulative_amount,
+    }
 }
 
 impl Evidence {

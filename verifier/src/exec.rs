@@ -7,10 +7,9 @@
 //! wrappers; the simulation with an in-memory stand-in.
 
 use async_trait::async_trait;
-use sietch_market::{B256, JobSpec, Offer, ResultCommitment};
+use sietch_market::{B256, JobSpec, Offer, Outputs, ResultCommitment};
 
 use crate::error::RerunError;
-use crate::outputs::Outputs;
 
 /// A signed result: what a provider answers for a job.
 #[derive(Debug, Clone, PartialEq, Eq)]

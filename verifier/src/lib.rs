@@ -115,7 +115,6 @@ pub mod compare;
 pub mod error;
 pub mod evidence;
 pub mod exec;
-pub mod outputs;
 pub mod reputation;
 pub mod sampling;
 pub mod select;
@@ -129,12 +128,14 @@ pub use error::{
     ValueCapError,
 };
 pub use evidence::{
-    ClaimTicket, Evidence, SignedCommitment, Vote, escrow_result, escrow_ticket, ticket_id,
+    ClaimTicket, Evidence, SignedCommitment, Vote, escrow_result, escrow_ticket, escrow_voucher,
 };
 pub use exec::{Executor, RerunRequest, RunResult};
-pub use outputs::{OutcomeCode, Outputs};
 pub use reputation::{ChainEvent, Event, Reputation, ReputationTable};
 pub use sampling::{new_secret, reveal};
 pub use select::{
     Exclusions, NetBlock, SelectConfig, blocks, candidates, check_value_cap, select, value_cap,
 };
+/// A job's outputs and how it ended: the market's one form of a result, which tolerance mode
+/// compares.
+pub use sietch_market::{Outcome, Outputs, ticket_id};

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use sietch_market::{B256, JobSpec, Offer, Ticket, U256, job_id};
+use sietch_market::{B256, InvalidResult, JobSpec, Offer, Ticket, U256, job_id};
 use sietch_verifier::{
     CheckError, Decision, Evidence, EvidenceError, Job, ResultError, RevealError, RunResult,
     Verifier, VerifierConfig, new_secret,
@@ -128,7 +128,9 @@ fn refusals_name_what_is_wrong_with_the_buyers_records() {
     );
     assert!(matches!(
         check(&net, &forged, &offers, &mut rng),
-        Err(CheckError::Original(ResultError::Signature(_)))
+        Err(CheckError::Original(ResultError::Invalid(
+            InvalidResult::Signature(_)
+        )))
     ));
     // Tolerance mode needs the outputs, and they must be the signed ones.
     let mut tol = always(1);
@@ -145,7 +147,7 @@ fn refusals_name_what_is_wrong_with_the_buyers_records() {
     });
     assert_eq!(
         check(&net, &t, &offers, &mut rng).unwrap_err(),
-        CheckError::Original(ResultError::OutputsMismatch)
+        CheckError::Original(ResultError::Invalid(InvalidResult::OutputsMismatch))
     );
 }
 

@@ -13,7 +13,7 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
-use sietch_market::{Comparison, Input, Limits};
+use sietch_market::{Comparison, Input, InvalidResult, Limits};
 use sietch_verifier::{
     Decision, Difference, Event, Evidence, FaultKind, ReputationTable, ResultError, VerifierConfig,
 };
@@ -265,7 +265,7 @@ fn outputs_hash_like_the_sandbox_for_every_outcome() {
         };
         // `run` asserts that the verifier's hash of the outputs is the sandbox's.
         let run = sb.run(sietch_market::B256::repeat_byte(3), &spec);
-        tags.insert((run.outputs.outcome.tag, run.outputs.outcome.value));
+        tags.insert(run.outputs.outcome.tag());
     }
     // Exited 0 and 7, trapped (stack overflow), out of fuel, over the memory limit.
     assert!(tags.len() >= 5, "{tags:?}");
@@ -292,7 +292,7 @@ fn a_rerun_signed_by_the_wrong_key_is_a_fault_and_is_replaced() {
             assert_eq!(f.provider, forger);
             assert!(matches!(
                 f.kind,
-                FaultKind::BadResult(ResultError::Signature(_))
+                FaultKind::BadResult(ResultError::Invalid(InvalidResult::Signature(_)))
             ));
             assert!(c.observations().contains(&(forger, Event::CheckFailed)));
         }

@@ -497,8 +497,11 @@ impl OutputsJson {
     pub fn of(r: &JobResult) -> Self {
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         Self {
-            outcome: crate::jobs::outcome_text(r),
-            exit_code: (r.outcome.0 == 0).then_some(r.outcome.1),
+            outcome: r.outcome.to_string(),
+            exit_code: match r.outcome {
+                sietch_market::Outcome::Exited { code } => Some(code),
+                _ => None,
+            },
             stdout: b64(&r.stdout),
             files: r.files.iter().map(|(n, d)| (n.clone(), b64(d))).collect(),
             output_hash: r.commitment.output_hash,

@@ -3,7 +3,6 @@
 //! or the word that none will come, and hold the result to its commitment. Also the
 //! verifier's executor, for which a spot check's re-run is an attempt like any other.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use libp2p::PeerId;
 use sietch_market::Eip712Error;
 use sietch_market::eip712::TypedData;
 use sietch_market::{B256, JobSpec, Offer, Ticket, U256, check_commit};
-use sietch_verifier::{Executor, OutcomeCode, Outputs, RerunError, RerunRequest, RunResult};
+use sietch_verifier::{Executor, Outputs, RerunError, RerunRequest, RunResult};
 use tokio::sync::oneshot;
 
 use super::chain_events::Disputable;
@@ -103,12 +102,15 @@ pub(super) struct Delivered {
 
 impl Buyer {
     /// Sends the job to one provider and waits for a result that holds to its commitment.
-    /// `rerun`: a spot check's re-run, which never waits for a busy lane (see `take_lane`).
+    /// `max_cost`: the most the job can cost at the offer's prices, as the order book found
+    /// it (`sietch_market::max_cost`). `rerun`: a spot check's re-run, which never waits for
+    /// a busy lane (see `take_lane`).
     pub(super) async fn attempt(
         &self,
         spec: &JobSpec,
         id: B256,
         offer: &Offer,
+        max_cost: u128,
         rerun: bool,
     ) -> Result<Delivered, AttemptError> {
         // Counted from the moment of choice (before any wait), so that jobs matched right
@@ -122,7 +124,7 @@ impl Buyer {
                 tracing::debug!("adding an address of {peer}: {e}");
             }
         }
-        let max_amount = jobs::max_cost(spec, &offer.prices).min(spec.price_cap);
+        let max_amount = max_cost.min(spec.price_cap);
         // The escrow holds the provider's charge to its usage at these prices.
         let prices = jobs::ticket_prices(spec, &offer.prices);
         let taken = self
@@ -277,14 +279,7 @@ impl Buyer {
 
 /// A result's outputs as the verifier compares them.
 pub(super) fn outputs_of(r: &JobResult) -> Outputs {
-    Outputs {
-        outcome: OutcomeCode {
-            tag: r.outcome.0,
-            value: r.outcome.1,
-        },
-        stdout: r.stdout.clone(),
-        files: r.files.iter().cloned().collect::<BTreeMap<_, _>>(),
-    }
+    r.outputs()
 }
 
 /// The verifier's executor over the node's network: a re-run is a job like any other, on
@@ -297,7 +292,13 @@ impl Executor for NetExecutor {
     async fn rerun(&self, r: RerunRequest<'_>) -> Result<RunResult, RerunError> {
         let b = &self.0;
         let d = b
-            .attempt(r.spec, r.job_id, r.provider, true)
+            .attempt(
+                r.spec,
+                r.job_id,
+                r.provider,
+                jobs::max_cost(r.spec, &r.provider.prices),
+                true,
+            )
             .await
             .map_err(|e| RerunError::Failed(e.to_string()))?;
         let out = RunResult {

@@ -314,15 +314,15 @@ impl Buyer {
         let mut offers = self.candidates(spec)?;
         // Providers with a lane free (or room for a new one) first, in rank order: a busy
         // provider is not waited for while another can start at once.
-        offers.sort_by_key(|o| !self.has_room(o.evm_address));
+        offers.sort_by_key(|(o, _)| !self.has_room(o.evm_address));
         let mut last = AttemptError::NotTried;
-        for (attempt, offer) in offers.iter().take(MAX_ATTEMPTS).enumerate() {
+        for (attempt, (offer, max_cost)) in offers.iter().take(MAX_ATTEMPTS).enumerate() {
             self.emit(NodeEvent::Sent {
                 job: id.to_string(),
                 provider: offer.evm_address.to_string(),
                 attempt: attempt as u32 + 1,
             });
-            let delivered = match self.attempt(spec, id, offer, false).await {
+            let delivered = match self.attempt(spec, id, offer, *max_cost, false).await {
                 Ok(d) => d,
                 Err(why) => {
                     self.emit(NodeEvent::Retrying {
@@ -355,7 +355,7 @@ impl Buyer {
             }
             self.emit(NodeEvent::ResultIn {
                 job: id.to_string(),
-                outcome: jobs::outcome_text(&delivered.result),
+                outcome: delivered.result.outcome.to_string(),
                 amount: delivered.result.commitment.amount.to_string(),
                 fuel: delivered.result.commitment.fuel_used,
             });
@@ -474,8 +474,9 @@ impl Buyer {
         })
     }
 
-    /// Offers that can run `spec`, best first.
-    fn candidates(&self, spec: &JobSpec) -> Result<Vec<Offer>, BuyError> {
+    /// Offers that can run `spec`, best first, each with the most the job can cost at its
+    /// prices (the book's `max_cost`, which the ticket allows).
+    fn candidates(&self, spec: &JobSpec) -> Result<Vec<(Offer, u128)>, BuyError> {
         let book = self.net.book();
         let book = lock(&book);
         let reputation = lock(&self.reputation);
@@ -484,8 +485,11 @@ impl Buyer {
             .map_err(|e| BuyError::NoMatch(Box::new(e)))?;
         Ok(found
             .iter()
-            .filter_map(|m| book.get(&m.provider).map(|s| s.payload.clone()))
-            .filter(|o| o.evm_address != self.address())
+            .filter_map(|m| {
+                book.get(&m.provider)
+                    .map(|s| (s.payload.clone(), m.max_cost))
+            })
+            .filter(|(o, _)| o.evm_address != self.address())
             .collect())
     }
 }

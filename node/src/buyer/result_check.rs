@@ -1,13 +1,13 @@
 //! Holding a result to its commitment: before anything else is done with it, a result must
-//! be for this job, spec and ticket, charge no more than the ticket allows and the offer's
-//! prices make of its usage, be signed by the offer's account, name its files by the one
-//! rule, and hash to what it commits to. Each refusal is a [`ResultRefused`].
+//! pass the market's one check of a signed result (for this job, spec and ticket's channel,
+//! signed by the offer's account, its files named by the one rule and hashing to what it
+//! commits to: [`sietch_market::result`]), and charge no more than the ticket allows and the
+//! offer's prices make of its usage. Each refusal is a [`ResultRefused`].
 
-use std::collections::HashSet;
-
-use sietch_market::Eip712Error;
-use sietch_market::eip712::{Domain, TypedData};
-use sietch_market::{JobSpec, NameError, Offer, Ticket, U256, printable};
+use sietch_market::eip712::Domain;
+use sietch_market::{
+    Expected, InvalidResult, JobSpec, Offer, Ticket, U256, check_commitment, check_outputs,
+};
 
 use crate::jobs;
 use crate::net::JobResult;
@@ -16,15 +16,11 @@ use crate::net::JobResult;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ResultRefused {
-    /// The result, or its commitment, names another job than the ticket.
-    #[error("the result is for another job")]
-    WrongJob,
-    /// The commitment's spec hash is not the ticket's.
-    #[error("the result's spec hash is not the job's")]
-    WrongSpec,
-    /// The commitment is for another channel than the ticket's.
-    #[error("the result is signed for another channel's ticket")]
-    WrongChannel,
+    /// It fails the market's check of a signed result: another job, spec or channel, a bad
+    /// signature, an output name against the rule, outputs that do not hash to the
+    /// commitment.
+    #[error(transparent)]
+    Invalid(#[from] InvalidResult),
     /// The charge is over the ticket's maximum.
     #[error("the result charges {amount} over the ticket's {max}")]
     OverMax {
@@ -49,26 +45,6 @@ pub enum ResultRefused {
         /// What the usage costs.
         metered: U256,
     },
-    /// The commitment is not signed by the offer's account.
-    #[error("the result's signature: {0}")]
-    BadSignature(Eip712Error),
-    /// An output's name breaks the file-name rule.
-    #[error("the result has an output named \"{}\": {reason}", printable(.name))]
-    BadOutputName {
-        /// The name, as sent.
-        name: String,
-        /// The rule it breaks.
-        reason: NameError,
-    },
-    /// Two outputs share a name.
-    #[error("the result has two outputs named \"{}\"", printable(.name))]
-    DuplicateOutput {
-        /// The name, as sent.
-        name: String,
-    },
-    /// The outputs do not hash to the committed output hash (or name no known outcome).
-    #[error("the outputs do not hash to the committed output hash")]
-    HashMismatch,
 }
 
 /// Holds `result`, delivered for `ticket` by `offer`'s provider, to its commitment.
@@ -81,15 +57,16 @@ pub(super) fn hold_to_commitment(
 ) -> Result<(), ResultRefused> {
     let c = &result.commitment;
     let t = ticket;
-    if c.job_id != t.job_id || result.job_id != t.job_id {
-        return Err(ResultRefused::WrongJob);
+    if result.job_id != t.job_id {
+        return Err(InvalidResult::WrongJob.into());
     }
-    if c.spec_hash != t.spec_hash {
-        return Err(ResultRefused::WrongSpec);
-    }
-    if c.channel_id != t.channel_id {
-        return Err(ResultRefused::WrongChannel);
-    }
+    let expected = Expected {
+        job_id: t.job_id,
+        spec_hash: t.spec_hash,
+        channel_id: Some(t.channel_id),
+        signer: offer.evm_address,
+    };
+    check_commitment(domain, &expected, c, &result.signature)?;
     if c.amount > t.max_amount {
         return Err(ResultRefused::OverMax {
             amount: c.amount,
@@ -112,32 +89,22 @@ pub(super) fn hold_to_commitment(
             metered,
         });
     }
-    c.verify(domain, &result.signature, offer.evm_address)
-        .map_err(ResultRefused::BadSignature)?;
-    // The provider names files on this machine's disk: one rule (`market::names`), and each
-    // name once.
-    let mut names = HashSet::new();
-    for (name, _) in &result.files {
-        sietch_market::check_file_name(name).map_err(|reason| ResultRefused::BadOutputName {
-            name: name.clone(),
-            reason,
-        })?;
-        if !names.insert(name.as_str()) {
-            return Err(ResultRefused::DuplicateOutput { name: name.clone() });
-        }
-    }
-    match jobs::output_hash_of(result) {
-        Some(h) if h == c.output_hash => Ok(()),
-        _ => Err(ResultRefused::HashMismatch),
-    }
+    check_outputs(
+        result.outcome,
+        &result.stdout,
+        &result.files,
+        &c.output_hash,
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use alloy::signers::local::PrivateKeySigner;
+    use sietch_market::eip712::TypedData;
     use sietch_market::settlement::ResultCommitment;
     use sietch_market::{
-        Address, B256, ComputeCapability, GpuNeeds, Hardware, Limits, Prices, PublicKey,
+        Address, B256, ComputeCapability, GpuNeeds, Hardware, Limits, Outcome, Prices, PublicKey,
         VerificationPolicy,
     };
 
@@ -213,9 +180,9 @@ mod tests {
     fn honest(t: &Ticket) -> JobResult {
         let mut r = JobResult {
             job_id: t.job_id,
-            outcome: (0, 0),
+            outcome: Outcome::Exited { code: 0 },
             stdout: b"hello".to_vec(),
-            files: vec![("out.txt".into(), b"42".to_vec())],
+            files: [("out.txt".to_string(), b"42".to_vec())].into(),
             commitment: ResultCommitment {
                 job_id: t.job_id,
                 spec_hash: t.spec_hash,
@@ -228,7 +195,7 @@ mod tests {
             },
             signature: [0; 65],
         };
-        r.commitment.output_hash = jobs::output_hash_of(&r).unwrap();
+        r.commitment.output_hash = r.output_hash().unwrap();
         resign(&mut r);
         r
     }
@@ -253,11 +220,17 @@ mod tests {
         let (s, t) = (spec(0), ticket(&spec(0)));
         let mut r = honest(&t);
         r.job_id = B256::repeat_byte(9);
-        assert!(matches!(hold(&s, &t, &r), Err(ResultRefused::WrongJob)));
+        assert!(matches!(
+            hold(&s, &t, &r),
+            Err(ResultRefused::Invalid(InvalidResult::WrongJob))
+        ));
         let mut r = honest(&t);
         r.commitment.job_id = B256::repeat_byte(9);
         resign(&mut r);
-        assert!(matches!(hold(&s, &t, &r), Err(ResultRefused::WrongJob)));
+        assert!(matches!(
+            hold(&s, &t, &r),
+            Err(ResultRefused::Invalid(InvalidResult::WrongJob))
+        ));
     }
 
     #[test]
@@ -266,7 +239,10 @@ mod tests {
         let mut r = honest(&t);
         r.commitment.spec_hash = B256::repeat_byte(9);
         resign(&mut r);
-        assert!(matches!(hold(&s, &t, &r), Err(ResultRefused::WrongSpec)));
+        assert!(matches!(
+            hold(&s, &t, &r),
+            Err(ResultRefused::Invalid(InvalidResult::WrongSpec))
+        ));
     }
 
     #[test]
@@ -275,7 +251,10 @@ mod tests {
         let mut r = honest(&t);
         r.commitment.channel_id = B256::repeat_byte(9);
         resign(&mut r);
-        assert!(matches!(hold(&s, &t, &r), Err(ResultRefused::WrongChannel)));
+        assert!(matches!(
+            hold(&s, &t, &r),
+            Err(ResultRefused::Invalid(InvalidResult::WrongChannel))
+        ));
     }
 
     #[test]
@@ -344,43 +323,36 @@ mod tests {
         r.signature = r.commitment.sign(&DOMAIN, &other).unwrap();
         assert!(matches!(
             hold(&s, &t, &r),
-            Err(ResultRefused::BadSignature(_))
+            Err(ResultRefused::Invalid(InvalidResult::Signature(_)))
         ));
         // Signed by the right key for another escrow.
         let elsewhere = Domain::new(1, Address::repeat_byte(0xee));
         r.signature = r.commitment.sign(&elsewhere, &key()).unwrap();
         assert!(matches!(
             hold(&s, &t, &r),
-            Err(ResultRefused::BadSignature(_))
+            Err(ResultRefused::Invalid(InvalidResult::Signature(_)))
         ));
         // A change to the commitment after signing.
         let mut r = honest(&t);
         r.commitment.fuel_used += 1;
         assert!(matches!(
             hold(&s, &t, &r),
-            Err(ResultRefused::BadSignature(_))
+            Err(ResultRefused::Invalid(InvalidResult::Signature(_)))
         ));
     }
 
     #[test]
-    fn outputs_with_bad_or_repeated_names_are_refused() {
+    fn outputs_with_bad_names_are_refused() {
         let (s, t) = (spec(0), ticket(&spec(0)));
         for bad in ["../etc/passwd", "", "a/b"] {
             let mut r = honest(&t);
-            r.files = vec![(bad.into(), b"x".to_vec())];
+            r.files = [(bad.to_string(), b"x".to_vec())].into();
             assert!(
-                matches!(hold(&s, &t, &r), Err(ResultRefused::BadOutputName { ref name, .. }) if name == bad),
+                matches!(hold(&s, &t, &r), Err(ResultRefused::Invalid(InvalidResult::BadOutputName { ref name, .. })) if name == bad),
                 "{bad:?}"
             );
         }
-        let mut r = honest(&t);
-        r.files.push(("out.txt".into(), b"42".to_vec()));
-        let e = hold(&s, &t, &r).unwrap_err();
-        assert!(matches!(e, ResultRefused::DuplicateOutput { .. }), "{e}");
-        assert_eq!(
-            e.to_string(),
-            "the result has two outputs named \"out.txt\""
-        );
+        // Two outputs of one name do not decode at all (`net::wire`).
     }
 
     #[test]
@@ -388,13 +360,22 @@ mod tests {
         let (s, t) = (spec(0), ticket(&spec(0)));
         let mut r = honest(&t);
         r.stdout = b"hellO".to_vec();
-        assert!(matches!(hold(&s, &t, &r), Err(ResultRefused::HashMismatch)));
+        assert!(matches!(
+            hold(&s, &t, &r),
+            Err(ResultRefused::Invalid(InvalidResult::OutputsMismatch))
+        ));
         let mut r = honest(&t);
-        r.files[0].1 = b"43".to_vec();
-        assert!(matches!(hold(&s, &t, &r), Err(ResultRefused::HashMismatch)));
+        r.files.insert("out.txt".into(), b"43".to_vec());
+        assert!(matches!(
+            hold(&s, &t, &r),
+            Err(ResultRefused::Invalid(InvalidResult::OutputsMismatch))
+        ));
         // An outcome no run can give.
         let mut r = honest(&t);
-        r.outcome = (200, 0);
-        assert!(matches!(hold(&s, &t, &r), Err(ResultRefused::HashMismatch)));
+        r.outcome = Outcome::from_wire(200, 0);
+        assert!(matches!(
+            hold(&s, &t, &r),
+            Err(ResultRefused::Invalid(InvalidResult::OutputsMismatch))
+        ));
     }
 }

@@ -10,7 +10,9 @@ use futures::{AsyncReadExt, AsyncWriteExt, prelude::*};
 use libp2p::StreamProtocol;
 use sietch_market::codec::{Reader, Writer};
 use sietch_market::error::DecodeError;
-use sietch_market::{B256, Canonical, JobSpec, ResultCommitment, Ticket, Voucher};
+use sietch_market::{
+    B256, Canonical, JobSpec, Outcome, OutputFiles, Outputs, ResultCommitment, Ticket, Voucher,
+};
 
 /// Version byte of every message of these protocols.
 const WIRE_VERSION: u8 = 1;
@@ -121,17 +123,42 @@ pub enum JobReply {
 pub struct JobResult {
     /// The job.
     pub job_id: B256,
-    /// How the job ended: the sandbox's outcome tag and value (`Outcome::tag`), as the
-    /// output hash encodes them, so the buyer can recompute the hash from the outputs.
-    pub outcome: (u8, i32),
+    /// How the job ended, carried as its tag and value ([`Outcome::tag`]), as the output
+    /// hash encodes them, so the buyer can recompute the hash from the outputs. A pair no
+    /// run gives decodes as [`Outcome::Unrecognized`], and no check accepts it.
+    pub outcome: Outcome,
     /// Captured stdout.
     pub stdout: Vec<u8>,
-    /// Files the job wrote to `/output`, by name.
-    pub files: Vec<(String, Vec<u8>)>,
+    /// Files the job wrote to `/output`, by name (each name once: a message naming one twice
+    /// does not decode).
+    pub files: OutputFiles,
     /// The provider's commitment to this result.
     pub commitment: ResultCommitment,
     /// The provider's EIP-712 signature of the commitment (65 bytes).
     pub signature: [u8; 65],
+}
+
+impl JobResult {
+    /// The output hash of its outputs ([`sietch_market::output_hash`]), as the provider
+    /// should have committed to; `None` for an outcome no run gives.
+    pub fn output_hash(&self) -> Option<B256> {
+        self.outcome.is_recognized().then(|| {
+            B256::from(sietch_market::output_hash(
+                self.outcome,
+                &self.stdout,
+                &self.files,
+            ))
+        })
+    }
+
+    /// Its outputs in the market's form, as the verifier compares them.
+    pub fn outputs(&self) -> Outputs {
+        Outputs {
+            outcome: self.outcome,
+            stdout: self.stdout.clone(),
+            files: self.files.clone(),
+        }
+    }
 }
 
 /// A provider's word that a job it accepted ended without a result (its module or an input
@@ -388,8 +415,9 @@ impl WireMessage for JobResult {
     const MAX: usize = MAX_RESULT;
     fn write(&self, w: &mut Writer) {
         w.b256(&self.job_id);
-        w.u8(self.outcome.0);
-        w.u32(self.outcome.1 as u32);
+        let (tag, value) = self.outcome.tag();
+        w.u8(tag);
+        w.u32(value as u32);
         w.bytes(&self.stdout);
         w.count(self.files.len());
         for (name, data) in &self.files {
@@ -402,18 +430,37 @@ impl WireMessage for JobResult {
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             job_id: r.b256()?,
-            outcome: (r.u8()?, r.u32()? as i32),
+            outcome: Outcome::from_wire(r.u8()?, r.u32()? as i32),
             stdout: r.bytes("stdout", MAX_RESULT)?.to_vec(),
-            files: r.list("output files", MAX_OUTPUT_FILES, |r| {
-                Ok((
-                    r.string("output file name", MAX_TEXT)?,
-                    r.bytes("output file", MAX_RESULT)?.to_vec(),
-                ))
-            })?,
+            files: read_files(r)?,
             commitment: nested(r, "result commitment")?,
             signature: read_sig(r)?,
         })
     }
+}
+
+/// A result's `/output` files: at most [`MAX_OUTPUT_FILES`], each name once.
+fn read_files(r: &mut Reader<'_>) -> Result<OutputFiles, DecodeError> {
+    let n = r.u32()? as usize;
+    if n > MAX_OUTPUT_FILES {
+        return Err(DecodeError::TooLong {
+            what: "output files",
+            len: n,
+            max: MAX_OUTPUT_FILES,
+        });
+    }
+    let mut files = OutputFiles::new();
+    for _ in 0..n {
+        let name = r.string("output file name", MAX_TEXT)?;
+        let data = r.bytes("output file", MAX_RESULT)?.to_vec();
+        if files.insert(name, data).is_some() {
+            return Err(DecodeError::Invalid {
+                what: "output files",
+                why: "two files share a name",
+            });
+        }
+    }
+    Ok(files)
 }
 
 impl WireMessage for JobFailure {
@@ -904,9 +951,9 @@ mod tests {
     fn a_result_in_a_job_reply_round_trips_and_is_bounded() {
         let result = JobResult {
             job_id: B256::repeat_byte(7),
-            outcome: (0, -3),
+            outcome: Outcome::Exited { code: -3 },
             stdout: b"hello".to_vec(),
-            files: vec![("out.bin".into(), vec![1, 2, 3])],
+            files: [("out.bin".to_string(), vec![1, 2, 3])].into(),
             commitment: ResultCommitment {
                 job_id: B256::repeat_byte(7),
                 spec_hash: B256::repeat_byte(8),
@@ -918,6 +965,26 @@ mod tests {
             },
             signature: [6u8; 65],
         };
+        // Two files of one name: not a result (its files are a map).
+        let mut twice = result.to_bytes();
+        let file = [
+            &7u32.to_be_bytes()[..],
+            b"out.bin",
+            &3u32.to_be_bytes()[..],
+            &[1, 2, 3],
+        ]
+        .concat();
+        let at = twice
+            .windows(file.len())
+            .position(|w| w == file.as_slice())
+            .unwrap();
+        twice.splice(at..at, file.iter().copied());
+        let count = at - 4;
+        twice[count..at].copy_from_slice(&2u32.to_be_bytes());
+        assert!(matches!(
+            JobResult::from_bytes(&twice),
+            Err(DecodeError::Invalid { .. })
+        ));
         // On the result protocol: a result as before (tag 3), or a failure (tag 11).
         let done = ResultMessage::Done(Box::new(result.clone()));
         assert_eq!(done.to_bytes(), result.to_bytes());

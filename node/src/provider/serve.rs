@@ -435,9 +435,9 @@ impl Provider {
         });
         Ok(JobResult {
             job_id: t.job_id,
-            outcome: report.outcome.tag(),
+            outcome: report.outcome,
             stdout: report.stdout,
-            files: report.outputs.into_iter().collect(),
+            files: report.outputs,
             commitment,
             signature,
         })

@@ -28,7 +28,7 @@ use sietch_market::{
     ResultCommitment, Ticket, U256, VerificationPolicy, job_id,
 };
 use sietch_verifier::{
-    Check, Decision, Executor, Job, OutcomeCode, Outputs, RerunError, RerunRequest, RunResult,
+    Check, Decision, Executor, Job, Outcome, Outputs, RerunError, RerunRequest, RunResult,
     Verifier, VerifierConfig, new_secret, reveal,
 };
 
@@ -96,7 +96,7 @@ impl Compute for Formula {
         let h = blake3::hash(&[job_id.as_slice(), spec.hash().as_slice()].concat());
         Run {
             outputs: Outputs {
-                outcome: OutcomeCode::exited(0),
+                outcome: Outcome::Exited { code: 0 },
                 stdout: h.as_bytes().to_vec(),
                 files: Default::default(),
             },

@@ -1,13 +1,13 @@
 //! Real runs: the wasmtime sandbox behind [`Compute`], with WAT guests and the job's blobs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use sietch_market::{B256, BlobRef, Comparison, FloatKind, FloatOutput, JobSpec};
-use sietch_sandbox::{JobModule, Outcome, Sandbox, SandboxConfig, encode_output};
-use sietch_verifier::{OutcomeCode, Outputs};
+use sietch_sandbox::{JobModule, Sandbox, SandboxConfig};
+use sietch_verifier::Outputs;
 
 use super::{Compute, Run, formula_spec};
 
@@ -85,16 +85,6 @@ pub fn float_tolerance(relative: f64, absolute: f64) -> Comparison {
     }
 }
 
-/// The outcome's tag and value, read from the sandbox's own encoding of the output hash
-/// (bytes 16..21, `sandbox/README.md`).
-pub fn outcome_code(outcome: Outcome) -> OutcomeCode {
-    let enc = encode_output(outcome, &[], &BTreeMap::new());
-    OutcomeCode {
-        tag: enc[16],
-        value: i32::from_le_bytes(enc[17..21].try_into().unwrap()),
-    }
-}
-
 impl Compute for Sandboxed {
     fn run(&self, job_id: B256, spec: &JobSpec) -> Run {
         let module = self.modules.lock().unwrap()[&spec.module].clone();
@@ -120,11 +110,11 @@ impl Compute for Sandboxed {
         };
         let report = self.sandbox.run(&module, &run).unwrap();
         let outputs = Outputs {
-            outcome: outcome_code(report.outcome),
+            outcome: report.outcome,
             stdout: report.stdout,
             files: report.outputs,
         };
-        // Every real run pins the verifier's output hash to the sandbox's.
+        // Every real run: the outputs hash to what the sandbox reported.
         assert_eq!(outputs.hash(), B256::from(report.output_hash));
         Run {
             outputs,
