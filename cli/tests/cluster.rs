@@ -510,7 +510,7 @@ async fn offers_reach_every_node_and_a_job_gets_its_result() {
     cutter.await.unwrap();
     assert_eq!(from, provider_peer);
     assert_eq!(result.job_id, ticket.job_id);
-    assert_eq!(result.outcome, (0, 0), "the job did not exit 0");
+    assert_eq!(result.outcome.tag(), (0, 0), "the job did not exit 0");
     assert_eq!(result.stdout, fnv1a(&data).to_le_bytes());
 
     // The transfer was cut mid-chunk and resumed where it stopped.

@@ -89,7 +89,7 @@ pub use job::{
 pub use names::{MAX_FILE_NAME, NameError, check_file_name, printable};
 pub use offer::{ComputeCapability, Gpu, Hardware, Offer, Prices, Withdrawal};
 pub use result::{
-    Expected, InvalidResult, OUTPUT_HASH_DOMAIN, OutputFiles, Outcome, Outputs, TrapKind,
+    Expected, InvalidResult, OUTPUT_HASH_DOMAIN, Outcome, OutputFiles, Outputs, TrapKind,
     check_commitment, check_outputs, check_result, encode_output, output_hash,
 };
 pub use settlement::{

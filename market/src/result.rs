@@ -110,13 +110,6 @@ impl Outcome {
     }
 }
 
-/// An outcome equals its (tag, value) pair ([`Outcome::tag`]).
-impl PartialEq<(u8, i32)> for Outcome {
-    fn eq(&self, pair: &(u8, i32)) -> bool {
-        self.tag() == *pair
-    }
-}
-
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

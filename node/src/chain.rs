@@ -284,11 +284,6 @@ impl Chain {
             .map_err(|e| EscrowError::from_contract(e).into())
     }
 
-    /// The id the escrow gives the ticket of `job_id` on `channel_id`.
-    pub fn ticket_id(channel_id: B256, job_id: B256) -> B256 {
-        sietch_market::ticket_id(&channel_id, &job_id)
-    }
-
     /// Token balance of `who`.
     pub async fn balance(&self, who: Address) -> Result<u128, ChainError> {
         let token = MockToken::new(self.inner.token, self.inner.provider.clone());

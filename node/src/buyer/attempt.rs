@@ -11,7 +11,7 @@ use libp2p::PeerId;
 use sietch_market::Eip712Error;
 use sietch_market::eip712::TypedData;
 use sietch_market::{B256, JobSpec, Offer, Ticket, U256, check_commit};
-use sietch_verifier::{Executor, Outputs, RerunError, RerunRequest, RunResult};
+use sietch_verifier::{Executor, RerunError, RerunRequest, RunResult};
 use tokio::sync::oneshot;
 
 use super::chain_events::Disputable;
@@ -20,7 +20,6 @@ use super::lanes::Taken;
 use super::reputation::Count;
 use super::result_check::{ResultRefused, hold_to_commitment};
 use super::{Buyer, MAX_IN_FLIGHT, TICKET_TTL_SECS, now};
-use crate::chain::Chain;
 use crate::jobs;
 use crate::net::{self, JobReply, JobRequest, JobResult, NetError, RefuseReason, ResultAck};
 use crate::net::{ResultMessage, wire::WireMessage as _};
@@ -212,7 +211,7 @@ impl Buyer {
                 if retire {
                     // Accepted and never answered: if the provider claims the ticket, the
                     // dispute makes it hand the result over, or refunds this buyer.
-                    let ticket = Chain::ticket_id(taken.channel, id);
+                    let ticket = sietch_market::ticket_id(&taken.channel, &id);
                     self.mark_disputable(
                         ticket,
                         Disputable {
@@ -277,11 +276,6 @@ impl Buyer {
     }
 }
 
-/// A result's outputs as the verifier compares them.
-pub(super) fn outputs_of(r: &JobResult) -> Outputs {
-    r.outputs()
-}
-
 /// The verifier's executor over the node's network: a re-run is a job like any other, on
 /// the re-run provider's own lane, with the original's job id; its payment waits for the
 /// check's decision.
@@ -304,7 +298,7 @@ impl Executor for NetExecutor {
         let out = RunResult {
             commitment: d.result.commitment,
             signature: d.result.signature,
-            outputs: r.with_outputs.then(|| outputs_of(&d.result)),
+            outputs: r.with_outputs.then(|| d.result.outputs()),
         };
         lock(&b.reruns).insert((r.job_id, r.provider.evm_address), d);
         Ok(out)

@@ -15,7 +15,6 @@ use sietch_verifier::Check;
 use super::attempt::Delivered;
 use super::chain_events::Disputable;
 use super::{Buyer, PAYMENT_CARRY_WAIT, now};
-use crate::chain::Chain;
 use crate::net::{self, Payment};
 use crate::store::{EvmSigned, Side, StoreError};
 use crate::sync::lock;
@@ -161,7 +160,7 @@ impl Buyer {
     pub(super) async fn withhold(&self, d: &Delivered, why: &str, check: Option<Check>) {
         self.release_lane(&d.taken, true);
         let job = d.ticket.message.job_id;
-        let ticket = Chain::ticket_id(d.taken.channel, job);
+        let ticket = sietch_market::ticket_id(&d.taken.channel, &job);
         self.mark_disputable(
             ticket,
             Disputable {

@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use sietch_market::{Address, B256, JobSpec, Offer};
 use sietch_verifier::{Check, Decision, Job, RunResult, Verifier, VerifierConfig};
 
-use super::attempt::{Delivered, NetExecutor, outputs_of};
+use super::attempt::{Delivered, NetExecutor};
 use super::payment::Paying;
 use super::{Buyer, CANDIDATES, now};
 use crate::events::NodeEvent;
@@ -63,7 +63,7 @@ impl Buyer {
         let run = RunResult {
             commitment: d.result.commitment,
             signature: d.result.signature,
-            outputs: Some(outputs_of(&d.result)),
+            outputs: Some(d.result.outputs()),
         };
         let job = Job {
             spec,

@@ -266,7 +266,7 @@ impl Provider {
                 self.forget_unpaid(&job_id);
                 continue;
             }
-            let id = Chain::ticket_id(ticket.message.channel_id, job_id);
+            let id = sietch_market::ticket_id(&ticket.message.channel_id, &job_id);
             let over = match chain.claim_ticket(&ticket, &result).await {
                 Ok(_) => {
                     self.emit(NodeEvent::TicketClaimed {

@@ -65,7 +65,7 @@ pub(crate) fn check_drawn(
         Err(VerifyRefusal::NotDrawn)
     } else if !ticket.drawn.contains(&me) {
         Err(VerifyRefusal::NotMe)
-    } else if Chain::ticket_id(ticket.channel_id, req.job_id) != req.ticket_id {
+    } else if sietch_market::ticket_id(&ticket.channel_id, &req.job_id) != req.ticket_id {
         Err(VerifyRefusal::OtherJob)
     } else if req.spec.hash() != ticket.spec_hash {
         Err(VerifyRefusal::OtherSpec)
@@ -222,7 +222,7 @@ mod tests {
 
     fn request(job_id: B256, channel_id: B256) -> VerifyRequest {
         VerifyRequest {
-            ticket_id: Chain::ticket_id(channel_id, job_id),
+            ticket_id: sietch_market::ticket_id(&channel_id, &job_id),
             job_id,
             spec: spec(),
             delivery: None,
