@@ -20,7 +20,7 @@
 //! one offer at a time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod sim;
+use sietch_testkit::sim;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

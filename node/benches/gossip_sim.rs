@@ -27,7 +27,7 @@
 //! p95 is the denominator of the last column.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-mod sim;
+use sietch_testkit::sim;
 
 use std::collections::HashMap;
 use std::time::Duration;

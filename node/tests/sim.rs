@@ -8,8 +8,7 @@
     clippy::indexing_slicing
 )]
 
-#[path = "../benches/sim/mod.rs"]
-mod sim;
+use sietch_testkit::sim;
 
 use std::time::Duration;
 

@@ -6,7 +6,8 @@
 //! * [`system`]: a whole market of real `sietch node run` processes, driven over HTTP;
 //! * [`process`]: one `sietch` process, its output collected, stopped on drop, and where the
 //!   `sietch` binary is;
-//! * [`fnv`]: the FNV-1a test guest and its host-side check.
+//! * [`fnv`]: the FNV-1a test guest and its host-side check;
+//! * [`sim`]: many nodes over libp2p's memory transport, for the gossip benches and tests.
 //!
 //! Test support, not a library for users: errors are `anyhow`, and the process harness fails
 //! the calling test (panics) where a test could do nothing else.
@@ -14,4 +15,5 @@
 pub mod devnet;
 pub mod fnv;
 pub mod process;
+pub mod sim;
 pub mod system;

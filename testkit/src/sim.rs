@@ -1,5 +1,5 @@
 //! An in-process simulation of many Sietch nodes over libp2p's memory transport, shared by
-//! the `gossip_sim` bench and the quick `tests/sim.rs`.
+//! the node's `gossip_sim` and `gossip_ingest` benches and its quick `tests/sim.rs`.
 //!
 //! Every node is a full network actor (gossipsub, Kademlia, identify, ping, AutoNAT, relay
 //! client, DCUtR, request-response) with its own Noise and Yamux connections. Links are
@@ -27,41 +27,41 @@ use sietch_node::net::{self, NetConfig, NetStats, Network, TransportKind};
 
 /// What to simulate.
 #[derive(Debug, Clone)]
-pub(crate) struct SimConfig {
+pub struct SimConfig {
     /// Nodes in the network.
-    pub(crate) nodes: usize,
+    pub nodes: usize,
     /// Fraction of nodes that never forward (silent droppers).
-    pub(crate) dropping: f64,
+    pub dropping: f64,
     /// Offers published once the mesh has formed, each by a different honest node.
-    pub(crate) offers: usize,
+    pub offers: usize,
     /// Gap between two publications (offers overlap in flight when it is short).
-    pub(crate) publish_every: Duration,
+    pub publish_every: Duration,
     /// Per-hop latency range; each node draws its own delay uniformly from it.
-    pub(crate) delay: (Duration, Duration),
+    pub delay: (Duration, Duration),
     /// Earlier nodes each node is given as bootstrap peers.
-    pub(crate) bootstrap_peers: usize,
+    pub bootstrap_peers: usize,
     /// Gossipsub heartbeat.
-    pub(crate) heartbeat: Duration,
+    pub heartbeat: Duration,
     /// How long to wait, after the last publication, for stragglers.
-    pub(crate) tail: Duration,
+    pub tail: Duration,
     /// Longest wait for every node to have connections.
-    pub(crate) mesh_timeout: Duration,
+    pub mesh_timeout: Duration,
     /// Longest wait for discovery to settle after the connections have.
-    pub(crate) discovery_timeout: Duration,
+    pub discovery_timeout: Duration,
     /// Discovery has settled below this many Kademlia requests per node per second.
-    pub(crate) quiet_discovery: f64,
+    pub quiet_discovery: f64,
     /// Each node refreshes its routing table this often, at its own moment, from the
     /// end of discovery to the end of the scenario (`None`: no refresh).
-    pub(crate) refresh_every: Option<Duration>,
+    pub refresh_every: Option<Duration>,
     /// Refreshes run this long before the first offer.
-    pub(crate) refresh_warmup: Duration,
+    pub refresh_warmup: Duration,
     /// First `/memory/<port>` used (scenarios in one process must not overlap).
-    pub(crate) port_base: u64,
+    pub port_base: u64,
     /// Seed of the topology, the delays, the droppers and the publishers.
-    pub(crate) seed: u64,
+    pub seed: u64,
     /// Connections each node opens at most (it accepts four times as many): the node's
     /// default unless a scenario says otherwise.
-    pub(crate) max_outgoing: u32,
+    pub max_outgoing: u32,
 }
 
 impl Default for SimConfig {
@@ -89,47 +89,47 @@ impl Default for SimConfig {
 
 /// What a simulation measured.
 #[derive(Debug, Clone)]
-pub(crate) struct SimReport {
+pub struct SimReport {
     /// The configuration run.
-    pub(crate) config: SimConfig,
+    pub config: SimConfig,
     /// Honest (forwarding) nodes.
-    pub(crate) honest: usize,
+    pub honest: usize,
     /// Time to start every node and see each with connections.
-    pub(crate) setup: Duration,
+    pub setup: Duration,
     /// Connections per node when publishing started: min, mean, max.
-    pub(crate) peers: (usize, f64, usize),
+    pub peers: (usize, f64, usize),
     /// Per offer: time from publication until 95% of honest nodes held it (`None`: never).
-    pub(crate) to_95: Vec<Option<Duration>>,
+    pub to_95: Vec<Option<Duration>>,
     /// Per offer: time until every honest node held it (`None`: never).
-    pub(crate) to_all: Vec<Option<Duration>>,
+    pub to_all: Vec<Option<Duration>>,
     /// Fraction of (offer, honest node) pairs delivered by the end.
-    pub(crate) delivery_honest: f64,
+    pub delivery_honest: f64,
     /// Fraction of (offer, dropping node) pairs delivered by the end.
-    pub(crate) delivery_dropping: f64,
+    pub delivery_dropping: f64,
     /// Gossip messages that passed gossipsub's duplicate filter and reached this node's
     /// validation (accepted + ignored + rejected), per node per offer, over the publishing
     /// phase. Duplicates that gossipsub drops on arrival are not counted.
-    pub(crate) validated_per_node_per_offer: f64,
+    pub validated_per_node_per_offer: f64,
     /// Wall time of the publishing phase.
-    pub(crate) publishing: Duration,
+    pub publishing: Duration,
     /// How long discovery took to settle after the connections did (`None`: it had not
     /// within `discovery_timeout`, and the offers were published while it ran).
-    pub(crate) discovery: Option<Duration>,
+    pub discovery: Option<Duration>,
     /// Kademlia requests answered per node per second while publishing.
-    pub(crate) discovery_rate: f64,
+    pub discovery_rate: f64,
     /// Routing-table refreshes started (the steady state's; see `refresh_every`).
-    pub(crate) refreshes: u64,
+    pub refreshes: u64,
 }
 
 impl SimReport {
     /// The `q`-quantile (nearest rank) of the time to 95%, counting offers that never got
     /// there as slower than every other.
-    pub(crate) fn quantile_95(&self, q: f64) -> Option<Duration> {
+    pub fn quantile_95(&self, q: f64) -> Option<Duration> {
         quantile(&self.to_95, q)
     }
 
     /// The `q`-quantile of the time to reach every honest node.
-    pub(crate) fn quantile_all(&self, q: f64) -> Option<Duration> {
+    pub fn quantile_all(&self, q: f64) -> Option<Duration> {
         quantile(&self.to_all, q)
     }
 }
@@ -153,7 +153,7 @@ fn now_unix() -> u64 {
 }
 
 /// A CPU offer of `key` with `sequence`.
-pub(crate) fn offer(key: &SigningKey, i: usize, sequence: u64) -> Signed<Offer> {
+pub fn offer(key: &SigningKey, i: usize, sequence: u64) -> Signed<Offer> {
     let o = Offer {
         provider: PublicKey::of(key),
         evm_address: Address::repeat_byte(i as u8),
@@ -176,20 +176,20 @@ pub(crate) fn offer(key: &SigningKey, i: usize, sequence: u64) -> Signed<Offer> 
 }
 
 /// A running node of the simulation.
-pub(crate) struct SimNode {
+pub struct SimNode {
     /// Its network handle.
-    pub(crate) net: Network,
+    pub net: Network,
     /// Its signing key (its offers' provider key).
-    pub(crate) key: SigningKey,
+    pub key: SigningKey,
     /// Whether it never forwards.
-    pub(crate) dropping: bool,
+    pub dropping: bool,
     /// Its memory address, with `/p2p/<id>`.
-    pub(crate) addr: Multiaddr,
+    pub addr: Multiaddr,
 }
 
 /// Starts `cfg.nodes` nodes, each bootstrapping to a few random earlier ones, with events
 /// drained so that no queue fills.
-pub(crate) fn start_nodes(cfg: &SimConfig, rng: &mut StdRng) -> anyhow::Result<Vec<SimNode>> {
+pub fn start_nodes(cfg: &SimConfig, rng: &mut StdRng) -> anyhow::Result<Vec<SimNode>> {
     let n = cfg.nodes;
     let mut droppers: Vec<bool> = (0..n)
         .map(|i| (i as f64) < cfg.dropping * n as f64)
@@ -237,7 +237,7 @@ pub(crate) fn start_nodes(cfg: &SimConfig, rng: &mut StdRng) -> anyhow::Result<V
 }
 
 /// Connections per node: min, mean, max.
-pub(crate) async fn peer_counts(nodes: &[SimNode]) -> anyhow::Result<(usize, f64, usize)> {
+pub async fn peer_counts(nodes: &[SimNode]) -> anyhow::Result<(usize, f64, usize)> {
     // All at once: one at a time, each answer waits its turn behind every busy task of a
     // loaded runtime, and 500 such waits in a row take minutes.
     let counts: Vec<usize> = futures::future::try_join_all(nodes.iter().map(|n| n.net.peers()))
@@ -292,7 +292,7 @@ async fn setup_progress(
 }
 
 /// Runs one scenario and measures it.
-pub(crate) async fn run(cfg: SimConfig) -> anyhow::Result<SimReport> {
+pub async fn run(cfg: SimConfig) -> anyhow::Result<SimReport> {
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let started = Instant::now();
     let nodes = start_nodes(&cfg, &mut rng)?;
