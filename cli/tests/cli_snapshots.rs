@@ -161,6 +161,31 @@ async fn anvil_commands_against_a_running_market() {
     assert!(ok);
     settings().bind(|| insta::assert_snapshot!("job status", out));
 
+    // `job run --local` with the same flags and the market's job id runs it as the provider
+    // did: the same fuel and the same output hash.
+    let seed = id.trim_start_matches("0x").to_owned();
+    let (ok, out, err) = tokio::task::block_in_place(|| {
+        sietch(&[
+            "job", "run", "--local", &m, "--fuel", "1000000", "--memory", "1048576", "--job-id",
+            &seed, "--json",
+        ])
+    });
+    assert!(ok, "{err}");
+    let local: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (ok, out, err) = tokio::task::block_in_place(|| run(&["job", "status", &id, "--json"]));
+    assert!(ok, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let market = &status["outputs"];
+    assert_eq!(local["fuel_used"], market["fuel_used"], "{local} {market}");
+    assert_eq!(
+        local["output_hash"].as_str().unwrap(),
+        market["output_hash"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        "{local} {market}"
+    );
+
     let (ok, out, err) = tokio::task::block_in_place(|| run(&["provider", "list"]));
     assert!(ok, "{err}");
     settings().bind(|| insta::assert_snapshot!("provider list", out));

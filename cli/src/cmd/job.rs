@@ -1,15 +1,19 @@
-//! `sietch job run --local`: runs a job in exactly the sandbox a provider uses, so a buyer
-//! can test it and know its fuel, its output hash and its price before paying.
+//! `sietch job run --local`: runs a job exactly as a provider runs it (the same flags and
+//! defaults as `job submit`, the same spec, `sietch_node::jobs::run` in a sandbox configured as
+//! a provider's), so a buyer can test it and know its fuel, its output hash and its price
+//! before paying.
 //! The `--json` output is documented in `docs/cli-job-run.md` and stable.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
-use sietch_sandbox::{JobReport, JobSpec, Limits, Outcome, Sandbox, SandboxConfig};
+use sietch_market::{B256, JobSpec};
+use sietch_node::jobs;
+use sietch_sandbox::{JobReport, Outcome, Sandbox, SandboxConfig};
+
+use super::job_flags::JobFlags;
 
 #[derive(Debug, Args)]
 pub(crate) struct JobArgs {
@@ -35,32 +39,12 @@ enum JobCommand {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Run on this machine, in the same sandbox a provider uses (the only mode so far).
+    /// Run on this machine, as a provider runs it (the only mode so far).
     #[arg(long, required = true)]
     local: bool,
-    /// The module (.wasm).
-    module: PathBuf,
-    /// Arguments passed to the job (it sees `argv[0] == "job"` before them). Flags of
-    /// `sietch` may come before or after them; put job arguments that start with `-` after `--`.
-    args: Vec<String>,
-    /// File whose bytes the job reads on stdin.
-    #[arg(long, value_name = "FILE")]
-    stdin: Option<PathBuf>,
-    /// A file of the job's read-only `/input` directory (repeatable).
-    #[arg(long = "input", value_name = "NAME=FILE")]
-    inputs: Vec<String>,
-    /// An environment variable of the job (repeatable).
-    #[arg(long = "env", value_name = "KEY=VALUE")]
-    env: Vec<String>,
-    /// Fuel limit (the billing unit).
-    #[arg(long, default_value_t = Limits::default().fuel)]
-    fuel: u64,
-    /// Memory limit in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().memory_bytes)]
-    memory: u64,
-    /// Wall-clock deadline in seconds (fractions allowed).
-    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
-    timeout: f64,
+    /// The job: the same flags and defaults as `job submit`.
+    #[command(flatten)]
+    job: JobFlags,
     /// Write the job's `/output` files into this directory (names checked; existing files
     /// and links kept).
     #[arg(long, value_name = "DIR")]
@@ -93,55 +77,6 @@ pub(crate) fn run(args: JobArgs) -> anyhow::Result<()> {
     }
 }
 
-fn split_pair(s: &str, what: &str) -> anyhow::Result<(String, String)> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => bail!("{what} must look like NAME=VALUE, got {s:?}"),
-    }
-}
-
-fn spec(r: &RunArgs, wasm: &[u8]) -> anyhow::Result<JobSpec> {
-    let deadline = Duration::try_from_secs_f64(r.timeout)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .context("--timeout must be a positive number of seconds")?;
-    let job_id = match &r.job_id {
-        Some(h) => {
-            let bytes = blake3::Hash::from_hex(h).context("--job-id must be 64 hex digits")?;
-            *bytes.as_bytes()
-        }
-        None => *blake3::hash(wasm).as_bytes(),
-    };
-    let mut inputs = BTreeMap::new();
-    for i in &r.inputs {
-        let (name, file) = split_pair(i, "--input")?;
-        let data = std::fs::read(&file).with_context(|| format!("reading input {file}"))?;
-        inputs.insert(name, data);
-    }
-    let env = r
-        .env
-        .iter()
-        .map(|e| split_pair(e, "--env"))
-        .collect::<anyhow::Result<_>>()?;
-    let stdin = match &r.stdin {
-        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        None => Vec::new(),
-    };
-    Ok(JobSpec {
-        job_id,
-        args: r.args.clone(),
-        env,
-        stdin,
-        inputs,
-        limits: Limits {
-            fuel: r.fuel,
-            memory_bytes: r.memory,
-            deadline,
-            ..Limits::default()
-        },
-    })
-}
-
 /// What the job would cost: fuel × price per 10^9 fuel, rounded up (as a provider charges
 /// its fuel; GPU time is not priced here).
 fn cost(fuel: u64, price_per_gfuel: u128) -> u128 {
@@ -156,19 +91,30 @@ fn cost(fuel: u64, price_per_gfuel: u128) -> u128 {
 }
 
 fn run_local(r: RunArgs) -> anyhow::Result<()> {
-    let wasm = std::fs::read(&r.module)
-        .with_context(|| format!("reading module {}", r.module.display()))?;
-    let spec = spec(&r, &wasm)?;
+    let bytes = r.job.read()?;
+    let spec = r.job.spec(&bytes)?;
+    let seed = match &r.job_id {
+        Some(h) => {
+            let hash = blake3::Hash::from_hex(h).context("--job-id must be 64 hex digits")?;
+            B256::from(*hash.as_bytes())
+        }
+        None => spec.module,
+    };
+    // The sandbox a provider builds (`Node::start`), for one job at a time.
+    let provider = sietch_node::config::NodeConfig::default();
     let sandbox = Sandbox::new(SandboxConfig {
-        max_memory_bytes: r.memory.max(64 << 10),
+        max_memory_bytes: provider.max_job_memory_bytes.max(spec.limits.memory_bytes),
         max_concurrent_jobs: 1,
         cache_dir: r.cache_dir.clone(),
         ..SandboxConfig::default()
     })?;
-    let module = sandbox
-        .load(&wasm)
-        .context("the sandbox refused the module")?;
-    let report = sandbox.run(&module, &spec)?;
+    let blobs = jobs::JobBlobs {
+        module: bytes.module,
+        stdin: bytes.stdin.unwrap_or_default(),
+        inputs: bytes.inputs,
+    };
+    // Exactly the provider's run: the same spec, the same conversion to the sandbox's limits.
+    let report = jobs::run(&sandbox, &spec, &seed, blobs).context("the sandbox refused the job")?;
     let written = match &r.output_dir {
         Some(dir) => {
             // The sandbox made only names that pass the rule; they are checked again, and
@@ -185,9 +131,9 @@ fn run_local(r: RunArgs) -> anyhow::Result<()> {
     };
     let price = r.price_per_gfuel;
     if r.json {
-        println!("{}", to_json(&report, &module.hash(), &spec, price));
+        println!("{}", to_json(&report, &spec, price));
     } else {
-        print_text(&report, &module.hash(), price);
+        print_text(&report, &spec, price);
     }
     if let Some((w, dir)) = written {
         w.check(dir)?;
@@ -212,7 +158,7 @@ fn outcome_fields(o: Outcome) -> (&'static str, Option<i32>, Option<String>) {
     }
 }
 
-fn to_json(r: &JobReport, module: &[u8; 32], spec: &JobSpec, price: u128) -> serde_json::Value {
+fn to_json(r: &JobReport, spec: &JobSpec, price: u128) -> serde_json::Value {
     let (outcome, exit_code, trap) = outcome_fields(r.outcome);
     let outputs: Vec<_> = r
         .outputs
@@ -223,7 +169,7 @@ fn to_json(r: &JobReport, module: &[u8; 32], spec: &JobSpec, price: u128) -> ser
         .collect();
     json!({
         "schema": "sietch.job.run.v1",
-        "module_hash": blake3::Hash::from(*module).to_hex().as_str(),
+        "module_hash": blake3::Hash::from(spec.module.0).to_hex().as_str(),
         "outcome": outcome,
         "exit_code": exit_code,
         "trap": trap,
@@ -241,7 +187,7 @@ fn to_json(r: &JobReport, module: &[u8; 32], spec: &JobSpec, price: u128) -> ser
     })
 }
 
-fn print_text(r: &JobReport, module: &[u8; 32], price: u128) {
+fn print_text(r: &JobReport, spec: &JobSpec, price: u128) {
     use std::io::Write;
     // The job's own streams first, untouched; the summary after, on stderr.
     let _ = std::io::stdout().write_all(&r.stdout);
@@ -249,7 +195,10 @@ fn print_text(r: &JobReport, module: &[u8; 32], price: u128) {
     let _ = std::io::stderr().write_all(&r.stderr);
     let (_, exit_code, _) = outcome_fields(r.outcome);
     eprintln!("---");
-    eprintln!("module:      {}", blake3::Hash::from(*module).to_hex());
+    eprintln!(
+        "module:      {}",
+        blake3::Hash::from(spec.module.0).to_hex()
+    );
     eprintln!("outcome:     {}", r.outcome);
     match exit_code {
         Some(c) => eprintln!("exit code:   {c}"),

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sietch_sdk::{Job, JobRecord, Outputs};
 
 use super::client::{Target, block_on, print_json, short, show, table, tokens};
+use super::job_flags::{JobFlags, pair};
 use super::outputs::Report;
 
 /// `sietch job submit`.
@@ -17,28 +18,9 @@ use super::outputs::Report;
 pub(crate) struct SubmitArgs {
     #[command(flatten)]
     target: Target,
-    /// The module (.wasm, a WASI preview 1 command).
-    module: PathBuf,
-    /// Arguments passed to the job; put those that start with `-` after `--`.
-    args: Vec<String>,
-    /// File whose bytes the job reads on stdin.
-    #[arg(long, value_name = "FILE")]
-    stdin: Option<PathBuf>,
-    /// A file of the job's read-only `/input` directory (repeatable).
-    #[arg(long = "input", value_name = "NAME=FILE")]
-    inputs: Vec<String>,
-    /// An environment variable of the job (repeatable).
-    #[arg(long = "env", value_name = "KEY=VALUE")]
-    env: Vec<String>,
-    /// Fuel limit (the billing unit).
-    #[arg(long, default_value_t = 1_000_000_000)]
-    fuel: u64,
-    /// Memory limit in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
-    memory: u64,
-    /// Wall-clock limit in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    timeout: u64,
+    /// The job: the same flags and defaults as `job run --local`.
+    #[command(flatten)]
+    job: JobFlags,
     /// Share of jobs like this one spot-checked, in parts per million.
     #[arg(long, default_value_t = 100_000)]
     sampling_ppm: u32,
@@ -81,17 +63,6 @@ pub(crate) struct ListArgs {
     target: Target,
 }
 
-fn pair(s: &str, what: &str) -> anyhow::Result<(String, String)> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => bail!("{what} must look like NAME=VALUE, got {s:?}"),
-    }
-}
-
-fn read(p: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(p).with_context(|| format!("reading {}", p.display()))
-}
-
 /// The bytes a submission uploads.
 fn job_bytes(a: &SubmitArgs) -> anyhow::Result<u64> {
     let size = |p: &std::path::Path| {
@@ -99,11 +70,11 @@ fn job_bytes(a: &SubmitArgs) -> anyhow::Result<u64> {
             .map(|m| m.len())
             .with_context(|| format!("reading {}", p.display()))
     };
-    let mut total = size(&a.module)?;
-    if let Some(s) = &a.stdin {
+    let mut total = size(&a.job.module)?;
+    if let Some(s) = &a.job.stdin {
         total += size(s)?;
     }
-    for i in &a.inputs {
+    for i in &a.job.inputs {
         let (_, file) = pair(i, "--input")?;
         total += size(std::path::Path::new(&file))?;
     }
@@ -112,25 +83,26 @@ fn job_bytes(a: &SubmitArgs) -> anyhow::Result<u64> {
 
 fn build(a: &SubmitArgs) -> anyhow::Result<Job> {
     let cap = super::channel::base_units(&a.price_cap).context("--price-cap")?;
-    let mut job = Job::new(read(&a.module)?)
-        .fuel(a.fuel)
-        .memory_bytes(a.memory)
-        .wall_time_ms(a.timeout.saturating_mul(1000))
+    let bytes = a.job.read()?;
+    let limits = a.job.limits()?;
+    let mut job = Job::new(bytes.module)
+        .fuel(limits.fuel)
+        .memory_bytes(limits.memory_bytes)
+        .wall_time_ms(limits.wall_time_ms)
+        .output_bytes(limits.output_bytes)
         .sampling_ppm(a.sampling_ppm)
         .price_cap(cap);
-    for x in &a.args {
+    for x in &a.job.args {
         job = job.arg(x.clone());
     }
-    for e in &a.env {
-        let (k, v) = pair(e, "--env")?;
+    for (k, v) in bytes.env {
         job = job.env(k, v);
     }
-    if let Some(s) = &a.stdin {
-        job = job.stdin(read(s)?);
+    if let Some(s) = bytes.stdin {
+        job = job.stdin(s);
     }
-    for i in &a.inputs {
-        let (name, file) = pair(i, "--input")?;
-        job = job.input(name, read(std::path::Path::new(&file))?);
+    for (name, data) in bytes.inputs {
+        job = job.input(name, data);
     }
     Ok(job)
 }
@@ -254,7 +226,8 @@ pub(crate) fn submit(a: SubmitArgs) -> anyhow::Result<()> {
             b.set_message(format!("job {} submitted", show(&short(&id))));
             b
         };
-        let limit = Duration::from_secs(a.timeout.saturating_add(120));
+        let limit =
+            Duration::from_millis(a.job.wall_time_ms()?).saturating_add(Duration::from_secs(120));
         let followed = tokio::time::timeout(limit, async {
             while let Some(e) = events.next().await {
                 let e = e?;

@@ -6,6 +6,7 @@ mod completions;
 mod devnet;
 mod init;
 mod job;
+mod job_flags;
 mod job_net;
 mod node;
 mod offers;
