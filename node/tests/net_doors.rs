@@ -892,13 +892,23 @@ async fn a_full_node_evicts_an_idle_peer_for_a_newcomer() {
     tokio::time::sleep(Duration::from_secs(10)).await;
     let fourth = start(18, test_config()).await;
     connect(&fourth, &node).await;
-    let peers = node.net.peers().await.unwrap();
-    let idle_left = [idle1.net.peer_id(), idle2.net.peer_id()]
-        .iter()
-        .filter(|p| peers.contains(p))
-        .count();
-    assert_eq!(idle_left, 1, "one idle peer was evicted");
-    assert!(stats(&node.net).await.connections_evicted >= 1);
+    // The newcomer is in although the node was full: an idle peer made room. (The evicted
+    // peer may dial back and in turn evict the other idle one: which of them is left is not
+    // the point, and is not asserted.)
+    let mut in_after_eviction = false;
+    for _ in 0..50 {
+        let peers = node.net.peers().await.unwrap();
+        if peers.contains(&fourth.net.peer_id()) && stats(&node.net).await.connections_evicted >= 1
+        {
+            in_after_eviction = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        in_after_eviction,
+        "the newcomer got in by evicting an idle peer"
+    );
 }
 
 #[test]
