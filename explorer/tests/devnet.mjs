@@ -22,7 +22,7 @@ export function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Runs the devnet (4 providers, provider-0 cheating on half its jobs, half the jobs
+ * Runs the devnet (4 providers, provider-0 cheating on every job, every job
  * spot-checked) with the buyer's API on a free port; resolves once the API answers.
  */
 export async function startDevnet({ root, logPath, args = [] }) {
@@ -36,10 +36,13 @@ export async function startDevnet({ root, logPath, args = [] }) {
       "devnet",
       "--providers",
       "4",
+      // The cheater cheats on every job and every job is checked: its first job is caught
+      // (at half and half it could first be drawn only as a re-runner, lose its reputation
+      // there and get no job of its own to be caught on).
       "--cheat-ppm",
-      "500000",
+      "1000000",
       "--sampling-ppm",
-      "500000",
+      "1000000",
       "--api-port",
       String(port),
       "--jobs",
