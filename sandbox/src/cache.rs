@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::{Engine, ExternType, Module};
 
 use crate::error::{LoadError, SandboxError};
-use crate::runner::JobModule;
 
 /// Counters of the module cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,10 +24,12 @@ pub struct CacheStats {
 }
 
 /// Linked modules by hash, and their insertion order for eviction.
-type Entries = (HashMap<[u8; 32], JobModule>, VecDeque<[u8; 32]>);
+type Entries<M> = (HashMap<[u8; 32], M>, VecDeque<[u8; 32]>);
 
-pub(crate) struct ModuleCache {
-    entries: Mutex<Entries>,
+/// The cache of linked modules `M` (the runner's `JobModule`: generic so that the cache does
+/// not import the runner that owns it).
+pub(crate) struct ModuleCache<M> {
+    entries: Mutex<Entries<M>>,
     capacity: usize,
     dir: Option<PathBuf>,
     compiles: AtomicU64,
@@ -37,7 +38,7 @@ pub(crate) struct ModuleCache {
     disk_errors: AtomicU64,
 }
 
-impl ModuleCache {
+impl<M: Clone> ModuleCache<M> {
     pub(crate) fn new(capacity: usize, dir: Option<PathBuf>) -> Result<Self, SandboxError> {
         if let Some(d) = &dir {
             std::fs::create_dir_all(d).map_err(|source| SandboxError::CacheDir {
@@ -72,8 +73,8 @@ impl ModuleCache {
         engine: &Engine,
         hash: [u8; 32],
         wasm: &[u8],
-        link: impl FnOnce(&Module) -> Result<JobModule, LoadError>,
-    ) -> Result<JobModule, LoadError> {
+        link: impl FnOnce(&Module) -> Result<M, LoadError>,
+    ) -> Result<M, LoadError> {
         if let Some(m) = self.lock().0.get(&hash) {
             self.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(m.clone());
@@ -127,7 +128,7 @@ impl ModuleCache {
         Ok(linked)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries<M>> {
         // A panic while holding the lock cannot leave the map inconsistent (single inserts).
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -15,9 +15,11 @@
 mod cache;
 mod error;
 pub mod gpu;
+mod host;
 mod outcome;
 mod runner;
 mod spec;
+mod state;
 pub mod wasi;
 
 pub use cache::CacheStats;

@@ -7,15 +7,17 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Memory,
-    PoolingAllocationConfig, ResourceLimiter, Store, Trap,
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, PoolingAllocationConfig,
+    ResourceLimiter, Store, Trap,
 };
 
 use crate::cache::{CacheStats, ModuleCache};
 use crate::error::{LoadError, RunError, SandboxError};
 use crate::gpu::{self, JobGpu};
+use crate::host::LimitHit;
 use crate::outcome::{JobReport, Outcome, TrapKind, trap_kind};
 use crate::spec::{JobSpec, is_flat_name};
+use crate::state::JobState;
 use crate::wasi::{self, GuestExit, WasiState};
 use sietch_market::output_hash;
 
@@ -88,62 +90,6 @@ impl std::fmt::Debug for JobModule {
     }
 }
 
-/// Which limit a host call or the limiter hit: ends the job with the matching outcome.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum LimitHit {
-    #[error("memory limit exceeded")]
-    Memory,
-    #[error("output limit exceeded")]
-    Output,
-}
-
-/// The store data of one job.
-pub(crate) struct JobState {
-    pub(crate) memory: Option<Memory>,
-    pub(crate) wasi: WasiState,
-    pub(crate) gpu: JobGpu,
-    memory_limit: usize,
-    table_limit: usize,
-}
-
-impl ResourceLimiter for JobState {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.memory_limit {
-            return Err(LimitHit::Memory.into());
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.table_limit {
-            return Err(LimitHit::Memory.into());
-        }
-        Ok(true)
-    }
-
-    fn instances(&self) -> usize {
-        1
-    }
-
-    fn tables(&self) -> usize {
-        1
-    }
-
-    fn memories(&self) -> usize {
-        1
-    }
-}
-
 /// One thread per engine that advances the epoch; stopped and joined on drop.
 struct Ticker {
     stop: Arc<AtomicBool>,
@@ -189,7 +135,7 @@ impl Drop for Ticker {
 pub struct Sandbox {
     engine: Engine,
     linker: Linker<JobState>,
-    cache: ModuleCache,
+    cache: ModuleCache<JobModule>,
     config: SandboxConfig,
     /// Unique per sandbox in this process: a module is only run by the sandbox that linked it.
     id: usize,

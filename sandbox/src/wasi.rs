@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 use rand::RngCore;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use wasmtime::{Caller, Linker, Trap};
+use wasmtime::{Caller, Linker};
 
-use crate::runner::{JobState, LimitHit};
+use crate::host::{self, Host, LimitHit, charge};
 use crate::spec::{JobSpec, is_flat_name};
 
 /// The module name of WASI preview 1.
@@ -350,7 +350,7 @@ fn flat_name(path: &str) -> Result<&str, Errno> {
 
 // ---- plumbing between wasmtime and the functions above ----
 
-fn finish(caller: &mut Caller<'_, JobState>, r: Ret, moved: u64) -> wasmtime::Result<i32> {
+fn finish<T>(caller: &mut Caller<'_, T>, r: Ret, moved: u64) -> wasmtime::Result<i32> {
     charge(caller, HOST_CALL_FUEL + moved / BYTES_PER_FUEL)?;
     match r {
         Ok(()) => Ok(0),
@@ -359,45 +359,38 @@ fn finish(caller: &mut Caller<'_, JobState>, r: Ret, moved: u64) -> wasmtime::Re
     }
 }
 
-/// Burns `fuel` for host work; out of fuel ends the job the same way running out in guest
-/// code does.
-pub(crate) fn charge(caller: &mut Caller<'_, JobState>, fuel: u64) -> wasmtime::Result<()> {
-    let Ok(left) = caller.get_fuel() else {
-        // Fuel metering is off (benchmarks only): nothing to charge.
-        return Ok(());
-    };
-    if left < fuel {
-        caller.set_fuel(0)?;
-        return Err(Trap::OutOfFuel.into());
-    }
-    caller.set_fuel(left - fuel)?;
-    Ok(())
+/// The store data of a job, as WASI sees it: the memory and the WASI state.
+pub(crate) trait WasiHost: Host {
+    /// The job's WASI state.
+    fn wasi(&self) -> &WasiState;
+    /// The job's WASI state, mutably.
+    fn wasi_mut(&mut self) -> &mut WasiState;
 }
 
-/// The guest's memory and the job state, borrowed together.
-pub(crate) fn split<'a>(
-    caller: &'a mut Caller<'_, JobState>,
-) -> Result<(&'a mut [u8], &'a mut JobState), Errno> {
-    let memory = caller.data().memory.ok_or(Errno::Fault)?;
-    Ok(memory.data_and_store_mut(caller))
+/// The guest's memory and the job's WASI state, borrowed together.
+pub(crate) fn split<'a, T: WasiHost>(
+    caller: &'a mut Caller<'_, T>,
+) -> Result<(&'a mut [u8], &'a mut WasiState), Errno> {
+    let (mem, st) = host::split(caller).ok_or(Errno::Fault)?;
+    Ok((mem, st.wasi_mut()))
 }
 
-fn virtual_now(caller: &mut Caller<'_, JobState>) -> u64 {
+fn virtual_now<T: WasiHost>(caller: &mut Caller<'_, T>) -> u64 {
     let left = caller.get_fuel().unwrap_or(0);
-    let w = &caller.data().wasi;
+    let w = caller.data().wasi();
     w.fuel_limit.saturating_sub(left).saturating_add(w.slept_ns)
 }
 
 /// Registers the WASI subset on `linker`.
-pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker<T: WasiHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.func_wrap(
         MODULE,
         "args_get",
-        |mut c: Caller<'_, JobState>, argv: i32, buf: i32| {
+        |mut c: Caller<'_, T>, argv: i32, buf: i32| {
             let mut moved = 0;
             let r = (|| {
                 let (mem, st) = split(&mut c)?;
-                moved = list_get(mem, &st.wasi.args, argv, buf)?;
+                moved = list_get(mem, &st.args, argv, buf)?;
                 Ok(())
             })();
             finish(&mut c, r, moved)
@@ -406,10 +399,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "args_sizes_get",
-        |mut c: Caller<'_, JobState>, n: i32, size: i32| {
+        |mut c: Caller<'_, T>, n: i32, size: i32| {
             let r = (|| {
                 let (mem, st) = split(&mut c)?;
-                list_sizes(mem, &st.wasi.args, n, size)
+                list_sizes(mem, &st.args, n, size)
             })();
             finish(&mut c, r.map_err(Fail::from), 0)
         },
@@ -417,11 +410,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "environ_get",
-        |mut c: Caller<'_, JobState>, env: i32, buf: i32| {
+        |mut c: Caller<'_, T>, env: i32, buf: i32| {
             let mut moved = 0;
             let r = (|| {
                 let (mem, st) = split(&mut c)?;
-                moved = list_get(mem, &st.wasi.env, env, buf)?;
+                moved = list_get(mem, &st.env, env, buf)?;
                 Ok(())
             })();
             finish(&mut c, r, moved)
@@ -430,10 +423,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "environ_sizes_get",
-        |mut c: Caller<'_, JobState>, n: i32, size: i32| {
+        |mut c: Caller<'_, T>, n: i32, size: i32| {
             let r = (|| {
                 let (mem, st) = split(&mut c)?;
-                list_sizes(mem, &st.wasi.env, n, size)
+                list_sizes(mem, &st.env, n, size)
             })();
             finish(&mut c, r.map_err(Fail::from), 0)
         },
@@ -441,7 +434,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "clock_res_get",
-        |mut c: Caller<'_, JobState>, id: i32, out: i32| {
+        |mut c: Caller<'_, T>, id: i32, out: i32| {
             let r = (|| {
                 if !(0..=3).contains(&id) {
                     return Err(Errno::Inval);
@@ -455,7 +448,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "clock_time_get",
-        |mut c: Caller<'_, JobState>, id: i32, _precision: i64, out: i32| {
+        |mut c: Caller<'_, T>, id: i32, _precision: i64, out: i32| {
             let now = virtual_now(&mut c);
             let r = (|| {
                 if !(0..=3).contains(&id) {
@@ -467,30 +460,26 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
             finish(&mut c, r.map_err(Fail::from), 0)
         },
     )?;
-    linker.func_wrap(
-        MODULE,
-        "fd_close",
-        |mut c: Caller<'_, JobState>, fd: i32| {
-            let st = c.data_mut();
-            let r = st.wasi.fd(fd).map(|_| ()).map(|()| {
-                st.wasi.fds.remove(&(fd as u32));
-            });
-            finish(&mut c, r.map_err(Fail::from), 0)
-        },
-    )?;
+    linker.func_wrap(MODULE, "fd_close", |mut c: Caller<'_, T>, fd: i32| {
+        let st = c.data_mut().wasi_mut();
+        let r = st.fd(fd).map(|_| ()).map(|()| {
+            st.fds.remove(&(fd as u32));
+        });
+        finish(&mut c, r.map_err(Fail::from), 0)
+    })?;
     for name in ["fd_sync", "fd_datasync"] {
-        linker.func_wrap(MODULE, name, |mut c: Caller<'_, JobState>, fd: i32| {
-            let r = c.data().wasi.fd(fd).map(|_| ());
+        linker.func_wrap(MODULE, name, |mut c: Caller<'_, T>, fd: i32| {
+            let r = c.data().wasi().fd(fd).map(|_| ());
             finish(&mut c, r.map_err(Fail::from), 0)
         })?;
     }
     linker.func_wrap(
         MODULE,
         "fd_fdstat_get",
-        |mut c: Caller<'_, JobState>, fd: i32, out: i32| {
+        |mut c: Caller<'_, T>, fd: i32, out: i32| {
             let r = (|| {
                 let (mem, st) = split(&mut c)?;
-                let filetype = filetype(st.wasi.fd(fd)?);
+                let filetype = filetype(st.fd(fd)?);
                 let mut stat = [0u8; 24];
                 stat[0] = filetype;
                 stat[8..16].copy_from_slice(&ALL_RIGHTS.to_le_bytes());
@@ -503,18 +492,18 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "fd_fdstat_set_flags",
-        |mut c: Caller<'_, JobState>, fd: i32, _flags: i32| {
-            let r = c.data().wasi.fd(fd).map(|_| ());
+        |mut c: Caller<'_, T>, fd: i32, _flags: i32| {
+            let r = c.data().wasi().fd(fd).map(|_| ());
             finish(&mut c, r.map_err(Fail::from), 0)
         },
     )?;
     linker.func_wrap(
         MODULE,
         "fd_filestat_get",
-        |mut c: Caller<'_, JobState>, fd: i32, out: i32| {
+        |mut c: Caller<'_, T>, fd: i32, out: i32| {
             let r = (|| {
                 let (mem, st) = split(&mut c)?;
-                let w = &st.wasi;
+                let w = st;
                 let entry = w.fd(fd)?;
                 let size = match entry {
                     Fd::Input { name, .. } => w.inputs.get(name).map_or(0, |d| d.len() as u64),
@@ -533,10 +522,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "fd_prestat_get",
-        |mut c: Caller<'_, JobState>, fd: i32, out: i32| {
+        |mut c: Caller<'_, T>, fd: i32, out: i32| {
             let r = (|| {
                 let (mem, st) = split(&mut c)?;
-                let name = preopen_name(&st.wasi, fd)?;
+                let name = preopen_name(st, fd)?;
                 let mut stat = [0u8; 8];
                 stat[4..8].copy_from_slice(&(name.len() as u32).to_le_bytes());
                 put(mem, out, &stat)
@@ -547,10 +536,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "fd_prestat_dir_name",
-        |mut c: Caller<'_, JobState>, fd: i32, buf: i32, len: i32| {
+        |mut c: Caller<'_, T>, fd: i32, buf: i32, len: i32| {
             let r = (|| {
                 let (mem, st) = split(&mut c)?;
-                let name = preopen_name(&st.wasi, fd)?;
+                let name = preopen_name(st, fd)?;
                 if (len as u32 as usize) < name.len() {
                     return Err(Errno::Nametoolong);
                 }
@@ -562,11 +551,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "fd_read",
-        |mut c: Caller<'_, JobState>, fd: i32, iovs: i32, count: i32, nread: i32| {
+        |mut c: Caller<'_, T>, fd: i32, iovs: i32, count: i32, nread: i32| {
             let mut moved = 0u64;
             let r = (|| {
                 let (mem, st) = split(&mut c)?;
-                let w = &mut st.wasi;
+                let w = st;
                 let vecs = iovecs(mem, iovs, count)?;
                 let (src, pos): (&[u8], u64) = match w.fd(fd)? {
                     Fd::Stdin => (&w.stdin, w.stdin_pos as u64),
@@ -601,11 +590,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "fd_write",
-        |mut c: Caller<'_, JobState>, fd: i32, iovs: i32, count: i32, nwritten: i32| {
+        |mut c: Caller<'_, T>, fd: i32, iovs: i32, count: i32, nwritten: i32| {
             let mut moved = 0u64;
             let r = (|| {
                 let (mem, st) = split(&mut c)?;
-                let w = &mut st.wasi;
+                let w = st;
                 let vecs = iovecs(mem, iovs, count)?;
                 let entry = w.fd(fd)?.clone();
                 for (ptr, len) in vecs {
@@ -649,10 +638,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "fd_seek",
-        |mut c: Caller<'_, JobState>, fd: i32, delta: i64, whence: i32, out: i32| {
+        |mut c: Caller<'_, T>, fd: i32, delta: i64, whence: i32, out: i32| {
             let r = (|| {
                 let (mem, st) = split(&mut c)?;
-                let new = seek(&mut st.wasi, fd, delta, whence)?;
+                let new = seek(st, fd, delta, whence)?;
                 put_u64(mem, out, new)
             })();
             finish(&mut c, r.map_err(Fail::from), 0)
@@ -661,10 +650,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "fd_tell",
-        |mut c: Caller<'_, JobState>, fd: i32, out: i32| {
+        |mut c: Caller<'_, T>, fd: i32, out: i32| {
             let r = (|| {
                 let (mem, st) = split(&mut c)?;
-                let new = seek(&mut st.wasi, fd, 0, 1)?;
+                let new = seek(st, fd, 0, 1)?;
                 put_u64(mem, out, new)
             })();
             finish(&mut c, r.map_err(Fail::from), 0)
@@ -673,11 +662,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "fd_readdir",
-        |mut c: Caller<'_, JobState>, fd: i32, buf: i32, len: i32, cookie: i64, used: i32| {
+        |mut c: Caller<'_, T>, fd: i32, buf: i32, len: i32, cookie: i64, used: i32| {
             let mut moved = 0u64;
             let r = (|| {
                 let (mem, st) = split(&mut c)?;
-                let w = &st.wasi;
+                let w = st;
                 let names: Vec<&String> = match w.fd(fd)? {
                     Fd::InputDir => w.inputs.keys().collect(),
                     Fd::OutputDir => w.outputs.keys().collect(),
@@ -706,10 +695,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "path_filestat_get",
-        |mut c: Caller<'_, JobState>, fd: i32, _flags: i32, p: i32, plen: i32, out: i32| {
+        |mut c: Caller<'_, T>, fd: i32, _flags: i32, p: i32, plen: i32, out: i32| {
             let r = (|| {
                 let (mem, st) = split(&mut c)?;
-                let w = &st.wasi;
+                let w = st;
                 let dir = w.fd(fd)?;
                 if !matches!(dir, Fd::InputDir | Fd::OutputDir) {
                     return Err(Errno::Notdir);
@@ -730,7 +719,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "path_open",
-        |mut c: Caller<'_, JobState>,
+        |mut c: Caller<'_, T>,
          dirfd: i32,
          _dirflags: i32,
          p: i32,
@@ -743,7 +732,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
             let r = (|| {
                 let (mem, st) = split(&mut c)?;
                 let p = path(mem, p, plen)?.to_string();
-                let fd = open(&mut st.wasi, dirfd, &p, oflags, rights as u64, fdflags)?;
+                let fd = open(st, dirfd, &p, oflags, rights as u64, fdflags)?;
                 put_u32(mem, out, fd)
             })();
             finish(&mut c, r.map_err(Fail::from), 0)
@@ -752,10 +741,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "path_unlink_file",
-        |mut c: Caller<'_, JobState>, fd: i32, p: i32, plen: i32| {
+        |mut c: Caller<'_, T>, fd: i32, p: i32, plen: i32| {
             let r = (|| {
                 let (mem, st) = split(&mut c)?;
-                let w = &mut st.wasi;
+                let w = st;
                 let p = path(mem, p, plen)?;
                 match w.fd(fd)? {
                     Fd::OutputDir => {}
@@ -773,7 +762,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "poll_oneoff",
-        |mut c: Caller<'_, JobState>, subs: i32, events: i32, n: i32, nevents: i32| {
+        |mut c: Caller<'_, T>, subs: i32, events: i32, n: i32, nevents: i32| {
             let r = (|| {
                 let (mem, st) = split(&mut c)?;
                 let n = u32::try_from(n).map_err(|_| Errno::Inval)?;
@@ -797,60 +786,56 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
                     ev[10] = tag;
                     put(mem, offset(events, i * 32)?, &ev)?;
                 }
-                st.wasi.slept_ns = st.wasi.slept_ns.saturating_add(sleep);
+                st.slept_ns = st.slept_ns.saturating_add(sleep);
                 put_u32(mem, nevents, n)
             })();
             finish(&mut c, r.map_err(Fail::from), 0)
         },
     )?;
-    linker.func_wrap(
-        MODULE,
-        "proc_exit",
-        |_c: Caller<'_, JobState>, code: i32| Err::<(), _>(wasmtime::Error::new(GuestExit(code))),
-    )?;
+    linker.func_wrap(MODULE, "proc_exit", |_c: Caller<'_, T>, code: i32| {
+        Err::<(), _>(wasmtime::Error::new(GuestExit(code)))
+    })?;
     linker.func_wrap(
         MODULE,
         "random_get",
-        |mut c: Caller<'_, JobState>, buf: i32, len: i32| {
+        |mut c: Caller<'_, T>, buf: i32, len: i32| {
             let mut moved = 0;
             let r = (|| -> Result<(), Errno> {
                 let (mem, st) = split(&mut c)?;
                 let dst = bytes_mut(mem, buf, u64::from(len as u32))?;
-                st.wasi.rng.fill_bytes(dst);
+                st.rng.fill_bytes(dst);
                 moved = dst.len() as u64;
                 Ok(())
             })();
             finish(&mut c, r.map_err(Fail::from), moved)
         },
     )?;
-    linker.func_wrap(MODULE, "sched_yield", |mut c: Caller<'_, JobState>| {
+    linker.func_wrap(MODULE, "sched_yield", |mut c: Caller<'_, T>| {
         finish(&mut c, Ok(()), 0)
     })?;
     linker.func_wrap(
         MODULE,
         "sock_accept",
-        |mut c: Caller<'_, JobState>, _: i32, _: i32, _: i32| {
-            finish(&mut c, Err(Errno::Notsup.into()), 0)
-        },
+        |mut c: Caller<'_, T>, _: i32, _: i32, _: i32| finish(&mut c, Err(Errno::Notsup.into()), 0),
     )?;
     linker.func_wrap(
         MODULE,
         "sock_recv",
-        |mut c: Caller<'_, JobState>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32| {
+        |mut c: Caller<'_, T>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32| {
             finish(&mut c, Err(Errno::Notsup.into()), 0)
         },
     )?;
     linker.func_wrap(
         MODULE,
         "sock_send",
-        |mut c: Caller<'_, JobState>, _: i32, _: i32, _: i32, _: i32, _: i32| {
+        |mut c: Caller<'_, T>, _: i32, _: i32, _: i32, _: i32, _: i32| {
             finish(&mut c, Err(Errno::Notsup.into()), 0)
         },
     )?;
     linker.func_wrap(
         MODULE,
         "sock_shutdown",
-        |mut c: Caller<'_, JobState>, _: i32, _: i32| finish(&mut c, Err(Errno::Notsup.into()), 0),
+        |mut c: Caller<'_, T>, _: i32, _: i32| finish(&mut c, Err(Errno::Notsup.into()), 0),
     )?;
     Ok(())
 }

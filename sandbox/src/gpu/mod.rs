@@ -25,8 +25,7 @@ mod cuda;
 
 use wasmtime::{Caller, Linker};
 
-use crate::runner::JobState;
-use crate::wasi::{charge, split};
+use crate::host::{self, Host, charge};
 
 /// The module name guests import from.
 pub const MODULE: &str = "sietch_gpu";
@@ -458,15 +457,27 @@ impl JobGpu {
     }
 }
 
-fn gpu_call(
-    caller: &mut Caller<'_, JobState>,
+/// The store data of a job, as `sietch_gpu` sees it: the memory and the job's GPU state.
+pub(crate) trait GpuHost: Host {
+    /// The job's GPU state.
+    fn gpu_mut(&mut self) -> &mut JobGpu;
+}
+
+fn gpu_call<T: GpuHost>(
+    caller: &mut Caller<'_, T>,
     f: impl FnOnce(&mut [u8], &mut JobGpu) -> Result<i32, GpuError>,
 ) -> wasmtime::Result<i32> {
     charge(caller, GPU_CALL_FUEL)?;
-    let r = match split(caller) {
-        Ok((_, st)) if !st.gpu.allowed => Err(GpuError::NoDevice),
-        Ok((mem, st)) => f(mem, &mut st.gpu),
-        Err(_) => Err(GpuError::OutOfBounds),
+    let r = match host::split(caller) {
+        Some((mem, st)) => {
+            let gpu = st.gpu_mut();
+            if gpu.allowed {
+                f(mem, gpu)
+            } else {
+                Err(GpuError::NoDevice)
+            }
+        }
+        None => Err(GpuError::OutOfBounds),
     };
     Ok(r.unwrap_or_else(|e| e.code()))
 }
@@ -495,31 +506,27 @@ fn dims(mem: &[u8], ptr: i32) -> Result<[u32; 3], GpuError> {
 }
 
 /// Registers `sietch_gpu` on `linker`.
-pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
-    linker.func_wrap(MODULE, "device_count", |mut c: Caller<'_, JobState>| {
+pub(crate) fn add_to_linker<T: GpuHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    linker.func_wrap(MODULE, "device_count", |mut c: Caller<'_, T>| {
         gpu_call(&mut c, |_, _| cuda::device_count())
+    })?;
+    linker.func_wrap(MODULE, "device_query", |mut c: Caller<'_, T>, out: i32| {
+        gpu_call(&mut c, |mem, g| {
+            let devices = cuda::device_count()?;
+            let total = cuda::total_memory()?;
+            let dst = guest_mut(mem, out, 24)?;
+            let mut rec = [0u8; 24];
+            rec[0..4].copy_from_slice(&(devices as u32).to_le_bytes());
+            rec[8..16].copy_from_slice(&total.to_le_bytes());
+            rec[16..24].copy_from_slice(&g.quota.left().to_le_bytes());
+            dst.copy_from_slice(&rec);
+            Ok(0)
+        })
     })?;
     linker.func_wrap(
         MODULE,
-        "device_query",
-        |mut c: Caller<'_, JobState>, out: i32| {
-            gpu_call(&mut c, |mem, g| {
-                let devices = cuda::device_count()?;
-                let total = cuda::total_memory()?;
-                let dst = guest_mut(mem, out, 24)?;
-                let mut rec = [0u8; 24];
-                rec[0..4].copy_from_slice(&(devices as u32).to_le_bytes());
-                rec[8..16].copy_from_slice(&total.to_le_bytes());
-                rec[16..24].copy_from_slice(&g.quota.left().to_le_bytes());
-                dst.copy_from_slice(&rec);
-                Ok(0)
-            })
-        },
-    )?;
-    linker.func_wrap(
-        MODULE,
         "alloc",
-        |mut c: Caller<'_, JobState>, bytes: i64, out: i32| {
+        |mut c: Caller<'_, T>, bytes: i64, out: i32| {
             gpu_call(&mut c, |mem, g| {
                 let bytes =
                     u64::try_from(bytes).map_err(|_| GpuError::InvalidArgument("negative size"))?;
@@ -540,21 +547,17 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
             })
         },
     )?;
-    linker.func_wrap(
-        MODULE,
-        "free",
-        |mut c: Caller<'_, JobState>, handle: i32| {
-            gpu_call(&mut c, |_, g| {
-                let b = g.buffers.remove(handle)?;
-                g.quota.release(b.len());
-                Ok(0)
-            })
-        },
-    )?;
+    linker.func_wrap(MODULE, "free", |mut c: Caller<'_, T>, handle: i32| {
+        gpu_call(&mut c, |_, g| {
+            let b = g.buffers.remove(handle)?;
+            g.quota.release(b.len());
+            Ok(0)
+        })
+    })?;
     linker.func_wrap(
         MODULE,
         "upload",
-        |mut c: Caller<'_, JobState>, handle: i32, offset: i64, src: i32, len: i32| {
+        |mut c: Caller<'_, T>, handle: i32, offset: i64, src: i32, len: i32| {
             gpu_call(&mut c, |mem, g| {
                 let buf = g.buffers.get_mut(handle)?;
                 let range = check_range(buf.len(), offset, len)?;
@@ -568,7 +571,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "download",
-        |mut c: Caller<'_, JobState>, handle: i32, offset: i64, dst: i32, len: i32| {
+        |mut c: Caller<'_, T>, handle: i32, offset: i64, dst: i32, len: i32| {
             gpu_call(&mut c, |mem, g| {
                 let buf = g.buffers.get(handle)?;
                 let range = check_range(buf.len(), offset, len)?;
@@ -582,7 +585,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "load_kernel",
-        |mut c: Caller<'_, JobState>,
+        |mut c: Caller<'_, T>,
          kind: i32,
          src: i32,
          src_len: i32,
@@ -618,7 +621,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
     linker.func_wrap(
         MODULE,
         "launch",
-        |mut c: Caller<'_, JobState>,
+        |mut c: Caller<'_, T>,
          kernel: i32,
          grid: i32,
          block: i32,
@@ -650,7 +653,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<(
             })
         },
     )?;
-    linker.func_wrap(MODULE, "synchronize", |mut c: Caller<'_, JobState>| {
+    linker.func_wrap(MODULE, "synchronize", |mut c: Caller<'_, T>| {
         gpu_call(&mut c, |_, g| {
             g.device.as_mut().ok_or(GpuError::NoDevice)?.synchronize()?;
             Ok(0)
