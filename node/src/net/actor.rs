@@ -1,4 +1,10 @@
-//! The event loop that owns the swarm.
+//! The event loop that owns the swarm: it runs the node's commands, hears the swarm's
+//! events and hands the node what it must act on. Gossip validation and the discipline of
+//! peers are in `validation`, request-response in `serving`, the swarm's making in `swarm`.
+
+mod serving;
+mod swarm;
+mod validation;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -7,44 +13,22 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use libp2p::core::transport::MemoryTransport;
-use libp2p::core::upgrade::Version;
 use libp2p::multiaddr::Protocol;
-use libp2p::request_response;
 use libp2p::swarm::{SwarmEvent, dial_opts::DialOpts};
-use libp2p::{
-    Multiaddr, PeerId, Swarm, Transport, gossipsub, identify, identity, kad, mdns, noise, tcp,
-    yamux,
-};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, identity, kad, mdns};
 use sietch_market::book::OrderBook;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::behaviour::{Behaviour, BehaviourEvent, PROTOCOL_VERSION};
 use super::budget::{Denied, Guard};
-use super::config::{NetConfig, TransportKind};
-use super::gossip::{self, Gossiped, Refusal};
+use super::config::NetConfig;
+use super::gossip::{self, Gossiped};
 use super::gossip_streams::GossipEvent;
-use super::guarded::Leased;
-use super::rpc::{self, Answer, Handled, Served, Waiters};
+use super::rpc::{Answer, Waiters};
 use super::score::{Offence, Score};
-use super::wire::{BlobReply, BlobRequest, MAX_CHUNK};
 use super::{Command, NetError, NetEvent, NetStats};
-
-/// Gossip messages waiting for validation, at most.
-const MAX_PENDING_GOSSIP: usize = 4096;
-/// Validate as soon as this many messages wait (one signature batch).
-const GOSSIP_BATCH: usize = 128;
-/// Shortest gap between two validation rounds: messages arriving within it wait for the
-/// next round and are verified in one signature batch.
-const FLUSH_GAP: Duration = Duration::from_millis(5);
-
-struct PendingGossip {
-    from: PeerId,
-    id: gossipsub::MessageId,
-    data: Vec<u8>,
-    arrived: Instant,
-}
+use validation::{GOSSIP_BATCH, MAX_PENDING_GOSSIP, PendingGossip};
 
 pub(crate) struct Actor {
     swarm: Swarm<Behaviour>,
@@ -67,56 +51,6 @@ pub(crate) struct Actor {
     stats: NetStats,
 }
 
-fn setup<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> NetError {
-    move |e| NetError::Setup(format!("{what}: {e}"))
-}
-
-fn build_swarm(
-    key: identity::Keypair,
-    cfg: &NetConfig,
-    guard: &Arc<Guard>,
-) -> Result<Swarm<Behaviour>, NetError> {
-    let idle = cfg.idle_timeout;
-    match cfg.transport {
-        TransportKind::Real => Ok(libp2p::SwarmBuilder::with_existing_identity(key)
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .map_err(setup("tcp"))?
-            .with_quic()
-            .with_relay_client(noise::Config::new, yamux::Config::default)
-            .map_err(setup("relay client"))?
-            .with_behaviour(|key, relay| {
-                Behaviour::new(key, relay, cfg, guard)
-                    .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
-            })
-            .map_err(setup("behaviour"))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-            .build()),
-        TransportKind::Memory => Ok(libp2p::SwarmBuilder::with_existing_identity(key)
-            .with_tokio()
-            .with_other_transport(|key| {
-                Ok(MemoryTransport::default()
-                    .upgrade(Version::V1)
-                    .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()))
-            })
-            .map_err(setup("memory transport"))?
-            .with_relay_client(noise::Config::new, yamux::Config::default)
-            .map_err(setup("relay client"))?
-            .with_behaviour(|key, relay| {
-                Behaviour::new(key, relay, cfg, guard)
-                    .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
-            })
-            .map_err(setup("behaviour"))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-            .build()),
-    }
-}
-
 impl Actor {
     pub(crate) fn new(
         key: identity::Keypair,
@@ -126,7 +60,7 @@ impl Actor {
         events: mpsc::Sender<NetEvent>,
         (guard, denials): (Arc<Guard>, mpsc::Receiver<(PeerId, Denied)>),
     ) -> Result<Self, NetError> {
-        let mut swarm = build_swarm(key, &config, &guard)?;
+        let mut swarm = swarm::build(key, &config, &guard)?;
         for addr in &config.listen {
             swarm
                 .listen_on(addr.clone())
@@ -425,169 +359,6 @@ impl Actor {
         }
     }
 
-    /// Drop a message without forwarding it (`invalid`: and penalize its forwarder).
-    fn report(&mut self, id: &gossipsub::MessageId, from: &PeerId, invalid: bool, why: &str) {
-        let acceptance = if invalid {
-            self.stats.rejected += 1;
-            gossipsub::MessageAcceptance::Reject
-        } else {
-            self.stats.ignored += 1;
-            gossipsub::MessageAcceptance::Ignore
-        };
-        tracing::debug!(peer = %from, invalid, "gossip refused: {why}");
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .report_message_validation_result(id, from, acceptance);
-        if invalid {
-            self.charge(*from, Offence::InvalidGossip);
-        }
-    }
-
-    /// Drops a message from a peer already cut off, before anything is checked of it.
-    fn drop_banned(&mut self, id: &gossipsub::MessageId, from: &PeerId) {
-        self.stats.dropped_from_banned += 1;
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .report_message_validation_result(id, from, gossipsub::MessageAcceptance::Ignore);
-    }
-
-    /// Counts an offence against a peer, and cuts it off when its strikes reach the limit
-    /// or gossipsub's own score has graylisted it (gossipsub then stops delivering its
-    /// messages, so its score, not only our count, decides).
-    fn charge(&mut self, peer: PeerId, what: Offence) {
-        if self.banned.contains(&peer) {
-            return;
-        }
-        let graylisted = self
-            .swarm
-            .behaviour()
-            .gossipsub
-            .peer_score(&peer)
-            .is_some_and(|s| s < gossip::thresholds().graylist_threshold);
-        let over = self.score.charge(
-            peer,
-            what,
-            self.config.strikes_before_ban,
-            Instant::now().into_std(),
-        );
-        if over || graylisted {
-            self.ban(peer);
-        }
-    }
-
-    fn accept(&mut self, id: &gossipsub::MessageId, from: &PeerId) {
-        self.stats.accepted += 1;
-        self.swarm.behaviour_mut().doorman.useful(from);
-        let acceptance = if self.config.drop_forwarding {
-            gossipsub::MessageAcceptance::Ignore
-        } else {
-            gossipsub::MessageAcceptance::Accept
-        };
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .report_message_validation_result(id, from, acceptance);
-    }
-
-    /// Cuts a peer off, once: a peer already cut off is not banned again for the messages
-    /// it had queued.
-    fn ban(&mut self, peer: PeerId) {
-        if !self.banned.insert(peer) {
-            return;
-        }
-        tracing::warn!(%peer, "cutting off a misbehaving peer");
-        self.score.forget(&peer);
-        self.stats.banned += 1;
-        let b = self.swarm.behaviour_mut();
-        b.blocked.block_peer(peer);
-        b.gossipsub.blacklist_peer(&peer);
-        self.bans
-            .push_back((Instant::now() + self.config.ban, peer));
-        let _ = self.events.try_send(NetEvent::PeerBanned { peer });
-    }
-
-    /// When the pending gossip should next be validated: once its oldest message has been
-    /// held for the forwarding delay, and no sooner than [`FLUSH_GAP`] after the last round
-    /// (so that a burst is verified in batches while a lone message goes at once). `None`
-    /// while nothing waits.
-    fn flush_due(&self, last_flush: Instant) -> Option<Instant> {
-        let oldest = self.pending.front()?;
-        Some((oldest.arrived + self.config.forward_delay).max(last_flush + FLUSH_GAP))
-    }
-
-    /// Validates waiting gossip: cheap checks one by one, signatures as one batch.
-    fn validate_gossip(&mut self) {
-        let now = (self.config.clock)();
-        let ready_before = Instant::now()
-            .checked_sub(self.config.forward_delay)
-            .unwrap_or_else(Instant::now);
-        let mut offers: Vec<PendingGossip> = Vec::new();
-        while let Some(p) = self.pending.front() {
-            if p.arrived > ready_before {
-                break;
-            }
-            let Some(p) = self.pending.pop_front() else {
-                break;
-            };
-            if self.banned.contains(&p.from) {
-                self.drop_banned(&p.id, &p.from);
-                continue;
-            }
-            match gossip::decode(&p.data) {
-                Err(Refusal::Invalid(why)) => self.report(&p.id, &p.from, true, &why),
-                Err(Refusal::Ignore(why)) => self.report(&p.id, &p.from, false, &why),
-                Ok(Gossiped::Withdrawal(w)) => match w.verify() {
-                    Ok(v) => {
-                        if let Ok(mut book) = self.book.lock() {
-                            book.withdraw(&v, now);
-                        }
-                        self.accept(&p.id, &p.from);
-                    }
-                    Err(e) => self.report(&p.id, &p.from, true, &e.to_string()),
-                },
-                Ok(Gossiped::Offer(o)) => {
-                    let registered = match &self.config.registry {
-                        Some(r) => r.check(&o.payload),
-                        None => Ok(()),
-                    };
-                    match registered {
-                        Ok(()) => offers.push(p),
-                        Err(why) => {
-                            self.report(&p.id, &p.from, false, &why);
-                            self.charge(p.from, Offence::UnregisteredOffer);
-                        }
-                    }
-                }
-            }
-        }
-        if offers.is_empty() {
-            return;
-        }
-        let results = {
-            let items: Vec<&[u8]> = offers.iter().map(|p| p.data.as_slice()).collect();
-            match self.book.lock() {
-                Ok(mut book) => book.ingest_batch(&items, now),
-                Err(_) => return,
-            }
-        };
-        for (p, r) in offers.iter().zip(results) {
-            if self.banned.contains(&p.from) {
-                // Cut off while its batch was being checked: nothing of it is kept.
-                self.drop_banned(&p.id, &p.from);
-                continue;
-            }
-            match r {
-                Ok(_) => self.accept(&p.id, &p.from),
-                Err(e) => match gossip::judge(&e, now) {
-                    Refusal::Invalid(why) => self.report(&p.id, &p.from, true, &why),
-                    Refusal::Ignore(why) => self.report(&p.id, &p.from, false, &why),
-                },
-            }
-        }
-    }
-
     fn housekeeping(&mut self) {
         let now = Instant::now();
         while let Some((until, peer)) = self.bans.front().copied() {
@@ -603,70 +374,6 @@ impl Actor {
         if let Ok(mut book) = self.book.lock() {
             book.expire((self.config.clock)());
         }
-    }
-
-    /// A request the node answers through an event, a reply to one of its own requests, or
-    /// a failure of one.
-    fn on_served<R: Served>(&mut self, ev: request_response::Event<Leased<R>, R::Reply>) {
-        let (peer, request, channel) = match rpc::on_outbound(&mut self.waiters, ev) {
-            Handled::Request(peer, request, channel) => (peer, request, channel),
-            other => return self.on_handled(other),
-        };
-        self.swarm.behaviour_mut().doorman.useful(&peer);
-        let Leased { msg, lease } = request;
-        let (tx, rx) = oneshot::channel();
-        if self.events.try_send(R::event(peer, msg, tx)).is_err() {
-            let _ =
-                R::behaviour(self.swarm.behaviour_mut()).send_response(channel, R::unavailable());
-            return;
-        }
-        self.answers.push(Box::pin(async move {
-            let reply = rx.await.unwrap_or_else(|_| R::unavailable());
-            // The request's bytes stay counted until the node has answered it.
-            drop(lease);
-            Box::new(move |b: &mut Behaviour| {
-                // A failed send means the requester went away; nothing is left to do.
-                let _ = R::behaviour(b).send_response(channel, reply);
-            }) as Answer
-        }));
-    }
-
-    /// What a request-response event left that is not a request: an answer marks its peer
-    /// useful.
-    fn on_handled<R: rpc::Rpc>(&mut self, h: Handled<R>) {
-        match h {
-            Handled::Answered(peer) => self.swarm.behaviour_mut().doorman.useful(&peer),
-            Handled::Request(..) | Handled::Done => {}
-        }
-    }
-
-    /// A blob chunk asked of this node (served from its `BlobSource` off the event loop), or
-    /// a reply to one it asked for.
-    fn on_blob_event(&mut self, ev: request_response::Event<Leased<BlobRequest>, BlobReply>) {
-        let (request, channel) = match rpc::on_outbound(&mut self.waiters, ev) {
-            Handled::Request(_, Leased { msg, lease }, channel) => {
-                drop(lease);
-                (msg, channel)
-            }
-            other => return self.on_handled(other),
-        };
-        let source = self.config.blobs.clone();
-        self.answers.push(Box::pin(async move {
-            let len = (request.max_len as usize).min(MAX_CHUNK);
-            let reply = tokio::task::spawn_blocking(move || {
-                source
-                    .and_then(|s| s.read(&request.hash, request.offset, len))
-                    .map_or(BlobReply::NotFound, |(total, data)| BlobReply::Chunk {
-                        total,
-                        data,
-                    })
-            })
-            .await
-            .unwrap_or(BlobReply::NotFound);
-            Box::new(move |b: &mut Behaviour| {
-                let _ = b.blob.send_response(channel, reply);
-            }) as Answer
-        }));
     }
 }
 

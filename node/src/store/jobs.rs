@@ -6,10 +6,11 @@
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use sietch_market::{Address, B256, Canonical, JobSpec, ResultCommitment, Ticket, Voucher};
 
+use super::Store;
+use super::chain::upsert_voucher;
 use super::error::StoreError;
 use super::records::{EvmSigned, JobRecord, JobState, MAX_NOTE, Record, Side, VoucherUpdate};
 use super::schema::{BUYER_JOBS, JOB_OUTPUTS, JOB_SPECS, PROVIDER_JOBS, VOUCHERS};
-use super::{Store, upsert_voucher};
 
 type JobTable<'a> = redb::Table<'a, &'static [u8; 32], &'static [u8]>;
 
@@ -474,5 +475,20 @@ impl Store {
     ) -> Result<JobRecord, StoreError> {
         let job_id = *job_id;
         self.batched(durable, move |tx| change_job(tx, side, &job_id, &f))
+    }
+
+    /// Keeps a job's outputs (the result message's bytes, at most 16 MiB).
+    pub fn put_job_outputs(&self, job_id: &B256, bytes: &[u8]) -> Result<(), StoreError> {
+        let tx = self.bookkeeping()?;
+        tx.open_table(JOB_OUTPUTS)?.insert(&job_id.0, bytes)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A job's outputs, if kept.
+    pub fn job_outputs(&self, job_id: &B256) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db().begin_read()?;
+        let table = tx.open_table(JOB_OUTPUTS)?;
+        Ok(table.get(&job_id.0)?.map(|v| v.value().to_vec()))
     }
 }

@@ -49,16 +49,18 @@
 
 mod batch;
 mod blobs;
+mod chain;
 mod error;
 mod jobs;
+mod own;
 pub mod records;
+mod reputation;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable};
-use sietch_market::{Address, B256, Offer, PublicKey, Signed, Voucher};
+use redb::Database;
 
 pub use batch::GroupCommits;
 pub use blobs::{
@@ -73,10 +75,6 @@ pub use records::{
 pub use schema::{Migration, SCHEMA_VERSION, Schema};
 
 use records::Record;
-use schema::{
-    CHAIN_CURSOR, CONFIG, DISPUTABLE, JOB_OUTPUTS, NODE_KEYS, OWN_OFFERS, PROVIDER_KEYS,
-    PROVIDER_REPUTATION, VOUCHERS,
-};
 
 /// Runs `f` with the store on tokio's blocking pool and waits for it. Every write takes
 /// redb's one write lock, which a durable commit holds through its fsync: an async thread
@@ -100,9 +98,6 @@ pub const MODULES_DIR: &str = "modules";
 pub const MAX_CONFIG_KEY: usize = 256;
 /// Longest config value, in bytes.
 pub const MAX_CONFIG_VALUE: usize = 64 * 1024;
-
-/// Key of the node's keys in the `node_keys` table.
-const NODE_KEY: &str = "node";
 
 /// How to open a store. `StoreOptions::default()` is what a node uses.
 #[derive(Debug, Clone)]
@@ -262,356 +257,9 @@ impl Store {
             })?;
         Ok(tx)
     }
-
-    // ---- node keys ----
-
-    /// The node's keys, if they were ever stored.
-    pub fn node_keys(&self) -> Result<Option<NodeKeys>, StoreError> {
-        let tx = self.db().begin_read()?;
-        let table = tx.open_table(NODE_KEYS)?;
-        table
-            .get(NODE_KEY)?
-            .map(|v| decode(NODE_KEYS_NAME, NODE_KEY, v.value()))
-            .transpose()
-    }
-
-    /// Stores `keys` unless the node already has keys, and returns the keys the node has
-    /// now. A node's identity is created once: this never replaces it (see
-    /// [`Store::replace_node_keys`]).
-    pub fn init_node_keys(&self, keys: &NodeKeys) -> Result<NodeKeys, StoreError> {
-        let tx = self.db().begin_write()?;
-        let kept = {
-            let mut table = tx.open_table(NODE_KEYS)?;
-            let existing = table
-                .get(NODE_KEY)?
-                .map(|v| decode::<NodeKeys>(NODE_KEYS_NAME, NODE_KEY, v.value()))
-                .transpose()?;
-            match existing {
-                Some(k) => k,
-                None => {
-                    table.insert(NODE_KEY, keys.to_bytes().as_slice())?;
-                    keys.clone()
-                }
-            }
-        };
-        tx.commit()?;
-        Ok(kept)
-    }
-
-    /// Replaces the node's keys (key rotation). Offers and registrations signed with the old
-    /// keys become the caller's problem.
-    pub fn replace_node_keys(&self, keys: &NodeKeys) -> Result<(), StoreError> {
-        let tx = self.db().begin_write()?;
-        tx.open_table(NODE_KEYS)?
-            .insert(NODE_KEY, keys.to_bytes().as_slice())?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    // ---- config ----
-
-    /// A config value.
-    pub fn config(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let tx = self.db().begin_read()?;
-        let table = tx.open_table(CONFIG)?;
-        Ok(table.get(key)?.map(|v| v.value().to_owned()))
-    }
-
-    /// Sets a config value.
-    pub fn set_config(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        check_len("config key", key.len(), MAX_CONFIG_KEY)?;
-        check_len("config value", value.len(), MAX_CONFIG_VALUE)?;
-        let tx = self.db().begin_write()?;
-        tx.open_table(CONFIG)?.insert(key, value)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Removes a config value; returns whether it was there.
-    pub fn remove_config(&self, key: &str) -> Result<bool, StoreError> {
-        let tx = self.db().begin_write()?;
-        let was = tx.open_table(CONFIG)?.remove(key)?.is_some();
-        tx.commit()?;
-        Ok(was)
-    }
-
-    /// Every config entry, in key order.
-    pub fn config_entries(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let tx = self.db().begin_read()?;
-        let table = tx.open_table(CONFIG)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (k, v) = entry?;
-            out.push((k.value().to_owned(), v.value().to_owned()));
-        }
-        Ok(out)
-    }
-
-    // ---- own offers ----
-
-    /// This node's offer and last sequence number for one of its keys.
-    pub fn own_offer(&self, provider: &PublicKey) -> Result<Option<OwnOffer>, StoreError> {
-        let tx = self.db().begin_read()?;
-        let table = tx.open_table(OWN_OFFERS)?;
-        table
-            .get(&provider.0)?
-            .map(|v| decode(OWN_OFFERS_NAME, provider, v.value()))
-            .transpose()
-    }
-
-    /// Every own offer, by key.
-    pub fn own_offers(&self) -> Result<Vec<(PublicKey, OwnOffer)>, StoreError> {
-        let tx = self.db().begin_read()?;
-        let table = tx.open_table(OWN_OFFERS)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (k, v) = entry?;
-            let key = PublicKey(*k.value());
-            out.push((key, decode(OWN_OFFERS_NAME, key, v.value())?));
-        }
-        Ok(out)
-    }
-
-    /// Records a newly signed offer as the node's latest. Its sequence must be above every
-    /// sequence this key used before ([`StoreError::StaleOfferSequence`]), so a node never
-    /// gossips an offer that peers would drop as old.
-    pub fn put_own_offer(&self, offer: &Signed<Offer>) -> Result<(), StoreError> {
-        let key = offer.payload.provider;
-        let sequence = offer.payload.sequence;
-        self.update_own_offer(&key, sequence, Some(offer.clone()))
-    }
-
-    /// Records that the offer of `provider` was withdrawn with `sequence`: the offer is
-    /// dropped, the sequence kept.
-    pub fn withdraw_own_offer(
-        &self,
-        provider: &PublicKey,
-        sequence: u64,
-    ) -> Result<(), StoreError> {
-        self.update_own_offer(provider, sequence, None)
-    }
-
-    fn update_own_offer(
-        &self,
-        key: &PublicKey,
-        sequence: u64,
-        offer: Option<Signed<Offer>>,
-    ) -> Result<(), StoreError> {
-        let record = OwnOffer { sequence, offer };
-        let bytes = record.to_bytes();
-        // Refuse what a read would refuse, so the table never holds an unreadable row.
-        check_len("own offer", bytes.len(), OwnOffer::MAX_SIZE)?;
-        let tx = self.db().begin_write()?;
-        {
-            let mut table = tx.open_table(OWN_OFFERS)?;
-            if let Some(v) = table.get(&key.0)? {
-                let stored: OwnOffer = decode(OWN_OFFERS_NAME, key, v.value())?;
-                if sequence <= stored.sequence {
-                    return Err(StoreError::StaleOfferSequence {
-                        sequence,
-                        stored: stored.sequence,
-                    });
-                }
-            }
-            table.insert(&key.0, bytes.as_slice())?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    // ---- job outputs ----
-
-    /// Keeps a job's outputs (the result message's bytes, at most 16 MiB).
-    pub fn put_job_outputs(&self, job_id: &B256, bytes: &[u8]) -> Result<(), StoreError> {
-        let tx = self.bookkeeping()?;
-        tx.open_table(JOB_OUTPUTS)?.insert(&job_id.0, bytes)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// A job's outputs, if kept.
-    pub fn job_outputs(&self, job_id: &B256) -> Result<Option<Vec<u8>>, StoreError> {
-        let tx = self.db().begin_read()?;
-        let table = tx.open_table(JOB_OUTPUTS)?;
-        Ok(table.get(&job_id.0)?.map(|v| v.value().to_vec()))
-    }
-
-    // ---- vouchers ----
-
-    /// The latest voucher of a channel.
-    pub fn voucher(&self, channel_id: &B256) -> Result<Option<EvmSigned<Voucher>>, StoreError> {
-        let tx = self.db().begin_read()?;
-        let table = tx.open_table(VOUCHERS)?;
-        table
-            .get(&channel_id.0)?
-            .map(|v| decode(VOUCHERS_NAME, channel_id, v.value()))
-            .transpose()
-    }
-
-    /// The latest voucher of every channel.
-    pub fn vouchers(&self) -> Result<Vec<EvmSigned<Voucher>>, StoreError> {
-        let tx = self.db().begin_read()?;
-        let table = tx.open_table(VOUCHERS)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (k, v) = entry?;
-            out.push(decode(VOUCHERS_NAME, B256::from(*k.value()), v.value())?);
-        }
-        Ok(out)
-    }
-
-    /// Keeps `voucher` as its channel's latest if its cumulative amount is higher than the
-    /// stored one's. An older or equal voucher (a late or replayed message) never replaces
-    /// a newer one: it is answered with [`VoucherUpdate::Kept`] and the stored voucher.
-    pub fn put_voucher(&self, voucher: &EvmSigned<Voucher>) -> Result<VoucherUpdate, StoreError> {
-        let tx = self.db().begin_write()?;
-        let update = {
-            let mut table = tx.open_table(VOUCHERS)?;
-            upsert_voucher(&mut table, voucher)?
-        };
-        tx.commit()?;
-        Ok(update)
-    }
-
-    // ---- chain cursor ----
-
-    /// The last block of `chain_id` the node has indexed.
-    pub fn chain_cursor(&self, chain_id: u64) -> Result<Option<u64>, StoreError> {
-        let tx = self.db().begin_read()?;
-        let table = tx.open_table(CHAIN_CURSOR)?;
-        Ok(table.get(chain_id)?.map(|v| v.value()))
-    }
-
-    /// Records the last block of `chain_id` indexed. It may move back (a reorg).
-    pub fn set_chain_cursor(&self, chain_id: u64, block: u64) -> Result<(), StoreError> {
-        let tx = self.db().begin_write()?;
-        tx.open_table(CHAIN_CURSOR)?.insert(chain_id, block)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    // ---- reputation ----
-
-    /// What this node has counted of a provider, by its node key (all zero if nothing).
-    pub fn reputation(&self, provider: &PublicKey) -> Result<Reputation, StoreError> {
-        let tx = self.db().begin_read()?;
-        let table = tx.open_table(PROVIDER_REPUTATION)?;
-        Ok(table
-            .get(&provider.0)?
-            .map(|v| decode(REPUTATION_NAME, provider, v.value()))
-            .transpose()?
-            .unwrap_or_default())
-    }
-
-    /// Every provider this node has counted something of, by node key.
-    pub fn reputations(&self) -> Result<Vec<(PublicKey, Reputation)>, StoreError> {
-        let tx = self.db().begin_read()?;
-        let table = tx.open_table(PROVIDER_REPUTATION)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (k, v) = entry?;
-            let key = PublicKey(*k.value());
-            out.push((key, decode(REPUTATION_NAME, key, v.value())?));
-        }
-        Ok(out)
-    }
-
-    /// Keeps the counters of providers as the buyer's reputation table has them now. Counters
-    /// only grow, so each stored counter becomes the greater of the stored and the given one:
-    /// two writes that land out of order keep the later counts. Bookkeeping: durable with
-    /// the next durable commit.
-    pub fn put_reputations(&self, rows: &[(PublicKey, Reputation)]) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let tx = self.bookkeeping()?;
-        {
-            let mut table = tx.open_table(PROVIDER_REPUTATION)?;
-            for (key, rep) in rows {
-                let stored: Reputation = match table.get(&key.0)? {
-                    Some(v) => decode(REPUTATION_NAME, key, v.value())?,
-                    None => Reputation::default(),
-                };
-                let merged = Reputation {
-                    settled_jobs: stored.settled_jobs.max(rep.settled_jobs),
-                    checks_passed: stored.checks_passed.max(rep.checks_passed),
-                    checks_failed: stored.checks_failed.max(rep.checks_failed),
-                    slashes: stored.slashes.max(rep.slashes),
-                    disputes: stored.disputes.max(rep.disputes),
-                };
-                table.insert(&key.0, merged.to_bytes().as_slice())?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// The node key each account registered with a proof, as the reputation table files
-    /// the chain's events.
-    pub fn provider_keys(&self) -> Result<Vec<(Address, PublicKey)>, StoreError> {
-        let tx = self.db().begin_read()?;
-        let table = tx.open_table(PROVIDER_KEYS)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (k, v) = entry?;
-            out.push((Address::from(*k.value()), PublicKey(*v.value())));
-        }
-        Ok(out)
-    }
-
-    /// Records that `account` registered `key` (replacing an earlier key: a rotation).
-    /// Bookkeeping: durable with the next durable commit.
-    pub fn put_provider_key(&self, account: &Address, key: &PublicKey) -> Result<(), StoreError> {
-        let tx = self.bookkeeping()?;
-        tx.open_table(PROVIDER_KEYS)?.insert(&account.0.0, &key.0)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    // ---- tickets to dispute ----
-
-    /// Keeps a ticket to dispute if its provider claims it (durably: it is the buyer's claim
-    /// to its money).
-    pub fn put_disputable(
-        &self,
-        ticket: &B256,
-        record: &DisputableTicket,
-    ) -> Result<(), StoreError> {
-        let tx = self.db().begin_write()?;
-        tx.open_table(DISPUTABLE)?
-            .insert(&ticket.0, record.to_bytes().as_slice())?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Forgets a ticket to dispute (it settled); whether it was kept.
-    pub fn remove_disputable(&self, ticket: &B256) -> Result<bool, StoreError> {
-        let tx = self.db().begin_write()?;
-        let was = tx.open_table(DISPUTABLE)?.remove(&ticket.0)?.is_some();
-        tx.commit()?;
-        Ok(was)
-    }
-
-    /// Up to `limit` tickets to dispute, in ticket-id order.
-    pub fn disputable(&self, limit: usize) -> Result<Vec<(B256, DisputableTicket)>, StoreError> {
-        let tx = self.db().begin_read()?;
-        let table = tx.open_table(DISPUTABLE)?;
-        let mut out = Vec::new();
-        for entry in table.iter()?.take(limit) {
-            let (k, v) = entry?;
-            let ticket = B256::from(*k.value());
-            out.push((ticket, decode(DISPUTABLE_NAME, ticket, v.value())?));
-        }
-        Ok(out)
-    }
 }
 
-const NODE_KEYS_NAME: &str = "node_keys";
-const OWN_OFFERS_NAME: &str = "own_offers";
-const VOUCHERS_NAME: &str = "vouchers";
-const REPUTATION_NAME: &str = "provider_reputation";
-const DISPUTABLE_NAME: &str = "disputable_tickets";
-
+/// Refuses a value over its limit, before it is written.
 fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), StoreError> {
     if len > max {
         return Err(StoreError::Invalid {
@@ -620,22 +268,6 @@ fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), StoreErro
         });
     }
     Ok(())
-}
-
-/// The voucher rule inside a caller's transaction.
-pub(crate) fn upsert_voucher(
-    table: &mut redb::Table<'_, &'static [u8; 32], &'static [u8]>,
-    voucher: &EvmSigned<Voucher>,
-) -> Result<VoucherUpdate, StoreError> {
-    let channel = voucher.message.channel_id;
-    if let Some(v) = table.get(&channel.0)? {
-        let stored: EvmSigned<Voucher> = decode(VOUCHERS_NAME, channel, v.value())?;
-        if stored.message.cumulative_amount >= voucher.message.cumulative_amount {
-            return Ok(VoucherUpdate::Kept(stored));
-        }
-    }
-    table.insert(&channel.0, voucher.to_bytes().as_slice())?;
-    Ok(VoucherUpdate::Stored)
 }
 
 /// Creates the database file, if it is missing, readable and writable by its owner only: it
