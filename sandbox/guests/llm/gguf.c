@@ -95,9 +95,8 @@ static int rd_u64(reader *r, uint64_t *v) {
 static int rd_str(reader *r, gguf_str *out, const char *what) {
     uint64_t n;
     if (rd_u64(r, &n)) return -1;
-    if (n > MAX_STRING || n > r->size - r->pos)
-        return fail("%s: string of %llu bytes is too long or past the end of the file", what,
-                    (unsigned long long)n);
+    if (n > MAX_STRING) return fail("%s: string of %llu bytes is too long", what, (unsigned long long)n);
+    if (n > r->size - r->pos) return rd(r, NULL, n);  // the file ends inside the header
     char *s = malloc(n + 1);
     if (!s) return fail("out of memory");
     if (rd(r, s, n)) return free(s), -1;
