@@ -124,6 +124,25 @@ pub enum Stage {
 
 const STAGES: usize = 7;
 
+impl Stage {
+    /// Every stage, in the order the filters apply.
+    pub const ALL: [Stage; STAGES] = STAGE_ORDER;
+
+    /// Its name in the API and the SDKs (`live`, `gpu`, `cores`, `memory`, `features`,
+    /// `price`, `stake`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Gpu => "gpu",
+            Self::Cores => "cores",
+            Self::Memory => "memory",
+            Self::Features => "features",
+            Self::Price => "price",
+            Self::Stake => "stake",
+        }
+    }
+}
+
 /// How many offers passed each filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Funnel([usize; STAGES]);

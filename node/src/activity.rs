@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use sietch_contracts::SietchEscrow::SietchEscrowEvents;
 
-use crate::events::NodeEvent;
+use crate::events::{JobEnd, NodeEvent};
 
 /// Escrow events kept.
 const MAX_CHAIN_EVENTS: usize = 10_000;
@@ -152,7 +152,7 @@ fn record(block: u64, seen_at: u64, e: &SietchEscrowEvents) -> Option<ChainRecor
         ),
         SietchEscrowEvents::TicketSettled(e) => (
             "TicketSettled",
-            json!({"ticket": s(e.ticketId), "outcome": crate::dispute::outcome_name(e.outcome), "to_provider": s(e.toProvider), "refund": s(e.refund), "bond_to_buyer": s(e.bondToBuyer), "bond_to_provider": s(e.bondToProvider)}),
+            json!({"ticket": s(e.ticketId), "outcome": crate::events::TicketOutcome::from_code(e.outcome).name(), "to_provider": s(e.toProvider), "refund": s(e.refund), "bond_to_buyer": s(e.bondToBuyer), "bond_to_provider": s(e.bondToProvider)}),
         ),
         SietchEscrowEvents::Slashed(e) => (
             "Slashed",
@@ -224,16 +224,16 @@ impl Activity {
         let Ok(mut i) = self.inner.lock() else { return };
         match e {
             NodeEvent::ResultIn { job, outcome, .. } => {
-                i.note(job).outcome = Some(outcome.clone());
+                i.note(&job.to_string()).outcome = Some(outcome.to_string());
             }
-            NodeEvent::Checking { job, .. } => i.note(job).sampled = true,
+            NodeEvent::Checking { job, .. } => i.note(&job.to_string()).sampled = true,
             NodeEvent::Checked {
                 job,
                 passed,
                 decision,
                 reruns,
             } => {
-                let n = i.note(job);
+                let n = i.note(&job.to_string());
                 n.sampled = true;
                 n.passed = Some(*passed);
                 n.decision = Some(decision.clone());
@@ -255,11 +255,16 @@ impl Activity {
             return;
         };
         match e {
-            NodeEvent::Finished { state, .. } if state == "failed" => b.failed += 1,
+            NodeEvent::Finished {
+                state: JobEnd::Failed,
+                ..
+            } => b.failed += 1,
             NodeEvent::Finished { .. } => b.jobs += 1,
             NodeEvent::Checked { .. } => b.checks += 1,
             NodeEvent::ResultIn { amount, fuel, .. } => {
-                b.paid = b.paid.saturating_add(amount.parse().unwrap_or(0));
+                b.paid = b
+                    .paid
+                    .saturating_add(u128::try_from(*amount).unwrap_or(u128::MAX));
                 b.fuel = b.fuel.saturating_add(*fuel);
             }
             _ => {}
@@ -295,13 +300,14 @@ impl Activity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sietch_market::B256;
 
     #[test]
     fn buckets_fill_by_time_and_stay_bounded() {
         let a = Activity::default();
         let done = NodeEvent::Finished {
-            job: "j".into(),
-            state: "paid".into(),
+            job: B256::repeat_byte(1),
+            state: JobEnd::Paid,
             millis: 3,
         };
         a.node_event(&done, 1_000);

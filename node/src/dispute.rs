@@ -50,13 +50,3 @@ pub(crate) async fn ask_verifiers(
     }
     delivered
 }
-
-/// The escrow's `Outcome` by name.
-pub(crate) fn outcome_name(o: u8) -> &'static str {
-    match o {
-        0 => "undisputed",
-        1 => "provider_right",
-        2 => "provider_wrong",
-        _ => "undecided",
-    }
-}

@@ -5,14 +5,88 @@
 //! The stream is a bounded broadcast: a listener that falls behind loses the oldest events
 //! (and is told how many), it never slows the node down.
 
-use sietch_market::printable;
 use std::fmt;
+use std::net::SocketAddr;
 
-use serde::Serialize;
+use libp2p::{Multiaddr, PeerId};
+use serde::{Serialize, Serializer};
+use sietch_market::{Address, B256, Outcome, U256, printable};
 use tokio::sync::broadcast;
 
 /// Events kept for a listener that falls behind, at most.
 const CAPACITY: usize = 4096;
+
+/// Ids, addresses, amounts and outcomes are typed in an event and written once, the way
+/// they are shown (`0x…` hex for ids, checksummed addresses, decimal token base units), in
+/// both the JSON of the API's stream and the lines `sietch node run` prints.
+fn display<T: fmt::Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
+/// How a bought job ended, for the buyer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobEnd {
+    /// Its result arrived (and held, where checked) and the provider was paid.
+    Paid,
+    /// A result came but payment was withheld (a failed check, a bad result).
+    Withheld,
+    /// No provider delivered a result.
+    Failed,
+}
+
+impl fmt::Display for JobEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Paid => "paid",
+            Self::Withheld => "withheld",
+            Self::Failed => "failed",
+        })
+    }
+}
+
+/// How the escrow settled a ticket (its `Outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketOutcome {
+    /// Nobody disputed it: the provider is paid.
+    Undisputed,
+    /// Disputed, and the verifiers agreed with the provider.
+    ProviderRight,
+    /// Disputed, and the verifiers disagreed with the provider: it is slashed.
+    ProviderWrong,
+    /// Disputed without a majority.
+    Undecided,
+}
+
+impl TicketOutcome {
+    /// The escrow's outcome code (0 undisputed, 1 provider right, 2 provider wrong, any
+    /// other undecided).
+    pub fn from_code(code: u8) -> Self {
+        match code {
+            0 => Self::Undisputed,
+            1 => Self::ProviderRight,
+            2 => Self::ProviderWrong,
+            _ => Self::Undecided,
+        }
+    }
+
+    /// Its name, as the API and the node's lines write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Undisputed => "undisputed",
+            Self::ProviderRight => "provider_right",
+            Self::ProviderWrong => "provider_wrong",
+            Self::Undecided => "undecided",
+        }
+    }
+}
+
+impl fmt::Display for TicketOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Something that happened in the node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -22,36 +96,43 @@ pub enum NodeEvent {
     /// The node's identity.
     Peer {
         /// libp2p peer id.
-        peer: String,
+        #[serde(serialize_with = "display")]
+        peer: PeerId,
     },
     /// The HTTP API listens.
     Api {
         /// `host:port`.
-        address: String,
+        #[serde(serialize_with = "display")]
+        address: SocketAddr,
     },
     /// A listen address is known.
     Listening {
         /// The multiaddress.
-        address: String,
+        #[serde(serialize_with = "display")]
+        address: Multiaddr,
     },
     /// Started and listening.
     Ready,
     /// A connection opened.
     Connected {
         /// The peer.
-        peer: String,
+        #[serde(serialize_with = "display")]
+        peer: PeerId,
         /// Its address (`/p2p-circuit` in it: relayed).
-        address: String,
+        #[serde(serialize_with = "display")]
+        address: Multiaddr,
     },
     /// The last connection to a peer closed.
     Disconnected {
         /// The peer.
-        peer: String,
+        #[serde(serialize_with = "display")]
+        peer: PeerId,
     },
     /// A hole punch ended.
     HolePunch {
         /// The peer.
-        peer: String,
+        #[serde(serialize_with = "display")]
+        peer: PeerId,
         /// Whether a direct connection was made.
         ok: bool,
         /// What happened.
@@ -60,14 +141,17 @@ pub enum NodeEvent {
     /// A peer was cut off for forwarding invalid offers.
     Banned {
         /// The peer.
-        peer: String,
+        #[serde(serialize_with = "display")]
+        peer: PeerId,
     },
     /// The node is registered and staked on chain.
     Registered {
         /// EVM address.
-        account: String,
+        #[serde(serialize_with = "display")]
+        account: Address,
         /// Stake, token base units.
-        stake: String,
+        #[serde(serialize_with = "display")]
+        stake: U256,
     },
     /// The provider announced its offer.
     Announced {
@@ -82,39 +166,47 @@ pub enum NodeEvent {
     /// Provider: a job was accepted.
     Accepted {
         /// The job.
-        job: String,
+        #[serde(serialize_with = "display")]
+        job: B256,
         /// The buyer's node.
-        peer: String,
+        #[serde(serialize_with = "display")]
+        peer: PeerId,
     },
     /// Provider: a job was refused.
     Refused {
         /// The job.
-        job: String,
+        #[serde(serialize_with = "display")]
+        job: B256,
         /// Why.
         reason: String,
     },
     /// Provider: a job ran.
     Ran {
         /// The job.
-        job: String,
+        #[serde(serialize_with = "display")]
+        job: B256,
         /// How it ended.
-        outcome: String,
+        #[serde(serialize_with = "display")]
+        outcome: Outcome,
         /// Fuel used.
         fuel: u64,
         /// What it charges, token base units.
-        amount: String,
+        #[serde(serialize_with = "display")]
+        amount: U256,
     },
     /// Provider: a job failed before it could run (a missing blob, a bad module).
     JobFailed {
         /// The job.
-        job: String,
+        #[serde(serialize_with = "display")]
+        job: B256,
         /// Why.
         reason: String,
     },
     /// Provider: the result reached the buyer.
     Delivered {
         /// The job.
-        job: String,
+        #[serde(serialize_with = "display")]
+        job: B256,
         /// Whether it went in the answer to the job request (a job that ended at once),
         /// rather than in a message of its own once the job ended.
         in_reply: bool,
@@ -122,11 +214,14 @@ pub enum NodeEvent {
     /// Provider: a job was paid by a voucher.
     Paid {
         /// The job.
-        job: String,
+        #[serde(serialize_with = "display")]
+        job: B256,
         /// The channel.
-        channel: String,
+        #[serde(serialize_with = "display")]
+        channel: B256,
         /// The voucher's cumulative amount.
-        cumulative: String,
+        #[serde(serialize_with = "display")]
+        cumulative: U256,
         /// Whether the payment came in the request of the channel's next job, rather than
         /// in a message of its own.
         carried: bool,
@@ -134,7 +229,8 @@ pub enum NodeEvent {
     /// Provider: a buyer withheld payment.
     Withheld {
         /// The job.
-        job: String,
+        #[serde(serialize_with = "display")]
+        job: B256,
         /// The buyer's reason.
         reason: String,
     },
@@ -143,91 +239,110 @@ pub enum NodeEvent {
         /// Channels claimed.
         channels: usize,
         /// Total paid by the claim, token base units.
-        amount: String,
+        #[serde(serialize_with = "display")]
+        amount: U256,
         /// Transaction hash.
-        tx: String,
+        #[serde(serialize_with = "display")]
+        tx: B256,
         /// Gas the transaction used.
         gas: u64,
     },
     /// A ticket was claimed on chain (provider), or seen claimed (buyer).
     TicketClaimed {
         /// The job.
-        job: String,
+        #[serde(serialize_with = "display")]
+        job: B256,
         /// The escrow's ticket id.
-        ticket: String,
+        #[serde(serialize_with = "display")]
+        ticket: B256,
     },
     /// A ticket's dispute started (buyer) or was seen (provider).
     Disputed {
         /// The escrow's ticket id.
-        ticket: String,
+        #[serde(serialize_with = "display")]
+        ticket: B256,
     },
     /// Buyer: a verifier of a dispute handed over the provider's result of a job whose
     /// result never arrived; its outputs are the ones claimed on chain.
     DeliveredInDispute {
         /// The job.
-        job: String,
+        #[serde(serialize_with = "display")]
+        job: B256,
         /// The escrow's ticket id.
-        ticket: String,
+        #[serde(serialize_with = "display")]
+        ticket: B256,
     },
     /// Verifier: a verdict was posted on chain.
     Verdict {
         /// The escrow's ticket id.
-        ticket: String,
+        #[serde(serialize_with = "display")]
+        ticket: B256,
         /// Whether it agrees with the provider's output hash.
         agrees: bool,
     },
     /// A ticket was settled on chain.
     TicketSettled {
         /// The escrow's ticket id.
-        ticket: String,
+        #[serde(serialize_with = "display")]
+        ticket: B256,
         /// `undisputed`, `provider_right`, `provider_wrong` or `undecided`.
-        outcome: String,
+        outcome: TicketOutcome,
     },
     /// Buyer: a job was submitted.
     Submitted {
         /// The job.
-        job: String,
+        #[serde(serialize_with = "display")]
+        job: B256,
     },
     /// Buyer: a job was sent to a provider.
     Sent {
         /// The job.
-        job: String,
+        #[serde(serialize_with = "display")]
+        job: B256,
         /// The provider's EVM address.
-        provider: String,
+        #[serde(serialize_with = "display")]
+        provider: Address,
         /// The attempt (1 for the first provider tried).
         attempt: u32,
     },
     /// Buyer: a provider refused or failed; the job goes elsewhere.
     Retrying {
         /// The job.
-        job: String,
+        #[serde(serialize_with = "display")]
+        job: B256,
         /// The provider's EVM address.
-        provider: String,
+        #[serde(serialize_with = "display")]
+        provider: Address,
         /// Why.
         reason: String,
     },
     /// Buyer: a result arrived and matches its commitment.
     ResultIn {
         /// The job.
-        job: String,
+        #[serde(serialize_with = "display")]
+        job: B256,
         /// How it ended.
-        outcome: String,
+        #[serde(serialize_with = "display")]
+        outcome: Outcome,
         /// Its charge.
-        amount: String,
+        #[serde(serialize_with = "display")]
+        amount: U256,
         /// Fuel it used.
         fuel: u64,
     },
     /// Buyer: the job was sampled for a spot check.
     Checking {
         /// The job.
-        job: String,
+        #[serde(serialize_with = "display")]
+        job: B256,
         /// Re-runs asked.
         reruns: u32,
     },
     /// Buyer: the spot check ended.
     Checked {
         /// The job.
-        job: String,
+        #[serde(serialize_with = "display")]
+        job: B256,
         /// Whether the provider's result held.
         passed: bool,
         /// The verifier's decision (`Passed`, `ProviderRight`, `ProviderWrong`,
@@ -250,20 +365,24 @@ pub enum NodeEvent {
     /// Buyer: a job is finished (verified where checked, paid where accepted).
     Finished {
         /// The job.
-        job: String,
+        #[serde(serialize_with = "display")]
+        job: B256,
         /// `paid`, `withheld` or `failed`.
-        state: String,
+        state: JobEnd,
         /// Milliseconds from submission.
         millis: u64,
     },
     /// Buyer: a payment channel was opened.
     ChannelOpened {
         /// The channel.
-        channel: String,
+        #[serde(serialize_with = "display")]
+        channel: B256,
         /// The provider's EVM address.
-        provider: String,
+        #[serde(serialize_with = "display")]
+        provider: Address,
         /// The deposit.
-        deposit: String,
+        #[serde(serialize_with = "display")]
+        deposit: U256,
     },
     /// Something worth an operator's attention that is not an error of the node.
     Warning {
@@ -440,8 +559,8 @@ mod tests {
     #[test]
     fn a_peers_text_is_printed_escaped() {
         let e = NodeEvent::Retrying {
-            job: "J".into(),
-            provider: "0xP".into(),
+            job: B256::repeat_byte(0xab),
+            provider: Address::repeat_byte(0x11),
             reason: "refused: \x1b]0;pwned\x07\x1b[2J".into(),
         };
         let line = e.to_string();
@@ -451,15 +570,71 @@ mod tests {
 
     #[test]
     fn lines_start_with_their_word_and_json_names_its_kind() {
-        let e = NodeEvent::Connected {
-            peer: "P".into(),
-            address: "/ip4/1.2.3.4/tcp/1".into(),
-        };
-        assert_eq!(e.to_string(), "connected P /ip4/1.2.3.4/tcp/1");
+        let peer = PeerId::random();
+        let address: Multiaddr = "/ip4/1.2.3.4/tcp/1"
+            .parse()
+            .unwrap_or_else(|_| Multiaddr::empty());
+        let e = NodeEvent::Connected { peer, address };
+        assert_eq!(
+            e.to_string(),
+            format!("connected {peer} /ip4/1.2.3.4/tcp/1")
+        );
         let json = serde_json::to_value(&e).unwrap_or_default();
         assert_eq!(json["kind"], "connected");
-        assert_eq!(json["peer"], "P");
+        assert_eq!(json["peer"], peer.to_string());
+        assert_eq!(json["address"], "/ip4/1.2.3.4/tcp/1");
         assert_eq!(NodeEvent::Ready.to_string(), "ready");
+    }
+
+    /// Typed fields are written once, the same way in JSON and in the line: ids as `0x` hex,
+    /// addresses checksummed, amounts in decimal base units, outcomes and ends by name.
+    #[test]
+    fn typed_fields_are_written_as_people_and_scripts_read_them() {
+        let job = B256::repeat_byte(0x0f);
+        let provider: Address = "0x52908400098527886E0F7030069857D2E4169EE7"
+            .parse()
+            .unwrap_or_default();
+        let amount = U256::from(10u128.pow(20)) + U256::from(7u8);
+        let e = NodeEvent::ResultIn {
+            job,
+            outcome: Outcome::Exited { code: 3 },
+            amount,
+            fuel: 9,
+        };
+        let json = serde_json::to_value(&e).unwrap_or_default();
+        assert_eq!(json["job"], format!("0x{}", "0f".repeat(32)));
+        assert_eq!(json["amount"], "100000000000000000007");
+        assert_eq!(json["outcome"], Outcome::Exited { code: 3 }.to_string());
+        assert!(
+            e.to_string().contains("charge 100000000000000000007"),
+            "{e}"
+        );
+        let sent = NodeEvent::Sent {
+            job,
+            provider,
+            attempt: 1,
+        };
+        let json = serde_json::to_value(&sent).unwrap_or_default();
+        assert_eq!(
+            json["provider"],
+            "0x52908400098527886E0F7030069857D2E4169EE7"
+        );
+        let done = NodeEvent::Finished {
+            job,
+            state: JobEnd::Withheld,
+            millis: 1,
+        };
+        assert_eq!(
+            serde_json::to_value(&done).unwrap_or_default()["state"],
+            "withheld"
+        );
+        let settled = NodeEvent::TicketSettled {
+            ticket: job,
+            outcome: TicketOutcome::from_code(2),
+        };
+        let json = serde_json::to_value(&settled).unwrap_or_default();
+        assert_eq!(json["outcome"], "provider_wrong");
+        assert_eq!(TicketOutcome::from_code(9), TicketOutcome::Undecided);
     }
 
     #[tokio::test]

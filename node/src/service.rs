@@ -214,7 +214,7 @@ impl Node {
         net_cfg.registry = chain.as_ref().map(Chain::registry);
         let (net, net_events) = Network::spawn(net::keypair(&keys.ed25519), net_cfg)?;
         events.emit(NodeEvent::Peer {
-            peer: net.peer_id().to_string(),
+            peer: net.peer_id(),
         });
 
         let buyer = Buyer::new(BuyerParts {
@@ -294,9 +294,7 @@ impl Node {
         )
         .await
         .with_context(|| format!("the HTTP API cannot listen on {}", config.api))?;
-        events.emit(NodeEvent::Api {
-            address: api.to_string(),
-        });
+        events.emit(NodeEvent::Api { address: api });
 
         let mut tasks = Vec::new();
         let (chain_tx, chain_rx) = mpsc::channel::<ChainEvent>(CHAIN_EVENTS);
@@ -353,9 +351,7 @@ impl Node {
                     .unwrap_or_default();
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 for a in net.listen_addrs().await.unwrap_or(addrs) {
-                    events.emit(NodeEvent::Listening {
-                        address: a.to_string(),
-                    });
+                    events.emit(NodeEvent::Listening { address: a });
                 }
                 events.emit(NodeEvent::Ready);
             }));
@@ -468,21 +464,14 @@ fn on_net_event(
 ) {
     let no_provider = "this node does not provide compute (start it with --provide)";
     match ev {
-        NetEvent::Connected { peer, address } => events.emit(NodeEvent::Connected {
-            peer: peer.to_string(),
-            address: address.to_string(),
-        }),
-        NetEvent::Disconnected { peer } => events.emit(NodeEvent::Disconnected {
-            peer: peer.to_string(),
-        }),
-        NetEvent::HolePunch { peer, ok, detail } => events.emit(NodeEvent::HolePunch {
-            peer: peer.to_string(),
-            ok,
-            detail,
-        }),
-        NetEvent::PeerBanned { peer } => events.emit(NodeEvent::Banned {
-            peer: peer.to_string(),
-        }),
+        NetEvent::Connected { peer, address } => {
+            events.emit(NodeEvent::Connected { peer, address })
+        }
+        NetEvent::Disconnected { peer } => events.emit(NodeEvent::Disconnected { peer }),
+        NetEvent::HolePunch { peer, ok, detail } => {
+            events.emit(NodeEvent::HolePunch { peer, ok, detail })
+        }
+        NetEvent::PeerBanned { peer } => events.emit(NodeEvent::Banned { peer }),
         NetEvent::JobRequested {
             peer,
             request,

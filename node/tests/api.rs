@@ -158,7 +158,8 @@ async fn every_route_answers_writes_need_the_token_and_errors_say_what_to_do() {
     assert_eq!((status, code(&body).as_str()), (400, "bad_job"));
     assert!(body.contains("colour"), "{body}");
 
-    // A job with nothing to run it: refused by the matcher, in words.
+    // A job with nothing to run it: refused by the matcher, in words and in facts (422
+    // `no_match`: the filter that stopped every offer, and how many passed each filter).
     let lonely = format!(r#"{{"module":"{hash}","price_cap":"1000"}}"#);
     let (status, body) = call(
         &api,
@@ -168,12 +169,22 @@ async fn every_route_answers_writes_need_the_token_and_errors_say_what_to_do() {
         lonely.as_bytes(),
     )
     .await;
-    assert_eq!(
-        (status, code(&body).as_str()),
-        (502, "job_failed"),
-        "{body}"
-    );
+    assert_eq!((status, code(&body).as_str()), (422, "no_match"), "{body}");
     assert!(body.contains("no offer matches"), "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["detail"]["blocker"], "live", "{body}");
+    let funnel = answer["detail"]["funnel"].as_array().unwrap();
+    let filters: Vec<&str> = funnel
+        .iter()
+        .map(|f| f["filter"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        filters,
+        [
+            "live", "gpu", "cores", "memory", "features", "price", "stake"
+        ]
+    );
+    assert!(funnel.iter().all(|f| f["passed"] == 0), "{body}");
     let jobs: Value = serde_json::from_str(
         &call(&api, "GET", "/api/v1/jobs?side=buyer", None, b"")
             .await

@@ -169,7 +169,7 @@ async fn anvil_a_cheating_provider_is_caught_disputed_and_slashed() {
             Ok(Some((who, e))) => {
                 let line = format!("{who}: {e}");
                 if let sietch_node::events::NodeEvent::TicketSettled { outcome, .. } = &e {
-                    break outcome.clone();
+                    break *outcome;
                 }
                 if line.contains("ticket") || line.contains("verdict") || line.contains("withheld")
                 {
@@ -179,7 +179,11 @@ async fn anvil_a_cheating_provider_is_caught_disputed_and_slashed() {
             _ => panic!("no settlement within 120 s; seen: {seen:#?}"),
         }
     };
-    assert_eq!(outcome, "provider_wrong", "{seen:#?}");
+    assert_eq!(
+        outcome,
+        sietch_node::events::TicketOutcome::ProviderWrong,
+        "{seen:#?}"
+    );
     let stake_after = chain.account(cheater).await.unwrap().stake;
     assert_eq!(stake_after, 0, "the cheater was not slashed");
     // Conservation, to the base unit: the buyer's wallet plus what its channels still hold
@@ -237,7 +241,7 @@ async fn delivered_in_reply(
     events: &mut tokio::sync::mpsc::Receiver<(String, sietch_node::events::NodeEvent)>,
     job: B256,
 ) -> bool {
-    let want = job.to_string();
+    let want = job;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -347,7 +351,7 @@ async fn anvil_payments_ride_with_the_next_job_and_the_last_goes_alone() {
     for _ in 0..3 {
         let done = buyer.buyer.submit(cheap(&module, &input)).await.unwrap();
         assert!(done.paid > U256::ZERO);
-        jobs.push(done.job_id.to_string());
+        jobs.push(done.job_id);
     }
     // The provider's word on each: paid, and how the payment came.
     let mut carried = std::collections::HashMap::new();

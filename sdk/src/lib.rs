@@ -89,6 +89,19 @@ pub enum Error {
         /// What to do about it.
         message: String,
     },
+    /// No offer in the market can run the job (code `no_match`): `message` is the market's
+    /// whole explanation, `blocker` the filter that stopped the last offers (`gpu`, `cores`,
+    /// `memory`, `features`, `price`, `stake`, or `live` for an empty book) and `funnel` how
+    /// many offers passed each filter, in the order they apply.
+    #[error("{message}")]
+    NoMatch {
+        /// The market's explanation, for people.
+        message: String,
+        /// The filter no offer passed.
+        blocker: String,
+        /// `(filter, offers that passed it)`, in the order the filters apply.
+        funnel: Vec<(String, u64)>,
+    },
     /// The node's answer was not what this SDK understands (another version?).
     #[error("unexpected answer from the node: {0}")]
     Decode(String),
@@ -246,6 +259,9 @@ impl Client {
         }
         if !(200..300).contains(&status) {
             let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            if let Some(e) = no_match(&v) {
+                return Err(e);
+            }
             return Err(Error::Api {
                 status,
                 code: str_field(&v, "code").unwrap_or("unknown").to_owned(),
@@ -546,9 +562,64 @@ fn check_id(id: &str) -> Result<&str> {
     Ok(id)
 }
 
+/// The typed form of a `no_match` answer, when `v` is one.
+fn no_match(v: &Value) -> Option<Error> {
+    if str_field(v, "code")? != "no_match" {
+        return None;
+    }
+    let detail = v.get("detail");
+    let funnel = detail
+        .and_then(|d| d.get("funnel"))
+        .and_then(Value::as_array)
+        .map(|stages| {
+            stages
+                .iter()
+                .filter_map(|s| {
+                    let passed = s.get("passed").and_then(Value::as_u64).unwrap_or(0);
+                    Some((str_field(s, "filter")?.to_owned(), passed))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Error::NoMatch {
+        message: str_field(v, "message").unwrap_or_default().to_owned(),
+        blocker: detail
+            .and_then(|d| str_field(d, "blocker"))
+            .unwrap_or("unknown")
+            .to_owned(),
+        funnel,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A node's `no_match` answer (as node/tests/api.rs sees the node write it) becomes
+    /// [`Error::NoMatch`] with the explanation whole and the funnel in order.
+    #[test]
+    fn a_no_match_answer_is_typed() {
+        let answer = serde_json::json!({
+            "code": "no_match",
+            "message": "job 0x01: no offer matches: 2 live offers; none has a GPU",
+            "detail": {"blocker": "gpu", "funnel": [
+                {"filter": "live", "passed": 2}, {"filter": "gpu", "passed": 0}]},
+        });
+        match no_match(&answer) {
+            Some(Error::NoMatch {
+                message,
+                blocker,
+                funnel,
+            }) => {
+                assert!(message.ends_with("none has a GPU"), "{message}");
+                assert_eq!(blocker, "gpu");
+                assert_eq!(funnel, [("live".to_owned(), 2), ("gpu".to_owned(), 0)]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let other = serde_json::json!({"code": "job_failed", "message": "m"});
+        assert!(no_match(&other).is_none());
+    }
 
     #[test]
     fn the_api_address_is_read_from_a_config() {

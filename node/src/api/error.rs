@@ -21,6 +21,9 @@ pub struct ApiError {
     pub(crate) status: StatusCode,
     pub(crate) code: &'static str,
     pub(crate) message: String,
+    /// Structured facts beside the message (`"detail"` in the answer), for the codes that
+    /// carry some (`no_match`: which filter stopped the offers, how many passed each).
+    pub(crate) detail: Option<serde_json::Value>,
     /// Close the connection after answering (a body left unread).
     pub(crate) close: bool,
 }
@@ -32,8 +35,15 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            detail: None,
             close: false,
         }
+    }
+
+    /// The error with structured facts beside its message.
+    pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = Some(detail);
+        self
     }
 
     fn closing(mut self) -> Self {
@@ -49,7 +59,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"code": self.code, "message": scrub(&self.message)}).to_string();
+        let mut body = json!({"code": self.code, "message": scrub(&self.message)});
+        if let (Some(detail), Some(map)) = (self.detail, body.as_object_mut()) {
+            map.insert("detail".into(), detail);
+        }
+        let body = body.to_string();
         let mut r = (
             self.status,
             [(header::CONTENT_TYPE, "application/json")],

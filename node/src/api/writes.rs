@@ -12,9 +12,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sietch_market::Stage;
 
 use super::error::{ApiError, read_body, unavailable};
 use super::{Api, dto};
+use crate::buyer::BuyError;
 use crate::store::{BlobError, Side};
 
 /// Largest JSON body.
@@ -197,6 +199,7 @@ pub(crate) async fn submit(
             "outputs": dto::OutputsJson::of(&done.result),
         }))
         .into_response()),
+        Ok(Err(BuyError::NoMatch(why))) => Err(no_match(id, &why)),
         Ok(Err(e)) => Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
             "job_failed",
@@ -204,6 +207,22 @@ pub(crate) async fn submit(
         )),
         Err(e) => Err(unavailable(e)),
     }
+}
+
+/// 422 `no_match`: no offer in the book can run the job. The market's explanation is the
+/// message, whole; `detail` holds the filter that stopped the last offers (`blocker`) and how
+/// many offers passed each filter (`funnel`: `{"filter", "passed"}` in the order they apply).
+fn no_match(id: sietch_market::B256, why: &sietch_market::NoMatch) -> ApiError {
+    let funnel: Vec<Value> = Stage::ALL
+        .iter()
+        .map(|s| json!({"filter": s.name(), "passed": why.funnel.passed(*s)}))
+        .collect();
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "no_match",
+        format!("job {id}: {why}"),
+    )
+    .with_detail(json!({"blocker": why.blocker.name(), "funnel": funnel}))
 }
 
 /// The answer of a wait that ran out: 202, the job as stored now, `"finished": false`. The

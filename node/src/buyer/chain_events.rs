@@ -12,7 +12,7 @@ use sietch_verifier::Check;
 use super::reputation::Count;
 use super::{Buyer, MAX_IN_FLIGHT};
 use crate::chain::Chain;
-use crate::events::NodeEvent;
+use crate::events::{NodeEvent, TicketOutcome};
 use crate::net::wire::WireMessage as _;
 use crate::store::{DisputableTicket, off_async};
 use crate::sync::lock;
@@ -60,8 +60,8 @@ impl Buyer {
                     && self.owns_channel(&rec.channelId)
                 {
                     self.emit(NodeEvent::TicketSettled {
-                        ticket: e.ticketId.to_string(),
-                        outcome: crate::dispute::outcome_name(e.outcome).into(),
+                        ticket: e.ticketId,
+                        outcome: TicketOutcome::from_code(e.outcome),
                     });
                 }
             }
@@ -117,9 +117,7 @@ impl Buyer {
             return;
         };
         match chain.dispute(ticket, undelivered).await {
-            Ok(()) => self.emit(NodeEvent::Disputed {
-                ticket: ticket.to_string(),
-            }),
+            Ok(()) => self.emit(NodeEvent::Disputed { ticket }),
             Err(err) => tracing::warn!("disputing {ticket}: {err}"),
         }
     }
@@ -171,10 +169,7 @@ impl Buyer {
         let (job, bytes) = (d.job, result.to_bytes());
         let kept = off_async(&self.store, move |s| s.put_job_outputs(&job, &bytes)).await;
         if let Some(Ok(())) = kept {
-            self.emit(NodeEvent::DeliveredInDispute {
-                job: d.job.to_string(),
-                ticket: ticket.to_string(),
-            });
+            self.emit(NodeEvent::DeliveredInDispute { job: d.job, ticket });
         } else {
             super::warn_unrecorded(kept, || {
                 format!("the outputs of {job}, handed over in dispute")

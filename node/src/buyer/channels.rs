@@ -195,9 +195,9 @@ impl Buyer {
                     .await
                     .map_err(LaneError::Open)?;
                 self.emit(NodeEvent::ChannelOpened {
-                    channel: id.to_string(),
-                    provider: provider.to_string(),
-                    deposit: deposit.to_string(),
+                    channel: id,
+                    provider,
+                    deposit,
                 });
                 id
             }

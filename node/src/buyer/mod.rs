@@ -55,7 +55,7 @@ use tokio::sync::{Notify, oneshot};
 
 use crate::chain::{Chain, ChainError};
 use crate::config::NodeConfig;
-use crate::events::{Events, NodeEvent};
+use crate::events::{Events, JobEnd, NodeEvent};
 use crate::jobs;
 use crate::net::{self, JobResult, Network, ResultMessage};
 use crate::store::{EvmSigned, JobRecord, JobState, Side, Store, StoreError, off_async};
@@ -272,9 +272,7 @@ impl Buyer {
         let id = job_id(self.address(), nonce, spec.hash());
         let record = JobRecord::new(id, spec.hash(), Address::ZERO, now());
         self.store.insert_job(Side::Buyer, spec, &record)?;
-        self.emit(NodeEvent::Submitted {
-            job: id.to_string(),
-        });
+        self.emit(NodeEvent::Submitted { job: id });
         Ok(id)
     }
 
@@ -296,8 +294,8 @@ impl Buyer {
                 .await;
                 warn_unrecorded(failed, || format!("the failure of job {id} ({e})"));
                 self.emit(NodeEvent::Finished {
-                    job: id.to_string(),
-                    state: "failed".into(),
+                    job: id,
+                    state: JobEnd::Failed,
                     millis: started.elapsed().as_millis() as u64,
                 });
             }
@@ -318,16 +316,16 @@ impl Buyer {
         let mut last = AttemptError::NotTried;
         for (attempt, (offer, max_cost)) in offers.iter().take(MAX_ATTEMPTS).enumerate() {
             self.emit(NodeEvent::Sent {
-                job: id.to_string(),
-                provider: offer.evm_address.to_string(),
+                job: id,
+                provider: offer.evm_address,
                 attempt: attempt as u32 + 1,
             });
             let delivered = match self.attempt(spec, id, offer, *max_cost, false).await {
                 Ok(d) => d,
                 Err(why) => {
                     self.emit(NodeEvent::Retrying {
-                        job: id.to_string(),
-                        provider: offer.evm_address.to_string(),
+                        job: id,
+                        provider: offer.evm_address,
                         reason: why.to_string(),
                     });
                     last = why;
@@ -354,16 +352,16 @@ impl Buyer {
                 });
             }
             self.emit(NodeEvent::ResultIn {
-                job: id.to_string(),
-                outcome: delivered.result.outcome.to_string(),
-                amount: delivered.result.commitment.amount.to_string(),
+                job: id,
+                outcome: delivered.result.outcome,
+                amount: delivered.result.commitment.amount,
                 fuel: delivered.result.commitment.fuel_used,
             });
             if at_once {
                 let paid = self.pay(&delivered, Paying::Delivered(id)).await?;
                 self.emit(NodeEvent::Finished {
-                    job: id.to_string(),
-                    state: "paid".into(),
+                    job: id,
+                    state: JobEnd::Paid,
                     millis: started.elapsed().as_millis() as u64,
                 });
                 return Ok(Finished {
@@ -401,8 +399,8 @@ impl Buyer {
                         off_async(&self.store, move |s| s.record_check(&id, false, now())).await;
                     warn_unrecorded(recorded, || format!("the failed check of job {id}"));
                     self.emit(NodeEvent::Finished {
-                        job: id.to_string(),
-                        state: "withheld".into(),
+                        job: id,
+                        state: JobEnd::Withheld,
                         millis: started.elapsed().as_millis() as u64,
                     });
                     match majority {
@@ -431,8 +429,8 @@ impl Buyer {
                     self.withhold(&delivered, "test: withholding an honest result", None)
                         .await;
                     self.emit(NodeEvent::Finished {
-                        job: id.to_string(),
-                        state: "withheld".into(),
+                        job: id,
+                        state: JobEnd::Withheld,
                         millis: started.elapsed().as_millis() as u64,
                     });
                     Ok(Finished {
@@ -453,8 +451,8 @@ impl Buyer {
                     }
                     let paid = self.pay(&delivered, Paying::Job(id)).await?;
                     self.emit(NodeEvent::Finished {
-                        job: id.to_string(),
-                        state: "paid".into(),
+                        job: id,
+                        state: JobEnd::Paid,
                         millis: started.elapsed().as_millis() as u64,
                     });
                     Ok(Finished {

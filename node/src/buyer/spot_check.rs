@@ -34,7 +34,7 @@ impl Buyer {
             return None;
         }
         self.emit(NodeEvent::Checking {
-            job: d.ticket.message.job_id.to_string(),
+            job: d.ticket.message.job_id,
             reruns: u32::from(spec.verification.reruns.max(1)),
         });
         let select = if self.config.verify_local_network {
@@ -96,7 +96,7 @@ impl Buyer {
             .flatten();
         self.settle_reruns(id, Some(&check)).await;
         self.emit(NodeEvent::Checked {
-            job: id.to_string(),
+            job: id,
             passed: check.pays(),
             decision: format!("{:?}", check.decision),
             reruns: check.reruns_attempted() as u32,

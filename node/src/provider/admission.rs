@@ -406,7 +406,7 @@ impl Provider {
     pub(super) fn refuse(&self, reply: oneshot::Sender<JobReply>, job: B256, r: Refusal) {
         let message = r.to_string();
         self.emit(NodeEvent::Refused {
-            job: job.to_string(),
+            job,
             reason: message.clone(),
         });
         // The buyer may have given up waiting: nothing is lost with the answer.

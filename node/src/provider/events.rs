@@ -6,7 +6,7 @@ use sietch_market::{Address, B256};
 
 use super::{Provider, adversary};
 use crate::chain::Chain;
-use crate::events::NodeEvent;
+use crate::events::{NodeEvent, TicketOutcome};
 use crate::net::JobResult;
 use crate::net::wire::WireMessage;
 use crate::store::{Side, off_async};
@@ -39,8 +39,8 @@ impl Provider {
                 let mine = lock(&self.claimed).remove(&e.ticketId);
                 if mine.is_some() {
                     self.emit(NodeEvent::TicketSettled {
-                        ticket: e.ticketId.to_string(),
-                        outcome: crate::dispute::outcome_name(e.outcome).into(),
+                        ticket: e.ticketId,
+                        outcome: TicketOutcome::from_code(e.outcome),
                     });
                 }
             }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sietch_market::{Offer, Signed, Withdrawal};
+use sietch_market::{Offer, Signed, U256, Withdrawal};
 
 use super::{Provider, now};
 use crate::chain::ChainError;
@@ -45,8 +45,8 @@ impl Provider {
                 .map_err(RegisterError::Stake)?;
         }
         self.emit(NodeEvent::Registered {
-            account: me.to_string(),
-            stake: want.max(account.stake).to_string(),
+            account: me,
+            stake: U256::from(want.max(account.stake)),
         });
         Ok(())
     }

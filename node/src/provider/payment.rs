@@ -128,7 +128,7 @@ impl Provider {
             tracing::info!(job = %p.job_id, %peer, "payment withheld: {}", p.note);
             self.note_unpaid(p.job_id, true);
             self.emit(NodeEvent::Withheld {
-                job: p.job_id.to_string(),
+                job: p.job_id,
                 reason: p.note.clone(),
             });
             self.settle_now.notify_one();
@@ -152,9 +152,9 @@ impl Provider {
         self.results.remove(job);
         self.free_lane(&voucher.channel_id, job);
         self.emit(NodeEvent::Paid {
-            job: job.to_string(),
-            channel: voucher.channel_id.to_string(),
-            cumulative: voucher.cumulative_amount.to_string(),
+            job: *job,
+            channel: voucher.channel_id,
+            cumulative: voucher.cumulative_amount,
             carried,
         });
         if matches!(update, VoucherUpdate::Stored) {

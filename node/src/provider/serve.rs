@@ -141,10 +141,7 @@ impl Provider {
         let channel = req.ticket.channel_id;
         let mut record = JobRecord::new(job_id, req.ticket.spec_hash, buyer, now());
         record.ticket = Some(EvmSigned::new(req.ticket, req.ticket_signature));
-        self.emit(NodeEvent::Accepted {
-            job: job_id.to_string(),
-            peer: peer.to_string(),
-        });
+        self.emit(NodeEvent::Accepted { job: job_id, peer });
 
         // Only a job whose module and inputs are here can end at once: one that fetches
         // them from the buyer is answered before the transfer, which must not hold an
@@ -224,7 +221,7 @@ impl Provider {
         let job_id = record.job_id;
         let why: String = e.to_string().chars().take(MAX_WHY).collect();
         self.emit(NodeEvent::JobFailed {
-            job: job_id.to_string(),
+            job: job_id,
             reason: why.clone(),
         });
         self.free_lane(&req.ticket.channel_id, &job_id);
@@ -290,7 +287,7 @@ impl Provider {
         if let Some(reply) = reply {
             if reply.send(JobReply::Done(Box::new(result))).is_ok() {
                 self.emit(NodeEvent::Delivered {
-                    job: job_id.to_string(),
+                    job: job_id,
                     in_reply: true,
                 });
             }
@@ -300,7 +297,7 @@ impl Provider {
             match self.net.send_result(peer, result.clone()).await {
                 Ok(_) => {
                     self.emit(NodeEvent::Delivered {
-                        job: job_id.to_string(),
+                        job: job_id,
                         in_reply: false,
                     });
                     break;
@@ -428,10 +425,10 @@ impl Provider {
             .sign(&self.domain, &self.evm)
             .map_err(RunError::Sign)?;
         self.emit(NodeEvent::Ran {
-            job: t.job_id.to_string(),
-            outcome: report.outcome.to_string(),
+            job: t.job_id,
+            outcome: report.outcome,
             fuel: report.fuel_used,
-            amount: commitment.amount.to_string(),
+            amount: commitment.amount,
         });
         Ok(JobResult {
             job_id: t.job_id,

@@ -216,8 +216,8 @@ impl Provider {
         lock(&self.owed).clear();
         self.emit(NodeEvent::Claimed {
             channels: batch.len(),
-            amount: owed.to_string(),
-            tx: receipt.transaction_hash.to_string(),
+            amount: owed,
+            tx: receipt.transaction_hash,
             gas: receipt.gas_used,
         });
         Ok(true)
@@ -270,8 +270,8 @@ impl Provider {
             let over = match chain.claim_ticket(&ticket, &result).await {
                 Ok(_) => {
                     self.emit(NodeEvent::TicketClaimed {
-                        job: job_id.to_string(),
-                        ticket: id.to_string(),
+                        job: job_id,
+                        ticket: id,
                     });
                     let mut claimed = lock(&self.claimed);
                     if claimed.len() < MAX_UNPAID {

@@ -161,7 +161,7 @@ impl Provider {
             .await
         {
             Ok(()) => self.emit(NodeEvent::Verdict {
-                ticket: req.ticket_id.to_string(),
+                ticket: req.ticket_id,
                 agrees,
             }),
             Err(e) => tracing::warn!("posting the verdict on {}: {e}", req.ticket_id),
