@@ -190,10 +190,11 @@ typedef struct {
 static int complete(engine *e, const request *r, sbuf *line, stats *st) {
     int n = build_prompt(e, r), ctx = model_ctx(e->m), rc = 0;
     if (n < 0 || n >= ctx) {
+        // (prompt_tokens is 0 when the count stopped at the context's size)
         sb_printf(line, ",\"text\":\"\",\"prompt_tokens\":%d,\"completion_tokens\":0,"
                   "\"finish\":\"error\",\"error\":\"the prompt is %s%d tokens and the context "
                   "holds %d (one position must be left to generate)\"}\n",
-                  n < 0 ? ctx + 1 : n, n < 0 ? "more than " : "", n < 0 ? ctx : n, ctx);
+                  n < 0 ? 0 : n, n < 0 ? "more than " : "", n < 0 ? ctx : n, ctx);
         return 0;
     }
     if (n == 0) {
