@@ -153,7 +153,7 @@ fn write_atomically(path: &Path, module: &Module) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Only functions of `wasi_snapshot_preview1` and `sietch_gpu` that the sandbox offers may be
+/// Only functions of `wasi_snapshot_preview1`, `sietch_gpu` and `sietch_kernels` that the sandbox offers may be
 /// imported, and a command must export `_start: () -> ()` and its `memory`.
 pub(crate) fn check_imports_exports(module: &Module) -> Result<(), LoadError> {
     for import in module.imports() {
@@ -163,6 +163,9 @@ pub(crate) fn check_imports_exports(module: &Module) -> Result<(), LoadError> {
             }
             (crate::gpu::MODULE, ExternType::Func(_)) => {
                 crate::gpu::FUNCTIONS.contains(&import.name())
+            }
+            (crate::kernels::MODULE, ExternType::Func(_)) => {
+                crate::kernels::FUNCTIONS.contains(&import.name())
             }
             _ => false,
         };

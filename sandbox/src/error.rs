@@ -23,8 +23,9 @@ pub enum LoadError {
     #[error("invalid WebAssembly module: {0}")]
     Invalid(String),
     /// The module imports something the sandbox does not offer. Jobs may import only the
-    /// functions of `wasi_snapshot_preview1` listed in [`crate::wasi::FUNCTIONS`] and of
-    /// `sietch_gpu` listed in [`crate::gpu::FUNCTIONS`].
+    /// functions of `wasi_snapshot_preview1` listed in [`crate::wasi::FUNCTIONS`], of
+    /// `sietch_gpu` listed in [`crate::gpu::FUNCTIONS`] and of `sietch_kernels` listed in
+    /// [`crate::kernels::FUNCTIONS`].
     #[error("import `{module}::{name}` is not allowed in the sandbox")]
     ForbiddenImport {
         /// The import's module name.

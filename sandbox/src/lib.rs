@@ -16,6 +16,7 @@ mod cache;
 mod error;
 pub mod gpu;
 mod host;
+pub mod kernels;
 mod outcome;
 mod runner;
 mod spec;

@@ -15,6 +15,7 @@ use crate::cache::{CacheStats, ModuleCache};
 use crate::error::{LoadError, RunError, SandboxError};
 use crate::gpu::{self, JobGpu};
 use crate::host::LimitHit;
+use crate::kernels;
 use crate::outcome::{JobReport, Outcome, TrapKind, trap_kind};
 use crate::spec::{JobSpec, is_flat_name};
 use crate::state::JobState;
@@ -190,6 +191,7 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         wasi::add_to_linker(&mut linker).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         gpu::add_to_linker(&mut linker).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
+        kernels::add_to_linker(&mut linker).map_err(|e| SandboxError::Engine(format!("{e:#}")))?;
         let cache = ModuleCache::new(config.memory_cache_entries, config.cache_dir.clone())?;
         let ticker = Ticker::start(&engine, config.epoch_tick)?;
         static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);

@@ -38,6 +38,7 @@ pub const FUNCTIONS: &[&str] = &[
     "fd_fdstat_get",
     "fd_fdstat_set_flags",
     "fd_filestat_get",
+    "fd_pread",
     "fd_prestat_get",
     "fd_prestat_dir_name",
     "fd_read",
@@ -246,6 +247,14 @@ impl WasiState {
             dst.copy_from_slice(data);
         }
         Ok(end as u64)
+    }
+
+    /// The contents of the `/input` file open on `fd`; `EBADF` for any other descriptor.
+    pub(crate) fn input_data(&self, fd: i32) -> Result<&[u8], Errno> {
+        match self.fd(fd)? {
+            Fd::Input { name, .. } => self.inputs.get(name).map(|d| &d[..]).ok_or(Errno::Badf),
+            _ => Err(Errno::Badf),
+        }
     }
 
     fn lookup(&self, dir: &Fd, name: &str) -> Option<u64> {
@@ -560,27 +569,41 @@ pub(crate) fn add_to_linker<T: WasiHost>(linker: &mut Linker<T>) -> wasmtime::Re
                 let (src, pos): (&[u8], u64) = match w.fd(fd)? {
                     Fd::Stdin => (&w.stdin, w.stdin_pos as u64),
                     Fd::Input { name, pos } => {
-                        (w.inputs.get(name).map_or(&[][..], |d| d.as_slice()), *pos)
+                        (w.inputs.get(name).map_or(&[][..], |d| &d[..]), *pos)
                     }
                     Fd::InputDir | Fd::OutputDir => return Err(Errno::Isdir.into()),
                     _ => return Err(Errno::Badf.into()),
                 };
-                let mut at = usize::try_from(pos).unwrap_or(usize::MAX);
-                for (ptr, len) in vecs {
-                    let rest = src.get(at..).unwrap_or(&[]);
-                    let n = rest.len().min(len as usize);
-                    put(mem, ptr, rest.get(..n).unwrap_or(&[]))?;
-                    at += n;
-                    moved += n as u64;
-                    if n < len as usize {
-                        break;
-                    }
-                }
+                scatter(mem, src, pos, &vecs, &mut moved)?;
+                let at = pos.saturating_add(moved);
                 match w.fd_mut(fd)? {
-                    Fd::Stdin => w.stdin_pos = at,
-                    Fd::Input { pos, .. } => *pos = at as u64,
+                    Fd::Stdin => w.stdin_pos = usize::try_from(at).unwrap_or(usize::MAX),
+                    Fd::Input { pos, .. } => *pos = at,
                     _ => {}
                 }
+                put_u32(mem, nread, moved as u32)?;
+                Ok(())
+            })();
+            finish(&mut c, r, moved)
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "fd_pread",
+        |mut c: Caller<'_, T>, fd: i32, iovs: i32, count: i32, offset: i64, nread: i32| {
+            let mut moved = 0u64;
+            let r = (|| {
+                let (mem, st) = split(&mut c)?;
+                let w = st;
+                let vecs = iovecs(mem, iovs, count)?;
+                // Reads at `offset` (unsigned, as WASI defines it) and leaves the position.
+                let src = match w.fd(fd)? {
+                    Fd::Input { name, .. } => w.inputs.get(name).map_or(&[][..], |d| &d[..]),
+                    Fd::InputDir | Fd::OutputDir => return Err(Errno::Isdir.into()),
+                    Fd::Stdin | Fd::Stdout | Fd::Stderr => return Err(Errno::Spipe.into()),
+                    Fd::Output { .. } => return Err(Errno::Badf.into()),
+                };
+                scatter(mem, src, offset as u64, &vecs, &mut moved)?;
                 put_u32(mem, nread, moved as u32)?;
                 Ok(())
             })();
@@ -837,6 +860,29 @@ pub(crate) fn add_to_linker<T: WasiHost>(linker: &mut Linker<T>) -> wasmtime::Re
         "sock_shutdown",
         |mut c: Caller<'_, T>, _: i32, _: i32| finish(&mut c, Err(Errno::Notsup.into()), 0),
     )?;
+    Ok(())
+}
+
+/// Copies `src` from byte `pos` into the iovecs in order, stopping at the end of `src`, and
+/// counts the bytes copied in `moved` (what was copied before a bad iovec is still billed).
+fn scatter(
+    mem: &mut [u8],
+    src: &[u8],
+    pos: u64,
+    vecs: &[(i32, u32)],
+    moved: &mut u64,
+) -> Result<(), Errno> {
+    let mut at = usize::try_from(pos).unwrap_or(usize::MAX);
+    for &(ptr, len) in vecs {
+        let rest = src.get(at..).unwrap_or(&[]);
+        let n = rest.len().min(len as usize);
+        put(mem, ptr, rest.get(..n).unwrap_or(&[]))?;
+        at = at.saturating_add(n);
+        *moved += n as u64;
+        if n < len as usize {
+            break;
+        }
+    }
     Ok(())
 }
 
