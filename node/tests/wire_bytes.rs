@@ -196,28 +196,10 @@ fn messages() -> Vec<(&'static str, Vec<u8>)> {
 #[test]
 fn every_wire_message_keeps_its_exact_bytes() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/wire_v1.json");
-    let fresh: serde_json::Map<String, serde_json::Value> = messages()
-        .into_iter()
-        .map(|(name, bytes)| (name.to_string(), hex::encode(bytes).into()))
-        .collect();
-    if std::env::var_os("SIETCH_BLESS").is_some() {
-        let text = serde_json::to_string_pretty(&fresh).unwrap() + "\n";
-        std::fs::write(&path, text).unwrap();
-    }
-    let committed: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let changed: Vec<&String> = fresh
-        .iter()
-        .filter(|(k, v)| committed.get(*k) != Some(v))
-        .map(|(k, _)| k)
-        .collect();
-    let gone: Vec<&String> = committed
-        .keys()
-        .filter(|k| !fresh.contains_key(*k))
-        .collect();
-    assert!(
-        changed.is_empty() && gone.is_empty(),
-        "wire encodings changed: {changed:?}, no longer made: {gone:?} (see this file's docs)"
+    sietch_testkit::pinned::check(
+        &path,
+        messages(),
+        "wire encodings changed (see this file's docs)",
     );
     // And every pinned message still decodes to what made it.
     for (name, bytes) in messages() {

@@ -7,13 +7,15 @@
 //! * [`process`]: one `sietch` process, its output collected, stopped on drop, and where the
 //!   `sietch` binary is;
 //! * [`fnv`]: the FNV-1a test guest and its host-side check;
-//! * [`sim`]: many nodes over libp2p's memory transport, for the gossip benches and tests.
+//! * [`sim`]: many nodes over libp2p's memory transport, for the gossip benches and tests;
+//! * [`pinned`]: bytes pinned in a committed file (wire messages, store records).
 //!
 //! Test support, not a library for users: errors are `anyhow`, and the process harness fails
 //! the calling test (panics) where a test could do nothing else.
 
 pub mod devnet;
 pub mod fnv;
+pub mod pinned;
 pub mod process;
 pub mod sim;
 pub mod system;

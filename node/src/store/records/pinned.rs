@@ -126,19 +126,10 @@ fn records() -> Vec<(&'static str, Vec<u8>)> {
 #[test]
 fn every_record_keeps_its_exact_bytes() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/records_v1.json");
-    let fresh: serde_json::Map<String, serde_json::Value> = records()
-        .into_iter()
-        .map(|(name, bytes)| (name.to_string(), hex::encode(bytes).into()))
-        .collect();
-    if std::env::var_os("SIETCH_BLESS").is_some() {
-        let text = serde_json::to_string_pretty(&fresh).unwrap() + "\n";
-        std::fs::write(&path, text).unwrap();
-    }
-    let committed: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert_eq!(
-        fresh, committed,
-        "a record encoding changed: migrate the schema (see this module's docs)"
+    sietch_testkit::pinned::check(
+        &path,
+        records(),
+        "a record encoding changed: migrate the schema (see this module's docs)",
     );
     let bytes: std::collections::HashMap<_, _> = records().into_iter().collect();
     assert_eq!(
