@@ -11,103 +11,27 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
+use sietch_testkit::fake_http::{FakeServer, Reply, Request};
 
 const JOB: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
 /// An OSC that sets the terminal's title, and one that clears the screen.
 const TITLE: &str = "\x1b]0;pwned\x07";
 const CLEAR: &str = "\x1b[2J";
 
-/// One request the fake node received.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    auth: Option<String>,
-}
-
 /// A fake node: answers the API's routes with hostile content and records every request.
-struct FakeNode {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl FakeNode {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { break };
-                let log = log.clone();
-                std::thread::spawn(move || serve(conn, &log));
-            }
-        });
-        Self { addr, seen }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The requests so far, and forget them.
-    fn take(&self) -> Vec<Seen> {
-        std::mem::take(&mut *self.seen.lock().unwrap())
-    }
-}
-
-fn serve(conn: TcpStream, log: &Mutex<Vec<Seen>>) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() || line.is_empty() {
-        return;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_owned();
-    let path = parts.next().unwrap_or_default().to_owned();
-    let (mut auth, mut length) = (None, 0usize);
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-            break;
-        }
-        let (k, v) = h.split_once(':').unwrap_or((&h, ""));
-        match k.trim().to_ascii_lowercase().as_str() {
-            "authorization" => auth = Some(v.trim().to_owned()),
-            "content-length" => length = v.trim().parse().unwrap_or(0),
-            _ => {}
-        }
-    }
-    let mut body = vec![0; length];
-    let _ = reader.read_exact(&mut body);
-    log.lock().unwrap().push(Seen {
-        method: method.clone(),
-        path: path.clone(),
-        auth,
-    });
-    let (status, content_type, body) = answer(&method, &path);
-    let mut conn = conn;
-    let _ = write!(
-        conn,
-        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
+fn fake_node() -> FakeServer {
+    FakeServer::start(answer)
 }
 
 /// The attacker's answers.
-fn answer(method: &str, path: &str) -> (&'static str, &'static str, String) {
-    let ok = |v: Value| ("200 OK", "application/json", v.to_string());
-    let route = path.split('?').next().unwrap_or_default();
-    match (method, route) {
-        ("GET", "/api/v1/events") => ("200 OK", "text/event-stream", String::new()),
+fn answer(request: &Request) -> Reply {
+    let ok = Reply::ok;
+    match (request.method.as_str(), request.route()) {
+        ("GET", "/api/v1/events") => Reply::new("200 OK", "text/event-stream", String::new()),
         ("GET", "/api/v1/offers") => ok(json!([{
             "evm_address": format!("0xdead{TITLE}beef\u{202e}cafe0000000000"),
             "peer_id": null, "cpu_cores": 8, "memory_bytes": 1u64 << 30,
@@ -116,7 +40,7 @@ fn answer(method: &str, path: &str) -> (&'static str, &'static str, String) {
         }])),
         ("GET", "/api/v1/jobs") => ok(json!([record()])),
         ("GET", r) if r == format!("/api/v1/jobs/{JOB}") => ok(record()),
-        ("GET", _) => (
+        ("GET", _) => Reply::new(
             "404 Not Found",
             "application/json",
             json!({"code": "no_such_job", "message": format!("no such job{TITLE}{CLEAR}")})
@@ -125,7 +49,7 @@ fn answer(method: &str, path: &str) -> (&'static str, &'static str, String) {
         ("POST", "/api/v1/blobs") => ok(json!({"hash": format!("0x{}", "ab".repeat(32))})),
         ("POST", "/api/v1/jobs") => ok(json!({"job_id": JOB})),
         ("POST", "/api/v1/channels") => ok(json!({"channel": format!("0xc0ffee{TITLE}")})),
-        _ => (
+        _ => Reply::new(
             "404 Not Found",
             "application/json",
             json!({"code": "not_found", "message": "no such route"}).to_string(),
@@ -190,7 +114,7 @@ fn data_dir(root: &Path, name: &str, api: &str) -> String {
     dir.to_str().unwrap().to_owned()
 }
 
-fn no_auth(seen: &[Seen]) {
+fn no_auth(seen: &[Request]) {
     assert!(!seen.is_empty());
     for s in seen {
         assert_eq!(s.auth, None, "{s:?} carried a token");
@@ -201,7 +125,7 @@ fn no_auth(seen: &[Seen]) {
 fn the_data_dirs_token_never_goes_to_another_node() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path();
-    let fake = FakeNode::start();
+    let fake = fake_node();
     let url = fake.url();
     // The data directory of a node elsewhere (its config names another address).
     let dir = data_dir(home, "mine", "127.0.0.1:1");
@@ -302,9 +226,9 @@ fn the_data_dirs_token_never_goes_to_another_node() {
 fn the_data_dirs_token_goes_to_its_own_node_on_writes_only() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path();
-    let fake = FakeNode::start();
+    let fake = fake_node();
     let url = fake.url();
-    let dir = data_dir(home, "node", &fake.addr.to_string());
+    let dir = data_dir(home, "node", &fake.addr().to_string());
     // With --api naming the data directory's node, and without --api.
     for api in [&["--api", url.as_str()][..], &[]] {
         let mut read = vec!["offers", "--data-dir", &dir];
@@ -326,7 +250,7 @@ fn the_data_dirs_token_goes_to_its_own_node_on_writes_only() {
 fn a_providers_file_names_cannot_overwrite_follow_links_or_leave_the_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path();
-    let fake = FakeNode::start();
+    let fake = fake_node();
     let url = fake.url();
     let out = home.join("work").join("out");
     std::fs::create_dir_all(&out).unwrap();
@@ -418,7 +342,7 @@ fn a_providers_file_names_cannot_overwrite_follow_links_or_leave_the_directory()
 fn a_providers_text_reaches_the_terminal_escaped() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path();
-    let fake = FakeNode::start();
+    let fake = fake_node();
     let url = fake.url();
     let clean = |s: &str| {
         !s.contains('\x1b') && !s.contains('\x07') && !s.contains('\u{202e}') && !s.contains('\0')

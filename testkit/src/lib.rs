@@ -8,12 +8,14 @@
 //!   `sietch` binary is;
 //! * [`fnv`]: the FNV-1a test guest and its host-side check;
 //! * [`sim`]: many nodes over libp2p's memory transport, for the gossip benches and tests;
-//! * [`pinned`]: bytes pinned in a committed file (wire messages, store records).
+//! * [`pinned`]: bytes pinned in a committed file (wire messages, store records);
+//! * [`fake_http`]: a fake HTTP server that records requests, for the clients' tests.
 //!
 //! Test support, not a library for users: errors are `anyhow`, and the process harness fails
 //! the calling test (panics) where a test could do nothing else.
 
 pub mod devnet;
+pub mod fake_http;
 pub mod fnv;
 pub mod pinned;
 pub mod process;
