@@ -13,13 +13,14 @@ use std::convert::Infallible;
 use std::task::{Context, Poll};
 
 use libp2p::PeerId;
-use libp2p::core::transport::PortUse;
 use libp2p::core::{ConnectedPoint, Endpoint, Multiaddr};
 use libp2p::swarm::behaviour::ConnectionEstablished;
 use libp2p::swarm::{
-    ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler,
-    THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
+    ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandlerInEvent,
+    ToSwarm, dummy,
 };
+
+use super::delegate::no_handler;
 
 /// Denies new dials while `max` outgoing connections are established.
 pub(crate) struct DialCap {
@@ -52,6 +53,12 @@ impl NetworkBehaviour for DialCap {
     type ConnectionHandler = dummy::ConnectionHandler;
     type ToSwarm = Infallible;
 
+    no_handler!(
+        handle_established_inbound_connection,
+        handle_established_outbound_connection,
+        on_connection_handler_event,
+    );
+
     fn handle_pending_outbound_connection(
         &mut self,
         _: ConnectionId,
@@ -64,27 +71,6 @@ impl NetworkBehaviour for DialCap {
             return Err(ConnectionDenied::new(AtOutgoingLimit(self.outgoing.len())));
         }
         Ok(vec![])
-    }
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        _: ConnectionId,
-        _: PeerId,
-        _: &Multiaddr,
-        _: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        _: ConnectionId,
-        _: PeerId,
-        _: &Multiaddr,
-        _: Endpoint,
-        _: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
@@ -101,15 +87,6 @@ impl NetworkBehaviour for DialCap {
             }
             _ => {}
         }
-    }
-
-    fn on_connection_handler_event(
-        &mut self,
-        _: PeerId,
-        _: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        match event {}
     }
 
     fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {

@@ -23,14 +23,15 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
-use libp2p::core::transport::PortUse;
-use libp2p::core::{ConnectedPoint, Endpoint, Multiaddr};
+use libp2p::core::{ConnectedPoint, Multiaddr};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::behaviour::ConnectionEstablished;
 use libp2p::swarm::{
     CloseConnection, ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, ListenFailure,
-    NetworkBehaviour, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
+    NetworkBehaviour, THandler, THandlerInEvent, ToSwarm, dummy,
 };
+
+use super::delegate::no_handler;
 
 /// How long a new incoming connection is safe from eviction: time to identify itself and
 /// be useful.
@@ -159,6 +160,11 @@ impl NetworkBehaviour for Doorman {
     type ConnectionHandler = dummy::ConnectionHandler;
     type ToSwarm = Infallible;
 
+    no_handler!(
+        handle_established_outbound_connection,
+        on_connection_handler_event,
+    );
+
     fn handle_pending_inbound_connection(
         &mut self,
         id: ConnectionId,
@@ -208,17 +214,6 @@ impl NetworkBehaviour for Doorman {
                 None => return Err(self.deny(Refused::Full(open))),
             }
         }
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        _: ConnectionId,
-        _: PeerId,
-        _: &Multiaddr,
-        _: Endpoint,
-        _: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
         Ok(dummy::ConnectionHandler)
     }
 
@@ -274,15 +269,6 @@ impl NetworkBehaviour for Doorman {
             }
             _ => {}
         }
-    }
-
-    fn on_connection_handler_event(
-        &mut self,
-        _: PeerId,
-        _: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        match event {}
     }
 
     fn poll(

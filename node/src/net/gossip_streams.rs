@@ -20,9 +20,10 @@ use libp2p::gossipsub;
 use libp2p::swarm::handler::ConnectionEvent;
 use libp2p::swarm::{
     CloseConnection, ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent, ConnectionId,
-    FromSwarm, NetworkBehaviour, SubstreamProtocol, THandler, THandlerInEvent, THandlerOutEvent,
-    ToSwarm,
+    NetworkBehaviour, SubstreamProtocol, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
+
+use super::delegate::forward_to_inner;
 
 /// Gossipsub's events, and the streams reopened to it.
 #[derive(Debug)]
@@ -152,15 +153,11 @@ impl NetworkBehaviour for Gossip {
     type ConnectionHandler = Counting;
     type ToSwarm = GossipEvent;
 
-    fn handle_pending_inbound_connection(
-        &mut self,
-        id: ConnectionId,
-        local: &Multiaddr,
-        remote: &Multiaddr,
-    ) -> Result<(), ConnectionDenied> {
-        self.inner
-            .handle_pending_inbound_connection(id, local, remote)
-    }
+    forward_to_inner!(
+        handle_pending_inbound_connection,
+        handle_pending_outbound_connection,
+        on_swarm_event,
+    );
 
     fn handle_established_inbound_connection(
         &mut self,
@@ -179,17 +176,6 @@ impl NetworkBehaviour for Gossip {
         })
     }
 
-    fn handle_pending_outbound_connection(
-        &mut self,
-        id: ConnectionId,
-        peer: Option<PeerId>,
-        addresses: &[Multiaddr],
-        role: Endpoint,
-    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.inner
-            .handle_pending_outbound_connection(id, peer, addresses, role)
-    }
-
     fn handle_established_outbound_connection(
         &mut self,
         id: ConnectionId,
@@ -206,10 +192,6 @@ impl NetworkBehaviour for Gossip {
             inbound: 0,
             unreported: std::collections::VecDeque::new(),
         })
-    }
-
-    fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
-        self.inner.on_swarm_event(event);
     }
 
     fn on_connection_handler_event(

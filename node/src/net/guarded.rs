@@ -12,20 +12,17 @@ use std::io;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite};
 use libp2p::core::transport::PortUse;
 use libp2p::core::{Endpoint, Multiaddr};
 use libp2p::request_response::{self, Codec};
-use libp2p::swarm::{
-    ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
-    THandlerOutEvent, ToSwarm,
-};
+use libp2p::swarm::{ConnectionDenied, ConnectionId, NetworkBehaviour, THandler};
 use libp2p::{PeerId, StreamProtocol};
 use sietch_market::B256;
 
 use super::budget::{Denied, Guard, Lease};
+use super::delegate::forward_to_inner;
 use super::wire::{
     BlobReply, BlobRequest, JobReply, JobRequest, Payment, PaymentAck, ResultAck, ResultMessage,
     VerifyReply, VerifyRequest, WireMessage, write_frame,
@@ -248,15 +245,13 @@ where
         <request_response::Behaviour<C> as NetworkBehaviour>::ConnectionHandler;
     type ToSwarm = <request_response::Behaviour<C> as NetworkBehaviour>::ToSwarm;
 
-    fn handle_pending_inbound_connection(
-        &mut self,
-        id: ConnectionId,
-        local: &Multiaddr,
-        remote: &Multiaddr,
-    ) -> Result<(), ConnectionDenied> {
-        self.inner
-            .handle_pending_inbound_connection(id, local, remote)
-    }
+    forward_to_inner!(
+        handle_pending_inbound_connection,
+        handle_pending_outbound_connection,
+        on_swarm_event,
+        on_connection_handler_event,
+        poll,
+    );
 
     fn handle_established_inbound_connection(
         &mut self,
@@ -273,17 +268,6 @@ where
         r
     }
 
-    fn handle_pending_outbound_connection(
-        &mut self,
-        id: ConnectionId,
-        peer: Option<PeerId>,
-        addresses: &[Multiaddr],
-        role: Endpoint,
-    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.inner
-            .handle_pending_outbound_connection(id, peer, addresses, role)
-    }
-
     fn handle_established_outbound_connection(
         &mut self,
         id: ConnectionId,
@@ -298,25 +282,5 @@ where
             .handle_established_outbound_connection(id, peer, addr, role, port_use);
         self.guard.set_next_peer(None);
         r
-    }
-
-    fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
-        self.inner.on_swarm_event(event);
-    }
-
-    fn on_connection_handler_event(
-        &mut self,
-        peer: PeerId,
-        id: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        self.inner.on_connection_handler_event(peer, id, event);
-    }
-
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        self.inner.poll(cx)
     }
 }

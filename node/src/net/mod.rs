@@ -33,6 +33,7 @@ mod behaviour;
 mod blob_fetch;
 pub mod budget;
 pub mod config;
+mod delegate;
 mod dial_cap;
 mod doorman;
 pub mod gossip;
