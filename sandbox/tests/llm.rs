@@ -319,3 +319,40 @@ fn host_kernel_build_imports_sietch_kernels_matmul() {
         "the pure-wasm build must import only WASI"
     );
 }
+
+/// Tokens/s of the pure-wasm build in the sandbox against native, prefill and generation
+/// apart (`--run-ignored only`: a measurement, not a check). The model load is taken out by a
+/// run that only loads it.
+#[test]
+#[ignore = "a measurement: run with --run-ignored only --no-capture"]
+fn speed_of_the_sandboxed_guest() {
+    let b = builds();
+    let model = model_bytes();
+    let text = "The history of the city begins in the third century, when a small settlement \
+                grew on the banks of the river. Merchants came from the south with salt and \
+                cloth, and the town built walls, a market and a bridge of stone.";
+    let req = |max: u32| format!("{{\"prompt\":\"{text}\",\"raw\":true,\"max_tokens\":{max}}}\n");
+    let sb = sandbox();
+    let m = sb.load(&b.guest_kernels_wasm()).unwrap();
+    let time = |prompts: &str| {
+        let r = sb.run(&m, &spec(&model, prompts, FUEL)).unwrap();
+        assert_eq!(r.outcome, Outcome::Exited { code: 0 });
+        (r.wall_time.as_secs_f64(), r.fuel_used, completions(&r))
+    };
+    let (load, _, _) = time("\n");
+    let (prefill, fuel_p, out) = time(&req(1));
+    let n = count(&out, "prompt_tokens") as f64;
+    let (both, fuel_b, out_b) = time(&req(33));
+    let generated = count(&out_b, "completion_tokens") as f64 - 1.0;
+    let (_, _, native) = run_native(&b, &model_path(), &req(1));
+    let (_, _, native_both) = run_native(&b, &model_path(), &req(33));
+    println!(
+        "sandbox (pure wasm): load {load:.2} s; prefill {n} tokens {:.1} tokens/s; generation \
+         {generated} tokens {:.1} tokens/s; fuel {:.3e} per prompt token, {:.3e} per generated\n\
+         native, prefill only: {native}native, prefill and 33 tokens: {native_both}",
+        n / (prefill - load),
+        generated / (both - prefill),
+        fuel_p as f64 / n,
+        (fuel_b - fuel_p) as f64 / generated
+    );
+}
