@@ -58,7 +58,7 @@ pub fn sandbox_job(
         args: spec.args.clone(),
         env: spec.env.clone(),
         stdin,
-        inputs,
+        inputs: inputs.into(),
         limits: sietch_sandbox::Limits {
             fuel: spec.limits.fuel,
             memory_bytes: spec.limits.memory_bytes,

@@ -28,4 +28,4 @@ pub use error::{LoadError, RunError, SandboxError};
 pub use outcome::{JobReport, Outcome, TrapKind};
 pub use runner::{JobModule, MAX_INPUT_FILES, MAX_TABLE_ELEMENTS, Sandbox, SandboxConfig};
 pub use sietch_market::result::{OUTPUT_HASH_DOMAIN, encode_output, output_hash};
-pub use spec::{JobSpec, Limits};
+pub use spec::{Inputs, JobSpec, Limits};

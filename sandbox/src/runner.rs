@@ -359,7 +359,7 @@ impl Sandbox {
                 "table limit over 100000 elements".into(),
             ));
         }
-        let input_bytes = spec.inputs.values().map(Vec::len).sum::<usize>() + spec.stdin.len();
+        let input_bytes = spec.inputs.total_bytes().saturating_add(spec.stdin.len());
         if input_bytes > self.config.max_input_bytes || spec.inputs.len() > MAX_INPUT_FILES {
             return Err(RunError::InvalidSpec(format!(
                 "{input_bytes} bytes in {} inputs, over this sandbox's {} bytes or {MAX_INPUT_FILES} files",

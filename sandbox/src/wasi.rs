@@ -20,7 +20,7 @@ use rand_chacha::ChaCha20Rng;
 use wasmtime::{Caller, Linker};
 
 use crate::host::{self, Host, LimitHit, charge};
-use crate::spec::{JobSpec, is_flat_name};
+use crate::spec::{Inputs, JobSpec, is_flat_name};
 
 /// The module name of WASI preview 1.
 pub const MODULE: &str = "wasi_snapshot_preview1";
@@ -155,7 +155,8 @@ pub(crate) struct WasiState {
     pub(crate) stderr: Vec<u8>,
     stdout_cap: usize,
     stderr_cap: usize,
-    inputs: BTreeMap<String, Vec<u8>>,
+    /// The spec's inputs: shared with the spec (and every other job given the same files).
+    inputs: Inputs,
     pub(crate) outputs: sietch_market::OutputFiles,
     output_bytes: usize,
     output_cap: usize,
@@ -255,6 +256,12 @@ impl WasiState {
             Fd::Input { name, .. } => self.inputs.get(name).map(|d| &d[..]).ok_or(Errno::Badf),
             _ => Err(Errno::Badf),
         }
+    }
+
+    /// The `/input` file named `name`, for tests of sharing.
+    #[cfg(test)]
+    pub(crate) fn input_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.inputs.get(name).map(|d| &d[..])
     }
 
     fn lookup(&self, dir: &Fd, name: &str) -> Option<u64> {

@@ -196,7 +196,9 @@ fn c_guests_run_and_agree_with_themselves() {
     let mut s = spec();
     s.inputs.insert(
         "data".into(),
-        (0..10_000u32).flat_map(u32::to_le_bytes).collect(),
+        (0..10_000u32)
+            .flat_map(u32::to_le_bytes)
+            .collect::<Vec<u8>>(),
     );
     let m = sb.load(&c_guest("hash")).unwrap();
     let r = sb.run(&m, &s).unwrap();
