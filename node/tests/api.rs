@@ -90,7 +90,9 @@ async fn every_route_answers_writes_need_the_token_and_errors_say_what_to_do() {
     let (_dir, node, token) = node().await;
     let api = node.api.to_string();
     for (method, path) in sietch_node::api::ROUTES {
-        let path = path.replace("{id}", &format!("0x{}", "ab".repeat(32)));
+        let path = path
+            .replace("{id}", &format!("0x{}", "ab".repeat(32)))
+            .replace("{hash}", &format!("0x{}", "ab".repeat(32)));
         let (status, body) = call(&api, &method.to_uppercase(), &path, None, b"").await;
         assert_ne!(code(&body), "not_found", "{method} {path}: {status} {body}");
         assert_ne!(status, 0, "{method} {path}: no answer");
@@ -116,6 +118,32 @@ async fn every_route_answers_writes_need_the_token_and_errors_say_what_to_do() {
         .unwrap()
         .to_owned();
     assert_eq!(hash, format!("0x{}", blake3::hash(b"\0asm").to_hex()));
+    // The cache shows what it holds: a client uploads a model only when the node lacks it.
+    let (status, body) = call(&api, "GET", &format!("/api/v1/blobs/{hash}"), None, b"").await;
+    assert_eq!(status, 200, "{body}");
+    let blob: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (blob["hash"].as_str(), blob["bytes"].as_u64()),
+        (Some(hash.as_str()), Some(4))
+    );
+    let absent = format!("/api/v1/blobs/0x{}", "cd".repeat(32));
+    let (status, body) = call(&api, "GET", &absent, None, b"").await;
+    assert_eq!(
+        (status, code(&body).as_str()),
+        (404, "no_such_blob"),
+        "{body}"
+    );
+    let (status, body) = call(&api, "GET", "/api/v1/blobs/nope", None, b"").await;
+    assert_eq!((status, code(&body).as_str()), (400, "bad_id"), "{body}");
+    let cache: Value =
+        serde_json::from_str(&call(&api, "GET", "/api/v1/blobs", None, b"").await.1).unwrap();
+    assert_eq!(
+        (cache["count"].as_u64(), cache["bytes"].as_u64()),
+        (Some(1), Some(4)),
+        "{cache}"
+    );
+    assert_eq!(cache["blobs"][0]["hash"], hash.as_str(), "{cache}");
+    assert!(cache["quota_bytes"].as_u64().unwrap() > 0, "{cache}");
 
     // Jobs: malformed, naming a blob never uploaded, a bad price.
     let (status, body) = call(&api, "POST", "/api/v1/jobs", Some(&token), b"{").await;

@@ -53,6 +53,7 @@
 //! # }
 //! ```
 
+mod generate;
 mod types;
 
 use std::path::Path;
@@ -62,6 +63,10 @@ use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+pub use generate::{
+    Completion, DEFAULT_GENERATION_FUEL, Generated, Generation, Model, Prompt, parse_completions,
+};
+use types::InputData;
 pub use types::*;
 
 /// What can go wrong.
@@ -344,6 +349,19 @@ impl Client {
             .ok_or_else(|| Error::Decode(format!("no hash in {v}")))
     }
 
+    /// Whether the node holds blob `hash` (`0x` and the blake3 hash): a model is uploaded only
+    /// when it does not.
+    pub async fn has_blob(&self, hash: &str) -> Result<bool> {
+        match self
+            .read::<Value>(&format!("/api/v1/blobs/{}", check_id(hash)?))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(Error::Api { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Uploads the job's module and inputs and submits it; returns its id at once.
     pub async fn submit(&self, job: &Job) -> Result<String> {
         let body = self.prepare(job).await?;
@@ -399,8 +417,12 @@ impl Client {
             None => None,
         };
         let mut inputs = Vec::new();
-        for (name, bytes) in &job.inputs {
-            inputs.push(json!({"name": name, "blob": self.upload(bytes).await?}));
+        for (name, data) in &job.inputs {
+            let blob = match data {
+                InputData::Bytes(bytes) => self.upload(bytes).await?,
+                InputData::Blob(hash) => check_id(hash)?.to_owned(),
+            };
+            inputs.push(json!({"name": name, "blob": blob}));
         }
         Ok(job.submission(&module, stdin.as_deref(), inputs))
     }

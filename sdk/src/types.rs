@@ -251,6 +251,15 @@ impl Event {
 /// Tolerance bounds (relative, absolute) and the arrays compared (`(file, kind)`).
 type Tolerance = (f64, f64, Vec<(String, String)>);
 
+/// An `/input` file of a [`Job`]: bytes to upload, or a blob the node holds.
+#[derive(Debug, Clone)]
+pub(crate) enum InputData {
+    /// Uploaded with the job.
+    Bytes(Vec<u8>),
+    /// Already a blob of the node, by hash.
+    Blob(String),
+}
+
 /// A job to submit: a WebAssembly module (a WASI preview 1 command), its arguments,
 /// environment, stdin and `/input` files, its limits, what the provider must have, how it
 /// is checked, and the most it may cost.
@@ -260,7 +269,7 @@ pub struct Job {
     args: Vec<String>,
     env: Vec<(String, String)>,
     pub(crate) stdin: Option<Vec<u8>>,
-    pub(crate) inputs: Vec<(String, Vec<u8>)>,
+    pub(crate) inputs: Vec<(String, InputData)>,
     fuel: u64,
     memory_bytes: u64,
     wall_time_ms: u64,
@@ -319,10 +328,20 @@ impl Job {
         self
     }
 
-    /// A file of `/input`.
+    /// A file of `/input`, uploaded with the job.
     #[must_use]
     pub fn input(mut self, name: impl Into<String>, bytes: Vec<u8>) -> Self {
-        self.inputs.push((name.into(), bytes));
+        self.inputs.push((name.into(), InputData::Bytes(bytes)));
+        self
+    }
+
+    /// A file of `/input` that the node already holds as a blob (`0x` and the blake3 hash,
+    /// as [`crate::Client::upload`] returned it): nothing is uploaded again. A provider that
+    /// holds the blob too runs the job without fetching it (a model moves once per provider).
+    #[must_use]
+    pub fn input_blob(mut self, name: impl Into<String>, hash: impl Into<String>) -> Self {
+        self.inputs
+            .push((name.into(), InputData::Blob(hash.into())));
         self
     }
 

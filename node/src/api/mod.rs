@@ -28,6 +28,7 @@
 //! `http` (settings, `Host` allowlist, security headers), `error` (the error form, bodies
 //! under bounds), `reads`, `writes`, `explorer`, `dto` (the JSON forms).
 
+mod blobs;
 mod conn;
 pub mod dto;
 mod error;
@@ -96,6 +97,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/events"),
     ("get", "/api/v1/openapi.json"),
     ("post", "/api/v1/blobs"),
+    ("get", "/api/v1/blobs"),
+    ("get", "/api/v1/blobs/{hash}"),
 ];
 
 /// The routes, under the `Host` check (the names of `bound`), the JSON error form and the
@@ -116,6 +119,8 @@ pub fn router(api: Api, bound: SocketAddr) -> Router {
         .route("/api/v1/offers", get(reads::offers))
         .route("/api/v1/jobs", get(reads::jobs))
         .route("/api/v1/jobs/{id}", get(reads::job))
+        .route("/api/v1/blobs", get(blobs::list))
+        .route("/api/v1/blobs/{hash}", get(blobs::one))
         .route("/api/v1/channels", get(reads::channels))
         .route("/api/v1/events", get(reads::events))
         .route("/api/v1/providers", get(reads::providers))

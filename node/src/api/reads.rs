@@ -218,7 +218,7 @@ pub(crate) async fn jobs(
         .into_response())
 }
 
-fn parse_id(s: &str) -> Result<B256, ApiError> {
+pub(super) fn parse_id(s: &str) -> Result<B256, ApiError> {
     s.parse().map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

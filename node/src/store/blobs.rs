@@ -379,6 +379,25 @@ impl Blobs {
         Ok(true)
     }
 
+    /// One stored blob's size and when it was last used, if it is stored.
+    pub fn entry(&self, hash: &B256) -> Option<BlobEntry> {
+        let meta = fs::metadata(self.path(hash)).ok()?;
+        meta.is_file().then(|| BlobEntry {
+            hash: *hash,
+            bytes: meta.len(),
+            last_used: unix_secs(meta.modified().ok()),
+        })
+    }
+
+    /// The stored blobs, most recently used first, at most `limit` (a cache's contents, as
+    /// `sietch node blobs` and `GET /api/v1/blobs` show them).
+    pub fn entries(&self, limit: usize) -> Result<Vec<BlobEntry>, BlobError> {
+        let mut out: Vec<BlobEntry> = self.list()?.iter().filter_map(|h| self.entry(h)).collect();
+        out.sort_by(|a, b| b.last_used.cmp(&a.last_used).then(a.hash.cmp(&b.hash)));
+        out.truncate(limit);
+        Ok(out)
+    }
+
     /// The hashes of every stored blob, in no particular order.
     pub fn list(&self) -> Result<Vec<B256>, BlobError> {
         let mut out = Vec::new();
@@ -390,6 +409,22 @@ impl Blobs {
         }
         Ok(out)
     }
+}
+
+/// A stored blob, as a listing shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobEntry {
+    /// Its hash.
+    pub hash: B256,
+    /// Its size.
+    pub bytes: u64,
+    /// When it was last stored, read or served, unix seconds (0 if unknown).
+    pub last_used: u64,
+}
+
+fn unix_secs(t: Option<SystemTime>) -> u64 {
+    t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Sets `path`'s permission bits to `mode` (the owner's only).

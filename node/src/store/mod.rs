@@ -64,8 +64,8 @@ use redb::Database;
 
 pub use batch::GroupCommits;
 pub use blobs::{
-    BlobLimits, Blobs, DEFAULT_BLOB_KEEP_SECS, DEFAULT_BLOB_QUOTA_BYTES, DEFAULT_MAX_BLOB_BYTES,
-    blob_hash,
+    BlobEntry, BlobLimits, Blobs, DEFAULT_BLOB_KEEP_SECS, DEFAULT_BLOB_QUOTA_BYTES,
+    DEFAULT_MAX_BLOB_BYTES, blob_hash,
 };
 pub use error::{BlobError, StoreError};
 pub use records::{
