@@ -244,13 +244,13 @@ pub fn half_to_f32(bits: [u8; 2]) -> f32 {
     f32::from_bits(sign | bits)
 }
 
-/// One block of x, quantized: `d = amax / 127`, `q = round-half-even(x / d)`, and
+/// One block of x, quantized to 16 bits: `d = amax / 32767`, `q = round-half-even(x / d)`, and
 /// `s = d * sum(q)` as Q4_1 uses it.
 #[derive(Debug, Clone, Copy)]
 struct XBlock {
     d: f32,
     s: f32,
-    q: [i8; BLOCK],
+    q: [i16; BLOCK],
 }
 
 /// `v` (already rounded to an integer) as C's `(int)` gives it on x86-64: a value outside
@@ -272,13 +272,14 @@ fn quantize(x: &[f32; BLOCK]) -> XBlock {
             amax = a;
         }
     }
-    let d = amax / 127.0;
+    let d = amax / 32767.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    let mut q = [0i8; BLOCK];
+    let mut q = [0i16; BLOCK];
     let mut sum = 0i32;
     for (qi, &v) in q.iter_mut().zip(x) {
         let r = to_i32((v * id).round_ties_even());
-        *qi = r as i8;
+        // As C's `(int16_t)` of an int: modulo 2^16 (only reachable for a subnormal scale).
+        *qi = r as i16;
         sum = sum.wrapping_add(r);
     }
     XBlock {
@@ -297,7 +298,7 @@ fn quantize_all(x: &[f32]) -> Vec<XBlock> {
 
 /// The integer dot product of a Q8_0 block's values with x's (any order: integers).
 #[inline(always)]
-fn dot_q8(w: &[u8; BLOCK], q: &[i8; BLOCK]) -> i32 {
+fn dot_q8(w: &[u8; BLOCK], q: &[i16; BLOCK]) -> i32 {
     w.iter()
         .zip(q)
         .map(|(&a, &b)| i32::from(a as i8) * i32::from(b))
@@ -306,7 +307,7 @@ fn dot_q8(w: &[u8; BLOCK], q: &[i8; BLOCK]) -> i32 {
 
 /// The integer dot product of a Q4_1 block's nibbles with x's values.
 #[inline(always)]
-fn dot_q4(nibbles: &[u8; BLOCK / 2], q: &[i8; BLOCK]) -> i32 {
+fn dot_q4(nibbles: &[u8; BLOCK / 2], q: &[i16; BLOCK]) -> i32 {
     let (lo, hi) = q.split_at(BLOCK / 2);
     nibbles
         .iter()

@@ -90,8 +90,8 @@ fn f32_known_values_and_order() {
 
 #[test]
 fn q8_0_known_values() {
-    // x = 0..31 scaled so amax = 127: d = 1, q = x exactly.
-    let x: Vec<f32> = (0..32).map(|i| (i as f32) * 127.0 / 31.0).collect();
+    // x = 0..31 scaled so amax = 32767: d = 1, q = x exactly.
+    let x: Vec<f32> = (0..32).map(|i| (i as f32) * 32767.0 / 31.0).collect();
     let xq = quantize(x.as_slice().try_into().unwrap());
     assert_eq!(xq.d, 1.0);
     let mut ones = [0i8; 32];
@@ -99,33 +99,34 @@ fn q8_0_known_values() {
     let w = q8_block(H_TWO, ones);
     let mut y = [0.0];
     matmul(&w, WeightType::Q8_0, 1, 32, &x, 1, &mut y).unwrap();
-    assert_eq!(y, [254.0]);
+    // W's last value is 1 at scale 2: y = 2 * x[31] = 2 * 32767.
+    assert_eq!(y, [65534.0]);
 }
 
 #[test]
 fn q4_1_known_values() {
-    // x all 127: d = 1, q = 127, s = 32 * 127. W = 0.5 * nibble + 1 with nibbles 1.
-    let x = [127.0f32; 32];
+    // x all 32767: d = 1, q = 32767, s = 32 * 32767. W = 0.5 * nibble + 1 with nibbles 1.
+    let x = [32767.0f32; 32];
     let w = q4_block(H_HALF, H_ONE, [1; 32]);
     let mut y = [0.0];
     matmul(&w, WeightType::Q4_1, 1, 32, &x, 1, &mut y).unwrap();
-    // isum = 32 * 127; 4064 * 0.5 + 1 * 4064
-    assert_eq!(y, [2032.0 + 4064.0]);
+    // isum = s = 32 * 32767 = 1048544: 1048544 * 0.5 + 1 * 1048544
+    assert_eq!(y, [524272.0 + 1048544.0]);
 }
 
 #[test]
 fn quantization_rounds_half_to_even() {
-    // amax 127 -> d = 1 exactly, so q = rint(x).
+    // amax 32767 -> d = 1 exactly, so q = rint(x).
     let mut x = [0.0f32; 32];
-    x[0] = 127.0;
+    x[0] = 32767.0;
     x[1] = 0.5;
     x[2] = 1.5;
     x[3] = 2.5;
     x[4] = -0.5;
     x[5] = -1.5;
     let b = quantize(&x);
-    assert_eq!(&b.q[..6], &[127, 0, 2, 2, 0, -2]);
-    assert_eq!(b.s, 127.0 + 2.0 + 2.0 - 2.0);
+    assert_eq!(&b.q[..6], &[32767, 0, 2, 2, 0, -2]);
+    assert_eq!(b.s, 32767.0 + 2.0 + 2.0 - 2.0);
 }
 
 #[test]
@@ -291,12 +292,12 @@ proptest! {
         }
     }
 
-    /// With a scale of one and x already on the 8-bit grid (amax 127), Q8_0 is an exact
+    /// With a scale of one and x already on the 16-bit grid (amax 32767), Q8_0 is an exact
     /// integer dot product.
     #[test]
-    fn q8_0_on_the_grid_is_exact(q in prop::collection::vec(-127i8..=127, 32), wq in prop::collection::vec(any::<i8>(), 32)) {
+    fn q8_0_on_the_grid_is_exact(q in prop::collection::vec(-32767i16..=32767, 32), wq in prop::collection::vec(any::<i8>(), 32)) {
         let mut x: Vec<f32> = q.iter().map(|&v| f32::from(v)).collect();
-        x[0] = 127.0;
+        x[0] = 32767.0;
         let mut wa = [0i8; 32];
         wa.copy_from_slice(&wq);
         let w = q8_block(H_ONE, wa);

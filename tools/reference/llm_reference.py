@@ -18,11 +18,12 @@ Two builds are checked. `llm-native` (the kernels' arithmetic, kernels_ref.c) wi
 weights and unquantized activations: it must agree to FLOAT_TOLERANCE, which checks every other
 part of the forward pass (embeddings, norms, RoPE, attention, SwiGLU) to float precision.
 
-Why TOLERANCE: the guest multiplies quantized weights by activations rounded to 8 bits per
-block of 32 (as llama.cpp's CPU path does), an error of up to 1/254 of each block's largest value
-per element. Through 30 layers this moves logits by about 1% of their spread (measured: see
-docs/ai.md); a broken forward pass (a wrong RoPE pairing, head mapping or norm) moves them by
-tens of percent and changes the top tokens.
+Why TOLERANCE: the guest multiplies quantized weights by activations rounded to 16 bits per
+block of 32, an error of up to 1/65534 of each block's largest value per element. Through 30
+layers this moves logits by about 0.01% of their spread (measured: see docs/ai.md); a broken
+forward pass (a wrong RoPE pairing, head mapping or norm) moves them by tens of percent and
+changes the top tokens. (With 8-bit activations, as llama.cpp's CPU path rounds them, the error
+was 1 to 6% of the spread, enough to change SmolLM2's answer to the bare Paris question.)
 
 Usage: llm_reference.py MODEL NATIVE_BINARY quantized|float   (exit 0 if the guest agrees)
 """
@@ -35,7 +36,7 @@ import numpy as np
 
 PROMPT = "The capital of France is Paris. The capital of Germany is"
 PROMPT_IDS = [504, 3575, 282, 4649, 314, 7042, 30, 378, 3575, 282, 4521, 314]
-TOLERANCE = 0.08  # measured: at most 4.5% on this prompt, 6% on the ChatML prompt
+TOLERANCE = 0.002  # measured: at most 0.014% of the spread on this prompt
 FLOAT_TOLERANCE = 1e-4  # measured: below 3e-6
 
 

@@ -2,8 +2,11 @@
 // float operation below happens in this order, rounded to f32, with no fused multiply-add
 // (compile with -ffp-contract=off). The host's Rust implementation must match it bit for bit.
 //
-// Quantized weights are multiplied by x quantized to 8 bits, block by block:
-//   per block of 32 elements of x: amax = the largest |x_i| (first wins), d = amax / 127,
+// Quantized weights are multiplied by x quantized to 16 bits, block by block (16, not the 8
+// of llama.cpp: with 8-bit activations SmolLM2-135M answers "What is the capital of France?"
+// with "L'Étoile", the float model with Paris; 16 bits follow the float model closely and
+// the products stay integer: |w| <= 127 times |q| <= 32767, 32 of them, fit an int32):
+//   per block of 32 elements of x: amax = the largest |x_i| (first wins), d = amax / 32767,
 //   q_i = round-half-even(x_i * (1 / d)) (0 when d == 0), s = the integer sum of q_i.
 //   Q8_0 row block (dw, w_i): acc = acc + (float)(sum w_i q_i) * (dw * d)
 //   Q4_1 row block (dw, mw, w_i in 0..15): acc = acc + ((float)(sum w_i q_i) * (dw * d)
@@ -39,7 +42,7 @@ static float sk_half(const uint8_t *p) {
 typedef struct {
     float d;
     float s;  // d * (float)sum of q, as Q4_1 uses it
-    int8_t q[SK_BLOCK];
+    int16_t q[SK_BLOCK];
 } sk_xblock;
 
 static void sk_quantize(const float *x, sk_xblock *b) {
@@ -48,12 +51,12 @@ static void sk_quantize(const float *x, sk_xblock *b) {
         float a = x[i] < 0.0f ? -x[i] : x[i];
         if (a > amax) amax = a;
     }
-    float d = amax / 127.0f;
+    float d = amax / 32767.0f;
     float id = d != 0.0f ? 1.0f / d : 0.0f;
     int sum = 0;
     for (int i = 0; i < SK_BLOCK; i++) {
         int q = (int)__builtin_rintf(x[i] * id);  // round half to even (default rounding mode)
-        b->q[i] = (int8_t)q;
+        b->q[i] = (int16_t)q;
         sum += q;
     }
     b->d = d;
