@@ -154,15 +154,7 @@ async fn anvil_fifty_jobs_across_three_providers_are_paid_their_metered_price() 
 use alloy::primitives::{Address, B256};
 use sietch_contracts::SietchEscrow::SietchEscrowEvents;
 
-/// Waits for a condition on chain or the API, or fails with every node's output.
-macro_rules! until {
-    ($m:ident, $what:expr, $f:expr) => {{
-        let r = eventually($what, STEP, $f).await;
-        if let Err(e) = r {
-            panic!("{e}\n{}", $m.dump());
-        }
-    }};
-}
+use sietch_testkit::until;
 
 async fn stake_of(m: &Market, who: Address) -> u128 {
     m.escrow().accounts(who).call().await.unwrap().stake
@@ -323,47 +315,6 @@ async fn anvil_a_provider_killed_mid_job_is_never_paid_and_its_channel_returns_t
         before,
         "the dead channel's deposit came back whole"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn anvil_a_provider_restarted_with_an_unclaimed_voucher_claims_it() {
-    let mut cfg = MarketConfig::new(2, 1);
-    cfg.tweak = |name, c| {
-        cheapest_first(name, c);
-        c.claim_threshold = u128::MAX;
-        c.claim_every_secs = 3600;
-    };
-    let mut m = Market::start(cfg).await.unwrap();
-    let buyer = m.buyers[0].clone();
-    let provider = m.providers[0].clone();
-    let module = m.upload(&buyer, &hash_guest(0)).await.unwrap();
-    let mut last = None;
-    for k in 0..3u8 {
-        let stdin = m.upload(&buyer, &[k; 40]).await.unwrap();
-        let a = m.run_job(&buyer, &unsampled(module, stdin)).await.unwrap();
-        assert_eq!(a["provider"], provider.evm.to_string());
-        last = Some(a["job_id"].as_str().unwrap().parse::<B256>().unwrap());
-    }
-    // The last payment reaches the provider a moment after the buyer signed it (it waits
-    // for a next job to carry it, then goes alone).
-    let last = last.unwrap();
-    until!(m, "the provider holds the last payment", || {
-        let (m, provider) = (&m, &provider);
-        async move { Ok(m.job(provider, "provider", &last).await?["state"] == "paid") }
-    });
-    let channels = settled_channels(&buyer.api).await.unwrap();
-    let ch = &channels.as_array().unwrap()[0];
-    let id = ch["channel"].as_str().unwrap().parse().unwrap();
-    let owed: u128 = ch["cumulative"].as_str().unwrap().parse().unwrap();
-    assert!(owed > 0);
-    // Killed before it claimed anything.
-    m.nodes.0[provider.index].kill();
-    assert_eq!(m.escrow().channels(id).call().await.unwrap().paid, 0);
-    m.restart(&provider);
-    until!(m, "the restarted provider claims its voucher", || {
-        let m = &m;
-        async move { Ok(m.escrow().channels(id).call().await?.paid == owed) }
-    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

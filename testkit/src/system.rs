@@ -422,3 +422,15 @@ pub fn stdout_of(answer: &Value) -> String {
         .unwrap_or_default();
     String::from_utf8_lossy(&bytes).into_owned()
 }
+
+/// Waits (up to [`STEP`]) for a condition on chain or the API, or fails the test with every
+/// node's output: `until!(market, "what", || async { Ok(done) })`.
+#[macro_export]
+macro_rules! until {
+    ($m:ident, $what:expr, $f:expr) => {{
+        let r = $crate::system::eventually($what, $crate::system::STEP, $f).await;
+        if let Err(e) = r {
+            panic!("{e}\n{}", $m.dump());
+        }
+    }};
+}
