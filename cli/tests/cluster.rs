@@ -542,7 +542,7 @@ async fn offers_reach_every_node_and_a_job_gets_its_result() {
                 &spec,
                 &ticket.job_id,
                 Vec::new(),
-                BTreeMap::from([("data".to_owned(), data.clone())]),
+                BTreeMap::from([("data".to_owned(), data.clone().into())]),
             ),
         )
         .unwrap();

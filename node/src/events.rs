@@ -202,6 +202,17 @@ pub enum NodeEvent {
         /// Why.
         reason: String,
     },
+    /// Provider: a blob a job needs (a module, an input, a model) was fetched from the buyer
+    /// and stored; a later job naming it runs without fetching it again.
+    BlobFetched {
+        /// The blob.
+        #[serde(serialize_with = "display")]
+        hash: B256,
+        /// Its size.
+        bytes: u64,
+        /// How long the transfer took, in milliseconds.
+        millis: u64,
+    },
     /// Provider: the result reached the buyer.
     Delivered {
         /// The job.
@@ -427,6 +438,11 @@ impl fmt::Display for NodeEvent {
                 "ran job {job}: {outcome} with {fuel} fuel, charge {amount}"
             ),
             Self::JobFailed { job, reason } => write!(f, "job {job} failed: {}", printable(reason)),
+            Self::BlobFetched {
+                hash,
+                bytes,
+                millis,
+            } => write!(f, "fetched blob {hash} ({bytes} bytes in {millis} ms)"),
             Self::Delivered { job, in_reply } => {
                 let how = if *in_reply { " with the answer" } else { "" };
                 write!(f, "delivered result of job {job}{how}")

@@ -3,6 +3,7 @@
 //! the buyer's check that a result's outputs are the ones its commitment names.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sietch_market::{B256, JobSpec, Prices, U256};
@@ -49,7 +50,7 @@ pub fn sandbox_job(
     spec: &JobSpec,
     seed: &B256,
     stdin: Vec<u8>,
-    inputs: BTreeMap<String, Vec<u8>>,
+    inputs: BTreeMap<String, Arc<[u8]>>,
 ) -> sietch_sandbox::JobSpec {
     let output = usize::try_from(spec.limits.output_bytes).unwrap_or(usize::MAX);
     let defaults = sietch_sandbox::Limits::default();
@@ -58,7 +59,7 @@ pub fn sandbox_job(
         args: spec.args.clone(),
         env: spec.env.clone(),
         stdin,
-        inputs: inputs.into(),
+        inputs: inputs.into_iter().collect(),
         limits: sietch_sandbox::Limits {
             fuel: spec.limits.fuel,
             memory_bytes: spec.limits.memory_bytes,
@@ -85,8 +86,9 @@ pub struct JobBlobs {
     pub module: Vec<u8>,
     /// Standard input.
     pub stdin: Vec<u8>,
-    /// `/input` files.
-    pub inputs: BTreeMap<String, Vec<u8>>,
+    /// `/input` files, shared: jobs reading the same blob hold one copy
+    /// ([`crate::shared_blobs`]).
+    pub inputs: BTreeMap<String, Arc<[u8]>>,
 }
 
 /// Why a spec could not be run (its outcome, whatever it is, is not an error).

@@ -18,5 +18,6 @@ pub mod jobs;
 pub mod net;
 mod provider;
 pub mod service;
+pub mod shared_blobs;
 pub mod store;
 pub mod sync;

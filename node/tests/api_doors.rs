@@ -515,11 +515,12 @@ async fn every_error_is_json_with_a_stable_code() {
             a.body
         );
     }
-    // A blob over the bound is refused on its Content-Length, before its bytes are read.
+    // A blob over the bound (the store's max_blob_bytes) is refused on its Content-Length,
+    // before its bytes are read.
     let mut s = TcpStream::connect(api).await.unwrap();
     let head = format!(
         "POST /api/v1/blobs HTTP/1.1\r\nHost: {api}\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
-        (64u64 << 20) + 1
+        sietch_node::store::DEFAULT_MAX_BLOB_BYTES + 1
     );
     s.write_all(head.as_bytes()).await.unwrap();
     let mut raw = Vec::new();

@@ -17,6 +17,7 @@
 pub mod devnet;
 pub mod fake_http;
 pub mod fnv;
+pub mod model;
 pub mod pinned;
 pub mod process;
 pub mod sim;

@@ -111,7 +111,11 @@ fn run_local(r: RunArgs) -> anyhow::Result<()> {
     let blobs = jobs::JobBlobs {
         module: bytes.module,
         stdin: bytes.stdin.unwrap_or_default(),
-        inputs: bytes.inputs,
+        inputs: bytes
+            .inputs
+            .into_iter()
+            .map(|(k, v)| (k, v.into()))
+            .collect(),
     };
     // Exactly the provider's run: the same spec, the same conversion to the sandbox's limits.
     let report = jobs::run(&sandbox, &spec, &seed, blobs).context("the sandbox refused the job")?;

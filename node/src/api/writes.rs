@@ -21,8 +21,9 @@ use crate::store::{BlobError, Side};
 
 /// Largest JSON body.
 pub(crate) const MAX_JSON: usize = 1 << 20;
-/// Largest uploaded blob.
-pub const MAX_UPLOAD: usize = 64 << 20;
+/// Largest uploaded blob, whatever the store allows (a model is about 100 MB; the store's
+/// `max_blob_bytes`, 256 MiB by default, is the bound below this one).
+pub const MAX_UPLOAD: usize = 1 << 30;
 
 fn declared(headers: &HeaderMap) -> Option<u64> {
     headers
@@ -36,13 +37,10 @@ pub(crate) async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let body = read_body(
-        body,
-        declared(&headers),
-        MAX_UPLOAD,
-        api.http.body_timeout(),
-    )
-    .await?;
+    let limit = usize::try_from(api.store.blobs().max_blob_bytes())
+        .unwrap_or(MAX_UPLOAD)
+        .min(MAX_UPLOAD);
+    let body = read_body(body, declared(&headers), limit, api.http.body_timeout()).await?;
     if body.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

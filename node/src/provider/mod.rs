@@ -118,6 +118,8 @@ pub(crate) struct Provider {
     /// What the latest voucher of each channel owes beyond what the chain paid, as far as
     /// this node knows; emptied by a claim.
     owed: Mutex<HashMap<B256, U256>>,
+    /// Blobs in memory, one copy shared by the jobs that read them (a model).
+    shared: crate::shared_blobs::SharedBlobs,
 }
 
 /// Everything a provider needs, from the service.
@@ -157,6 +159,7 @@ impl Provider {
             settle_now: Notify::new(),
             channel_views: Mutex::new(HashMap::new()),
             owed: Mutex::new(HashMap::new()),
+            shared: crate::shared_blobs::SharedBlobs::new(crate::shared_blobs::DEFAULT_KEPT_BYTES),
         });
         me.recover_unpaid();
         me

@@ -351,11 +351,11 @@ impl Provider {
         spec: &sietch_market::JobSpec,
     ) -> Result<JobBlobs, RunError> {
         let mut b = JobBlobs {
-            module: self.blob(peer, spec.module).await?,
+            module: self.blob(peer, spec.module).await?.to_vec(),
             ..JobBlobs::default()
         };
         if let Some(s) = &spec.stdin {
-            b.stdin = self.blob(peer, s.hash).await?;
+            b.stdin = self.blob(peer, s.hash).await?.to_vec();
         }
         for i in &spec.inputs {
             b.inputs
@@ -364,17 +364,33 @@ impl Provider {
         Ok(b)
     }
 
-    async fn blob(&self, peer: PeerId, hash: B256) -> Result<Vec<u8>, RunError> {
-        if let Some(b) = self.store.blobs().get(&hash)? {
+    /// Blob `hash`: the copy in memory other jobs use, else from the store (read and checked
+    /// once, then shared), else fetched from `peer` and stored.
+    async fn blob(&self, peer: PeerId, hash: B256) -> Result<Arc<[u8]>, RunError> {
+        if let Some(b) = self.shared.get(&hash) {
+            self.store.blobs().touch(&hash);
             return Ok(b);
         }
+        let store = self.store.clone();
+        let stored = tokio::task::spawn_blocking(move || store.blobs().get(&hash))
+            .await
+            .map_err(RunError::Task)??;
+        if let Some(b) = stored {
+            return Ok(self.shared.insert(hash, b));
+        }
+        let started = std::time::Instant::now();
         let fetched = self
             .net
             .fetch_blob(peer, hash, |_, _| {})
             .await
             .map_err(|error| RunError::Fetch { hash, peer, error })?;
         self.store.blobs().put_expecting(&hash, &fetched.bytes)?;
-        Ok(fetched.bytes)
+        self.emit(NodeEvent::BlobFetched {
+            hash,
+            bytes: fetched.bytes.len() as u64,
+            millis: started.elapsed().as_millis() as u64,
+        });
+        Ok(self.shared.insert(hash, fetched.bytes))
     }
 
     /// Runs `spec` seeded with `seed` and returns the report (off the async threads).
