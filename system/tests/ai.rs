@@ -66,7 +66,7 @@ async fn anvil_the_capital_of_france_is_paris_checked_and_paid_the_model_moved_o
     let model = std::fs::read(sietch_testkit::model::smollm2()).unwrap();
     let mut cfg = MarketConfig::new(2, 1);
     cfg.tweak = cheapest_first;
-    let mut m = Market::start(cfg).await.unwrap();
+    let m = Market::start(cfg).await.unwrap();
     let buyer = m.buyers[0].clone();
     let (p0, p1) = (m.providers[0].clone(), m.providers[1].clone());
     let module = m.upload(&buyer, sietch_guests::LLM).await.unwrap();

