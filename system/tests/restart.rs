@@ -47,9 +47,9 @@ fn channels_to(events: &[SietchEscrowEvents], evm: Address) -> usize {
 /// A buyer whose jobs were checked is killed and restarted: it knows every provider's record
 /// as before (the reputation table comes back from its store), and its next job to the same
 /// provider takes the channel it had (its lane comes back from the chain and its vouchers)
-/// instead of opening another.
+/// instead of opening another. The last job's payment, which may still have been waiting on
+/// the lane when the buyer died, is sent again, so that the provider takes the next ticket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "being fixed: a payment waiting on a lane when the buyer died is lost, and the restored lane's range starts past the provider's latest voucher"]
 async fn anvil_a_restarted_buyer_keeps_its_providers_records_and_its_channel() {
     let mut cfg = MarketConfig::new(2, 1);
     cfg.tweak = |name, c| {
@@ -63,6 +63,7 @@ async fn anvil_a_restarted_buyer_keeps_its_providers_records_and_its_channel() {
     let provider = m.providers[0].clone();
     let evm = provider.evm.to_string();
     let module = m.upload(&buyer, &hash_guest(0)).await.unwrap();
+    let mut last = None;
     for k in 0..2u8 {
         let stdin = m.upload(&buyer, &[k; 40]).await.unwrap();
         // Sampled every time: provider-1 re-runs it, and the check counts in the table.
@@ -71,7 +72,9 @@ async fn anvil_a_restarted_buyer_keeps_its_providers_records_and_its_channel() {
             .await
             .unwrap();
         assert_eq!(a["provider"], evm, "{a}");
+        last = Some(a["job_id"].as_str().unwrap().parse::<B256>().unwrap());
     }
+    let last = last.unwrap();
     let before = reputation(&buyer, &evm).await;
     assert!(before["checks_passed"].as_u64().unwrap() >= 1, "{before}");
     assert_eq!(
@@ -103,6 +106,14 @@ async fn anvil_a_restarted_buyer_keeps_its_providers_records_and_its_channel() {
         channels_to(&m.escrow_events().await.unwrap(), provider.evm),
         1,
         "the restarted buyer opened a second channel to the same provider"
+    );
+    until!(
+        m,
+        "the provider holds the payment of the job before the restart",
+        || {
+            let (m, provider) = (&m, &provider);
+            async move { Ok(m.job(provider, "provider", &last).await?["state"] == "paid") }
+        }
     );
 }
 

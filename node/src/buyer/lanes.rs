@@ -31,15 +31,27 @@ pub(super) struct Lane {
     /// Closed on chain: what was left went back to the buyer.
     pub(super) closed: bool,
     /// The payment of the lane's last job, signed and stored, waiting for the next job's
-    /// request to carry it (or [`super::PAYMENT_CARRY_WAIT`], then sent alone), with when it
-    /// began to wait. The provider takes no new ticket on the channel before it has it.
-    pub(super) pending: Option<(Payment, PeerId, Instant)>,
+    /// request to carry it (or [`super::PAYMENT_CARRY_WAIT`], then sent alone). The
+    /// provider takes no new ticket on the channel before it has it.
+    pub(super) pending: Option<Pending>,
     /// A top-up ahead of need is on its way to the chain.
     pub(super) topping: bool,
 }
 
+/// A payment waiting on its lane.
+#[derive(Debug, Clone)]
+pub(super) struct Pending {
+    pub(super) payment: Payment,
+    /// The provider's peer; `None` for a payment a restarted buyer sends again before it
+    /// knows the provider's peer (see [`Lanes::restore`]): carried by the next job's request,
+    /// or sent alone once [`Lanes::found_peer`] gives it one.
+    pub(super) peer: Option<PeerId>,
+    /// When it began to wait.
+    pub(super) since: Instant,
+}
+
 /// A lane as a restarted buyer rebuilds it (see [`super::restore`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Restored {
     pub(super) channel: B256,
     pub(super) provider: Address,
@@ -50,6 +62,10 @@ pub(super) struct Restored {
     pub(super) retired: bool,
     /// When its started close may be finalized.
     pub(super) closes_at: Option<u64>,
+    /// The payment of the job its latest voucher pays, sent again: the buyer may have
+    /// stopped before its provider had it, and the provider takes no ticket whose range
+    /// starts past the latest voucher it holds. A payment it already holds is recorded once.
+    pub(super) payment: Option<Payment>,
 }
 
 /// A lane taken for one job.
@@ -176,15 +192,26 @@ impl Lanes {
         }
     }
 
-    /// A lane of a restarted buyer joins the table free. A lane already there keeps the
-    /// greater line and deposit (a voucher is never signed below one signed before) and
-    /// stays retired if it was.
-    pub(super) fn restore(&mut self, r: Restored) {
+    /// A lane of a restarted buyer joins the table free, with the payment it sends again
+    /// waiting on it ([`Pending`], its peer not known yet; `at`: since when). A lane already
+    /// there keeps the greater line and deposit (a voucher is never signed below one signed
+    /// before) and stays retired if it was; it takes the payment only when it has none
+    /// waiting and its line is still where that payment ends it.
+    pub(super) fn restore(&mut self, r: Restored, at: Instant) {
+        let pending = r.payment.map(|payment| Pending {
+            payment,
+            peer: None,
+            since: at,
+        });
         if let Some(l) = self.get_mut(r.channel) {
+            let same_line = l.cumulative == r.cumulative;
             l.cumulative = l.cumulative.max(r.cumulative);
             l.deposit = l.deposit.max(r.deposit);
             l.retired |= r.retired;
             l.closes_at = l.closes_at.or(r.closes_at);
+            if l.pending.is_none() && same_line {
+                l.pending = pending;
+            }
             return;
         }
         self.lanes.push(Lane {
@@ -196,7 +223,7 @@ impl Lanes {
             retired: r.retired,
             closes_at: r.closes_at,
             closed: false,
-            pending: None,
+            pending,
             topping: false,
         });
     }
@@ -313,12 +340,13 @@ impl Lanes {
 
     /// Takes the payment waiting on a lane, to carry it in a job request.
     pub(super) fn take_pending(&mut self, channel: B256) -> Option<Payment> {
-        self.get_mut(channel)?.pending.take().map(|(p, _, _)| p)
+        self.get_mut(channel)?.pending.take().map(|p| p.payment)
     }
 
     /// Leaves `payment` waiting on its lane since `at`. A lane holds one: returns a payment
-    /// that must go out alone now, never dropped: the older one still waiting, or this one
-    /// when the lane is not in the table.
+    /// that must go out alone now, never dropped: the older one still waiting (to the same
+    /// provider, `peer`, when its own peer was not known), or this one when the lane is not
+    /// in the table.
     pub(super) fn leave_payment(
         &mut self,
         channel: B256,
@@ -329,15 +357,20 @@ impl Lanes {
         match self.get_mut(channel) {
             Some(l) => l
                 .pending
-                .replace((payment, peer, at))
-                .map(|(older, peer, _)| (older, peer)),
+                .replace(Pending {
+                    payment,
+                    peer: Some(peer),
+                    since: at,
+                })
+                .map(|older| (older.payment, older.peer.unwrap_or(peer))),
             None => Some((payment, peer)),
         }
     }
 
     /// Takes every payment that has waited `at_least` (by `now`) on a lane no job holds, and
     /// holds those lanes (free them with [`Lanes::release`] once the payment is sent), so
-    /// that no job's request overtakes it. Also returns whether payments still wait.
+    /// that no job's request overtakes it. Also returns whether payments still wait. A
+    /// payment whose peer is not known yet is neither due nor counted (see [`Pending`]).
     pub(super) fn due_payments(
         &mut self,
         at_least: Duration,
@@ -345,15 +378,57 @@ impl Lanes {
     ) -> (Vec<(B256, PeerId, Payment)>, bool) {
         let mut due = Vec::new();
         for l in self.lanes.iter_mut().filter(|l| !l.busy) {
-            if let Some((_, _, since)) = &l.pending
-                && now.saturating_duration_since(*since) >= at_least
-                && let Some((p, peer, _)) = l.pending.take()
+            if let Some(p) = &l.pending
+                && let Some(peer) = p.peer
+                && now.saturating_duration_since(p.since) >= at_least
+                && let Some(p) = l.pending.take()
             {
                 l.busy = true;
-                due.push((l.channel, peer, p));
+                due.push((l.channel, peer, p.payment));
             }
         }
-        (due, self.lanes.iter().any(|l| l.pending.is_some()))
+        let left = self
+            .lanes
+            .iter()
+            .any(|l| l.pending.as_ref().is_some_and(|p| p.peer.is_some()));
+        (due, left)
+    }
+
+    /// Lanes with a payment of a restarted buyer whose provider's peer is not known yet:
+    /// (channel, provider).
+    pub(super) fn peerless(&self) -> Vec<(B256, Address)> {
+        self.lanes
+            .iter()
+            .filter(|l| l.pending.as_ref().is_some_and(|p| p.peer.is_none()))
+            .map(|l| (l.channel, l.provider))
+            .collect()
+    }
+
+    /// The provider of a lane whose payment waits without a peer was found at `peer`: the
+    /// payment may go alone now. Returns whether such a payment was waiting.
+    pub(super) fn found_peer(&mut self, channel: B256, peer: PeerId) -> bool {
+        match self.get_mut(channel).and_then(|l| l.pending.as_mut()) {
+            Some(p) if p.peer.is_none() => {
+                p.peer = Some(peer);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Gives up the payments still waiting without a peer on lanes no job holds: those lanes take no more
+    /// tickets (their provider refuses a ticket past the voucher it lacks; it claims its
+    /// job's ticket on chain instead) and are closed. Returns those lanes.
+    pub(super) fn give_up_peerless(&mut self) -> Vec<B256> {
+        let mut out = Vec::new();
+        for l in self.lanes.iter_mut().filter(|l| !l.busy) {
+            if l.pending.as_ref().is_some_and(|p| p.peer.is_none()) {
+                l.pending = None;
+                l.retired = true;
+                out.push(l.channel);
+            }
+        }
+        out
     }
 }
 

@@ -1,23 +1,29 @@
 //! Paying and withholding. An accepted job is paid by a new cumulative voucher on its lane,
 //! recorded first (the voucher is money); the payment then waits on the lane for the next
-//! job's request to carry it, or goes alone after [`PAYMENT_CARRY_WAIT`]. A withheld job is
-//! told so, its lane retired and its ticket disputed if claimed.
+//! job's request to carry it, or goes alone after [`PAYMENT_CARRY_WAIT`]; its check secret is
+//! kept with the voucher, so that a restarted buyer can send it again ([`super::restore`],
+//! [`Buyer::deliver_restored`]). A withheld job is told so, its lane retired and its ticket
+//! disputed if claimed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use libp2p::PeerId;
+use libp2p::{Multiaddr, PeerId};
 use sietch_market::Eip712Error;
 use sietch_market::eip712::TypedData;
-use sietch_market::{B256, U256, Voucher};
+use sietch_market::{Address, B256, U256, Voucher};
 use sietch_verifier::Check;
 
 use super::attempt::Delivered;
 use super::chain_events::Disputable;
 use super::{Buyer, PAYMENT_CARRY_WAIT, now};
 use crate::net::{self, Payment};
-use crate::store::{EvmSigned, Side, StoreError};
+use crate::store::{Delivery, EvmSigned, StoreError};
 use crate::sync::lock;
+
+/// How long a restarted buyer looks for the provider of a payment it sends again (see
+/// [`Buyer::deliver_restored`]).
+const RESTORED_PAYMENT_WAIT: Duration = Duration::from_secs(600);
 
 /// What a payment settles in the buyer's records.
 #[derive(Debug, Clone, Copy)]
@@ -56,24 +62,21 @@ impl Buyer {
         };
         let sig = voucher.sign(&self.domain, &self.evm)?;
         let signed = EvmSigned::new(voucher, sig);
-        // A durable write (the voucher is money): off the async threads.
+        // A durable write (the voucher is money): off the async threads. A job's own payment
+        // keeps its secret with the voucher, so that a restarted buyer can send it again.
         let store = self.store.clone();
-        let delivered = matches!(paying, Paying::Delivered(_)).then(|| {
-            (
-                d.taken.provider,
-                d.ticket,
-                EvmSigned::new(d.result.commitment, d.result.signature),
-                net::wire::WireMessage::to_bytes(&d.result),
-            )
+        let secret = d.secret;
+        let delivered = matches!(paying, Paying::Delivered(_)).then(|| Delivery {
+            provider: d.taken.provider,
+            ticket: d.ticket,
+            result: EvmSigned::new(d.result.commitment, d.result.signature),
+            outputs: net::wire::WireMessage::to_bytes(&d.result),
         });
-        tokio::task::spawn_blocking(move || match (paying, delivered) {
-            (Paying::Delivered(id), Some((provider, ticket, result, outputs))) => store
-                .finish_job(&id, provider, &ticket, &result, &outputs, &signed, now())
+        tokio::task::spawn_blocking(move || match paying {
+            Paying::Job(id) | Paying::Delivered(id) => store
+                .pay_job(&id, &signed, &secret, delivered, now())
                 .map(|_| ()),
-            (Paying::Job(id) | Paying::Delivered(id), _) => store
-                .settle_job(Side::Buyer, &id, &signed, now())
-                .map(|_| ()),
-            (Paying::Rerun, _) => store.put_voucher(&signed).map(|_| ()),
+            Paying::Rerun => store.put_voucher(&signed).map(|_| ()),
         })
         .await??;
         let payment = Payment {
@@ -142,6 +145,63 @@ impl Buyer {
         futures::future::join_all(sends).await;
         self.lane_freed.notify_waiters();
         left
+    }
+
+    /// Gives the payments a restarted buyer sends again (see [`super::restore`]) their
+    /// provider's peer once its offer is in the book, so that they go alone (a job to the
+    /// provider carries its lane's payment before that); gives up, retiring their lanes,
+    /// those whose provider has not come back within [`RESTORED_PAYMENT_WAIT`].
+    pub(super) async fn deliver_restored(self: Arc<Self>) {
+        let started = Instant::now();
+        let mut every = Duration::from_millis(100);
+        loop {
+            let peerless = lock(&self.lanes).peerless();
+            if peerless.is_empty() {
+                return;
+            }
+            if started.elapsed() >= RESTORED_PAYMENT_WAIT {
+                for channel in lock(&self.lanes).give_up_peerless() {
+                    tracing::warn!(
+                        %channel,
+                        "the provider of a restored lane did not come back: its payment is \
+                         not sent again, the lane is retired and closed, and the provider \
+                         claims what it is owed on chain"
+                    );
+                }
+                self.lane_freed.notify_waiters();
+                return;
+            }
+            let mut found = false;
+            for (channel, provider) in peerless {
+                let Some((peer, addresses)) = self.offered_peer(provider) else {
+                    continue;
+                };
+                for a in addresses {
+                    if let Err(e) = self.net.add_address(peer, a).await {
+                        tracing::debug!("adding an address of {peer}: {e}");
+                    }
+                }
+                found |= lock(&self.lanes).found_peer(channel, peer);
+            }
+            if found {
+                self.payment_waits.notify_one();
+            }
+            tokio::time::sleep(every).await;
+            every = (every * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// The peer of the provider at `provider`, and its addresses, from its offer in the book.
+    fn offered_peer(&self, provider: Address) -> Option<(PeerId, Vec<Multiaddr>)> {
+        let book = self.net.book();
+        let book = lock(&book);
+        let offer = &book
+            .iter()
+            .find(|o| o.payload.evm_address == provider)?
+            .payload;
+        let peer = net::peer_id_of(&offer.provider)?;
+        let addresses = offer.addresses.iter().filter_map(|a| a.parse().ok());
+        Some((peer, addresses.collect()))
     }
 
     /// Sends every payment still waiting on a lane (on the way out, before closes).

@@ -14,6 +14,19 @@ use super::schema::{BUYER_JOBS, JOB_OUTPUTS, JOB_SPECS, PROVIDER_JOBS, VOUCHERS}
 
 type JobTable<'a> = redb::Table<'a, &'static [u8; 32], &'static [u8]>;
 
+/// What a provider delivered, recorded with the job's payment ([`Store::pay_job`]).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Who ran the job.
+    pub provider: Address,
+    /// The ticket it ran under.
+    pub ticket: EvmSigned<Ticket>,
+    /// Its signed result commitment.
+    pub result: EvmSigned<ResultCommitment>,
+    /// The result message's bytes (see [`Store::put_job_outputs`]).
+    pub outputs: Vec<u8>,
+}
+
 fn table_of(side: Side) -> TableDefinition<'static, &'static [u8; 32], &'static [u8]> {
     match side {
         Side::Buyer => BUYER_JOBS,
@@ -454,6 +467,36 @@ impl Store {
             })?;
             tx.open_table(JOB_OUTPUTS)?
                 .insert(&job_id.0, outputs.as_slice())?;
+            Ok(out)
+        })
+    }
+
+    /// Buyer side: a job's payment as [`Store::settle_job`] records it (or, with
+    /// `delivered`, as [`Store::finish_job`] does: the delivery, its outputs and the
+    /// payment), and in the same durable commit the check secret the payment reveals: what a
+    /// restarted buyer needs to send that payment again (the voucher alone does not pay a
+    /// job to its provider).
+    pub fn pay_job(
+        &self,
+        job_id: &B256,
+        voucher: &EvmSigned<Voucher>,
+        secret: &B256,
+        delivered: Option<Delivery>,
+        now: u64,
+    ) -> Result<(JobRecord, VoucherUpdate), StoreError> {
+        let (job_id, voucher, secret) = (*job_id, *voucher, *secret);
+        self.batched(true, move |tx| {
+            let out = settle_in(tx, Side::Buyer, &job_id, &voucher, now, |record| {
+                if let Some(d) = &delivered {
+                    deliver(record, d.provider, &d.ticket, &d.result, now)?;
+                }
+                record.check_secret = Some(secret);
+                Ok(())
+            })?;
+            if let Some(d) = &delivered {
+                tx.open_table(JOB_OUTPUTS)?
+                    .insert(&job_id.0, d.outputs.as_slice())?;
+            }
             Ok(out)
         })
     }

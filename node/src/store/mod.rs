@@ -40,7 +40,8 @@
 //! six. A crash loses the last of those, never half of one. A provider's payment that came
 //! with the next job is written in that job's own commit (`insert_job_paying`). A job that needs no more than one
 //! commit has one: `insert_ended_job` (a provider's job that ran at once, with its result)
-//! and `finish_job` (a buyer's job delivered and paid at once). Those job writes also go
+//! and `finish_job` (a buyer's job delivered and paid at once; `pay_job`, what the buyer uses,
+//! also keeps the check secret its payment reveals). Those job writes also go
 //! through group commit (the `batch` module): writes that arrive while another is committing share
 //! the next transaction and its one fsync, with the outcome each would have had alone
 //! ([`Store::group_commits`] counts them). The
@@ -68,6 +69,7 @@ pub use blobs::{
     DEFAULT_MAX_BLOB_BYTES, blob_hash,
 };
 pub use error::{BlobError, StoreError};
+pub use jobs::Delivery;
 pub use records::{
     DisputableTicket, EvmSigned, JobRecord, JobState, MAX_NOTE, NodeKeys, OwnOffer, Reputation,
     Side, VoucherUpdate,

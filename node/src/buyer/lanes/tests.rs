@@ -33,14 +33,39 @@ fn restored(n: u8, cumulative: u64, retired: bool) -> Restored {
         deposit: U256::from(100u64),
         retired,
         closes_at: None,
+        payment: None,
+    }
+}
+
+/// The payment of job `job`, paying channel `n` up to `cumulative`.
+fn payment(n: u8, job: u8, cumulative: u64) -> Payment {
+    Payment {
+        job_id: B256::repeat_byte(job),
+        secret: B256::repeat_byte(job.wrapping_add(100)),
+        voucher: Some((
+            sietch_market::Voucher {
+                channel_id: ch(n),
+                cumulative_amount: U256::from(cumulative),
+            },
+            [0; 65],
+        )),
+        note: String::new(),
+    }
+}
+
+/// Lane `n` restored at `cumulative`, its last job's payment sent again.
+fn restored_paying(n: u8, job: u8, cumulative: u64) -> Restored {
+    Restored {
+        payment: Some(payment(n, job, cumulative)),
+        ..restored(n, cumulative, false)
     }
 }
 
 #[test]
 fn a_restored_lane_is_taken_where_its_line_stood_and_a_retired_one_never() {
     let mut lanes = Lanes::default();
-    lanes.restore(restored(1, 40, true));
-    lanes.restore(restored(2, 30, false));
+    lanes.restore(restored(1, 40, true), Instant::now());
+    lanes.restore(restored(2, 30, false), Instant::now());
     // The next job takes the open channel, its ticket from the last voucher on.
     assert_eq!(
         lanes.take(P, U256::from(50), room(1)),
@@ -53,8 +78,8 @@ fn a_restored_lane_is_taken_where_its_line_stood_and_a_retired_one_never() {
     assert_eq!(lanes.to_close(), vec![ch(1)]);
     // Restoring again never moves a line back nor un-retires a lane.
     lanes.advance(ch(2), U256::from(80u64), None);
-    lanes.restore(restored(2, 30, false));
-    lanes.restore(restored(1, 10, false));
+    lanes.restore(restored(2, 30, false), Instant::now());
+    lanes.restore(restored(1, 10, false), Instant::now());
     assert_eq!(
         lanes.line(ch(2)),
         Some((U256::from(80u64), U256::from(100u64)))
@@ -234,4 +259,95 @@ fn per_provider_counts_hold_until_dropped() {
     counts.sub(Q);
     counts.sub(Q);
     assert_eq!(counts.total(), 0);
+}
+
+#[test]
+fn a_restored_lanes_payment_rides_with_the_next_job_to_its_provider() {
+    let mut lanes = Lanes::default();
+    lanes.restore(restored_paying(1, 7, 40), Instant::now());
+    // Its peer is not known: it does not go alone, and does not keep the carry loop awake.
+    let (due, left) = lanes.due_payments(Duration::ZERO, Instant::now() + Duration::from_secs(1));
+    assert!(due.is_empty() && !left);
+    assert_eq!(lanes.peerless(), vec![(ch(1), P)]);
+    // Waiting on it, the lane is not closed before the provider has it.
+    lanes.retire(ch(1));
+    assert!(lanes.to_close().is_empty());
+    let mut lanes = Lanes::default();
+    lanes.restore(restored_paying(1, 7, 40), Instant::now());
+    // The next job takes the lane where the payment ends it, and the payment with it.
+    assert_eq!(
+        lanes.take(P, U256::from(10), room(1)),
+        Take::Ready(Taken {
+            channel: ch(1),
+            provider: P,
+            cumulative_before: U256::from(40u64)
+        })
+    );
+    assert_eq!(lanes.take_pending(ch(1)), Some(payment(1, 7, 40)));
+    assert!(lanes.peerless().is_empty());
+}
+
+#[test]
+fn a_restored_lanes_payment_goes_alone_once_its_provider_is_found() {
+    let mut lanes = Lanes::default();
+    let t0 = Instant::now();
+    lanes.restore(restored_paying(1, 7, 40), t0);
+    let peer = PeerId::random();
+    assert!(!lanes.found_peer(ch(9), peer), "no such lane");
+    assert!(lanes.found_peer(ch(1), peer));
+    assert!(!lanes.found_peer(ch(1), peer), "found once");
+    let (due, left) = lanes.due_payments(Duration::ZERO, t0);
+    assert_eq!(due, vec![(ch(1), peer, payment(1, 7, 40))]);
+    assert!(!left);
+    // Held while on its way: no job's request overtakes it.
+    assert_eq!(lanes.take(P, U256::from(1), room(1)), Take::Wait);
+    lanes.release(ch(1), false);
+    assert!(matches!(
+        lanes.take(P, U256::from(1), room(1)),
+        Take::Ready(_)
+    ));
+}
+
+#[test]
+fn a_restored_payment_replaced_by_a_newer_one_goes_alone_to_the_same_provider() {
+    let mut lanes = Lanes::default();
+    let t0 = Instant::now();
+    lanes.restore(restored_paying(1, 7, 40), t0);
+    let peer = PeerId::random();
+    assert_eq!(
+        lanes.leave_payment(ch(1), peer, payment(1, 8, 50), t0),
+        Some((payment(1, 7, 40), peer))
+    );
+    assert_eq!(lanes.take_pending(ch(1)), Some(payment(1, 8, 50)));
+}
+
+#[test]
+fn a_restored_payment_whose_provider_never_comes_back_retires_its_lane() {
+    let mut lanes = Lanes::default();
+    let t0 = Instant::now();
+    lanes.restore(restored_paying(1, 7, 40), t0);
+    lanes.restore(restored_paying(2, 8, 30), t0);
+    lanes.restore(restored(3, 20, false), t0);
+    assert!(lanes.found_peer(ch(2), PeerId::random()));
+    assert_eq!(lanes.give_up_peerless(), vec![ch(1)]);
+    assert_eq!(lanes.to_close(), vec![ch(1)]);
+    assert_eq!(lanes.take_pending(ch(1)), None);
+    // The others go on: the found payment still waits, lane 3 still takes tickets.
+    assert_eq!(lanes.first_live(P), Some(ch(2)));
+    assert_eq!(lanes.take_pending(ch(2)), Some(payment(2, 8, 30)));
+}
+
+#[test]
+fn restoring_a_lane_again_never_moves_its_line_back_nor_takes_a_stale_payment() {
+    let mut lanes = Lanes::default();
+    let t0 = Instant::now();
+    lanes.restore(restored(1, 40, false), t0);
+    lanes.advance(ch(1), U256::from(60u64), None);
+    // A payment ending the line at 40 is older than what was signed since: not taken.
+    lanes.restore(restored_paying(1, 7, 40), t0);
+    assert_eq!(lanes.take_pending(ch(1)), None);
+    assert_eq!(lanes.line(ch(1)).map(|l| l.0), Some(U256::from(60u64)));
+    // One ending it where it stands is.
+    lanes.restore(restored_paying(1, 8, 60), t0);
+    assert_eq!(lanes.take_pending(ch(1)), Some(payment(1, 8, 60)));
 }
