@@ -47,6 +47,7 @@ fn help_texts() {
         &["provider", "--help"],
         &["node", "run", "--help"],
         &["devnet", "--help"],
+        &["generate", "--help"],
     ] {
         let (ok, out, err) = sietch(cmd);
         assert!(ok, "{cmd:?}: {err}");

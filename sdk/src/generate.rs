@@ -96,7 +96,8 @@ pub struct Completion {
 #[derive(Debug, Clone)]
 pub struct Generation {
     model: Model,
-    prompts: Vec<Prompt>,
+    /// The requests, one JSON object per line, as the guest reads them.
+    prompts: Vec<u8>,
     fuel: u64,
     memory_bytes: u64,
     wall_time_ms: u64,
@@ -111,9 +112,23 @@ impl Generation {
     /// `prompts` through `model`, with room for the model's context (256 MiB of memory),
     /// [`DEFAULT_GENERATION_FUEL`], 5 minutes, 10% sampling and a price cap of 1 token.
     pub fn new(model: Model, prompts: Vec<Prompt>) -> Self {
+        let mut jsonl = Vec::new();
+        for p in &prompts {
+            // A struct of strings, numbers and bools always serializes.
+            if let Ok(line) = serde_json::to_vec(p) {
+                jsonl.extend_from_slice(&line);
+                jsonl.push(b'\n');
+            }
+        }
+        Self::from_jsonl(model, jsonl)
+    }
+
+    /// Requests already written as the guest reads them, one JSON object per line
+    /// (`sandbox/guests/llm/README.md`); the guest answers a bad line with an error line.
+    pub fn from_jsonl(model: Model, jsonl: Vec<u8>) -> Self {
         Self {
             model,
-            prompts,
+            prompts: jsonl,
             fuel: DEFAULT_GENERATION_FUEL,
             memory_bytes: 256 << 20,
             wall_time_ms: 300_000,
@@ -159,15 +174,7 @@ impl Generation {
 
     /// The prompts as the guest reads them: one JSON object per line.
     pub fn prompts_jsonl(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for p in &self.prompts {
-            // A struct of strings, numbers and bools always serializes.
-            if let Ok(line) = serde_json::to_vec(p) {
-                out.extend_from_slice(&line);
-                out.push(b'\n');
-            }
-        }
-        out
+        self.prompts.clone()
     }
 }
 
@@ -220,7 +227,7 @@ impl Client {
             .fuel(g.fuel)
             .memory_bytes(g.memory_bytes)
             .wall_time_ms(g.wall_time_ms)
-            .output_bytes(16 << 20)
+            .output_bytes(4 << 20)
             .sampling_ppm(g.sampling_ppm)
             .price_cap(g.price_cap);
         let done = self.run(&job).await?;

@@ -122,4 +122,53 @@ async fn anvil_the_capital_of_france_is_paris_checked_and_paid_the_model_moved_o
         (1, 1),
         "a provider fetched the model again"
     );
+
+    // The buyer's one command: `sietch generate` through the node (the SDK's generate),
+    // naming the model by the hash the node holds.
+    let out = std::process::Command::new(sietch_testkit::process::sietch())
+        .args([
+            "generate",
+            "--json",
+            "--sampling-ppm",
+            "1",
+            "--price-cap",
+            "0.0001",
+            "--max-tokens",
+            "12",
+        ])
+        .args([
+            "--api",
+            &format!("http://{}", buyer.api),
+            "--token",
+            &buyer.token,
+        ])
+        .args([
+            "--model",
+            &weights.to_string(),
+            "What is the capital of France?",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let g: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(
+        g["completions"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Paris"),
+        "{g}"
+    );
+    let s = &g["summary"];
+    assert!(s["completion_tokens"].as_u64().unwrap() > 0, "{g}");
+    assert!(s["fuel_used"].as_u64().unwrap() > 0, "{g}");
+    assert!(s["tokens_per_second"].as_f64().unwrap() > 0.0, "{g}");
+    assert!(
+        s["paid"].as_str().unwrap().parse::<u128>().unwrap() > 0,
+        "{g}"
+    );
 }

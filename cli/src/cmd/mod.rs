@@ -4,6 +4,7 @@ mod channel;
 mod client;
 mod completions;
 mod devnet;
+mod generate;
 mod init;
 mod job;
 mod job_flags;
@@ -34,6 +35,9 @@ enum Command {
     /// Jobs: run one locally in the provider's sandbox, or submit, follow and fetch them
     /// through a node.
     Job(job::JobArgs),
+    /// Text from a language model (a GGUF file), bought on the market through a node, or
+    /// run here with --local to see what it gives and what it would cost.
+    Generate(Box<generate::GenerateArgs>),
     /// The live offers a node knows.
     Offers(offers::OffersArgs),
     /// Payment channels: list them, fund one.
@@ -57,6 +61,7 @@ impl Cli {
             Command::Init(args) => init::run(args),
             Command::Node(args) => node::run(args),
             Command::Job(args) => job::run(args),
+            Command::Generate(args) => generate::run(*args),
             Command::Offers(args) => offers::run(args),
             Command::Channel(args) => channel::run(args),
             Command::Provider(args) => provider::run(args),
