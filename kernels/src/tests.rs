@@ -129,6 +129,51 @@ fn quantization_rounds_half_to_even() {
     assert_eq!(b.s, 32767.0 + 2.0 + 2.0 - 2.0);
 }
 
+/// The call-free rounding equals `round_ties_even`: quarters up to 35,000 (every half), a
+/// sample of every binade below 2^23, the values around 2^22 and 2^23, and past them (huge,
+/// infinite, NaN).
+#[test]
+fn round_half_even_matches_round_ties_even() {
+    let check = |v: f32| {
+        let (got, want) = (round_half_even(v), v.round_ties_even());
+        assert!(
+            got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+            "{v} ({:#x})",
+            v.to_bits()
+        );
+    };
+    for i in -140_000i32..=140_000 {
+        check(i as f32 * 0.25);
+    }
+    for bits in (0u32..0x4b00_0000).step_by(997) {
+        check(f32::from_bits(bits));
+        check(-f32::from_bits(bits));
+    }
+    for v in [
+        4_194_303.5,
+        4_194_304.0,
+        4_194_304.5,
+        8_388_607.0,
+        8_388_607.5,
+        8_388_608.0,
+        8_388_609.0,
+        1e10,
+        3e9,
+        -3e9,
+        f32::MAX,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        0.5,
+        -0.5,
+        1.5,
+        -2.5,
+    ] {
+        check(v);
+        check(-v);
+    }
+}
+
 #[test]
 fn an_all_zero_block_quantizes_to_zero() {
     let b = quantize(&[0.0; 32]);
@@ -254,6 +299,12 @@ proptest! {
             && wlen >= shape(t, rows.max(1), cols.max(1), 1).map_or(usize::MAX, |s| s.weight_bytes)
             && xlen == n * cols && ylen == n * rows;
         prop_assert_eq!(r.is_ok(), ok, "{:?}", r);
+        // The byte form, with lengths in bytes that may also be no whole float.
+        let xb = vec![0u8; xlen * 4 + usize::from(xlen % 3 == 1)];
+        let mut yb = vec![0u8; ylen * 4 + usize::from(ylen % 3 == 2)];
+        let r = matmul_le(&w, t, rows, cols, &xb, n, &mut yb);
+        let ok = ok && xb.len().is_multiple_of(4) && yb.len().is_multiple_of(4);
+        prop_assert_eq!(r.is_ok(), ok, "{:?}", r);
     }
 
     /// n vectors at once give the same bits as n calls of one vector.
@@ -283,6 +334,11 @@ proptest! {
         let x: Vec<f32> = (0..n * cols).map(|_| rng.gen_range(-4.0f32..4.0)).collect();
         let mut y = vec![0.0; n * rows];
         matmul(&w, t, rows, cols, &x, n, &mut y).unwrap();
+        // The byte form gives the same bits.
+        let xb: Vec<u8> = f32_bytes(&x);
+        let mut yb = vec![0u8; 4 * n * rows];
+        matmul_le(&w, t, rows, cols, &xb, n, &mut yb).unwrap();
+        prop_assert_eq!(&yb, &f32_bytes(&y));
         for (j, xj) in x.chunks(cols).enumerate() {
             let mut yj = vec![0.0; rows];
             matmul(&w, t, rows, cols, xj, 1, &mut yj).unwrap();

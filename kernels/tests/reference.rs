@@ -1,4 +1,4 @@
-//! Every output bit of the Rust kernels against the C reference `sk_matmul_ref`
+//! Every output bit of the Rust kernels (`matmul` and `matmul_le`) against the C reference `sk_matmul_ref`
 //! (`sandbox/guests/llm/kernels_ref.c`) compiled natively with clang `-O2 -ffp-contract=off`
 //! (needs clang: `scripts/setup.sh` installs it).
 #![allow(
@@ -17,6 +17,15 @@ fn compare(case: &support::Case, dir: &std::path::Path) {
     let (want, _) = case.reference(dir, 0);
     let got = case.rust();
     assert_eq!(got.len(), want.len());
+    // The byte form (what the sandbox calls) gives the same bytes as the float form.
+    let xb: Vec<u8> = case.x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut yb = vec![0u8; 4 * got.len()];
+    sietch_kernels::matmul_le(
+        &case.w, case.wtype, case.rows, case.cols, &xb, case.n, &mut yb,
+    )
+    .unwrap();
+    let got_bytes: Vec<u8> = got.iter().flat_map(|v| v.to_le_bytes()).collect();
+    assert_eq!(yb, got_bytes, "matmul_le differs from matmul");
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         let same = g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan());
         assert!(

@@ -121,24 +121,21 @@ fn check(
     })
 }
 
-/// The product of a checked call, from guest memory to guest memory.
+/// The product of a checked call, from guest memory to guest memory: x is read and y written
+/// in place (`check` made sure they do not overlap), with no copy and no allocation here.
 fn run(call: &Call, file: &[u8], mem: &mut [u8]) -> Result<(), Errno> {
     let weights = file.get(call.weights.clone()).ok_or(Errno::Inval)?;
-    let (x, _) = mem
-        .get(call.x.clone())
-        .ok_or(Errno::Fault)?
-        .as_chunks::<4>();
-    let x: Vec<f32> = x.iter().map(|c| f32::from_le_bytes(*c)).collect();
-    let mut y = vec![0.0f32; call.n * call.rows];
-    sietch_kernels::matmul(
-        weights, call.wtype, call.rows, call.cols, &x, call.n, &mut y,
-    )
-    .map_err(|e| kernel_errno(&e))?;
-    let out = mem.get_mut(call.y.clone()).ok_or(Errno::Fault)?;
-    for (dst, v) in out.chunks_exact_mut(4).zip(&y) {
-        dst.copy_from_slice(&v.to_le_bytes());
-    }
-    Ok(())
+    // x and y are disjoint ranges: split the memory between them.
+    let (x, y) = if call.x.start < call.y.start {
+        let (lo, hi) = mem.split_at_mut_checked(call.y.start).ok_or(Errno::Fault)?;
+        (lo.get(call.x.clone()), hi.get_mut(..call.y.len()))
+    } else {
+        let (lo, hi) = mem.split_at_mut_checked(call.x.start).ok_or(Errno::Fault)?;
+        (hi.get(..call.x.len()), lo.get_mut(call.y.clone()))
+    };
+    let (x, y) = x.zip(y).ok_or(Errno::Fault)?;
+    sietch_kernels::matmul_le(weights, call.wtype, call.rows, call.cols, x, call.n, y)
+        .map_err(|e| kernel_errno(&e))
 }
 
 /// Registers `sietch_kernels` on `linker`.
