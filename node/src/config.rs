@@ -3,6 +3,10 @@
 //! flags. The file holds only what differs from the defaults; `sietch init` writes a
 //! commented one.
 
+mod http;
+
+pub use http::HttpConfig;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -70,8 +74,8 @@ pub struct NodeConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explorer_dir: Option<PathBuf>,
     /// The HTTP API server: names it answers to, timeouts, caps on connections and event
-    /// streams (`[http]`; see `crate::api::HttpConfig`).
-    pub http: crate::api::HttpConfig,
+    /// streams (`[http]`; see `HttpConfig`).
+    pub http: HttpConfig,
     /// Sell this machine's compute.
     pub provide: bool,
     /// Provider: price per 10^9 fuel, in token base units.
@@ -213,7 +217,7 @@ impl Default for NodeConfig {
             offer_classes: OfferClass::ALL.iter().map(|c| c.name().into()).collect(),
             api: SocketAddr::from(([127, 0, 0, 1], 7077)),
             explorer_dir: None,
-            http: crate::api::HttpConfig::default(),
+            http: HttpConfig::default(),
             provide: false,
             price_per_gfuel: 1_000,
             price_per_gpu_second: 10_000,
