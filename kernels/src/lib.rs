@@ -401,16 +401,19 @@ fn quantize(x: &[f32; BLOCK]) -> XBlock {
     }
 }
 
-/// The integer dot product of a Q8_0 block's values with x's (any order: integers).
+/// The integer dot product of a Q8_0 block's values with x's (any order: integers). It cannot
+/// overflow (|w| <= 128, |q| <= 32768, 32 terms: below 2^27); the wrapping operations say so to
+/// debug builds, whose overflow checks would otherwise keep LLVM from vectorizing it (the
+/// sandbox's tests run the kernels in a debug build).
 #[inline(always)]
 fn dot_q8(w: &[u8; BLOCK], q: &[i16; BLOCK]) -> i32 {
-    w.iter()
-        .zip(q)
-        .map(|(&a, &b)| i32::from(a as i8) * i32::from(b))
-        .sum()
+    w.iter().zip(q).fold(0i32, |s, (&a, &b)| {
+        s.wrapping_add(i32::from(a as i8).wrapping_mul(i32::from(b)))
+    })
 }
 
-/// The integer dot product of a Q4_1 block's nibbles with x's values.
+/// The integer dot product of a Q4_1 block's nibbles with x's values (below 2^25: wrapping
+/// operations as in [`dot_q8`]).
 #[inline(always)]
 fn dot_q4(nibbles: &[u8; BLOCK / 2], q: &[i16; BLOCK]) -> i32 {
     let (lo, hi) = q.split_at(BLOCK / 2);
@@ -418,8 +421,10 @@ fn dot_q4(nibbles: &[u8; BLOCK / 2], q: &[i16; BLOCK]) -> i32 {
         .iter()
         .zip(lo)
         .zip(hi)
-        .map(|((&b, &l), &h)| i32::from(b & 0x0f) * i32::from(l) + i32::from(b >> 4) * i32::from(h))
-        .sum()
+        .fold(0i32, |s, ((&b, &l), &h)| {
+            s.wrapping_add(i32::from(b & 0x0f).wrapping_mul(i32::from(l)))
+                .wrapping_add(i32::from(b >> 4).wrapping_mul(i32::from(h)))
+        })
 }
 
 /// `acc + (float)isum * (dw * d)`, as the reference adds a Q8_0 block.
