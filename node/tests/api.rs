@@ -230,3 +230,198 @@ async fn every_route_answers_writes_need_the_token_and_errors_say_what_to_do() {
     );
     node.shutdown().await;
 }
+
+/// A generation job's spec: the inference guest's inputs (blobs named by hash only).
+fn generation_spec(inputs: &[&str]) -> sietch_market::JobSpec {
+    use sietch_market::{BlobRef, Input, Limits, Requirements, VerificationPolicy};
+    sietch_market::JobSpec {
+        module: sietch_market::B256::repeat_byte(0x11),
+        args: vec![],
+        env: vec![],
+        stdin: None,
+        inputs: inputs
+            .iter()
+            .map(|n| Input {
+                name: (*n).to_owned(),
+                blob: BlobRef::of(n.as_bytes()),
+            })
+            .collect(),
+        limits: Limits {
+            fuel: 1_000_000,
+            memory_bytes: 1 << 20,
+            wall_time_ms: 1_000,
+            output_bytes: 1 << 20,
+        },
+        requirements: Requirements::default(),
+        verification: VerificationPolicy::default(),
+        price_cap: 10u128.pow(18),
+        deadline: 1_700_003_600,
+    }
+}
+
+/// Stores a paid job of `spec` with `files` as its outputs, as the buyer keeps them.
+fn store_job(
+    store: &sietch_node::store::Store,
+    n: u8,
+    spec: &sietch_market::JobSpec,
+    files: sietch_market::OutputFiles,
+    amount: u64,
+) -> sietch_market::B256 {
+    use sietch_market::{B256, ResultCommitment, U256};
+    use sietch_node::net::wire::WireMessage;
+    use sietch_node::store::{EvmSigned, JobRecord, JobState, Side};
+    let id = B256::repeat_byte(n);
+    let commitment = ResultCommitment {
+        job_id: id,
+        spec_hash: spec.hash(),
+        channel_id: B256::repeat_byte(0xc1),
+        output_hash: B256::repeat_byte(0x0a),
+        fuel_used: 12_345,
+        gpu_millis: 0,
+        amount: U256::from(amount),
+    };
+    let mut record = JobRecord::new(
+        id,
+        spec.hash(),
+        sietch_market::Address::repeat_byte(0x77),
+        1_700_000_000,
+    );
+    record.state = JobState::Paid;
+    record.result = Some(EvmSigned::new(commitment, [0; 65]));
+    record.updated_at = 1_700_000_004;
+    store.insert_job(Side::Buyer, spec, &record).unwrap();
+    let result = sietch_node::net::JobResult {
+        job_id: id,
+        outcome: sietch_market::Outcome::Exited { code: 0 },
+        stdout: vec![],
+        files,
+        commitment,
+        signature: [0; 65],
+    };
+    store.put_job_outputs(&id, &result.to_bytes()).unwrap();
+    id
+}
+
+#[test]
+fn a_generation_summary_reads_completions_within_bounds() {
+    use sietch_market::U256;
+    use sietch_node::api::dto::generation_summary;
+    let files = |jsonl: &[u8]| {
+        sietch_market::OutputFiles::from([("completions.jsonl".to_owned(), jsonl.to_vec())])
+    };
+    // No completions file: no summary.
+    assert_eq!(
+        generation_summary(&Default::default(), U256::from(1u8), 1),
+        None
+    );
+    // Invalid lines are skipped; an error line counts as a prompt.
+    let long = "é".repeat(300);
+    let jsonl = format!(
+        "{{\"index\":0,\"text\":\"{long}\",\"prompt_tokens\":30,\"completion_tokens\":10,\"finish\":\"length\"}}\n\
+         not json\n[1,2]\n{{\"text\":\"no counts\"}}\n\
+         {{\"index\":1,\"text\":\"\",\"prompt_tokens\":0,\"completion_tokens\":0,\"finish\":\"error\",\"error\":\"prompt too long\"}}\n\
+         {{\"index\":2,\"text\":\"Paris.\",\"prompt_tokens\":50,\"completion_tokens\":10,\"finish\":\"stop\"}}\n"
+    );
+    let g = generation_summary(&files(jsonl.as_bytes()), U256::from(1_000_000u64), 4).unwrap();
+    assert_eq!(g["prompts"], 3);
+    assert_eq!(g["errors"], 1);
+    assert_eq!(g["prompt_tokens"], 80);
+    assert_eq!(g["completion_tokens"], 20);
+    assert_eq!(g["seconds"], 4);
+    assert_eq!(g["tokens_per_second"], 5.0);
+    // 1,000,000 x 1000 / 100 tokens.
+    assert_eq!(g["cost_per_1k_tokens"], "10000000");
+    assert_eq!(g["first_text"].as_str().unwrap().chars().count(), 200);
+    assert_eq!(g["first_text_truncated"], true);
+    assert_eq!(g["first_finish"], "length");
+    // At most 1,000 lines read; a job faster than a second counts as one second; no tokens:
+    // no cost per 1k.
+    let line = b"{\"prompt_tokens\":1,\"completion_tokens\":0,\"text\":\"\",\"finish\":\"stop\"}\n";
+    let g = generation_summary(&files(&line.repeat(1500)), U256::from(7u8), 0).unwrap();
+    assert_eq!(
+        (g["prompts"].as_u64(), g["seconds"].as_u64()),
+        (Some(1000), Some(1))
+    );
+    assert_eq!(g["cost_per_1k_tokens"], "7");
+    let g = generation_summary(&files(b""), U256::from(7u8), 3).unwrap();
+    assert_eq!(g["prompts"], 0);
+    assert_eq!(g["cost_per_1k_tokens"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generation_job_reads_with_its_tokens_per_second_and_cost_per_1k() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path(), false).unwrap();
+    let completions = b"{\"index\":0,\"text\":\"The capital of France is Paris.\",\"prompt_tokens\":32,\"completion_tokens\":8,\"finish\":\"stop\"}\n\
+        {\"index\":1,\"text\":\"<b>2</b>\",\"prompt_tokens\":20,\"completion_tokens\":4,\"finish\":\"stop\"}\n";
+    let (generation, plain) = {
+        let store = sietch_node::store::Store::open(dir.path()).unwrap();
+        let g = store_job(
+            &store,
+            1,
+            &generation_spec(&["model.gguf", "prompts.jsonl"]),
+            [("completions.jsonl".to_owned(), completions.to_vec())].into(),
+            64_000,
+        );
+        let p = store_job(
+            &store,
+            2,
+            &generation_spec(&["data.bin"]),
+            [("out.txt".to_owned(), b"hi".to_vec())].into(),
+            5,
+        );
+        store.sync().unwrap();
+        (g, p)
+    };
+    let config = NodeConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        mdns: false,
+        api: "127.0.0.1:0".parse().unwrap(),
+        explorer_dir: Some(dir.path().join("no-explorer-here")),
+        ..NodeConfig::default()
+    };
+    let node = Node::start(dir.path(), config, Events::new())
+        .await
+        .unwrap();
+    let api = node.api.to_string();
+
+    let (status, body) = call(
+        &api,
+        "GET",
+        &format!("/api/v1/jobs/{generation}"),
+        None,
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let g = &v["generation"];
+    assert_eq!(g["prompts"], 2, "{v}");
+    assert_eq!(g["prompt_tokens"], 52);
+    assert_eq!(g["completion_tokens"], 12);
+    // Created at 1_700_000_000, last changed 4 s later: 12 tokens / 4 s.
+    assert_eq!(g["seconds"], 4);
+    assert_eq!(g["tokens_per_second"], 3.0);
+    // 64,000 base units x 1000 / 64 tokens.
+    assert_eq!(g["cost_per_1k_tokens"], "1000000");
+    assert_eq!(g["first_text"], "The capital of France is Paris.");
+    assert_eq!(g["first_finish"], "stop");
+
+    let (status, body) = call(&api, "GET", &format!("/api/v1/jobs/{plain}"), None, b"").await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["generation"], false);
+
+    // The list marks generation jobs from their specs and reads no outputs.
+    let (status, body) = call(&api, "GET", "/api/v1/jobs", None, b"").await;
+    assert_eq!(status, 200, "{body}");
+    let list: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let marked = |id: sietch_market::B256| {
+        list.iter()
+            .find(|j| j["job_id"] == id.to_string())
+            .map(|j| j["generation"].clone())
+    };
+    assert_eq!(marked(generation), Some(Value::Bool(true)));
+    assert_eq!(marked(plain), Some(Value::Bool(false)));
+    node.shutdown().await;
+}

@@ -510,3 +510,81 @@ impl OutputsJson {
         }
     }
 }
+
+/// The output file of a generation job (the inference guest's `/output/completions.jsonl`).
+pub const COMPLETIONS_FILE: &str = "completions.jsonl";
+/// The inputs a generation job's spec names (the model and the prompts).
+pub const GENERATION_INPUTS: [&str; 2] = ["model.gguf", "prompts.jsonl"];
+/// Lines of `completions.jsonl` read at most for a summary.
+pub const MAX_COMPLETION_LINES: usize = 1000;
+/// Characters of the first completion's text a summary keeps.
+pub const FIRST_TEXT_CHARS: usize = 200;
+
+/// Whether a spec is a generation job's: its inputs name the model and the prompts.
+pub fn is_generation_spec(spec: &sietch_market::JobSpec) -> bool {
+    GENERATION_INPUTS
+        .iter()
+        .all(|n| spec.inputs.iter().any(|i| i.name == *n))
+}
+
+/// What a generation job gave, from its `/output` files: `None` when they hold no
+/// `completions.jsonl`. Reads at most [`MAX_COMPLETION_LINES`] lines and skips those that are
+/// not a completion (a JSON object with whole `prompt_tokens` and `completion_tokens`).
+/// `amount` is what the job cost (base units) and `seconds` how long it took: tokens per
+/// second are completion tokens over `seconds` (at least 1), the cost per 1,000 tokens is
+/// `amount × 1000 / (prompt + completion tokens)` (null for no tokens).
+pub fn generation_summary(
+    files: &sietch_market::OutputFiles,
+    amount: sietch_market::U256,
+    seconds: u64,
+) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    let jsonl = files.get(COMPLETIONS_FILE)?;
+    let (mut prompts, mut prompt_tokens, mut completion_tokens, mut errors) =
+        (0u64, 0u64, 0u64, 0u64);
+    let mut first: Option<(String, bool, Value)> = None;
+    for line in jsonl.split(|b| *b == b'\n').take(MAX_COMPLETION_LINES) {
+        let Ok(Value::Object(c)) = serde_json::from_slice::<Value>(line) else {
+            continue;
+        };
+        let (Some(p), Some(n)) = (
+            c.get("prompt_tokens").and_then(Value::as_u64),
+            c.get("completion_tokens").and_then(Value::as_u64),
+        ) else {
+            continue;
+        };
+        prompts += 1;
+        prompt_tokens = prompt_tokens.saturating_add(p);
+        completion_tokens = completion_tokens.saturating_add(n);
+        let finish = c.get("finish").cloned().unwrap_or(Value::Null);
+        if finish == "error" {
+            errors += 1;
+        }
+        if first.is_none() {
+            let text = c.get("text").and_then(Value::as_str).unwrap_or_default();
+            let cut: String = text.chars().take(FIRST_TEXT_CHARS).collect();
+            let truncated = cut.len() < text.len();
+            first = Some((cut, truncated, finish));
+        }
+    }
+    let seconds = seconds.max(1);
+    let tokens = prompt_tokens.saturating_add(completion_tokens);
+    let cost = (tokens > 0).then(|| {
+        (amount.saturating_mul(sietch_market::U256::from(1000u32))
+            / sietch_market::U256::from(tokens))
+        .to_string()
+    });
+    let (text, truncated, finish) = first.unwrap_or((String::new(), false, Value::Null));
+    Some(serde_json::json!({
+        "prompts": prompts,
+        "errors": errors,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "seconds": seconds,
+        "tokens_per_second": completion_tokens as f64 / seconds as f64,
+        "cost_per_1k_tokens": cost,
+        "first_text": text,
+        "first_text_truncated": truncated,
+        "first_finish": finish,
+    }))
+}

@@ -180,7 +180,7 @@ pub(crate) async fn jobs(
     let store = api.store.clone();
     // Newest first. The store keys jobs by id, so this sorts at most SCAN_JOBS of them: past
     // that, a listing is of a sample (a time index in the store would lift the bound).
-    let (list, total) = tokio::task::spawn_blocking(move || {
+    let (list, generation, total) = tokio::task::spawn_blocking(move || {
         let total = store.job_count(side)?;
         let mut all = store.jobs(side, None, SCAN_JOBS)?;
         if let Some(state) = state {
@@ -192,20 +192,42 @@ pub(crate) async fn jobs(
                 .then(b.job_id.cmp(&a.job_id))
         });
         all.truncate(limit);
-        Ok::<_, crate::store::StoreError>((all, total))
+        // Whether each is a generation job, from its spec (small, shared by spec hash): the
+        // listing never reads outputs; `GET /api/v1/jobs/{id}` gives the summary.
+        let mut by_spec: HashMap<B256, bool> = HashMap::new();
+        let mut generation = Vec::with_capacity(all.len());
+        for j in &all {
+            let g = match by_spec.get(&j.spec_hash) {
+                Some(g) => *g,
+                None => {
+                    let g = store
+                        .job_spec(&j.spec_hash)?
+                        .is_some_and(|s| dto::is_generation_spec(&s));
+                    by_spec.insert(j.spec_hash, g);
+                    g
+                }
+            };
+            generation.push(g);
+        }
+        Ok::<_, crate::store::StoreError>((all, generation, total))
     })
     .await
     .map_err(unavailable)?
     .map_err(unavailable)?;
     let jobs: Vec<Value> = list
         .iter()
-        .map(|j| {
-            job_json(
+        .zip(generation)
+        .map(|(j, g)| {
+            let mut v = job_json(
                 j,
                 side,
                 api.buyer.address(),
                 api.activity.job_note(&j.job_id.to_string()),
-            )
+            );
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("generation".into(), Value::Bool(g));
+            }
+            v
         })
         .collect();
     Ok((
@@ -236,10 +258,16 @@ pub(crate) async fn job(
     let side = side_of(&q)?;
     let id = parse_id(&id)?;
     let store = api.store.clone();
-    let (record, outputs) = tokio::task::spawn_blocking(move || {
+    let (record, outputs, generation_spec) = tokio::task::spawn_blocking(move || {
         let r = store.job(side, &id)?;
         let o = store.job_outputs(&id)?;
-        Ok::<_, crate::store::StoreError>((r, o))
+        let g = match &r {
+            Some(r) => store
+                .job_spec(&r.spec_hash)?
+                .is_some_and(|s| dto::is_generation_spec(&s)),
+            None => false,
+        };
+        Ok::<_, crate::store::StoreError>((r, o, g))
     })
     .await
     .map_err(unavailable)?
@@ -257,6 +285,7 @@ pub(crate) async fn job(
         api.buyer.address(),
         api.activity.job_note(&record.job_id.to_string()),
     );
+    let mut generation = Value::Bool(generation_spec);
     if let Some(bytes) = outputs
         && let Ok(r) = JobResult::from_bytes(&bytes)
         && let Some(obj) = v.as_object_mut()
@@ -265,6 +294,18 @@ pub(crate) async fn job(
             "outputs".into(),
             serde_json::to_value(dto::OutputsJson::of(&r)).unwrap_or(Value::Null),
         );
+        // Timed from submission to the node's last change of the record (whole seconds).
+        let amount = record
+            .result
+            .as_ref()
+            .map_or(r.commitment.amount, |c| c.message.amount);
+        let seconds = record.updated_at.saturating_sub(record.created_at);
+        if let Some(g) = dto::generation_summary(&r.files, amount, seconds) {
+            generation = g;
+        }
+    }
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("generation".into(), generation);
     }
     Ok(Json(v))
 }
