@@ -42,10 +42,17 @@ pub(crate) struct DevnetArgs {
     /// `/`; `scripts/demo.sh` passes its checkout's.
     #[arg(long, env = "SIETCH_EXPLORER_DIR")]
     explorer_dir: Option<std::path::PathBuf>,
+    /// A language model (GGUF) the buyer asks a question now and then, through the market
+    /// (default: SmolLM2-135M if `scripts/model.sh` cached it; none otherwise).
+    #[arg(long, value_name = "FILE")]
+    model: Option<std::path::PathBuf>,
+    /// Seconds between generation jobs (one at a time, besides the other jobs); 0 asks none.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15)]
+    generate_every: u64,
 }
 
 /// `amount` base units as tokens, e.g. `0.000081`.
-fn tokens(amount: U256) -> String {
+pub(super) fn tokens(amount: U256) -> String {
     let unit = U256::from(E18);
     let whole = amount / unit;
     let frac = format!("{:018}", amount % unit);
@@ -62,7 +69,7 @@ fn section(title: &str) {
     println!("== {title}");
 }
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -312,6 +319,42 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
         }));
     }
 
+    // Now and then a question to a language model, when one is at hand.
+    let model = args.model.clone().or_else(super::devnet_ai::cached_model);
+    let generation_tally = Arc::new(super::devnet_ai::GenerationTally::default());
+    let generator = match (model, args.generate_every) {
+        (Some(path), every) if every > 0 => {
+            match super::devnet_ai::prepare(&net.buyer.store, &path) {
+                Ok(g) => {
+                    println!(
+                        "generation: a question to {} every {every} s",
+                        path.file_name().map_or_else(
+                            || path.display().to_string(),
+                            |n| n.to_string_lossy().into_owned()
+                        )
+                    );
+                    Some(tokio::spawn(super::devnet_ai::worker(
+                        net.buyer.buyer.clone(),
+                        net.buyer.store.clone(),
+                        g,
+                        Duration::from_secs(every),
+                        args.sampling_ppm,
+                        stop.clone(),
+                        generation_tally.clone(),
+                    )))
+                }
+                Err(e) => {
+                    println!("generation: off ({e})");
+                    None
+                }
+            }
+        }
+        _ => {
+            println!("generation: off (no model cached: `bash scripts/model.sh` fetches one)");
+            None
+        }
+    };
+
     // Progress, notable events, until the jobs are done or Ctrl-C.
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
@@ -357,6 +400,10 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
         }
     }
     // Jobs in flight get a while to finish; then they are dropped (their lanes close).
+    stop.store(true, Ordering::Relaxed);
+    if let Some(g) = generator {
+        workers.push(g);
+    }
     let grace = tokio::time::sleep(Duration::from_secs(30));
     tokio::pin!(grace);
     for w in &mut workers {
@@ -370,6 +417,13 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
     }
     for w in &workers {
         w.abort();
+    }
+    let asked = generation_tally.done.load(Ordering::Relaxed);
+    if asked > 0 {
+        println!(
+            "generation: {asked} questions answered, {} tokens generated",
+            generation_tally.tokens.load(Ordering::Relaxed)
+        );
     }
     settle(net, &tally).await
 }

@@ -4,6 +4,7 @@ mod channel;
 mod client;
 mod completions;
 mod devnet;
+mod devnet_ai;
 mod generate;
 mod init;
 mod job;
