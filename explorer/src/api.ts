@@ -84,6 +84,28 @@ export interface Job {
   created_at: number;
   updated_at: number;
   outputs?: Outputs;
+  /**
+   * A generation job (the inference guest's): in the listing true or false (from its spec);
+   * on `GET /jobs/{id}` the summary of its completions once its outputs hold them.
+   */
+  generation?: boolean | Generation;
+}
+
+/** What a generation job gave: the node's summary of its first 1,000 completion lines. */
+export interface Generation {
+  prompts: number;
+  errors: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  /** From submission to the node's last change of the job (whole seconds, at least 1). */
+  seconds: number;
+  tokens_per_second: number;
+  /** Base units per 1,000 tokens (prompt and completion); null for no tokens. */
+  cost_per_1k_tokens: string | null;
+  /** The first completion's text, at most 200 characters: a model's words, untrusted. */
+  first_text: string;
+  first_text_truncated: boolean;
+  first_finish: string | null;
 }
 
 export interface Channel {

@@ -5,7 +5,8 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
+import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -298,7 +299,12 @@ test("a job opens with its outputs", async () => {
   await page.getByRole("navigation").getByRole("link", { name: "Jobs" }).click();
   await page.getByLabel("State").selectOption("paid");
   await waitRows(page, "jobs", 1, 30_000);
-  await page.locator('[data-testid="jobs"] tbody tr td[data-label="Job"] a').first().click();
+  // A job of the toy kernels, whose stdout is text (a generation job writes none).
+  await page
+    .locator('[data-testid="jobs"] tbody tr', { hasNot: page.locator('[data-value="generation"]') })
+    .locator('td[data-label="Job"] a')
+    .first()
+    .click();
   assert.equal(await heading(page), "Job");
   jobPath = new URL(page.url()).pathname;
   const facts = page.getByTestId("job-facts");
@@ -312,6 +318,67 @@ test("a job opens with its outputs", async () => {
   await stdout.waitFor();
   assert.ok((await stdout.textContent()).trim().length > 0, "stdout is shown as text");
   await shot(page, "job");
+});
+
+/** The model the devnet's generation jobs run (`bash scripts/model.sh` caches it; the devnet never downloads it). */
+const MODEL = join(process.env.SIETCH_MODEL_DIR ?? join(homedir(), ".cache/sietch/models"), "SmolLM2-135M-Instruct.Q4_1.gguf");
+
+test("a generation job shows its badge, tokens/s, cost per 1k tokens and first completion", async (t) => {
+  if (!existsSync(MODEL)) return t.skip(`no cached model at ${MODEL}: run \`bash scripts/model.sh\``);
+  // The devnet submits a generation job every few seconds among its other jobs: wait, on the
+  // live jobs list, for one with its figures (the list fetches each generation job's summary).
+  const p = await open(desktop, "/jobs");
+  const rows = p.locator('[data-testid="jobs"] tbody tr', {
+    has: p.locator('td[data-label="Generation"] [data-testid="tokens-per-second"]'),
+  });
+  await rows.first().waitFor({ timeout: 180_000 });
+  const id = await rows.first().locator('td[data-label="Job"] code').getAttribute("title");
+  const row = p.locator('[data-testid="jobs"] tbody tr', { has: p.locator(`td[data-label="Job"] code[title="${id}"]`) });
+  const cell = row.locator('td[data-label="Generation"]');
+  const tps = await cell.getByTestId("tokens-per-second").textContent();
+  const cost = await cell.locator('[data-testid="cost-per-1k"] .amount').getAttribute("title");
+  await shot(p, "jobs-generation");
+  const g = (await api(`jobs/${id}`)).data;
+  console.log(`generation job ${id} at ${since()}: ${JSON.stringify(g.generation)}`);
+  assert.equal(typeof g.generation, "object", "the node summarises the job's completions");
+  assert.ok(g.generation.completion_tokens > 0 && g.generation.tokens_per_second > 0, JSON.stringify(g.generation));
+  assert.equal(await cell.locator('[data-value="generation"]').count(), 1, "the generation badge");
+  assert.match(tps, /^[\d,.]+ tokens\/s$/);
+  const shownTps = Number(tps.replace(/[^\d.]/g, ""));
+  assert.ok(
+    Math.abs(shownTps - g.generation.tokens_per_second) <= 0.01 * g.generation.tokens_per_second + 0.01,
+    `${tps}: tokens/s as the node says`,
+  );
+  assert.equal(cost, tokensOf(g.generation.cost_per_1k_tokens), "cost per 1k tokens as the node says");
+  // A job that is not a generation job has no badge.
+  const plain = (await api("jobs?side=buyer&limit=50")).data.find((j) => j.generation === false);
+  if (plain) {
+    const other = p.locator('[data-testid="jobs"] tbody tr', { has: p.locator(`td[data-label="Job"] code[title="${plain.job_id}"]`) });
+    if ((await other.count()) > 0) assert.equal(await other.locator('[data-value="generation"]').count(), 0);
+  }
+
+  // The job view: the badge, the figures and the first completion, as text.
+  await row.locator('td[data-label="Job"] a').click();
+  assert.equal(await heading(p), "Job");
+  const facts = p.getByTestId("job-facts");
+  await facts.locator('[data-value="generation"]').waitFor();
+  assert.match(await facts.getByTestId("tokens-per-second").textContent(), /tokens\/s$/);
+  const gf = p.getByTestId("generation-facts");
+  assert.match(await gf.textContent(), new RegExp(`${g.generation.completion_tokens.toLocaleString("en-US")} generated`));
+  const first = p.locator('[data-testid="first-completion"] pre');
+  if (g.generation.first_text !== "") {
+    await first.waitFor();
+    // As the node gave it, control and bidirectional-override characters written as escapes.
+    const escaped = g.generation.first_text.replace(
+      /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+      (c) => `\\u{${c.codePointAt(0).toString(16)}}`,
+    );
+    assert.equal(await first.textContent(), escaped + (g.generation.first_text_truncated ? "…" : ""));
+    // Text, not markup: the model's words never become elements.
+    assert.equal(await first.locator("*").count(), 0);
+  }
+  await shot(p, "job-generation");
+  await p.close();
 });
 
 let disputePath;
@@ -430,6 +497,83 @@ test("the views fit a phone", async () => {
     await p.close();
   }
   await phone.close();
+});
+
+test("a model's text is shown as text, its figures as the node gives them", async () => {
+  // The node's answers for one generation job, with hostile text: markup, a bidirectional
+  // override and a control character must show as text.
+  const id = `0x${"9a".repeat(32)}`;
+  const text = '<img src=x onerror="window.__pwned=1">Paris\u202e!\u0007';
+  const generation = {
+    prompts: 2,
+    errors: 1,
+    prompt_tokens: 52,
+    completion_tokens: 12,
+    seconds: 4,
+    tokens_per_second: 3,
+    cost_per_1k_tokens: "1000000000000000",
+    first_text: text,
+    first_text_truncated: true,
+    first_finish: "length",
+  };
+  const job = {
+    job_id: id,
+    spec_hash: `0x${"11".repeat(32)}`,
+    counterparty: "0x0000000000000000000000000000000000000077",
+    provider: "0x0000000000000000000000000000000000000077",
+    buyer: null,
+    outcome: "exited 0",
+    check: { sampled: false, reruns: 0, passed: null, decision: null },
+    state: "paid",
+    channel: null,
+    amount: "64000000000000000",
+    fuel_used: 1000,
+    output_hash: `0x${"0a".repeat(32)}`,
+    note: "",
+    created_at: Math.floor(Date.now() / 1000) - 4,
+    updated_at: Math.floor(Date.now() / 1000),
+  };
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const json = (r, body, headers = {}) => r.fulfill({ status: 200, contentType: "application/json", headers, body: JSON.stringify(body) });
+  let details = 0;
+  await ctx.route(/\/api\/v1\/jobs(\?|$)/, (r) => json(r, [{ ...job, generation: true }], { "x-total-count": "1" }));
+  await ctx.route(/\/api\/v1\/jobs\/0x/, (r) => {
+    details += 1;
+    return json(r, {
+      ...job,
+      generation,
+      outputs: {
+        outcome: "exited 0",
+        exit_code: 0,
+        stdout: "",
+        files: {},
+        output_hash: job.output_hash,
+        fuel_used: 1000,
+        amount: job.amount,
+      },
+    });
+  });
+  const p = await open(ctx, "/jobs");
+  const cell = p.locator('[data-testid="jobs"] td[data-label="Generation"]');
+  await cell.getByTestId("tokens-per-second").waitFor();
+  assert.equal(await cell.locator('[data-value="generation"]').count(), 1);
+  assert.equal(await cell.getByTestId("tokens-per-second").textContent(), "3.00 tokens/s");
+  assert.equal(await cell.locator('[data-testid="cost-per-1k"] .amount').getAttribute("title"), "0.001 tokens");
+  assert.match(await cell.getByTestId("cost-per-1k").textContent(), /per 1k model tokens$/);
+  // Asked once, kept: the list refreshes without asking again.
+  await p.waitForTimeout(6_000);
+  assert.equal(details, 1, "the summary is asked for once");
+  await p.locator('[data-testid="jobs"] td[data-label="Job"] a').click();
+  assert.equal(await heading(p), "Job");
+  const first = p.locator('[data-testid="first-completion"] pre');
+  await first.waitFor();
+  assert.equal(await first.textContent(), '<img src=x onerror="window.__pwned=1">Paris\\u{202e}!\\u{7}…');
+  assert.equal(await first.locator("*").count(), 0, "no element from the model's text");
+  assert.equal(await p.evaluate(() => window.__pwned), undefined);
+  assert.match(await p.getByTestId("generation-facts").textContent(), /2 \(1 refused: error lines\).*52 prompt, 12 generated/);
+  assert.match(await p.getByTestId("first-completion").textContent(), /finish: length; its first 200 characters/);
+  await shot(p, "job-generation-text");
+  await ctx.close();
 });
 
 test("errors and a lost event stream are said", async () => {

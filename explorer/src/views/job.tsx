@@ -22,6 +22,43 @@ import {
   useResource,
 } from "../ui";
 import { useDisputes } from "./shared";
+import { GenerationFigures, generationOf, isGeneration, modelText } from "../generation";
+import type { Generation } from "../api";
+
+/** A generation job's summary: tokens, speed, cost per 1k and the first completion (as text only). */
+function GenerationSection(props: { g: Generation }) {
+  const g = props.g;
+  return (
+    <Section title="Generation">
+      <Facts
+        testid="generation-facts"
+        items={[
+          ["prompts", `${count(g.prompts)}${g.errors ? ` (${count(g.errors)} refused: error lines)` : ""}`],
+          ["tokens", `${count(g.prompt_tokens)} prompt, ${count(g.completion_tokens)} generated`],
+          ["speed", <GenerationFigures g={g} />],
+          ["timed", `${count(g.seconds)} s from submission to the node's last change of the job (its result, or its check and payment)`],
+        ]}
+      />
+      <figure class="output" data-testid="first-completion">
+        <figcaption>
+          First completion{" "}
+          <span class="muted">
+            (the model's words, shown as text{g.first_finish ? `; finish: ${g.first_finish}` : ""}
+            {g.first_text_truncated ? "; its first 200 characters" : ""})
+          </span>
+        </figcaption>
+        {g.first_text === "" ? (
+          <p class="muted">empty</p>
+        ) : (
+          <pre tabIndex={0} dir="auto">
+            {modelText(g.first_text)}
+            {g.first_text_truncated ? "…" : ""}
+          </pre>
+        )}
+      </figure>
+    </Section>
+  );
+}
 
 function Output(props: { name: string; b64: string; testid?: string }) {
   const d = decodeOutput(props.b64);
@@ -61,6 +98,22 @@ export function JobView(props: { id: string }) {
               <Facts
                 testid="job-facts"
                 items={[
+                  ...(isGeneration(j)
+                    ? [
+                        [
+                          "kind",
+                          <>
+                            <Badge value="generation" title="a language model's completions" />
+                            {generationOf(j) && (
+                              <>
+                                {" "}
+                                <GenerationFigures g={generationOf(j)!} />
+                              </>
+                            )}
+                          </>,
+                        ] as [string, ComponentChildren],
+                      ]
+                    : []),
                   [
                     "state",
                     <>
@@ -97,6 +150,7 @@ export function JobView(props: { id: string }) {
               {provider && sameAddress(provider, dispute?.evidence?.original.provider) && (
                 <Note kind="warn">The re-runs disagreed with this provider: see the ticket's dispute.</Note>
               )}
+              {generationOf(j) && <GenerationSection g={generationOf(j)!} />}
               <Section title="Outputs">
                 {j.outputs ? (
                   <>

@@ -20,6 +20,7 @@ import {
   useResource,
 } from "../ui";
 import { jobsOf } from "./shared";
+import { GenerationCell, useGenerations } from "../generation";
 
 const PAGE = 50;
 
@@ -40,6 +41,9 @@ export function Jobs() {
   const buyer = side !== "provider";
   const jobs = useResource<Job[]>(jobsOf(buyer ? "buyer" : "provider"));
   const states = [...new Set((jobs.data ?? []).map((j) => j.state))].sort();
+  // The summaries of the generation jobs among the rows shown (fetched once each).
+  const rows = (jobs.data ?? []).filter((j) => state === "all" || j.state === state).slice(0, shown);
+  const generations = useGenerations(rows, buyer ? "buyer" : "provider");
 
   const columns: Column<Job>[] = [
     { label: "Job", cell: (j) => <JobLink id={j.job_id} side={side} /> },
@@ -61,6 +65,7 @@ export function Jobs() {
     { label: "Fuel", cell: (j) => count(j.fuel_used), num: true },
     { label: "Check", cell: (j) => <CheckBadge check={jobCheck(j)} /> },
     { label: "Outcome", cell: (j) => j.outcome ?? <span class="muted">—</span> },
+    { label: "Generation", cell: (j) => <GenerationCell job={j} summary={generations.get(j.job_id)} /> },
     { label: "Updated", cell: (j) => ago(j.updated_at), num: true },
   ];
 
