@@ -616,6 +616,8 @@ async fn a_peer_sending_bad_offers_is_cut_off_and_shutdowns_are_seen() {
         addresses: vec![],
         sequence,
         expires_at: now() + 600,
+        max_input_bytes: 0,
+        cached_blobs: vec![],
     };
     for n in 0..40u64 {
         let bytes = match n % 4 {

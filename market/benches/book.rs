@@ -62,6 +62,8 @@ fn random_offer(rng: &mut ChaCha8Rng, key: &SigningKey) -> Offer {
         addresses: vec!["/ip4/127.0.0.1/udp/4001/quic-v1".into()],
         sequence: 1,
         expires_at: NOW + rng.gen_range(60..3_600),
+        max_input_bytes: 0,
+        cached_blobs: vec![],
     }
 }
 

@@ -12,14 +12,15 @@
 //! therefore stay, and a flood of short-lived offers cannot push out long-lived ones.
 //!
 //! **Matching** (see [`OrderBook::find`]) filters on requirements first, then ranks what
-//! is left by price, reputation and latency. When nothing matches it says why.
+//! is left by price, reputation and latency; at equal price, offers that already hold more
+//! of the job's large inputs go first. When nothing matches it says why.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
 use crate::error::OfferError;
-use crate::job::{GpuNeeds, JobSpec};
-use crate::offer::{Offer, Withdrawal};
+use crate::job::{BlobRef, GpuNeeds, JobSpec};
+use crate::offer::{LARGE_BLOB_BYTES, Offer, Withdrawal};
 use crate::settlement::{self, min_stake_for};
 use crate::signed::{PublicKey, Signed, Verified};
 
@@ -98,8 +99,13 @@ pub struct Match {
     /// The most the job can cost at this offer's prices (all its fuel, and its wall time
     /// on every GPU it asks for), in token base units, rounded up.
     pub max_cost: u128,
-    /// `max_cost × (2 − reputation) × (1 + latency_ms / 1000)`: lower ranks first.
+    /// `max_cost × (2 − reputation) × (1 + latency_ms / 1000)`: lower ranks first, except
+    /// that among offers of the same cost those holding more of the job's inputs take that
+    /// cost's places first (see [`OrderBook::find`]).
     pub score: f64,
+    /// Bytes of the job's large inputs (stdin and input files of at least 16 MiB) that the
+    /// offer names as held, which the buyer need not send.
+    pub held_bytes: u64,
 }
 
 /// The filters a job's requirements apply, in the order they apply.
@@ -114,28 +120,31 @@ pub enum Stage {
     Cores = 2,
     /// Has the memory.
     Memory = 3,
+    /// Takes the job's largest input (its offer's `max_input_bytes`, when it states one).
+    Inputs = 4,
     /// Lists the runtime features.
-    Features = 4,
+    Features = 5,
     /// Its most expensive run fits the job's price cap.
-    Price = 5,
+    Price = 6,
     /// Its stake covers the job's value at the job's sampling rate.
-    Stake = 6,
+    Stake = 7,
 }
 
-const STAGES: usize = 7;
+const STAGES: usize = 8;
 
 impl Stage {
     /// Every stage, in the order the filters apply.
     pub const ALL: [Stage; STAGES] = STAGE_ORDER;
 
-    /// Its name in the API and the SDKs (`live`, `gpu`, `cores`, `memory`, `features`,
-    /// `price`, `stake`).
+    /// Its name in the API and the SDKs (`live`, `gpu`, `cores`, `memory`, `inputs`,
+    /// `features`, `price`, `stake`).
     pub fn name(self) -> &'static str {
         match self {
             Self::Live => "live",
             Self::Gpu => "gpu",
             Self::Cores => "cores",
             Self::Memory => "memory",
+            Self::Inputs => "inputs",
             Self::Features => "features",
             Self::Price => "price",
             Self::Stake => "stake",
@@ -189,6 +198,8 @@ struct Needs {
     gpu: Option<GpuNeeds>,
     cores: u16,
     memory: u64,
+    /// The largest of the job's stdin and input files, in bytes.
+    largest_input: u64,
     features: Vec<String>,
     price_cap: u128,
     sampling_ppm: u32,
@@ -199,12 +210,27 @@ struct Needs {
 struct Closest {
     most_cores: u16,
     most_memory: u64,
+    /// The largest `max_input_bytes` of the offers the input filter stopped.
+    most_input: u64,
     cheapest: Option<(u128, PublicKey)>,
     largest_stake: Option<(u128, PublicKey)>,
 }
 
 fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// A size for people: GiB with one decimal from 1 GiB, else whole MiB, KiB or bytes.
+fn size(bytes: u64) -> String {
+    if bytes >= 1 << 30 {
+        gib(bytes)
+    } else if bytes >= 1 << 20 {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 10 {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 fn describe_gpu(g: &GpuNeeds) -> String {
@@ -239,12 +265,14 @@ impl std::fmt::Display for NoMatch {
             Stage::Gpu => needs.gpu.is_some(),
             Stage::Cores => needs.cores > 0,
             Stage::Memory => needs.memory > 0,
+            Stage::Inputs => needs.largest_input > 0,
             Stage::Features => !needs.features.is_empty(),
         };
         for s in [
             Stage::Gpu,
             Stage::Cores,
             Stage::Memory,
+            Stage::Inputs,
             Stage::Features,
             Stage::Price,
         ] {
@@ -258,7 +286,8 @@ impl std::fmt::Display for NoMatch {
                     needs.gpu.as_ref().map(describe_gpu).unwrap_or_default()
                 ),
                 Stage::Cores => format!("{} have {} CPU cores", n(s), needs.cores),
-                Stage::Memory => format!("{} have {} of memory", n(s), gib(needs.memory)),
+                Stage::Memory => format!("{} have {} of memory", n(s), size(needs.memory)),
+                Stage::Inputs => format!("{} take an input of {}", n(s), size(needs.largest_input)),
                 Stage::Features => {
                     format!("{} list the features {}", n(s), needs.features.join(", "))
                 }
@@ -282,9 +311,14 @@ impl std::fmt::Display for NoMatch {
                 needs.cores, c.most_cores
             ),
             Stage::Memory => format!(
-                "none has {} of memory; the most offered is {}",
-                gib(needs.memory),
-                gib(c.most_memory)
+                "the job asks for {} of memory; the most any offer has is {}",
+                size(needs.memory),
+                size(c.most_memory)
+            ),
+            Stage::Inputs => format!(
+                "the job's largest input is {}; the largest any offer takes is {}",
+                size(needs.largest_input),
+                size(c.most_input)
             ),
             Stage::Features => {
                 format!(
@@ -337,13 +371,37 @@ struct Summary {
     per_gfuel: u64,
     per_gpu_second: u64,
     stake: u64,
+    /// The offer's `max_input_bytes` in whole MiB (rounded down), or [`INPUT_UNSTATED`] /
+    /// [`INPUT_EXACT`]: see [`OrderBook::input_fits`].
+    max_input_mib: u16,
     cpu_cores: u16,
     gpu_count: u8,
+    /// The offer names held blobs: read them when the job has large inputs.
+    cached: bool,
     /// The offer lists features the index has no bit for; check them by name.
     unindexed: bool,
     /// A price or the stake does not fit in 64 bits: read them from the offer.
     wide: bool,
 }
+
+/// [`Summary::max_input_mib`] of an offer that states no input limit (takes any size).
+const INPUT_UNSTATED: u16 = u16::MAX;
+/// [`Summary::max_input_mib`] of an offer whose limit has too many MiB: read the offer.
+const INPUT_EXACT: u16 = u16::MAX - 1;
+
+fn input_mib(max_input_bytes: u64) -> u16 {
+    if max_input_bytes == 0 {
+        return INPUT_UNSTATED;
+    }
+    u16::try_from(max_input_bytes >> 20)
+        .ok()
+        .filter(|m| *m < INPUT_EXACT)
+        .unwrap_or(INPUT_EXACT)
+}
+
+/// Most offers holding some of a job's inputs that one match keeps beside the ranking,
+/// cheapest first, to give them their price's places ([`OrderBook::find`]).
+const HOLDERS_KEPT: usize = 256;
 
 /// A GPU as matching reads it, in 8 bytes: the model interned in [`ModelIndex`], the
 /// compute capability and the memory in MiB (rounded down).
@@ -734,6 +792,8 @@ impl OrderBook {
             per_gfuel: pg.unwrap_or(u64::MAX),
             per_gpu_second: pgs.unwrap_or(u64::MAX),
             stake: stake.unwrap_or(u64::MAX),
+            max_input_mib: input_mib(o.max_input_bytes),
+            cached: !o.cached_blobs.is_empty(),
             wide: pg.is_none() || pgs.is_none() || stake.is_none(),
             cpu_cores: o.hardware.cpu_cores,
             gpu_count: u8::try_from(o.hardware.gpus.len()).unwrap_or(u8::MAX),
@@ -833,8 +893,17 @@ impl OrderBook {
     /// cores, memory (the job's memory limit), runtime features, price (the job's most
     /// expensive run — all its fuel, and its wall time on each GPU it asks for — within
     /// its price cap) and stake (at least `value · (1 − q) / q`, `docs/protocol.md` §4.4, the
-    /// value being the price cap). Ranking: lowest
-    /// `max_cost × (2 − reputation) × (1 + latency_ms / 1000)` first, ties by key.
+    /// value being the price cap). The input filter (after memory) applies to offers that
+    /// state a `max_input_bytes`: the job's largest stdin or input file must fit it.
+    ///
+    /// Ranking: lowest `max_cost × (2 − reputation) × (1 + latency_ms / 1000)` first, ties by
+    /// key. Then, among offers of the same cost for the job (the same prices), those holding
+    /// more bytes of the job's large inputs ([`Offer::cached_blobs`], stdin and input files
+    /// of at least 16 MiB, each counted once) take that cost's places first, the transfer they
+    /// save; the score orders them within equal holdings. Places of one cost are never
+    /// given to another, so a holder never outranks a cheaper offer it did not outrank
+    /// already, nor takes more places than its price had. Of the offers holding some input
+    /// but outside the first `limit`, the 256 cheapest are considered.
     pub fn find(
         &self,
         spec: &JobSpec,
@@ -883,6 +952,21 @@ impl OrderBook {
         // Costs are compared in 10^-9 token units to avoid a division per offer.
         let cap_nano = spec.price_cap.saturating_mul(NANO);
         let accepted_models = gpu.map(|g| self.models.accepted(g)).unwrap_or_default();
+        let largest_input = spec
+            .stdin
+            .iter()
+            .chain(spec.inputs.iter().map(|i| &i.blob))
+            .map(|b| b.size)
+            .max()
+            .unwrap_or(0);
+        // The inputs an offer may name as held, each once.
+        let mut wanted: Vec<BlobRef> = Vec::new();
+        for b in spec.stdin.iter().chain(spec.inputs.iter().map(|i| &i.blob)) {
+            if b.size >= LARGE_BLOB_BYTES && !wanted.contains(b) {
+                wanted.push(*b);
+            }
+        }
+        let mut holders: Vec<Ranked> = Vec::new();
 
         let mut passed = Funnel::default();
         let mut closest = Closest::default();
@@ -918,6 +1002,12 @@ impl OrderBook {
                 continue;
             }
             passed.bump(Stage::Memory);
+            if largest_input > 0 && !self.input_fits(slot, s, largest_input) {
+                let most = self.offer_at(slot).map_or(0, |o| o.max_input_bytes);
+                closest.most_input = closest.most_input.max(most);
+                continue;
+            }
+            passed.bump(Stage::Inputs);
             if s.features & feature_mask != feature_mask
                 || (unknown_feature && !self.features_fit(slot, s, &req.features))
             {
@@ -970,11 +1060,22 @@ impl OrderBook {
             let rep = stats.map_or(DEFAULT_REPUTATION, |x| x.reputation.clamp(0.0, 1.0));
             let lat = stats.map_or(DEFAULT_LATENCY_MS, |x| x.latency_ms);
             let score = cost * (2.0 - rep) * (1.0 + f64::from(lat) / 1000.0);
-            heap.push(Ranked {
+            let held_bytes = if s.cached && !wanted.is_empty() {
+                self.offer_at(slot).map_or(0, |o| o.held_bytes(&wanted))
+            } else {
+                0
+            };
+            let ranked = Ranked {
                 score,
                 provider,
                 max_cost: ceil_units(cost_nano),
-            });
+                cost_nano,
+                held_bytes,
+            };
+            if held_bytes > 0 {
+                keep_holder(&mut holders, ranked.clone());
+            }
+            heap.push(ranked);
             if heap.len() > limit {
                 heap.pop();
             }
@@ -993,6 +1094,7 @@ impl OrderBook {
                     gpu: gpu.cloned(),
                     cores: req.min_cpu_cores,
                     memory: spec.limits.memory_bytes,
+                    largest_input,
                     features: req.features.clone(),
                     price_cap: spec.price_cap,
                     sampling_ppm: spec.verification.sampling_ppm,
@@ -1001,20 +1103,53 @@ impl OrderBook {
                 closest: Box::new(closest),
             });
         }
-        let mut out: Vec<Match> = heap
+        // Ascending by (score, key): the places, best first.
+        let places = heap.into_sorted_vec();
+        let ranked = if holders.is_empty() {
+            places
+        } else {
+            give_places_to_holders(places, holders)
+        };
+        Ok(ranked
             .into_iter()
             .map(|r| Match {
                 provider: r.provider,
                 max_cost: r.max_cost,
                 score: r.score,
+                held_bytes: r.held_bytes,
             })
-            .collect();
-        out.sort_by(|a, b| {
-            a.score
-                .total_cmp(&b.score)
-                .then(a.provider.cmp(&b.provider))
-        });
-        Ok(out)
+            .collect())
+    }
+
+    fn offer_at(&self, slot: usize) -> Option<&Offer> {
+        self.offers
+            .get(slot)
+            .and_then(|o| o.as_ref())
+            .map(|o| &o.payload)
+    }
+
+    /// Whether the offer takes an input of `need` bytes: from the summary's MiB when they
+    /// decide it, else from the offer.
+    fn input_fits(&self, slot: usize, s: &Summary, need: u64) -> bool {
+        let exact = || {
+            self.offer_at(slot)
+                .is_some_and(|o| o.max_input_bytes == 0 || need <= o.max_input_bytes)
+        };
+        match s.max_input_mib {
+            INPUT_UNSTATED => true,
+            INPUT_EXACT => exact(),
+            mib => {
+                // The offer's limit lies in [floor, floor + 1 MiB).
+                let floor = u64::from(mib) << 20;
+                if need <= floor {
+                    true
+                } else if need >= floor + (1 << 20) {
+                    false
+                } else {
+                    exact()
+                }
+            }
+        }
     }
 
     /// Prices and stake of an offer whose values do not fit the summary.
@@ -1092,6 +1227,7 @@ const STAGE_ORDER: [Stage; STAGES] = [
     Stage::Gpu,
     Stage::Cores,
     Stage::Memory,
+    Stage::Inputs,
     Stage::Features,
     Stage::Price,
     Stage::Stake,
@@ -1103,11 +1239,69 @@ fn ceil_units(nano: u128) -> u128 {
 }
 
 /// A candidate in the ranking heap; the heap's top is the worst kept.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Ranked {
     score: f64,
     provider: PublicKey,
     max_cost: u128,
+    /// The cost before rounding: offers with equal prices have equal costs.
+    cost_nano: u128,
+    held_bytes: u64,
+}
+
+/// The order in which offers of one cost take that cost's places: more held bytes first,
+/// then the ranking's own order.
+fn holder_order(a: &Ranked, b: &Ranked) -> Ordering {
+    a.cost_nano
+        .cmp(&b.cost_nano)
+        .then(b.held_bytes.cmp(&a.held_bytes))
+        .then(a.cmp(b))
+}
+
+/// Keeps `r` among at most [`HOLDERS_KEPT`] holders, dropping the dearest (then the one
+/// holding least) when full.
+fn keep_holder(holders: &mut Vec<Ranked>, r: Ranked) {
+    if holders.len() < HOLDERS_KEPT {
+        holders.push(r);
+        return;
+    }
+    let worst = holders
+        .iter()
+        .enumerate()
+        .max_by(|(_, a), (_, b)| holder_order(a, b))
+        .map(|(i, _)| i);
+    if let Some(i) = worst
+        && let Some(w) = holders.get_mut(i)
+        && holder_order(&r, w) == Ordering::Less
+    {
+        *w = r;
+    }
+}
+
+/// The places (best first) given, cost by cost, to that cost's candidates in
+/// [`holder_order`]: the same costs in the same places, holders first within each.
+fn give_places_to_holders(places: Vec<Ranked>, holders: Vec<Ranked>) -> Vec<Ranked> {
+    let mut all = places.clone();
+    for h in holders {
+        if !all.iter().any(|p| p.provider == h.provider) {
+            all.push(h);
+        }
+    }
+    all.sort_by(holder_order);
+    let mut taken: HashMap<u128, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(places.len());
+    for place in &places {
+        let start = all.partition_point(|r| r.cost_nano < place.cost_nano);
+        let n = taken.entry(place.cost_nano).or_insert(0);
+        // Every place's own offer is in `all`, so each cost has enough candidates.
+        let chosen = all
+            .get(start + *n)
+            .cloned()
+            .unwrap_or_else(|| place.clone());
+        *n += 1;
+        out.push(chosen);
+    }
+    out
 }
 
 impl PartialEq for Ranked {

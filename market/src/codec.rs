@@ -184,6 +184,11 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Whether every byte was consumed (a message whose last part is optional ends here).
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
     /// Fails unless every byte was consumed.
     pub fn finish(self) -> Result<(), DecodeError> {
         let rest = self.buf.len().saturating_sub(self.pos);

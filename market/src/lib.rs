@@ -35,6 +35,7 @@
 //!     addresses: vec![],
 //!     sequence: 1,
 //!     expires_at: now + 600,
+//!     max_input_bytes: 0, cached_blobs: vec![],
 //! };
 //! // The provider signs and gossips canonical bytes...
 //! let wire = Signed::sign(offer, &key).encode();

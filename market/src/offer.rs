@@ -4,6 +4,7 @@ use alloy_primitives::Address;
 
 use crate::codec::{Canonical, Kind, Reader, Writer};
 use crate::error::DecodeError;
+use crate::job::BlobRef;
 use crate::signed::{PublicKey, Signable};
 
 /// Longest GPU model, driver, feature or address string, in bytes.
@@ -14,6 +15,11 @@ pub const MAX_GPUS: usize = 16;
 pub const MAX_FEATURES: usize = 32;
 /// Most listen addresses one offer may list.
 pub const MAX_ADDRESSES: usize = 16;
+/// Most held blobs one offer may name ([`Offer::cached_blobs`]).
+pub const MAX_CACHED_BLOBS: usize = 8;
+/// Smallest blob an offer names as held: 16 MiB. Smaller blobs cost little to send, and
+/// naming them would only lengthen the offer.
+pub const LARGE_BLOB_BYTES: u64 = 16 << 20;
 
 /// A CUDA compute capability, such as 8.0 for an A100 or 9.0 for an H100.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -92,6 +98,34 @@ pub struct Offer {
     pub sequence: u64,
     /// Unix seconds after which the offer is void.
     pub expires_at: u64,
+    /// The largest single blob (module, stdin or input file) the provider takes, in bytes;
+    /// 0 when the offer does not say (offers from before this field).
+    pub max_input_bytes: u64,
+    /// Large blobs (at least [`LARGE_BLOB_BYTES`] each) the provider holds now, most
+    /// recently used first, at most [`MAX_CACHED_BLOBS`], no hash twice: a job that reads
+    /// them need not send them (matching prefers such providers at equal price).
+    pub cached_blobs: Vec<BlobRef>,
+}
+
+impl Offer {
+    /// Whether the offer carries the extension after `expires_at` (see the encoding).
+    fn has_extension(&self) -> bool {
+        self.max_input_bytes != 0 || !self.cached_blobs.is_empty()
+    }
+
+    /// How many bytes of `blobs` this offer names as held (each hash counted once, only when
+    /// the size agrees).
+    pub fn held_bytes<'a>(&self, blobs: impl IntoIterator<Item = &'a BlobRef>) -> u64 {
+        let mut seen: Vec<&BlobRef> = Vec::new();
+        let mut held = 0u64;
+        for b in blobs {
+            if self.cached_blobs.contains(b) && !seen.contains(&b) {
+                seen.push(b);
+                held = held.saturating_add(b.size);
+            }
+        }
+        held
+    }
 }
 
 fn encode_gpu(w: &mut Writer, g: &Gpu) {
@@ -137,10 +171,20 @@ impl Canonical for Offer {
         }
         w.u64(self.sequence);
         w.u64(self.expires_at);
+        // The extension (docs/protocol.md §2.1): written only when it says something, so an
+        // offer without it has the bytes it had before the extension existed.
+        if self.has_extension() {
+            w.u64(self.max_input_bytes);
+            w.count(self.cached_blobs.len());
+            for b in &self.cached_blobs {
+                w.b256(&b.hash);
+                w.u64(b.size);
+            }
+        }
     }
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self {
+        let mut offer = Self {
             provider: PublicKey(r.bytes32()?),
             evm_address: r.address()?,
             hardware: Hardware {
@@ -159,7 +203,42 @@ impl Canonical for Offer {
             })?,
             sequence: r.u64()?,
             expires_at: r.u64()?,
-        })
+            max_input_bytes: 0,
+            cached_blobs: Vec::new(),
+        };
+        // The body ends here (an offer without the extension), or the extension follows.
+        if r.is_empty() {
+            return Ok(offer);
+        }
+        offer.max_input_bytes = r.u64()?;
+        offer.cached_blobs = r.list("cached blobs", MAX_CACHED_BLOBS, |r| {
+            Ok(BlobRef {
+                hash: r.b256()?,
+                size: r.u64()?,
+            })
+        })?;
+        if !offer.has_extension() {
+            // One encoding per value: an empty extension is written as none.
+            return Err(DecodeError::Invalid {
+                what: "offer extension",
+                why: "empty (an offer without one ends at its expiry)",
+            });
+        }
+        for (i, b) in offer.cached_blobs.iter().enumerate() {
+            if b.size < LARGE_BLOB_BYTES {
+                return Err(DecodeError::Invalid {
+                    what: "cached blob",
+                    why: "smaller than 16 MiB",
+                });
+            }
+            if offer.cached_blobs.iter().take(i).any(|o| o.hash == b.hash) {
+                return Err(DecodeError::Invalid {
+                    what: "cached blob",
+                    why: "named twice",
+                });
+            }
+        }
+        Ok(offer)
     }
 }
 

@@ -143,11 +143,19 @@ impl<T: Signable> Signed<T> {
                 max,
             });
         }
-        let mut r = Reader::new(bytes);
+        // The signature is the last 64 bytes, so the payload's body is read from exactly the
+        // bytes before it: a body whose last part is optional (an offer's extension) knows
+        // where it ends.
+        let split = bytes
+            .len()
+            .checked_sub(64)
+            .ok_or(DecodeError::UnexpectedEnd)?;
+        let (head, tail) = bytes.split_at(split);
+        let mut r = Reader::new(head);
         r.header(T::SIGNED_KIND)?;
         let payload = T::decode_body(&mut r)?;
-        let signature = r.bytes64()?;
         r.finish()?;
+        let signature = Reader::new(tail).bytes64()?;
         Ok(Self { payload, signature })
     }
 }

@@ -402,57 +402,109 @@ fn features_beyond_the_index_still_match_by_name() {
 
 // ---- the book against a naive reference -------------------------------------------
 
-fn naive(offers: &[Offer], spec: &JobSpec, now: u64) -> Vec<(PublicKey, u128)> {
-    let mut out: Vec<(PublicKey, u128, f64)> = offers
+fn naive(offers: &[Offer], spec: &JobSpec, now: u64, limit: usize) -> Vec<(PublicKey, u128)> {
+    let inputs: Vec<BlobRef> = spec
+        .stdin
         .iter()
-        .filter(|o| o.expires_at > now)
-        .filter(|o| {
-            spec.requirements
-                .gpu
-                .as_ref()
-                .filter(|g| g.count > 0)
-                .is_none_or(|g| {
-                    o.hardware
-                        .gpus
-                        .iter()
-                        .filter(|x| {
-                            x.memory_bytes >= g.min_memory_bytes
-                                && x.compute_capability >= g.min_compute_capability
-                                && (g.models.is_empty()
-                                    || g.models.iter().any(|m| {
-                                        x.model.to_lowercase().contains(&m.to_lowercase())
-                                    }))
-                        })
-                        .count()
-                        >= usize::from(g.count)
-                })
-        })
-        .filter(|o| o.hardware.cpu_cores >= spec.requirements.min_cpu_cores)
-        .filter(|o| o.hardware.memory_bytes >= spec.limits.memory_bytes)
-        .filter(|o| {
-            spec.requirements
-                .features
-                .iter()
-                .all(|f| o.features.contains(f))
-        })
-        .filter_map(|o| {
-            let gpus = spec.requirements.gpu.as_ref().map_or(0, |g| g.count);
-            let nano = u128::from(spec.limits.fuel) * o.prices.per_gfuel
-                + u128::from(spec.limits.wall_time_ms)
-                    * u128::from(gpus)
-                    * o.prices.per_gpu_second
-                    * 1_000_000;
-            let cost = nano.div_ceil(1_000_000_000);
-            (nano <= spec.price_cap * 1_000_000_000).then_some((o, cost, nano as f64 / 1e9))
-        })
-        .filter(|(o, _, _)| {
-            min_stake_for(spec.price_cap, spec.verification.sampling_ppm)
-                .is_some_and(|m| o.stake >= m)
-        })
-        .map(|(o, cost, c)| (o.provider, cost, c * 1.5 * 1.1))
+        .chain(spec.inputs.iter().map(|i| &i.blob))
+        .copied()
         .collect();
-    out.sort_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)));
-    out.into_iter().map(|(p, c, _)| (p, c)).collect()
+    let largest = inputs.iter().map(|b| b.size).max().unwrap_or(0);
+    let mut large: Vec<BlobRef> = Vec::new();
+    for b in &inputs {
+        if b.size >= 16 << 20 && !large.contains(b) {
+            large.push(*b);
+        }
+    }
+    let held = |o: &Offer| -> u64 {
+        large
+            .iter()
+            .filter(|b| o.cached_blobs.contains(b))
+            .map(|b| b.size)
+            .sum()
+    };
+    // (key, max_cost, score, cost in 10^-9, held bytes) of every match.
+    let all: Vec<(PublicKey, u128, f64, u128, u64)> = offers
+        .iter()
+        .filter_map(|o| {
+            let (cost, score, nano) = naive_one(o, spec, now, largest)?;
+            Some((o.provider, cost, score, nano, held(o)))
+        })
+        .collect();
+    // The places: by score, then key.
+    let mut places = all.clone();
+    places.sort_by(|a, b| a.2.total_cmp(&b.2).then(a.0.cmp(&b.0)));
+    places.truncate(limit);
+    // Each place goes to the next offer of its cost by held bytes, then score, then key.
+    let mut takers = all;
+    takers.sort_by(|a, b| b.4.cmp(&a.4).then(a.2.total_cmp(&b.2)).then(a.0.cmp(&b.0)));
+    let mut used: Vec<PublicKey> = Vec::new();
+    places
+        .iter()
+        .map(|place| {
+            let chosen = takers
+                .iter()
+                .find(|c| c.3 == place.3 && !used.contains(&c.0))
+                .copied()
+                .unwrap_or(*place);
+            used.push(chosen.0);
+            (chosen.0, chosen.1)
+        })
+        .collect()
+}
+
+/// Whether `o` matches `spec`, filter by filter: its cost, score and cost in 10^-9 if so.
+fn naive_one(o: &Offer, spec: &JobSpec, now: u64, largest: u64) -> Option<(u128, f64, u128)> {
+    let gpu_ok = spec
+        .requirements
+        .gpu
+        .as_ref()
+        .filter(|g| g.count > 0)
+        .is_none_or(|g| {
+            o.hardware
+                .gpus
+                .iter()
+                .filter(|x| {
+                    x.memory_bytes >= g.min_memory_bytes
+                        && x.compute_capability >= g.min_compute_capability
+                        && (g.models.is_empty()
+                            || g.models
+                                .iter()
+                                .any(|m| x.model.to_lowercase().contains(&m.to_lowercase())))
+                })
+                .count()
+                >= usize::from(g.count)
+        });
+    let fits = o.expires_at > now
+        && gpu_ok
+        && o.hardware.cpu_cores >= spec.requirements.min_cpu_cores
+        && o.hardware.memory_bytes >= spec.limits.memory_bytes
+        && (o.max_input_bytes == 0 || largest <= o.max_input_bytes)
+        && spec
+            .requirements
+            .features
+            .iter()
+            .all(|f| o.features.contains(f));
+    if !fits {
+        return None;
+    }
+    let gpus = spec.requirements.gpu.as_ref().map_or(0, |g| g.count);
+    let nano = u128::from(spec.limits.fuel) * o.prices.per_gfuel
+        + u128::from(spec.limits.wall_time_ms)
+            * u128::from(gpus)
+            * o.prices.per_gpu_second
+            * 1_000_000;
+    if nano > spec.price_cap * 1_000_000_000 {
+        return None;
+    }
+    if min_stake_for(spec.price_cap, spec.verification.sampling_ppm).is_none_or(|m| o.stake < m) {
+        return None;
+    }
+    Some((
+        nano.div_ceil(1_000_000_000),
+        nano as f64 / 1e9 * 1.5 * 1.1,
+        nano,
+    ))
 }
 
 prop_compose! {
@@ -461,10 +513,13 @@ prop_compose! {
         mem in 1u64..64,
         gpus in prop::collection::vec((0usize..2, 8u64..96, 7u8..10), 0..6),
         features in prop::sample::subsequence(vec!["simd", "gpu", "nvrtc", "big"], 0..4),
-        per_gfuel in 0u128..5_000,
-        per_gpu_second in 0u128..2_000,
+        // Prices from a short list too, so that equal prices are common.
+        per_gfuel in prop_oneof![0u128..5_000, prop::sample::select(vec![500u128, 1_000])],
+        per_gpu_second in prop_oneof![0u128..2_000, Just(100u128)],
         stake in 0u128..200_000,
         ttl in 1u64..600,
+        max_input_bytes in prop::sample::select(vec![0u64, 50 << 20, (100 << 20) + 5, 200 << 20, 2 * GIB]),
+        cached_blobs in prop::sample::subsequence(pool(), 0..4),
     ) -> Offer {
         let models = ["NVIDIA H100 80GB HBM3", "NVIDIA GeForce RTX 4090"];
         Offer {
@@ -482,9 +537,29 @@ prop_compose! {
             prices: Prices { per_gfuel, per_gpu_second },
             stake,
             expires_at: NOW + ttl,
+            max_input_bytes,
+            cached_blobs,
             ..offer(i)
         }
     }
+}
+
+/// Large blobs offers hold and jobs read, and one small one.
+fn pool() -> Vec<BlobRef> {
+    vec![
+        BlobRef {
+            hash: B256::repeat_byte(0xa1),
+            size: 16 << 20,
+        },
+        BlobRef {
+            hash: B256::repeat_byte(0xa2),
+            size: (100 << 20) + 5,
+        },
+        BlobRef {
+            hash: B256::repeat_byte(0xa3),
+            size: GIB,
+        },
+    ]
 }
 
 fn arb_offers() -> impl Strategy<Value = Vec<Offer>> {
@@ -505,6 +580,15 @@ proptest! {
         ppm in prop_oneof![Just(0u32), 1u32..1_000_000, Just(1_000_000)],
         later in 0u64..400,
         limit in 1usize..50,
+        inputs in prop::sample::subsequence(
+            {
+                let mut v = pool();
+                v.push(BlobRef { hash: B256::repeat_byte(0xa4), size: 1_000 });
+                v
+            },
+            0..4,
+        ),
+        stdin_too in prop::bool::ANY,
     ) {
         let mut spec = cpu_job();
         spec.requirements.min_cpu_cores = cores;
@@ -518,17 +602,22 @@ proptest! {
         spec.requirements.features = features.into_iter().map(str::to_owned).collect();
         spec.price_cap = cap;
         spec.verification.sampling_ppm = ppm;
+        spec.stdin = inputs.first().copied().filter(|_| stdin_too);
+        spec.inputs = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Input { name: format!("in{i}"), blob: *b })
+            .collect();
         let mut book = OrderBook::default();
         for (i, o) in offers.iter().enumerate() {
             book.insert(verified(o.clone(), i as u32), NOW).unwrap();
         }
         let now = NOW + later;
-        let want = naive(&offers, &spec, now);
+        let want = naive(&offers, &spec, now, limit);
         match book.find(&spec, now, &(), limit) {
             Ok(got) => {
                 let got: Vec<_> = got.into_iter().map(|m| (m.provider, m.max_cost)).collect();
-                let n = want.len().min(limit);
-                prop_assert_eq!(got, want[..n].to_vec());
+                prop_assert_eq!(got, want);
             }
             Err(e) => {
                 prop_assert!(want.is_empty(), "book found nothing, naive found {:?}", want);

@@ -87,6 +87,8 @@ fn offer_bytes_are_pinned() {
         addresses: vec![],
         sequence: 6,
         expires_at: 7,
+        max_input_bytes: 0,
+        cached_blobs: vec![],
     };
     let mut want = vec![1u8, 1];
     want.extend([7u8; 32]); // provider
@@ -109,6 +111,112 @@ fn offer_bytes_are_pinned() {
     want.extend([0, 0, 0, 0, 0, 0, 0, 7]); // expiry
     assert_eq!(hex(&o.encode()), hex(&want));
     assert_eq!(Offer::decode(&want).unwrap(), o);
+}
+
+/// The extension after the expiry (issue 21): the largest input taken and the large blobs
+/// held. An offer without it keeps the bytes it had before (the test above).
+#[test]
+fn offer_extension_bytes_are_pinned() {
+    let mut o = offer(1);
+    o.max_input_bytes = 256 << 20;
+    o.cached_blobs = vec![BlobRef {
+        hash: B256::repeat_byte(0x4d),
+        size: 98 << 20,
+    }];
+    let mut plain = offer(1);
+    plain.cached_blobs.clear();
+    plain.max_input_bytes = 0;
+    let mut want = plain.encode();
+    want.extend([0, 0, 0, 0, 0x10, 0, 0, 0]); // max_input_bytes 256 MiB
+    want.extend([0, 0, 0, 1]); // one blob
+    want.extend([0x4d; 32]); // its hash
+    want.extend([0, 0, 0, 0, 0x06, 0x20, 0, 0]); // 98 MiB
+    assert_eq!(hex(&o.encode()), hex(&want));
+    assert_eq!(Offer::decode(&want).unwrap(), o);
+    // Signed: the extension sits between the body and the signature.
+    let s = signed(o.clone(), 1);
+    let bytes = s.encode();
+    assert_eq!(&bytes[2..bytes.len() - 64], &want[2..]);
+    assert_eq!(Signed::<Offer>::decode(&bytes).unwrap(), s);
+    assert!(Signed::<Offer>::decode(&bytes).unwrap().verify().is_ok());
+    // An offer signed before the extension existed still decodes and verifies.
+    let old = signed(plain.clone(), 1);
+    let back = Signed::<Offer>::decode(&old.encode()).unwrap();
+    assert_eq!(back, old);
+    assert!(back.verify().is_ok());
+}
+
+#[test]
+fn offer_extensions_out_of_bounds_are_refused() {
+    let blob = |n: u8, size: u64| BlobRef {
+        hash: B256::repeat_byte(n),
+        size,
+    };
+    let ext = |max_input: u64, blobs: &[BlobRef]| {
+        let mut plain = offer(1);
+        plain.max_input_bytes = 0;
+        plain.cached_blobs.clear();
+        let mut b = plain.encode();
+        b.extend(max_input.to_be_bytes());
+        b.extend((blobs.len() as u32).to_be_bytes());
+        for x in blobs {
+            b.extend(x.hash.as_slice());
+            b.extend(x.size.to_be_bytes());
+        }
+        b
+    };
+    // Eight blobs decode, nine do not (refused on the count, before any allocation).
+    let eight: Vec<BlobRef> = (0..8).map(|n| blob(n, 16 << 20)).collect();
+    assert_eq!(Offer::decode(&ext(0, &eight)).unwrap().cached_blobs, eight);
+    let nine: Vec<BlobRef> = (0..9).map(|n| blob(n, 16 << 20)).collect();
+    assert!(matches!(
+        Offer::decode(&ext(0, &nine)),
+        Err(DecodeError::TooLong {
+            what: "cached blobs",
+            len: 9,
+            max: 8
+        })
+    ));
+    let mut huge = ext(0, &[]);
+    let at = huge.len() - 4;
+    huge[at..].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert!(matches!(
+        Offer::decode(&huge),
+        Err(DecodeError::TooLong { .. })
+    ));
+    // A blob under 16 MiB, a blob named twice, an empty extension: refused.
+    assert!(matches!(
+        Offer::decode(&ext(1, &[blob(1, (16 << 20) - 1)])),
+        Err(DecodeError::Invalid {
+            what: "cached blob",
+            ..
+        })
+    ));
+    assert!(matches!(
+        Offer::decode(&ext(1, &[blob(1, 16 << 20), blob(1, 17 << 20)])),
+        Err(DecodeError::Invalid {
+            what: "cached blob",
+            ..
+        })
+    ));
+    assert!(matches!(
+        Offer::decode(&ext(0, &[])),
+        Err(DecodeError::Invalid {
+            what: "offer extension",
+            ..
+        })
+    ));
+    // A stated limit alone is an extension.
+    assert_eq!(Offer::decode(&ext(5, &[])).unwrap().max_input_bytes, 5);
+    // The order book refuses such offers like any malformed one.
+    let mut book = OrderBook::default();
+    let mut bad = signed(offer(1), 1).encode();
+    bad.truncate(bad.len() - 64);
+    bad.extend(0u64.to_be_bytes());
+    bad.extend(9u32.to_be_bytes());
+    bad.extend([0u8; 64]);
+    assert!(book.ingest(&bad, NOW).is_err());
+    assert!(book.is_empty());
 }
 
 #[test]
@@ -192,8 +300,14 @@ fn hostile_bytes_get_typed_errors() {
             "prefix of {n} bytes decoded"
         );
     }
-    // Trailing bytes.
+    // A byte after the expiry starts the extension, which must then be whole.
     let mut b = good.clone();
+    b.push(0);
+    assert_eq!(Offer::decode(&b), Err(DecodeError::UnexpectedEnd));
+    // Trailing bytes after a whole extension.
+    let mut with_ext = offer(1);
+    with_ext.max_input_bytes = 1 << 28;
+    let mut b = with_ext.encode();
     b.push(0);
     assert_eq!(Offer::decode(&b), Err(DecodeError::TrailingBytes(1)));
     // Oversized.
@@ -301,7 +415,19 @@ prop_compose! {
         addresses in prop::collection::vec(arb_string(), 0..3),
         sequence in any::<u64>(),
         expires_at in any::<u64>(),
+        max_input_bytes in prop_oneof![Just(0u64), any::<u64>()],
+        cached in prop::collection::vec(
+            (any::<[u8; 32]>(), sietch_market::offer::LARGE_BLOB_BYTES..u64::MAX),
+            0..=sietch_market::offer::MAX_CACHED_BLOBS,
+        ),
     ) -> Offer {
+        let mut cached_blobs: Vec<BlobRef> = Vec::new();
+        for (hash, size) in cached {
+            let b = BlobRef { hash: B256::from(hash), size };
+            if !cached_blobs.iter().any(|c| c.hash == b.hash) {
+                cached_blobs.push(b);
+            }
+        }
         Offer {
             provider: PublicKey(provider),
             evm_address: Address::from(addr),
@@ -312,6 +438,8 @@ prop_compose! {
             addresses,
             sequence,
             expires_at,
+            max_input_bytes,
+            cached_blobs,
         }
     }
 }

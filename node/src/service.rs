@@ -212,6 +212,7 @@ impl Node {
         let mut net_cfg = config.net_config()?;
         net_cfg.blobs = Some(Arc::new(StoreBlobs(store.clone())));
         net_cfg.registry = chain.as_ref().map(Chain::registry);
+        let max_blob_fetch = net_cfg.max_blob_bytes;
         let (net, net_events) = Network::spawn(net::keypair(&keys.ed25519), net_cfg)?;
         events.emit(NodeEvent::Peer {
             peer: net.peer_id(),
@@ -236,12 +237,17 @@ impl Node {
             tracing::info!("{lanes} lanes of this buyer restored from the chain and the store");
         }
         let provider = if config.provide {
-            let sandbox = Arc::new(Sandbox::new(SandboxConfig {
+            let sandbox_config = SandboxConfig {
                 max_memory_bytes: config.max_job_memory_bytes,
                 max_concurrent_jobs: config.max_concurrent_jobs,
                 cache_dir: Some(store.modules_dir()),
                 ..SandboxConfig::default()
-            })?);
+            };
+            // The largest input this provider takes: what it fetches, stores and runs.
+            let max_input_bytes = max_blob_fetch
+                .min(store.blobs().max_blob_bytes())
+                .min(sandbox_config.max_input_bytes as u64);
+            let sandbox = Arc::new(Sandbox::new(sandbox_config)?);
             let hardware = local_hardware(&config);
             let offer = Offer {
                 provider: PublicKey::of(&keys.ed25519),
@@ -256,6 +262,9 @@ impl Node {
                 addresses: Vec::new(),
                 sequence: 0,
                 expires_at: 0,
+                max_input_bytes,
+                // Filled from the blob store at every announcement.
+                cached_blobs: Vec::new(),
             };
             let p = Provider::new(ProviderParts {
                 config: config.clone(),

@@ -705,6 +705,8 @@ fn offer(i: u32, sequence: u64) -> Offer {
         addresses: vec![],
         sequence,
         expires_at: now() + 600,
+        max_input_bytes: 0,
+        cached_blobs: vec![],
     }
 }
 

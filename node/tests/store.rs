@@ -112,6 +112,8 @@ fn offer(key: &SigningKey, sequence: u64) -> Signed<Offer> {
             addresses: vec!["/ip4/127.0.0.1/tcp/4001".into()],
             sequence,
             expires_at: NOW + 600,
+            max_input_bytes: 0,
+            cached_blobs: vec![],
         },
         key,
     )

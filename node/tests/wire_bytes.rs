@@ -1,13 +1,13 @@
-//! Every message of the node's request-response protocols, pinned to its exact bytes
-//! (`node/testdata/wire_v1.json`). A round trip passes whatever the encoding is; this fails
+//! Every message of the node's request-response protocols, and its gossiped offer, pinned to
+//! its exact bytes (`node/testdata/wire_v1.json`). A round trip passes whatever the encoding is; this fails
 //! when an encoding changes at all, so a protocol change is made on purpose (a new message
 //! tag or protocol version, `docs/node.md`) and never by accident. After an intended change:
 //! `SIETCH_BLESS=1 cargo test -p sietch-node --test wire_bytes`, and say so in the commit.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sietch_market::{
-    B256, BlobRef, Input, JobSpec, Limits, Requirements, ResultCommitment, Ticket, U256,
-    VerificationPolicy, Voucher,
+    Address, B256, BlobRef, Hardware, Input, JobSpec, Limits, Offer, Prices, PublicKey,
+    Requirements, ResultCommitment, Signed, Ticket, U256, VerificationPolicy, Voucher,
 };
 use sietch_node::net::wire::{
     BlobReply, BlobRequest, JobFailure, JobReply, JobRequest, JobResult, Payment, PaymentAck,
@@ -91,6 +91,41 @@ fn result() -> JobResult {
     }
 }
 
+/// A provider's gossiped offer (the gossip topics carry it as these bytes), signed with a
+/// fixed key. `extended` adds what offers carry since issue 21: the largest input taken and
+/// the large blobs held.
+fn signed_offer(extended: bool) -> Vec<u8> {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[0x40; 32]);
+    let offer = Offer {
+        provider: PublicKey::of(&key),
+        evm_address: Address::repeat_byte(0x41),
+        hardware: Hardware {
+            cpu_cores: 4,
+            memory_bytes: 8 << 30,
+            gpus: vec![],
+        },
+        features: vec!["simd".into()],
+        prices: Prices {
+            per_gfuel: 1_000,
+            per_gpu_second: 10_000,
+        },
+        stake: 100,
+        addresses: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+        sequence: 7,
+        expires_at: 1_700_000_600,
+        max_input_bytes: if extended { 256 << 20 } else { 0 },
+        cached_blobs: if extended {
+            vec![BlobRef {
+                hash: B256::repeat_byte(0x42),
+                size: 98_362_432,
+            }]
+        } else {
+            vec![]
+        },
+    };
+    Signed::sign(offer, &key).encode()
+}
+
 /// Each message by name, with its bytes.
 fn messages() -> Vec<(&'static str, Vec<u8>)> {
     let failure = JobFailure {
@@ -99,6 +134,10 @@ fn messages() -> Vec<(&'static str, Vec<u8>)> {
         message: "fetching blob 0x03..: not found".into(),
     };
     vec![
+        // An offer as gossiped before issue 21 (it must still decode) and one with the
+        // extension.
+        ("signed_offer_v1", signed_offer(false)),
+        ("signed_offer_with_held_blobs", signed_offer(true)),
         (
             "job_request",
             JobRequest {
@@ -204,6 +243,9 @@ fn every_wire_message_keeps_its_exact_bytes() {
     // And every pinned message still decodes to what made it.
     for (name, bytes) in messages() {
         let back = match name {
+            n if n.starts_with("signed_offer") => {
+                Signed::<Offer>::decode(&bytes).map(|m| m.encode())
+            }
             n if n.starts_with("job_request") => {
                 JobRequest::from_bytes(&bytes).map(|m| m.to_bytes())
             }

@@ -171,6 +171,8 @@ pub fn offer(key: &SigningKey, i: usize, sequence: u64) -> Signed<Offer> {
         addresses: vec![],
         sequence,
         expires_at: now_unix() + 600,
+        max_input_bytes: 0,
+        cached_blobs: vec![],
     };
     Signed::sign(o, key)
 }

@@ -70,6 +70,7 @@
 //!     stake: 1_000_000,
 //!     addresses: vec![format!("/ip4/198.51.{i}.1/tcp/4001")],
 //!     sequence: 1, expires_at: 2_000_000_000,
+//!     max_input_bytes: 0, cached_blobs: vec![],
 //! }).collect();
 //! let mut spec = JobSpec {
 //!     module: B256::repeat_byte(0xab), args: vec![], env: vec![], stdin: None, inputs: vec![],

@@ -271,6 +271,8 @@ mod tests {
             addresses: addresses.iter().map(|a| (*a).to_owned()).collect(),
             sequence: 1,
             expires_at: 100,
+            max_input_bytes: 0,
+            cached_blobs: vec![],
         }
     }
 

@@ -52,6 +52,8 @@ pub fn offer(i: u32) -> Offer {
         addresses: vec!["/ip4/127.0.0.1/udp/4001/quic-v1".into()],
         sequence: 1,
         expires_at: NOW + 600,
+        max_input_bytes: 0,
+        cached_blobs: vec![],
     }
 }
 

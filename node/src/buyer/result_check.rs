@@ -159,6 +159,8 @@ mod tests {
             addresses: vec![],
             sequence: 1,
             expires_at: 100,
+            max_input_bytes: 0,
+            cached_blobs: vec![],
         }
     }
 

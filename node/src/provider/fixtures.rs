@@ -30,6 +30,8 @@ pub(super) fn offer() -> Offer {
         addresses: Vec::new(),
         sequence: 1,
         expires_at: NOW + 600,
+        max_input_bytes: 0,
+        cached_blobs: vec![],
     }
 }
 

@@ -3,11 +3,46 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sietch_market::{Offer, Signed, U256, Withdrawal};
+use sietch_market::offer::{LARGE_BLOB_BYTES, MAX_CACHED_BLOBS};
+use sietch_market::{BlobRef, Offer, Signed, U256, Withdrawal};
 
 use super::{Provider, now};
 use crate::chain::ChainError;
 use crate::events::NodeEvent;
+use crate::store::{BlobEntry, Store};
+
+/// Most blobs of the store looked at, most recently used first, for the offer's held blobs.
+const BLOBS_LOOKED_AT: usize = 4_096;
+
+/// The blobs an offer names as held: of `entries` (most recently used first), those of at
+/// least 16 MiB, the first 8.
+pub(crate) fn held_blobs(entries: &[BlobEntry]) -> Vec<BlobRef> {
+    entries
+        .iter()
+        .filter(|e| e.bytes >= LARGE_BLOB_BYTES)
+        .take(MAX_CACHED_BLOBS)
+        .map(|e| BlobRef {
+            hash: e.hash,
+            size: e.bytes,
+        })
+        .collect()
+}
+
+/// The large blobs `store` holds now, for the offer; none if the store cannot be read.
+async fn held_now(store: Arc<Store>) -> Vec<BlobRef> {
+    let listed = tokio::task::spawn_blocking(move || store.blobs().entries(BLOBS_LOOKED_AT)).await;
+    match listed {
+        Ok(Ok(entries)) => held_blobs(&entries),
+        Ok(Err(e)) => {
+            tracing::warn!("cannot list the blob store for the offer: {e}");
+            Vec::new()
+        }
+        Err(e) => {
+            tracing::warn!("cannot list the blob store for the offer: {e}");
+            Vec::new()
+        }
+    }
+}
 
 /// Why the provider could not register or stake on chain.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +87,8 @@ impl Provider {
     }
 
     /// Announces the offer now and on every heartbeat, each time with a higher sequence
-    /// number and a fresh expiry.
+    /// number, a fresh expiry and the large blobs the store holds then (so a cache that
+    /// changes shows in the next heartbeat's offer, and never more often).
     pub(crate) async fn announce(self: Arc<Self>) {
         let mut tick = tokio::time::interval(self.config.announce_every());
         loop {
@@ -78,6 +114,7 @@ impl Provider {
                     .take(sietch_market::offer::MAX_ADDRESSES)
                     .map(ToString::to_string)
                     .collect(),
+                cached_blobs: held_now(self.store.clone()).await,
                 ..self.offer.clone()
             };
             let signed = Signed::sign(offer, &self.key);
@@ -127,5 +164,36 @@ impl Provider {
         // Let gossipsub send it before the swarm goes away.
         tokio::time::sleep(Duration::from_millis(300)).await;
         self.emit(NodeEvent::Withdrew { sequence });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sietch_market::B256;
+
+    use super::held_blobs;
+    use crate::store::BlobEntry;
+
+    fn entry(n: u8, mib: u64) -> BlobEntry {
+        BlobEntry {
+            hash: B256::repeat_byte(n),
+            bytes: mib << 20,
+            last_used: 1_000 - u64::from(n),
+        }
+    }
+
+    /// The offer names the large blobs only, most recently used first, at most 8.
+    #[test]
+    fn the_offer_names_the_eight_most_recent_large_blobs() {
+        let mut entries = vec![entry(1, 98), entry(2, 1), entry(3, 16)];
+        entries.extend((4..20).map(|n| entry(n, 300)));
+        let held = held_blobs(&entries);
+        assert_eq!(held.len(), 8);
+        assert_eq!(held[0].hash, B256::repeat_byte(1));
+        assert_eq!(held[0].size, 98 << 20);
+        assert_eq!(held[1].hash, B256::repeat_byte(3));
+        assert!(held.iter().all(|b| b.size >= 16 << 20));
+        assert_eq!(held[7].hash, B256::repeat_byte(9));
+        assert!(held_blobs(&[entry(1, 15)]).is_empty());
     }
 }

@@ -181,6 +181,8 @@ impl Provider {
             addresses: vec![format!("/ip4/51.{hi}.{lo}.7/tcp/4001")],
             sequence: 1,
             expires_at: NOW + 3_600,
+            max_input_bytes: 0,
+            cached_blobs: vec![],
         };
         Self {
             offer,

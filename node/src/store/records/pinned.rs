@@ -58,6 +58,8 @@ fn records() -> Vec<(&'static str, Vec<u8>)> {
         addresses: vec!["/ip4/127.0.0.1/tcp/7070".into()],
         sequence: 3,
         expires_at: 1_700_000_600,
+        max_input_bytes: 0,
+        cached_blobs: vec![],
     };
     vec![
         ("job_record", job.to_bytes()),
