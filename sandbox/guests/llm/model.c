@@ -8,6 +8,9 @@
 
 #include "kernels.h"
 #include "mathx.h"
+#ifdef SK_GPU
+#include "gpu.h"
+#endif
 
 #ifndef CHUNK
 #define CHUNK 32  // positions per batch of the prompt (the matrix products take n vectors)
@@ -18,6 +21,7 @@ typedef struct {
     int32_t rows, cols;
     uint64_t offset;     // in the file
     const uint8_t *data; // in memory (native and guest-kernel builds)
+    int32_t gpu;         // its device buffer (-DSK_GPU, once uploaded), else 0
 } mat;
 
 typedef struct {
@@ -74,7 +78,16 @@ static int mm(const model *m, const mat *w, const float *x, int n, float *y) {
     (void)m;
     int rc = sk_matmul_ref(w->data, (int32_t)w->type, w->rows, w->cols, x, n, y);
 #else
-    int rc = sk_matmul_host(m->fd, (int64_t)w->offset, (int32_t)w->type, w->rows, w->cols, x, n, y);
+    int rc = -1;
+#ifdef SK_GPU
+    // On the GPU when the weights were uploaded (gpu_weights): the same bits as the host's.
+    if (w->gpu > 0 &&
+        (rc = gpu_matmul(w->gpu, (int32_t)w->type, w->rows, w->cols, x, n, y)) != 0)
+        fprintf(stderr, "llm: GPU matrix product %dx%d failed: %d; by the host kernels\n",
+                w->rows, w->cols, rc);
+    if (rc)
+#endif
+        rc = sk_matmul_host(m->fd, (int64_t)w->offset, (int32_t)w->type, w->rows, w->cols, x, n, y);
 #endif
     if (rc) fprintf(stderr, "llm: matrix product %dx%d (type %u) failed: %d\n", w->rows, w->cols,
                     w->type, rc);
@@ -117,7 +130,7 @@ static int get_mat(model *m, const gguf_file *g, const char *name, int cols, int
                  rows);
         return -1;
     }
-    *w = (mat){t->type, rows, cols, t->offset, NULL};
+    *w = (mat){t->type, rows, cols, t->offset, NULL, 0};
     if (m->weights) w->data = m->weights + (t->offset - g->data_start);
     return 0;
 }
@@ -135,6 +148,47 @@ static float *get_vec(const gguf_file *g, const char *name, int n, char *err, in
     }
     return v;  // (the file is little-endian, as wasm32, x86-64 and aarch64 are)
 }
+
+#ifdef SK_GPU
+// The GPU path's start: with a device, every Q4_1 and Q8_0 matrix that mm uses is uploaded
+// once, here; without one (or if anything fails) every product stays with the host kernels,
+// which give the same bits. Either way the choice is said on stderr.
+static void gpu_weights(model *m) {
+    if (gpu_init()) return;
+    int n = 0;
+    uint64_t total = 0;
+    for (int l = -1; l < m->n_layers; l++) {
+        mat *all[7] = {&m->out};  // (l == -1: the output matrix, tied or not)
+        int k = 1;
+        if (l >= 0) {
+            layer *L = &m->layers[l];
+            mat *ws[7] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
+            memcpy(all, ws, sizeof ws);
+            k = 7;
+        }
+        for (int i = 0; i < k; i++) {
+            mat *w = all[i];
+            if ((w->type != 3 && w->type != 8) || w->cols % 32) continue;  // F32: the host's
+            uint64_t bytes = (uint64_t)w->rows * (uint64_t)(w->cols / 32) * (w->type == 3 ? 20 : 34);
+            if (gpu_upload_tensor(m->fd, w->offset, bytes, &w->gpu)) {
+                fprintf(stderr, "llm: GPU path off (uploading the weights failed): matrix "
+                                "products by the host kernels\n");
+                gpu_release();
+                for (int l2 = 0; l2 < m->n_layers; l2++) {
+                    layer *M = &m->layers[l2];
+                    M->q.gpu = M->k.gpu = M->v.gpu = M->o.gpu = 0;
+                    M->gate.gpu = M->up.gpu = M->down.gpu = 0;
+                }
+                m->out.gpu = 0;
+                return;
+            }
+            n++, total += bytes;
+        }
+    }
+    fprintf(stderr, "llm: GPU path on: %d matrices, %llu bytes of weights uploaded once\n", n,
+            (unsigned long long)total);
+}
+#endif
 
 model *model_load(gguf_file *g, int n_vocab, char *err, int err_len) {
     model *m = calloc(1, sizeof *m);
@@ -227,6 +281,9 @@ model *model_load(gguf_file *g, int n_vocab, char *err, int err_len) {
         snprintf(err, (size_t)err_len, "out of memory for the KV cache and buffers");
         return NULL;
     }
+#ifdef SK_GPU
+    gpu_weights(m);
+#endif
     return m;
 }
 
