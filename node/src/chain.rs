@@ -24,7 +24,7 @@ use sietch_market::{Domain, Offer, PublicKey, ResultCommitment, Ticket, Voucher,
 use sietch_verifier::{escrow_result, escrow_ticket, escrow_voucher};
 use tokio::sync::mpsc;
 
-use crate::net::Registry;
+use crate::net::{Registry, RegistryError};
 use crate::store::{EvmSigned, Store};
 
 mod txs;
@@ -388,29 +388,31 @@ impl Chain {
 struct ChainRegistry(Arc<Inner>);
 
 impl Registry for ChainRegistry {
-    fn check(&self, offer: &Offer) -> Result<(), String> {
+    fn check(&self, offer: &Offer) -> Result<(), RegistryError> {
         let accounts = self
             .0
             .accounts
             .read()
-            .map_err(|_| "registry unavailable".to_owned())?;
+            .map_err(|_| RegistryError::Unavailable)?;
         let Some(a) = accounts.get(&offer.evm_address) else {
-            return Err(format!("{} is not registered", offer.evm_address));
+            return Err(RegistryError::NotRegistered(offer.evm_address));
         };
         if a.node_key != offer.provider.0 {
-            return Err(format!("{} registered another node key", offer.evm_address));
+            return Err(RegistryError::OtherKey(offer.evm_address));
         }
         if a.stake < self.0.min_stake {
-            return Err(format!(
-                "{} stakes {}, below the escrow's minimum of {}",
-                offer.evm_address, a.stake, self.0.min_stake
-            ));
+            return Err(RegistryError::BelowMinimum {
+                account: offer.evm_address,
+                stake: a.stake,
+                min: self.0.min_stake,
+            });
         }
         if a.stake < offer.stake {
-            return Err(format!(
-                "{} stakes {}, the offer states {}",
-                offer.evm_address, a.stake, offer.stake
-            ));
+            return Err(RegistryError::BelowOffer {
+                account: offer.evm_address,
+                stake: a.stake,
+                stated: offer.stake,
+            });
         }
         Ok(())
     }

@@ -5,26 +5,28 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use alloy::signers::k256::ecdsa::Error as EvmKeyError;
 use alloy::signers::local::PrivateKeySigner;
-use anyhow::{Context, bail};
 use sietch_market::eip712::Domain;
 use sietch_market::offer::{ComputeCapability, Gpu, Hardware, Prices};
 use sietch_market::{Address, B256, Offer, PublicKey};
-use sietch_sandbox::{Sandbox, SandboxConfig};
+use sietch_sandbox::{Sandbox, SandboxConfig, SandboxError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::buyer::{Buyer, BuyerParts};
-use crate::chain::{Chain, ChainEvent};
-use crate::config::NodeConfig;
+use crate::buyer::{Buyer, BuyerParts, RestoreError};
+use crate::chain::{Chain, ChainError, ChainEvent};
+use crate::config::{ConfigError, NodeConfig};
 use crate::events::{Events, NodeEvent};
-use crate::net::{self, BlobSource, JobReply, NetEvent, Network, RefuseReason, ResultMessage};
+use crate::net::{
+    self, BlobSource, JobReply, NetError, NetEvent, Network, RefuseReason, ResultMessage,
+};
 use crate::provider::{Provider, ProviderParts};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Chain events queued for the roles, at most.
 const CHAIN_EVENTS: usize = 1024;
@@ -101,6 +103,120 @@ fn local_features(hardware: &Hardware) -> Vec<String> {
     f
 }
 
+/// Why [`init`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// The data directory could not be created.
+    #[error("cannot create {}", dir.display())]
+    CreateDir {
+        /// The data directory.
+        dir: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The store could not be opened, or the keys not read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The API token could not be read or made.
+    #[error("the API token in {}", dir.display())]
+    Token {
+        /// The data directory.
+        dir: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The commented `config.toml` could not be written.
+    #[error("cannot write {}", path.display())]
+    WriteConfig {
+        /// The config file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The stored EVM key is not a valid key.
+    #[error(transparent)]
+    EvmKey(#[from] EvmKeyError),
+    /// The keys kept have no EVM key.
+    #[error("the node has no EVM key: run `sietch init --force`")]
+    NoEvmKey,
+}
+
+/// Why [`Node::start`] (or [`run`]) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be opened.
+    #[error("cannot open the node's store in {}", dir.display())]
+    OpenStore {
+        /// The data directory.
+        dir: PathBuf,
+        /// Why not.
+        source: StoreError,
+    },
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The data directory has no node keys (`sietch init` was not run).
+    #[error(
+        "{} has no node keys: run `sietch init --data-dir {}` first",
+        dir.display(),
+        dir.display()
+    )]
+    NoKeys {
+        /// The data directory.
+        dir: PathBuf,
+    },
+    /// The stored EVM key is not a valid key.
+    #[error("the node's EVM key")]
+    EvmKey(#[source] EvmKeyError),
+    /// The keys have no EVM key.
+    #[error("this node has no EVM key; run `sietch init` again with --force")]
+    NoEvmKey,
+    /// The chain could not be reached, or is not the one configured.
+    #[error("connecting to the chain at {url}")]
+    Chain {
+        /// The RPC endpoint.
+        url: String,
+        /// Why not.
+        source: ChainError,
+    },
+    /// The network could not start.
+    #[error(transparent)]
+    Network(#[from] NetError),
+    /// The buyer's reputation table or tickets to dispute could not be read.
+    #[error("reading the buyer's reputation table and tickets to dispute")]
+    Buyer(#[source] StoreError),
+    /// The buyer's lanes could not be restored.
+    #[error("restoring the buyer's lanes")]
+    RestoreLanes(#[source] RestoreError),
+    /// The provider's sandbox could not be built.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// The provider could not register its key or stake on chain.
+    #[error(transparent)]
+    Register(Box<dyn std::error::Error + Send + Sync>),
+    /// The API token could not be read or made.
+    #[error("the API token in {}", dir.display())]
+    Token {
+        /// The data directory.
+        dir: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The HTTP API could not listen.
+    #[error("the HTTP API cannot listen on {address}")]
+    Api {
+        /// The address configured.
+        address: SocketAddr,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+}
+
 /// What `sietch init` made or found.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -114,9 +230,11 @@ pub struct Identity {
 
 /// Creates `data_dir` with new keys (or keeps the keys it has, unless `force`) and a
 /// commented `config.toml` if there is none.
-pub fn init(data_dir: &Path, force: bool) -> anyhow::Result<Identity> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+pub fn init(data_dir: &Path, force: bool) -> Result<Identity, InitError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| InitError::CreateDir {
+        dir: data_dir.to_owned(),
+        source,
+    })?;
     let store = Store::open(data_dir)?;
     let fresh = crate::store::NodeKeys {
         ed25519: ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
@@ -129,19 +247,25 @@ pub fn init(data_dir: &Path, force: bool) -> anyhow::Result<Identity> {
         store.init_node_keys(&fresh)?
     };
     let created = keys.ed25519.to_bytes() == fresh.ed25519.to_bytes();
-    crate::api::load_or_create_token(data_dir)
-        .with_context(|| format!("the API token in {}", data_dir.display()))?;
+    crate::api::load_or_create_token(data_dir).map_err(|source| InitError::Token {
+        dir: data_dir.to_owned(),
+        source,
+    })?;
     let config = data_dir.join(crate::config::CONFIG_FILE);
     if !config.exists() {
-        std::fs::write(&config, NodeConfig::template())
-            .with_context(|| format!("cannot write {}", config.display()))?;
+        std::fs::write(&config, NodeConfig::template()).map_err(|source| {
+            InitError::WriteConfig {
+                path: config.clone(),
+                source,
+            }
+        })?;
     }
     let evm = keys
         .evm
         .map(|k| PrivateKeySigner::from_bytes(&k))
         .transpose()?
         .map(|k| k.address())
-        .context("the node has no EVM key: run `sietch init --force`")?;
+        .ok_or(InitError::NoEvmKey)?;
     Ok(Identity {
         peer: net::keypair(&keys.ed25519).public().to_peer_id(),
         evm_address: evm,
@@ -177,30 +301,33 @@ impl Node {
         data_dir: &Path,
         config: NodeConfig,
         events: Events,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, StartError> {
         config.check()?;
         let options = crate::store::StoreOptions::default()
             .blob_quota(config.blob_quota_bytes, config.blob_keep_secs);
-        let store =
-            Arc::new(Store::open_with(data_dir, options).with_context(|| {
-                format!("cannot open the node's store in {}", data_dir.display())
-            })?);
+        let store = Arc::new(Store::open_with(data_dir, options).map_err(|source| {
+            StartError::OpenStore {
+                dir: data_dir.to_owned(),
+                source,
+            }
+        })?);
         let Some(keys) = store.node_keys()? else {
-            bail!(
-                "{} has no node keys: run `sietch init --data-dir {}` first",
-                data_dir.display(),
-                data_dir.display()
-            );
+            return Err(StartError::NoKeys {
+                dir: data_dir.to_owned(),
+            });
         };
         let evm = match keys.evm {
-            Some(k) => PrivateKeySigner::from_bytes(&k).context("the node's EVM key")?,
-            None => bail!("this node has no EVM key; run `sietch init` again with --force"),
+            Some(k) => PrivateKeySigner::from_bytes(&k).map_err(StartError::EvmKey)?,
+            None => return Err(StartError::NoEvmKey),
         };
         let chain = match (&config.rpc_url, &config.escrow) {
             (Some(url), Some(_)) => Some(
                 Chain::connect(url, config.chain_id, config.escrow_address()?, &evm)
                     .await
-                    .with_context(|| format!("connecting to the chain at {url}"))?,
+                    .map_err(|source| StartError::Chain {
+                        url: url.clone(),
+                        source,
+                    })?,
             ),
             _ => None,
         };
@@ -227,12 +354,12 @@ impl Node {
             domain,
             chain: chain.clone(),
         })
-        .context("reading the buyer's reputation table and tickets to dispute")?;
+        .map_err(StartError::Buyer)?;
         // Before the chain watcher starts: a claim it hands on finds its channel's lane.
         let lanes = buyer
             .restore_lanes()
             .await
-            .context("restoring the buyer's lanes")?;
+            .map_err(StartError::RestoreLanes)?;
         if lanes > 0 {
             tracing::info!("{lanes} lanes of this buyer restored from the chain and the store");
         }
@@ -278,15 +405,20 @@ impl Node {
                 offer,
                 chain: chain.clone(),
             });
-            p.register().await?;
+            p.register()
+                .await
+                .map_err(|e| StartError::Register(Box::new(e)))?;
             Some(p)
         } else {
             None
         };
 
         let activity = crate::activity::Activity::default();
-        let token = crate::api::load_or_create_token(data_dir)
-            .with_context(|| format!("the API token in {}", data_dir.display()))?;
+        let token =
+            crate::api::load_or_create_token(data_dir).map_err(|source| StartError::Token {
+                dir: data_dir.to_owned(),
+                source,
+            })?;
         let api = crate::api::serve(
             config.api,
             crate::api::Api {
@@ -302,7 +434,10 @@ impl Node {
             },
         )
         .await
-        .with_context(|| format!("the HTTP API cannot listen on {}", config.api))?;
+        .map_err(|source| StartError::Api {
+            address: config.api,
+            source,
+        })?;
         events.emit(NodeEvent::Api { address: api });
 
         let mut tasks = Vec::new();
@@ -554,7 +689,7 @@ pub async fn run(
     data_dir: &Path,
     config: NodeConfig,
     shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> Result<(), StartError> {
     let events = Events::new();
     let mut rx = events.subscribe();
     let printer = tokio::spawn(async move {

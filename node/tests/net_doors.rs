@@ -25,7 +25,7 @@ use sietch_market::*;
 use sietch_node::net::wire::{RESULT_PROTOCOL, VERIFY_PROTOCOL, WireMessage};
 use sietch_node::net::{
     self, JobReply, JobRequest, JobResult, NetConfig, NetEvent, NetStats, Network, OfferClass,
-    Registry, ResultAck,
+    Registry, RegistryError, ResultAck,
 };
 use tokio::sync::mpsc;
 
@@ -682,8 +682,8 @@ async fn a_banned_peers_queued_messages_produce_one_ban() {
 struct NoneRegistered;
 
 impl Registry for NoneRegistered {
-    fn check(&self, _: &Offer) -> Result<(), String> {
-        Err("not registered".into())
+    fn check(&self, offer: &Offer) -> Result<(), RegistryError> {
+        Err(RegistryError::NotRegistered(offer.evm_address))
     }
 }
 

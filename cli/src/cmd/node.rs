@@ -169,11 +169,11 @@ pub(crate) fn run(args: NodeArgs) -> anyhow::Result<()> {
         NodeCommand::Run(args) => {
             let config = args.config()?;
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            rt.block_on(sietch_node::service::run(
+            Ok(rt.block_on(sietch_node::service::run(
                 &args.data_dir,
                 config,
                 shutdown_signal(),
-            ))
+            ))?)
         }
     }
 }

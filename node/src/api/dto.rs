@@ -201,29 +201,49 @@ pub enum SpecError {
 /// Most the node handles of a token amount: what the escrow's deposits and prices hold.
 pub const MAX_AMOUNT: u128 = u128::MAX;
 
+/// Why a token amount was refused ([`parse_amount`]); `shown` is the text given, cut to 80
+/// characters, quoted and escaped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AmountError {
+    /// Nothing was given.
+    #[error("empty; write a whole number of token base units in decimal digits")]
+    Empty,
+    /// Something other than decimal digits.
+    #[error(
+        "{shown} is not a whole number of token base units in decimal digits (no sign, no 0x, \
+         no spaces)"
+    )]
+    NotDigits {
+        /// The text given, as shown.
+        shown: String,
+    },
+    /// Over [`MAX_AMOUNT`].
+    #[error(
+        "{shown} is over the most this node handles ({} base units)",
+        MAX_AMOUNT
+    )]
+    TooLarge {
+        /// The text given, as shown.
+        shown: String,
+    },
+}
+
 /// A token amount in base units: decimal digits only (no sign, no `0x`, no spaces), at most
 /// [`MAX_AMOUNT`]; `Err` says what is wrong.
-pub fn parse_amount(s: &str) -> Result<u128, String> {
+pub fn parse_amount(s: &str) -> Result<u128, AmountError> {
     let shown = || {
         let cut: String = s.chars().take(80).collect();
         format!("{:?}", sietch_market::printable(&cut))
     };
     if s.is_empty() {
-        return Err("empty; write a whole number of token base units in decimal digits".into());
+        return Err(AmountError::Empty);
     }
     if !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "{} is not a whole number of token base units in decimal digits (no sign, no 0x, \
-             no spaces)",
-            shown()
-        ));
+        return Err(AmountError::NotDigits { shown: shown() });
     }
-    s.parse::<u128>().map_err(|_| {
-        format!(
-            "{} is over the most this node handles ({MAX_AMOUNT} base units)",
-            shown()
-        )
-    })
+    s.parse::<u128>()
+        .map_err(|_| AmountError::TooLarge { shown: shown() })
 }
 
 /// Arguments and environment, in bytes, that the sandbox takes at most.
@@ -357,7 +377,8 @@ impl JobSubmission {
             })
         };
         blob(&self.module)?;
-        let price_cap = parse_amount(&self.price_cap).map_err(|why| invalid("price_cap", why))?;
+        let price_cap =
+            parse_amount(&self.price_cap).map_err(|why| invalid("price_cap", why.to_string()))?;
         let stdin_bytes = self
             .stdin
             .as_ref()

@@ -32,6 +32,18 @@ pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/kad
 /// the doorman's evictions close.
 const EVICTION_SLACK: u32 = 16;
 
+/// Why the behaviour could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum BehaviourError {
+    /// mDNS could not start.
+    #[error("mDNS: {0}")]
+    Mdns(#[source] std::io::Error),
+    /// Gossipsub could not be set up.
+    #[error(transparent)]
+    Gossip(#[from] gossip::GossipError),
+}
+
 /// All the protocols of a node.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
@@ -67,7 +79,7 @@ impl Behaviour {
         relay_client: relay::client::Behaviour,
         cfg: &NetConfig,
         guard: &Arc<Guard>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BehaviourError> {
         let peer_id = key.public().to_peer_id();
 
         let identify = identify::Behaviour::new(
@@ -84,7 +96,7 @@ impl Behaviour {
         let mdns = if cfg.mdns {
             Some(
                 mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
-                    .map_err(|e| format!("mDNS: {e}"))?,
+                    .map_err(BehaviourError::Mdns)?,
             )
         } else {
             None

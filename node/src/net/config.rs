@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use libp2p::Multiaddr;
 use sietch_market::book::BookConfig;
-use sietch_market::{B256, Offer};
+use sietch_market::{Address, B256, Offer};
 
 use super::gossip::OfferClass;
 
@@ -43,7 +43,42 @@ pub trait BlobSource: Send + Sync {
 pub trait Registry: Send + Sync {
     /// `Ok` when the offer's provider is registered with its key and stakes at least what
     /// the offer states; otherwise why not.
-    fn check(&self, offer: &Offer) -> Result<(), String>;
+    fn check(&self, offer: &Offer) -> Result<(), RegistryError>;
+}
+
+/// Why a [`Registry`] refuses an offer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The registry's index cannot be read.
+    #[error("registry unavailable")]
+    Unavailable,
+    /// The offer's EVM address has no account.
+    #[error("{0} is not registered")]
+    NotRegistered(Address),
+    /// The account registered a node key other than the offer's.
+    #[error("{0} registered another node key")]
+    OtherKey(Address),
+    /// The account stakes less than the escrow's minimum.
+    #[error("{account} stakes {stake}, below the escrow's minimum of {min}")]
+    BelowMinimum {
+        /// The offer's EVM address.
+        account: Address,
+        /// What it stakes.
+        stake: u128,
+        /// The escrow's `minStake`.
+        min: u128,
+    },
+    /// The account stakes less than the offer states.
+    #[error("{account} stakes {stake}, the offer states {stated}")]
+    BelowOffer {
+        /// The offer's EVM address.
+        account: Address,
+        /// What it stakes.
+        stake: u128,
+        /// What the offer states.
+        stated: u128,
+    },
 }
 
 /// Settings of the network actor.

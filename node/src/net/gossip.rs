@@ -73,6 +73,30 @@ impl OfferClass {
     }
 }
 
+/// Why gossipsub could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum GossipError {
+    /// The gossipsub configuration was refused.
+    #[error("gossipsub config: {0}")]
+    Config(#[source] gossipsub::ConfigBuilderError),
+    /// The behaviour could not be built from it.
+    #[error("gossipsub: {0}")]
+    Behaviour(&'static str),
+    /// The peer scoring parameters were refused.
+    #[error("gossipsub scoring: {0}")]
+    Scoring(String),
+    /// An offer topic could not be subscribed to.
+    #[error("subscribe to {class}: {error}")]
+    Subscribe {
+        /// The offer class's name.
+        class: &'static str,
+        /// Why gossipsub refused.
+        #[source]
+        error: gossipsub::SubscriptionError,
+    },
+}
+
 /// Gossipsub configured for offers: validated by the node before forwarding, identified by
 /// content, and scored so that a peer delivering invalid offers is graylisted.
 ///
@@ -81,7 +105,7 @@ impl OfferClass {
 /// gossipsub signature by the same key would only double the signature work of every node
 /// for every copy (it halved ingest; see `docs/benchmarks.md`). Who forwarded a message is
 /// still known (`propagation_source`) and is who gets penalized for an invalid one.
-pub(crate) fn behaviour(cfg: &NetConfig) -> Result<gossipsub::Behaviour, String> {
+pub(crate) fn behaviour(cfg: &NetConfig) -> Result<gossipsub::Behaviour, GossipError> {
     let config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(cfg.gossip_heartbeat)
         .validation_mode(gossipsub::ValidationMode::Anonymous)
@@ -92,9 +116,9 @@ pub(crate) fn behaviour(cfg: &NetConfig) -> Result<gossipsub::Behaviour, String>
         })
         .duplicate_cache_time(Duration::from_secs(120))
         .build()
-        .map_err(|e| format!("gossipsub config: {e}"))?;
+        .map_err(GossipError::Config)?;
     let mut gs = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)
-        .map_err(|e| format!("gossipsub: {e}"))?;
+        .map_err(GossipError::Behaviour)?;
 
     let mut params = gossipsub::PeerScoreParams::default();
     for class in OfferClass::ALL {
@@ -114,11 +138,14 @@ pub(crate) fn behaviour(cfg: &NetConfig) -> Result<gossipsub::Behaviour, String>
         );
     }
     gs.with_peer_score(params, thresholds())
-        .map_err(|e| format!("gossipsub scoring: {e}"))?;
+        .map_err(GossipError::Scoring)?;
 
     for class in &cfg.offer_classes {
         gs.subscribe(&class.topic())
-            .map_err(|e| format!("subscribe to {}: {e}", class.name()))?;
+            .map_err(|error| GossipError::Subscribe {
+                class: class.name(),
+                error,
+            })?;
     }
     Ok(gs)
 }

@@ -49,7 +49,9 @@ use sietch_market::B256;
 use tokio::sync::oneshot;
 
 pub use blob_fetch::FetchedBlob;
-pub use config::{BlobSource, Clock, NetConfig, Registry, TransportKind, system_clock};
+pub use config::{
+    BlobSource, Clock, NetConfig, Registry, RegistryError, TransportKind, system_clock,
+};
 pub use gossip::{OfferClass, peer_id_of};
 pub use handle::Network;
 pub use wire::{

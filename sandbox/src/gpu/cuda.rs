@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::driver::{
-    CudaContext, CudaEvent, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchConfig,
-    PushKernelArg, sys,
+    CudaContext, CudaEvent, CudaFunction, CudaModule, CudaSlice, CudaStream, DriverError,
+    LaunchConfig, PushKernelArg, sys,
 };
 
 use super::{GpuError, HandleTable, KernelArg, LaunchShape};
@@ -30,26 +30,43 @@ fn device() -> Result<&'static Device, GpuError> {
     probe().as_ref().map_err(|_| GpuError::NoDevice)
 }
 
+/// Why device 0 cannot be used: the step of bringing it up that failed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Unavailable {
+    /// The driver library is not installed (or not where dlopen looks).
+    #[error("the CUDA driver library (libcuda.so) was not found by dlopen")]
+    NoDriverLibrary,
+    /// The driver did not initialise or count its devices.
+    #[error("cuInit/cuDeviceGetCount failed: {0:?}")]
+    Init(DriverError),
+    /// The driver sees no device.
+    #[error("the driver reports {0} CUDA devices")]
+    NoDevices(i32),
+    /// Device 0 gave no context.
+    #[error("no context on device 0: {0:?}")]
+    Context(DriverError),
+    /// Device 0's memory could not be read.
+    #[error("cuDeviceTotalMem failed: {0:?}")]
+    TotalMemory(DriverError),
+}
+
 /// The device, or why there is none (kept, so that a GPU machine whose driver does not load
 /// says which step failed).
-fn probe() -> &'static Result<Device, String> {
-    static DEVICE: OnceLock<Result<Device, String>> = OnceLock::new();
+fn probe() -> &'static Result<Device, Unavailable> {
+    static DEVICE: OnceLock<Result<Device, Unavailable>> = OnceLock::new();
     DEVICE.get_or_init(|| {
         // SAFETY: only tries to dlopen libcuda by its usual names; with the
         // `dynamic-loading` feature every other driver call panics when the library is
         // absent, so this check must come first and gates all of them.
         if !unsafe { sys::is_culib_present() } {
-            return Err("the CUDA driver library (libcuda.so) was not found by dlopen".into());
+            return Err(Unavailable::NoDriverLibrary);
         }
-        let count = CudaContext::device_count()
-            .map_err(|e| format!("cuInit/cuDeviceGetCount failed: {e:?}"))?;
+        let count = CudaContext::device_count().map_err(Unavailable::Init)?;
         if count <= 0 {
-            return Err(format!("the driver reports {count} CUDA devices"));
+            return Err(Unavailable::NoDevices(count));
         }
-        let ctx = CudaContext::new(0).map_err(|e| format!("no context on device 0: {e:?}"))?;
-        let total_memory =
-            ctx.total_mem()
-                .map_err(|e| format!("cuDeviceTotalMem failed: {e:?}"))? as u64;
+        let ctx = CudaContext::new(0).map_err(Unavailable::Context)?;
+        let total_memory = ctx.total_mem().map_err(Unavailable::TotalMemory)? as u64;
         Ok(Device {
             ctx,
             count,
@@ -59,8 +76,8 @@ fn probe() -> &'static Result<Device, String> {
 }
 
 /// Why device 0 cannot be used, or `None` where it can.
-pub(super) fn unavailable_reason() -> Option<String> {
-    probe().as_ref().err().cloned()
+pub(super) fn unavailable_reason() -> Option<&'static Unavailable> {
+    probe().as_ref().err()
 }
 
 pub(super) fn device_count() -> Result<i32, GpuError> {

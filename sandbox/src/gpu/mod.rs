@@ -258,7 +258,7 @@ pub fn device_info() -> Option<DeviceInfo> {
 /// no context), or `None` where jobs can use it. For diagnostics: a GPU machine whose driver
 /// does not load says which step failed.
 pub fn unavailable_reason() -> Option<String> {
-    cuda::unavailable_reason()
+    cuda::unavailable_reason().map(ToString::to_string)
 }
 
 /// The environment variable that says a CUDA GPU is expected on this machine: with

@@ -165,7 +165,7 @@ impl Actor {
                     match registered {
                         Ok(()) => offers.push(p),
                         Err(why) => {
-                            self.report(&p.id, &p.from, false, &why);
+                            self.report(&p.id, &p.from, false, &why.to_string());
                             self.charge(p.from, Offence::UnregisteredOffer);
                         }
                     }
