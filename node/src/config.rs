@@ -390,9 +390,7 @@ impl NodeConfig {
                 why: "at most 1000000 (every job)".into(),
             });
         }
-        self.http
-            .check()
-            .map_err(|(key, why)| ConfigError::Invalid { key, why })?;
+        self.http.check()?;
         if self.test_undeliver > 2 {
             return Err(ConfigError::Invalid {
                 key: "test_undeliver",

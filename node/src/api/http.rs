@@ -189,12 +189,24 @@ mod tests {
             max_event_streams: 0,
             ..HttpConfig::default()
         };
-        assert_eq!(c.check().map_err(|e| e.0), Err("http.max_event_streams"));
+        assert!(matches!(
+            c.check(),
+            Err(crate::config::ConfigError::Invalid {
+                key: "http.max_event_streams",
+                ..
+            })
+        ));
         let c = HttpConfig {
             allowed_hosts: vec!["http://x".into()],
             ..HttpConfig::default()
         };
-        assert_eq!(c.check().map_err(|e| e.0), Err("http.allowed_hosts"));
+        assert!(matches!(
+            c.check(),
+            Err(crate::config::ConfigError::Invalid {
+                key: "http.allowed_hosts",
+                ..
+            })
+        ));
         assert!(HttpConfig::default().check().is_ok());
     }
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::ConfigError;
+
 /// The HTTP API server's limits and names: `[http]` in `config.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -55,8 +57,9 @@ impl Default for HttpConfig {
 }
 
 impl HttpConfig {
-    /// What is wrong with a value, as `(setting, why)`.
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
+    /// What is wrong with a value ([`ConfigError::Invalid`]: the setting and why).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, why: String| Err(ConfigError::Invalid { key, why });
         let positive = [
             ("http.header_timeout_secs", self.header_timeout_secs),
             ("http.body_timeout_secs", self.body_timeout_secs),
@@ -74,16 +77,16 @@ impl HttpConfig {
             ),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err((key, "must be at least 1".into()));
+            return invalid(key, "must be at least 1".into());
         }
         if let Some((key, v)) = positive.iter().take(4).find(|(_, v)| *v > 24 * 3600) {
-            return Err((key, format!("{v} s is over a day")));
+            return invalid(key, format!("{v} s is over a day"));
         }
         if self.max_connections > 65_536 {
-            return Err((
+            return invalid(
                 "http.max_connections",
                 format!("{} is over 65536", self.max_connections),
-            ));
+            );
         }
         for h in &self.allowed_hosts {
             let bad = h.is_empty()
@@ -91,10 +94,10 @@ impl HttpConfig {
                 || h.chars()
                     .any(|c| c.is_whitespace() || c.is_control() || "/\\@?#".contains(c));
             if bad {
-                return Err((
+                return invalid(
                     "http.allowed_hosts",
                     format!("{h:?} is not a host name, `name:port` or \"*\""),
-                ));
+                );
             }
         }
         Ok(())
