@@ -29,8 +29,19 @@ fn main() {
     let cc = std::env::var("CC_WASM").unwrap_or_else(|_| "clang".into());
     let status = Command::new(&cc)
         .current_dir(&src)
-        .args(["-O2", "-ffp-contract=off", "-std=gnu11", "-Wall", "-Wextra", "-Werror"])
-        .args(["--target=wasm32-wasi", "-msimd128", "-Wl,-z,stack-size=1048576"])
+        .args([
+            "-O2",
+            "-ffp-contract=off",
+            "-std=gnu11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+        ])
+        .args([
+            "--target=wasm32-wasi",
+            "-msimd128",
+            "-Wl,-z,stack-size=1048576",
+        ])
         .args(SOURCES)
         .arg("-o")
         .arg(&out)

@@ -27,7 +27,9 @@ mod tests {
     #[test]
     fn the_guest_is_a_wasm_module_that_imports_the_host_kernels() {
         assert_eq!(LLM.get(..4), Some(&b"\0asm"[..]));
-        let imports = LLM.windows(b"sietch_kernels".len()).any(|w| w == b"sietch_kernels");
+        let imports = LLM
+            .windows(b"sietch_kernels".len())
+            .any(|w| w == b"sietch_kernels");
         assert!(imports, "llm.wasm does not import sietch_kernels");
         assert_eq!(llm_hash(), *blake3::hash(LLM).as_bytes());
     }
