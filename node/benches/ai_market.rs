@@ -1,0 +1,387 @@
+//! The language model through the market (issue 21): `cargo bench -p sietch-node --bench
+//! ai_market`. Needs the cached model (`bash scripts/model.sh`, as `sietch_testkit::model`).
+//!
+//! A real anvil, the escrow, one provider node and a buyer node (the devnet's, in one
+//! process: real libp2p on loopback, real sandboxes, real stores on disk, in a temporary
+//! directory removed at the end). Each figure has a baseline measured in the same run:
+//!
+//! - **model transfer:** the first generation job makes the provider fetch the 98 MB model
+//!   from the buyer (`Network::fetch_blob`, chunk by chunk); its `BlobFetched` event gives
+//!   bytes and milliseconds. Then the buyer fetches the model back from the provider
+//!   `AI_MARKET_FETCHES` times (default 3, the same code the other way; median). Baseline:
+//!   the same bytes over one plain loopback TCP connection (tokio, write all, read all into
+//!   a buffer), median of 3. Goal ≥ 0.5×. Also one blob request's round trip (a blob the
+//!   provider lacks), to say how much of a chunk's time is its round trip.
+//! - **first-token latency:** a job of one ChatML prompt with `max_tokens` 1 (sampling 1 ppm,
+//!   so not re-run), from `Buyer::submit` to the verified result, after a trivial job has
+//!   opened the payment channel: the first (the provider fetches the guest and the model
+//!   and compiles the guest: not cached), then `AI_MARKET_JOBS` more (default 5,
+//!   the model cached; median). Baseline: the same job run directly in a local
+//!   `sietch_sandbox::Sandbox` configured as a provider's (the host-kernel guest
+//!   `sietch_guests::LLM`, module compiled and run once beforehand; one run before the
+//!   first job and one before each cached job, median), what a provider's run alone takes.
+//!
+//! CPU time of the whole process over the TCP copies and over the fetches says whether a
+//! transfer is bound by round trips or by work per byte.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sietch_market::*;
+use sietch_node::events::NodeEvent;
+use sietch_node::net::BlobRequest;
+use sietch_testkit::devnet::{Devnet, DevnetConfig, E18};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The node binary's allocator, so that the figures are the binary's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const QUESTION: &str = "What is the capital of France?";
+
+fn num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// CPU time of this process (every thread: the nodes, the sandboxes), in seconds.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the command name's closing parenthesis: fields 3.. ; utime and stime are 14, 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn mb_s(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / 1e6 / secs.max(1e-9)
+}
+
+/// One prompt, one token; sampled one in a million (not re-run).
+fn spec(model: BlobRef, prompts: &[u8]) -> JobSpec {
+    JobSpec {
+        module: BlobRef::of(sietch_guests::LLM).hash,
+        args: Vec::new(),
+        env: Vec::new(),
+        stdin: None,
+        inputs: vec![
+            Input {
+                name: sietch_guests::MODEL_INPUT.into(),
+                blob: model,
+            },
+            Input {
+                name: sietch_guests::PROMPTS_INPUT.into(),
+                blob: BlobRef::of(prompts),
+            },
+        ],
+        limits: Limits {
+            fuel: 5_000_000_000,
+            memory_bytes: 256 << 20,
+            wall_time_ms: 120_000,
+            output_bytes: 1 << 20,
+        },
+        requirements: Requirements {
+            min_cpu_cores: 1,
+            ..Requirements::default()
+        },
+        verification: VerificationPolicy {
+            sampling_ppm: 1,
+            ..VerificationPolicy::default()
+        },
+        // At 1 ppm sampling a provider must stake a million times the job's worth
+        // (1,000 tokens on the devnet): at most 0.001 token, far above what it costs at the
+        // devnet's price (1,000 base units per 10^9 fuel).
+        price_cap: E18 / 1000,
+        deadline: now() + 600,
+    }
+}
+
+/// (prompt tokens, completion tokens, text) of the first completion.
+fn first_completion(jsonl: &[u8]) -> (u64, u64, String) {
+    let line = jsonl
+        .split(|b| *b == b'\n')
+        .find(|l| !l.is_empty())
+        .expect("no completion");
+    let v: serde_json::Value = serde_json::from_slice(line).expect("a completion line");
+    (
+        v["prompt_tokens"].as_u64().unwrap_or(0),
+        v["completion_tokens"].as_u64().unwrap_or(0),
+        v["text"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+/// The baseline transfer: `bytes` over one loopback TCP connection, read into one buffer.
+async fn tcp_copy(bytes: Arc<[u8]>) -> anyhow::Result<Duration> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let len = bytes.len();
+    let reader = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await?;
+        let mut buf = Vec::with_capacity(len);
+        s.read_to_end(&mut buf).await?;
+        anyhow::Ok(buf.len())
+    });
+    let t = Instant::now();
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(&bytes).await?;
+    s.shutdown().await?;
+    let got = reader.await??;
+    let took = t.elapsed();
+    anyhow::ensure!(got == len, "TCP copy read {got} of {len} bytes");
+    Ok(took)
+}
+
+fn main() -> anyhow::Result<()> {
+    let jobs = num("AI_MARKET_JOBS", 5).max(1) as usize;
+    let fetches = num("AI_MARKET_FETCHES", 3).max(1) as usize;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let model_path = sietch_testkit::model::smollm2();
+        let model_bytes: Arc<[u8]> = std::fs::read(&model_path)?.into();
+        let model = BlobRef::of(&model_bytes);
+        let prompts = format!(
+            "{}\n",
+            serde_json::json!({"prompt": QUESTION, "max_tokens": 1})
+        );
+        let prompts = prompts.into_bytes();
+        println!(
+            "ai_market bench: 1 provider, 1 buyer, in one process on loopback; model {} ({} bytes); load average {}",
+            model_path.display(),
+            model_bytes.len(),
+            load_average()
+        );
+
+        // Baseline 1: the model over plain loopback TCP.
+        let mut tcp = Vec::new();
+        let cpu0 = cpu_secs();
+        for _ in 0..3 {
+            let d = tcp_copy(model_bytes.clone()).await?;
+            tcp.push(mb_s(model_bytes.len() as u64, d.as_secs_f64()));
+        }
+        let tcp_cpu = (cpu_secs() - cpu0) / 3.0;
+        let tcp_mb_s = median(&mut tcp);
+        eprintln!("baseline: loopback TCP {tcp:.0?} MB/s, load average {}", load_average());
+
+        // Baseline 2: the job in a local sandbox configured as a provider's.
+        let cfg = sietch_node::config::NodeConfig::default();
+        let sandbox = sietch_sandbox::Sandbox::new(sietch_sandbox::SandboxConfig {
+            max_memory_bytes: cfg.max_job_memory_bytes,
+            max_concurrent_jobs: cfg.max_concurrent_jobs,
+            ..sietch_sandbox::SandboxConfig::default()
+        })?;
+        let loaded = sandbox.load(sietch_guests::LLM)?;
+        let mut inputs = BTreeMap::new();
+        inputs.insert(sietch_guests::MODEL_INPUT.to_owned(), model_bytes.clone());
+        inputs.insert(
+            sietch_guests::PROMPTS_INPUT.to_owned(),
+            Arc::<[u8]>::from(prompts.as_slice()),
+        );
+        let job = sietch_node::jobs::sandbox_job(&spec(model, &prompts), &B256::ZERO, Vec::new(), inputs);
+        let mut local = Vec::new();
+        let run_local = |local: &mut Vec<f64>| -> anyhow::Result<Vec<u8>> {
+            let t = Instant::now();
+            let report = sandbox.run(&loaded, &job)?;
+            local.push(t.elapsed().as_secs_f64());
+            report
+                .outputs
+                .get(sietch_guests::COMPLETIONS_OUTPUT)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("the local run wrote no completions"))
+        };
+        // Once to warm up, not counted.
+        run_local(&mut Vec::new())?;
+        let (prompt_tokens, completion_tokens, text) = first_completion(&run_local(&mut local)?);
+        eprintln!(
+            "baseline: local sandbox {local:.3?} s, {prompt_tokens} prompt tokens → {text:?}; load average {}",
+            load_average()
+        );
+
+        // The market.
+        let dir = tempfile::tempdir()?;
+        let mut net = Devnet::start(DevnetConfig::new(1, dir.path())).await?;
+        let (fetched_tx, mut fetched_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (_, drained) = tokio::sync::mpsc::channel(1);
+        let mut events = std::mem::replace(&mut net.events, drained);
+        let model_hash = model.hash;
+        tokio::spawn(async move {
+            while let Some((who, e)) = events.recv().await {
+                if let NodeEvent::BlobFetched { hash, bytes, millis } = e
+                    && hash == model_hash
+                {
+                    let _ = fetched_tx.send((who, bytes, millis));
+                }
+            }
+        });
+        let buyer = net.buyer.buyer.clone();
+        net.buyer.store.blobs().put(sietch_guests::LLM)?;
+        net.buyer.store.blobs().put(&model_bytes)?;
+        net.buyer.store.blobs().put(&prompts)?;
+        let provider_peer = net.providers[0].net.peer_id();
+
+        // A trivial job first, so that the buyer's payment channel to the provider is open
+        // (its opening waits for blocks) and the first generation job measures the model.
+        let trivial = wat::parse_str(
+            r#"(module (memory (export "memory") 1) (func (export "_start")))"#,
+        )?;
+        net.buyer.store.blobs().put(&trivial)?;
+        let mut warmup = spec(model, &prompts);
+        warmup.module = BlobRef::of(&trivial).hash;
+        warmup.inputs.clear();
+        warmup.limits.memory_bytes = 1 << 16;
+        let t = Instant::now();
+        buyer.submit(warmup).await?;
+        eprintln!(
+            "channel opened with a trivial job in {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
+
+        // Not cached: the provider fetches the guest and the model and compiles the guest.
+        let load_cold = load_average();
+        let t = Instant::now();
+        let done = buyer.submit(spec(model, &prompts)).await?;
+        let cold = t.elapsed();
+        let out = done
+            .result
+            .files
+            .get(sietch_guests::COMPLETIONS_OUTPUT)
+            .expect("no completions from the market");
+        anyhow::ensure!(
+            first_completion(out) == (prompt_tokens, completion_tokens, text.clone()),
+            "the market's completion differs from the local run's"
+        );
+        let (who, fetched_bytes, fetched_ms) = fetched_rx
+            .try_recv()
+            .map_err(|_| anyhow::anyhow!("no provider fetched the model"))?;
+        let p2p_job_mb_s = mb_s(fetched_bytes, fetched_ms as f64 / 1e3);
+        eprintln!(
+            "not cached: {:.3} s (the model fetch {fetched_ms} ms by {who}, {p2p_job_mb_s:.0} MB/s); load average {load_cold}",
+            cold.as_secs_f64()
+        );
+
+        // Cached, each job after a local run (interleaved, so that the machine's load
+        // touches both alike).
+        let mut warm = Vec::new();
+        for _ in 0..jobs {
+            tokio::task::block_in_place(|| run_local(&mut local).map(drop))?;
+            let t = Instant::now();
+            let done = buyer.submit(spec(model, &prompts)).await?;
+            warm.push(t.elapsed().as_secs_f64());
+            anyhow::ensure!(done.check.is_none(), "a cached job was sampled");
+        }
+        anyhow::ensure!(fetched_rx.try_recv().is_err(), "the model was fetched twice");
+        let load_warm = load_average();
+        eprintln!("cached: {warm:.3?} s, local {local:.3?} s; load average {load_warm}");
+        let warm_s = median(&mut warm);
+        let local_n = local.len();
+        let local_s = median(&mut local);
+
+        // The same transfer the other way, a few times: the buyer fetches the model back.
+        let buyer_net = net.buyer.net.clone();
+        let mut back = Vec::new();
+        let cpu0 = cpu_secs();
+        for _ in 0..fetches {
+            let t = Instant::now();
+            let got = buyer_net.fetch_blob(provider_peer, model.hash, |_, _| {}).await?;
+            let d = t.elapsed();
+            anyhow::ensure!(got.bytes.len() == model_bytes.len(), "short fetch");
+            back.push(mb_s(got.bytes.len() as u64, d.as_secs_f64()));
+        }
+        let back_cpu = (cpu_secs() - cpu0) / fetches as f64;
+        let load_fetch = load_average();
+        eprintln!("fetch back: {back:.0?} MB/s; load average {load_fetch}");
+        let back_mb_s = median(&mut back);
+        // One request's round trip (a blob the provider lacks).
+        let mut rtts = Vec::new();
+        for _ in 0..50 {
+            let t = Instant::now();
+            let _ = buyer_net
+                .blob_chunk(
+                    provider_peer,
+                    BlobRequest {
+                        hash: B256::repeat_byte(9),
+                        offset: 0,
+                        max_len: 1,
+                    },
+                )
+                .await;
+            rtts.push(t.elapsed().as_secs_f64());
+        }
+        let rtt = median(&mut rtts);
+        let chunk = sietch_node::net::NetConfig::default().blob_chunk;
+        let chunks = model_bytes.len().div_ceil(chunk as usize);
+        drop(buyer_net);
+        drop(buyer);
+        drop((loaded, sandbox, job));
+        net.shutdown().await;
+        drop(dir);
+
+        println!("| measure | figure | goal | baseline (same run) | ratio |");
+        println!("| --- | ---: | --- | ---: | ---: |");
+        println!(
+            "| model transfer, provider ← buyer, the first job's fetch ({fetched_bytes} bytes, {chunks} chunks of {} KiB, one request each) | {p2p_job_mb_s:.0} MB/s ({fetched_ms} ms) | ≥ 0.5× TCP | loopback TCP {tcp_mb_s:.0} MB/s (median of 3; {:.2} s CPU per copy) | {:.2}× |",
+            chunk / 1024,
+            tcp_cpu,
+            p2p_job_mb_s / tcp_mb_s
+        );
+        println!(
+            "| model transfer, buyer ← provider, `fetch_blob` (median of {fetches}) | {back_mb_s:.0} MB/s ({:.0} ms, {back_cpu:.2} s CPU per fetch, both nodes) | ≥ 0.5× TCP | loopback TCP {tcp_mb_s:.0} MB/s | {:.2}× |",
+            model_bytes.len() as f64 / 1e6 / back_mb_s * 1e3,
+            back_mb_s / tcp_mb_s
+        );
+        println!(
+            "| one blob request's round trip (median of 50) | {:.2} ms ({:.0} ms over {chunks} chunks) | | | |",
+            rtt * 1e3,
+            rtt * 1e3 * chunks as f64
+        );
+        println!(
+            "| first token through the market, not cached (first generation job, channel already open: the guest and the model fetched, the guest compiled) | {:.2} s | | the run alone, local sandbox {:.2} s (median of {local_n}, interleaved with the cached jobs) | {:.1}× |",
+            cold.as_secs_f64(),
+            local_s,
+            cold.as_secs_f64() / local_s
+        );
+        println!(
+            "| first token through the market, cached (median of {jobs}) | {warm_s:.2} s | | the run alone {local_s:.2} s | {:.2}× ({:.0} ms over) |",
+            warm_s / local_s,
+            (warm_s - local_s) * 1e3
+        );
+        println!(
+            "prompt {QUESTION:?} in ChatML: {prompt_tokens} prefill tokens, {completion_tokens} generated ({text:?}); load average now {}",
+            load_average()
+        );
+        Ok(())
+    })
+}
