@@ -11,7 +11,6 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::json;
 use sietch_market::{B256, BlobRef, Input, JobSpec, Limits, Requirements, VerificationPolicy};
-use sietch_sandbox::{Sandbox, SandboxConfig};
 use sietch_sdk::{Completion, Generation, Model, Prompt, parse_completions};
 
 use super::client::{Target, block_on, tokens};
@@ -194,12 +193,7 @@ fn local(a: &GenerateArgs, model: Model, prompts: Vec<u8>) -> anyhow::Result<()>
         price_cap: 0,
         deadline: 0,
     };
-    let provider = sietch_node::config::NodeConfig::default();
-    let sandbox = Sandbox::new(SandboxConfig {
-        max_memory_bytes: provider.max_job_memory_bytes.max(a.memory),
-        max_concurrent_jobs: 1,
-        ..SandboxConfig::default()
-    })?;
+    let sandbox = super::job::provider_sandbox(a.memory, None)?;
     let inputs: BTreeMap<String, Arc<[u8]>> = BTreeMap::from([
         (sietch_guests::MODEL_INPUT.to_owned(), model.into()),
         (sietch_guests::PROMPTS_INPUT.to_owned(), prompts.into()),

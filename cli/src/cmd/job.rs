@@ -90,6 +90,21 @@ fn cost(fuel: u64, price_per_gfuel: u128) -> u128 {
     )
 }
 
+/// The sandbox a provider builds (`Node::start`), for one job at a time, with room for a job
+/// of `memory_bytes`: what `job run --local` and `generate --local` run in.
+pub(super) fn provider_sandbox(
+    memory_bytes: u64,
+    cache_dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<Sandbox> {
+    let provider = sietch_node::config::NodeConfig::default();
+    Ok(Sandbox::new(SandboxConfig {
+        max_memory_bytes: provider.max_job_memory_bytes.max(memory_bytes),
+        max_concurrent_jobs: 1,
+        cache_dir,
+        ..SandboxConfig::default()
+    })?)
+}
+
 fn run_local(r: RunArgs) -> anyhow::Result<()> {
     let bytes = r.job.read()?;
     let spec = r.job.spec(&bytes)?;
@@ -100,14 +115,7 @@ fn run_local(r: RunArgs) -> anyhow::Result<()> {
         }
         None => spec.module,
     };
-    // The sandbox a provider builds (`Node::start`), for one job at a time.
-    let provider = sietch_node::config::NodeConfig::default();
-    let sandbox = Sandbox::new(SandboxConfig {
-        max_memory_bytes: provider.max_job_memory_bytes.max(spec.limits.memory_bytes),
-        max_concurrent_jobs: 1,
-        cache_dir: r.cache_dir.clone(),
-        ..SandboxConfig::default()
-    })?;
+    let sandbox = provider_sandbox(spec.limits.memory_bytes, r.cache_dir.clone())?;
     let blobs = jobs::JobBlobs {
         module: bytes.module,
         stdin: bytes.stdin.unwrap_or_default(),
