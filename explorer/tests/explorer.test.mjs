@@ -5,7 +5,7 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -383,6 +383,23 @@ test("a generation job shows its badge, tokens/s, cost per 1k tokens and first c
 
 let disputePath;
 
+/** What the node and the devnet's log say about tickets and disputes: the failure message of a
+ * dispute that never settled against the provider names the step that did not happen. */
+async function disputeTrail() {
+  const api = await fetch(`${devnet.url}/api/v1/disputes`)
+    .then((r) => r.text())
+    .catch((e) => `unreachable: ${e.message}`);
+  let lines = [];
+  try {
+    lines = readFileSync(join(results, "devnet.log"), "utf8")
+      .split("\n")
+      .filter((l) => /disput|ticket|verdict|verifier|withh|slash|claim|check|WARN|ERROR/i.test(l));
+  } catch (e) {
+    lines = [`devnet.log unreadable: ${e.message}`];
+  }
+  return `at ${since()}; /api/v1/disputes: ${api.slice(0, 3000)}\ndevnet log (tickets, disputes, checks, warnings; last 80):\n${lines.slice(-80).join("\n")}`;
+}
+
 test("a cheating provider's dispute is followed to its evidence and outcome", async () => {
   await page.getByRole("navigation").getByRole("link", { name: "Disputes" }).click();
   assert.equal(await heading(page), "Tickets and disputes");
@@ -390,7 +407,10 @@ test("a cheating provider's dispute is followed to its evidence and outcome", as
   const row = page
     .locator('[data-testid="disputes"] tbody tr', { has: page.locator('td[data-label="Outcome"] [data-value="provider_wrong"]') })
     .filter({ hasText: "re-runs" });
-  await row.first().waitFor({ timeout: 150_000 });
+  await row
+    .first()
+    .waitFor({ timeout: 150_000 })
+    .catch(async (e) => assert.fail(`${e.message}\n${await disputeTrail()}`));
   console.log(`dispute settled against the provider at ${since()}`);
   await shot(page, "disputes");
   await row.first().locator('td[data-label="Ticket"] a').click();

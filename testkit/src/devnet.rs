@@ -79,14 +79,18 @@ pub fn connect(key: &PrivateKeySigner, url: &str) -> anyhow::Result<DynProvider>
         .erased())
 }
 
-/// The escrow's parameters on the devnet: short windows, so that a dispute plays out in
-/// seconds.
+/// The escrow's parameters on the devnet: windows short enough that a dispute plays out in
+/// under a minute, long enough for a slow two-core machine. A dispute settles as soon as two
+/// verifiers agree, so the windows bound only the slow paths: the buyer's check of a
+/// language-model job can end after its provider claimed the ticket (the voucher timeout is
+/// 60 s), and a drawn verifier re-runs that job before it votes (tens of seconds per
+/// generation job when several run at once on two cores).
 pub fn escrow_config() -> EscrowConfig {
     EscrowConfig {
         closeDelay: 20,
-        challengeWindow: 15,
-        verdictWindow: 30,
-        unstakeDelay: 120,
+        challengeWindow: 60,
+        verdictWindow: 120,
+        unstakeDelay: 300,
         disputeBond: 30 * E18,
         verifierFee: 5 * E18,
         minStake: 100 * E18,
