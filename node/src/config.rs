@@ -3,9 +3,15 @@
 //! flags. The file holds only what differs from the defaults; `sietch init` writes a
 //! commented one.
 
+mod finality;
 mod http;
+mod keys;
+mod transactions;
 
+pub use finality::FinalityConfig;
 pub use http::HttpConfig;
+pub use keys::KeysConfig;
+pub use transactions::TxConfig;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -118,6 +124,14 @@ pub struct NodeConfig {
     pub rpc_url: Option<String>,
     /// Follow the chain from this block (the escrow's deployment block saves work).
     pub chain_from_block: u64,
+    /// Where the EVM key lives and how it is unlocked (`[keys]`; see `KeysConfig`).
+    pub keys: KeysConfig,
+    /// Confirmations before a chain event counts for money (`[finality]`; see
+    /// `FinalityConfig`).
+    pub finality: FinalityConfig,
+    /// Fees, replacement, retries and fallback RPC endpoints (`[transactions]`; see
+    /// `TxConfig`).
+    pub transactions: TxConfig,
     /// Poll the chain for new events this often, in milliseconds.
     pub chain_poll_ms: u64,
     /// Provider: look at vouchers and tickets to claim this often, in seconds.
@@ -234,6 +248,9 @@ impl Default for NodeConfig {
             escrow: None,
             rpc_url: None,
             chain_from_block: 0,
+            keys: KeysConfig::default(),
+            finality: FinalityConfig::default(),
+            transactions: TxConfig::default(),
             chain_poll_ms: 1_000,
             settle_every_secs: 10,
             claim_every_secs: 3_600,
