@@ -51,6 +51,7 @@ pub(crate) async fn node(State(api): State<Api>) -> Result<Json<Value>, ApiError
             "opened": stats.connections_opened,
             "failed": stats.connections_failed,
             "dials_refused": stats.dials_refused,
+            "peers_refused": stats.peers_refused,
             "discovery_requests_served": stats.discovery_requests_served,
         },
         "chain": api.chain.as_ref().map(|c| json!({

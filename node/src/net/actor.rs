@@ -2,6 +2,7 @@
 //! events and hands the node what it must act on. Gossip validation and the discipline of
 //! peers are in `validation`, request-response in `serving`, the swarm's making in `swarm`.
 
+mod refused;
 mod serving;
 mod swarm;
 mod validation;
@@ -20,13 +21,14 @@ use sietch_market::book::OrderBook;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::behaviour::{Behaviour, BehaviourEvent, PROTOCOL_VERSION};
+use super::behaviour::{Behaviour, BehaviourEvent};
 use super::budget::{Denied, Guard};
 use super::config::NetConfig;
 use super::gossip::{self, Gossiped};
 use super::gossip_streams::GossipEvent;
 use super::rpc::{Answer, Waiters};
 use super::score::{Offence, Score};
+use super::version::{self, Foreign};
 use super::{Command, NetError, NetEvent, NetStats};
 use validation::{GOSSIP_BATCH, MAX_PENDING_GOSSIP, PendingGossip};
 
@@ -48,6 +50,8 @@ pub(crate) struct Actor {
     guard: Arc<Guard>,
     /// Inbound messages the guard refused, to count against their peers.
     denials: mpsc::Receiver<(PeerId, Denied)>,
+    /// Peers refused for their protocol version, blocked for a doubling backoff.
+    refusals: refused::Refusals,
     stats: NetStats,
 }
 
@@ -83,6 +87,7 @@ impl Actor {
             let _ = swarm.behaviour_mut().kad.bootstrap();
         }
         let half_life = config.score_half_life;
+        let version_backoff = config.version_backoff;
         Ok(Self {
             swarm,
             config,
@@ -97,6 +102,7 @@ impl Actor {
             banned: HashSet::new(),
             guard,
             denials,
+            refusals: refused::Refusals::new(version_backoff),
             stats: NetStats::default(),
         })
     }
@@ -283,9 +289,8 @@ impl Actor {
     fn on_behaviour_event(&mut self, ev: BehaviourEvent) {
         match ev {
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
-                if info.protocol_version != PROTOCOL_VERSION {
-                    tracing::debug!(%peer_id, version = %info.protocol_version, "not a sietch peer");
-                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                if let Err(why) = version::judge(self.config.version, &info.protocol_version) {
+                    self.refuse(peer_id, &why);
                     return;
                 }
                 for addr in info.listen_addrs {
@@ -301,7 +306,7 @@ impl Actor {
                         .behaviour_mut()
                         .kad
                         .add_address(&peer, addr.clone());
-                    if !self.swarm.is_connected(&peer) {
+                    if !self.swarm.is_connected(&peer) && !self.refusals.is_blocked(&peer) {
                         let _ = self.swarm.dial(addr);
                     }
                 }
@@ -367,13 +372,49 @@ impl Actor {
             }
             self.bans.pop_front();
             self.banned.remove(&peer);
+            let refused = self.refusals.is_blocked(&peer);
             let b = self.swarm.behaviour_mut();
-            b.blocked.unblock_peer(peer);
+            if !refused {
+                b.blocked.unblock_peer(peer);
+            }
             b.gossipsub.remove_blacklisted_peer(&peer);
+        }
+        for peer in self.refusals.expire(now) {
+            if !self.banned.contains(&peer) {
+                self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            }
         }
         if let Ok(mut book) = self.book.lock() {
             book.expire((self.config.clock)());
         }
+    }
+}
+
+impl Actor {
+    /// Refuses a peer of another major version or another program, once per backoff: it is
+    /// disconnected, forgotten by Kademlia, and neither dialed nor let in until the backoff
+    /// (which doubles with each refusal) is over.
+    fn refuse(&mut self, peer: PeerId, why: &Foreign) {
+        let b = self.swarm.behaviour_mut();
+        b.kad.remove_peer(&peer);
+        if self.refusals.is_blocked(&peer) {
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return;
+        }
+        let (backoff, forgotten) = self.refusals.refuse(peer, Instant::now());
+        if let Some(p) = forgotten
+            && !self.banned.contains(&p)
+        {
+            b.blocked.unblock_peer(p);
+        }
+        b.blocked.block_peer(peer);
+        self.stats.peers_refused += 1;
+        tracing::info!(
+            %peer,
+            "refusing a peer: {why}; not dialed or let in for {} s",
+            backoff.as_secs()
+        );
+        let _ = self.swarm.disconnect_peer_id(peer);
     }
 }
 

@@ -23,8 +23,6 @@ use super::wire::{
     ResultMessage, VERIFY_PROTOCOL, VerifyRequest,
 };
 
-/// Identify's protocol version: peers on another major version are not ours.
-pub(crate) const PROTOCOL_VERSION: &str = "/sietch/1.0.0";
 /// Kademlia's protocol name, so that the DHT is Sietch's own.
 pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/sietch/kad/1.0.0");
 
@@ -83,7 +81,7 @@ impl Behaviour {
         let peer_id = key.public().to_peer_id();
 
         let identify = identify::Behaviour::new(
-            identify::Config::new(PROTOCOL_VERSION.to_owned(), key.public())
+            identify::Config::new(cfg.identify_version(), key.public())
                 .with_agent_version(format!("sietch/{}", env!("CARGO_PKG_VERSION"))),
         );
 

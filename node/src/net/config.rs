@@ -8,6 +8,7 @@ use sietch_market::book::BookConfig;
 use sietch_market::{Address, B256, Offer};
 
 use super::gossip::OfferClass;
+use super::version::Version;
 
 /// Which transports the swarm runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +167,15 @@ pub struct NetConfig {
     pub blobs: Option<Arc<dyn BlobSource>>,
     /// Registration check of offers, when a chain is configured.
     pub registry: Option<Arc<dyn Registry>>,
+    /// The protocol version this node speaks and announces (`super::version::CURRENT`;
+    /// tests set another to run a network of mixed versions).
+    pub version: Version,
+    /// Tests only: announce this in identify instead of `version` (a program that is not a
+    /// Sietch node).
+    pub identify_as: Option<String>,
+    /// How long a peer of another major version, or not a Sietch node, is first kept out;
+    /// each refusal of the same peer doubles it (up to 64 times this).
+    pub version_backoff: Duration,
     /// Simulation only: forward nothing (a node that silently drops messages).
     pub drop_forwarding: bool,
     /// Simulation only: hold each gossip message this long before forwarding it (link latency).
@@ -227,6 +237,9 @@ impl Default for NetConfig {
             clock: system_clock(),
             blobs: None,
             registry: None,
+            version: super::version::CURRENT,
+            identify_as: None,
+            version_backoff: Duration::from_secs(60),
             drop_forwarding: false,
             forward_delay: Duration::ZERO,
         }
@@ -234,6 +247,13 @@ impl Default for NetConfig {
 }
 
 impl NetConfig {
+    /// What identify announces: the version, or what a test says instead.
+    pub(crate) fn identify_version(&self) -> String {
+        self.identify_as
+            .clone()
+            .unwrap_or_else(|| self.version.identify())
+    }
+
     /// A configuration for tests on loopback: TCP and QUIC on 127.0.0.1 ports chosen by
     /// the system, no mDNS, AutoNAT accepting private addresses.
     pub fn loopback() -> Self {

@@ -42,6 +42,7 @@ mod guarded;
 mod handle;
 mod rpc;
 mod score;
+pub mod version;
 pub mod wire;
 
 use libp2p::{Multiaddr, PeerId, identity};
@@ -227,6 +228,9 @@ pub struct NetStats {
     pub connections_refused_per_ip: u64,
     /// Incoming connections closed to make room for a newcomer.
     pub connections_evicted: u64,
+    /// Peers refused for their protocol version (another major version, or not a Sietch
+    /// node), counted once per backoff: while blocked, a peer is neither dialed nor let in.
+    pub peers_refused: u64,
 }
 
 pub(crate) enum Command {
