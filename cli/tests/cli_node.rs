@@ -44,8 +44,15 @@ fn line<'a>(text: &'a str, prefix: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no `{prefix}` line in {text}"))
 }
 
+/// `sietch init` with the EVM key unencrypted in the store (no password: these tests are
+/// about the configuration; the keystore is tested in `keys.rs`).
 fn init(dir: &Path, extra: &[&str]) -> String {
-    let mut args = vec!["init", "--data-dir", dir.to_str().unwrap()];
+    let mut args = vec![
+        "init",
+        "--dev-plaintext-key",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     ok(&sietch(&args, &[]))
 }

@@ -10,7 +10,7 @@ mod transactions;
 
 pub use finality::FinalityConfig;
 pub use http::HttpConfig;
-pub use keys::KeysConfig;
+pub use keys::{DEFAULT_KEYSTORE, KeysConfig};
 pub use transactions::TxConfig;
 
 use std::net::SocketAddr;
@@ -408,6 +408,7 @@ impl NodeConfig {
             });
         }
         self.http.check()?;
+        self.keys.check()?;
         if self.test_undeliver > 2 {
             return Err(ConfigError::Invalid {
                 key: "test_undeliver",

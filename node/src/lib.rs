@@ -15,6 +15,7 @@ pub mod delivery;
 mod dispute;
 pub mod events;
 pub mod jobs;
+pub mod keys;
 pub mod net;
 mod provider;
 pub mod service;

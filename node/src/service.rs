@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy::signers::k256::ecdsa::Error as EvmKeyError;
-use alloy::signers::local::PrivateKeySigner;
 use sietch_market::eip712::Domain;
 use sietch_market::offer::{ComputeCapability, Gpu, Hardware, Prices};
 use sietch_market::{Address, B256, Offer, PublicKey};
@@ -22,11 +21,19 @@ use crate::buyer::{Buyer, BuyerParts, RestoreError};
 use crate::chain::{Chain, ChainError, ChainEvent};
 use crate::config::{ConfigError, NodeConfig};
 use crate::events::{Events, NodeEvent};
+use crate::keys::KeyError;
 use crate::net::{
     self, BlobSource, JobReply, NetError, NetEvent, Network, RefuseReason, ResultMessage,
 };
 use crate::provider::{Provider, ProviderParts};
 use crate::store::{Store, StoreError};
+
+mod init;
+
+pub use init::{
+    EvmKeySetup, ExportFormat, Identity, InitError, InitOptions, encrypt_key, export_key, init,
+    init_with,
+};
 
 /// Chain events queued for the roles, at most.
 const CHAIN_EVENTS: usize = 1024;
@@ -103,45 +110,6 @@ fn local_features(hardware: &Hardware) -> Vec<String> {
     f
 }
 
-/// Why [`init`] failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum InitError {
-    /// The data directory could not be created.
-    #[error("cannot create {}", dir.display())]
-    CreateDir {
-        /// The data directory.
-        dir: PathBuf,
-        /// The operating system's error.
-        source: std::io::Error,
-    },
-    /// The store could not be opened, or the keys not read or written.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The API token could not be read or made.
-    #[error("the API token in {}", dir.display())]
-    Token {
-        /// The data directory.
-        dir: PathBuf,
-        /// The operating system's error.
-        source: std::io::Error,
-    },
-    /// The commented `config.toml` could not be written.
-    #[error("cannot write {}", path.display())]
-    WriteConfig {
-        /// The config file.
-        path: PathBuf,
-        /// The operating system's error.
-        source: std::io::Error,
-    },
-    /// The stored EVM key is not a valid key.
-    #[error(transparent)]
-    EvmKey(#[from] EvmKeyError),
-    /// The keys kept have no EVM key.
-    #[error("the node has no EVM key: run `sietch init --force`")]
-    NoEvmKey,
-}
-
 /// Why [`Node::start`] (or [`run`]) failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -170,6 +138,10 @@ pub enum StartError {
         /// The data directory.
         dir: PathBuf,
     },
+    /// The EVM key could not be loaded: no keystore, a malformed one, no password or a
+    /// wrong one.
+    #[error(transparent)]
+    Key(#[from] KeyError),
     /// The stored EVM key is not a valid key.
     #[error("the node's EVM key")]
     EvmKey(#[source] EvmKeyError),
@@ -217,62 +189,6 @@ pub enum StartError {
     },
 }
 
-/// What `sietch init` made or found.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    /// The libp2p peer id (from the ed25519 key).
-    pub peer: libp2p::PeerId,
-    /// The EVM account.
-    pub evm_address: Address,
-    /// Whether the keys were made now (false: they existed and were kept).
-    pub created: bool,
-}
-
-/// Creates `data_dir` with new keys (or keeps the keys it has, unless `force`) and a
-/// commented `config.toml` if there is none.
-pub fn init(data_dir: &Path, force: bool) -> Result<Identity, InitError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| InitError::CreateDir {
-        dir: data_dir.to_owned(),
-        source,
-    })?;
-    let store = Store::open(data_dir)?;
-    let fresh = crate::store::NodeKeys {
-        ed25519: ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
-        evm: Some(B256::from(PrivateKeySigner::random().to_bytes())),
-    };
-    let keys = if force {
-        store.replace_node_keys(&fresh)?;
-        fresh.clone()
-    } else {
-        store.init_node_keys(&fresh)?
-    };
-    let created = keys.ed25519.to_bytes() == fresh.ed25519.to_bytes();
-    crate::api::load_or_create_token(data_dir).map_err(|source| InitError::Token {
-        dir: data_dir.to_owned(),
-        source,
-    })?;
-    let config = data_dir.join(crate::config::CONFIG_FILE);
-    if !config.exists() {
-        std::fs::write(&config, NodeConfig::template()).map_err(|source| {
-            InitError::WriteConfig {
-                path: config.clone(),
-                source,
-            }
-        })?;
-    }
-    let evm = keys
-        .evm
-        .map(|k| PrivateKeySigner::from_bytes(&k))
-        .transpose()?
-        .map(|k| k.address())
-        .ok_or(InitError::NoEvmKey)?;
-    Ok(Identity {
-        peer: net::keypair(&keys.ed25519).public().to_peer_id(),
-        evm_address: evm,
-        created,
-    })
-}
-
 /// A running node. Dropping it does not stop it: call [`Node::shutdown`].
 pub struct Node {
     /// Its network handle.
@@ -316,10 +232,18 @@ impl Node {
                 dir: data_dir.to_owned(),
             });
         };
-        let evm = match keys.evm {
-            Some(k) => PrivateKeySigner::from_bytes(&k).map_err(StartError::EvmKey)?,
-            None => return Err(StartError::NoEvmKey),
+        // Unlocked before anything reaches the chain or the network; scrypt and a prompt
+        // block, so off the runtime's threads.
+        let (evm, origin) = {
+            let (dir, cfg, stored) = (data_dir.to_owned(), config.keys.clone(), keys.evm);
+            tokio::task::spawn_blocking(move || crate::keys::load(&dir, &cfg, stored.as_ref()))
+                .await
+                .map_err(|_| KeyError::Interrupted)??
         };
+        if let Some(message) = origin.warning(data_dir) {
+            tracing::warn!("{message}");
+            events.emit(NodeEvent::Warning { message });
+        }
         let chain = match (&config.rpc_url, &config.escrow) {
             (Some(url), Some(_)) => Some(
                 Chain::connect(url, config.chain_id, config.escrow_address()?, &evm)

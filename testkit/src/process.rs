@@ -254,11 +254,14 @@ impl Node {
     }
 }
 
-/// `sietch init` in a new temporary directory; its output.
+/// `sietch init` in a new temporary directory; its output. Development set-up: the EVM key
+/// is kept unencrypted in the store (`--dev-plaintext-key`), so no node asks for a password
+/// nor spends a scrypt at each start.
 pub fn init(name: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap().to_owned();
-    match run(sietch().to_str().unwrap(), &["init", "--data-dir", &data]) {
+    let args = ["init", "--dev-plaintext-key", "--data-dir", &data];
+    match run(sietch().to_str().unwrap(), &args) {
         Ok(out) => (dir, out),
         Err(e) => panic!("`sietch init` for node {name} failed: {e}"),
     }

@@ -10,6 +10,7 @@ mod init;
 mod job;
 mod job_flags;
 mod job_net;
+mod key;
 mod node;
 mod offers;
 mod outputs;
@@ -29,8 +30,11 @@ pub(crate) struct Cli {
 enum Command {
     /// Run a local devnet: a chain, the contracts, several providers and the explorer.
     Devnet(devnet::DevnetArgs),
-    /// Create a node's data directory: keys (ed25519 identity, EVM account) and config.
+    /// Create a node's data directory: keys (ed25519 identity; the EVM account's key in an
+    /// encrypted keystore, new or imported) and config.
     Init(init::InitArgs),
+    /// The node's EVM key: move an unencrypted one into a keystore, export it.
+    Key(key::KeyArgs),
     /// Run a node.
     Node(node::NodeArgs),
     /// Jobs: run one locally in the provider's sandbox, or submit, follow and fetch them
@@ -60,6 +64,7 @@ impl Cli {
         match self.command {
             Command::Devnet(args) => devnet::run(args),
             Command::Init(args) => init::run(args),
+            Command::Key(args) => key::run(args),
             Command::Node(args) => node::run(args),
             Command::Job(args) => job::run(args),
             Command::Generate(args) => generate::run(*args),

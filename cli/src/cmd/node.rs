@@ -94,6 +94,8 @@ struct RunArgs {
     /// The escrow contract's address (0x...).
     #[arg(long, env = "SIETCH_ESCROW")]
     escrow: Option<String>,
+    #[command(flatten)]
+    key: super::key::KeyFlags,
 }
 
 impl RunArgs {
@@ -154,7 +156,8 @@ impl RunArgs {
         if self.config.is_some() && !file.exists() {
             anyhow::bail!("the configuration file {} does not exist", file.display());
         }
-        let config = self.layer(NodeConfig::load(&file)?);
+        let mut config = self.layer(NodeConfig::load(&file)?);
+        self.key.layer(&mut config.keys)?;
         config.check()?;
         Ok(config)
     }
