@@ -1,0 +1,256 @@
+"""The SDK against a real market (``sietch devnet``): a job end to end, errors with their
+stable codes, funding, the asyncio client, following events, and generation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+import wasmtime
+
+import sietch
+from sietch import (
+    AsyncClient,
+    BlobRef,
+    Client,
+    ErrorCode,
+    Job,
+    Limits,
+    Prompt,
+    Verification,
+)
+
+from .conftest import ROOT, Devnet
+
+TOUR = ROOT / "sandbox" / "guests" / "wasi_tour.wat"
+"""Reads stdin and /input/data, copies them to stdout and /output/copy, writes 16 random
+bytes and the clock to stdout, exits 7: everything the spec controls shows in its output."""
+
+
+def wasm(wat: str) -> bytes:
+    return bytes(wasmtime.wat2wasm(wat))
+
+
+TOUR_WASM = wasm(TOUR.read_text())
+HELLO = wasm((ROOT / "sandbox" / "guests" / "hello.wat").read_text())
+
+
+def tour_job(stdin: bytes, data: bytes, **kw: object) -> Job:
+    return Job(
+        module=TOUR_WASM,
+        args=["tour"],
+        env={"GREETING": "hi"},
+        stdin=stdin,
+        inputs={"data": data},
+        limits=Limits(fuel=10_000_000, memory_bytes=1 << 20, wall_time_ms=10_000),
+        verification=Verification(sampling_ppm=1_000_000),  # every job re-run and compared
+        price_cap=10**17,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture()
+def client(devnet: Devnet) -> Client:
+    return Client.from_data_dir(devnet.data_dir, url=devnet.url)
+
+
+def test_reads_are_typed(client: Client, devnet: Devnet) -> None:
+    node = client.node()
+    assert node.evm_address.startswith("0x") and node.chain is not None
+    offers = client.offers()
+    assert len(offers) >= 3 and all(o.price_per_gfuel > 0 for o in offers)
+    providers = client.providers()
+    assert {p.evm_address for p in providers} >= {o.evm_address for o in offers}
+    assert all(0 < p.reputation.score < 1 for p in providers)
+    assert client.stats().bucket_secs > 0
+    assert client.blobs().quota_bytes > 0
+    client.settlements(limit=5)
+    client.disputes()
+    # A reader without the token reads the same.
+    with Client(devnet.url) as anonymous:
+        assert not anonymous.has_token
+        assert anonymous.node().peer_id == node.peer_id
+    assert "token=<set>" in repr(client) and devnet.token not in repr(client)
+
+
+def test_a_wasm_job_end_to_end(client: Client) -> None:
+    stdin, data = b"stdin from python\n", os.urandom(300)
+    job = tour_job(stdin, data)
+    job_id, events = client.submit_and_follow(job)
+    kinds = []
+    with events:
+        for e in events:
+            assert e.job == job_id or e.kind in ("lagged", "reconnected")
+            kinds.append(e.kind)
+    # Followed live from before the submission: none missed, in order, ending at finished.
+    assert kinds[0] == "submitted", kinds
+    assert kinds[-1] == "finished", kinds
+    for k in ("sent", "result_in", "checking", "checked"):
+        assert k in kinds, kinds
+    assert kinds.index("sent") < kinds.index("result_in") < kinds.index("checked")
+
+    rec = client.wait(job_id, timeout=60)
+    assert rec.state == "paid", rec.note
+    assert rec.outputs is not None
+    out = rec.outputs
+    assert out.exit_code == 7 and out.outcome == "exited with code 7"
+    assert out.stdout.startswith(stdin) and len(out.stdout) == len(stdin) + 24
+    assert out.file("copy") == data
+    # The cost: what the provider charged for the fuel it burned, within the cap.
+    assert rec.amount is not None and 0 < rec.amount <= job.price_cap
+    assert rec.amount == out.amount and rec.fuel_used == out.fuel_used > 0
+    # The spot check: sampled, re-run elsewhere, same output hash.
+    assert rec.check.sampled and rec.check.passed is True
+    assert rec.check.decision == "Passed"
+    assert client.evidence(job_id) is None  # an honest provider leaves no evidence
+    # The blobs went up by content hash: the node holds them.
+    assert client.has_blob(sietch.blob_hash(TOUR_WASM))
+    # Following a job that is over gives its end at once.
+    assert [e.kind for e in client.follow(job_id)] == ["finished"]
+
+
+def test_run_waits_for_the_verified_result(client: Client) -> None:
+    done = client.run(tour_job(b"run\n", b"x" * 10))
+    assert done.check == "Passed"
+    assert done.paid > 0 and done.paid == done.outputs.amount
+    assert done.outputs.stdout.startswith(b"run\n") and done.outputs.file("copy") == b"x" * 10
+    assert done.millis > 0
+    rec = client.job(done.job_id)
+    assert rec.provider == done.provider and rec.state == "paid"
+
+
+def test_errors_carry_the_nodes_stable_codes(client: Client, devnet: Devnet) -> None:
+    with pytest.raises(sietch.BadRequest) as bad:
+        client.submit(Job(module=HELLO, limits=Limits(wall_time_ms=0)))
+    assert bad.value.code == ErrorCode.BAD_JOB and bad.value.status == 400
+    assert "wall_time_ms" in bad.value.message
+
+    with pytest.raises(sietch.BadRequest) as bad:
+        client.submit(Job(module=HELLO, inputs={"../etc/passwd": b"x"}))
+    assert bad.value.code == ErrorCode.BAD_INPUT_NAME
+
+    with pytest.raises(sietch.BadRequest) as bad:
+        client.submit(Job(module=BlobRef("0x" + "ab" * 32)))
+    assert bad.value.code == ErrorCode.MISSING_BLOB
+
+    with pytest.raises(sietch.NoMatch) as nm:
+        client.run(Job(module=HELLO, limits=Limits(fuel=10_000_000), price_cap=1))
+    assert nm.value.code == ErrorCode.NO_MATCH and nm.value.status == 422
+    assert nm.value.blocker == "price"
+    assert nm.value.funnel[0][0] == "live" and nm.value.funnel[0][1] >= 3
+
+    with pytest.raises(sietch.NotFound) as nf:
+        client.job("0x" + "00" * 32)
+    assert nf.value.code == ErrorCode.NO_SUCH_JOB
+
+    with Client(devnet.url) as anonymous, pytest.raises(sietch.Unauthorized) as un:
+        anonymous.upload(b"a blob")
+    assert un.value.code == ErrorCode.TOKEN_REQUIRED and un.value.status == 401
+    with Client(devnet.url, "not-the-token") as wrong, pytest.raises(sietch.Unauthorized) as un:
+        wrong.upload(b"a blob")
+    assert un.value.code == ErrorCode.BAD_TOKEN
+
+    with pytest.raises(sietch.BadRequest) as bad:
+        client.upload(b"")
+    assert bad.value.code == ErrorCode.EMPTY_BLOB
+
+    # Checked here, before anything is sent: an id goes into a URL path.
+    with pytest.raises(sietch.BadId):
+        client.job("../node")
+    with pytest.raises(sietch.Unreachable):
+        Client("http://127.0.0.1:9").node()
+
+
+def test_fund_a_channel(client: Client) -> None:
+    provider = client.offers()[0].evm_address
+
+    def deposit() -> int:
+        return sum(c.deposit for c in client.channels() if c.provider.lower() == provider.lower())
+
+    before = deposit()
+    channel = client.fund(provider, 10**18)
+    assert channel.startswith("0x") and len(channel) == 66
+    deadline = time.monotonic() + 60
+    while deposit() < before + 10**18:
+        assert time.monotonic() < deadline, f"deposit stayed {deposit()} (was {before})"
+        time.sleep(0.5)
+    assert any(c.channel == channel for c in client.channels())
+
+    with pytest.raises(sietch.BadRequest) as bad:
+        client.fund(provider, 0)
+    assert bad.value.code == ErrorCode.BAD_AMOUNT
+    with pytest.raises(sietch.BadRequest) as bad:
+        client.fund("not-an-address", 1)
+    assert bad.value.code == ErrorCode.BAD_FUNDING
+
+
+def test_the_async_client(devnet: Devnet) -> None:
+    async def main() -> None:
+        async with AsyncClient.from_data_dir(devnet.data_dir, url=devnet.url) as node:
+            info, offers = await asyncio.gather(node.node(), node.offers())
+            assert info.peer_id and len(offers) >= 3
+            job_id, events = await node.submit_and_follow(tour_job(b"async\n", b"y"))
+            kinds = [e.kind async for e in events]
+            assert kinds[0] == "submitted" and kinds[-1] == "finished", kinds
+            rec = await node.wait(job_id, timeout=60)
+            assert rec.state == "paid" and rec.outputs is not None
+            assert rec.outputs.stdout.startswith(b"async\n")
+            # Two jobs at once, each waited for by the node.
+            a, b = await asyncio.gather(
+                node.run(tour_job(b"a\n", b"1")), node.run(tour_job(b"b\n", b"2"))
+            )
+            assert a.outputs.stdout.startswith(b"a\n") and b.outputs.stdout.startswith(b"b\n")
+            assert a.check == b.check == "Passed"
+            with pytest.raises(sietch.BadRequest) as bad:
+                await node.submit(Job(module=HELLO, limits=Limits(wall_time_ms=0)))
+            assert bad.value.code == ErrorCode.BAD_JOB
+
+    asyncio.run(main())
+
+
+def test_event_stream_resumes_from_its_last_id(client: Client) -> None:
+    with client.events() as stream:
+        first = [next(stream) for _ in range(5)]
+    if all(e.id is None for e in first):
+        pytest.skip(
+            "the node's /api/v1/events sends no `id:` lines, so a reconnecting client cannot "
+            "ask for what it missed (Last-Event-ID); the SDK marks the gap with a "
+            "`reconnected` event and JobEvents re-reads the job (tests/test_unit.py)"
+        )
+    with client.events(reconnect=True) as stream:  # pragma: no cover - not served yet
+        assert next(stream).id is not None
+
+
+def model_path() -> Path:
+    d = Path(os.environ.get("SIETCH_MODEL_DIR", Path.home() / ".cache" / "sietch" / "models"))
+    return d / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def test_generate(client: Client) -> None:
+    model = model_path()
+    if not model.is_file():
+        pytest.skip(f"no language model at {model}: `bash scripts/model.sh` fetches it")
+    try:
+        guest = sietch.find_llm_guest()
+    except sietch.NoGuest as e:
+        pytest.skip(str(e))
+    out = client.generate(
+        [Prompt(prompt="What is the capital of France?", max_tokens=12)],
+        model=model,
+        guest=guest,
+        fuel=5_000_000_000,
+        sampling_ppm=100_000,  # unchecked jobs are covered by no stake: the node asks some
+        price_cap=5 * 10**18,
+    )
+    assert len(out.completions) == 1
+    c = out.completions[0]
+    assert c.finish in ("stop", "length") and "Paris" in c.text, c
+    assert out.completion_tokens > 0 and out.prompt_tokens > 0
+    assert out.job.paid > 0 and out.cost_per_1k_tokens > 0 and out.tokens_per_second > 0
+    # The model is now a blob of the node: a second generation sends only its hash.
+    assert client.has_blob(sietch.blob_hash(model.read_bytes()))
+    summary = client.job(out.job.job_id).generation
+    assert isinstance(summary, sietch.GenerationSummary) and "Paris" in summary.first_text
