@@ -941,8 +941,14 @@ fn invalid_file() -> Value {
         (
             "voucher_trailing_byte",
             "Voucher",
-            "A valid voucher with one 0x00 byte appended.",
+            "A valid voucher with one 0x00 byte appended: 67 bytes, over a voucher's limit of 66 (its exact size), so refused for its size before anything is read.",
             edit(voucher().encode(), |b| b.push(0)),
+        ),
+        (
+            "job_spec_trailing_byte",
+            "JobSpec",
+            "A valid job spec with one 0x00 byte appended.",
+            edit(spec_bytes.clone(), |b| b.push(0)),
         ),
         (
             "voucher_truncated",
