@@ -645,3 +645,51 @@ fn a_node_started_in_process_uses_its_keystore() {
         node.shutdown().await;
     });
 }
+
+#[test]
+fn a_node_that_cannot_unlock_its_key_sends_nothing_to_the_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("n");
+    let pwfile = write(tmp.path(), "pw", PW);
+    ok(&sietch(
+        &[
+            "init",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--password-file",
+            pwfile.to_str().unwrap(),
+        ],
+        &[],
+    ));
+    // A chain endpoint that records whether anyone came.
+    let chain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    chain.set_nonblocking(true).unwrap();
+    let mut config = sietch_node::config::NodeConfig {
+        mdns: false,
+        api: "127.0.0.1:0".parse().unwrap(),
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        rpc_url: Some(format!("http://{}", chain.local_addr().unwrap())),
+        escrow: Some(format!("{:?}", sietch_market::Address::repeat_byte(0x42))),
+        ..Default::default()
+    };
+    config.keys.password_file = Some(write(tmp.path(), "wrong", "not-it-at-all"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let started = rt.block_on(sietch_node::service::Node::start(
+        &data,
+        config,
+        sietch_node::events::Events::new(),
+    ));
+    match started {
+        Err(sietch_node::service::StartError::Key(
+            sietch_node::keys::KeyError::WrongPassword { path, .. },
+        )) => assert_eq!(path, data.join("keystore/node.json")),
+        Err(e) => panic!("not the wrong-password error: {e}"),
+        Ok(_) => panic!("started with a wrong password"),
+    }
+    assert!(
+        chain
+            .accept()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "the node reached the chain before unlocking its key"
+    );
+}
