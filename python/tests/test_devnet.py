@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -48,7 +50,7 @@ def tour_job(stdin: bytes, data: bytes, **kw: object) -> Job:
         limits=Limits(fuel=10_000_000, memory_bytes=1 << 20, wall_time_ms=10_000),
         verification=Verification(sampling_ppm=1_000_000),  # every job re-run and compared
         price_cap=10**17,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
@@ -218,10 +220,21 @@ def test_event_stream_resumes_from_its_last_id(client: Client) -> None:
         pytest.skip(
             "the node's /api/v1/events sends no `id:` lines, so a reconnecting client cannot "
             "ask for what it missed (Last-Event-ID); the SDK marks the gap with a "
-            "`reconnected` event and JobEvents re-reads the job (tests/test_unit.py)"
+            "`reconnected` event and JobEvents re-reads the job (tests/test_client_offline.py)"
         )
     with client.events(reconnect=True) as stream:  # pragma: no cover - not served yet
         assert next(stream).id is not None
+
+
+def test_the_examples_run(devnet: Devnet) -> None:
+    ex = Path(__file__).resolve().parents[1] / "examples" / "job.py"
+    r = subprocess.run(
+        [sys.executable, str(ex), "--data-dir", str(devnet.data_dir), "--url", devnet.url],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "stdout:    'Hello from Python, through the market.\\n'" in r.stdout, r.stdout
+    assert "decision=Passed" in r.stdout and "  finished" in r.stdout, r.stdout
 
 
 def model_path() -> Path:

@@ -1,0 +1,307 @@
+"""The SDK without a node: request shapes, parsing, errors, the event stream's decoder and
+its gaps, against ``httpx.MockTransport`` where a node's answers are needed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+import sietch
+from sietch import BlobRef, Client, ErrorCode, GpuNeeds, Job, Limits, Prompt, Verification
+from sietch._base import config_api
+from sietch.sse import LineBuffer, SseDecoder
+
+from .conftest import ROOT
+
+JOB_ID = "0x" + "11" * 32
+
+
+def test_urls_and_ids_cannot_carry_a_path() -> None:
+    for bad in ["http://a/b", "http://u@evil:1", "http://a?x", "https://a", "http://", "a:1"]:
+        with pytest.raises(sietch.BadUrl):
+            Client(bad)
+    c = Client("http://127.0.0.1:1/", "secret")
+    assert c.url == "http://127.0.0.1:1" and c.has_token and "secret" not in repr(c)
+    for bad_id in ["", "0x", "../x", "0xab?x=1", "ab/cd", "a" * 65]:
+        with pytest.raises(sietch.BadId):
+            c.job(bad_id)
+    with pytest.raises(sietch.BadId):
+        BlobRef("0xnothex")
+
+
+def test_the_api_address_is_read_from_a_config() -> None:
+    assert config_api('# api = "1.2.3.4:1"\napi = "127.0.0.1:9" # here\n') == "127.0.0.1:9"
+    assert config_api("api_x = 1\n") is None
+    assert config_api("") is None
+
+
+def test_a_submission_has_the_apis_form() -> None:
+    job = Job(
+        module=b"\0asm",
+        args=["a"],
+        env={"K": "V"},
+        stdin=b"in",
+        inputs={"data": b"d", "model.gguf": BlobRef("0x" + "ab" * 32)},
+        limits=Limits(fuel=5, memory_bytes=6, wall_time_ms=7, output_bytes=8),
+        min_cpu_cores=2,
+        gpu=GpuNeeds(count=1, models=["H100"], min_memory_bytes=1 << 30, min_compute_capability="8.0"),
+        verification=Verification.tolerance(1e-3, 1e-6, {"out.f32": "f32"}, sampling_ppm=5),
+        price_cap=2**100,
+        deadline_secs=9,
+    )
+    s = job.submission()
+    assert s == {
+        "module": sietch.blob_hash(b"\0asm"),
+        "args": ["a"],
+        "env": [["K", "V"]],
+        "stdin": sietch.blob_hash(b"in"),
+        "inputs": [
+            {"name": "data", "blob": sietch.blob_hash(b"d")},
+            {"name": "model.gguf", "blob": "0x" + "ab" * 32},
+        ],
+        "limits": {"fuel": 5, "memory_bytes": 6, "wall_time_ms": 7, "output_bytes": 8},
+        "requirements": {
+            "min_cpu_cores": 2,
+            "features": [],
+            "gpu": {
+                "count": 1,
+                "models": ["H100"],
+                "min_memory_bytes": 1 << 30,
+                "min_compute_capability": "8.0",
+            },
+        },
+        "verification": {
+            "sampling_ppm": 5,
+            "reruns": 1,
+            "comparison": "tolerance",
+            "relative": 1e-3,
+            "absolute": 1e-6,
+            "float_outputs": [{"path": "out.f32", "kind": "f32"}],
+        },
+        "price_cap": str(2**100),
+        "deadline_secs": 9,
+    }
+    assert job.blobs() == [b"\0asm", b"in", b"d"]
+    # The node's defaults are the SDK's.
+    d = Job(module=b"m").submission()
+    assert d["limits"] == {
+        "fuel": 10**9, "memory_bytes": 64 << 20, "wall_time_ms": 60_000, "output_bytes": 1 << 20
+    }  # fmt: skip
+    assert d["verification"] == {"sampling_ppm": 100_000, "reruns": 1, "comparison": "exact"}
+    assert d["price_cap"] == str(10**17) and d["stdin"] is None
+
+
+def test_prompts_are_written_as_the_guest_reads_them() -> None:
+    # The same lines as the Rust SDK's test (sdk/src/generate.rs).
+    g = sietch.Generation(
+        model=BlobRef("0x01"),
+        prompts=[
+            Prompt(prompt="What is the capital of France?", max_tokens=8),
+            Prompt(prompt="1, 2, 3,", raw=True, stop=["\n"], temperature=0.7, top_p=0.9, seed=5),
+        ],
+    )
+    assert g.prompts_jsonl().decode() == (
+        '{"prompt":"What is the capital of France?","max_tokens":8}\n'
+        '{"prompt":"1, 2, 3,","raw":true,"temperature":0.7,"top_p":0.9,"seed":5,"stop":["\\n"]}\n'
+    )
+    job = g.job(b"guest", BlobRef("0x01"))
+    assert list(job.inputs) == [sietch.MODEL_INPUT, sietch.PROMPTS_INPUT]
+
+
+def test_completions_are_read_and_a_bad_line_is_an_error() -> None:
+    lines = (
+        b'{"index":0,"text":"Paris.","prompt_tokens":30,"completion_tokens":3,"finish":"stop"}\n'
+        b'{"index":1,"text":"","prompt_tokens":0,"completion_tokens":0,"finish":"error",'
+        b'"error":"prompt too long"}\n'
+    )
+    c = sietch.parse_completions(lines)
+    assert [x.text for x in c] == ["Paris.", ""] and c[1].error == "prompt too long"
+    with pytest.raises(sietch.DecodeError):
+        sietch.parse_completions(b'{"index":0}\nnot json\n')
+
+
+def test_error_answers_are_typed_by_code() -> None:
+    def err(status: int, code: str, detail: object = None) -> sietch.ApiError:
+        body = {"code": code, "message": "m", **({"detail": detail} if detail else {})}
+        return sietch.errors.api_error(status, body, json.dumps(body).encode())
+
+    nm = err(422, "no_match", {"blocker": "gpu", "funnel": [
+        {"filter": "live", "passed": 2}, {"filter": "gpu", "passed": 0}]})  # fmt: skip
+    assert isinstance(nm, sietch.NoMatch) and nm.code == ErrorCode.NO_MATCH
+    assert nm.blocker == "gpu" and nm.funnel == [("live", 2), ("gpu", 0)]
+    assert isinstance(err(401, "token_required"), sietch.Unauthorized)
+    assert isinstance(err(404, "no_such_blob"), sietch.NotFound)
+    assert isinstance(err(502, "job_failed"), sietch.JobFailed)
+    assert isinstance(err(429, "event_streams_per_client"), sietch.Busy)
+    assert isinstance(err(400, "missing_blob"), sietch.BadRequest)
+    new = err(400, "a_code_of_a_newer_node")
+    assert isinstance(new, sietch.BadRequest) and new.code == "a_code_of_a_newer_node"
+    plain = sietch.errors.api_error(500, None, b"<html>")
+    assert isinstance(plain, sietch.Unavailable) and plain.message == "<html>"
+    # Every code the node's OpenAPI document lists is known here.
+    doc = json.loads((ROOT / "node" / "src" / "api" / "openapi.json").read_text())
+    listed = doc["components"]["schemas"]["Error"]["properties"]["code"]["description"]
+    codes = {c.strip(" .") for c in listed.split("Every error")[0].removeprefix("Stable:").split(",")}
+    assert codes == {c.value for c in ErrorCode}, codes ^ {c.value for c in ErrorCode}
+
+
+def test_the_sse_decoder() -> None:
+    d = SseDecoder(1 << 10)
+    got = []
+    text = (
+        ": keep-alive\n"
+        "event: node\n"
+        'data: {"kind":"submitted",\n'
+        'data: "job":"0x1"}\n'
+        "id: 7\n"
+        "\n"
+        "retry: 500\n"
+        "\n"
+        'data:{"kind":"lagged","missed":3}\r\n'
+        "\r\n"
+    )
+    lines = LineBuffer(1 << 10)
+    for line in lines.feed(text[:17].encode()) + lines.feed(text[17:].encode()):
+        e = d.feed(line)
+        if e is not None:
+            got.append(e)
+    assert [(e.kind, e.job, e.id) for e in got] == [("submitted", "0x1", "7"), ("lagged", None, "7")]
+    assert d.last_event_id == "7" and d.retry_ms == 500
+    with pytest.raises(sietch.TooLarge):
+        d.feed("data: " + "x" * 2000)
+    with pytest.raises(sietch.TooLarge):
+        LineBuffer(10).feed(b"y" * 11)
+    bad = SseDecoder(100)
+    bad.feed("data: nope")
+    with pytest.raises(sietch.DecodeError):
+        bad.feed("")
+
+
+def sse(*events: dict[str, object], ids: bool = False) -> bytes:
+    out = []
+    for i, e in enumerate(events):
+        out.append(("id: %d\n" % (i + 1) if ids else "") + f"event: node\ndata: {json.dumps(e)}\n\n")
+    return "".join(out).encode()
+
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def record(state: str) -> dict[str, object]:
+    return {"job_id": JOB_ID, "state": state, "counterparty": "0x0", "check": {}}
+
+
+def test_a_job_followed_through_a_lag_ends_from_its_record() -> None:
+    """The stream skipped events (``lagged``): the job's ``finished`` may be among them, so
+    the follower reads the job's record and, as it is final, ends with a made-up one."""
+    seen: list[str] = []
+
+    def node(req: httpx.Request) -> httpx.Response:
+        seen.append(req.url.path)
+        if req.url.path == "/api/v1/events":
+            body = sse({"kind": "submitted", "job": "0x99"}, {"kind": "sent", "job": JOB_ID},
+                       {"kind": "lagged", "missed": 40})  # fmt: skip
+            return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+        if req.url.path == f"/api/v1/jobs/{JOB_ID}":
+            return httpx.Response(200, json=record("paid" if len(seen) > 2 else "running"))
+        return httpx.Response(404, json={"code": "not_found", "message": "?"})
+
+    with Client("http://node:1", transport=httpx.MockTransport(node)) as c:
+        events = c.follow(JOB_ID)
+        got = [(e.kind, e.data.get("synthetic", False)) for e in events]
+    assert got == [("sent", False), ("lagged", False), ("finished", True)]
+
+
+def test_a_closed_stream_reconnects_with_the_last_event_id() -> None:
+    asked: list[str | None] = []
+
+    def node(req: httpx.Request) -> httpx.Response:
+        asked.append(req.headers.get("last-event-id"))
+        body = sse({"kind": "ready"}, {"kind": "ready"}, ids=True)
+        return httpx.Response(200, content=body)
+
+    with Client("http://node:1", transport=httpx.MockTransport(node)) as c:
+        stream = c.events(reconnect=True)
+        kinds = [next(stream).kind for _ in range(4)]
+        stream.close()
+    assert kinds == ["ready", "ready", "reconnected", "ready"]
+    assert asked == [None, "2"]
+    # Without reconnect, the stream ends where the node's does.
+    with Client("http://node:1", transport=httpx.MockTransport(node)) as c:
+        assert [e.kind for e in c.events()] == ["ready", "ready"]
+
+
+def test_the_token_goes_only_on_writes() -> None:
+    auth: dict[str, str | None] = {}
+
+    def node(req: httpx.Request) -> httpx.Response:
+        auth[f"{req.method} {req.url.path}"] = req.headers.get("authorization")
+        if req.method == "POST":
+            body = req.content
+            return httpx.Response(200, json={"hash": sietch.blob_hash(body), "size": len(body)})
+        return httpx.Response(200, json=[])
+
+    with Client("http://node:1", "tok", transport=httpx.MockTransport(node)) as c:
+        c.offers()
+        c.upload(b"blob")
+    assert auth == {"GET /api/v1/offers": None, "POST /api/v1/blobs": "Bearer tok"}
+
+
+def test_an_upload_named_otherwise_by_the_node_is_refused() -> None:
+    def node(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"hash": "0x" + "00" * 32, "size": 1})
+
+    with Client("http://node:1", "t", transport=httpx.MockTransport(node)) as c:
+        with pytest.raises(sietch.DecodeError):
+            c.upload(b"x")
+
+
+def test_run_follows_a_job_the_node_stopped_waiting_for() -> None:
+    """``?wait=true`` answered 202 ``finished: false``: the clients poll the job to its end;
+    the asyncio client runs the same core."""
+    polls = {"n": 0}
+
+    def node(req: httpx.Request) -> httpx.Response:
+        if req.url.path == "/api/v1/blobs":
+            return httpx.Response(200, json={"hash": sietch.blob_hash(req.content), "size": 1})
+        if req.url.path == "/api/v1/jobs":
+            assert req.url.params["wait"] == "true"
+            return httpx.Response(202, json={"job_id": JOB_ID, "finished": False})
+        polls["n"] += 1
+        if polls["n"] < 3:
+            return httpx.Response(200, json=record("running"))
+        out = {"outcome": "exited with code 0", "exit_code": 0, "stdout": "aGk=", "files": {},
+               "output_hash": "0x1", "fuel_used": 5, "amount": "12"}  # fmt: skip
+        return httpx.Response(200, json={**record("paid"), "provider": "0xP", "amount": "12",
+                                         "outputs": out, "check": {"decision": "Passed"}})  # fmt: skip
+
+    with Client("http://node:1", "t", transport=httpx.MockTransport(node)) as c:
+        done = c.run(Job(module=b"m"))
+    assert (done.outputs.stdout, done.paid, done.provider, done.check) == (b"hi", 12, "0xP", "Passed")
+
+    async def run_async() -> sietch.Finished:
+        polls["n"] = 0
+
+        async def anode(req: httpx.Request) -> httpx.Response:
+            return node(req)
+
+        async with sietch.AsyncClient("http://n:1", "t", transport=httpx.MockTransport(anode)) as a:
+            return await a.run(Job(module=b"m"))
+
+    assert asyncio.run(run_async()).outputs.stdout == b"hi"
+
+
+def test_amounts_are_ints_and_bytes_are_bytes() -> None:
+    o = sietch.Outputs.model_validate({
+        "outcome": "x", "stdout": "aGVsbG8=", "files": {"f": "AAE="}, "output_hash": "0x",
+        "fuel_used": 1, "amount": str(2**127), "a_newer_field": 1,
+    })  # fmt: skip
+    assert o.stdout == b"hello" and o.file("f") == b"\0\1" and o.amount == 2**127
+    assert o.model_dump(mode="json")["amount"] == str(2**127)
+    with pytest.raises(sietch.DecodeError):
+        sietch._core.parse(sietch.Outputs, {"outcome": "x", "stdout": "!!", "output_hash": "",
+                                            "fuel_used": 0, "amount": "1"})  # fmt: skip
