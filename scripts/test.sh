@@ -3,7 +3,8 @@
 # real anvil chains and real wasmtime, via cargo-nextest, plus doc tests) and the contract
 # suite (forge: unit, fuzz, invariant, gas snapshot, artifact drift), then the explorer in a
 # browser (Debian's chromium driven by playwright-core against a devnet of target/debug/sietch,
-# which the Rust step builds).
+# which the Rust step builds), then the Python SDK against a devnet (python/test.sh: a venv
+# with pinned packages from PyPI, mypy --strict, pytest).
 # Installs what it needs first (scripts/setup.sh is idempotent).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,3 +36,6 @@ fi
 
 step "explorer in a browser (explorer/tests, against a devnet)"
 (cd explorer && npm test)
+
+step "Python SDK (python/, against a devnet)"
+bash python/test.sh
