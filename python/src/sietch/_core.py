@@ -40,7 +40,7 @@ MAX_RESPONSE_BYTES = 256 << 20
 MAX_EVENT_BYTES = 1 << 20
 """The largest single event the SDK reads from a node's event stream."""
 
-ASK_BEFORE_UPLOAD = 1 << 20
+ASK_BEFORE_UPLOAD = 256 << 10
 """Blobs at least this large are uploaded only when the node does not hold them already."""
 
 POLL_SECONDS = 0.2

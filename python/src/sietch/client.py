@@ -179,7 +179,7 @@ class Client(Base):
         return self._drive(core.upload(data))
 
     def put(self, data: bytes) -> str:
-        """Like :meth:`upload`, but a large blob (1 MiB or more) goes up only when the node
+        """Like :meth:`upload`, but a large blob (256 KiB or more) goes up only when the node
         does not hold it already."""
         return self._drive(core.put(data))
 
