@@ -438,8 +438,17 @@ fn wrong_passwords_and_broken_keystores_are_clear_errors_that_quote_no_secret() 
     );
 }
 
-/// `sietch node run` until `ready`; the node's account as its API tells it; then stopped.
+/// `sietch node run` from an encrypted keystore until `ready`; the node's account as its API
+/// tells it; then stopped.
 fn running_address(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> String {
+    let (address, seen) = running(data, extra, env);
+    assert!(!seen.contains("not encrypted"), "{seen}");
+    address
+}
+
+/// `sietch node run` until `ready`: the node's account as its API tells it, and the lines
+/// it printed; then stopped.
+fn running(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> (String, String) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sietch"));
     c.args(["node", "run", "--data-dir", data.to_str().unwrap()])
         .args([
@@ -487,12 +496,11 @@ fn running_address(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> String 
     s.read_to_string(&mut body).unwrap();
     let _ = child.kill();
     let _ = child.wait();
-    assert!(!seen.contains("not encrypted"), "{seen}");
     let json = &body[body
         .find('{')
         .unwrap_or_else(|| panic!("no JSON in {body}"))..];
     let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
-    v["evm_address"].as_str().unwrap().to_owned()
+    (v["evm_address"].as_str().unwrap().to_owned(), seen)
 }
 
 #[test]
@@ -692,4 +700,35 @@ fn a_node_that_cannot_unlock_its_key_sends_nothing_to_the_chain() {
             .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
         "the node reached the chain before unlocking its key"
     );
+}
+
+#[test]
+fn force_replaces_the_keys_and_moves_the_old_keystore_aside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("n");
+    let d = data.to_str().unwrap();
+    let env = [("SIETCH_KEYSTORE_PASSWORD", PW)];
+    let first = ok(&sietch(&["init", "--data-dir", d], &env));
+    let old = line(&first, "evm address ").to_owned();
+
+    let forced = ok(&sietch(&["init", "--data-dir", d, "--force"], &env));
+    let new = line(&forced, "evm address ").to_owned();
+    assert_ne!(new, old);
+    let aside = PathBuf::from(line(&forced, "replaced keystore moved to "));
+    assert!(aside.starts_with(data.join("keystore")), "{forced}");
+    // The old account's key is still there, under its password.
+    assert_eq!(cast_address(&aside, PW), old);
+    assert_eq!(cast_address(&data.join("keystore/node.json"), PW), new);
+
+    // Forced to an unencrypted development key: the keystore is moved aside too, so the
+    // node runs with the new key, not the old keystore's.
+    let dev = ok(&sietch(
+        &["init", "--data-dir", d, "--force", "--dev-plaintext-key"],
+        &[],
+    ));
+    let dev_addr = line(&dev, "evm address ").to_owned();
+    assert!(!data.join("keystore/node.json").exists());
+    let (running, seen) = running(&data, &[], &[]);
+    assert_eq!(running, dev_addr);
+    assert!(seen.contains("is not encrypted"), "{seen}");
 }
