@@ -305,3 +305,39 @@ def test_amounts_are_ints_and_bytes_are_bytes() -> None:
     with pytest.raises(sietch.DecodeError):
         sietch._core.parse(sietch.Outputs, {"outcome": "x", "stdout": "!!", "output_hash": "",
                                             "fuel_used": 0, "amount": "1"})  # fmt: skip
+
+
+def test_the_evidence_of_a_withheld_payment() -> None:
+    """What ``GET /api/v1/disputes`` gives for a job whose provider the check found wrong
+    (its form in node/src/api/reads.rs), read by ``evidence``."""
+    withheld = {
+        "ticket": "0x" + "22" * 32, "events": [], "state": "withheld", "job": JOB_ID,
+        "withheld_by_this_node": True, "decision": "ProviderWrong",
+        "evidence": {"summary": "2 of 2 re-runs disagree", "original": {"provider": "0xP"},
+                     "runs": [{"provider": "0xQ", "output_hash": "0x3", "fuel_used": 9,
+                               "agrees": False, "signature": "0x44"}]},
+    }  # fmt: skip
+    settled = {
+        "ticket": "0x" + "33" * 32, "state": "settled", "outcome": "undisputed", "job": "0x77",
+        "events": [{"block": 5, "kind": "TicketSettled", "fields": {"outcome": "undisputed"}}],
+    }  # fmt: skip
+
+    def node(req: httpx.Request) -> httpx.Response:
+        assert req.url.path == "/api/v1/disputes"
+        return httpx.Response(200, json=[settled, withheld])
+
+    with Client("http://node:1", transport=httpx.MockTransport(node)) as c:
+        d = c.evidence(JOB_ID)
+        assert d is not None and d.decision == "ProviderWrong" and d.withheld_by_this_node
+        assert d.evidence is not None and d.evidence["runs"][0]["agrees"] is False
+        assert c.evidence("0x" + "99" * 32) is None
+        assert c.disputes()[0].events[0].kind == "TicketSettled"
+
+
+def test_wait_gives_up_at_its_timeout() -> None:
+    def node(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=record("running"))
+
+    with Client("http://node:1", transport=httpx.MockTransport(node)) as c:
+        with pytest.raises(sietch.Timeout):
+            c.wait(JOB_ID, timeout=0.3)
