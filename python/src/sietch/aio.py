@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 
 import httpx
@@ -181,7 +181,7 @@ class AsyncClient(Base):
 
     async def generate(
         self,
-        prompts: list[str | Prompt] | Generation,
+        prompts: Sequence[str | Prompt] | Generation,
         *,
         model: bytes | BlobRef | str | os.PathLike[str] | None = None,
         guest: bytes | BlobRef | str | os.PathLike[str] | None = None,
@@ -208,6 +208,9 @@ class AsyncClient(Base):
             await stream.aclose()
             raise
         return AsyncJobEvents(self, stream, id, rec.state if rec.is_final else None)
+
+    progress = follow
+    """The Rust SDK's name of :meth:`follow`."""
 
     async def submit_and_follow(self, job: Job) -> tuple[str, AsyncJobEvents]:
         """See :meth:`sietch.Client.submit_and_follow`."""

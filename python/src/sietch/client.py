@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -202,7 +202,7 @@ class Client(Base):
 
     def generate(
         self,
-        prompts: list[str | Prompt] | Generation,
+        prompts: Sequence[str | Prompt] | Generation,
         *,
         model: bytes | BlobRef | str | os.PathLike[str] | None = None,
         guest: bytes | BlobRef | str | os.PathLike[str] | None = None,
@@ -237,6 +237,9 @@ class Client(Base):
             raise
         return JobEvents(self, stream, id, rec.state if rec.is_final else None)
 
+    progress = follow
+    """The Rust SDK's name of :meth:`follow`."""
+
     def submit_and_follow(self, job: Job) -> tuple[str, JobEvents]:
         """Submits ``job`` and follows it: its id and its events up to its ``finished``,
         none missed (the stream is open before the job is submitted)."""
@@ -250,7 +253,7 @@ class Client(Base):
 
 
 def _generation(
-    prompts: list[str | Prompt] | Generation,
+    prompts: Sequence[str | Prompt] | Generation,
     model: bytes | BlobRef | str | os.PathLike[str] | None,
     limits: dict[str, int],
 ) -> Generation:

@@ -9,11 +9,12 @@ core, 10% sampling with one re-run and exact comparison, a price cap of 0.1 toke
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import blake3
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from .errors import BadId
 
@@ -119,7 +120,7 @@ class Verification(BaseModel):
         )
 
 
-Data = bytes | BlobRef
+Data = Annotated[bytes, Strict()] | BlobRef
 """A blob of a job: bytes to upload with it, or a :class:`BlobRef` the node holds."""
 
 
@@ -145,10 +146,10 @@ class Job(BaseModel):
     """The WebAssembly module (a WASI preview 1 command)."""
     args: list[str] = Field(default_factory=list)
     """Arguments after the program name."""
-    env: dict[str, str] = Field(default_factory=dict)
+    env: Mapping[str, str] = Field(default_factory=dict)
     """Environment variables."""
     stdin: Data | None = None
-    inputs: dict[str, Data] = Field(default_factory=dict)
+    inputs: Mapping[str, Data] = Field(default_factory=dict)
     """Files of ``/input``, by name."""
     limits: Limits = Field(default_factory=Limits)
     min_cpu_cores: int = Field(default=1, ge=0)
