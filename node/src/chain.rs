@@ -29,6 +29,7 @@ use crate::store::{EvmSigned, Store};
 
 mod txs;
 mod watch;
+pub mod finality;
 
 /// Blocks asked per `eth_getLogs` call.
 const LOG_RANGE: u64 = 2_000;

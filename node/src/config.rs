@@ -409,6 +409,7 @@ impl NodeConfig {
         }
         self.http.check()?;
         self.keys.check()?;
+        self.finality.check()?;
         if self.test_undeliver > 2 {
             return Err(ConfigError::Invalid {
                 key: "test_undeliver",

@@ -400,6 +400,22 @@ pub enum NodeEvent {
         /// What.
         message: String,
     },
+    /// The chain reorganized blocks this node had read (`docs/finality.md`). `deep`: past
+    /// `[finality] confirmations`, so events the node had acted on were dropped: an error
+    /// for the operator; the node re-synced from the common ancestor.
+    Reorg {
+        /// The newest block both branches share; `None` when it is deeper than the block
+        /// hashes the node keeps.
+        ancestor: Option<u64>,
+        /// Blocks dropped from the branch the node had read.
+        dropped: u64,
+        /// Escrow events of the dropped blocks (delivered to the roles or not yet).
+        retracted: usize,
+        /// Past the confirmation depth: events the roles had acted on were retracted.
+        deep: bool,
+        /// The block the node reads the chain again from.
+        resync_from: u64,
+    },
     /// The node stops (Ctrl-C, SIGTERM).
     ShuttingDown,
 }
@@ -532,6 +548,27 @@ impl fmt::Display for NodeEvent {
                 deposit,
             } => write!(f, "opened channel {channel} to {provider} with {deposit}"),
             Self::Warning { message } => write!(f, "warning {}", printable(message)),
+            Self::Reorg {
+                ancestor,
+                dropped,
+                retracted,
+                deep,
+                resync_from,
+            } => {
+                write!(
+                    f,
+                    "{}chain reorganization: {dropped} blocks dropped above ",
+                    if *deep { "DEEP " } else { "" }
+                )?;
+                match ancestor {
+                    Some(a) => write!(f, "block {a}")?,
+                    None => f.write_str("an ancestor older than the hashes kept")?,
+                }
+                write!(
+                    f,
+                    ", {retracted} escrow events retracted, reading again from block {resync_from}"
+                )
+            }
             Self::ShuttingDown => f.write_str("shutting down"),
         }
     }

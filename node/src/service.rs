@@ -375,8 +375,9 @@ impl Node {
                 config.chain_from_block,
                 Duration::from_millis(config.chain_poll_ms.max(50)),
             );
+            let (depth, told) = (config.finality.confirmations, events.clone());
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = c.watch(store, from, poll, chain_tx).await {
+                if let Err(e) = c.watch(store, from, poll, depth, told, chain_tx).await {
                     tracing::error!("the chain watcher stopped: {e}");
                 }
             }));
@@ -404,10 +405,12 @@ impl Node {
             }));
         }
         tasks.push(tokio::spawn(buyer.clone().sweep()));
+        tasks.push(tokio::spawn(buyer.clone().after_reorgs(events.subscribe())));
         tasks.push(tokio::spawn(buyer.clone().carry_payments()));
         if let Some(p) = &provider {
             tasks.push(tokio::spawn(p.clone().announce()));
             tasks.push(tokio::spawn(p.clone().settle_loop()));
+            tasks.push(tokio::spawn(p.clone().after_reorgs(events.subscribe())));
         }
         {
             let net = net.clone();

@@ -18,7 +18,7 @@ use anyhow::{Context, bail};
 use sietch_contracts::SietchEscrow::Config as EscrowConfig;
 use sietch_contracts::{MockToken, deploy, send};
 
-use sietch_node::config::NodeConfig;
+use sietch_node::config::{FinalityConfig, NodeConfig};
 use sietch_node::events::{Events, NodeEvent};
 use sietch_node::service::Node;
 
@@ -170,6 +170,13 @@ pub fn node_config(anvil: &AnvilInstance, escrow: Address) -> NodeConfig {
         voucher_timeout_secs: 60,
         channel_deposit: 5 * E18,
         verify_local_network: true,
+        // One block (a second) before the roles act on an event, and a provider serves a
+        // fresh channel at once up to a whole deposit: today's tests stay fast, and the
+        // confirmed path runs in every one of them (docs/finality.md).
+        finality: FinalityConfig {
+            confirmations: 1,
+            unconfirmed_risk: 5 * E18,
+        },
         ..NodeConfig::default()
     }
 }

@@ -84,6 +84,46 @@ impl Buyer {
         }
     }
 
+    /// Follows the node's events for reorganizations past the confirmation depth
+    /// (`docs/finality.md`) until the stream ends, and catches up with each: the events it
+    /// acted on may be gone, and those before the common ancestor are not handed out again.
+    pub(crate) async fn after_reorgs(
+        self: std::sync::Arc<Self>,
+        mut events: tokio::sync::broadcast::Receiver<NodeEvent>,
+    ) {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match events.recv().await {
+                Ok(NodeEvent::Reorg { deep: true, .. }) => self.after_deep_reorg().await,
+                // A busy stream: a notice may be lost, and the periodic rounds catch up.
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// What the buyer does after a reorganization past the confirmation depth: every ticket
+    /// it would dispute is read again from the chain; one claimed and not disputed (the
+    /// dispute was reorganized out, or the claim moved under the ancestor) is disputed, and
+    /// the drawn verifiers of one in a verdict round are asked again (a vote may be gone).
+    async fn after_deep_reorg(&self) {
+        let Some(chain) = &self.chain else { return };
+        let tickets: Vec<B256> = lock(&self.disputable).keys().copied().collect();
+        for ticket in tickets {
+            let Ok(rec) = chain.ticket(ticket).await else {
+                continue;
+            };
+            match rec.state {
+                crate::chain::TICKET_CLAIMED => self.dispute(chain, ticket).await,
+                crate::chain::TICKET_DRAWN => {
+                    let drawn = crate::chain::drawn(&rec.verifiers, rec.drawn).to_vec();
+                    self.ask_verifiers(chain, ticket, &rec, &drawn).await;
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Remembers a ticket to dispute if its provider claims it, in the store too, so that a
     /// restarted buyer still disputes it (bounded: past [`MAX_DISPUTABLE`] tickets, a new one
     /// is not kept, and that is logged).

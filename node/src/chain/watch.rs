@@ -1,7 +1,10 @@
 //! The escrow's events: read by block range, indexed (accounts for gossip validation), and
-//! followed from the cursor kept in the store.
+//! followed from the cursor kept in the store, by block hashes and only once deep enough
+//! (`finality`, `docs/finality.md`).
 
+use super::finality::{Follower, Reorg};
 use super::*;
+use crate::events::{Events, NodeEvent};
 
 impl Chain {
     /// The escrow's events in blocks `from..=to`, in order.
@@ -22,7 +25,7 @@ impl Chain {
     }
 
     /// Keeps the account index current from an event.
-    fn index(&self, event: &SietchEscrowEvents) {
+    pub(super) fn index(&self, event: &SietchEscrowEvents) {
         let Ok(mut accounts) = self.inner.accounts.write() else {
             return;
         };
@@ -61,55 +64,78 @@ impl Chain {
         }
     }
 
-    /// Follows the escrow's events until `stop`: rebuilds the account index from
-    /// `index_from`, then sends every event after the stored chain cursor to `out`, moving
-    /// the cursor past a block once all its events were taken. Polls every `poll`.
+    /// Follows the escrow's events until `out` closes: rebuilds the account index from
+    /// `index_from`, then sends every event after the stored chain cursor to `out` once it
+    /// is `confirmations` deep, moving the cursor past it. Polls every `poll`. A
+    /// reorganization is logged and told on `events` ([`NodeEvent::Reorg`]); one past the
+    /// depth as an error, and the chain is read again from the common ancestor.
     pub async fn watch(
         self,
         store: Arc<Store>,
         index_from: u64,
         poll: Duration,
+        confirmations: u64,
+        events: Events,
         out: mpsc::Sender<ChainEvent>,
     ) -> Result<(), ChainError> {
-        let chain_id = self.inner.chain_id;
-        let cursor = store
-            .chain_cursor(chain_id)
-            .map_err(|e| ChainError::Rpc(format!("reading the chain cursor: {e}")))?;
-        // Blocks up to the cursor: index only (their events were handled before a restart).
-        let mut next = index_from;
+        let mut follower = Follower::new(self, store, index_from, confirmations)?;
         let mut tick = tokio::time::interval(poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let head = match self.inner.provider.get_block_number().await {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::warn!("chain: cannot read the head: {e}");
-                    continue;
-                }
-            };
-            while next <= head {
-                let to = head.min(next + LOG_RANGE - 1);
-                let events = match self.events(next, to).await {
-                    Ok(e) => e,
+            // A catch-up reads range after range without waiting for the next tick.
+            loop {
+                let step = match follower.poll().await {
+                    Ok(s) => s,
                     Err(e) => {
-                        tracing::warn!("chain: cannot read events {next}..={to}: {e}");
+                        tracing::warn!("chain: cannot follow the chain: {e}");
                         break;
                     }
                 };
-                for ev in events {
-                    self.index(&ev.event);
-                    if cursor.is_none_or(|c| ev.block > c) && out.send(ev).await.is_err() {
+                if let Some(r) = &step.reorg {
+                    report(r, confirmations, &events);
+                }
+                for ev in step.confirmed {
+                    if out.send(ev).await.is_err() {
                         return Ok(());
                     }
                 }
-                if cursor.is_none_or(|c| to > c)
-                    && let Err(e) = store.set_chain_cursor(chain_id, to)
-                {
-                    tracing::warn!("chain: cannot store the cursor: {e}");
+                if !step.behind {
+                    break;
                 }
-                next = to + 1;
             }
         }
     }
+}
+
+/// Logs a reorganization (an error past the confirmation depth) and tells it on the
+/// node's event stream.
+pub(super) fn report(r: &Reorg, confirmations: u64, events: &Events) {
+    let dropped = r.old_tip.saturating_sub(r.ancestor.unwrap_or(0));
+    if r.deep {
+        tracing::error!(
+            ancestor = ?r.ancestor,
+            dropped,
+            retracted = r.retracted.len(),
+            resync_from = r.resync_from,
+            "chain: a reorganization deeper than the {confirmations} confirmations this node \
+             waits for dropped blocks whose escrow events it had acted on; reading the chain \
+             again from block {}",
+            r.resync_from
+        );
+    } else {
+        tracing::warn!(
+            ancestor = ?r.ancestor,
+            dropped,
+            retracted = r.retracted.len(),
+            "chain: reorganization within the confirmation depth; unconfirmed events dropped"
+        );
+    }
+    events.emit(NodeEvent::Reorg {
+        ancestor: r.ancestor,
+        dropped,
+        retracted: r.retracted.len(),
+        deep: r.deep,
+        resync_from: r.resync_from,
+    });
 }

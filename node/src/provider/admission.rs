@@ -89,6 +89,19 @@ pub(crate) enum Refusal {
     /// The channel's deposit does not reach the end of the ticket's range.
     #[error("the channel holds {deposit} in all; the ticket's range ends at {end}: top it up")]
     Underfunded { deposit: u128, end: U256 },
+    /// The deposit that would pay the ticket's range is not `[finality] confirmations` deep
+    /// yet (beyond what this provider risks on an unconfirmed deposit): try again later.
+    #[error(
+        "the channel holds {at_head}, of which {servable} may be served against until its \
+         deposit is {confirmations} blocks deep; the ticket's range ends at {end}: try again \
+         after {confirmations} blocks"
+    )]
+    Unconfirmed {
+        servable: u128,
+        at_head: u128,
+        confirmations: u64,
+        end: U256,
+    },
     /// The ticket's range does not start at the channel's latest voucher.
     #[error("the ticket's range starts at {start} but the channel's latest voucher is at {latest}")]
     OffTheLatestVoucher { start: U256, latest: U256 },
@@ -126,6 +139,7 @@ impl Refusal {
             Self::SpecMismatch
             | Self::DeadlineTooNear { .. }
             | Self::ChannelUnread(_)
+            | Self::Unconfirmed { .. }
             | Self::OffTheLatestVoucher { .. }
             | Self::NotRecorded(_) => RefuseReason::Other,
         }
@@ -351,7 +365,7 @@ impl Provider {
             return Ok(());
         };
         let t = &req.ticket;
-        let c = self.channel_view(chain, t).await?;
+        let (c, at_head) = self.channel_view(chain, t).await?;
         let stored = match self.store.voucher(&t.channel_id) {
             Ok(v) => v.map(|v| v.message.cumulative_amount),
             Err(e) => {
@@ -364,29 +378,53 @@ impl Provider {
             }
         };
         let known = stored.unwrap_or_default().max(carried.unwrap_or_default());
-        check_channel_view(t, buyer, &c, chain.me(), known)
+        match check_channel_view(t, buyer, &c, chain.me(), known) {
+            // Enough at the head, not yet deep enough: a refusal for now, not a top-up.
+            Err(Refusal::Underfunded { deposit, end }) if U256::from(at_head) >= end => {
+                Err(Refusal::Unconfirmed {
+                    servable: deposit,
+                    at_head,
+                    confirmations: self.config.finality.confirmations,
+                    end,
+                })
+            }
+            r => r,
+        }
     }
 
-    /// The ticket's channel: as last read, when that view can pay the ticket's range; else
-    /// read from the chain, and kept.
-    async fn channel_view(&self, chain: &Chain, t: &Ticket) -> Result<ChannelView, Refusal> {
+    /// The ticket's channel as it may be served against (its deposit counted as far as it is
+    /// `[finality] confirmations` deep, plus `unconfirmed_risk`: `docs/finality.md`), and its
+    /// deposit at the head: as last read, when that view can pay the ticket's range; else
+    /// read from the chain, and kept once its whole deposit is deep enough.
+    async fn channel_view(
+        &self,
+        chain: &Chain,
+        t: &Ticket,
+    ) -> Result<(ChannelView, u128), Refusal> {
         let end = t.cumulative_before.saturating_add(t.max_amount);
         let cached = lock(&self.channel_views)
             .get(&t.channel_id)
             .copied()
             .filter(|c| c.is_open() && U256::from(c.deposit) >= end);
         if let Some(c) = cached {
-            return Ok(c);
+            return Ok((c, c.deposit));
         }
-        let c = chain
-            .channel(t.channel_id)
+        let finality = &self.config.finality;
+        let (c, at_head) = chain
+            .servable_channel(
+                t.channel_id,
+                finality.confirmations,
+                finality.unconfirmed_risk,
+            )
             .await
             .map_err(Refusal::ChannelUnread)?;
-        let mut views = lock(&self.channel_views);
-        if views.len() < MAX_UNPAID || views.contains_key(&t.channel_id) {
-            views.insert(t.channel_id, c);
+        if c.deposit == at_head {
+            let mut views = lock(&self.channel_views);
+            if views.len() < MAX_UNPAID || views.contains_key(&t.channel_id) {
+                views.insert(t.channel_id, c);
+            }
         }
-        Ok(c)
+        Ok((c, at_head))
     }
 
     /// Takes the ticket's channel for this job, if it has no other job in flight (without a

@@ -61,6 +61,39 @@ impl Provider {
         }
     }
 
+    /// Follows the node's events for reorganizations (`docs/finality.md`) until the stream
+    /// ends. After any: the channels read for admission are read again (a deposit may be
+    /// gone). After one past the confirmation depth: a settlement round at once, its voucher
+    /// claim forced (a claim may be gone: what is due is read from the chain again; a
+    /// claimed ticket the chain no longer holds is claimed again by the round), and the
+    /// dispute rounds this node voted in are forgotten, so that a party asking again (its
+    /// vote may be gone) gets a new vote.
+    pub(crate) async fn after_reorgs(
+        self: std::sync::Arc<Self>,
+        mut events: tokio::sync::broadcast::Receiver<NodeEvent>,
+    ) {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let deep = match events.recv().await {
+                Ok(NodeEvent::Reorg { deep, .. }) => deep,
+                // A busy stream: a notice may be lost; the periodic claim catches up.
+                Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            };
+            lock(&self.channel_views).clear();
+            if !deep {
+                continue;
+            }
+            lock(&self.voted).clear();
+            if let Some(chain) = &self.chain
+                && let Err(e) = self.claim_vouchers(chain, true).await
+            {
+                tracing::warn!("claiming vouchers again after a deep reorganization: {e}");
+            }
+            self.settle_now.notify_one();
+        }
+    }
+
     /// Sends the disputed job to each drawn verifier (the other party does the same).
     async fn ask_verifiers(&self, chain: &Chain, ticket: B256, job: B256, verifiers: &[Address]) {
         let spec = match self.store.job(Side::Provider, &job).and_then(|r| match r {

@@ -86,10 +86,36 @@ impl Provider {
         Ok(())
     }
 
+    /// Waits until this node's registration and stake are `[finality] confirmations` deep:
+    /// the nodes that check its offer count only confirmed stakes (`docs/finality.md`), and
+    /// charge whoever relays an offer they cannot match to one. Gives up waiting after the
+    /// time 4 such depths take at one block every 12 s (the chain may be stalled).
+    async fn registration_confirmed(&self) {
+        let Some(chain) = &self.chain else { return };
+        let depth = self.config.finality.confirmations;
+        let until = tokio::time::Instant::now() + Duration::from_secs(depth * 48 + 10);
+        while depth > 0 && tokio::time::Instant::now() < until {
+            let confirmed = match chain.block_number().await {
+                Ok(head) => match head.checked_sub(depth) {
+                    Some(at) => chain.account_at(chain.me(), at).await.ok(),
+                    None => None,
+                },
+                Err(_) => None,
+            };
+            if confirmed.is_some_and(|a| {
+                a.node_key == self.offer.provider.0 && a.stake >= self.config.stake
+            }) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// Announces the offer now and on every heartbeat, each time with a higher sequence
     /// number, a fresh expiry and the large blobs the store holds then (so a cache that
     /// changes shows in the next heartbeat's offer, and never more often).
     pub(crate) async fn announce(self: Arc<Self>) {
+        self.registration_confirmed().await;
         let mut tick = tokio::time::interval(self.config.announce_every());
         loop {
             tick.tick().await;

@@ -129,6 +129,8 @@ pub(crate) enum TicketStep {
     Resolve,
     /// Settled: stop watching it.
     Forget,
+    /// Not on chain: its claim was reorganized out (`docs/finality.md`). Claimed again.
+    Reclaim,
     /// Nothing yet.
     Wait,
 }
@@ -147,9 +149,14 @@ pub(crate) fn ticket_step(
         TICKET_DISPUTED if draw_block < block => TicketStep::DrawVerifiers,
         TICKET_DRAWN if deadline < now => TicketStep::Resolve,
         TICKET_SETTLED => TicketStep::Forget,
+        TICKET_NONE => TicketStep::Reclaim,
         _ => TicketStep::Wait,
     }
 }
+
+/// A ticket the escrow does not hold (`TicketRecord.state`): never claimed, or its claim
+/// was reorganized out.
+const TICKET_NONE: u8 = 0;
 
 /// The escrow's custom error in a chain error, if that is what it is.
 pub(crate) fn reverted(e: &ChainError) -> Option<&SietchEscrowErrors> {
@@ -299,6 +306,29 @@ impl Provider {
         Ok(())
     }
 
+    /// A claimed ticket the chain no longer holds (a reorganization dropped its claim): its
+    /// job is unpaid again, withheld, so the next round claims it again (its result was kept
+    /// on disk when it was first claimed).
+    fn reclaim(&self, ticket: B256) {
+        let Some(job) = lock(&self.claimed).remove(&ticket) else {
+            return;
+        };
+        tracing::warn!(
+            "the claim of ticket {ticket} (job {job}) is no longer on chain (reorganized out): \
+             claiming it again"
+        );
+        let mut unpaid = lock(&self.unpaid);
+        if unpaid.len() < MAX_UNPAID || unpaid.contains_key(&job) {
+            unpaid.insert(
+                job,
+                Unpaid {
+                    since: now(),
+                    withheld: true,
+                },
+            );
+        }
+    }
+
     /// Moves this provider's claimed tickets on ([`ticket_step`]).
     async fn finalize_tickets(&self, chain: &Chain) -> Result<(), SettleError> {
         let claimed: Vec<B256> = lock(&self.claimed).keys().copied().collect();
@@ -316,6 +346,10 @@ impl Provider {
                 TicketStep::Resolve => chain.resolve(id).await,
                 TicketStep::Forget => {
                     lock(&self.claimed).remove(&id);
+                    Ok(())
+                }
+                TicketStep::Reclaim => {
+                    self.reclaim(id);
                     Ok(())
                 }
                 TicketStep::Wait => Ok(()),
@@ -509,6 +543,11 @@ mod tests {
         assert_eq!(
             ticket_step(TICKET_SETTLED, 0, 0, now, block),
             TicketStep::Forget
+        );
+        assert_eq!(
+            ticket_step(TICKET_NONE, 0, 0, now, block),
+            TicketStep::Reclaim,
+            "a claim reorganized out"
         );
     }
 }

@@ -1,0 +1,568 @@
+//! Reorganizations as a hostile chain makes them, on a real anvil (`anvil_reorg` replaces
+//! the last blocks with others that hold other transactions; the dropped ones are gone):
+//! the watcher follows block hashes, hands events to the roles only `confirmations` deep,
+//! retracts what a reorganization drops, and reports one past the depth loudly and
+//! recovers (`docs/finality.md`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::node_bindings::{Anvil, AnvilInstance};
+use alloy::primitives::{Address, B256, Bytes};
+use alloy::providers::{DynProvider, Provider as _};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolCall;
+use sietch_contracts::SietchEscrow::{self, SietchEscrowEvents};
+use sietch_contracts::deploy;
+use sietch_market::{PublicKey, registration};
+use sietch_node::chain::finality::Follower;
+use sietch_node::chain::{Chain, ChainEvent};
+use sietch_node::events::{Events, NodeEvent};
+use sietch_node::store::Store;
+use sietch_testkit::devnet::{connect, escrow_config, find_anvil};
+
+/// A chain of its own: anvil mining a block per transaction (and on `evm_mine`), the
+/// token and the escrow deployed.
+struct Fixture {
+    anvil: AnvilInstance,
+    deployer: DynProvider,
+    escrow: Address,
+}
+
+async fn fixture() -> Fixture {
+    let path = find_anvil().unwrap();
+    let anvil =
+        tokio::task::block_in_place(|| Anvil::at(&path).host("127.0.0.1").try_spawn().unwrap());
+    let key: PrivateKeySigner = anvil.keys()[0].clone().into();
+    let deployer = connect(&key, &anvil.endpoint()).unwrap();
+    let dep = deploy::deploy_with_mock_token(deployer.clone(), escrow_config())
+        .await
+        .unwrap();
+    Fixture {
+        anvil,
+        deployer,
+        escrow: dep.escrow,
+    }
+}
+
+impl Fixture {
+    /// A dev account's key (anvil holds it unlocked too).
+    fn key(&self, i: usize) -> PrivateKeySigner {
+        self.anvil.keys()[i].clone().into()
+    }
+
+    async fn chain(&self, i: usize) -> Chain {
+        Chain::connect(
+            &self.anvil.endpoint(),
+            self.anvil.chain_id(),
+            self.escrow,
+            &self.key(i),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Registers dev account `i` with a node key of its own, in a block of its own.
+    async fn register(&self, i: usize) {
+        self.chain(i).await.register(&node_key(i)).await.unwrap();
+    }
+
+    /// Dev account `i`'s registration as a transaction for `anvil_reorg` to put in a block
+    /// of the new branch.
+    fn registration_tx(&self, i: usize) -> serde_json::Value {
+        let from = self.key(i).address();
+        let proof = registration::prove(&node_key(i), self.anvil.chain_id(), self.escrow, from);
+        let call = SietchEscrow::registerCall {
+            nodeKey: B256::from(PublicKey::of(&node_key(i)).0),
+            proof: Bytes::from(proof.to_vec()),
+        };
+        serde_json::json!({
+            "from": from,
+            "to": self.escrow,
+            "input": Bytes::from(call.abi_encode()),
+            "gas": "0x200000",
+        })
+    }
+
+    async fn head(&self) -> u64 {
+        self.deployer.get_block_number().await.unwrap()
+    }
+
+    async fn mine(&self, blocks: u64) {
+        for _ in 0..blocks {
+            self.deployer
+                .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Replaces the last `depth` blocks with as many new ones; `txs` go into the first.
+    async fn reorg(&self, depth: u64, txs: Vec<serde_json::Value>) {
+        let pairs: Vec<serde_json::Value> =
+            txs.into_iter().map(|t| serde_json::json!([t, 0])).collect();
+        self.deployer
+            .raw_request::<_, serde_json::Value>("anvil_reorg".into(), (depth, pairs))
+            .await
+            .unwrap();
+    }
+}
+
+fn node_key(i: usize) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[u8::try_from(i).unwrap() + 1; 32])
+}
+
+/// The accounts registered by `events`, in order.
+fn registered(events: &[ChainEvent]) -> Vec<Address> {
+    events
+        .iter()
+        .filter_map(|e| match &e.event {
+            SietchEscrowEvents::Registered(r) => Some(r.account),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A reorganization within the confirmation depth: the dropped block's event never reaches
+/// the roles nor the account index, the new branch's does once deep enough, and the common
+/// ancestor is the block under the dropped one.
+#[tokio::test(flavor = "multi_thread")]
+async fn anvil_a_reorg_within_the_depth_retracts_unconfirmed_events_and_delivers_the_new_branch() {
+    let f = fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let watcher = f.chain(9).await;
+    let mut follower = Follower::new(watcher.clone(), store.clone(), 0, 2).unwrap();
+    let (a, b, c) = (f.key(1).address(), f.key(2).address(), f.key(3).address());
+
+    f.register(1).await;
+    let step = follower.poll().await.unwrap();
+    assert!(
+        registered(&step.confirmed).is_empty(),
+        "not deep enough yet"
+    );
+    assert!(watcher.known_account(&a).is_none(), "nor in the index");
+    f.mine(2).await;
+    let step = follower.poll().await.unwrap();
+    assert_eq!(registered(&step.confirmed), vec![a], "two blocks deep");
+    assert!(watcher.known_account(&a).is_some());
+    let head = f.head().await;
+    assert_eq!(follower.cursor(), Some(head - 2));
+    assert_eq!(
+        store.chain_cursor(f.anvil.chain_id()).unwrap(),
+        Some(head - 2)
+    );
+
+    // B registers; the block is replaced by one where C registers instead.
+    f.register(2).await;
+    let dropped = f.head().await;
+    let step = follower.poll().await.unwrap();
+    assert!(step.reorg.is_none() && registered(&step.confirmed).is_empty());
+    f.reorg(1, vec![f.registration_tx(3)]).await;
+    let step = follower.poll().await.unwrap();
+    let reorg = step.reorg.expect("the reorganization is seen");
+    assert_eq!(reorg.ancestor, Some(dropped - 1), "the common ancestor");
+    assert_eq!(reorg.old_tip, dropped);
+    assert!(!reorg.deep, "within the depth");
+    assert_eq!(
+        registered(&reorg.retracted),
+        vec![b],
+        "B's event is retracted"
+    );
+    assert_eq!(reorg.resync_from, dropped);
+    assert!(registered(&step.confirmed).is_empty());
+    assert_eq!(
+        follower.cursor(),
+        Some(dropped - 2),
+        "nothing delivered was dropped"
+    );
+
+    f.mine(2).await;
+    let step = follower.poll().await.unwrap();
+    assert_eq!(
+        registered(&step.confirmed),
+        vec![c],
+        "the new branch's event"
+    );
+    assert!(
+        watcher.known_account(&b).is_none(),
+        "B never entered the index"
+    );
+    assert!(watcher.known_account(&c).is_some());
+    // Nothing twice.
+    f.mine(3).await;
+    let step = follower.poll().await.unwrap();
+    assert!(step.confirmed.is_empty() && step.reorg.is_none());
+}
+
+/// A reorganization past the depth, through the watcher as the node runs it: told on the
+/// node's events as deep, the stored cursor moved back to the common ancestor, the account
+/// index rebuilt without the dropped registration, the new branch's event delivered, and an
+/// event the roles had before the ancestor not delivered again.
+#[tokio::test(flavor = "multi_thread")]
+async fn anvil_a_deep_reorg_is_reported_and_the_watcher_resyncs_from_the_ancestor() {
+    let f = fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let watcher = f.chain(9).await;
+    let events = Events::new();
+    let mut told = events.subscribe();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let task = tokio::spawn(watcher.clone().watch(
+        store.clone(),
+        0,
+        Duration::from_millis(50),
+        1,
+        events.clone(),
+        tx,
+    ));
+    let next = async |rx: &mut tokio::sync::mpsc::Receiver<ChainEvent>| loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("an event within 10 s")
+            .expect("the watcher runs");
+        if let SietchEscrowEvents::Registered(r) = e.event {
+            return (e.block, r.account);
+        }
+    };
+    let (a, c, d) = (f.key(1).address(), f.key(3).address(), f.key(4).address());
+
+    f.register(1).await;
+    f.mine(1).await;
+    assert_eq!(next(&mut rx).await.1, a);
+    f.register(3).await;
+    let c_block = f.head().await;
+    f.mine(2).await;
+    assert_eq!(next(&mut rx).await, (c_block, c), "C, one block deep");
+    assert!(watcher.known_account(&c).is_some());
+
+    // Three blocks replaced, C's among them: past the depth of 1. D registers instead.
+    let head = f.head().await;
+    assert_eq!(head, c_block + 2);
+    f.reorg(3, vec![f.registration_tx(4)]).await;
+    let reorg = loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), told.recv())
+            .await
+            .expect("told within 10 s")
+            .unwrap();
+        if let NodeEvent::Reorg { .. } = e {
+            break e;
+        }
+    };
+    let NodeEvent::Reorg {
+        ancestor,
+        dropped,
+        retracted,
+        deep,
+        resync_from,
+    } = reorg
+    else {
+        unreachable!()
+    };
+    assert!(deep, "past the depth");
+    assert_eq!(ancestor, Some(c_block - 1));
+    assert_eq!(dropped, 3);
+    assert_eq!(retracted, 1, "C's registration");
+    assert_eq!(resync_from, c_block);
+    assert!(reorg.to_string().contains("DEEP"), "{reorg}");
+
+    // Recovered: D comes once a block deep, A is not delivered again, C is gone.
+    f.mine(1).await;
+    assert_eq!(next(&mut rx).await, (c_block, d), "D, in the new branch");
+    assert!(watcher.known_account(&c).is_none(), "the index lost C");
+    assert!(watcher.known_account(&a).is_some(), "and kept A");
+    assert!(watcher.known_account(&d).is_some());
+    assert!(
+        store.chain_cursor(f.anvil.chain_id()).unwrap() >= Some(c_block),
+        "the cursor moves on from the ancestor"
+    );
+    f.mine(2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while let Ok(e) = rx.try_recv() {
+        assert!(
+            !matches!(e.event, SietchEscrowEvents::Registered(_)),
+            "nothing twice: {e:?}"
+        );
+    }
+    assert!(!task.is_finished(), "the watcher goes on");
+    task.abort();
+}
+
+// ---- whole markets ----
+
+use sietch_market::{BlobRef, JobSpec, Limits, Requirements, U256, VerificationPolicy};
+use sietch_testkit::devnet::{Devnet, DevnetConfig, E18};
+use sietch_testkit::fnv;
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A job of the FNV guest whose ticket may take up to `cap` from the channel (what it
+/// really costs is a few base units), never re-run.
+fn job(module: &[u8], stdin: &[u8], cap: u128) -> JobSpec {
+    JobSpec {
+        module: BlobRef::of(module).hash,
+        args: vec![],
+        env: vec![],
+        stdin: Some(BlobRef::of(stdin)),
+        inputs: vec![],
+        limits: Limits {
+            fuel: 50_000_000,
+            memory_bytes: 1 << 20,
+            wall_time_ms: 10_000,
+            output_bytes: 1 << 16,
+        },
+        requirements: Requirements {
+            min_cpu_cores: 1,
+            ..Requirements::default()
+        },
+        verification: VerificationPolicy {
+            sampling_ppm: 1,
+            ..VerificationPolicy::default()
+        },
+        price_cap: cap,
+        deadline: now() + 600,
+    }
+}
+
+/// The next event of `name` that `pick` takes, within `secs`.
+async fn wait_for<T>(
+    net: &mut Devnet,
+    name: &str,
+    secs: u64,
+    mut pick: impl FnMut(&NodeEvent) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, net.events.recv()).await {
+            Ok(Some((n, e))) if n == name => {
+                if let Some(t) = pick(&e) {
+                    return t;
+                }
+            }
+            Ok(Some(_)) => {}
+            _ => panic!("no such event of {name} within {secs} s"),
+        }
+    }
+}
+
+/// Tokens `who` holds, with what the escrow credits it.
+async fn wealth(net: &Devnet, chain: &Chain, who: Address) -> U256 {
+    net.balance(who).await.unwrap() + U256::from(chain.credited(who).await.unwrap())
+}
+
+/// What the risk bound of a provider is, in the channel-open test: one cheap job's ticket
+/// and a half.
+const RISK: u128 = 1_500_000_000;
+
+/// A buyer's channel open is reorganized out after the provider served on it: the
+/// provider served only within `unconfirmed_risk` (a ticket whose range ends past it is
+/// refused as "not deep enough yet"), and once the open is gone nobody's money moved: the
+/// buyer holds what it held before, the provider gained nothing, and the escrow holds no
+/// deposit. Both nodes go on (the provider's reorg was within its depth, the buyer's past).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_a_channel_open_reorganized_out_after_jobs_costs_the_provider_at_most_its_risk() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = DevnetConfig::new(1, dir.path());
+    cfg.tweak = |name, c| {
+        if name == "provider-0" {
+            c.finality.confirmations = 6;
+            c.finality.unconfirmed_risk = RISK;
+        }
+    };
+    let mut net = Devnet::start(cfg).await.unwrap();
+    let chain = net.buyer.chain.clone().unwrap();
+    let (buyer, provider) = (net.buyer.evm_address, net.providers[0].evm_address);
+    let module = fnv::hash_guest(0);
+    let input = b"served on an unconfirmed deposit".to_vec();
+    for b in [&module, &input] {
+        net.buyer.store.blobs().put(b).unwrap();
+        net.providers[0].store.blobs().put(b).unwrap();
+    }
+    let buyer_before = wealth(&net, &chain, buyer).await;
+    let provider_before = wealth(&net, &chain, provider).await;
+    let escrow_before = net.balance(net.escrow).await.unwrap();
+
+    // Served at once on a fresh channel: its ticket's range ends within the risk.
+    let done = net
+        .buyer
+        .buyer
+        .submit(job(&module, &input, E18 / 1_000_000_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&done.result.stdout),
+        fnv::hex(&input)
+    );
+    let channels = net.buyer.buyer.channels();
+    assert_eq!(channels.len(), 1);
+    let channel = channels[0].0;
+    let logs = chain
+        .provider()
+        .get_logs(
+            &alloy::rpc::types::Filter::new()
+                .address(net.escrow)
+                .event_signature(
+                    <SietchEscrow::ChannelOpened as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
+                ),
+        )
+        .await
+        .unwrap();
+    let opened_in = logs[0].block_number.unwrap();
+
+    // A ticket that could take more than the risk, before the deposit is deep: refused.
+    let buyer_node = net.buyer.buyer.clone();
+    let (m, i) = (module.clone(), input.clone());
+    let greedy = tokio::spawn(async move { buyer_node.submit(job(&m, &i, 2 * RISK)).await });
+    let refusal = wait_for(&mut net, "provider-0", 20, |e| match e {
+        NodeEvent::Refused { reason, .. } => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(refusal.contains("deep"), "{refusal}");
+    greedy.abort();
+    let head = f_head(&net).await;
+    assert!(
+        head < opened_in + 6,
+        "the open at {opened_in} is already 6 deep at {head}: the machine is too slow"
+    );
+
+    // The provider holds a voucher on a deposit that is about to vanish: within the risk.
+    let held = net.providers[0].store.voucher(&channel).unwrap();
+    let served = held.map_or(U256::ZERO, |v| v.message.cumulative_amount);
+    assert!(served <= U256::from(RISK), "served {served}");
+
+    // Everything from the open on is replaced by empty blocks.
+    let depth = head - opened_in + 1;
+    net.deployer
+        .raw_request::<_, serde_json::Value>(
+            "anvil_reorg".into(),
+            (depth, Vec::<serde_json::Value>::new()),
+        )
+        .await
+        .unwrap();
+    let deep = wait_for(&mut net, "buyer", 20, |e| match e {
+        NodeEvent::Reorg { deep, .. } => Some(*deep),
+        _ => None,
+    })
+    .await;
+    assert!(deep, "past the buyer's depth of 1");
+    assert_eq!(chain.channel(channel).await.unwrap().state, 0, "no channel");
+    // Money conserved: the deposit never left the buyer; the provider was paid nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(wealth(&net, &chain, buyer).await, buyer_before);
+    assert_eq!(wealth(&net, &chain, provider).await, provider_before);
+    assert_eq!(net.balance(net.escrow).await.unwrap(), escrow_before);
+    net.shutdown().await;
+}
+
+async fn f_head(net: &Devnet) -> u64 {
+    net.deployer.get_block_number().await.unwrap()
+}
+
+/// The provider's claim of its vouchers is reorganized out after it was two blocks deep
+/// (past the devnet's depth of 1): the provider is told, claims again from what the chain
+/// now says it is owed, and in the end the channel paid exactly the buyer's last voucher,
+/// once, and the provider gained exactly that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_a_voucher_claim_reorganized_out_is_claimed_again_and_paid_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = Devnet::start(DevnetConfig::new(1, dir.path()))
+        .await
+        .unwrap();
+    let chain = net.buyer.chain.clone().unwrap();
+    let provider = net.providers[0].evm_address;
+    let module = fnv::hash_guest(0);
+    let input = b"claimed twice, paid once".to_vec();
+    for b in [&module, &input] {
+        net.buyer.store.blobs().put(b).unwrap();
+        net.providers[0].store.blobs().put(b).unwrap();
+    }
+    let provider_before = wealth(&net, &chain, provider).await;
+    for _ in 0..2 {
+        net.buyer
+            .buyer
+            .submit(job(&module, &input, E18 / 1_000_000_000))
+            .await
+            .unwrap();
+    }
+    let channel = net.buyer.buyer.channels()[0].0;
+    let owed = net.buyer.buyer.channels()[0].2;
+    // The claim that pays the last voucher.
+    let tx = wait_for(&mut net, "provider-0", 40, |e| match e {
+        NodeEvent::Claimed { tx, .. } => Some(*tx),
+        _ => None,
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while U256::from(chain.channel(channel).await.unwrap().paid) != owed {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never claimed in full"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let receipt = chain
+        .provider()
+        .get_transaction_receipt(tx)
+        .await
+        .unwrap()
+        .unwrap();
+    let claimed_in = receipt.block_number.unwrap();
+    while f_head(&net).await < claimed_in + 2 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let depth = f_head(&net).await - claimed_in + 1;
+    net.deployer
+        .raw_request::<_, serde_json::Value>(
+            "anvil_reorg".into(),
+            (depth, Vec::<serde_json::Value>::new()),
+        )
+        .await
+        .unwrap();
+    let paid_after_reorg = U256::from(chain.channel(channel).await.unwrap().paid);
+    assert!(paid_after_reorg < owed, "the claim is gone");
+    let deep = wait_for(&mut net, "provider-0", 20, |e| match e {
+        NodeEvent::Reorg { deep, .. } => Some(*deep),
+        _ => None,
+    })
+    .await;
+    assert!(deep, "two blocks deep, past the depth of 1");
+    // Claimed again (at once after a deep reorganization), and paid once.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while U256::from(chain.channel(channel).await.unwrap().paid) != owed {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the claim was not made again within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let gained = wealth(&net, &chain, provider).await - provider_before;
+        if gained == owed {
+            break;
+        }
+        assert!(
+            gained < owed,
+            "paid more than the vouchers: {gained} > {owed}"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gained {gained} of {owed}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    net.shutdown().await;
+}
