@@ -518,8 +518,19 @@ fn a_node_runs_from_its_keystore_with_the_password_from_a_file_or_the_environmen
 
     let from_env = running_address(&data, &[], &[("SIETCH_KEYSTORE_PASSWORD", PW)]);
     assert_eq!(from_env, address);
-    let from_file = running_address(&data, &["--password-file", pwfile.to_str().unwrap()], &[]);
+    // A password file others can read works, and is warned about.
+    let (from_file, seen) = running(&data, &["--password-file", pwfile.to_str().unwrap()], &[]);
     assert_eq!(from_file, address);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(&pwfile).unwrap().permissions().mode() & 0o077 != 0 {
+            assert!(seen.contains("chmod 600"), "{seen}");
+        }
+        std::fs::set_permissions(&pwfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let (_, seen) = running(&data, &["--password-file", pwfile.to_str().unwrap()], &[]);
+    assert!(!seen.contains("chmod 600") && !seen.contains(PW), "{seen}");
     // The file wins over the environment.
     let both = running_address(
         &data,

@@ -314,6 +314,27 @@ fn password_from(
     Ok((pw, from))
 }
 
+/// A warning when the password file (if one is set) can be read by other users than its
+/// owner: the password is as good as the file's permissions.
+pub fn password_file_warning(cfg: &KeysConfig) -> Option<String> {
+    let path = cfg.password_file.as_ref()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Some(format!(
+                "the keystore's password file {} can be read by other users (mode {mode:o}): run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    None
+}
+
 /// The first line of a password file, without its line ending.
 fn read_password_file(path: &Path, from: &PasswordSource) -> Result<Password, KeyError> {
     let err = |source| KeyError::PasswordFile {

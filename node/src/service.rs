@@ -240,7 +240,13 @@ impl Node {
                 .await
                 .map_err(|_| KeyError::Interrupted)??
         };
-        if let Some(message) = origin.warning(data_dir) {
+        let password_file = match origin {
+            crate::keys::KeyOrigin::Keystore { .. } => {
+                crate::keys::password_file_warning(&config.keys)
+            }
+            _ => None,
+        };
+        for message in origin.warning(data_dir).into_iter().chain(password_file) {
             tracing::warn!("{message}");
             events.emit(NodeEvent::Warning { message });
         }

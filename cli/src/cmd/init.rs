@@ -20,7 +20,8 @@ pub(crate) struct InitArgs {
     #[arg(long)]
     force: bool,
     /// Bring the EVM key from this keystore (geth, `cast wallet`, a wallet: Web3 Secret
-    /// Storage v3). It is copied as it is and keeps its password, read as below.
+    /// Storage v3). It is copied as it is and keeps its password (given like the node's:
+    /// --password-file, $SIETCH_KEYSTORE_PASSWORD or the terminal).
     #[arg(long, value_name = "FILE", group = "evm")]
     import_keystore: Option<PathBuf>,
     /// Bring the EVM key from a file holding it as 64 hex digits (never from the command

@@ -207,6 +207,25 @@ fn passwords_come_from_the_file_then_the_environment_then_the_terminal() {
     assert_eq!(format!("{:?}", pw()), "Password(<secret>)");
 }
 
+#[cfg(unix)]
+#[test]
+fn a_password_file_others_can_read_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = with_file(dir.path(), "pw", PW);
+    let cfg = KeysConfig {
+        password_file: Some(file.clone()),
+        ..KeysConfig::default()
+    };
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let w = password_file_warning(&cfg).unwrap();
+    assert!(w.contains("chmod 600") && w.contains("644"), "{w}");
+    assert!(!w.contains(PW), "{w}");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(password_file_warning(&cfg), None);
+    assert_eq!(password_file_warning(&KeysConfig::default()), None);
+}
+
 #[test]
 fn raw_key_files_hold_one_key_and_are_never_quoted() {
     let dir = tempfile::tempdir().unwrap();
