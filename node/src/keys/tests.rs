@@ -5,6 +5,9 @@
     clippy::indexing_slicing
 )]
 
+use sietch_market::Address;
+
+use super::password::password_from;
 use super::*;
 
 const PW: &str = "correct horse battery";
