@@ -14,7 +14,12 @@
 //!
 //! After an intended protocol change: `SIETCH_BLESS=1 cargo test -p sietch-node --test
 //! protocol_vectors`, and say so in the commit.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
