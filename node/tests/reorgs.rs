@@ -307,9 +307,10 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// A job of the FNV guest whose ticket may take up to `cap` from the channel (what it
-/// really costs is a few base units), never re-run.
-fn job(module: &[u8], stdin: &[u8], cap: u128) -> JobSpec {
+/// A job of the FNV guest with up to `fuel` fuel: its ticket may take what that fuel costs
+/// at the devnet's price, 1,000 base units per 10^9 fuel (what it really costs is a unit or
+/// two); never re-run.
+fn job(module: &[u8], stdin: &[u8], fuel: u64) -> JobSpec {
     JobSpec {
         module: BlobRef::of(module).hash,
         args: vec![],
@@ -317,7 +318,7 @@ fn job(module: &[u8], stdin: &[u8], cap: u128) -> JobSpec {
         stdin: Some(BlobRef::of(stdin)),
         inputs: vec![],
         limits: Limits {
-            fuel: 50_000_000,
+            fuel,
             memory_bytes: 1 << 20,
             wall_time_ms: 10_000,
             output_bytes: 1 << 16,
@@ -330,7 +331,8 @@ fn job(module: &[u8], stdin: &[u8], cap: u128) -> JobSpec {
             sampling_ppm: 1,
             ..VerificationPolicy::default()
         },
-        price_cap: cap,
+        // Small enough that one in a million sampled is covered by the stake.
+        price_cap: 1_000_000_000,
         deadline: now() + 600,
     }
 }
@@ -346,12 +348,14 @@ async fn wait_for<T>(
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match tokio::time::timeout(left, net.events.recv()).await {
-            Ok(Some((n, e))) if n == name => {
-                if let Some(t) = pick(&e) {
+            Ok(Some((n, e))) => {
+                eprintln!("{n}: {e}");
+                if n == name
+                    && let Some(t) = pick(&e)
+                {
                     return t;
                 }
             }
-            Ok(Some(_)) => {}
             _ => panic!("no such event of {name} within {secs} s"),
         }
     }
@@ -362,9 +366,12 @@ async fn wealth(net: &Devnet, chain: &Chain, who: Address) -> U256 {
     net.balance(who).await.unwrap() + U256::from(chain.credited(who).await.unwrap())
 }
 
-/// What the risk bound of a provider is, in the channel-open test: one cheap job's ticket
-/// and a half.
-const RISK: u128 = 1_500_000_000;
+/// What the provider risks on an unconfirmed deposit in the channel-open test: a ticket of
+/// [`FUEL`] (50 base units) and a half.
+const RISK: u128 = 75;
+
+/// The fuel limit of the tests' jobs: their tickets take up to 50 base units.
+const FUEL: u64 = 50_000_000;
 
 /// A buyer's channel open is reorganized out after the provider served on it: the
 /// provider served only within `unconfirmed_risk` (a ticket whose range ends past it is
@@ -398,7 +405,7 @@ async fn anvil_a_channel_open_reorganized_out_after_jobs_costs_the_provider_at_m
     let done = net
         .buyer
         .buyer
-        .submit(job(&module, &input, E18 / 1_000_000_000))
+        .submit(job(&module, &input, FUEL))
         .await
         .unwrap();
     assert_eq!(
@@ -424,12 +431,25 @@ async fn anvil_a_channel_open_reorganized_out_after_jobs_costs_the_provider_at_m
     // A ticket that could take more than the risk, before the deposit is deep: refused.
     let buyer_node = net.buyer.buyer.clone();
     let (m, i) = (module.clone(), input.clone());
-    let greedy = tokio::spawn(async move { buyer_node.submit(job(&m, &i, 2 * RISK)).await });
-    let refusal = wait_for(&mut net, "provider-0", 20, |e| match e {
-        NodeEvent::Refused { reason, .. } => Some(reason.clone()),
-        _ => None,
-    })
-    .await;
+    let greedy = tokio::spawn(async move { buyer_node.submit(job(&m, &i, 2 * FUEL)).await });
+    // Both: the provider's refusal, and the buyer's word that the open is a block deep
+    // (confirmed to it: the reorganization below is past its depth).
+    let (mut refusal, mut seen_open) = (None, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while refusal.is_none() || !seen_open {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Ok(Some((name, e))) = tokio::time::timeout(left, net.events.recv()).await else {
+            panic!("refused: {refusal:?}, open seen by the buyer: {seen_open}");
+        };
+        match (name.as_str(), &e) {
+            ("provider-0", NodeEvent::Refused { reason, .. }) => refusal = Some(reason.clone()),
+            ("buyer", NodeEvent::Escrow { name, .. }) if name == "ChannelOpened" => {
+                seen_open = true;
+            }
+            _ => {}
+        }
+    }
+    let refusal = refusal.unwrap_or_default();
     assert!(refusal.contains("deep"), "{refusal}");
     greedy.abort();
     let head = f_head(&net).await;
@@ -493,7 +513,7 @@ async fn anvil_a_voucher_claim_reorganized_out_is_claimed_again_and_paid_once() 
     for _ in 0..2 {
         net.buyer
             .buyer
-            .submit(job(&module, &input, E18 / 1_000_000_000))
+            .submit(job(&module, &input, FUEL))
             .await
             .unwrap();
     }
