@@ -12,13 +12,14 @@ use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sietch_market::B256;
 
 use super::error::{ApiError, unavailable};
 use super::{Api, dto};
+use crate::events::{NumberedEvent, Since};
 use crate::net::wire::WireMessage;
 use crate::net::{JobResult, peer_id_of};
 use crate::store::{JobRecord, Side};
@@ -568,23 +569,65 @@ pub(crate) async fn events(
     State(api): State<Api>,
     Extension(streams): Extension<Arc<Streams>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let permit = streams.acquire(peer.ip())?;
-    let rx = api.events.subscribe();
-    let stream = futures::stream::unfold((rx, permit), |(mut rx, permit)| async move {
-        let data = match rx.recv().await {
-            Ok(e) => {
-                // A failure's reason may quote a chain or disk error: no URL, no path.
-                let mut v = serde_json::to_value(&e).unwrap_or_default();
-                super::error::scrub_fields(&mut v);
-                v.to_string()
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                json!({"kind": "lagged", "missed": n}).to_string()
-            }
-            Err(_) => return None,
-        };
-        Some((Ok(Event::default().event("node").data(data)), (rx, permit)))
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    // A listener coming back names the last event it saw (`<run>-<seq>`, as each event's
+    // id): it gets the kept events since, and is told if any are gone for good.
+    let since = match headers.get("last-event-id") {
+        None => Since::Now,
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(parse_event_id)
+            .map_or(Since::Unknown, |(run, seq)| Since::After { run, seq }),
+    };
+    let resumed = api.events.resume(since);
+    let run = resumed.run;
+    let lost = match resumed.missed {
+        Some(0) => None,
+        Some(n) => Some(json!({"kind": "lagged", "missed": n})),
+        None => Some(
+            json!({"kind": "lagged", "missed": null, "why": "the last event id is not from this run of the node"}),
+        ),
+    };
+    let first: Vec<Event> = lost
+        .map(|v| Event::default().event("node").data(v.to_string()))
+        .into_iter()
+        .chain(resumed.replay.iter().map(|e| node_event(run, e)))
+        .collect();
+    let replay = futures::stream::iter(first.into_iter().map(Ok));
+    let live =
+        futures::stream::unfold((resumed.live, permit), move |(mut rx, permit)| async move {
+            let event = match rx.recv().await {
+                Ok(e) => node_event(run, &e),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event::default()
+                    .event("node")
+                    .data(json!({"kind": "lagged", "missed": n}).to_string()),
+                Err(_) => return None,
+            };
+            Some((Ok(event), (rx, permit)))
+        });
+    Ok(Sse::new(replay.chain(live)).keep_alive(KeepAlive::default()))
+}
+
+/// One event as the stream sends it: id `<run>-<seq>` (run in hex), type `node`, the
+/// event's JSON.
+fn node_event(run: u32, e: &NumberedEvent) -> Event {
+    // A failure's reason may quote a chain or disk error: no URL, no path.
+    let mut v = serde_json::to_value(&e.event).unwrap_or_default();
+    super::error::scrub_fields(&mut v);
+    Event::default()
+        .id(format!("{run:08x}-{}", e.seq))
+        .event("node")
+        .data(v.to_string())
+}
+
+/// Reads an event id `<run in hex>-<seq>`.
+fn parse_event_id(id: &str) -> Option<(u32, u64)> {
+    let (run, seq) = id.trim().split_once('-')?;
+    if run.len() != 8 {
+        return None;
+    }
+    Some((u32::from_str_radix(run, 16).ok()?, seq.parse().ok()?))
 }
