@@ -586,3 +586,176 @@ async fn anvil_a_voucher_claim_reorganized_out_is_claimed_again_and_paid_once() 
     }
     net.shutdown().await;
 }
+
+/// Writes "ok" to stdout.
+const OK: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "ok")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 100))
+    (i32.store (i32.const 4) (i32.const 2))
+    (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+"#;
+
+/// A buyer that never pays: the provider claims the job's ticket; the claim is reorganized
+/// out (before the roles saw it: within the depth). The provider sees the ticket gone from the chain and claims it again
+/// (`TicketStep::Reclaim`); once the challenge window passes, the ticket settles once: the
+/// provider gains exactly its amount, and exactly that leaves the escrow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_a_ticket_claim_reorganized_out_is_claimed_again_and_settles_once() {
+    use sietch_contracts::{MockToken, send};
+    use sietch_market::{Ticket, TypedData as _, job_id};
+    use sietch_node::net::{JobReply, JobRequest};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = DevnetConfig::new(1, dir.path());
+    cfg.tweak = |name, c| {
+        if name == "provider-0" {
+            c.voucher_timeout_secs = 2;
+        }
+    };
+    let mut net = Devnet::start(cfg).await.unwrap();
+    let provider = net.providers[0].evm_address;
+    let chain = net.buyer.chain.clone().unwrap();
+
+    // An account of its own with a channel to the provider, asking through the buyer's node.
+    let key = PrivateKeySigner::random();
+    net.deployer
+        .raw_request::<_, ()>(
+            "anvil_setBalance".into(),
+            (key.address(), alloy::primitives::U256::from(E18)),
+        )
+        .await
+        .unwrap();
+    send(MockToken::new(net.token, &net.deployer).mint(key.address(), U256::from(100 * E18)))
+        .await
+        .unwrap();
+    let own = Chain::connect(
+        &net.anvil.endpoint(),
+        net.anvil.chain_id(),
+        net.escrow,
+        &key,
+    )
+    .await
+    .unwrap();
+    let channel = own.open_channel(provider, 10 * E18).await.unwrap();
+    let module = wat::parse_str(OK).unwrap();
+    net.buyer.store.blobs().put(&module).unwrap();
+    let mut spec = job(&module, b"", 1_000_000);
+    spec.stdin = None;
+    let t = Ticket {
+        job_id: job_id(key.address(), 1, spec.hash()),
+        spec_hash: spec.hash(),
+        channel_id: channel,
+        cumulative_before: U256::ZERO,
+        max_amount: U256::from(1_000u64),
+        deadline: now() + 600,
+        check_commit: B256::repeat_byte(7),
+        per_gfuel: sietch_node::config::NodeConfig::default().price_per_gfuel,
+        per_gpu_second: 0,
+    };
+    let ticket_id = sietch_market::ticket_id(&channel, &t.job_id);
+    let request = JobRequest {
+        spec: spec.clone(),
+        ticket_signature: t.sign(&own.domain(), &key).unwrap(),
+        ticket: t,
+        paying: None,
+    };
+    let reply = net
+        .buyer
+        .net
+        .request_job(net.providers[0].net.peer_id(), request);
+    let reply = tokio::time::timeout(Duration::from_secs(30), reply)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(reply, JobReply::Accepted { .. } | JobReply::Done(_)),
+        "{reply:?}"
+    );
+    let provider_before = wealth(&net, &chain, provider).await;
+    // Tokens only move between the escrow and the provider from here on.
+    let held_before = net.balance(net.escrow).await.unwrap() + net.balance(provider).await.unwrap();
+
+    // Never paid: claimed.
+    wait_for(&mut net, "provider-0", 30, |e| match e {
+        NodeEvent::TicketClaimed { ticket, .. } => (*ticket == ticket_id).then_some(()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(chain.ticket(ticket_id).await.unwrap().state, 1, "claimed");
+    let logs = chain
+        .provider()
+        .get_logs(
+            &alloy::rpc::types::Filter::new()
+                .address(net.escrow)
+                .event_signature(
+                    <SietchEscrow::TicketClaimed as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
+                ),
+        )
+        .await
+        .unwrap();
+    let claimed_in = logs.last().unwrap().block_number.unwrap();
+    while f_head(&net).await < claimed_in + 1 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let depth = f_head(&net).await - claimed_in + 1;
+    net.deployer
+        .raw_request::<_, serde_json::Value>(
+            "anvil_reorg".into(),
+            (depth, Vec::<serde_json::Value>::new()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        chain.ticket(ticket_id).await.unwrap().state,
+        0,
+        "the claim is gone"
+    );
+
+    // Claimed again from what the chain says.
+    wait_for(&mut net, "provider-0", 30, |e| match e {
+        NodeEvent::TicketClaimed { ticket, .. } => (*ticket == ticket_id).then_some(()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        chain.ticket(ticket_id).await.unwrap().state,
+        1,
+        "claimed again"
+    );
+
+    // Past the challenge window: finalized, and paid once.
+    net.advance(61).await.unwrap();
+    wait_for(&mut net, "provider-0", 60, |e| match e {
+        NodeEvent::TicketSettled { ticket, .. } => (*ticket == ticket_id).then_some(()),
+        _ => None,
+    })
+    .await;
+    let amount = U256::from(chain.ticket(ticket_id).await.unwrap().amount);
+    assert!(amount > U256::ZERO);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let gained = wealth(&net, &chain, provider).await - provider_before;
+        if gained == amount {
+            break;
+        }
+        assert!(
+            gained < amount,
+            "paid more than the ticket: {gained} > {amount}"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gained {gained} of {amount}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        net.balance(net.escrow).await.unwrap() + net.balance(provider).await.unwrap(),
+        held_before,
+        "no token made or lost between the escrow and the provider"
+    );
+    net.shutdown().await;
+}
