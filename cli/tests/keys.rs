@@ -743,3 +743,70 @@ fn force_replaces_the_keys_and_moves_the_old_keystore_aside() {
     assert_eq!(running, dev_addr);
     assert!(seen.contains("is not encrypted"), "{seen}");
 }
+
+/// `sietch ARGS` on a terminal (util-linux's `script` gives it one), answering each prompt
+/// that contains `prompts[i].0` with `prompts[i].1`; everything the terminal showed.
+fn on_a_terminal(args: &str, prompts: &[(&str, &str)]) -> String {
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_sietch"));
+    let mut script = Command::new("script");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SIETCH_") {
+            script.env_remove(k);
+        }
+    }
+    let mut child = script
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("util-linux's `script` (which gives sietch a terminal) cannot run: {e}")
+        });
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // Each answer is typed only once its prompt is shown (echo is off by then).
+    for (prompt, answer) in prompts {
+        while !seen.contains(prompt) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(b) => seen.push_str(&String::from_utf8_lossy(&b)),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("no prompt {prompt:?} on the terminal: {seen}");
+                }
+            }
+        }
+        writeln!(stdin, "{answer}").unwrap();
+    }
+    drop(stdin);
+    let status = child.wait().unwrap();
+    while let Ok(b) = rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        seen.push_str(&String::from_utf8_lossy(&b));
+    }
+    assert!(status.success(), "{seen}");
+    seen.replace('\r', "")
+}
+
+#[test]
+fn the_password_is_asked_on_a_terminal_twice_for_a_new_keystore_and_never_shown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("n");
+    let shown = on_a_terminal(
+        &format!("init --data-dir {}", data.display()),
+        &[("New password", PW), ("again", PW)],
+    );
+    assert!(!shown.contains(PW), "the password was echoed: {shown}");
+    let address = line(&shown, "evm address ").to_owned();
+    assert_eq!(cast_address(&data.join("keystore/node.json"), PW), address);
+}
