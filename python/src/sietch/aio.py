@@ -193,9 +193,11 @@ class AsyncClient(Base):
 
     # ----- events ----------------------------------------------------------------------
 
-    async def events(self, *, reconnect: bool = False) -> AsyncEventStream:
+    async def events(
+        self, *, reconnect: bool = False, since: str | None = None
+    ) -> AsyncEventStream:
         """See :meth:`sietch.Client.events` (the stream is open when this returns)."""
-        s = AsyncEventStream(self, reconnect)
+        s = AsyncEventStream(self, reconnect, since)
         await s._open()
         return s
 
@@ -226,10 +228,11 @@ class AsyncClient(Base):
 class AsyncEventStream(AsyncIterator[Event]):
     """The node's live events, for ``async for`` (see :class:`sietch.EventStream`)."""
 
-    def __init__(self, client: AsyncClient, reconnect: bool) -> None:
+    def __init__(self, client: AsyncClient, reconnect: bool, since: str | None = None) -> None:
         self._client = client
         self._reconnect = reconnect
         self._decoder = SseDecoder(core.MAX_EVENT_BYTES)
+        self._decoder.last_event_id = since
         self._resp: httpx.Response | None = None
         self._chunks: AsyncIterator[bytes] | None = None
         self._lines = LineBuffer(core.MAX_EVENT_BYTES)
@@ -238,7 +241,7 @@ class AsyncEventStream(AsyncIterator[Event]):
 
     @property
     def last_event_id(self) -> str | None:
-        """The id of the last event that carried one (the node sends none today)."""
+        """The id of the last event read: see :attr:`sietch.EventStream.last_event_id`."""
         return self._decoder.last_event_id
 
     async def _open(self) -> None:

@@ -219,11 +219,14 @@ class Client(Base):
 
     # ----- events ----------------------------------------------------------------------
 
-    def events(self, *, reconnect: bool = False) -> EventStream:
-        """Every event of the node, live (server-sent events), from now on. With
-        ``reconnect``, a stream the node closes is opened again (sending ``Last-Event-ID``
-        when the node gave ids) and a ``reconnected`` event marks the gap."""
-        return EventStream(self, reconnect)
+    def events(self, *, reconnect: bool = False, since: str | None = None) -> EventStream:
+        """Every event of the node, live (server-sent events), from now on, or from after
+        the event whose id is ``since`` (an earlier stream's :attr:`EventStream.last_event_id`):
+        the node first sends the events it still keeps since then, and one ``lagged`` event
+        for any it no longer keeps (``missed`` is ``None`` if the node restarted). With
+        ``reconnect``, a stream the node closes is opened again, from its last event id, and
+        a ``reconnected`` event marks the gap."""
+        return EventStream(self, reconnect, since)
 
     def follow(self, id: str) -> JobEvents:
         """The events of job ``id``, live, up to its ``finished``. It listens first, then
@@ -267,10 +270,11 @@ def _generation(
 class EventStream(Iterator[Event]):
     """The node's live events (iterate it; close it, or use it as a context manager)."""
 
-    def __init__(self, client: Client, reconnect: bool) -> None:
+    def __init__(self, client: Client, reconnect: bool, since: str | None = None) -> None:
         self._client = client
         self._reconnect = reconnect
         self._decoder = SseDecoder(core.MAX_EVENT_BYTES)
+        self._decoder.last_event_id = since
         self._resp: httpx.Response | None = None
         self._chunks: Iterator[bytes] = iter(())
         self._pending: list[Event] = []
@@ -279,7 +283,8 @@ class EventStream(Iterator[Event]):
 
     @property
     def last_event_id(self) -> str | None:
-        """The id of the last event that carried one (the node sends none today)."""
+        """The id of the last event read (``<run>-<seq>``): give it as ``since`` to a new
+        stream to get what came after it."""
         return self._decoder.last_event_id
 
     def _open(self) -> None:

@@ -3,8 +3,9 @@ filter that follows one job.
 
 The node's stream (``GET /api/v1/events``) sends messages named ``node`` whose data is a JSON
 object with a ``kind``. A subscriber that falls behind gets ``{"kind": "lagged", "missed":
-N}`` in place of the events it missed. The decoder keeps the ``id:`` of the messages (the
-node sends none today): a client that reconnects sends it back as ``Last-Event-ID``.
+N}`` in place of the events it missed. The decoder keeps the ``id:`` of the messages
+(``<run>-<seq>``): a client that reconnects sends it back as ``Last-Event-ID`` and gets the
+events it missed that the node still keeps.
 """
 
 from __future__ import annotations
