@@ -294,6 +294,51 @@ async fn anvil_a_deep_reorg_is_reported_and_the_watcher_resyncs_from_the_ancesto
     task.abort();
 }
 
+/// A reorganization deeper than every block hash the watcher keeps (its depth and 64): no
+/// common ancestor can be found, so it is reported deep with none, the watcher reads again
+/// from well before, hands out the new branch's event once and nothing it had handed out
+/// before the reorganization's reach again.
+#[tokio::test(flavor = "multi_thread")]
+async fn anvil_a_reorg_deeper_than_the_hashes_kept_is_recovered_from_well_before() {
+    let f = fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let watcher = f.chain(9).await;
+    let mut follower = Follower::new(watcher.clone(), store.clone(), 0, 1).unwrap();
+    let (a, b, c) = (f.key(1).address(), f.key(2).address(), f.key(3).address());
+    f.register(1).await;
+    f.mine(10).await;
+    let step = follower.poll().await.unwrap();
+    assert_eq!(registered(&step.confirmed), vec![a]);
+    f.register(2).await;
+    f.mine(80).await;
+    let step = follower.poll().await.unwrap();
+    assert_eq!(registered(&step.confirmed), vec![b]);
+
+    // 81 blocks replaced: B's registration among them, 65 hashes kept.
+    f.reorg(81, vec![f.registration_tx(3)]).await;
+    let step = follower.poll().await.unwrap();
+    let reorg = step.reorg.expect("seen");
+    assert!(reorg.deep);
+    assert_eq!(reorg.ancestor, None, "older than every hash kept");
+    let mut confirmed = step.confirmed;
+    while confirmed.is_empty() {
+        f.mine(1).await;
+        confirmed = follower.poll().await.unwrap().confirmed;
+    }
+    let again = registered(&confirmed);
+    assert!(again.contains(&c), "the new branch: {again:?}");
+    assert!(!again.contains(&b), "the dropped event: {again:?}");
+    assert_eq!(
+        store.chain_cursor(f.anvil.chain_id()).unwrap(),
+        follower.cursor(),
+        "the stored cursor follows"
+    );
+    assert!(watcher.known_account(&a).is_some());
+    assert!(watcher.known_account(&b).is_none(), "B left the index");
+    assert!(watcher.known_account(&c).is_some());
+}
+
 // ---- whole markets ----
 
 use sietch_market::{BlobRef, JobSpec, Limits, Requirements, U256, VerificationPolicy};
