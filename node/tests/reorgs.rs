@@ -464,6 +464,7 @@ async fn anvil_a_channel_open_reorganized_out_after_jobs_costs_the_provider_at_m
         .provider()
         .get_logs(
             &alloy::rpc::types::Filter::new()
+                .from_block(0)
                 .address(net.escrow)
                 .event_signature(
                     <SietchEscrow::ChannelOpened as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
@@ -735,6 +736,7 @@ async fn anvil_a_ticket_claim_reorganized_out_is_claimed_again_and_settles_once(
         .provider()
         .get_logs(
             &alloy::rpc::types::Filter::new()
+                .from_block(0)
                 .address(net.escrow)
                 .event_signature(
                     <SietchEscrow::TicketClaimed as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
@@ -801,6 +803,107 @@ async fn anvil_a_ticket_claim_reorganized_out_is_claimed_again_and_settles_once(
         net.balance(net.escrow).await.unwrap() + net.balance(provider).await.unwrap(),
         held_before,
         "no token made or lost between the escrow and the provider"
+    );
+    net.shutdown().await;
+}
+
+/// A cheating provider's ticket is disputed; a verifier's vote is reorganized out after the
+/// buyer saw it (past its depth). The buyer asks the drawn verifiers again, they vote again
+/// (a verifier forgets its votes on a reorganization), and the dispute settles once: the
+/// cheater slashed once, and the buyer's money adds up to the base unit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_a_verdict_reorganized_out_is_cast_again_and_the_dispute_settles_once() {
+    use sietch_node::events::TicketOutcome;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = DevnetConfig::new(5, dir.path());
+    // provider-0 answers every job wrongly, and is the cheapest, so it is picked first.
+    cfg.cheats = vec![1_000_000];
+    cfg.tweak = |name, c| {
+        c.price_per_gfuel = if name == "provider-0" { 10 } else { 20 };
+    };
+    let mut net = Devnet::start(cfg).await.unwrap();
+    let cheater = net.providers[0].evm_address;
+    let buyer = net.buyer.evm_address;
+    let module = fnv::hash_guest(0);
+    let input = b"is this computed honestly, even across a reorg?".to_vec();
+    net.buyer.store.blobs().put(&module).unwrap();
+    net.buyer.store.blobs().put(&input).unwrap();
+    let chain = net.buyer.chain.clone().unwrap();
+    let buyer_before = net.balance(buyer).await.unwrap();
+    let mut spec = job(&module, &input, FUEL);
+    spec.verification.sampling_ppm = 1_000_000;
+    spec.price_cap = E18 / 10;
+    let done = net.buyer.buyer.submit(spec).await.unwrap();
+    assert_eq!(done.check, Some(sietch_verifier::Decision::ProviderWrong));
+
+    // The first vote, once the buyer has it a block deep.
+    wait_for(&mut net, "buyer", 120, |e| match e {
+        NodeEvent::Escrow { name, .. } => (name == "VerdictSubmitted").then_some(()),
+        _ => None,
+    })
+    .await;
+    let logs = chain
+        .provider()
+        .get_logs(
+            &alloy::rpc::types::Filter::new()
+                .from_block(0)
+                .address(net.escrow)
+                .event_signature(
+                    <SietchEscrow::VerdictSubmitted as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
+                ),
+        )
+        .await
+        .unwrap();
+    let voted_in = logs[0].block_number.unwrap();
+    let depth = f_head(&net).await - voted_in + 1;
+    net.deployer
+        .raw_request::<_, serde_json::Value>(
+            "anvil_reorg".into(),
+            (depth, Vec::<serde_json::Value>::new()),
+        )
+        .await
+        .unwrap();
+    let ticket = logs[0].topics()[1];
+    let rec = chain.ticket(ticket).await.unwrap();
+    assert_eq!(rec.votedMask, 0, "every vote is gone");
+    assert_eq!(rec.state, sietch_node::chain::TICKET_DRAWN);
+
+    let outcome = wait_for(&mut net, "buyer", 90, |e| match e {
+        NodeEvent::TicketSettled { outcome, .. } => Some(*outcome),
+        _ => None,
+    })
+    .await;
+    assert_eq!(outcome, TicketOutcome::ProviderWrong);
+    assert_eq!(chain.account(cheater).await.unwrap().stake, 0, "slashed");
+    let head = f_head(&net).await;
+    let slashes: Vec<U256> = chain
+        .events(0, head)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|e| match &e.event {
+            SietchEscrowEvents::Slashed(s) if s.provider == cheater => Some(s.compensation),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(slashes.len(), 1, "slashed once");
+    let withdrawn_by = tokio::time::Instant::now() + Duration::from_secs(60);
+    while chain.credited(buyer).await.unwrap() > 0 {
+        assert!(
+            tokio::time::Instant::now() < withdrawn_by,
+            "never withdrawn"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut deposits = U256::ZERO;
+    for (id, ..) in net.buyer.buyer.channels() {
+        deposits += U256::from(chain.channel(id).await.unwrap().deposit);
+    }
+    assert_eq!(
+        net.balance(buyer).await.unwrap() + deposits,
+        buyer_before + slashes[0],
+        "the buyer's money adds up"
     );
     net.shutdown().await;
 }

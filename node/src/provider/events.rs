@@ -63,11 +63,11 @@ impl Provider {
 
     /// Follows the node's events for reorganizations (`docs/finality.md`) until the stream
     /// ends. After any: the channels read for admission are read again (a deposit may be
-    /// gone). After one past the confirmation depth: a settlement round at once, its voucher
-    /// claim forced (a claim may be gone: what is due is read from the chain again; a
-    /// claimed ticket the chain no longer holds is claimed again by the round), and the
-    /// dispute rounds this node voted in are forgotten, so that a party asking again (its
-    /// vote may be gone) gets a new vote.
+    /// gone), and the dispute rounds this node voted in are forgotten, so that a party
+    /// asking again (the vote may be gone) gets a new vote. After one past the confirmation
+    /// depth also: a settlement round at once, its voucher claim forced (a claim may be
+    /// gone: what is due is read from the chain again; a claimed ticket the chain no longer
+    /// holds is claimed again by the round).
     pub(crate) async fn after_reorgs(
         self: std::sync::Arc<Self>,
         mut events: tokio::sync::broadcast::Receiver<NodeEvent>,
@@ -81,10 +81,12 @@ impl Provider {
                 Err(RecvError::Closed) => return,
             };
             lock(&self.channel_views).clear();
+            // A vote of this node in the dropped blocks is gone, whether the roles had seen
+            // it or not: a party asking again gets a new one.
+            lock(&self.voted).clear();
             if !deep {
                 continue;
             }
-            lock(&self.voted).clear();
             if let Some(chain) = &self.chain
                 && let Err(e) = self.claim_vouchers(chain, true).await
             {
