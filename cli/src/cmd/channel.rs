@@ -93,7 +93,18 @@ pub(crate) fn run(args: ChannelArgs) -> anyhow::Result<()> {
             } => {
                 let units = base_units(&amount)?;
                 anyhow::ensure!(units > 0, "the amount is zero");
-                let channel = args.target.writer()?.fund(&provider, units).await?;
+                let client = args.target.writer()?;
+                let waiting = super::progress::Progress::start(
+                    args.target.show(),
+                    format!(
+                        "funding a channel to {} with {amount} tokens: waiting for the chain to \
+                         take the transaction",
+                        show(&short(&provider))
+                    ),
+                );
+                let channel = client.fund(&provider, units).await;
+                drop(waiting);
+                let channel = channel?;
                 if args.target.json {
                     return print_json(
                         &serde_json::json!({"channel": channel, "provider": provider, "amount": units.to_string()}),

@@ -33,9 +33,18 @@ pub(crate) struct Target {
     /// Print JSON (stable field names, for scripts) instead of text.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Show what a command waits for, and for how long, on stderr even when it is not a
+    /// terminal (plain lines) or with --json (default: only on a terminal, never with --json).
+    #[arg(long, global = true)]
+    pub(crate) progress: bool,
 }
 
 impl Target {
+    /// How the waits of this command show their progress (`--json`, `--progress`, stderr).
+    pub(crate) fn show(&self) -> super::progress::Show {
+        super::progress::Show::choose(self.json, self.progress)
+    }
+
     /// A client for the chosen node, for reads (and for writes when it has a token).
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
         Ok(self.resolve()?.0)
@@ -160,6 +169,129 @@ pub(crate) fn safe_error(e: &anyhow::Error) -> anyhow::Error {
         .into_iter()
         .rev()
         .fold(anyhow::Error::msg(root), |err, ctx| err.context(ctx))
+}
+
+/// The error with what to do about it: an SDK error (the node unreachable, a stable error
+/// code of the node, no offer matching a job, ...) becomes one short message that ends with
+/// the fix; the contexts around it are kept. Other errors are left as they are.
+pub(crate) fn with_fix(e: anyhow::Error) -> anyhow::Error {
+    let chain: Vec<&(dyn std::error::Error + 'static)> = e.chain().collect();
+    let Some((at, fixed)) = chain.iter().enumerate().find_map(|(i, c)| {
+        c.downcast_ref::<sietch_sdk::Error>()
+            .and_then(fixed)
+            .map(|f| (i, f))
+    }) else {
+        return e;
+    };
+    let outer: Vec<String> = chain.iter().take(at).map(ToString::to_string).collect();
+    outer
+        .into_iter()
+        .rev()
+        .fold(anyhow::Error::msg(fixed), |err, ctx| err.context(ctx))
+}
+
+/// An SDK error's message with its fix, when there is one to give.
+fn fixed(e: &sietch_sdk::Error) -> Option<String> {
+    use sietch_sdk::Error as E;
+    Some(match e {
+        E::Unreachable { url, source } => {
+            let mut root: &dyn std::error::Error = source;
+            while let Some(next) = root.source() {
+                root = next;
+            }
+            format!(
+                "cannot reach the node at {url} ({root}): is it running? Start it with \
+                 `sietch node run`, or pass --api URL for another node"
+            )
+        }
+        E::NoMatch {
+            message, blocker, ..
+        } => format!("{message}\n{}", no_match_fix(blocker)),
+        E::Api { code, message, .. } => {
+            let fix = match code.as_str() {
+                "token_required" | "bad_token" => {
+                    "pass the node's token with --token TOKEN (or SIETCH_API_TOKEN): `sietch \
+                     init` wrote it to <its data dir>/api-token"
+                }
+                "no_such_job" => "`sietch job list` lists this node's jobs",
+                "not_found" | "unknown" => {
+                    "is --api the address of a sietch node's API (`api` in its config.toml)?"
+                }
+                "event_streams_full" | "event_streams_per_client" => {
+                    "too many event streams are open: close other `sietch job submit`s or \
+                     explorer tabs, or try again in a moment"
+                }
+                "funding_failed" => {
+                    "check the node's chain and its account's balance (`sietch node run` \
+                     prints both)"
+                }
+                _ => return None,
+            };
+            format!("the node refused ({code}): {message}\n{fix}")
+        }
+        E::Decode(why) => format!(
+            "the node's answer is not one this sietch understands ({why}): is --api a sietch \
+             node's API, of the same version as this sietch ({})?",
+            env!("CARGO_PKG_VERSION")
+        ),
+        E::Timeout(id) => {
+            format!("job {id} did not finish in time; `sietch job status {id} --wait` follows it")
+        }
+        E::BadId(id) => format!(
+            "{id:?} is not a job id: that is 0x and 64 hex digits (`sietch job list` lists them)"
+        ),
+        _ => return None,
+    })
+}
+
+/// What to do when no offer passed the market's filter `blocker` (`gpu`, `cores`, ...).
+pub(crate) fn no_match_fix(blocker: &str) -> &'static str {
+    match blocker {
+        "live" => {
+            "no provider's offer has reached this node yet: check its peers (`sietch node run` \
+             prints them), wait a few seconds and retry; `sietch offers` lists the offers"
+        }
+        "gpu" => {
+            "no offer has the GPU asked for: `sietch offers` lists the offers; ask for fewer or \
+             other GPUs (--gpus, --gpu-model, --gpu-memory, --gpu-compute), or none to run on CPUs"
+        }
+        "cores" => "no offer has that many CPU cores: `sietch offers` lists the cores offered",
+        "memory" => {
+            "lower --memory; `sietch offers --min-memory-gib N` lists the offers with N GiB"
+        }
+        "inputs" => "make the job's inputs smaller: no offer takes one that large",
+        "features" => "no offer lists those runtime features: `sietch offers` lists the offers",
+        "price" => {
+            "raise --price-cap, or lower --fuel (the cap must cover the most the job can burn)"
+        }
+        "stake" => "lower --price-cap or raise --sampling-ppm: no provider staked enough for it",
+        _ => "`sietch offers` lists the offers this node knows",
+    }
+}
+
+/// The filter that stopped a job whose failure `note` is the market's "no offer matches"
+/// explanation (as a job's record keeps it), or `None` for another failure.
+pub(crate) fn no_match_blocker(note: &str) -> Option<&'static str> {
+    if !note.contains("no offer matches") {
+        return None;
+    }
+    Some(
+        [
+            ("holds no live offer", "live"),
+            ("none is live", "live"),
+            ("none has the GPU", "gpu"),
+            ("CPU cores; the most offered", "cores"),
+            ("the most any offer has is", "memory"),
+            ("the largest any offer takes", "inputs"),
+            ("none lists all of the features", "features"),
+            ("more than your cap", "price"),
+            ("too little stake", "stake"),
+            ("never checked (sampling rate 0%)", "stake"),
+        ]
+        .into_iter()
+        .find(|(phrase, _)| note.contains(phrase))
+        .map_or("unknown", |(_, b)| b),
+    )
 }
 
 /// Runs an async command on a fresh runtime.

@@ -95,6 +95,13 @@ impl GenerateArgs {
         Ok(jsonl)
     }
 
+    /// The model file's size for people, when `--model` is a file.
+    fn model_bytes_hint(&self) -> Option<String> {
+        std::fs::metadata(&self.model)
+            .ok()
+            .map(|m| indicatif::HumanBytes(m.len()).to_string())
+    }
+
     fn model(&self) -> anyhow::Result<Model> {
         if let Some(hex) = self.model.strip_prefix("0x")
             && hex.len() == 64
@@ -128,7 +135,23 @@ pub(crate) fn run(a: GenerateArgs) -> anyhow::Result<()> {
         .wall_time_ms(a.timeout.saturating_mul(1000))
         .sampling_ppm(a.sampling_ppm)
         .price_cap(cap);
-    let done = block_on(async { Ok(client.generate(&g).await?) })?;
+    let waiting = super::progress::Progress::start(
+        a.target.show(),
+        match &a.model_bytes_hint() {
+            Some(size) => format!(
+                "generating: uploading the model ({size}) unless the node holds it, then waiting \
+                 for a provider's completions (at most {} s)",
+                a.timeout
+            ),
+            None => format!(
+                "generating: waiting for a provider's completions (at most {} s)",
+                a.timeout
+            ),
+        },
+    );
+    let done = block_on(async { Ok(client.generate(&g).await?) });
+    drop(waiting);
+    let done = done?;
     let summary = json!({
         "job_id": done.job.job_id,
         "provider": done.job.provider,
@@ -204,8 +227,13 @@ fn local(a: &GenerateArgs, model: Model, prompts: Vec<u8>) -> anyhow::Result<()>
         inputs,
     };
     let started = Instant::now();
-    let report = sietch_node::jobs::run(&sandbox, &spec, &B256::ZERO, blobs)
-        .context("the sandbox refused the job")?;
+    let running = super::progress::Progress::start(
+        a.target.show(),
+        format!("running the model here (at most {} s)", a.timeout),
+    );
+    let report = sietch_node::jobs::run(&sandbox, &spec, &B256::ZERO, blobs);
+    drop(running);
+    let report = report.context("the sandbox refused the job")?;
     let secs = started.elapsed().as_secs_f64();
     let out = report
         .outputs

@@ -65,6 +65,10 @@ struct RunArgs {
     /// Print one JSON object (fields in docs/cli-job-run.md) instead of text.
     #[arg(long)]
     json: bool,
+    /// Show that the job is running, and for how long, on stderr even when it is not a
+    /// terminal or with --json (default: only on a terminal, never with --json).
+    #[arg(long)]
+    progress: bool,
 }
 
 pub(crate) fn run(args: JobArgs) -> anyhow::Result<()> {
@@ -115,6 +119,9 @@ fn run_local(r: RunArgs) -> anyhow::Result<()> {
         }
         None => spec.module,
     };
+    if let Some(g) = &spec.requirements.gpu {
+        say_gpu_here(g);
+    }
     let sandbox = provider_sandbox(spec.limits.memory_bytes, r.cache_dir.clone())?;
     let blobs = jobs::JobBlobs {
         module: bytes.module,
@@ -126,7 +133,16 @@ fn run_local(r: RunArgs) -> anyhow::Result<()> {
             .collect(),
     };
     // Exactly the provider's run: the same spec, the same conversion to the sandbox's limits.
-    let report = jobs::run(&sandbox, &spec, &seed, blobs).context("the sandbox refused the job")?;
+    let running = super::progress::Progress::start(
+        super::progress::Show::choose(r.json, r.progress),
+        format!(
+            "running the job here (at most {} of wall time)",
+            super::progress::elapsed(std::time::Duration::from_millis(spec.limits.wall_time_ms))
+        ),
+    );
+    let report = jobs::run(&sandbox, &spec, &seed, blobs);
+    drop(running);
+    let report = report.context("the sandbox refused the job")?;
     let written = match &r.output_dir {
         Some(dir) => {
             // The sandbox made only names that pass the rule; they are checked again, and
@@ -151,6 +167,31 @@ fn run_local(r: RunArgs) -> anyhow::Result<()> {
         w.check(dir)?;
     }
     Ok(())
+}
+
+/// Says on stderr, plainly, when this machine has no GPU the job's needs accept: it runs
+/// all the same, its `sietch_gpu` calls answering "no device" where there is none.
+fn say_gpu_here(g: &sietch_market::GpuNeeds) {
+    let needs = super::job_flags::describe_gpu(g);
+    let here = sietch_node::service::local_gpus();
+    if g.fits(&here) {
+        return;
+    }
+    match here.first() {
+        None => eprintln!(
+            "note: no GPU here ({}): the job asks for {needs}; it runs on the CPU, and its \
+             GPU calls answer \"no device\" (on the market a provider with that GPU runs it)",
+            sietch_sandbox::gpu::unavailable_reason().unwrap_or_else(|| "none found".into())
+        ),
+        Some(gpu) => eprintln!(
+            "note: this machine's GPU ({}, {:.1} GiB, compute capability {}) is not what the \
+             job asks for ({needs}); it runs on it all the same, a provider must have the GPU \
+             asked for",
+            super::client::show(&gpu.model),
+            gpu.memory_bytes as f64 / f64::from(1u32 << 30),
+            gpu.compute_capability
+        ),
+    }
 }
 
 fn outcome_fields(o: Outcome) -> (&'static str, Option<i32>, Option<String>) {

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use sietch_market::{BlobRef, Input, JobSpec, Limits, Requirements, VerificationPolicy};
+use sietch_market::{
+    BlobRef, ComputeCapability, GpuNeeds, Input, JobSpec, Limits, Requirements, VerificationPolicy,
+};
 
 /// The job's module, arguments, inputs and limits.
 #[derive(Debug, Args)]
@@ -38,6 +40,169 @@ pub(crate) struct JobFlags {
     /// Most bytes of stdout, and of `/output` files together.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
     pub(crate) output_bytes: u64,
+    /// The GPUs the job needs.
+    #[command(flatten)]
+    pub(crate) gpu: GpuFlags,
+}
+
+/// What GPUs a job needs: none unless asked (any `--gpu-*` flag alone asks for one).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "GPU needs (default: no GPU)")]
+pub(crate) struct GpuFlags {
+    /// How many GPUs the provider must have (1 when only another --gpu-* flag is given;
+    /// 0: none).
+    #[arg(long = "gpus", value_name = "N", value_parser = parse_gpus)]
+    pub(crate) gpu_count: Option<u8>,
+    /// An acceptable GPU model, matched as a case-insensitive part of the driver's name, e.g.
+    /// H100 or "RTX 4090" (repeatable: any of them; default: any model).
+    #[arg(long = "gpu-model", value_name = "NAME", value_parser = parse_model)]
+    pub(crate) gpu_models: Vec<String>,
+    /// Device memory each GPU must have, e.g. 24GiB, 80GB, 512MiB.
+    #[arg(long = "gpu-memory", value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) gpu_memory: Option<u64>,
+    /// The lowest CUDA compute capability accepted, e.g. 8.0 (A100), 8.9 (RTX 4090), 9.0
+    /// (H100).
+    #[arg(long = "gpu-compute", value_name = "MAJOR.MINOR", value_parser = parse_compute)]
+    pub(crate) gpu_compute: Option<ComputeCapability>,
+}
+
+/// The most GPUs a job may ask for (one machine's).
+const MAX_GPUS: u8 = 16;
+
+fn parse_gpus(s: &str) -> Result<u8, String> {
+    match s.trim().parse::<u8>() {
+        Ok(n) if n <= MAX_GPUS => Ok(n),
+        _ => Err(format!(
+            "the number of GPUs is a whole number from 0 to {MAX_GPUS}, e.g. --gpus 1"
+        )),
+    }
+}
+
+fn parse_model(s: &str) -> Result<String, String> {
+    let m = s.trim();
+    if m.is_empty() {
+        return Err("name a model, e.g. --gpu-model H100 (leave the flag out for any)".into());
+    }
+    if m.len() > sietch_market::offer::MAX_NAME || m.chars().any(char::is_control) {
+        return Err(format!(
+            "a model is part of a GPU's name, printable and at most {} bytes, e.g. H100",
+            sietch_market::offer::MAX_NAME
+        ));
+    }
+    Ok(m.to_owned())
+}
+
+/// A size with its unit: `24GiB`, `80GB`, `512MiB`, `1.5TiB`, or bytes (`25769803776`).
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit = unit.trim();
+    let scale: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => {
+            return Err(format!(
+                "{unit:?} is not a unit: write the size like 24GiB, 80GB or 512MiB"
+            ));
+        }
+    };
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size: write it like 24GiB, 80GB or 512MiB"))?;
+    let bytes = value * scale as f64;
+    if !bytes.is_finite() || bytes > u64::MAX as f64 {
+        return Err(format!("{s:?} is too large"));
+    }
+    let bytes = bytes as u64;
+    if unit.is_empty() && bytes < 1 << 20 {
+        return Err(format!(
+            "{s} bytes is less than a MiB: give the unit, e.g. {s}GiB"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A compute capability: `8.0`, `9` (9.0) or `sm_86` (8.6).
+fn parse_compute(s: &str) -> Result<ComputeCapability, String> {
+    let t = s.trim();
+    let bad = || {
+        format!(
+            "{s:?} is not a CUDA compute capability: write MAJOR.MINOR, e.g. 8.0 (A100) or 9.0 \
+             (H100)"
+        )
+    };
+    let (major, minor) = if let Some(sm) = t.strip_prefix("sm_").or_else(|| t.strip_prefix("sm")) {
+        // sm_86: the last digit is the minor version.
+        if sm.len() < 2 || !sm.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let (a, b) = sm.split_at(sm.len() - 1);
+        (a, b)
+    } else {
+        t.split_once('.').unwrap_or((t, "0"))
+    };
+    match (major.parse::<u8>(), minor.parse::<u8>()) {
+        (Ok(a), Ok(b)) => Ok(ComputeCapability::new(a, b)),
+        _ => Err(bad()),
+    }
+}
+
+impl GpuFlags {
+    /// The GPU needs the flags give: `None` without any GPU flag or with `--gpus 0`; an
+    /// error for `--gpus 0` with another GPU flag.
+    pub(crate) fn needs(&self) -> anyhow::Result<Option<GpuNeeds>> {
+        let other =
+            !self.gpu_models.is_empty() || self.gpu_memory.is_some() || self.gpu_compute.is_some();
+        let count = match self.gpu_count {
+            Some(0) if other => bail!(
+                "--gpus 0 asks for no GPU, but a --gpu-* flag asks for one: drop --gpus 0, or \
+                 the --gpu-model/--gpu-memory/--gpu-compute flags"
+            ),
+            Some(0) => return Ok(None),
+            Some(n) => n,
+            None if other => 1,
+            None => return Ok(None),
+        };
+        Ok(Some(GpuNeeds {
+            count,
+            models: self.gpu_models.clone(),
+            min_memory_bytes: self.gpu_memory.unwrap_or(0),
+            min_compute_capability: self.gpu_compute.unwrap_or(ComputeCapability::new(0, 0)),
+        }))
+    }
+}
+
+/// The GPU needs for people: `1× H100, ≥ 80.0 GiB each, compute capability ≥ 9.0`.
+pub(crate) fn describe_gpu(g: &GpuNeeds) -> String {
+    let models = if g.models.is_empty() {
+        "any model".to_owned()
+    } else {
+        g.models.join(" or ")
+    };
+    let mut s = format!("{}× {models}", g.count);
+    if g.min_memory_bytes > 0 {
+        s.push_str(&format!(
+            ", ≥ {:.1} GiB each",
+            g.min_memory_bytes as f64 / f64::from(1u32 << 30)
+        ));
+    }
+    if g.min_compute_capability > ComputeCapability::new(0, 0) {
+        s.push_str(&format!(
+            ", compute capability ≥ {}",
+            g.min_compute_capability
+        ));
+    }
+    s
 }
 
 /// A job's bytes, read from the files its flags name.
@@ -127,7 +292,10 @@ impl JobFlags {
                 })
                 .collect(),
             limits: self.limits()?,
-            requirements: Requirements::default(),
+            requirements: Requirements {
+                gpu: self.gpu.needs()?,
+                ..Requirements::default()
+            },
             verification: VerificationPolicy::default(),
             price_cap: 0,
             deadline: 0,

@@ -6,12 +6,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 use sietch_sdk::{Job, JobRecord, Outputs};
 
 use super::client::{Target, block_on, print_json, short, show, table, tokens};
-use super::job_flags::{JobFlags, pair};
+use super::job_flags::{JobFlags, describe_gpu, pair};
 use super::outputs::Report;
+use super::progress::Progress;
 
 /// `sietch job submit`.
 #[derive(Debug, Args)]
@@ -54,6 +54,10 @@ pub(crate) struct IdArgs {
     /// never followed).
     #[arg(long, requires = "output_dir")]
     overwrite: bool,
+    /// `status`: wait until the job is paid, withheld or failed, for at most this many
+    /// seconds (progress on stderr).
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "600")]
+    wait: Option<u64>,
 }
 
 /// `sietch job list`.
@@ -104,7 +108,37 @@ fn build(a: &SubmitArgs) -> anyhow::Result<Job> {
     for (name, data) in bytes.inputs {
         job = job.input(name, data);
     }
-    Ok(job)
+    Ok(with_gpu(job, &a.job)?)
+}
+
+/// `job` with the GPU needs of its flags, if any.
+fn with_gpu(job: Job, flags: &JobFlags) -> anyhow::Result<Job> {
+    let Some(g) = flags.gpu.needs()? else {
+        return Ok(job);
+    };
+    let models: Vec<&str> = g.models.iter().map(String::as_str).collect();
+    Ok(job.gpu(
+        g.count,
+        &models,
+        g.min_memory_bytes,
+        &g.min_compute_capability.to_string(),
+    ))
+}
+
+/// The error of a job that ended `failed`: its note, and the fix when the market found no
+/// offer for it.
+fn failed(id: &str, note: &str) -> anyhow::Error {
+    match super::client::no_match_blocker(note) {
+        Some(b) => anyhow::anyhow!(
+            "job {id} failed: {}\n{}",
+            show(note),
+            super::client::no_match_fix(b)
+        ),
+        None => anyhow::anyhow!(
+            "job {id} failed: {} (`sietch job status {id}` shows it)",
+            show(note)
+        ),
+    }
 }
 
 /// What each event kind means, for the progress line.
@@ -194,18 +228,18 @@ pub(crate) fn submit(a: SubmitArgs) -> anyhow::Result<()> {
     block_on(async move {
         let client = a.target.writer()?;
         let job = build(&a)?;
-        let upload = if a.target.json {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new_spinner()
-        };
-        upload.enable_steady_tick(Duration::from_millis(120));
-        upload.set_message(format!(
-            "uploading the module and inputs ({})",
-            indicatif::HumanBytes(job_bytes(&a)?)
-        ));
+        let show_progress = a.target.show();
+        let needs = a.job.gpu.needs()?;
+        let upload = Progress::start(
+            show_progress,
+            format!(
+                "uploading the module and inputs ({}) to {}",
+                indicatif::HumanBytes(job_bytes(&a)?),
+                client.url()
+            ),
+        );
         let submitted = client.submit_and_follow(&job).await;
-        upload.finish_and_clear();
+        drop(upload);
         let (id, mut events) = submitted?;
         if a.no_wait {
             if a.target.json {
@@ -214,44 +248,43 @@ pub(crate) fn submit(a: SubmitArgs) -> anyhow::Result<()> {
             println!("{}", show(&id));
             return Ok(());
         }
-        let bar = if a.target.json {
-            ProgressBar::hidden()
-        } else {
-            let b = ProgressBar::new_spinner();
-            b.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            b.enable_steady_tick(Duration::from_millis(120));
-            b.set_message(format!("job {} submitted", show(&short(&id))));
-            b
+        let matching = match &needs {
+            Some(g) => format!("submitted; matching offers with {}", describe_gpu(g)),
+            None => "submitted; matching offers".to_owned(),
         };
+        let bar = Progress::start(
+            show_progress,
+            format!("job {}: {matching}", show(&short(&id))),
+        );
         let limit =
             Duration::from_millis(a.job.wall_time_ms()?).saturating_add(Duration::from_secs(120));
         let followed = tokio::time::timeout(limit, async {
             while let Some(e) = events.next().await {
                 let e = e?;
                 if let Some(s) = step(&e.kind) {
-                    bar.set_message(format!("job {}: {s}", show(&short(&id))));
+                    bar.set(format!("job {}: {s}", show(&short(&id))));
                 }
             }
             Ok::<_, anyhow::Error>(())
         })
         .await;
-        bar.finish_and_clear();
         if followed.is_err() {
+            drop(bar);
             bail!(
-                "job {id} did not finish within {} s; `sietch job status {id}` follows it",
+                "job {id} did not finish within {} s; `sietch job status {id} --wait` follows it",
                 limit.as_secs()
             );
         }
-        let record = client.wait(&id, Duration::from_secs(30)).await?;
+        bar.set(format!("job {}: reading its record", show(&short(&id))));
+        let record = client.wait(&id, Duration::from_secs(30)).await;
+        drop(bar);
+        let record = record?;
         if a.target.json {
             return print_json(&record);
         }
         let report = print_record(&record, a.output_dir.as_deref(), a.overwrite, true)?;
         if record.state == "failed" {
-            bail!("job {id} failed: {}", show(&record.note));
+            return Err(failed(&id, &record.note));
         }
         if let (Some(r), Some(d)) = (report, &a.output_dir) {
             r.check(d)?;
@@ -260,15 +293,60 @@ pub(crate) fn submit(a: SubmitArgs) -> anyhow::Result<()> {
     })
 }
 
+/// Polls job `id` until it is final, for at most `secs`, showing its state as it goes.
+async fn wait_final(
+    client: &sietch_sdk::Client,
+    id: &str,
+    secs: u64,
+    show_progress: super::progress::Show,
+) -> anyhow::Result<JobRecord> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let bar = Progress::start(
+        show_progress,
+        format!("job {}: waiting for it to finish", show(&short(id))),
+    );
+    loop {
+        let j = client.job(id).await?;
+        if j.is_final() {
+            return Ok(j);
+        }
+        bar.set(format!(
+            "job {}: {} (waiting for it to be paid, withheld or failed)",
+            show(&short(id)),
+            show(&j.state)
+        ));
+        if tokio::time::Instant::now() >= deadline {
+            drop(bar);
+            bail!(
+                "job {id} is still {} after {secs} s; `sietch job status {id} --wait` waits again",
+                show(&j.state)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 pub(crate) fn status(a: IdArgs, with_outputs: bool) -> anyhow::Result<()> {
     block_on(async move {
-        let j = a.target.client()?.job(&a.id).await?;
+        let client = a.target.client()?;
+        let j = match a.wait {
+            Some(secs) => wait_final(&client, &a.id, secs, a.target.show()).await?,
+            None => client.job(&a.id).await?,
+        };
         if a.target.json {
             return print_json(&j);
         }
         if with_outputs {
             let Some(out) = &j.outputs else {
-                bail!("job {} has no outputs yet (state {})", a.id, show(&j.state));
+                if j.state == "failed" {
+                    return Err(failed(&a.id, &j.note));
+                }
+                bail!(
+                    "job {} has no outputs yet (state {}): `sietch job get {} --wait` waits for them",
+                    a.id,
+                    show(&j.state),
+                    a.id
+                );
             };
             let report = match &a.output_dir {
                 Some(d) => {

@@ -14,6 +14,7 @@ mod key;
 mod node;
 mod offers;
 mod outputs;
+mod progress;
 mod provider;
 
 use clap::{Parser, Subcommand};
@@ -57,7 +58,8 @@ impl Cli {
     /// Runs the command; its error, which may quote a node's or a peer's answer, comes back
     /// with what a terminal would act on escaped.
     pub(crate) fn run(self) -> anyhow::Result<()> {
-        self.dispatch().map_err(|e| client::safe_error(&e))
+        self.dispatch()
+            .map_err(|e| client::safe_error(&client::with_fix(e)))
     }
 
     fn dispatch(self) -> anyhow::Result<()> {
