@@ -3,10 +3,13 @@
 //! escrow's events from the chain cursor kept in the store, so that a restarted node misses
 //! none.
 //!
-//! Works against any EVM JSON-RPC endpoint (`rpc_url` in the node's configuration); the
-//! devnet and the tests use anvil. Transactions are sent one at a time per node with the
-//! nonce read from the chain each time: alloy's caching nonce filler leaves a gap when a call
-//! is refused at estimation, which would stall every later transaction.
+//! Works against any EVM JSON-RPC endpoint (`rpc_url` in the node's configuration, with
+//! `[transactions] fallback_rpc_urls` tried in turn when it fails: `rpc`); the devnet and the
+//! tests use anvil. Transactions (`txs`, `sender`, `fees`; `docs/transactions.md`) are sent
+//! one at a time per node with EIP-1559 fees under a cap, kept in the store before they are
+//! sent, watched until mined and replaced with the same nonce when they sit behind a fee
+//! spike; the nonce is chosen after the chain's pending count and the node's own pending
+//! transactions, so another sender on the account or a restart costs no transaction.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -19,17 +22,23 @@ use alloy::rpc::types::{Filter, TransactionReceipt};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolEvent, SolEventInterface};
 use sietch_contracts::SietchEscrow::{self, SietchEscrowEvents, SietchEscrowInstance};
-use sietch_contracts::{EscrowError, MockToken, send, send_pair};
+use sietch_contracts::{EscrowError, MockToken};
 use sietch_market::{Domain, Offer, PublicKey, ResultCommitment, Ticket, Voucher, registration};
 use sietch_verifier::{escrow_result, escrow_ticket, escrow_voucher};
 use tokio::sync::mpsc;
 
+use crate::config::TxConfig;
 use crate::net::{Registry, RegistryError};
-use crate::store::{EvmSigned, Store};
+use crate::store::{EvmSigned, Store, StoreError};
 
+mod fees;
+pub mod finality;
+mod rpc;
+mod sender;
 mod txs;
 mod watch;
-pub mod finality;
+
+pub use crate::store::pending_txs::PendingTx;
 
 /// Blocks asked per `eth_getLogs` call.
 const LOG_RANGE: u64 = 2_000;
@@ -55,12 +64,73 @@ pub enum ChainError {
     /// No escrow at the configured address.
     #[error("no contract at the escrow address {0}")]
     NoEscrow(Address),
-    /// The escrow refused a call, or a transaction failed.
+    /// The escrow refused a call, or a transaction failed (boxed: every chain call's
+    /// `Result` carries this type through the buyer and the provider).
     #[error(transparent)]
-    Escrow(#[from] EscrowError),
+    Escrow(Box<EscrowError>),
     /// A receipt lacked the event the call must emit.
     #[error("the receipt of {0} lacks its event")]
     MissingEvent(&'static str),
+    /// The `[transactions]` settings are invalid.
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    /// A transaction could not be signed.
+    #[error("signing a transaction: {0}")]
+    Sign(String),
+    /// The pool refused a transaction outright (not for its nonce or fees).
+    #[error("the chain refused the transaction with nonce {nonce}: {why}")]
+    Rejected {
+        /// Its nonce.
+        nonce: u64,
+        /// The pool's reason.
+        why: String,
+    },
+    /// A transaction waits at the fee cap and the base fee is above it: it stays pending
+    /// (kept, watched, and mined when the base fee falls under its offer), and the node sends
+    /// nothing after it until then. Raise `[transactions] max_fee_per_gas_wei` to get it in.
+    #[error(
+        "transaction {hash} (nonce {nonce}) is stuck: it offers {max_fee} wei per gas, the          cap, and the base fee is {base_fee}"
+    )]
+    FeeCapReached {
+        /// Its nonce.
+        nonce: u64,
+        /// Its latest version.
+        hash: B256,
+        /// What it offers per gas.
+        max_fee: u128,
+        /// The next block's base fee.
+        base_fee: u128,
+    },
+    /// Another transaction of this account (another program using the key) was mined with
+    /// this transaction's nonce: the call never ran.
+    #[error("another transaction of this account took nonce {nonce} ({purpose} never ran)")]
+    Superseded {
+        /// The nonce.
+        nonce: u64,
+        /// What the transaction was for.
+        purpose: String,
+    },
+    /// Too many transactions of this node are pending (stuck at the fee cap).
+    #[error("{0} transactions of this node are pending already")]
+    TooManyPending(usize),
+    /// Keeping a pending transaction in the store failed.
+    #[error("keeping a pending transaction: {0}")]
+    Store(Box<StoreError>),
+    /// The store's blocking task was lost.
+    #[error("the store's task ended")]
+    StoreGone,
+}
+
+impl From<EscrowError> for ChainError {
+    fn from(e: EscrowError) -> Self {
+        Self::Escrow(Box::new(e))
+    }
+}
+
+impl From<StoreError> for ChainError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(Box::new(e))
+    }
 }
 
 fn rpc(e: impl std::fmt::Display) -> ChainError {
@@ -132,8 +202,10 @@ struct Inner {
     token: Address,
     me: Address,
     chain_id: u64,
-    /// One transaction at a time: the nonce is read from the chain for each.
+    /// One transaction at a time (and the watch of the pending ones before it).
     sending: tokio::sync::Mutex<()>,
+    /// Fees, nonces and the pending transactions.
+    sender: sender::Sender,
     /// Registered accounts by EVM address, from the events seen.
     accounts: RwLock<HashMap<Address, AccountView>>,
     /// The escrow's `minStake`: a provider with less cannot be paid through a channel.
@@ -151,24 +223,50 @@ impl std::fmt::Debug for Chain {
 }
 
 impl Chain {
-    /// Connects to `rpc_url`, checks the chain id and that the escrow exists, and reads its
-    /// token. Transactions are signed with `key`.
+    /// Connects to `rpc_url` with the default `[transactions]` settings and no store (pending
+    /// transactions are kept in memory only): see [`Self::connect_with`].
     pub async fn connect(
         rpc_url: &str,
         chain_id: u64,
         escrow: Address,
         key: &PrivateKeySigner,
     ) -> Result<Self, ChainError> {
-        let url = rpc_url
-            .parse()
-            .map_err(|_| ChainError::BadUrl(rpc_url.to_owned()))?;
+        Self::connect_with(rpc_url, chain_id, escrow, key, &TxConfig::default(), None).await
+    }
+
+    /// Connects to `rpc_url` (and `tx.fallback_rpc_urls` when it fails), checks the chain id
+    /// and that the escrow exists, and reads its token. Transactions are signed with `key`
+    /// and follow `tx`; with a `store` they are kept there before they are sent, and those
+    /// found there (sent by an earlier run) are watched again from now on, before any new
+    /// one is sent.
+    pub async fn connect_with(
+        rpc_url: &str,
+        chain_id: u64,
+        escrow: Address,
+        key: &PrivateKeySigner,
+        tx: &TxConfig,
+        store: Option<Arc<Store>>,
+    ) -> Result<Self, ChainError> {
+        tx.check()?;
+        let mut urls = vec![rpc_url.to_owned()];
+        urls.extend(tx.fallback_rpc_urls.iter().cloned());
+        let local = alloy::transports::utils::guess_local_url(rpc_url);
+        let transport = rpc::Failover::new(
+            &urls,
+            rpc::Policy {
+                timeout: tx.rpc_timeout(),
+                retries: tx.rpc_retries,
+                backoff: tx.rpc_backoff(),
+            },
+        )?;
+        let client = alloy::rpc::client::RpcClient::new(transport.clone(), local);
         let provider = ProviderBuilder::new()
             .disable_recommended_fillers()
             .with_gas_estimation()
             .with_simple_nonce_management()
             .fetch_chain_id()
             .wallet(EthereumWallet::from(key.clone()))
-            .connect_http(url)
+            .connect_client(client)
             .erased();
         let got = provider.get_chain_id().await.map_err(rpc)?;
         if got != chain_id {
@@ -191,18 +289,59 @@ impl Chain {
             .call()
             .await
             .map_err(EscrowError::from_contract)?;
-        Ok(Self {
+        let me = key.address();
+        let found = match &store {
+            Some(s) => {
+                let s = s.clone();
+                crate::store::off_async(&s, move |s| {
+                    s.pending_txs(chain_id, &me, sender::MAX_PENDING)
+                })
+                .await
+                .ok_or(ChainError::StoreGone)??
+            }
+            None => Vec::new(),
+        };
+        let resumed = found.len();
+        let chain = Self {
             inner: Arc::new(Inner {
                 provider,
                 escrow,
                 token,
-                me: key.address(),
+                me,
                 chain_id,
                 sending: tokio::sync::Mutex::new(()),
+                sender: sender::Sender {
+                    wallet: EthereumWallet::from(key.clone()),
+                    cfg: tx.clone(),
+                    store,
+                    pending: std::sync::Mutex::new(
+                        found.into_iter().map(|t| (t.nonce, t)).collect(),
+                    ),
+                },
                 accounts: RwLock::new(HashMap::new()),
                 min_stake,
             }),
-        })
+        };
+        tracing::info!(
+            endpoint = %transport.active(),
+            endpoints = urls.len(),
+            chain_id,
+            account = %me,
+            "connected to the chain"
+        );
+        if resumed > 0 {
+            tracing::info!(
+                resumed,
+                "watching this node's transactions pending since its last run"
+            );
+            let c = chain.clone();
+            tokio::spawn(async move {
+                if let Err(e) = c.settle_pending().await {
+                    tracing::error!("transactions pending since the last run: {e}");
+                }
+            });
+        }
+        Ok(chain)
     }
 
     /// The node's EVM address.
@@ -433,4 +572,14 @@ pub fn drawn(verifiers: &[Address; 3], drawn: u8) -> &[Address] {
     verifiers
         .get(..usize::from(drawn).min(3))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod size {
+    /// Every error of the node's chain calls travels in `Result`s through the buyer and the
+    /// provider: keep it small (clippy's `result_large_err` is at 128 bytes).
+    #[test]
+    fn chain_error_is_small() {
+        assert!(std::mem::size_of::<super::ChainError>() <= 96);
+    }
 }

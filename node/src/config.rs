@@ -410,6 +410,7 @@ impl NodeConfig {
         self.http.check()?;
         self.keys.check()?;
         self.finality.check()?;
+        self.transactions.check()?;
         if self.test_undeliver > 2 {
             return Err(ConfigError::Invalid {
                 key: "test_undeliver",

@@ -23,9 +23,20 @@ pub enum EscrowError {
     /// The transaction was sent but waiting for its receipt failed.
     #[error("waiting for the transaction failed: {0}")]
     Pending(#[from] PendingTransactionError),
-    /// The transaction was mined but reverted.
+    /// The transaction was mined but reverted, and the call, replayed, gave no custom error of
+    /// the escrow.
     #[error("transaction {0} was mined but reverted")]
     Failed(TxHash),
+    /// The transaction was mined but reverted: the escrow's custom error, decoded by replaying
+    /// the call at the block it was mined in (the state another transaction in that block
+    /// changed first, most often).
+    #[error("transaction {hash} was mined but the escrow refused it: {error:?}")]
+    RevertedOnChain {
+        /// The mined transaction.
+        hash: TxHash,
+        /// Why the escrow refused it (boxed: the error enum stays small).
+        error: Box<SietchEscrowErrors>,
+    },
     /// A deployment's receipt did not name the new contract.
     #[error("deployment transaction {0} created no contract")]
     NoContract(TxHash),
@@ -43,11 +54,25 @@ impl EscrowError {
         }
     }
 
-    /// The escrow's custom error, if that is what this is.
+    /// The escrow's custom error, if that is what this is (refused when estimated or called,
+    /// or mined and reverted).
     pub fn reverted(&self) -> Option<&SietchEscrowErrors> {
         match self {
             Self::Reverted(e) => Some(e),
+            Self::RevertedOnChain { error, .. } => Some(error),
             _ => None,
+        }
+    }
+
+    /// A mined transaction `hash` reverted; `replay` is what the same call gave when replayed
+    /// at the block it was mined in: the escrow's custom error when it names one.
+    pub fn mined_revert(hash: TxHash, replay: Option<alloy::contract::Error>) -> Self {
+        match replay.map(Self::from_contract) {
+            Some(Self::Reverted(error)) => Self::RevertedOnChain {
+                hash,
+                error: Box::new(error),
+            },
+            _ => Self::Failed(hash),
         }
     }
 }

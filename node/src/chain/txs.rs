@@ -1,29 +1,52 @@
-//! The node's transactions to the escrow, one at a time with the nonce read each time.
+//! The node's transactions to the escrow, one at a time: each sent and watched by `sender`
+//! (fees, nonce, replacement, receipt), and the next one sent only after it is mined.
 
 use super::*;
 
 impl Chain {
     async fn tx<D: alloy::contract::CallDecoder>(
         &self,
+        purpose: &str,
         call: alloy::contract::CallBuilder<&DynProvider, D>,
     ) -> Result<TransactionReceipt, ChainError> {
         let _one = self.inner.sending.lock().await;
-        Ok(send(call).await?)
+        self.settle_earlier().await?;
+        self.transact(purpose, self.escrow(), call.calldata().clone())
+            .await
     }
 
     /// Approves `amount` for the escrow and sends `call`, with no other transaction of this
     /// node in between (another would spend or overwrite the allowance).
     async fn tx_paying<D: alloy::contract::CallDecoder>(
         &self,
+        purpose: &str,
         amount: u128,
         call: alloy::contract::CallBuilder<&DynProvider, D>,
     ) -> Result<TransactionReceipt, ChainError> {
         let token = MockToken::new(self.inner.token, &self.inner.provider);
+        let approve = token.approve(self.escrow(), U256::from(amount));
+        let input = call.calldata().clone();
         let _one = self.inner.sending.lock().await;
-        // The approval and the call in one block where the node allows (half the wait).
-        let (_, receipt) =
-            send_pair(token.approve(self.escrow(), U256::from(amount)), call).await?;
-        Ok(receipt)
+        self.settle_earlier().await?;
+        // The approval and the call in one block where the node allows (half the wait): the
+        // call is estimated against the pending state, which holds the approval on nodes that
+        // keep one (anvil, geth); where it fails all the same, it waits for the approval.
+        let first = self
+            .send_new("approve", self.token(), approve.calldata().clone(), None)
+            .await?;
+        let then = match self
+            .send_new(purpose, self.escrow(), input.clone(), Some(first.nonce + 1))
+            .await
+        {
+            Ok(t) => Some(t),
+            Err(ChainError::Escrow(_)) => None,
+            Err(e) => return Err(e),
+        };
+        self.settle(first).await?;
+        match then {
+            Some(t) => self.settle(t).await,
+            None => self.transact(purpose, self.escrow(), input).await,
+        }
     }
 
     /// Registers the node's ed25519 key for its EVM address, with the key's proof that it
@@ -32,8 +55,11 @@ impl Chain {
         let public = PublicKey::of(key);
         let proof = registration::prove(key, self.chain_id(), self.escrow(), self.me());
         let escrow = &self.inner.escrow;
-        self.tx(escrow.register(B256::from(public.0), Bytes::copy_from_slice(&proof)))
-            .await?;
+        self.tx(
+            "register",
+            escrow.register(B256::from(public.0), Bytes::copy_from_slice(&proof)),
+        )
+        .await?;
         Ok(())
     }
 
@@ -52,7 +78,7 @@ impl Chain {
     /// Stakes `amount` (approving it first).
     pub async fn stake(&self, amount: u128) -> Result<(), ChainError> {
         let escrow = &self.inner.escrow;
-        self.tx_paying(amount, escrow.stake(U256::from(amount)))
+        self.tx_paying("stake", amount, escrow.stake(U256::from(amount)))
             .await?;
         Ok(())
     }
@@ -61,7 +87,11 @@ impl Chain {
     pub async fn open_channel(&self, provider: Address, amount: u128) -> Result<B256, ChainError> {
         let escrow = &self.inner.escrow;
         let receipt = self
-            .tx_paying(amount, escrow.openChannel(provider, U256::from(amount)))
+            .tx_paying(
+                "openChannel",
+                amount,
+                escrow.openChannel(provider, U256::from(amount)),
+            )
             .await?;
         receipt
             .inner
@@ -75,7 +105,7 @@ impl Chain {
     /// Adds `amount` to a channel (approving it first).
     pub async fn top_up(&self, channel: B256, amount: u128) -> Result<(), ChainError> {
         let escrow = &self.inner.escrow;
-        self.tx_paying(amount, escrow.topUp(channel, U256::from(amount)))
+        self.tx_paying("topUp", amount, escrow.topUp(channel, U256::from(amount)))
             .await?;
         Ok(())
     }
@@ -92,7 +122,7 @@ impl Chain {
             sigs.push(Bytes::copy_from_slice(&v.signature));
         }
         let escrow = &self.inner.escrow;
-        self.tx(escrow.claimBatch(vs, sigs)).await
+        self.tx("claimBatch", escrow.claimBatch(vs, sigs)).await
     }
 
     /// Claims a ticket with the provider's result commitment (starts the challenge window).
@@ -102,19 +132,22 @@ impl Chain {
         result: &EvmSigned<ResultCommitment>,
     ) -> Result<TransactionReceipt, ChainError> {
         let escrow = &self.inner.escrow;
-        self.tx(escrow.claimTicket(
-            escrow_ticket(&ticket.message),
-            Bytes::copy_from_slice(&ticket.signature),
-            escrow_result(&result.message),
-            Bytes::copy_from_slice(&result.signature),
-        ))
+        self.tx(
+            "claimTicket",
+            escrow.claimTicket(
+                escrow_ticket(&ticket.message),
+                Bytes::copy_from_slice(&ticket.signature),
+                escrow_result(&result.message),
+                Bytes::copy_from_slice(&result.signature),
+            ),
+        )
         .await
     }
 
     /// Pays a claimed ticket whose challenge window passed undisputed.
     pub async fn finalize_ticket(&self, id: B256) -> Result<(), ChainError> {
         let escrow = &self.inner.escrow;
-        self.tx(escrow.finalizeTicket(id)).await?;
+        self.tx("finalizeTicket", escrow.finalizeTicket(id)).await?;
         Ok(())
     }
 
@@ -124,9 +157,10 @@ impl Chain {
         let bond = self.dispute_bond().await?;
         let escrow = &self.inner.escrow;
         if undelivered {
-            self.tx_paying(bond, escrow.disputeUndelivered(id)).await?;
+            self.tx_paying("disputeUndelivered", bond, escrow.disputeUndelivered(id))
+                .await?;
         } else {
-            self.tx_paying(bond, escrow.dispute(id)).await?;
+            self.tx_paying("dispute", bond, escrow.dispute(id)).await?;
         }
         Ok(())
     }
@@ -134,7 +168,7 @@ impl Chain {
     /// Draws a disputed ticket's verifiers (anyone may, from the block after the dispute).
     pub async fn draw_verifiers(&self, id: B256) -> Result<(), ChainError> {
         let escrow = &self.inner.escrow;
-        self.tx(escrow.drawVerifiers(id)).await?;
+        self.tx("drawVerifiers", escrow.drawVerifiers(id)).await?;
         Ok(())
     }
 
@@ -145,11 +179,14 @@ impl Chain {
         result: &EvmSigned<ResultCommitment>,
     ) -> Result<(), ChainError> {
         let escrow = &self.inner.escrow;
-        self.tx(escrow.submitVerdict(
-            id,
-            escrow_result(&result.message),
-            Bytes::copy_from_slice(&result.signature),
-        ))
+        self.tx(
+            "submitVerdict",
+            escrow.submitVerdict(
+                id,
+                escrow_result(&result.message),
+                Bytes::copy_from_slice(&result.signature),
+            ),
+        )
         .await?;
         Ok(())
     }
@@ -157,7 +194,7 @@ impl Chain {
     /// Settles a dispute once a majority voted, or after the verdict window.
     pub async fn resolve(&self, id: B256) -> Result<(), ChainError> {
         let escrow = &self.inner.escrow;
-        self.tx(escrow.resolve(id)).await?;
+        self.tx("resolve", escrow.resolve(id)).await?;
         Ok(())
     }
 
@@ -168,7 +205,7 @@ impl Chain {
             return Ok(0);
         }
         let escrow = &self.inner.escrow;
-        self.tx(escrow.withdraw()).await?;
+        self.tx("withdraw", escrow.withdraw()).await?;
         Ok(owed)
     }
 
@@ -215,14 +252,15 @@ impl Chain {
     /// Starts closing a channel (its buyer or provider).
     pub async fn start_close(&self, channel: B256) -> Result<(), ChainError> {
         let escrow = &self.inner.escrow;
-        self.tx(escrow.startClose(channel)).await?;
+        self.tx("startClose", escrow.startClose(channel)).await?;
         Ok(())
     }
 
     /// Returns what is left of a closed channel to its buyer, after the close delay.
     pub async fn finalize_close(&self, channel: B256) -> Result<(), ChainError> {
         let escrow = &self.inner.escrow;
-        self.tx(escrow.finalizeClose(channel)).await?;
+        self.tx("finalizeClose", escrow.finalizeClose(channel))
+            .await?;
         Ok(())
     }
 }

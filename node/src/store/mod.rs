@@ -54,6 +54,7 @@ mod chain;
 mod error;
 mod jobs;
 mod own;
+pub mod pending_txs;
 pub mod records;
 mod reputation;
 pub mod schema;
