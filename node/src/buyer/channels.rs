@@ -194,6 +194,9 @@ impl Buyer {
                     .open_channel(provider, amount)
                     .await
                     .map_err(LaneError::Open)?;
+                // A provider counts a deposit only this deep, beyond what it risks
+                // (`docs/finality.md`): jobs sent before would be refused.
+                chain.wait_deep(self.config.finality.confirmations).await;
                 self.emit(NodeEvent::ChannelOpened {
                     channel: id,
                     provider,
@@ -231,6 +234,7 @@ impl Buyer {
                 self.release_lane(&taken, false);
                 return Err(LaneError::TopUp(e));
             }
+            chain.wait_deep(self.config.finality.confirmations).await;
         }
         lock(&self.lanes).add_deposit(channel, add);
         Ok(taken)

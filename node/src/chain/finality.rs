@@ -455,6 +455,28 @@ impl Chain {
         })
     }
 
+    /// Waits until what this node's last transaction did (mined at the head or below when it
+    /// returned) is `confirmations` deep: the head `confirmations` blocks past the head now.
+    /// Gives up after `confirmations` × 30 s (a stalled chain), saying so.
+    pub async fn wait_deep(&self, confirmations: u64) {
+        if confirmations == 0 {
+            return;
+        }
+        let Ok(now) = self.block_number().await else {
+            return;
+        };
+        let want = now.saturating_add(confirmations);
+        let until = tokio::time::Instant::now()
+            + Duration::from_secs(confirmations.saturating_mul(30).saturating_add(10));
+        while tokio::time::Instant::now() < until {
+            if self.block_number().await.is_ok_and(|h| h >= want) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        tracing::warn!("block {want} did not come in time: going on without the confirmations");
+    }
+
     /// A channel as a provider may serve against it ([`servable`]): its deposit counted as
     /// far as it is `confirmations` deep, plus `risk`. Also returns the deposit at the head,
     /// to tell a refusal for an unconfirmed deposit from an underfunded channel.
