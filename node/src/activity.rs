@@ -3,13 +3,15 @@
 //! (jobs finished, money paid, fuel, in fixed time buckets). Everything is bounded: the
 //! oldest entries go first.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use sietch_contracts::SietchEscrow::SietchEscrowEvents;
+use sietch_market::{Address, B256, U256};
 
 use crate::events::{JobEnd, NodeEvent};
+use crate::store::{JobRecord, JobState};
 
 /// Escrow events kept.
 const MAX_CHAIN_EVENTS: usize = 10_000;
@@ -19,6 +21,8 @@ pub const BUCKET_SECS: u64 = 10;
 const MAX_BUCKETS: usize = 360;
 /// Jobs whose check and outcome are remembered.
 const MAX_JOB_NOTES: usize = 10_000;
+/// Channels whose claimed amount is remembered.
+const MAX_CLAIMED_CHANNELS: usize = 10_000;
 
 /// What the node saw of one job it bought: how it ended and its spot check.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -76,8 +80,12 @@ pub struct Activity {
 struct Inner {
     chain: VecDeque<ChainRecord>,
     buckets: VecDeque<Bucket>,
-    notes: std::collections::HashMap<String, JobNote>,
+    notes: HashMap<String, JobNote>,
     note_order: VecDeque<String>,
+    /// Each channel's provider and the most its `VoucherClaimed` events paid (cumulative).
+    claimed: HashMap<B256, (Address, U256)>,
+    /// Provider side, since start: results its buyers refused to pay (a failed spot check).
+    withheld: u64,
 }
 
 impl Inner {
@@ -206,6 +214,17 @@ impl Activity {
     pub fn chain_event(&self, block: u64, now: u64, e: &SietchEscrowEvents) -> Option<ChainRecord> {
         let r = record(block, now, e)?;
         if let Ok(mut i) = self.inner.lock() {
+            if let SietchEscrowEvents::VoucherClaimed(v) = e {
+                let full = i.claimed.len() >= MAX_CLAIMED_CHANNELS;
+                match i.claimed.get_mut(&v.channelId) {
+                    Some(c) => c.1 = c.1.max(v.cumulativeAmount),
+                    None if !full => {
+                        i.claimed
+                            .insert(v.channelId, (v.provider, v.cumulativeAmount));
+                    }
+                    None => {}
+                }
+            }
             if i.chain.len() >= MAX_CHAIN_EVENTS {
                 i.chain.pop_front();
             }
@@ -227,6 +246,7 @@ impl Activity {
                 i.note(&job.to_string()).outcome = Some(outcome.to_string());
             }
             NodeEvent::Checking { job, .. } => i.note(&job.to_string()).sampled = true,
+            NodeEvent::Withheld { .. } => i.withheld = i.withheld.saturating_add(1),
             NodeEvent::Checked {
                 job,
                 passed,
@@ -288,6 +308,25 @@ impl Activity {
         out
     }
 
+    /// What the escrow's `VoucherClaimed` events seen since start paid on each channel
+    /// (cumulative), for [`jobs_settled`].
+    pub fn claimed(&self) -> HashMap<B256, U256> {
+        self.inner
+            .lock()
+            .map(|i| {
+                i.claimed
+                    .iter()
+                    .map(|(c, (_, amount))| (*c, *amount))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Provider side: results whose payment a buyer withheld since start.
+    pub fn withheld(&self) -> u64 {
+        self.inner.lock().map_or(0, |i| i.withheld)
+    }
+
     /// The time buckets, oldest first.
     pub fn buckets(&self) -> Vec<Bucket> {
         self.inner
@@ -297,10 +336,36 @@ impl Activity {
     }
 }
 
+/// Jobs settled on chain through vouchers, by provider, counted by job (a claim pays a
+/// channel's whole voucher, which may cover many jobs): each paid job of `jobs` whose range on
+/// its channel's cumulative line, `[cumulative_before, cumulative_before + amount]`, ends at
+/// or below what the channel has paid (`paid`: by channel, from the chain or the claims seen).
+/// `provider` names a job's provider: the counterparty of a bought job, or this node.
+pub fn jobs_settled(
+    jobs: &[JobRecord],
+    paid: &HashMap<B256, U256>,
+    provider: impl Fn(&JobRecord) -> Address,
+) -> HashMap<Address, u64> {
+    let mut out: HashMap<Address, u64> = HashMap::new();
+    for j in jobs.iter().filter(|j| j.state == JobState::Paid) {
+        let (Some(t), Some(r)) = (&j.ticket, &j.result) else {
+            continue;
+        };
+        let Some(claimed) = paid.get(&t.message.channel_id) else {
+            continue;
+        };
+        let end = t.message.cumulative_before.saturating_add(r.message.amount);
+        if end <= *claimed {
+            let n = out.entry(provider(j)).or_default();
+            *n = n.saturating_add(1);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sietch_market::B256;
 
     #[test]
     fn buckets_fill_by_time_and_stay_bounded() {
@@ -321,5 +386,80 @@ mod tests {
             a.node_event(&done, 2_000 + t * BUCKET_SECS);
         }
         assert_eq!(a.buckets().len(), MAX_BUCKETS);
+    }
+}
+
+#[cfg(test)]
+mod settled_tests {
+    use sietch_market::{ResultCommitment, Ticket};
+
+    use super::*;
+    use crate::store::EvmSigned;
+
+    /// A paid job on `channel` whose range is `[before, before + amount]`.
+    fn job(n: u8, channel: B256, before: u64, amount: u64, state: JobState) -> JobRecord {
+        let mut j = JobRecord::new(B256::repeat_byte(n), B256::ZERO, Address::repeat_byte(9), 1);
+        j.state = state;
+        j.ticket = Some(EvmSigned::new(
+            Ticket {
+                job_id: j.job_id,
+                spec_hash: B256::ZERO,
+                channel_id: channel,
+                cumulative_before: U256::from(before),
+                max_amount: U256::from(amount),
+                deadline: 10,
+                check_commit: B256::ZERO,
+                per_gfuel: 1,
+                per_gpu_second: 1,
+            },
+            [0; 65],
+        ));
+        j.result = Some(EvmSigned::new(
+            ResultCommitment {
+                job_id: j.job_id,
+                spec_hash: B256::ZERO,
+                channel_id: channel,
+                output_hash: B256::ZERO,
+                fuel_used: 1,
+                gpu_millis: 0,
+                amount: U256::from(amount),
+            },
+            [0; 65],
+        ));
+        j
+    }
+
+    #[test]
+    fn one_claim_settles_every_job_its_voucher_covers() {
+        let (a, b) = (B256::repeat_byte(1), B256::repeat_byte(2));
+        let jobs = vec![
+            job(1, a, 0, 10, JobState::Paid),
+            job(2, a, 10, 10, JobState::Paid),
+            job(3, a, 20, 10, JobState::Paid),
+            // Past the claim: paid by a later voucher, not claimed yet.
+            job(4, a, 30, 10, JobState::Paid),
+            // Not paid: never counted.
+            job(5, a, 0, 5, JobState::Failed),
+            // A channel with no claim seen.
+            job(6, b, 0, 10, JobState::Paid),
+        ];
+        // One VoucherClaimed event of 30 on `a`: three jobs, not one claim.
+        let activity = Activity::default();
+        activity.chain_event(
+            7,
+            100,
+            &SietchEscrowEvents::VoucherClaimed(sietch_contracts::SietchEscrow::VoucherClaimed {
+                channelId: a,
+                provider: Address::repeat_byte(9),
+                cumulativeAmount: U256::from(30),
+                amount: U256::from(30),
+                paid: U256::from(30),
+            }),
+        );
+        let settled = jobs_settled(&jobs, &activity.claimed(), |j| j.counterparty);
+        assert_eq!(settled.get(&Address::repeat_byte(9)), Some(&3));
+        let paid = HashMap::from([(a, U256::from(40)), (b, U256::from(9))]);
+        let settled = jobs_settled(&jobs, &paid, |_| Address::ZERO);
+        assert_eq!(settled.get(&Address::ZERO), Some(&4), "b's job ends past 9");
     }
 }

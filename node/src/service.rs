@@ -293,6 +293,7 @@ impl Node {
         if lanes > 0 {
             tracing::info!("{lanes} lanes of this buyer restored from the chain and the store");
         }
+        let mut own_offer = None;
         let provider = if config.provide {
             let sandbox_config = SandboxConfig {
                 max_memory_bytes: config.max_job_memory_bytes,
@@ -323,6 +324,7 @@ impl Node {
                 // Filled from the blob store at every announcement.
                 cached_blobs: Vec::new(),
             };
+            own_offer = Some(offer.clone());
             let p = Provider::new(ProviderParts {
                 config: config.clone(),
                 store: store.clone(),
@@ -361,6 +363,11 @@ impl Node {
                 activity: activity.clone(),
                 explorer: config.explorer().filter(|d| d.join("index.html").is_file()),
                 http: config.http.clone(),
+                provider: crate::api::ProviderInfo {
+                    offer: own_offer,
+                    offer_gpu: config.offer_gpu,
+                    relays: config.relays.len(),
+                },
             },
         )
         .await

@@ -315,6 +315,13 @@ impl Client {
         self.read("/api/v1/providers").await
     }
 
+    /// The node itself as a provider: earnings, jobs, stake and the job values it allows,
+    /// channels with what is owed, GPU, blob cache, and a pre-flight check of what stops it
+    /// from earning. A node that does not provide answers too (`providing: false`).
+    pub async fn provider_status(&self) -> Result<ProviderStatus> {
+        self.read("/api/v1/provider").await
+    }
+
     /// The node's payment channels.
     pub async fn channels(&self) -> Result<Vec<Channel>> {
         self.read("/api/v1/channels").await

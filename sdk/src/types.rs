@@ -109,6 +109,198 @@ pub struct Reputation {
     pub disputes: u64,
 }
 
+/// The node itself as a provider (`GET /api/v1/provider`): earnings, jobs, stake and what it
+/// allows, channels with what is owed, GPU, blob cache, and what stops it from earning.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ProviderStatus {
+    /// Whether the node sells compute (`--provide`).
+    pub providing: bool,
+    /// Its EVM account.
+    pub evm_address: String,
+    /// Its peer id.
+    pub peer_id: String,
+    /// The offer as built at start; `None` when not providing.
+    pub offer: Option<OwnOffer>,
+    /// The GPUs offered.
+    #[serde(default)]
+    pub gpus: Vec<OwnGpu>,
+    /// The `offer_gpu` setting.
+    pub offer_gpu: bool,
+    /// The chain as read now; `None` when none is configured.
+    pub chain: Option<OwnChain>,
+    /// The most a job may be worth to be sent here, by buyers' sampling rate.
+    pub value_caps: Vec<ValueCap>,
+    /// Jobs run.
+    pub jobs: OwnJobs,
+    /// This node's reputation row for its own key.
+    pub reputation: Reputation,
+    /// Paid jobs' amounts over time.
+    pub earnings: Earnings,
+    /// Channels it ran jobs on, the most recently used first (at most 64).
+    pub channels: Vec<OwnChannel>,
+    /// Channels it ran jobs on, in all.
+    pub channels_total: u64,
+    /// Owed on the channels listed, base units.
+    pub owed: String,
+    /// Owed on channels that still pay, base units.
+    pub claimable: String,
+    /// The blob cache.
+    pub blobs: BlobUse,
+    /// Reachability.
+    pub network: OwnNetwork,
+    /// What stops it from earning, in order.
+    pub preflight: Vec<PreflightCheck>,
+}
+
+/// A provider's offer as the node built it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct OwnOffer {
+    /// Price per 10^9 fuel, base units.
+    pub price_per_gfuel: String,
+    /// Price per GPU-second, base units.
+    pub price_per_gpu_second: String,
+    /// Stake stated, base units.
+    pub stake: String,
+    /// CPU cores offered.
+    pub cpu_cores: u32,
+    /// Memory a job may use, bytes.
+    pub memory_bytes: u64,
+}
+
+/// A GPU offered.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct OwnGpu {
+    /// Its model.
+    pub model: String,
+    /// Its memory, bytes.
+    pub memory_bytes: u64,
+    /// Compute capability, `major.minor`.
+    pub compute_capability: String,
+    /// Driver version.
+    pub driver: String,
+}
+
+/// The provider's account on chain.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct OwnChain {
+    /// Whether the chain answered.
+    pub reachable: bool,
+    /// Why not.
+    pub error: Option<String>,
+    /// Active stake, base units.
+    pub stake: Option<String>,
+    /// Stake on its way out, base units.
+    pub unstaking: Option<String>,
+    /// The escrow's `minStake`, base units.
+    pub min_stake: Option<String>,
+    /// Whether this node's key is registered for its account.
+    pub registered: Option<bool>,
+    /// Credited by the escrow and not withdrawn yet, base units.
+    pub credited: Option<String>,
+}
+
+/// The value cap at one sampling rate: `stake · q / (1 − q)`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ValueCap {
+    /// The buyer's sampling rate, parts per million.
+    pub sampling_ppm: u32,
+    /// The most a job may be worth, base units; `None`: no bound.
+    pub max_job_value: Option<String>,
+}
+
+/// A provider's jobs.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct OwnJobs {
+    /// Stored, in all.
+    pub total: u64,
+    /// Read for the counts (at most 10,000).
+    pub scanned: u64,
+    /// Counts by state (`paid`, `failed`, ...).
+    pub by_state: BTreeMap<String, u64>,
+    /// Paid jobs whose voucher the chain has paid, counted by job.
+    pub settled: u64,
+    /// Results whose payment a buyer withheld, since the node started.
+    pub withheld_since_start: u64,
+}
+
+/// Earnings in time buckets.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Earnings {
+    /// Paid jobs' amounts in all, base units.
+    pub total: String,
+    /// Bucket width, seconds.
+    pub bucket_secs: u64,
+    /// Oldest first.
+    pub buckets: Vec<EarningsBucket>,
+}
+
+/// One time bucket of earnings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct EarningsBucket {
+    /// Unix time it starts.
+    pub start: u64,
+    /// Earned, base units.
+    pub amount: String,
+    /// Jobs paid.
+    pub jobs: u64,
+}
+
+/// A channel a provider is paid from.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct OwnChannel {
+    /// Its id.
+    pub channel: String,
+    /// Who funds it.
+    pub buyer: String,
+    /// `open`, `closing`, `closed`; `None` when the chain did not answer.
+    pub state: Option<String>,
+    /// The latest voucher's cumulative amount, base units.
+    pub voucher: String,
+    /// Paid on chain so far, base units.
+    pub paid: Option<String>,
+    /// Voucher less paid, base units.
+    pub owed: String,
+    /// Owed and the channel still pays.
+    pub claimable: bool,
+}
+
+/// The blob cache's use.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct BlobUse {
+    /// Bytes held.
+    pub bytes: u64,
+    /// Blobs held.
+    pub count: u64,
+    /// The quota, bytes.
+    pub quota_bytes: u64,
+}
+
+/// Whether peers reach the node.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct OwnNetwork {
+    /// AutoNAT's judgement: `unknown`, `public`, `private`.
+    pub reachability: String,
+    /// Relays configured.
+    pub relays: u64,
+    /// Whether a relayed listen address is up.
+    pub relayed: bool,
+    /// Peers connected.
+    pub peers: u64,
+}
+
+/// One pre-flight check.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct PreflightCheck {
+    /// `providing`, `chain`, `registered`, `stake`, `gpu`, `reachable`, `blobs`.
+    pub check: String,
+    /// `ok`, `warning` or `blocking`.
+    pub status: String,
+    /// What is the case.
+    pub message: String,
+    /// What to do about it.
+    pub fix: Option<String>,
+}
+
 /// A payment channel of the node.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Channel {

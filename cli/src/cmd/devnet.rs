@@ -177,9 +177,10 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
             _ => 900_000_000_000_000_000,
         };
         c.price_per_gpu_second = PRICE_PER_GPU_SECOND;
+        // Every node serves the explorer: a provider's own API shows its `/provider` view.
+        c.explorer_dir = EXPLORER_DIR.get().cloned().flatten();
         if name == "buyer" {
             c.api = std::net::SocketAddr::from(([127, 0, 0, 1], api_port()));
-            c.explorer_dir = EXPLORER_DIR.get().cloned().flatten();
             // Two jobs in flight per provider at most: the others get work too.
             c.max_lanes = 2;
         }
@@ -210,8 +211,9 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
     println!("escrow   {}", net.escrow);
     for (i, p) in net.providers.iter().enumerate() {
         println!(
-            "provider-{i}  {}  staked 1000 tokens{}",
+            "provider-{i}  {}  staked 1000 tokens  api http://{}/{}",
             p.evm_address,
+            p.api,
             if i == 0 && args.cheat_ppm > 0 {
                 format!("  (cheats on {} jobs per million)", args.cheat_ppm)
             } else {

@@ -14,6 +14,7 @@
 //! | `GET /api/v1/jobs/{id}?side=buyer\|provider` | one job, with its outputs when kept |
 //! | `GET /api/v1/channels` | the buyer's payment channels |
 //! | `GET /api/v1/providers` | providers: offer, stake, reputation counters and score |
+//! | `GET /api/v1/provider` | this node as a provider: earnings, jobs, stake, channels, pre-flight |
 //! | `GET /api/v1/settlements?kind=&limit=` | recent escrow events (claims, tickets, disputes, slashes) |
 //! | `GET /api/v1/disputes` | disputed and withheld tickets, their votes, outcome and evidence |
 //! | `GET /api/v1/stats` | jobs, checks, charges and fuel in 10-second buckets (the last hour) |
@@ -34,6 +35,7 @@ pub mod dto;
 mod error;
 mod explorer;
 mod http;
+mod provider;
 mod reads;
 mod server;
 mod writes;
@@ -50,6 +52,7 @@ use axum::{Extension, Router};
 
 pub use error::{ApiError, scrub};
 pub use http::{CSP, HttpConfig};
+pub use provider::ProviderInfo;
 pub use writes::MAX_UPLOAD;
 
 use crate::buyer::Buyer;
@@ -79,6 +82,8 @@ pub struct Api {
     pub explorer: Option<std::path::PathBuf>,
     /// The server's limits and names.
     pub http: HttpConfig,
+    /// This node as a provider (`GET /api/v1/provider`).
+    pub provider: ProviderInfo,
 }
 
 /// Every route, as `(method, path)`: what `openapi.json` describes (a test checks both ways).
@@ -91,6 +96,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/channels"),
     ("post", "/api/v1/channels"),
     ("get", "/api/v1/providers"),
+    ("get", "/api/v1/provider"),
     ("get", "/api/v1/settlements"),
     ("get", "/api/v1/disputes"),
     ("get", "/api/v1/stats"),
@@ -124,6 +130,7 @@ pub fn router(api: Api, bound: SocketAddr) -> Router {
         .route("/api/v1/channels", get(reads::channels))
         .route("/api/v1/events", get(reads::events))
         .route("/api/v1/providers", get(reads::providers))
+        .route("/api/v1/provider", get(provider::provider))
         .route("/api/v1/settlements", get(reads::settlements))
         .route("/api/v1/disputes", get(reads::disputes))
         .route("/api/v1/stats", get(reads::stats))

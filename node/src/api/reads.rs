@@ -312,7 +312,29 @@ pub(crate) async fn job(
     Ok(Json(v))
 }
 
+/// Jobs settled on chain by provider, counted by job: this node's bought jobs paid by a
+/// voucher that a `VoucherClaimed` event since start paid (a claim covers every job of its
+/// voucher). The reputation table counts each claim once, whatever the jobs it covers (the
+/// only count for channels of other buyers): each provider's `settled_jobs` is the larger.
+async fn settled_by_job(api: &Api) -> HashMap<sietch_market::Address, u64> {
+    let claimed = api.activity.claimed();
+    if claimed.is_empty() {
+        return HashMap::new();
+    }
+    let store = api.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let jobs = store.jobs(Side::Buyer, None, SCAN_JOBS).unwrap_or_default();
+        crate::activity::jobs_settled(&jobs, &claimed, |j| j.counterparty)
+    })
+    .await
+    .unwrap_or_default()
+}
+
 pub(crate) async fn providers(State(api): State<Api>) -> Json<Value> {
+    let by_job = settled_by_job(&api).await;
+    let settled = |addr: &sietch_market::Address, claims: u64| {
+        by_job.get(addr).copied().unwrap_or(0).max(claims)
+    };
     let offers: Vec<sietch_market::Offer> = api
         .net
         .book()
@@ -340,7 +362,7 @@ pub(crate) async fn providers(State(api): State<Api>) -> Json<Value> {
             "gpus": o.hardware.gpus.iter().map(|g| g.model.clone()).collect::<Vec<_>>(),
             "reputation": {
                 "score": score,
-                "settled_jobs": rep.settled_jobs,
+                "settled_jobs": settled(&o.evm_address, rep.settled_jobs),
                 "checks_passed": rep.checks_passed,
                 "checks_failed": rep.checks_failed,
                 "slashes": rep.slashes,
@@ -370,7 +392,7 @@ pub(crate) async fn providers(State(api): State<Api>) -> Json<Value> {
                 "gpus": [],
                 "reputation": {
                     "score": score,
-                    "settled_jobs": rep.settled_jobs,
+                    "settled_jobs": settled(&addr, rep.settled_jobs),
                     "checks_passed": rep.checks_passed,
                     "checks_failed": rep.checks_failed,
                     "slashes": rep.slashes,

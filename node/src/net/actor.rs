@@ -347,6 +347,11 @@ impl Actor {
             BehaviourEvent::Blob(ev) => self.on_blob_event(ev),
             BehaviourEvent::Autonat(libp2p::autonat::Event::StatusChanged { old, new }) => {
                 tracing::info!(?old, ?new, "NAT status");
+                self.stats.reachability = match new {
+                    libp2p::autonat::NatStatus::Public(_) => super::Reachability::Public,
+                    libp2p::autonat::NatStatus::Private => super::Reachability::Private,
+                    libp2p::autonat::NatStatus::Unknown => super::Reachability::Unknown,
+                };
             }
             BehaviourEvent::Dcutr(ev) => {
                 let (ok, detail) = match &ev.result {

@@ -231,6 +231,20 @@ pub struct NetStats {
     /// Peers refused for their protocol version (another major version, or not a Sietch
     /// node), counted once per backoff: while blocked, a peer is neither dialed nor let in.
     pub peers_refused: u64,
+    /// Whether peers can dial this node, as AutoNAT last judged it.
+    pub reachability: Reachability,
+}
+
+/// Whether other peers can reach this node directly, as AutoNAT judges it from their dial-backs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Reachability {
+    /// Not judged yet (too few peers asked, or AutoNAT still probing).
+    #[default]
+    Unknown,
+    /// Peers dialed this node back: it is reachable from outside.
+    Public,
+    /// Peers could not dial it back: behind a NAT or a firewall.
+    Private,
 }
 
 pub(crate) enum Command {
