@@ -194,5 +194,30 @@ async fn anvil_commands_against_a_running_market() {
     assert!(ok, "{err}");
     let chans: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(!chans.as_array().unwrap().is_empty());
+
+    // A GPU no offer has: the submit ends in the market's "no match", which names the GPU,
+    // and the fix follows.
+    let (ok, _, err) = tokio::task::block_in_place(|| {
+        run(&[
+            "job",
+            "submit",
+            &m,
+            "--fuel",
+            "1000000",
+            "--memory",
+            "1048576",
+            "--gpu-model",
+            "Z9000",
+            "--gpu-memory",
+            "8GiB",
+        ])
+    });
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("none has the GPU you need (1× Z9000, ≥ 8.0 GiB each")
+            && err.contains("--gpu-model")
+            && err.contains("`sietch offers`"),
+        "{err}"
+    );
     net.shutdown().await;
 }

@@ -414,6 +414,64 @@ mod tests {
     }
 
     #[test]
+    fn sdk_errors_end_with_their_fix() {
+        let fix = |e: sietch_sdk::Error| format!("{:#}", with_fix(anyhow::Error::new(e)));
+        let no_match = fix(sietch_sdk::Error::NoMatch {
+            message: "no offer matches: none has the GPU you need".into(),
+            blocker: "gpu".into(),
+            funnel: Vec::new(),
+        });
+        assert!(no_match.contains("--gpu-model"), "{no_match}");
+        let token = fix(sietch_sdk::Error::Api {
+            status: 401,
+            code: "token_required".into(),
+            message: "writes need a token".into(),
+        });
+        assert!(token.contains("--token TOKEN"), "{token}");
+        let timeout = fix(sietch_sdk::Error::Timeout("0x12".into()));
+        assert!(
+            timeout.contains("`sietch job status 0x12 --wait`"),
+            "{timeout}"
+        );
+        // The contexts around it stay; an error with no fix is left as it is.
+        let e = anyhow::Error::new(sietch_sdk::Error::BadId("x".into())).context("reading");
+        let shown = format!("{:#}", with_fix(e));
+        assert!(
+            shown.starts_with("reading: ") && shown.contains("`sietch job list`"),
+            "{shown}"
+        );
+        let other = format!("{:#}", with_fix(anyhow::anyhow!("plain")));
+        assert_eq!(other, "plain");
+    }
+
+    #[test]
+    fn a_failed_jobs_note_tells_its_blocker() {
+        assert_eq!(no_match_blocker("the provider vanished"), None);
+        for (note, blocker) in [
+            (
+                "no offer matches: the order book holds no live offer",
+                "live",
+            ),
+            (
+                "no offer matches: 3 live offers; none has the GPU you need (1× H100)",
+                "gpu",
+            ),
+            (
+                "no offer matches: 2 live offers; all 2 cost more than your cap of 5",
+                "price",
+            ),
+            (
+                "no offer matches: 1 live offers; the job asks for 2 GiB of memory; the most any offer has is 1 GiB",
+                "memory",
+            ),
+            ("no offer matches: something new", "unknown"),
+        ] {
+            assert_eq!(no_match_blocker(note), Some(blocker), "{note}");
+            assert!(!no_match_fix(blocker).is_empty());
+        }
+    }
+
+    #[test]
     fn errors_are_escaped_line_by_line() {
         let e = anyhow::anyhow!("the node refused: \x1b[2J\nline two \\ ok").context("outer\x07");
         let safe = format!("{:#}", safe_error(&e));

@@ -47,24 +47,26 @@ pub(crate) struct JobFlags {
 
 /// What GPUs a job needs: none unless asked (any `--gpu-*` flag alone asks for one).
 #[derive(Debug, Args)]
-#[command(next_help_heading = "GPU needs (default: no GPU)")]
 pub(crate) struct GpuFlags {
     /// How many GPUs the provider must have (1 when only another --gpu-* flag is given;
     /// 0: none).
-    #[arg(long = "gpus", value_name = "N", value_parser = parse_gpus)]
+    #[arg(long = "gpus", help_heading = GPU_HEADING, value_name = "N", value_parser = parse_gpus)]
     pub(crate) gpu_count: Option<u8>,
     /// An acceptable GPU model, matched as a case-insensitive part of the driver's name, e.g.
     /// H100 or "RTX 4090" (repeatable: any of them; default: any model).
-    #[arg(long = "gpu-model", value_name = "NAME", value_parser = parse_model)]
+    #[arg(long = "gpu-model", help_heading = GPU_HEADING, value_name = "NAME", value_parser = parse_model)]
     pub(crate) gpu_models: Vec<String>,
     /// Device memory each GPU must have, e.g. 24GiB, 80GB, 512MiB.
-    #[arg(long = "gpu-memory", value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long = "gpu-memory", help_heading = GPU_HEADING, value_name = "SIZE", value_parser = parse_size)]
     pub(crate) gpu_memory: Option<u64>,
     /// The lowest CUDA compute capability accepted, e.g. 8.0 (A100), 8.9 (RTX 4090), 9.0
     /// (H100).
-    #[arg(long = "gpu-compute", value_name = "MAJOR.MINOR", value_parser = parse_compute)]
+    #[arg(long = "gpu-compute", help_heading = GPU_HEADING, value_name = "MAJOR.MINOR", value_parser = parse_compute)]
     pub(crate) gpu_compute: Option<ComputeCapability>,
 }
+
+/// Where `--help` lists the GPU flags.
+const GPU_HEADING: &str = "GPU needs (default: no GPU)";
 
 /// The most GPUs a job may ask for (one machine's).
 const MAX_GPUS: u8 = 16;
@@ -300,5 +302,80 @@ impl JobFlags {
             price_cap: 0,
             deadline: 0,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        use clap::CommandFactory;
+        crate::cmd::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_take_binary_and_decimal_units() {
+        assert_eq!(parse_size("24GiB"), Ok(24 << 30));
+        assert_eq!(parse_size("24 gib"), Ok(24 << 30));
+        assert_eq!(parse_size("24G"), Ok(24 << 30));
+        assert_eq!(parse_size("80GB"), Ok(80_000_000_000));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("1.5TiB"), Ok(3 << 39));
+        assert_eq!(parse_size("25769803776"), Ok(24 << 30));
+        assert!(parse_size("24").unwrap_err().contains("24GiB"));
+        assert!(parse_size("24XB").is_err());
+        assert!(parse_size("GiB").is_err());
+        assert!(parse_size("1e30GiB").is_err());
+        assert!(parse_size("99999999999TiB").is_err());
+    }
+
+    #[test]
+    fn compute_capabilities_read_three_ways() {
+        let cc = |a, b| Ok(ComputeCapability::new(a, b));
+        assert_eq!(parse_compute("8.0"), cc(8, 0));
+        assert_eq!(parse_compute("8.6"), cc(8, 6));
+        assert_eq!(parse_compute("9"), cc(9, 0));
+        assert_eq!(parse_compute("sm_86"), cc(8, 6));
+        assert_eq!(parse_compute("sm90"), cc(9, 0));
+        assert_eq!(parse_compute("sm_100"), cc(10, 0));
+        for bad in ["eight", "8.x", "sm_", "sm_8", "", "8.0.1", "-1"] {
+            assert!(parse_compute(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn no_gpu_unless_asked() {
+        let flags = |count, models: &[&str], memory, compute| GpuFlags {
+            gpu_count: count,
+            gpu_models: models.iter().map(|m| (*m).to_owned()).collect(),
+            gpu_memory: memory,
+            gpu_compute: compute,
+        };
+        assert_eq!(flags(None, &[], None, None).needs().unwrap(), None);
+        assert_eq!(flags(Some(0), &[], None, None).needs().unwrap(), None);
+        let one = flags(None, &["H100"], None, None).needs().unwrap().unwrap();
+        assert_eq!(one.count, 1);
+        assert_eq!(one.models, ["H100"]);
+        assert_eq!(one.min_compute_capability, ComputeCapability::new(0, 0));
+        let two = flags(
+            Some(2),
+            &[],
+            Some(1 << 30),
+            Some(ComputeCapability::new(8, 0)),
+        )
+        .needs()
+        .unwrap()
+        .unwrap();
+        assert_eq!((two.count, two.min_memory_bytes), (2, 1 << 30));
+        assert_eq!(
+            describe_gpu(&two),
+            "2× any model, ≥ 1.0 GiB each, compute capability ≥ 8.0"
+        );
+        let err = flags(Some(0), &[], Some(1), None).needs().unwrap_err();
+        assert!(err.to_string().contains("drop --gpus 0"), "{err}");
+        assert!(parse_gpus("17").is_err() && parse_gpus("16") == Ok(16));
+        assert!(parse_model("").is_err() && parse_model("a\u{1b}b").is_err());
     }
 }

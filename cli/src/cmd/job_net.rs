@@ -54,9 +54,15 @@ pub(crate) struct IdArgs {
     /// never followed).
     #[arg(long, requires = "output_dir")]
     overwrite: bool,
-    /// `status`: wait until the job is paid, withheld or failed, for at most this many
-    /// seconds (progress on stderr).
-    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "600")]
+    /// Wait until the job is paid, withheld or failed, for at most 600 seconds or
+    /// `--wait=SECONDS` (progress on stderr).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "600"
+    )]
     wait: Option<u64>,
 }
 
@@ -108,7 +114,7 @@ fn build(a: &SubmitArgs) -> anyhow::Result<Job> {
     for (name, data) in bytes.inputs {
         job = job.input(name, data);
     }
-    Ok(with_gpu(job, &a.job)?)
+    with_gpu(job, &a.job)
 }
 
 /// `job` with the GPU needs of its flags, if any.
@@ -128,6 +134,9 @@ fn with_gpu(job: Job, flags: &JobFlags) -> anyhow::Result<Job> {
 /// The error of a job that ended `failed`: its note, and the fix when the market found no
 /// offer for it.
 fn failed(id: &str, note: &str) -> anyhow::Error {
+    // The node's note repeats the market's opening words.
+    let twice = "no offer matches: no offer matches: ";
+    let note = &note.replacen(twice, "no offer matches: ", 1);
     match super::client::no_match_blocker(note) {
         Some(b) => anyhow::anyhow!(
             "job {id} failed: {}\n{}",
