@@ -339,6 +339,42 @@ async fn anvil_a_reorg_deeper_than_the_hashes_kept_is_recovered_from_well_before
     assert!(watcher.known_account(&c).is_some());
 }
 
+/// A head below the newest block read, on the branch read (a lagging endpoint, or anvil's
+/// `anvil_rollback`), is not taken for a reorganization; once a different block comes at
+/// the height read, it is, and it is found within the depth.
+#[tokio::test(flavor = "multi_thread")]
+async fn anvil_a_head_behind_the_blocks_read_is_a_reorg_only_once_the_chain_differs() {
+    let f = fixture().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let watcher = f.chain(9).await;
+    let mut follower = Follower::new(watcher.clone(), store, 0, 2).unwrap();
+    f.register(1).await;
+    let registered_in = f.head().await;
+    f.mine(1).await;
+    let step = follower.poll().await.unwrap();
+    assert!(step.confirmed.is_empty() && step.reorg.is_none());
+
+    f.deployer
+        .raw_request::<_, serde_json::Value>("anvil_rollback".into(), (1,))
+        .await
+        .unwrap();
+    assert_eq!(f.head().await, registered_in);
+    let step = follower.poll().await.unwrap();
+    assert!(step.reorg.is_none(), "behind is not a reorganization");
+    assert!(step.confirmed.is_empty());
+
+    // A block that cannot be the one dropped (an empty one mined in the same second could).
+    f.register(2).await;
+    let step = follower.poll().await.unwrap();
+    let reorg = step.reorg.expect("another block at the height read");
+    assert_eq!(reorg.ancestor, Some(registered_in));
+    assert!(!reorg.deep && reorg.retracted.is_empty());
+    f.mine(1).await;
+    let step = follower.poll().await.unwrap();
+    assert_eq!(registered(&step.confirmed), vec![f.key(1).address()]);
+}
+
 // ---- whole markets ----
 
 use sietch_market::{BlobRef, JobSpec, Limits, Requirements, U256, VerificationPolicy};

@@ -143,6 +143,18 @@ impl Follower {
         };
         if let Some(tip) = self.blocks.back() {
             let (number, hash) = (tip.number, tip.hash);
+            let kept_at_head = self
+                .blocks
+                .iter()
+                .rev()
+                .find(|b| b.number == head_number)
+                .map(|b| b.hash);
+            if head_number < number && kept_at_head == Some(head_hash) {
+                // A head below the newest block read, on the branch read: an endpoint behind
+                // the others (a fallback, a load balancer), not a reorganization. A chain
+                // that really got shorter shows at the next block.
+                return Ok(step);
+            }
             let canonical = if number == head_number {
                 Some(head_hash)
             } else {
