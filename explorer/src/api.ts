@@ -233,3 +233,62 @@ export async function get<T>(path: string, signal?: AbortSignal): Promise<Answer
   const total = Number(res.headers.get("x-total-count") ?? NaN);
   return { data: (await res.json()) as T, total: Number.isFinite(total) ? total : undefined };
 }
+
+/** One pre-flight check of this node as a provider: what stops it from earning. */
+export interface PreflightCheck {
+  check: "providing" | "chain" | "registered" | "stake" | "gpu" | "reachable" | "blobs";
+  status: "ok" | "warning" | "blocking";
+  message: string;
+  fix: string | null;
+}
+
+/** A channel this node is paid from, as a provider. */
+export interface OwnChannel {
+  channel: string;
+  buyer: string;
+  state: "open" | "closing" | "closed" | "unknown" | null;
+  deposit: string | null;
+  voucher: string;
+  paid: string | null;
+  owed: string;
+  claimable: boolean;
+  last_job_at: number;
+}
+
+/** `GET /api/v1/provider`: this node as a provider. */
+export interface OwnProvider {
+  providing: boolean;
+  evm_address: string;
+  peer_id: string;
+  offer: {
+    price_per_gfuel: string;
+    price_per_gpu_second: string;
+    stake: string;
+    cpu_cores: number;
+    memory_bytes: number;
+    max_input_bytes: number;
+    features: string[];
+  } | null;
+  gpus: (Gpu & { driver: string })[];
+  offer_gpu: boolean;
+  chain: {
+    reachable: boolean;
+    error: string | null;
+    stake: string | null;
+    unstaking: string | null;
+    min_stake: string | null;
+    registered: boolean | null;
+    credited: string | null;
+  } | null;
+  value_caps: { sampling_ppm: number; max_job_value: string | null }[];
+  jobs: { total: number; scanned: number; by_state: Record<string, number>; settled: number; withheld_since_start: number };
+  reputation: Reputation;
+  earnings: { total: string; bucket_secs: number; buckets: { start: number; amount: string; jobs: number }[] };
+  channels: OwnChannel[];
+  channels_total: number;
+  owed: string;
+  claimable: string;
+  blobs: { bytes: number; count: number; quota_bytes: number };
+  network: { reachability: "unknown" | "public" | "private"; relays: number; relayed: boolean; peers: number };
+  preflight: PreflightCheck[];
+}

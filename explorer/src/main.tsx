@@ -10,6 +10,7 @@ import { Jobs } from "./views/jobs";
 import { JobView } from "./views/job";
 import { Providers } from "./views/providers";
 import { ProviderDetail } from "./views/provider";
+import { OwnProviderView } from "./views/own";
 import { Channels } from "./views/channels";
 import { Disputes } from "./views/disputes";
 import { DisputeView } from "./views/dispute";
@@ -21,6 +22,7 @@ const NAV: [string, string][] = [
   ["/providers", "Providers"],
   ["/channels", "Channels"],
   ["/disputes", "Disputes"],
+  ["/provider", "This provider"],
 ];
 
 const CONNECTION: Record<Connection, string> = {
@@ -37,6 +39,7 @@ function route(path: string) {
   if (path === "/jobs") return <Jobs />;
   if ((m = match("/jobs/:id", path))) return <JobView id={m.id} />;
   if (path === "/providers") return <Providers />;
+  if (path === "/provider") return <OwnProviderView />;
   if ((m = match("/providers/:address", path))) return <ProviderDetail address={m.address} />;
   if (path === "/channels") return <Channels />;
   if (path === "/disputes") return <Disputes />;

@@ -208,6 +208,9 @@ const TONE: Record<string, string> = {
   live_offer: "good",
   no_live_offer: "neutral",
   slashed: "bad",
+  ok: "good",
+  warning: "warn",
+  blocking: "bad",
 };
 
 /** A state in words, toned by what it means (the word carries it; colour only helps). */

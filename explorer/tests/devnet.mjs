@@ -61,9 +61,20 @@ export async function startDevnet({ root, logPath, args = [] }) {
     },
   );
   let tail = "";
+  // Each provider's own API, as the devnet prints it: `provider-1  0x…  staked …  api http://127.0.0.1:PORT/`.
+  const providerApis = new Map();
+  let lines = "";
   const keep = (chunk) => {
     log.write(chunk);
     tail = (tail + chunk.toString()).slice(-4000);
+    lines += chunk.toString();
+    const cut = lines.lastIndexOf("\n");
+    if (cut < 0) return;
+    for (const l of lines.slice(0, cut).split("\n")) {
+      const m = l.match(/^provider-(\d+)\s.*\sapi (http:\/\/[\d.:]+)\/?$/);
+      if (m) providerApis.set(Number(m[1]), m[2]);
+    }
+    lines = lines.slice(cut + 1).slice(-4000);
   };
   child.stdout.on("data", keep);
   child.stderr.on("data", keep);
@@ -128,5 +139,5 @@ export async function startDevnet({ root, logPath, args = [] }) {
     }
     await sleep(250);
   }
-  return { url, port, stop, tail: () => tail, exited: () => exited };
+  return { url, port, stop, tail: () => tail, exited: () => exited, providerApi: (i) => providerApis.get(i) };
 }

@@ -49,7 +49,8 @@ async function open(ctx, path) {
   page.on("console", (m) => {
     if (m.type() === "error" && /Content Security Policy/i.test(m.text())) pageErrors.push(`${path}: ${m.text()}`);
   });
-  await page.goto(devnet.url + path);
+  // A path of the buyer's node, or a whole address (a provider's own API).
+  await page.goto(path.startsWith("http") ? path : devnet.url + path);
   return page;
 }
 
@@ -291,6 +292,75 @@ test("a provider opens with stake, checks, slashes and reputation", async () => 
     assert.ok(text.includes(w), `provider facts lack ${w}`);
   assert.match(text, /1,000 tokens/, "the devnet stakes 1000 tokens");
   await shot(page, "provider");
+});
+
+/** `GET /api/v1/{path}` of the node at `base`. */
+async function apiOf(base, path) {
+  const r = await fetch(`${base}/api/v1/${path}`);
+  assert.ok(r.ok, `${base} ${path}: ${r.status}`);
+  return r.json();
+}
+
+test("this node's provider view: the buyer says it is no provider; a provider's shows earnings, settled jobs, stake, channels and its pre-flight check", async () => {
+  // The devnet's buyer (the node the explorer is on) does not provide: the page says so plainly.
+  await page.getByRole("navigation").getByRole("link", { name: "This provider" }).click();
+  assert.equal(await heading(page), "This node as a provider");
+  await page.getByTestId("not-providing").waitFor();
+  assert.match(await page.getByTestId("verdict").textContent(), /not a provider/);
+  const buyerChecks = page.locator('[data-testid="preflight"] li');
+  assert.equal(await buyerChecks.count(), 1);
+  assert.equal(await buyerChecks.first().getAttribute("data-status"), "blocking");
+  assert.match(await buyerChecks.first().textContent(), /Fix: start it with `sietch node run --provide`/);
+  await shot(page, "own-provider-buyer");
+
+  // Provider-1 (honest) serves the same explorer on its own API, as the devnet prints it.
+  const base = devnet.providerApi(1);
+  assert.ok(base, "the devnet printed provider-1's API address");
+  const own = await eventually(async () => {
+    const o = await apiOf(base, "provider");
+    assert.ok(o.providing && o.earnings.buckets.length > 0 && o.channels.length > 0, "provider-1 has been paid");
+    return o;
+  }, 60_000);
+  assert.equal(own.chain.reachable, true);
+  assert.equal(own.preflight.find((c) => c.check === "stake").status, "ok", "1000 tokens staked, above minStake");
+  const pp = await open(desktop, `${base}/provider`);
+  assert.equal(await heading(pp), "This node as a provider");
+  await pp.locator('[data-testid="chart-earnings"] canvas').waitFor();
+  // Each check of the API's pre-flight is an item with its status and, when not ok, its fix.
+  const items = pp.locator('[data-testid="preflight"] li');
+  assert.deepEqual(
+    await items.evaluateAll((li) => li.map((l) => l.dataset.check)),
+    own.preflight.map((c) => c.check),
+  );
+  for (const c of own.preflight) {
+    const li = pp.locator(`[data-testid="preflight"] li[data-check="${c.check}"]`);
+    if (c.status !== "ok") assert.match(await li.textContent(), /Fix: /);
+  }
+  assert.match(await pp.getByTestId("own-stake").textContent(), /1,000 tokens/);
+  await waitRows(pp, "own-channels", 1, 15_000);
+  await eventually(async () => {
+    const o = await apiOf(base, "provider");
+    assert.equal(await pp.getByTestId("tile-jobs").locator(".tile-value").textContent(), o.jobs.total.toLocaleString("en-US"));
+  });
+  await shot(pp, "own-provider");
+
+  // Settled jobs count jobs, not claims: each VoucherClaimed pays every job its voucher covers.
+  const addr = own.evm_address.toLowerCase();
+  await eventually(async () => {
+    const claims = (await api("settlements?kind=VoucherClaimed&limit=1000")).data.filter((r) => r.fields.provider.toLowerCase() === addr);
+    assert.ok(claims.length > 0, "provider-1 claimed");
+    const listed = (await api("providers")).data.find((p) => p.evm_address.toLowerCase() === addr);
+    assert.ok(listed.reputation.settled_jobs > claims.length, `${listed.reputation.settled_jobs} settled jobs for ${claims.length} claims`);
+  }, 30_000);
+
+  // At phone width it does not scroll sideways.
+  const phone = await browser.newContext({ viewport: { width: 375, height: 812 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+  const small = await open(phone, `${base}/provider`);
+  await small.locator('[data-testid="chart-earnings"] canvas').waitFor();
+  await noSideScroll(small, 375);
+  await shot(small, "phone-own-provider", false);
+  await phone.close();
+  await pp.close();
 });
 
 let jobPath;

@@ -31,10 +31,14 @@ const SCAN_JOBS: usize = 10_000;
 pub(crate) const MAX_CHANNELS: usize = 64;
 /// Longest one chain read may take before the chain counts as unreachable.
 pub(crate) const CHAIN_READ: Duration = Duration::from_secs(3);
+/// The earnings' bucket width with nothing paid yet.
+const BUCKET_SECS: u64 = 10;
 /// Most buckets of the earnings series.
 const MAX_BUCKETS: u64 = 120;
 /// Bucket widths the earnings series picks from, seconds: the first that fits the span.
-const WIDTHS: [u64; 7] = [10, 60, 600, 3_600, 21_600, 86_400, 604_800];
+const WIDTHS: [u64; 7] = [10, 60, 600, 3_600, 21_600, 86_400, WIDEST];
+/// The widest bucket: a week.
+const WIDEST: u64 = 604_800;
 /// Sampling rates the value cap is given at, parts per million (1%, the default 10%, 50%).
 const CAP_RATES: [u32; 3] = [10_000, 100_000, 500_000];
 /// Blob cache use that is worth a warning, and one that blocks, in percent of the quota.
@@ -343,13 +347,13 @@ pub(crate) fn earnings(jobs: &[JobRecord]) -> (u64, Vec<(u64, U256, u64)>) {
         paid.iter().map(|p| p.0).min(),
         paid.iter().map(|p| p.0).max(),
     ) else {
-        return (WIDTHS[0], Vec::new());
+        return (BUCKET_SECS, Vec::new());
     };
     let span = last - first;
     let width = WIDTHS
         .into_iter()
         .find(|w| span / w < MAX_BUCKETS)
-        .unwrap_or(WIDTHS[WIDTHS.len() - 1]);
+        .unwrap_or(WIDEST);
     let mut buckets: BTreeMap<u64, (U256, u64)> = BTreeMap::new();
     for (t, amount) in paid {
         let b = buckets.entry(t - t % width).or_default();
