@@ -35,8 +35,17 @@ fn anvil_devnet_runs_jobs_and_settles() {
         "500000",
         "--api-port",
         "0",
+        "--progress",
     ]);
     assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // --progress on a stderr that is not a terminal: plain lines of what it waits for.
+    for step in [
+        "] anvil, the escrow, then each provider registers",
+        "] the channels opening land on chain",
+        "] the nodes stop; the providers claim",
+    ] {
+        assert!(stderr.contains(step), "{step:?} missing from:\n{stderr}");
+    }
     for needle in [
         "escrow   0x",
         "provider-0  0x",

@@ -49,6 +49,10 @@ pub(crate) struct DevnetArgs {
     /// Seconds between generation jobs (one at a time, besides the other jobs); 0 asks none.
     #[arg(long, value_name = "SECONDS", default_value_t = 15)]
     generate_every: u64,
+    /// Show what the start-up and the settlement wait for, and for how long, on stderr even
+    /// when it is not a terminal (default: a spinner on a terminal only).
+    #[arg(long)]
+    progress: bool,
 }
 
 /// `amount` base units as tokens, e.g. `0.000081`.
@@ -189,18 +193,14 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
     let _ = EXPLORER_DIR.set(args.explorer_dir.clone());
     section("starting");
     let started = Instant::now();
-    let spinner = indicatif::ProgressBar::new_spinner();
-    spinner.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-    );
-    spinner.enable_steady_tick(Duration::from_millis(120));
-    spinner.set_message(
+    let show = super::progress::Show::choose(false, args.progress);
+    let spinner = super::progress::Progress::start(
+        show,
         "anvil, the escrow, then each provider registers and stakes (a block a second) and \
          announces its offer",
     );
     let net = Devnet::start(cfg).await;
-    spinner.finish_and_clear();
+    drop(spinner);
     let mut net = net?;
     println!(
         "anvil    {} (chain id {}, a block a second)",
@@ -427,7 +427,7 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
             generation_tally.tokens.load(Ordering::Relaxed)
         );
     }
-    settle(net, &tally).await
+    settle(net, &tally, show).await
 }
 
 static API_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(7077);
@@ -440,11 +440,13 @@ fn api_port() -> u16 {
 
 /// Stops the nodes (providers claim what they are owed on the way out) and checks that the
 /// money adds up to the unit.
-async fn settle(net: Devnet, tally: &Tally) -> anyhow::Result<()> {
+async fn settle(net: Devnet, tally: &Tally, show: super::progress::Show) -> anyhow::Result<()> {
     section("settlement");
     let buyer_addr = net.buyer.evm_address;
     let chain = net.buyer.chain.clone().context("the devnet has a chain")?;
     // Every channel the buyer's money went into: opens in flight land first.
+    let waiting =
+        super::progress::Progress::start(show, "the channels opening land on chain (at most 30 s)");
     net.buyer.buyer.opens_settled(Duration::from_secs(30)).await;
     let channels = net.buyer.buyer.channels();
     let providers: Vec<_> = net.providers.iter().map(|p| p.evm_address).collect();
@@ -454,10 +456,12 @@ async fn settle(net: Devnet, tally: &Tally) -> anyhow::Result<()> {
     // Shut down first: providers claim on the way out.
     let deployer = net.deployer.clone();
     let anvil = net.anvil;
+    waiting.set("the nodes stop; the providers claim what they are owed on the way out");
     net.buyer.shutdown().await;
     for p in net.providers {
         p.shutdown().await;
     }
+    drop(waiting);
     let balance = |who| {
         let token = sietch_contracts::MockToken::new(token, &deployer);
         async move { token.balanceOf(who).call().await }
