@@ -80,15 +80,20 @@ pub(crate) struct Check {
     pub(crate) fix: Option<String>,
 }
 
-/// `amount` base units as tokens (18 decimals), trailing zeros cut: `1000`, `0.25`.
+/// `amount` base units as tokens (18 decimals) for a sentence: trailing zeros cut, at most
+/// six decimals (`…` when more were cut): `1000`, `0.25`, `111.111111…`.
 fn tokens(amount: u128) -> String {
     const UNIT: u128 = 1_000_000_000_000_000_000;
-    let frac = format!("{:018}", amount % UNIT);
-    let frac = frac.trim_end_matches('0');
-    if frac.is_empty() {
-        format!("{}", amount / UNIT)
+    let all = format!("{:018}", amount % UNIT);
+    let frac = all.trim_end_matches('0');
+    let (kept, cut) = match frac.get(..6) {
+        Some(six) if frac.len() > 6 => (six, "…"),
+        _ => (frac, ""),
+    };
+    if kept.is_empty() {
+        format!("{}{cut}", amount / UNIT)
     } else {
-        format!("{}.{frac}", amount / UNIT)
+        format!("{}.{kept}{cut}", amount / UNIT)
     }
 }
 
@@ -728,6 +733,7 @@ mod tests {
         assert_eq!(tokens(1_000 * 10u128.pow(18)), "1000");
         assert_eq!(tokens(25 * 10u128.pow(16)), "0.25");
         assert_eq!(tokens(0), "0");
+        assert_eq!(tokens(10u128.pow(21) / 9), "111.111111…");
     }
 
     #[test]
