@@ -131,7 +131,22 @@ async fn anvil_commands_against_a_running_market() {
     };
     let (ok, offers, err) = tokio::task::block_in_place(|| run(&["offers"]));
     assert!(ok, "{err}");
-    settings().bind(|| insta::assert_snapshot!("offers", offers));
+    // The providers offer this machine's GPU where it has one: the GPU cell, and the column
+    // widths it sets, are the machine's.
+    let mut machine = settings();
+    machine.add_filter(
+        r"(\[MEM\]\s+)(-|\d+× [^\n]+?\(\[MEM\], \d+\.\d+\)(, mixed)?)(\s)",
+        "$1[GPUS]$4",
+    );
+    machine.add_filter(r"(\S) {2,}", "$1  ");
+    machine.bind(|| insta::assert_snapshot!("offers", offers));
+    // Filtered by GPU as the market filters: no offer has a Z9000.
+    let (ok, none, err) = tokio::task::block_in_place(|| run(&["offers", "--gpu-model", "Z9000"]));
+    assert!(ok, "{err}");
+    assert_eq!(
+        none,
+        "no offer has 1× Z9000: ask for fewer or other GPUs, or none\n"
+    );
 
     let (ok, out, err) = tokio::task::block_in_place(|| {
         run(&[

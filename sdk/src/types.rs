@@ -79,6 +79,23 @@ pub struct Offer {
     pub stake: String,
     /// When it expires, unix seconds.
     pub expires_at: u64,
+    /// The GPUs offered (none for a CPU-only provider).
+    #[serde(default)]
+    pub gpus: Vec<OfferGpu>,
+    /// Price per GPU-second, base units (`None` from a node that does not say).
+    #[serde(default)]
+    pub price_per_gpu_second: Option<String>,
+}
+
+/// A GPU of an offer.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct OfferGpu {
+    /// Model name as the driver reports it, e.g. `NVIDIA H100 80GB HBM3`.
+    pub model: String,
+    /// Device memory, bytes.
+    pub memory_bytes: u64,
+    /// Compute capability, `major.minor`.
+    pub compute_capability: String,
 }
 
 /// A provider with its stake and reputation.
