@@ -32,14 +32,14 @@ pub(crate) fn base_units(tokens: &str) -> anyhow::Result<u128> {
     let (whole, frac) = tokens.split_once('.').unwrap_or((tokens, ""));
     anyhow::ensure!(
         !whole.is_empty() || !frac.is_empty(),
-        "{tokens:?} is not an amount of tokens"
+        "{tokens:?} is not an amount of tokens: write it like 2.5"
     );
     let w: u128 = if whole.is_empty() {
         0
     } else {
         whole
             .parse()
-            .with_context(|| format!("{tokens:?} is not an amount of tokens"))?
+            .with_context(|| format!("{tokens:?} is not an amount of tokens: write it like 2.5"))?
     };
     let f: u128 = if frac.is_empty() {
         0
@@ -47,7 +47,7 @@ pub(crate) fn base_units(tokens: &str) -> anyhow::Result<u128> {
         anyhow::ensure!(frac.len() <= 18, "{tokens:?} has more than 18 decimals");
         format!("{frac:0<18}")
             .parse()
-            .with_context(|| format!("{tokens:?} is not an amount of tokens"))?
+            .with_context(|| format!("{tokens:?} is not an amount of tokens: write it like 2.5"))?
     };
     w.checked_mul(10u128.pow(18))
         .and_then(|x| x.checked_add(f))

@@ -252,8 +252,9 @@ pub(crate) fn no_match_fix(blocker: &str) -> &'static str {
              prints them), wait a few seconds and retry; `sietch offers` lists the offers"
         }
         "gpu" => {
-            "no offer has the GPU asked for: `sietch offers` lists the offers; ask for fewer or \
-             other GPUs (--gpus, --gpu-model, --gpu-memory, --gpu-compute), or none to run on CPUs"
+            "no offer has the GPU asked for: `sietch offers` lists the GPUs offered (its --gpu-* \
+             flags filter them); ask for fewer or other GPUs (--gpus, --gpu-model, --gpu-memory, \
+             --gpu-compute), or none to run on CPUs"
         }
         "cores" => "no offer has that many CPU cores: `sietch offers` lists the cores offered",
         "memory" => {
@@ -262,7 +263,8 @@ pub(crate) fn no_match_fix(blocker: &str) -> &'static str {
         "inputs" => "make the job's inputs smaller: no offer takes one that large",
         "features" => "no offer lists those runtime features: `sietch offers` lists the offers",
         "price" => {
-            "raise --price-cap, or lower --fuel (the cap must cover the most the job can burn)"
+            "raise --price-cap, or lower --fuel (and --timeout for a GPU job): the cap must \
+             cover the most the job can cost"
         }
         "stake" => "lower --price-cap or raise --sampling-ppm: no provider staked enough for it",
         _ => "`sietch offers` lists the offers this node knows",
