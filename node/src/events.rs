@@ -553,8 +553,9 @@ impl fmt::Display for NodeEvent {
             } => {
                 write!(
                     f,
-                    "{}chain reorganization: {dropped} blocks dropped above ",
-                    if *deep { "DEEP " } else { "" }
+                    "{}chain reorganization: {dropped} block{} dropped above ",
+                    if *deep { "DEEP " } else { "" },
+                    if *dropped == 1 { "" } else { "s" }
                 )?;
                 match ancestor {
                     Some(a) => write!(f, "block {a}")?,
