@@ -118,6 +118,69 @@ async fn anvil_progress_inputs_outputs_evidence_and_errors() {
         .clone();
     assert!(runs.len() >= 2, "{runs:?}");
 
+    // Each node as a provider: the buyer is none, and says so with the one blocking check.
+    let own = c.provider_status().await.unwrap();
+    assert!(!own.providing, "{own:?}");
+    assert_eq!(own.preflight.len(), 1, "{:?}", own.preflight);
+    assert_eq!(
+        (
+            own.preflight[0].check.as_str(),
+            own.preflight[0].status.as_str()
+        ),
+        ("providing", "blocking")
+    );
+    assert!(
+        own.preflight[0]
+            .fix
+            .as_deref()
+            .is_some_and(|f| f.contains("--provide"))
+    );
+    // The providers are, staked on a chain that answers; the cheater sees its payment withheld.
+    let mut ran = 0;
+    for (i, p) in net.providers.iter().enumerate() {
+        let pc = Client::new(&format!("http://{}", p.api)).unwrap();
+        let mut s = pc.provider_status().await.unwrap();
+        for _ in 0..40 {
+            if i != 0 || s.jobs.withheld_since_start > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            s = pc.provider_status().await.unwrap();
+        }
+        assert!(s.providing, "{s:?}");
+        assert_eq!(s.evm_address, p.evm_address.to_string());
+        let chain = s.chain.as_ref().unwrap();
+        assert!(
+            chain.reachable && chain.registered == Some(true),
+            "{chain:?}"
+        );
+        let status = |name: &str| {
+            s.preflight
+                .iter()
+                .find(|c| c.check == name)
+                .map(|c| c.status.clone())
+        };
+        assert_eq!(status("chain").as_deref(), Some("ok"), "{:?}", s.preflight);
+        assert_eq!(status("registered").as_deref(), Some("ok"));
+        // The value cap at one job in ten checked is a ninth of the offer's stake.
+        let stake: u128 = s.offer.as_ref().unwrap().stake.parse().unwrap();
+        let cap = s
+            .value_caps
+            .iter()
+            .find(|v| v.sampling_ppm == 100_000)
+            .unwrap();
+        assert_eq!(cap.max_job_value, Some((stake / 9).to_string()));
+        if i == 0 {
+            assert!(
+                s.jobs.withheld_since_start >= 1,
+                "the cheat's pay was withheld: {:?}",
+                s.jobs
+            );
+        }
+        ran += s.jobs.total;
+    }
+    assert!(ran >= 2, "the job and its re-runs ran on the providers");
+
     // Errors are typed, with the node's stable code.
     let no_token = Client::new(&format!("http://{}", net.buyer.api)).unwrap();
     match no_token.upload(b"x").await {
