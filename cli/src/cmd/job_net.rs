@@ -131,12 +131,19 @@ fn with_gpu(job: Job, flags: &JobFlags) -> anyhow::Result<Job> {
     ))
 }
 
+/// A job's note without the market's opening words twice (the node's note repeats them).
+fn clean_note(note: &str) -> String {
+    note.replacen(
+        "no offer matches: no offer matches: ",
+        "no offer matches: ",
+        1,
+    )
+}
+
 /// The error of a job that ended `failed`: its note, and the fix when the market found no
 /// offer for it.
 fn failed(id: &str, note: &str) -> anyhow::Error {
-    // The node's note repeats the market's opening words.
-    let twice = "no offer matches: no offer matches: ";
-    let note = &note.replacen(twice, "no offer matches: ", 1);
+    let note = &clean_note(note);
     match super::client::no_match_blocker(note) {
         Some(b) => anyhow::anyhow!(
             "job {id} failed: {}\n{}",
@@ -199,7 +206,7 @@ fn print_record(
         println!("fuel      {f}");
     }
     if !j.note.is_empty() {
-        println!("note      {}", show(&j.note));
+        println!("note      {}", show(&clean_note(&j.note)));
     }
     let mut report = None;
     if let Some(out) = &j.outputs {

@@ -56,7 +56,7 @@ enum Command {
 
 impl Cli {
     /// Runs the command; its error, which may quote a node's or a peer's answer, comes back
-    /// with what a terminal would act on escaped.
+    /// with what to do about it (`client::with_fix`) and what a terminal would act on escaped.
     pub(crate) fn run(self) -> anyhow::Result<()> {
         self.dispatch()
             .map_err(|e| client::safe_error(&client::with_fix(e)))
