@@ -322,6 +322,7 @@ impl Chain {
     pub(super) async fn settle(&self, mut tx: PendingTx) -> Result<TransactionReceipt, ChainError> {
         let cfg = &self.inner.sender.cfg;
         let p = &self.inner.provider;
+        let mut told = false;
         loop {
             let done = p
                 .get_transaction_count(self.me())
@@ -342,14 +343,19 @@ impl Chain {
                 });
             }
             // A pool that lost it (evicted, restarted, or anvil dropping what the base fee
-            // outgrew) gets the same bytes again: it is mined whenever the fees allow.
-            if let Some(h) = tx.latest()
-                && p.get_transaction_by_hash(h).await.map_err(rpc)?.is_none()
-            {
+            // outgrew) gets the same bytes again: it is mined whenever the fees allow. A
+            // version the pool refused (an underpriced replacement) leaves the one before in.
+            if !self.in_a_pool(&tx).await? {
+                let h = tx.latest().unwrap_or_default();
                 let (raw, _) = self.sign(&tx).await?;
-                tracing::warn!(%h, nonce = tx.nonce, purpose = %tx.purpose, "no pool holds the transaction; sending it again");
+                if told {
+                    tracing::debug!(%h, nonce = tx.nonce, "no pool holds the transaction; sending it again");
+                } else {
+                    tracing::warn!(%h, nonce = tx.nonce, purpose = %tx.purpose, "no pool holds the transaction; sending it again");
+                    told = true;
+                }
                 if let Broadcast::Rejected(why) = self.broadcast(&raw, h).await {
-                    tracing::warn!(%h, nonce = tx.nonce, "sending it again was refused: {why}");
+                    tracing::debug!(%h, nonce = tx.nonce, "sending it again was refused: {why}");
                 }
             }
             if unix_now().saturating_sub(tx.sent_at) >= cfg.replace_after_secs {
@@ -357,6 +363,22 @@ impl Chain {
             }
             tokio::time::sleep(cfg.receipt_poll()).await;
         }
+    }
+
+    /// Whether a pool (or the chain) holds a version of `tx`, the latest first.
+    async fn in_a_pool(&self, tx: &PendingTx) -> Result<bool, ChainError> {
+        for h in tx.hashes.iter().rev() {
+            let found = self
+                .inner
+                .provider
+                .get_transaction_by_hash(*h)
+                .await
+                .map_err(rpc)?;
+            if found.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Sends `tx` again with the same nonce and higher fees.
