@@ -364,6 +364,44 @@ fn progress_is_off_unless_stderr_is_a_terminal_or_asked_for() {
 }
 
 #[test]
+fn status_wait_follows_a_job_and_says_how_to_wait_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (url, seen) = fake_node("", "running");
+    let started = std::time::Instant::now();
+    let out = sietch(
+        tmp.path(),
+        &[
+            "job",
+            "status",
+            JOB,
+            "--wait=1",
+            "--api",
+            &url,
+            "--progress",
+        ],
+    );
+    assert!(!out.status.success());
+    let e = err(&out);
+    assert!(
+        e.contains("is still running after 1 s")
+            && e.contains(&format!("`sietch job status {JOB} --wait`")),
+        "{e}"
+    );
+    assert!(
+        e.contains("running (waiting for it to be paid, withheld or failed)"),
+        "{e}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    // It polled the job until the second was up.
+    assert!(seen.lock().unwrap().len() >= 3);
+    // `--wait` takes its value only with `=`: the job id after it stays the job id.
+    let (url, _) = fake_node("", "paid");
+    let out = sietch(tmp.path(), &["job", "status", "--wait", JOB, "--api", &url]);
+    assert!(out.status.success(), "{}", err(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("state     paid"));
+}
+
+#[test]
 fn run_local_says_plainly_when_no_gpu_here_fits() {
     let tmp = tempfile::tempdir().unwrap();
     let m = tmp.path().join("m.wasm");
