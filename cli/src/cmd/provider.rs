@@ -119,6 +119,15 @@ pub(crate) fn run(args: ProviderArgs) -> anyhow::Result<()> {
     })
 }
 
+/// `word`, with an `s` unless `n` is 1.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_owned()
+    } else {
+        format!("{word}s")
+    }
+}
+
 /// `sietch provider status` as a readable report: what stops the provider first, then the
 /// figures. Text from the node is printed with control characters escaped.
 fn status_report(s: &sietch_sdk::ProviderStatus) -> String {
@@ -139,9 +148,12 @@ fn status_report(s: &sietch_sdk::ProviderStatus) -> String {
         if !s.providing {
             "NOT PROVIDING: this node sells no compute".to_owned()
         } else if blocking > 0 {
-            format!("NOT EARNING: {blocking} blocking, {warnings} warnings")
+            format!(
+                "NOT EARNING: {blocking} blocking, {warnings} {}",
+                plural(warnings, "warning")
+            )
         } else if warnings > 0 {
-            format!("earning, with {warnings} warnings")
+            format!("earning, with {warnings} {}", plural(warnings, "warning"))
         } else {
             "earning: every check passes".to_owned()
         }
@@ -215,7 +227,7 @@ fn status_report(s: &sietch_sdk::ProviderStatus) -> String {
     match &s.chain {
         None => line("stake      unknown (no chain configured)".into()),
         Some(c) => line(format!(
-            "stake      {} on chain (minStake {}, offer states {}){}",
+            "stake      {} tokens on chain (minStake {}, offer states {}){}",
             c.stake.as_deref().map_or("unknown".into(), tokens),
             c.min_stake.as_deref().map_or("unknown".into(), tokens),
             s.offer.as_ref().map_or("-".into(), |o| tokens(&o.stake)),
