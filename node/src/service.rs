@@ -252,7 +252,14 @@ impl Node {
         }
         let chain = match (&config.rpc_url, &config.escrow) {
             (Some(url), Some(_)) => Some(
-                Chain::connect(url, config.chain_id, config.escrow_address()?, &evm)
+                Chain::connect_with(
+                    url,
+                    config.chain_id,
+                    config.escrow_address()?,
+                    &evm,
+                    &config.transactions,
+                    Some(store.clone()),
+                )
                     .await
                     .map_err(|source| StartError::Chain {
                         url: url.clone(),

@@ -1,7 +1,12 @@
 //! The API's event stream (`GET /api/v1/events`) on a real node: every event carries an id,
 //! and a listener that comes back with `Last-Event-ID` gets exactly the events it missed,
 //! in order, none twice; one whose id is from another run of the node is told so.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::time::Duration;
 
