@@ -79,24 +79,35 @@ pub fn connect(key: &PrivateKeySigner, url: &str) -> anyhow::Result<DynProvider>
         .erased())
 }
 
-/// The escrow's parameters on the devnet: windows short enough that a dispute plays out in
-/// under a minute, long enough for a slow two-core machine. A dispute settles as soon as two
-/// verifiers agree, so the windows bound only the slow paths: the buyer's check of a
-/// language-model job can end after its provider claimed the ticket (the voucher timeout is
-/// 60 s), and a drawn verifier re-runs that job before it votes (tens of seconds per
-/// generation job when several run at once on two cores).
+/// The escrow's parameters of the tests' markets: short windows, so that a dispute plays out
+/// in seconds (a dispute settles as soon as two verifiers agree; the windows bound only the
+/// slow paths: a verifier that never votes, a delivery that never comes).
 pub fn escrow_config() -> EscrowConfig {
     EscrowConfig {
         closeDelay: 20,
-        challengeWindow: 60,
-        verdictWindow: 120,
-        unstakeDelay: 300,
+        challengeWindow: 15,
+        verdictWindow: 30,
+        unstakeDelay: 120,
         disputeBond: 30 * E18,
         verifierFee: 5 * E18,
         minStake: 100 * E18,
         minDeposit: E18,
         // 8 one-second blocks: a stake counts in verifier draws 8-16 s after it is made.
         epochBlocks: 8,
+    }
+}
+
+/// The escrow's parameters of `sietch devnet` (the demo and the explorer's browser tests):
+/// windows long enough for a slow two-core machine running language-model jobs. The buyer's
+/// check of a generation job can end after its provider claimed the ticket (the voucher
+/// timeout is 60 s), and a drawn verifier re-runs that job before it votes (tens of seconds
+/// when several run at once on two cores).
+pub fn escrow_config_for_ai() -> EscrowConfig {
+    EscrowConfig {
+        challengeWindow: 60,
+        verdictWindow: 120,
+        unstakeDelay: 300,
+        ..escrow_config()
     }
 }
 
@@ -116,6 +127,8 @@ pub struct DevnetConfig {
     /// Changes to a node's configuration before it starts, by name (`provider-0`, ...,
     /// `buyer`).
     pub tweak: fn(&str, &mut NodeConfig),
+    /// The escrow's parameters ([`escrow_config`] unless set).
+    pub escrow: EscrowConfig,
 }
 
 impl DevnetConfig {
@@ -128,6 +141,7 @@ impl DevnetConfig {
             funds: 10_000,
             stake: 1_000,
             tweak: |_, _| {},
+            escrow: escrow_config(),
         }
     }
 }
@@ -203,7 +217,7 @@ impl Devnet {
             .clone()
             .into();
         let deployer = connect(&deployer_key, &anvil.endpoint())?;
-        let dep = deploy::deploy_with_mock_token(deployer.clone(), escrow_config())
+        let dep = deploy::deploy_with_mock_token(deployer.clone(), cfg.escrow.clone())
             .await
             .context("deploying the mock token and the escrow")?;
         let token = MockToken::new(dep.token, deployer.clone());

@@ -170,6 +170,8 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
     );
     let dir = tempfile::tempdir().context("a directory for the nodes' data")?;
     let mut cfg = DevnetConfig::new(usize::from(args.providers), dir.path());
+    // It runs language-model jobs among the others: dispute windows for a slow machine.
+    cfg.escrow = sietch_testkit::devnet::escrow_config_for_ai();
     if args.cheat_ppm > 0 {
         cfg.cheats = vec![args.cheat_ppm];
     }
