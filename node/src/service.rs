@@ -5,30 +5,30 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::signers::k256::ecdsa::Error as EvmKeyError;
 use sietch_market::eip712::Domain;
 use sietch_market::offer::{ComputeCapability, Gpu, Hardware, Prices};
 use sietch_market::{Address, B256, Offer, PublicKey};
-use sietch_sandbox::{Sandbox, SandboxConfig, SandboxError};
+use sietch_sandbox::{Sandbox, SandboxConfig};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::buyer::{Buyer, BuyerParts, RestoreError};
-use crate::chain::{Chain, ChainError, ChainEvent};
-use crate::config::{ConfigError, NodeConfig};
+use crate::buyer::{Buyer, BuyerParts};
+use crate::chain::{Chain, ChainEvent};
+use crate::config::NodeConfig;
 use crate::events::{Events, NodeEvent};
 use crate::keys::KeyError;
-use crate::net::{
-    self, BlobSource, JobReply, NetError, NetEvent, Network, RefuseReason, ResultMessage,
-};
+use crate::net::{self, BlobSource, JobReply, NetEvent, Network, RefuseReason, ResultMessage};
 use crate::provider::{Provider, ProviderParts};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
+mod error;
 mod init;
+
+pub use error::StartError;
 
 pub use init::{
     EvmKeySetup, ExportFormat, Identity, InitError, InitOptions, encrypt_key, export_key, init,
@@ -110,85 +110,6 @@ fn local_features(hardware: &Hardware) -> Vec<String> {
     f
 }
 
-/// Why [`Node::start`] (or [`run`]) failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StartError {
-    /// The configuration is invalid.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The store could not be opened.
-    #[error("cannot open the node's store in {}", dir.display())]
-    OpenStore {
-        /// The data directory.
-        dir: PathBuf,
-        /// Why not.
-        source: StoreError,
-    },
-    /// The store could not be read.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The data directory has no node keys (`sietch init` was not run).
-    #[error(
-        "{} has no node keys: run `sietch init --data-dir {}` first",
-        dir.display(),
-        dir.display()
-    )]
-    NoKeys {
-        /// The data directory.
-        dir: PathBuf,
-    },
-    /// The EVM key could not be loaded: no keystore, a malformed one, no password or a
-    /// wrong one.
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    /// The stored EVM key is not a valid key.
-    #[error("the node's EVM key")]
-    EvmKey(#[source] EvmKeyError),
-    /// The keys have no EVM key.
-    #[error("this node has no EVM key; run `sietch init` again with --force")]
-    NoEvmKey,
-    /// The chain could not be reached, or is not the one configured.
-    #[error("connecting to the chain at {url}")]
-    Chain {
-        /// The RPC endpoint.
-        url: String,
-        /// Why not.
-        source: ChainError,
-    },
-    /// The network could not start.
-    #[error(transparent)]
-    Network(#[from] NetError),
-    /// The buyer's reputation table or tickets to dispute could not be read.
-    #[error("reading the buyer's reputation table and tickets to dispute")]
-    Buyer(#[source] StoreError),
-    /// The buyer's lanes could not be restored.
-    #[error("restoring the buyer's lanes")]
-    RestoreLanes(#[source] RestoreError),
-    /// The provider's sandbox could not be built.
-    #[error(transparent)]
-    Sandbox(#[from] SandboxError),
-    /// The provider could not register its key or stake on chain.
-    #[error(transparent)]
-    Register(Box<dyn std::error::Error + Send + Sync>),
-    /// The API token could not be read or made.
-    #[error("the API token in {}", dir.display())]
-    Token {
-        /// The data directory.
-        dir: PathBuf,
-        /// The operating system's error.
-        source: std::io::Error,
-    },
-    /// The HTTP API could not listen.
-    #[error("the HTTP API cannot listen on {address}")]
-    Api {
-        /// The address configured.
-        address: SocketAddr,
-        /// The operating system's error.
-        source: std::io::Error,
-    },
-}
-
 /// A running node. Dropping it does not stop it: call [`Node::shutdown`].
 pub struct Node {
     /// Its network handle.
@@ -252,14 +173,7 @@ impl Node {
         }
         let chain = match (&config.rpc_url, &config.escrow) {
             (Some(url), Some(_)) => Some(
-                Chain::connect_with(
-                    url,
-                    config.chain_id,
-                    config.escrow_address()?,
-                    &evm,
-                    &config.transactions,
-                    Some(store.clone()),
-                )
+                Chain::connect(url, config.chain_id, config.escrow_address()?, &evm)
                     .await
                     .map_err(|source| StartError::Chain {
                         url: url.clone(),

@@ -33,6 +33,7 @@ mod blobs;
 mod conn;
 pub mod dto;
 mod error;
+mod events;
 mod explorer;
 mod http;
 mod provider;
@@ -111,7 +112,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// security headers.
 pub fn router(api: Api, bound: SocketAddr) -> Router {
     let hosts = Arc::new(http::Hosts::new(&api.http, bound));
-    let streams = reads::Streams::new(
+    let streams = events::Streams::new(
         api.http.max_event_streams as usize,
         api.http.max_event_streams_per_client as usize,
     );
@@ -128,7 +129,7 @@ pub fn router(api: Api, bound: SocketAddr) -> Router {
         .route("/api/v1/blobs", get(blobs::list))
         .route("/api/v1/blobs/{hash}", get(blobs::one))
         .route("/api/v1/channels", get(reads::channels))
-        .route("/api/v1/events", get(reads::events))
+        .route("/api/v1/events", get(events::events))
         .route("/api/v1/providers", get(reads::providers))
         .route("/api/v1/provider", get(provider::provider))
         .route("/api/v1/settlements", get(reads::settlements))
