@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
-# The one-command local demo: `sietch devnet`. Installs what it needs first.
+# The one-command local demo: `sietch devnet`. Installs what the demo needs first (only that:
+# `scripts/setup.sh demo`), builds the `sietch` binary showing its progress, then starts it.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$root/scripts/setup.sh"
+say() { printf '\033[1mdemo:\033[0m %s\n' "$*" >&2; }
+say "setting up (Debian packages, anvil, the explorer, the language model; skipped when present)"
+bash "$root/scripts/setup.sh" demo
 source "$root/scripts/env.sh"
 cd "$root"
-cargo build -q -p sietch-cli
+bin="$root/target/debug/sietch"
+if [ -x "$bin" ]; then
+  say "building sietch (up to date in seconds; a minute or two after a change)"
+else
+  say "building sietch for the first time: about 12 minutes on a 2-core machine (docs/benchmarks.md, 'From a fresh clone'); later runs take seconds"
+fi
+start=$SECONDS
+# cargo draws its own progress bar on a terminal ("Building [====>  ] 310/521: crate");
+# elsewhere it prints one "Compiling" line per crate, which is progress too.
+cargo build -p sietch-cli
+say "built in $((SECONDS - start)) s; starting the devnet"
 # The explorer is served only from the directory named here (never looked for elsewhere).
-exec "$root/target/debug/sietch" devnet --explorer-dir "$root/explorer/dist" "$@"
+exec "$bin" devnet --explorer-dir "$root/explorer/dist" "$@"

