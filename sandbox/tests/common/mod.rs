@@ -95,3 +95,70 @@ pub fn no_gpu_is_fine(why: &str) {
         "SIETCH_REQUIRE_GPU=1 but no CUDA device is usable: {why}"
     );
 }
+
+/// A C guest's folder built once per version of its files (and of `extra` files it compiles
+/// in) by its `build.sh` into `$CARGO_TARGET_TMPDIR/sietch-guests/NAME-HASH`, the folder
+/// returned. Tests run as separate processes: each builds into a folder of its own and renames
+/// it into place; `done` is a file the build leaves last.
+pub fn build_guest_once(name: &str, src: &Path, extra: &[PathBuf], done: &str) -> PathBuf {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(src)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files.extend_from_slice(extra);
+    let mut key = blake3::Hasher::new();
+    for p in &files {
+        key.update(p.file_name().unwrap().to_string_lossy().as_bytes());
+        key.update(&std::fs::read(p).unwrap());
+    }
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sietch-guests");
+    std::fs::create_dir_all(&root).unwrap();
+    let dir = root.join(format!("{name}-{}", &key.finalize().to_hex()[..16]));
+    if !dir.join(done).exists() {
+        let tmp = root.join(format!("{name}-tmp{}", std::process::id()));
+        let status = Command::new("bash")
+            .arg(src.join("build.sh"))
+            .arg(&tmp)
+            .status();
+        match status {
+            // Another test may have won the race: its build is the same.
+            Ok(s) if s.success() => {
+                if std::fs::rename(&tmp, &dir).is_err() {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                }
+            }
+            other => panic!(
+                "could not build {} with build.sh ({other:?}); install the toolchain \
+                 (clang, lld, wasi-libc, libclang-rt-14-dev-wasm32) with scripts/setup.sh",
+                src.display()
+            ),
+        }
+    }
+    dir
+}
+
+/// Runs an independent reference (`tools/venv/bin/python SCRIPT ARGS`, numpy from
+/// scripts/setup.sh), prints what it says and holds it to exit 0 and `the guest agrees with the
+/// reference`.
+pub fn reference_agrees<I, S>(script: &Path, args: I)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/venv/bin/python");
+    let out = Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("tools/venv/bin/python: run scripts/setup.sh to create the venv");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the guest disagrees with {}:\n{text}",
+        script.display()
+    );
+    assert!(text.contains("the guest agrees with the reference"));
+}
