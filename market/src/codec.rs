@@ -15,10 +15,17 @@
 //! ([`VERSION`]) and the message kind ([`Kind`]). Decoding checks both, enforces every
 //! length bound before allocating, and refuses trailing bytes. Decoding never panics,
 //! whatever the input.
+//!
+//! A signed message may end with an extension block ([`ext`]): the fields a later minor
+//! version adds, which an older decoder keeps as bytes (so its signature still verifies and
+//! it re-encodes to the same bytes) and a newer one reads.
+
+pub mod ext;
 
 use alloy_primitives::{Address, B256, U256};
 
 use crate::error::DecodeError;
+pub use ext::{Extension, Extensions};
 
 /// The current version of the encoding, the first byte of every message.
 pub const VERSION: u8 = 1;
@@ -335,6 +342,12 @@ pub trait Canonical: Sized {
 
     /// Writes the body (everything after the header).
     fn encode_body(&self, w: &mut Writer);
+    /// Writes the body when an extension block follows it. A message whose last fields are
+    /// optional (an offer's legacy extension) writes them here even when they say nothing, so
+    /// that the decoder does not read the block's first record as them.
+    fn encode_body_extended(&self, w: &mut Writer) {
+        self.encode_body(w);
+    }
     /// Reads the body (everything after the header).
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
 

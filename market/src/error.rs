@@ -49,6 +49,13 @@ pub enum DecodeError {
         /// The tag read.
         tag: u8,
     },
+    /// An extension record of an even (critical) tag that this build does not know: the
+    /// sender needs it understood, so the message is not read without it.
+    #[error("unknown critical extension {tag}: this build cannot read the message without it")]
+    CriticalExtension {
+        /// The record's tag.
+        tag: u16,
+    },
     /// A field holds a value that is not allowed.
     #[error("invalid {what}: {why}")]
     Invalid {

@@ -80,7 +80,7 @@ pub mod signed;
 pub use book::{
     BookConfig, Funnel, Insertion, Match, NoMatch, Observations, OrderBook, PeerStats, Stage,
 };
-pub use codec::Canonical;
+pub use codec::{Canonical, Extensions};
 pub use eip712::{Domain, TypedData};
 pub use error::{DecodeError, Eip712Error, OfferError, SignatureError};
 pub use job::{
@@ -88,7 +88,7 @@ pub use job::{
     VerificationPolicy, job_id,
 };
 pub use names::{MAX_FILE_NAME, NameError, check_file_name, printable};
-pub use offer::{ComputeCapability, Gpu, Hardware, Offer, Prices, Withdrawal};
+pub use offer::{ComputeCapability, Gpu, Hardware, Offer, Prices, ProtocolVersion, Withdrawal};
 pub use result::{
     Expected, InvalidResult, OUTPUT_HASH_DOMAIN, Outcome, OutputFiles, Outputs, TrapKind,
     check_commitment, check_outputs, check_result, encode_output, output_hash,

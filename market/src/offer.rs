@@ -5,7 +5,7 @@ use alloy_primitives::Address;
 use crate::codec::{Canonical, Kind, Reader, Writer};
 use crate::error::DecodeError;
 use crate::job::BlobRef;
-use crate::signed::{PublicKey, Signable};
+use crate::signed::{PublicKey, Signable, Signed};
 
 /// Longest GPU model, driver, feature or address string, in bytes.
 pub const MAX_NAME: usize = 256;
@@ -145,11 +145,10 @@ fn decode_gpu(r: &mut Reader<'_>) -> Result<Gpu, DecodeError> {
     })
 }
 
-impl Canonical for Offer {
-    const KIND: Kind = Kind::Offer;
-    const MAX_SIZE: usize = 16 * 1024;
-
-    fn encode_body(&self, w: &mut Writer) {
+impl Offer {
+    /// The body, with the legacy extension written when `tail` (it says something, or an
+    /// extension block follows).
+    fn write(&self, w: &mut Writer, tail: bool) {
         w.fixed(&self.provider.0);
         w.address(&self.evm_address);
         w.u16(self.hardware.cpu_cores);
@@ -171,9 +170,10 @@ impl Canonical for Offer {
         }
         w.u64(self.sequence);
         w.u64(self.expires_at);
-        // The extension (docs/protocol.md §2.1): written only when it says something, so an
-        // offer without it has the bytes it had before the extension existed.
-        if self.has_extension() {
+        // The legacy extension (docs/protocol.md §2.1): written only when it says something
+        // (or an extension block follows), so an offer without it has the bytes it had before
+        // the extension existed.
+        if tail {
             w.u64(self.max_input_bytes);
             w.count(self.cached_blobs.len());
             for b in &self.cached_blobs {
@@ -181,6 +181,19 @@ impl Canonical for Offer {
                 w.u64(b.size);
             }
         }
+    }
+}
+
+impl Canonical for Offer {
+    const KIND: Kind = Kind::Offer;
+    const MAX_SIZE: usize = 16 * 1024;
+
+    fn encode_body(&self, w: &mut Writer) {
+        self.write(w, self.has_extension());
+    }
+
+    fn encode_body_extended(&self, w: &mut Writer) {
+        self.write(w, true);
     }
 
     fn decode_body(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -217,8 +230,9 @@ impl Canonical for Offer {
                 size: r.u64()?,
             })
         })?;
-        if !offer.has_extension() {
-            // One encoding per value: an empty extension is written as none.
+        if !offer.has_extension() && r.is_empty() {
+            // One encoding per value: an empty legacy extension is written as none, unless an
+            // extension block follows it (a signed offer's, docs/protocol/encoding.md).
             return Err(DecodeError::Invalid {
                 what: "offer extension",
                 why: "empty (an offer without one ends at its expiry)",
@@ -248,6 +262,72 @@ impl Signable for Offer {
 
     fn signer(&self) -> &PublicKey {
         &self.provider
+    }
+
+    fn known_extension(tag: u16, data: &[u8]) -> Option<Result<(), DecodeError>> {
+        (tag == EXT_PROTOCOL_VERSION).then(|| ProtocolVersion::from_bytes(data).map(|_| ()))
+    }
+}
+
+/// The offer's extension record that says which protocol version the provider speaks
+/// ([`ProtocolVersion`]); odd, so a node that does not know it keeps it and goes on. Added by
+/// version 1.1.
+pub const EXT_PROTOCOL_VERSION: u16 = 1;
+
+/// The protocol version a provider speaks, `MAJOR.MINOR.PATCH` as its identify announces it
+/// (`/sietch/1.1.0`), carried in its offer (extension [`EXT_PROTOCOL_VERSION`]: three
+/// big-endian `u32`, 12 bytes). A buyer learns from it, before it connects, which minor
+/// version's messages and extensions the provider reads; people see a rolling upgrade spread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProtocolVersion {
+    /// Incompatible changes.
+    pub major: u32,
+    /// Additions an older node of the same major can do without.
+    pub minor: u32,
+    /// Fixes that change nothing on the wire.
+    pub patch: u32,
+}
+
+impl ProtocolVersion {
+    /// The record's 12 bytes.
+    pub fn to_bytes(self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u32(self.major);
+        w.u32(self.minor);
+        w.u32(self.patch);
+        w.into_bytes()
+    }
+
+    /// Reads the record's bytes: exactly three `u32`.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, DecodeError> {
+        if b.len() != 12 {
+            return Err(DecodeError::Invalid {
+                what: "offer's protocol version (extension 1)",
+                why: "not 12 bytes",
+            });
+        }
+        let mut r = Reader::new(b);
+        Ok(Self {
+            major: r.u32()?,
+            minor: r.u32()?,
+            patch: r.u32()?,
+        })
+    }
+}
+
+impl std::fmt::Display for ProtocolVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+impl Signed<Offer> {
+    /// The protocol version the provider says it speaks (extension [`EXT_PROTOCOL_VERSION`]);
+    /// `None` for an offer of a provider of version 1.0, which does not say.
+    pub fn protocol_version(&self) -> Option<ProtocolVersion> {
+        self.extensions
+            .get(EXT_PROTOCOL_VERSION)
+            .and_then(|b| ProtocolVersion::from_bytes(b).ok())
     }
 }
 

@@ -1,14 +1,18 @@
 //! ed25519 signatures over canonical bytes, for offers and other p2p messages.
 //!
-//! A [`Signed<T>`] is the payload, whose own field names the signer, plus a 64-byte
-//! signature over `T::CONTEXT || 0x00 || canonical(T)`. The context string separates
-//! domains, so a signature on one kind of message is never valid for another.
+//! A [`Signed<T>`] is the payload, whose own field names the signer, its extension block
+//! (fields of later minor versions, usually none: [`crate::codec::ext`]), plus a 64-byte
+//! signature over `T::CONTEXT || 0x00 || canonical(T) || extensions`. The context string
+//! separates domains, so a signature on one kind of message is never valid for another; the
+//! extensions are signed with the rest, as bytes, so a node that knows none of them still
+//! checks the signature and passes them on unchanged.
 //! Verification is strict (`verify_strict`): small-order keys and non-canonical
 //! signatures are refused.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
-use crate::codec::{Canonical, Kind, Reader, Writer};
+use crate::codec::ext::KnownExtension;
+use crate::codec::{Canonical, Extensions, Kind, Reader, Writer};
 use crate::error::{DecodeError, SignatureError};
 
 /// An ed25519 public key: a provider's identity on the network.
@@ -47,6 +51,12 @@ pub trait Signable: Canonical {
     const SIGNED_KIND: Kind;
     /// The key that must have signed the message.
     fn signer(&self) -> &PublicKey;
+    /// What this build knows of the extension record `tag`: `None` if nothing (an odd tag
+    /// is then kept as bytes, an even one refused), else whether `data` is valid.
+    fn known_extension(tag: u16, data: &[u8]) -> Option<Result<(), DecodeError>> {
+        let _ = (tag, data);
+        None
+    }
 }
 
 /// A payload with its ed25519 signature. Not yet trusted: call [`Signed::verify`].
@@ -54,7 +64,9 @@ pub trait Signable: Canonical {
 pub struct Signed<T> {
     /// The message.
     pub payload: T,
-    /// Signature by `payload.signer()`.
+    /// The fields later minor versions added, as bytes (empty: none).
+    pub extensions: Extensions,
+    /// Signature by `payload.signer()`, over the payload and the extensions.
     pub signature: [u8; 64],
 }
 
@@ -77,22 +89,49 @@ impl<T> Verified<T> {
     }
 }
 
-/// The bytes an ed25519 key signs for `payload`.
+/// The bytes an ed25519 key signs for `payload` without extensions.
 pub fn signing_bytes<T: Signable>(payload: &T) -> Vec<u8> {
-    let body = payload.encode();
-    let mut m = Vec::with_capacity(T::CONTEXT.len() + 1 + body.len());
-    m.extend_from_slice(T::CONTEXT);
-    m.push(0);
-    m.extend_from_slice(&body);
-    m
+    signing_bytes_extended(payload, &Extensions::new())
+}
+
+/// The bytes an ed25519 key signs for `payload` with `extensions`: the context, a zero byte,
+/// the payload's canonical bytes (header included) and the extension block.
+pub fn signing_bytes_extended<T: Signable>(payload: &T, extensions: &Extensions) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.fixed(T::CONTEXT);
+    w.u8(0);
+    w.header(T::KIND);
+    write_body(&mut w, payload, extensions);
+    w.into_bytes()
+}
+
+/// The payload's body and the extension block after it.
+fn write_body<T: Canonical>(w: &mut Writer, payload: &T, extensions: &Extensions) {
+    if extensions.is_empty() {
+        payload.encode_body(w);
+    } else {
+        payload.encode_body_extended(w);
+        extensions.encode(w);
+    }
 }
 
 impl<T: Signable> Signed<T> {
     /// Signs `payload` with `key`. The payload must name `key`'s public key as its signer,
     /// or the result will not verify.
     pub fn sign(payload: T, key: &SigningKey) -> Self {
-        let signature = key.sign(&signing_bytes(&payload)).to_bytes();
-        Self { payload, signature }
+        Self::sign_extended(payload, Extensions::new(), key)
+    }
+
+    /// Signs `payload` with its `extensions` (the signature covers both).
+    pub fn sign_extended(payload: T, extensions: Extensions, key: &SigningKey) -> Self {
+        let signature = key
+            .sign(&signing_bytes_extended(&payload, &extensions))
+            .to_bytes();
+        Self {
+            payload,
+            extensions,
+            signature,
+        }
     }
 
     /// Checks the signature against the signer named in the payload.
@@ -108,7 +147,7 @@ impl<T: Signable> Signed<T> {
         Ok((
             key,
             Signature::from_bytes(&self.signature),
-            signing_bytes(&self.payload),
+            signing_bytes_extended(&self.payload, &self.extensions),
         ))
     }
 
@@ -124,17 +163,23 @@ impl<T: Signable> Signed<T> {
         Verified(self)
     }
 
-    /// Canonical bytes of the envelope: header, payload body, signature.
+    /// Canonical bytes of the envelope: header, payload body, extension block, signature.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.header(T::SIGNED_KIND);
-        self.payload.encode_body(&mut w);
+        write_body(&mut w, &self.payload, &self.extensions);
         w.fixed(&self.signature);
         w.into_bytes()
     }
 
     /// Decodes an envelope (the signature is not checked: call [`Signed::verify`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode_knowing(bytes, T::known_extension)
+    }
+
+    /// Decodes an envelope as a build that knows the extension records `known` knows: with
+    /// [`crate::codec::ext::knows_none`], as a node of the first minor version reads it.
+    pub fn decode_knowing(bytes: &[u8], known: KnownExtension) -> Result<Self, DecodeError> {
         // 64 signature bytes on top of what the payload may take.
         let max = T::MAX_SIZE + 64;
         if bytes.len() > max {
@@ -143,9 +188,9 @@ impl<T: Signable> Signed<T> {
                 max,
             });
         }
-        // The signature is the last 64 bytes, so the payload's body is read from exactly the
-        // bytes before it: a body whose last part is optional (an offer's extension) knows
-        // where it ends.
+        // The signature is the last 64 bytes, so the payload's body and its extension block
+        // are read from exactly the bytes before it: a body whose last part is optional (an
+        // offer's legacy extension) knows where it ends, and the block runs to the end.
         let split = bytes
             .len()
             .checked_sub(64)
@@ -154,8 +199,13 @@ impl<T: Signable> Signed<T> {
         let mut r = Reader::new(head);
         r.header(T::SIGNED_KIND)?;
         let payload = T::decode_body(&mut r)?;
+        let extensions = Extensions::decode(&mut r, T::MAX_SIZE, known)?;
         r.finish()?;
         let signature = Reader::new(tail).bytes64()?;
-        Ok(Self { payload, signature })
+        Ok(Self {
+            payload,
+            extensions,
+            signature,
+        })
     }
 }

@@ -545,7 +545,7 @@ proptest! {
 
     #[test]
     fn signed_offers_round_trip(o in arb_offer(), sig in prop::collection::vec(any::<u8>(), 64)) {
-        let s = Signed { payload: o, signature: sig.try_into().unwrap() };
+        let s = Signed { payload: o, extensions: Extensions::new(), signature: sig.try_into().unwrap() };
         prop_assert_eq!(Signed::<Offer>::decode(&s.encode()).unwrap(), s);
     }
 
@@ -574,6 +574,7 @@ proptest! {
 fn signed_bytes(o: Offer) -> Vec<u8> {
     Signed {
         payload: o,
+        extensions: Extensions::new(),
         signature: [3; 64],
     }
     .encode()

@@ -39,6 +39,7 @@ fn a_key_that_is_not_a_curve_point_is_refused() {
     o.provider = PublicKey(bytes);
     let s = Signed {
         payload: o,
+        extensions: Extensions::new(),
         signature: [0; 64],
     };
     assert_eq!(s.verify().unwrap_err(), SignatureError::BadKey);
@@ -55,6 +56,7 @@ fn signatures_do_not_cross_message_kinds() {
     assert!(sw.clone().verify().is_ok());
     let as_offer = Signed {
         payload: offer(1),
+        extensions: Extensions::new(),
         signature: sw.signature,
     };
     assert!(as_offer.verify().is_err());
