@@ -54,6 +54,7 @@
 //! ```
 
 mod generate;
+pub mod train;
 mod types;
 
 use std::path::Path;
