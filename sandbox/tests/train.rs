@@ -265,6 +265,9 @@ fn rounds_on_digits_lower_the_loss_and_pass_90_percent_held_out() {
     assert!(acc > 0.90, "held-out accuracy {acc} after {ROUNDS} rounds");
 }
 
+/// A job's `/input` files, by name.
+type Files = Vec<(&'static str, Vec<u8>)>;
+
 /// Every bad input of the contract: exit 2, a message, nothing in /output, in either build.
 #[test]
 fn bad_input_exits_2_and_writes_nothing() {
@@ -325,7 +328,7 @@ fn bad_input_exits_2_and_writes_nothing() {
             train_support::sdg(64, &[(vec![17; 64], 1)]),
         ),
     ];
-    let mut cases: Vec<(String, Vec<(&str, Vec<u8>)>, Vec<&str>)> = files
+    let mut cases: Vec<(String, Files, Vec<&str>)> = files
         .into_iter()
         .flat_map(|(what, w, s)| {
             ["mode=train", "mode=eval"].map(|mode| {
