@@ -233,12 +233,16 @@ fn rounds_on_digits_lower_the_loss_and_pass_90_percent_held_out() {
         (
             r.number("eval.json", "loss").unwrap(),
             r.number("eval.json", "accuracy").unwrap(),
+            r.fuel,
         )
     };
     let init = run_wasm(&sb, &m, &[], &["mode=init", "seed=1"]);
     let mut w = Swt::parse(&init.outputs["weights.swt"]);
-    let (loss0, acc0) = eval(&w);
-    println!("round 0: held-out loss {loss0:.4}, accuracy {acc0:.4}");
+    let (loss0, acc0, fuel) = eval(&w);
+    println!(
+        "round 0: held-out loss {loss0:.4}, accuracy {acc0:.4} (init: {} fuel; eval of 297: {fuel})",
+        init.fuel
+    );
     let mut train_losses = Vec::new();
     for round in 1..=ROUNDS {
         let seed = format!("seed={round}");
@@ -249,14 +253,14 @@ fn rounds_on_digits_lower_the_loss_and_pass_90_percent_held_out() {
         w = w.plus(&Swt::parse(&r.outputs["update.swt"]));
         train_losses.push(r.number("stats.json", "loss_mean").unwrap());
         if round % 10 == 0 {
-            let (loss, acc) = eval(&w);
+            let (loss, acc, _) = eval(&w);
             println!(
                 "round {round}: training loss {:.4}, held-out loss {loss:.4}, accuracy {acc:.4}",
                 train_losses.last().unwrap()
             );
         }
     }
-    let (loss, acc) = eval(&w);
+    let (loss, acc, _) = eval(&w);
     assert!(loss < loss0 / 4.0, "held-out loss {loss0} -> {loss}");
     assert!(
         train_losses.last().unwrap() < &(train_losses[0] / 4.0),
