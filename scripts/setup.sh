@@ -22,8 +22,7 @@
 #
 # Usage: setup.sh [demo|test] (default: test, everything). `demo` installs only what
 # `scripts/demo.sh` runs: the C guests' toolchain, anvil, the explorer, the language model and
-# the digits data set;
-# not chromium, iptables, jq, Slither, numpy or the Rust test tools.
+# the digits data set; not chromium, iptables, jq, Slither, numpy or the Rust test tools.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
