@@ -7,6 +7,7 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {VerifierPool} from "./VerifierPool.sol";
+import {Operators} from "./Operators.sol";
 
 /// @title SietchEscrow
 /// @notice Settlement for the Sietch compute market (docs/protocol.md §5): a registry of staked
@@ -23,9 +24,15 @@ import {VerifierPool} from "./VerifierPool.sol";
 /// cursor. Both move the cursor to the end of what they paid, so a job paid by a voucher is not paid
 /// again by a ticket, nor the other way round. What a ticket or a dispute pays is credited, and each
 /// party withdraws its own balance, so a recipient that the token refuses blocks nobody else.
-/// Fee-on-transfer and rebasing tokens are refused: every deposit checks that the contract received
-/// exactly the amount asked.
-contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
+/// Fee-on-transfer tokens are refused: every deposit checks that the contract received exactly the
+/// amount asked (`TokenFeeOnTransfer`). A token whose balances move without transfers (rebasing
+/// down, seizure) is caught, once the shortfall is more than the open channels hold, on the paths
+/// that pay one party out of the common pot (`withdraw`, `burn`, `unstake`, `finalizeClose`): the
+/// balance must cover stakes, bonds and credits (`totalStaked + totalBonds + totalCredits`) and the
+/// payment, else `TokenBalanceShort` (contracts/README.md, "Tokens"; the per-job paths, voucher
+/// claims and channel deposits, book nothing more for it).
+/// An owner may name an operator key that acts for it ({Operators}); money always goes to the owner.
+contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool, Operators {
     using SafeERC20 for IERC20;
     // ---------------------------------------------------------------- EIP-712 (docs/eip712.md)
 
@@ -196,6 +203,12 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
     uint256 public totalBonds;
     /// @notice Total of `balances` (for the accounting invariant).
     uint256 public totalCredits;
+    /// @notice Total of every account's stake and unstaking (for the balance check and the
+    /// accounting invariant).
+    uint256 public totalStaked;
+    /// Accounts that named an operator (until they revoke with no ticket open): their slashes
+    /// compensate nobody (see {_slash}).
+    mapping(address owner => bool) internal _operated;
 
     // ---------------------------------------------------------------- events
 
@@ -249,7 +262,8 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
     event VerifiersDrawn(bytes32 indexed ticketId, address[3] verifiers, uint8 drawn, uint64 verdictDeadline);
     /// @notice A round ended without a majority; round `round` is drawn from the hash of `drawBlock`.
     event Redrawn(bytes32 indexed ticketId, uint8 round, uint64 drawBlock);
-    /// @notice A verifier's commitment was recorded; `agrees` is whether it matches the provider's.
+    /// @notice A verifier's commitment was recorded (`verifier` is the drawn account, also when its
+    /// operator signed); `agrees` is whether it matches the provider's.
     event VerdictSubmitted(bytes32 indexed ticketId, address indexed verifier, bool agrees, bytes32 outputHash);
     /// @notice A ticket was settled: `toProvider` credited to the provider from the channel,
     /// `refund` back to the buyer; the bond went `bondToBuyer` back to the buyer, `bondToProvider`
@@ -293,8 +307,14 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
     error NotRegistered(address account);
     /// @notice An amount is zero, too large, or below a minimum.
     error BadAmount(uint256 amount);
-    /// @notice The token delivered a different amount than asked (fee-on-transfer or rebasing).
-    error UnsupportedToken(uint256 expected, uint256 received);
+    /// @notice The token delivered a different amount than asked (fee-on-transfer, or a rebasing
+    /// token's rounding): the escrow does not work with it.
+    error TokenFeeOnTransfer(uint256 expected, uint256 received);
+    /// @notice The escrow's token balance cannot cover the stakes, bonds and credits it holds and
+    /// this payment (`owed`): the token moved balances by itself (rebasing down, seizure). Payouts
+    /// from the common pot stop until the balance is made whole again (anyone may send the
+    /// difference to the escrow).
+    error TokenBalanceShort(uint256 balance, uint256 owed);
     /// @notice Not enough active stake for the request.
     error InsufficientStake(uint256 requested, uint256 available);
     /// @notice Nothing is waiting to be unstaked.
@@ -386,12 +406,15 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
     /// escrow checks only the length and publishes the proof in `Registered`; every node
     /// verifies it and treats an account whose proof fails as unregistered, so registering a
     /// key one does not hold (someone else's, to pin its slashes on them) binds nothing.
+    /// An operator registers for its owner: the account is then the owner (and the proof signs
+    /// the owner's address).
     function register(bytes32 nodeKey, bytes calldata proof) external {
+        address account = _principal(msg.sender);
         if (nodeKey == bytes32(0)) revert ZeroKey();
-        if (proof.length != 64) revert BadSignature(msg.sender);
-        accounts[msg.sender].nodeKey = nodeKey;
-        emit Registered(msg.sender, nodeKey, proof);
-        _syncPool(msg.sender);
+        if (proof.length != 64) revert BadSignature(account);
+        accounts[account].nodeKey = nodeKey;
+        emit Registered(account, nodeKey, proof);
+        _syncPool(account);
     }
 
     /// @notice Adds `amount` to the caller's stake. The caller must be registered. The stake counts
@@ -401,6 +424,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         if (a.nodeKey == bytes32(0)) revert NotRegistered(msg.sender);
         if (amount == 0 || amount > type(uint128).max - a.stake) revert BadAmount(amount);
         a.stake += uint128(amount);
+        totalStaked += amount;
         emit Staked(msg.sender, amount, a.stake);
         _syncPool(msg.sender);
         _pull(amount);
@@ -427,8 +451,9 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         if (block.timestamp < a.unlockAt) revert StillLocked(a.unlockAt);
         if (a.openTickets != 0) revert OpenTickets(a.openTickets);
         a.unstaking = 0;
+        totalStaked -= amount;
         emit Unstaked(msg.sender, amount);
-        token.safeTransfer(msg.sender, amount);
+        _sendChecked(msg.sender, amount);
     }
 
     /// @notice Asks for a seat in the verifier pool again, after the pool refused or evicted the
@@ -506,11 +531,12 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         token.safeTransfer(provider, total);
     }
 
-    /// @notice Starts closing a channel; its buyer or provider may. The provider keeps claiming
-    /// until `finalizeClose`, which is possible `closeDelay` seconds from now.
+    /// @notice Starts closing a channel; its buyer or provider (or the operator of either) may.
+    /// The provider keeps claiming until `finalizeClose`, which is possible `closeDelay` seconds
+    /// from now.
     function startClose(bytes32 channelId) external {
         Channel storage c = _channel(channelId);
-        if (msg.sender != c.buyer && msg.sender != c.provider) revert Unauthorized(msg.sender);
+        if (!_actsFor(msg.sender, c.buyer) && !_actsFor(msg.sender, c.provider)) revert Unauthorized(msg.sender);
         if (c.state != ChannelState.Open) revert WrongChannelState(channelId, c.state);
         uint64 closesAt = uint64(block.timestamp) + closeDelay;
         c.state = ChannelState.Closing;
@@ -528,7 +554,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         c.deposit -= refund;
         c.state = ChannelState.Closed;
         emit ChannelClosed(channelId, refund);
-        if (refund != 0) token.safeTransfer(c.buyer, refund);
+        if (refund != 0) _sendChecked(c.buyer, refund);
     }
 
     // ---------------------------------------------------------------- tickets and disputes
@@ -538,7 +564,8 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         return keccak256(abi.encode(channelId, jobId));
     }
 
-    /// @notice The channel's provider posts a buyer-signed ticket with its own signed result
+    /// @notice The channel's provider (or its operator) posts a buyer-signed ticket with its own
+    /// (or its operator's) signed result
     /// commitment, no later than the ticket's `deadline`; the challenge window starts. The job's
     /// range on the channel's cumulative line is [cumulativeBefore, cumulativeBefore + result.amount];
     /// the channel's vouchers must have been claimed up to `cumulativeBefore` (so the cursor `paid`
@@ -557,8 +584,9 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         }
         // Only the provider: a buyer holding both signatures could otherwise put on chain a job it
         // already paid by voucher, and a stranger could pick when the challenge window starts.
-        if (msg.sender != c.provider) revert Unauthorized(msg.sender);
-        _lockForTicket(msg.sender);
+        address provider = c.provider;
+        if (!_actsFor(msg.sender, provider)) revert Unauthorized(msg.sender);
+        _lockForTicket(provider);
         if (block.timestamp > ticket.deadline) revert TicketExpired(ticket.deadline);
         if (
             result.jobId != ticket.jobId || result.specHash != ticket.specHash
@@ -574,7 +602,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         if (result.amount > cost) revert OverCharged(result.amount, cost);
         if (result.amount == 0 || result.amount > type(uint96).max) revert BadAmount(result.amount);
         _checkSigner(hashTicket(ticket), buyerSignature, c.buyer);
-        _checkSigner(hashResult(result), providerSignature, c.provider);
+        if (!_actsFor(_recover(hashResult(result), providerSignature), provider)) revert BadSignature(provider);
 
         id = ticketId(ticket.channelId, ticket.jobId);
         TicketRecord storage t = _tickets[id];
@@ -620,7 +648,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         TicketRecord storage t = _tickets[id];
         if (t.state != TicketState.Claimed) revert WrongTicketState(id, t.state);
         if (block.timestamp > t.deadline) revert ChallengeClosed(t.deadline);
-        if (msg.sender != channels[t.channelId].buyer) revert Unauthorized(msg.sender);
+        if (!_actsFor(msg.sender, channels[t.channelId].buyer)) revert Unauthorized(msg.sender);
         uint64 drawBlock = uint64(block.number) + 1;
         t.state = TicketState.Disputed;
         t.drawBlock = drawBlock;
@@ -661,8 +689,9 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         emit VerifiersDrawn(id, drawn, uint8(VERIFIERS), verdictDeadline);
     }
 
-    /// @notice Records a drawn verifier's signed result commitment for the disputed job. It agrees
-    /// with the provider iff output hash and fuel are equal. Anyone may relay it.
+    /// @notice Records a drawn verifier's signed result commitment for the disputed job (signed
+    /// by the verifier or by its operator). It agrees with the provider iff output hash and fuel
+    /// are equal. Anyone may relay it.
     function submitVerdict(bytes32 id, ResultCommitment calldata result, bytes calldata signature) external {
         TicketRecord storage t = _tickets[id];
         if (t.state != TicketState.Drawn) revert WrongTicketState(id, t.state);
@@ -671,10 +700,9 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         if (ticketId(result.channelId, result.jobId) != id || result.specHash != t.specHash) revert MismatchedResult();
         address signer = _recover(hashResult(result), signature);
         if (signer == address(0)) revert BadSignature(address(0));
-        uint256 slot = VERIFIERS;
-        for (uint256 i = 0; i < t.drawn; ++i) {
-            if (t.verifiers[i] == signer) slot = i;
-        }
+        uint256 slot = _slotOf(t, signer);
+        // An operator votes for its owner (the account drawn).
+        if (slot == VERIFIERS && ownerOf[signer] != address(0)) slot = _slotOf(t, ownerOf[signer]);
         if (slot == VERIFIERS || t.votedMask & (1 << slot) != 0) revert NotAVerifier(signer);
         t.votedMask |= uint8(1 << slot);
         bool agrees = result.outputHash == t.outputHash && result.fuelUsed == t.fuelUsed;
@@ -684,7 +712,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         } else {
             t.votesAgainst += 1;
         }
-        emit VerdictSubmitted(id, signer, agrees, result.outputHash);
+        emit VerdictSubmitted(id, t.verifiers[slot], agrees, result.outputHash);
     }
 
     /// @notice Settles a disputed ticket by majority of the drawn verifiers as soon as there is one.
@@ -709,6 +737,14 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
             outcome = Outcome.Undecided;
         }
         _settle(id, t, channels[t.channelId], outcome);
+    }
+
+    /// The slot of `who` among the ticket's drawn verifiers; `VERIFIERS` when it was not drawn.
+    function _slotOf(TicketRecord storage t, address who) private view returns (uint256 slot) {
+        slot = VERIFIERS;
+        for (uint256 i = 0; i < t.drawn; ++i) {
+            if (t.verifiers[i] == who) slot = i;
+        }
     }
 
     /// @notice A claimed ticket.
@@ -907,8 +943,10 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
 
     /// Slashes `provider` for ticket `id`: its whole stake (active and unstaking) except the locks
     /// of its other open tickets, which stay at risk as unstaking. The majority verifiers are paid
-    /// first, then the buyer is compensated up to `amount`; the rest is burned. Returns the
-    /// compensation.
+    /// first, then the buyer is compensated up to `amount`; the rest is burned. A provider that
+    /// named an operator compensates nobody (the rest is burned): otherwise a stolen operator key
+    /// could sign a wrong result on a channel it opened as a buyer, win the dispute against its
+    /// owner and take the stake as compensation. Returns the compensation.
     function _slash(bytes32 id, TicketRecord storage t, address provider, uint256 amount)
         private
         returns (uint256 compensation)
@@ -920,10 +958,11 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         uint256 slashed = total - kept;
         a.stake = 0;
         a.unstaking = uint128(kept);
+        totalStaked -= slashed;
         _syncPool(provider);
         uint256 fees = _payVerifiers(id, t, false, slashed);
         uint256 left = slashed - fees;
-        compensation = left < amount ? left : amount;
+        compensation = _operated[provider] ? 0 : (left < amount ? left : amount);
         emit Slashed(provider, id, slashed, fees, compensation, left - compensation, kept);
         if (left - compensation != 0) _credit(BURN_ADDRESS, left - compensation);
     }
@@ -961,6 +1000,7 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
             uint256 fromStake = penalty < a.stake ? penalty : a.stake;
             a.stake -= uint128(fromStake);
             a.unstaking -= uint128(penalty - fromStake);
+            totalStaked -= penalty;
             _syncPool(v);
             emit VerifierPenalized(id, v, penalty);
             _credit(BURN_ADDRESS, penalty);
@@ -1003,7 +1043,18 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         balances[account] = 0;
         totalCredits -= amount;
         emit Withdrawn(account, amount);
-        token.safeTransfer(account, amount);
+        _sendChecked(account, amount);
+    }
+
+    /// Sends `amount` (already booked out) to `to`, refusing while the token balance cannot
+    /// cover it and the stakes, bonds and credits the escrow holds: the token moved balances by
+    /// itself (rebasing down, seizure). The open channels' money is not counted (a lower bound:
+    /// summing it would cost every voucher claim a storage write).
+    function _sendChecked(address to, uint256 amount) private {
+        uint256 owed = totalStaked + totalBonds + totalCredits + amount;
+        uint256 balance = token.balanceOf(address(this));
+        if (balance < owed) revert TokenBalanceShort(balance, owed);
+        token.safeTransfer(to, amount);
     }
 
     function _credit(address account, uint256 amount) private {
@@ -1018,6 +1069,19 @@ contract SietchEscrow is EIP712, ReentrancyGuardTransient, VerifierPool {
         uint256 before = token.balanceOf(address(this));
         token.safeTransferFrom(msg.sender, address(this), amount);
         uint256 received = token.balanceOf(address(this)) - before;
-        if (received != amount) revert UnsupportedToken(amount, received);
+        if (received != amount) revert TokenFeeOnTransfer(amount, received);
+    }
+
+    /// An operator is no account of the registry (it holds no key and no stake of its own).
+    function _mayOperate(address operator) internal view override returns (bool) {
+        Account storage a = accounts[operator];
+        return a.nodeKey == bytes32(0) && a.stake == 0 && a.unstaking == 0;
+    }
+
+    /// Marks an owner as operated from the moment it names an operator; the mark goes when it
+    /// revokes with no ticket open (a ticket claimed through the operator may still be disputed).
+    function _operatorChanged(address owner, address operator) internal override {
+        if (operator != address(0)) _operated[owner] = true;
+        else if (accounts[owner].openTickets == 0) _operated[owner] = false;
     }
 }

@@ -61,7 +61,7 @@ abstract contract Base is Test {
 
     /// Rolls to the first block of the next epoch: stake changes made before count from there.
     function _nextEpoch() internal {
-        vm.roll((block.number / EPOCH_BLOCKS + 1) * EPOCH_BLOCKS);
+        vm.roll((vm.getBlockNumber() / EPOCH_BLOCKS + 1) * EPOCH_BLOCKS);
     }
 
     /// `who` withdraws its whole credit; returns what it received.
@@ -88,7 +88,8 @@ abstract contract Base is Test {
         }
     }
 
-    function _config() internal pure returns (SietchEscrow.Config memory) {
+    /// The escrow's parameters; a test contract may use others (another token's decimals).
+    function _config() internal pure virtual returns (SietchEscrow.Config memory) {
         return SietchEscrow.Config({
             closeDelay: CLOSE_DELAY,
             challengeWindow: CHALLENGE,
@@ -257,7 +258,7 @@ abstract contract Base is Test {
         for (uint256 i = 0; i < 3; ++i) {
             SietchEscrow.TicketRecord memory t = escrow.tickets(id);
             if (t.state != SietchEscrow.TicketState.Disputed) break;
-            if (block.number <= t.drawBlock) vm.roll(t.drawBlock + 1);
+            if (vm.getBlockNumber() <= t.drawBlock) vm.roll(t.drawBlock + 1);
             escrow.drawVerifiers(id);
         }
         drawn = escrow.tickets(id).verifiers;

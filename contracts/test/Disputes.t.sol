@@ -287,9 +287,10 @@ contract DisputeAttackTest is Base {
         bytes32 id = _claimTicket(ch, JOB, 10e18);
         vm.prank(buyer);
         escrow.dispute(id);
-        vm.roll(block.number + 2);
+        vm.roll(vm.getBlockNumber() + 2);
+        uint64 next = uint64(vm.getBlockNumber()) + 1;
         vm.expectEmit();
-        emit SietchEscrow.DrawRearmed(id, uint64(block.number) + 1, true);
+        emit SietchEscrow.DrawRearmed(id, next, true);
         escrow.drawVerifiers(id);
         SietchEscrow.TicketRecord memory t = escrow.tickets(id);
         assertTrue(t.state == SietchEscrow.TicketState.Disputed, "waiting");
@@ -302,7 +303,7 @@ contract DisputeAttackTest is Base {
             abi.encodeWithSelector(SietchEscrow.WrongTicketState.selector, id, SietchEscrow.TicketState.Disputed)
         );
         vm.warp(t.deadline + 1);
-        vm.roll(block.number + 2);
+        vm.roll(vm.getBlockNumber() + 2);
         vm.expectEmit();
         emit SietchEscrow.TicketSettled(id, SietchEscrow.Outcome.Undecided, 0, 10e18, BOND, 0);
         escrow.drawVerifiers(id);

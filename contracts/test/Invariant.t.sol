@@ -132,6 +132,7 @@ contract InvariantTest is Base {
             books += dep - paid;
         }
         assertEq(token.balanceOf(address(escrow)), books, "balance == channels + stakes + bonds + credits");
+        assertEq(escrow.totalStaked(), _stakes(), "totalStaked == every stake and unstaking");
     }
 
     /// `totalCredits` is the sum of what every account may withdraw (burns included).
@@ -251,6 +252,7 @@ contract InvariantTest is Base {
             }
         }
         assertEq(token.balanceOf(address(escrow)), 0, "everything was claimable");
+        assertEq(escrow.totalStaked(), 0, "and nothing is staked");
         if (handler.violations() != 0) fail(handler.lastViolation());
     }
 }

@@ -6,6 +6,11 @@ interface Vm {
     function warp(uint256 timestamp) external;
     function roll(uint256 blockNumber) external;
     function chainId(uint256 newChainId) external;
+    /// The block number and chain id as the cheatcodes left them: through the IR pipeline
+    /// (`via_ir`), `block.number` and `block.chainid` read after `roll` or `chainId` in the same
+    /// call may give the value from before.
+    function getBlockNumber() external view returns (uint256);
+    function getChainId() external view returns (uint256);
     function prank(address sender) external;
     function startPrank(address sender) external;
     function stopPrank() external;
