@@ -80,3 +80,32 @@ fn devnet_refuses_bad_options() {
     assert!(!ok);
     assert!(stderr.contains("--providers"), "{stderr}");
 }
+
+#[test]
+fn anvil_devnet_on_a_six_decimal_token_settles_in_its_units() {
+    let (ok, stdout, stderr) = devnet(&[
+        "--providers",
+        "2",
+        "--jobs",
+        "4",
+        "--sampling-ppm",
+        "0",
+        "--generate-every",
+        "0",
+        "--api-port",
+        "0",
+        "--token-decimals",
+        "6",
+    ]);
+    assert!(ok, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    for needle in [
+        "(tUSDC, 6 decimals)",
+        "jobs 4 done, 0 failed",
+        "settlement balanced: every voucher claimed",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "{needle:?} missing from:\n{stdout}"
+        );
+    }
+}

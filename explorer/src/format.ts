@@ -1,7 +1,29 @@
-// Formatting: token amounts (18 decimals, exact), sizes, ids, times, job outputs.
+// Formatting: token amounts (exact, in the token's own decimals), sizes, ids, times, job outputs.
 
-const DECIMALS = 18n;
-const UNIT = 10n ** DECIMALS;
+// The node's token, from `GET /api/v1/node` (`token: {decimals, symbol}`): 18 decimals and
+// "tokens" until it says, or when it follows no chain.
+let DECIMALS = 18n;
+let UNIT = 10n ** DECIMALS;
+let SYMBOL = "tokens";
+
+/** Sets the token amounts are read in (its decimals and symbol, as the node read them on chain). */
+export function setToken(decimals: number, symbol: string): void {
+  if (!Number.isInteger(decimals) || decimals < 0 || decimals > 36) return;
+  DECIMALS = BigInt(decimals);
+  UNIT = 10n ** DECIMALS;
+  const clean = symbol.replace(/[^A-Za-z0-9.$_-]/g, "").slice(0, 16);
+  SYMBOL = clean || "tokens";
+}
+
+/** The token's symbol ("tokens" when the node does not say). */
+export function tokenSymbol(): string {
+  return SYMBOL;
+}
+
+/** The token's decimals. */
+export function tokenDecimals(): number {
+  return Number(DECIMALS);
+}
 
 function toBig(v: string | number | bigint | null | undefined): bigint | null {
   if (v === null || v === undefined || v === "") return null;
@@ -38,7 +60,9 @@ export function tokens(v: string | bigint | null | undefined, digits = 4): strin
 /** Base units as a float number of tokens (charts only: loses precision). */
 export function tokensFloat(v: string | bigint | null | undefined): number {
   const b = toBig(v) ?? 0n;
-  return Number(b / 10n ** 9n) / 1e9;
+  // Nine decimals kept exactly enough for a chart; fewer when the token has fewer.
+  const kept = DECIMALS < 9n ? DECIMALS : 9n;
+  return Number(b / 10n ** (DECIMALS - kept)) / 10 ** Number(kept);
 }
 
 export function sumUnits(values: Iterable<string | null | undefined>): bigint {

@@ -4,6 +4,7 @@ import "./style.css";
 import { live, type Connection } from "./live";
 import { Link, match, useLocation } from "./router";
 import { Note, Page } from "./ui";
+import { setToken, tokenDecimals, tokenSymbol } from "./format";
 import { Overview } from "./views/overview";
 import { Offers } from "./views/offers";
 import { Jobs } from "./views/jobs";
@@ -53,10 +54,27 @@ function route(path: string) {
   );
 }
 
+/** The node's token, read once: amounts are shown in its decimals with its symbol. */
+async function loadToken(): Promise<boolean> {
+  try {
+    const node = await (await fetch("/api/v1/node")).json();
+    if (node?.token && typeof node.token.decimals === "number") {
+      setToken(node.token.decimals, String(node.token.symbol ?? ""));
+      return true;
+    }
+  } catch {
+    // No answer yet: the views show their own errors; amounts stay at 18 decimals.
+  }
+  return false;
+}
+
 function App() {
   const { path } = useLocation();
   const [, tick] = useState(0);
   useEffect(() => live.subscribe(() => tick((n) => n + 1)), []);
+  useEffect(() => {
+    loadToken().then((read) => read && tick((n) => n + 1));
+  }, []);
   const section = "/" + (path.split("/")[1] ?? "");
 
   return (
@@ -88,7 +106,7 @@ function App() {
         {route(path)}
       </main>
       <footer class="muted">
-        Read-only view of this node's <a href="/api/v1/openapi.json">HTTP API</a>. Amounts in tokens (18 decimals); hover an amount or id
+        Read-only view of this node's <a href="/api/v1/openapi.json">HTTP API</a>. Amounts in {tokenSymbol()} ({tokenDecimals()} decimals); hover an amount or id
         for its exact value.
       </footer>
     </>

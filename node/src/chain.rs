@@ -35,6 +35,7 @@ mod fees;
 pub mod finality;
 mod rpc;
 mod sender;
+pub mod token;
 mod txs;
 mod watch;
 
@@ -119,6 +120,9 @@ pub enum ChainError {
     /// The store's blocking task was lost.
     #[error("the store's task ended")]
     StoreGone,
+    /// The escrow's token is no ERC-20 this node can settle in.
+    #[error(transparent)]
+    Token(#[from] token::TokenError),
 }
 
 impl From<EscrowError> for ChainError {
@@ -200,6 +204,10 @@ struct Inner {
     provider: DynProvider,
     escrow: SietchEscrowInstance<DynProvider>,
     token: Address,
+    /// The token's decimals and symbol, read once at connection.
+    token_info: token::TokenInfo,
+    /// What the token's read had to assume (no `decimals()`, no symbol).
+    token_warnings: Vec<String>,
     me: Address,
     chain_id: u64,
     /// One transaction at a time (and the watch of the pending ones before it).
@@ -284,6 +292,8 @@ impl Chain {
             .call()
             .await
             .map_err(EscrowError::from_contract)?;
+        let (token_info, token_warnings) =
+            token::TokenInfo::read(&provider, token, *escrow.address()).await?;
         let min_stake = escrow
             .minStake()
             .call()
@@ -307,6 +317,8 @@ impl Chain {
                 provider,
                 escrow,
                 token,
+                token_info,
+                token_warnings,
                 me,
                 chain_id,
                 sending: tokio::sync::Mutex::new(()),
@@ -357,6 +369,16 @@ impl Chain {
     /// The settlement token.
     pub fn token(&self) -> Address {
         self.inner.token
+    }
+
+    /// The settlement token's address, decimals and symbol.
+    pub fn token_info(&self) -> &token::TokenInfo {
+        &self.inner.token_info
+    }
+
+    /// What reading the token had to assume, for the node to say at start.
+    pub fn token_warnings(&self) -> &[String] {
+        &self.inner.token_warnings
     }
 
     /// The chain id.

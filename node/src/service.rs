@@ -136,7 +136,7 @@ impl Node {
     /// start (so a caller can print the first lines).
     pub async fn start(
         data_dir: &Path,
-        config: NodeConfig,
+        mut config: NodeConfig,
         events: Events,
     ) -> Result<Self, StartError> {
         config.check()?;
@@ -175,13 +175,13 @@ impl Node {
             (Some(url), Some(_)) => Some(
                 Chain::connect(url, config.chain_id, config.escrow_address()?, &evm)
                     .await
-                    .map_err(|source| StartError::Chain {
-                        url: url.clone(),
-                        source,
-                    })?,
+                    .map_err(|e| StartError::chain(url, &config, e))?,
             ),
             _ => None,
         };
+        if let Some(c) = &chain {
+            crate::chain::token::adopt(c, &mut config, &events);
+        }
         let domain = match &chain {
             Some(c) => c.domain(),
             None => Domain::new(config.chain_id, config.escrow_address()?),

@@ -425,3 +425,28 @@ async fn a_generation_job_reads_with_its_tokens_per_second_and_cost_per_1k() {
     assert_eq!(marked(plain), Some(Value::Bool(false)));
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_node_schema_names_every_field_the_node_answers() {
+    let doc: Value = serde_json::from_str(include_str!("../src/api/openapi.json")).unwrap();
+    let schema = &doc["components"]["schemas"]["Node"]["properties"];
+    let token = &schema["token"]["properties"];
+    for field in ["address", "symbol", "decimals"] {
+        assert!(
+            token[field].is_object(),
+            "Node.token.{field} is not documented"
+        );
+    }
+    let (_dir, node, _) = node().await;
+    let (status, body) = call(&node.api.to_string(), "GET", "/api/v1/node", None, b"").await;
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    for key in answer.as_object().unwrap().keys() {
+        assert!(
+            schema[key].is_object(),
+            "GET /api/v1/node answers {key}, undocumented"
+        );
+    }
+    // No chain: no token to read amounts in.
+    assert!(answer["token"].is_null(), "{answer}");
+}

@@ -341,3 +341,19 @@ def test_wait_gives_up_at_its_timeout() -> None:
     with Client("http://node:1", transport=httpx.MockTransport(node)) as c:
         with pytest.raises(sietch.Timeout):
             c.wait(JOB_ID, timeout=0.3)
+
+
+def test_amounts_read_in_the_nodes_token() -> None:
+    node = sietch.NodeInfo.model_validate(
+        {
+            "peer_id": "p",
+            "evm_address": "0x0",
+            "token": {"address": "0x1", "symbol": "USDC", "decimals": 6},
+        }
+    )
+    assert node.token is not None
+    assert node.token.tokens("2500000") == "2.5 USDC"
+    assert node.token.tokens(81) == "0.000081 USDC"
+    assert node.token.tokens(0) == "0 USDC"
+    # An older node, or one without a chain, says no token.
+    assert sietch.NodeInfo.model_validate({"peer_id": "p", "evm_address": "0x0"}).token is None

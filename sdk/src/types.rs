@@ -32,6 +32,21 @@ pub struct NodeInfo {
     pub connections: Connections,
     /// The chain, if it follows one.
     pub chain: Option<ChainInfo>,
+    /// How the settlement token's amounts read (none without a chain, or from an older
+    /// node): every amount of the API is in its base units.
+    #[serde(default)]
+    pub token: Option<TokenInfo>,
+}
+
+/// The settlement token, as a person reads its amounts.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// Its contract.
+    pub address: String,
+    /// Its symbol (`tokens` when it has none).
+    pub symbol: String,
+    /// Its decimals: an amount of base units is `amount / 10^decimals` tokens.
+    pub decimals: u8,
 }
 
 /// A node's connection counters, since it started.

@@ -16,7 +16,7 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, bail};
 use sietch_contracts::SietchEscrow::Config as EscrowConfig;
-use sietch_contracts::{MockToken, deploy, send};
+use sietch_contracts::{MockToken, send};
 
 use sietch_node::config::{FinalityConfig, NodeConfig};
 use sietch_node::events::{Events, NodeEvent};
@@ -129,6 +129,11 @@ pub struct DevnetConfig {
     pub tweak: fn(&str, &mut NodeConfig),
     /// The escrow's parameters ([`escrow_config`] unless set).
     pub escrow: EscrowConfig,
+    /// The token's decimals: 18 deploys the mock token (`mUSD`), anything else a
+    /// [`crate::tokens::TestToken`] (`tUSDC`). Every amount of the devnet (the escrow's, the
+    /// nodes' settings, `tweak`'s, funds and stake) is written at 18 decimals and rescaled
+    /// to these.
+    pub token_decimals: u8,
 }
 
 impl DevnetConfig {
@@ -142,6 +147,7 @@ impl DevnetConfig {
             stake: 1_000,
             tweak: |_, _| {},
             escrow: escrow_config(),
+            token_decimals: 18,
         }
     }
 }
@@ -217,9 +223,12 @@ impl Devnet {
             .clone()
             .into();
         let deployer = connect(&deployer_key, &anvil.endpoint())?;
-        let dep = deploy::deploy_with_mock_token(deployer.clone(), cfg.escrow.clone())
-            .await
-            .context("deploying the mock token and the escrow")?;
+        let decimals = cfg.token_decimals;
+        let dep =
+            crate::tokens::deploy_with_decimals(deployer.clone(), cfg.escrow.clone(), decimals)
+                .await
+                .context("deploying the token and the escrow")?;
+        let units = |at_18: u128| sietch_node::chain::token::rescale_from_18(at_18, decimals);
         let token = MockToken::new(dep.token, deployer.clone());
 
         let (tx, rx) = tokio::sync::mpsc::channel(8192);
@@ -238,13 +247,26 @@ impl Devnet {
                 )
                 .await
                 .context("funding a node with ETH")?;
-            send(token.mint(id.evm_address, U256::from(cfg.funds * E18))).await?;
+            send(token.mint(id.evm_address, U256::from(units(cfg.funds * E18)))).await?;
             let mut c = node_config(&anvil, dep.escrow);
             c.provide = provide;
             c.stake = if provide { cfg.stake * E18 } else { 0 };
             c.bootstrap = bootstrap;
             c.test_cheat_ppm = cheat;
             (cfg.tweak)(&name, &mut c);
+            if decimals != 18 {
+                for amount in [
+                    &mut c.stake,
+                    &mut c.claim_threshold,
+                    &mut c.channel_deposit,
+                    &mut c.price_per_gfuel,
+                    &mut c.price_per_gpu_second,
+                    &mut c.min_job_price,
+                    &mut c.finality.unconfirmed_risk,
+                ] {
+                    *amount = units(*amount);
+                }
+            }
             let events = Events::new();
             let mut sub = events.subscribe();
             let out = tx.clone();

@@ -9,7 +9,8 @@
 //! * [`fnv`]: the FNV-1a test guest and its host-side check;
 //! * [`sim`]: many nodes over libp2p's memory transport, for the gossip benches and tests;
 //! * [`pinned`]: bytes pinned in a committed file (wire messages, store records);
-//! * [`fake_http`]: a fake HTTP server that records requests, for the clients' tests.
+//! * [`fake_http`]: a fake HTTP server that records requests, for the clients' tests;
+//! * [`tokens`]: tokens of other decimals than the mock's 18 (a 6-decimal USDC-like one).
 //!
 //! Test support, not a library for users: errors are `anyhow`, and the process harness fails
 //! the calling test (panics) where a test could do nothing else.
@@ -22,3 +23,4 @@ pub mod pinned;
 pub mod process;
 pub mod sim;
 pub mod system;
+pub mod tokens;

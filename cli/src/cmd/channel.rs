@@ -1,9 +1,8 @@
 //! `sietch channel`: the node's payment channels, and funding one ahead of jobs.
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::client::{Target, block_on, print_json, short, show, table, tokens};
+use super::client::{Target, Unit, block_on, print_json, short, show, table};
 
 #[derive(Debug, Args)]
 pub(crate) struct ChannelArgs {
@@ -22,46 +21,22 @@ enum ChannelCommand {
     Fund {
         /// The provider's EVM address (`sietch offers` lists them).
         provider: String,
-        /// How much, in tokens (e.g. `2.5`).
+        /// How much, in the token's own units (e.g. `2.5`: 2.5 USDC on a 6-decimal USDC;
+        /// the node says its token's decimals).
         tokens: String,
     },
-}
-
-/// `tokens` (a decimal number of 18-decimal tokens) in base units.
-pub(crate) fn base_units(tokens: &str) -> anyhow::Result<u128> {
-    let (whole, frac) = tokens.split_once('.').unwrap_or((tokens, ""));
-    anyhow::ensure!(
-        !whole.is_empty() || !frac.is_empty(),
-        "{tokens:?} is not an amount of tokens: write it like 2.5"
-    );
-    let w: u128 = if whole.is_empty() {
-        0
-    } else {
-        whole
-            .parse()
-            .with_context(|| format!("{tokens:?} is not an amount of tokens: write it like 2.5"))?
-    };
-    let f: u128 = if frac.is_empty() {
-        0
-    } else {
-        anyhow::ensure!(frac.len() <= 18, "{tokens:?} has more than 18 decimals");
-        format!("{frac:0<18}")
-            .parse()
-            .with_context(|| format!("{tokens:?} is not an amount of tokens: write it like 2.5"))?
-    };
-    w.checked_mul(10u128.pow(18))
-        .and_then(|x| x.checked_add(f))
-        .with_context(|| format!("{tokens:?} is too large"))
 }
 
 pub(crate) fn run(args: ChannelArgs) -> anyhow::Result<()> {
     block_on(async move {
         match args.command {
             ChannelCommand::List => {
-                let chans = args.target.client()?.channels().await?;
+                let client = args.target.client()?;
+                let chans = client.channels().await?;
                 if args.target.json {
                     return print_json(&chans);
                 }
+                let unit = Unit::of(&client).await;
                 if chans.is_empty() {
                     println!(
                         "no channels yet: the node opens one per provider when it sends a job (or `sietch channel fund`)"
@@ -74,15 +49,20 @@ pub(crate) fn run(args: ChannelArgs) -> anyhow::Result<()> {
                         vec![
                             short(&c.channel),
                             short(&c.provider),
-                            tokens(&c.deposit),
-                            tokens(&c.cumulative),
+                            unit.amount(&c.deposit),
+                            unit.amount(&c.cumulative),
                         ]
                     })
                     .collect();
                 print!(
                     "{}",
                     table(
-                        &["channel", "provider", "deposit", "owed (vouchers)"],
+                        &[
+                            "channel",
+                            "provider",
+                            &format!("deposit ({})", unit.symbol),
+                            "owed (vouchers)",
+                        ],
                         &rows
                     )
                 );
@@ -91,13 +71,17 @@ pub(crate) fn run(args: ChannelArgs) -> anyhow::Result<()> {
                 provider,
                 tokens: amount,
             } => {
-                let units = base_units(&amount)?;
-                anyhow::ensure!(units > 0, "the amount is zero");
+                // Written like an amount before anything is asked of the node.
+                sietch_node::chain::token::parse_units(&amount, 36)?;
                 let client = args.target.writer()?;
+                let unit = Unit::of(&client).await;
+                let units = unit.parse(&amount)?;
+                anyhow::ensure!(units > 0, "the amount is zero");
+                let symbol = &unit.symbol;
                 let waiting = super::progress::Progress::start(
                     args.target.show(),
                     format!(
-                        "funding a channel to {} with {amount} tokens: waiting for the chain to \
+                        "funding a channel to {} with {amount} {symbol}: waiting for the chain to \
                          take the transaction",
                         show(&short(&provider))
                     ),
@@ -111,26 +95,11 @@ pub(crate) fn run(args: ChannelArgs) -> anyhow::Result<()> {
                     );
                 }
                 println!(
-                    "funded channel {} to {provider} with {amount} tokens",
+                    "funded channel {} to {provider} with {amount} {symbol}",
                     show(&channel)
                 );
             }
         }
         Ok(())
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::base_units;
-
-    #[test]
-    fn token_amounts_parse_exactly() {
-        assert_eq!(base_units("1").unwrap(), 10u128.pow(18));
-        assert_eq!(base_units("2.5").unwrap(), 25 * 10u128.pow(17));
-        assert_eq!(base_units("0.000000000000000001").unwrap(), 1);
-        assert!(base_units("1.0000000000000000001").is_err());
-        assert!(base_units("lots").is_err());
-        assert!(base_units("").is_err());
-    }
 }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use sietch_node::chain::token;
 use sietch_node::config::{CONFIG_FILE, NodeConfig};
 use sietch_sdk::Client;
 
@@ -313,19 +314,78 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Base units (a decimal string) as tokens of 18 decimals, e.g. `0.000081`.
-pub(crate) fn tokens(base_units: &str) -> String {
-    let Ok(v) = base_units.parse::<u128>() else {
-        return base_units.to_owned();
-    };
-    let unit = 1_000_000_000_000_000_000u128;
-    let frac = format!("{:018}", v % unit);
-    let frac = frac.trim_end_matches('0');
-    if frac.is_empty() {
-        format!("{}", v / unit)
-    } else {
-        format!("{}.{frac}", v / unit)
+/// How the node's settlement token reads: its decimals and symbol, from `GET /api/v1/node`
+/// (18 and "tokens" when the node has no chain, is older, or does not answer). Amounts stay
+/// base units in `--json` output, as the API sends them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unit {
+    /// The token's decimals.
+    pub(crate) decimals: u8,
+    /// Its symbol (cut to what reads safely on a terminal).
+    pub(crate) symbol: String,
+}
+
+impl Default for Unit {
+    fn default() -> Self {
+        Self {
+            decimals: token::DEFAULT_DECIMALS,
+            symbol: token::DEFAULT_SYMBOL.to_owned(),
+        }
     }
+}
+
+impl Unit {
+    /// The unit of the node `client` talks to (the default when it does not say).
+    pub(crate) async fn of(client: &Client) -> Self {
+        client
+            .node()
+            .await
+            .ok()
+            .and_then(|n| n.token)
+            .map(|t| Self::new(t.decimals, &t.symbol))
+            .unwrap_or_default()
+    }
+
+    /// A unit from what a node said (its text cut to what reads safely).
+    pub(crate) fn new(decimals: u8, symbol: &str) -> Self {
+        let symbol: String = symbol
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '$'))
+            .take(16)
+            .collect();
+        Self {
+            decimals: decimals.min(token::MAX_DECIMALS),
+            symbol: if symbol.is_empty() {
+                token::DEFAULT_SYMBOL.to_owned()
+            } else {
+                symbol
+            },
+        }
+    }
+
+    /// Base units (a decimal string) in the token's units, exact: `0.000081`; what is not a
+    /// number comes back as it is.
+    pub(crate) fn amount(&self, base_units: &str) -> String {
+        match base_units.parse::<u128>() {
+            Ok(v) => token::format_units(v, self.decimals, None),
+            Err(_) => base_units.to_owned(),
+        }
+    }
+
+    /// [`Self::amount`] with the symbol: `2.5 USDC`.
+    pub(crate) fn show(&self, base_units: &str) -> String {
+        format!("{} {}", self.amount(base_units), self.symbol)
+    }
+
+    /// A decimal amount in the token's units (`2.5`) as base units.
+    pub(crate) fn parse(&self, text: &str) -> anyhow::Result<u128> {
+        Ok(token::parse_units(text, self.decimals)?)
+    }
+}
+
+/// Base units at the default unit (18 decimals), for a reader with no node to ask.
+pub(crate) fn tokens(base_units: &str) -> String {
+    Unit::default().amount(base_units)
 }
 
 /// A text table: columns padded to their widest cell, every cell through [`show`].
@@ -381,6 +441,13 @@ mod tests {
         assert_eq!(tokens("1500000000000000000"), "1.5");
         assert_eq!(tokens("81000000000000"), "0.000081");
         assert_eq!(tokens("not a number"), "not a number");
+        let usdc = Unit::new(6, "USDC");
+        assert_eq!(usdc.show("2500000"), "2.5 USDC");
+        assert_eq!(usdc.amount("81"), "0.000081");
+        assert_eq!(usdc.parse("2.5").unwrap(), 2_500_000);
+        assert!(usdc.parse("0.0000001").is_err());
+        assert_eq!(Unit::new(6, "\x1b[31m").symbol, "31m");
+        assert_eq!(Unit::new(6, "\u{7}").symbol, "tokens");
         assert_eq!(
             table(&["a", "bb"], &[vec!["xxx".into(), "y".into()]]),
             "a    bb\nxxx  y\n"

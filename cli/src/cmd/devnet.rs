@@ -53,19 +53,27 @@ pub(crate) struct DevnetArgs {
     /// when it is not a terminal (default: a spinner on a terminal only).
     #[arg(long)]
     progress: bool,
+    /// The token's decimals: 18 deploys the mock token (mUSD), anything else a test token
+    /// of those decimals (tUSDC; 6 as USDC has). Amounts are shown in the token's units.
+    #[arg(long, default_value_t = 18, value_parser = clap::value_parser!(u8).range(0..=36))]
+    token_decimals: u8,
 }
 
-/// `amount` base units as tokens, e.g. `0.000081`.
+/// The devnet token's decimals (`--token-decimals`), set once at start.
+static DECIMALS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(18);
+
+/// An amount written at 18 decimals (the devnet's prices, caps and funds) at the token's.
+pub(super) fn units(at_18: u128) -> u128 {
+    sietch_node::chain::token::rescale_from_18(at_18, DECIMALS.load(Ordering::Relaxed))
+}
+
+/// `amount` base units as tokens of the devnet's token, e.g. `0.000081`.
 pub(super) fn tokens(amount: U256) -> String {
-    let unit = U256::from(E18);
-    let whole = amount / unit;
-    let frac = format!("{:018}", amount % unit);
-    let frac = frac.trim_end_matches('0');
-    if frac.is_empty() {
-        format!("{whole}")
-    } else {
-        format!("{whole}.{frac}")
-    }
+    sietch_node::chain::token::format_units(
+        amount.saturating_to::<u128>(),
+        DECIMALS.load(Ordering::Relaxed),
+        None,
+    )
 }
 
 fn section(title: &str) {
@@ -130,7 +138,7 @@ fn job_spec(module: &[u8], input: &[u8], sampling_ppm: u32) -> JobSpec {
             sampling_ppm,
             ..VerificationPolicy::default()
         },
-        price_cap: E18 / 10,
+        price_cap: units(E18 / 10),
         deadline: now() + 600,
     }
 }
@@ -170,6 +178,8 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
     );
     let dir = tempfile::tempdir().context("a directory for the nodes' data")?;
     let mut cfg = DevnetConfig::new(usize::from(args.providers), dir.path());
+    cfg.token_decimals = args.token_decimals;
+    DECIMALS.store(args.token_decimals, Ordering::Relaxed);
     // It runs language-model jobs among the others: dispute windows for a slow machine.
     cfg.escrow = sietch_testkit::devnet::escrow_config_for_ai();
     if args.cheat_ppm > 0 {
@@ -209,7 +219,12 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
         net.anvil.endpoint(),
         net.anvil.chain_id()
     );
-    println!("token    {} (mock, 18 decimals)", net.token);
+    if let Some(t) = net.buyer.chain.as_ref().map(|c| c.token_info()) {
+        println!(
+            "token    {} ({}, {} decimals)",
+            net.token, t.symbol, t.decimals
+        );
+    }
     println!("escrow   {}", net.escrow);
     for (i, p) in net.providers.iter().enumerate() {
         println!(
@@ -236,7 +251,7 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
             g.compute_capability.major,
             g.compute_capability.minor,
             g.driver,
-            tokens(U256::from(PRICE_PER_GPU_SECOND)),
+            tokens(U256::from(units(PRICE_PER_GPU_SECOND))),
         ),
     }
     println!(
@@ -453,8 +468,8 @@ async fn settle(net: Devnet, tally: &Tally, show: super::progress::Show) -> anyh
     let channels = net.buyer.buyer.channels();
     let providers: Vec<_> = net.providers.iter().map(|p| p.evm_address).collect();
     let (token, escrow) = (net.token, net.escrow);
-    let funds = U256::from(10_000 * E18);
-    let stake = U256::from(1_000 * E18);
+    let funds = U256::from(units(10_000 * E18));
+    let stake = U256::from(units(1_000 * E18));
     // Shut down first: providers claim on the way out.
     let deployer = net.deployer.clone();
     let anvil = net.anvil;

@@ -95,7 +95,7 @@ fn spec(g: &Generation, prompts: &[u8], sampling_ppm: u32) -> JobSpec {
             ..VerificationPolicy::default()
         },
         // The devnet's prices are high (0.4 to 0.9 token per 10^9 fuel): a few tokens.
-        price_cap: 5 * E18,
+        price_cap: super::devnet::units(5 * E18),
         deadline: super::devnet::now() + 600,
     }
 }

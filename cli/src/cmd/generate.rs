@@ -13,7 +13,7 @@ use serde_json::json;
 use sietch_market::{B256, BlobRef, Input, JobSpec, Limits, Requirements, VerificationPolicy};
 use sietch_sdk::{Completion, Generation, Model, Prompt, parse_completions};
 
-use super::client::{Target, block_on, tokens};
+use super::client::{Target, Unit, block_on, tokens};
 
 /// `sietch generate`.
 #[derive(Debug, Args)]
@@ -57,7 +57,7 @@ pub(crate) struct GenerateArgs {
     /// Share of such jobs spot-checked, in parts per million.
     #[arg(long, default_value_t = 100_000)]
     sampling_ppm: u32,
-    /// The most the job may cost, in tokens.
+    /// The most the job may cost, in the token's own units (the node says its decimals).
     #[arg(long, default_value = "1")]
     price_cap: String,
     /// Run it here, in a sandbox configured as a provider's, instead of buying it: prints
@@ -127,14 +127,9 @@ pub(crate) fn run(a: GenerateArgs) -> anyhow::Result<()> {
     if a.local {
         return local(&a, model, prompts);
     }
-    let cap = super::channel::base_units(&a.price_cap).context("--price-cap")?;
+    // Written like an amount before anything is asked of the node.
+    sietch_node::chain::token::parse_units(&a.price_cap, 36).context("--price-cap")?;
     let client = a.target.writer()?;
-    let g = Generation::from_jsonl(model, prompts)
-        .fuel(a.fuel)
-        .memory_bytes(a.memory)
-        .wall_time_ms(a.timeout.saturating_mul(1000))
-        .sampling_ppm(a.sampling_ppm)
-        .price_cap(cap);
     let waiting = super::progress::Progress::start(
         a.target.show(),
         match &a.model_bytes_hint() {
@@ -149,9 +144,20 @@ pub(crate) fn run(a: GenerateArgs) -> anyhow::Result<()> {
             ),
         },
     );
-    let done = block_on(async { Ok(client.generate(&g).await?) });
+    // One runtime for both requests: the client's pooled connections live on it.
+    let done = block_on(async {
+        let unit = Unit::of(&client).await;
+        let cap = unit.parse(&a.price_cap).context("--price-cap")?;
+        let g = Generation::from_jsonl(model, prompts)
+            .fuel(a.fuel)
+            .memory_bytes(a.memory)
+            .wall_time_ms(a.timeout.saturating_mul(1000))
+            .sampling_ppm(a.sampling_ppm)
+            .price_cap(cap);
+        Ok((client.generate(&g).await?, unit))
+    });
     drop(waiting);
-    let done = done?;
+    let (done, unit) = done?;
     let summary = json!({
         "job_id": done.job.job_id,
         "provider": done.job.provider,
@@ -177,8 +183,8 @@ pub(crate) fn run(a: GenerateArgs) -> anyhow::Result<()> {
             done.job.millis as f64 / 1000.0,
             done.tokens_per_second(),
             done.job.outputs.fuel_used,
-            tokens(&paid.to_string()),
-            tokens(&per_1k.to_string()),
+            unit.amount(&paid.to_string()),
+            unit.amount(&per_1k.to_string()),
             done.job.check.as_deref().unwrap_or("not sampled"),
         )
     })

@@ -8,7 +8,7 @@ use clap::Args;
 use futures::StreamExt;
 use sietch_sdk::{Job, JobRecord, Outputs};
 
-use super::client::{Target, block_on, print_json, short, show, table, tokens};
+use super::client::{Target, Unit, block_on, print_json, short, show, table};
 use super::job_flags::{JobFlags, describe_gpu, pair};
 use super::outputs::Report;
 use super::progress::Progress;
@@ -24,7 +24,7 @@ pub(crate) struct SubmitArgs {
     /// Share of jobs like this one spot-checked, in parts per million.
     #[arg(long, default_value_t = 100_000)]
     sampling_ppm: u32,
-    /// The most the job may cost, in tokens.
+    /// The most the job may cost, in the token's own units (the node says its decimals).
     #[arg(long, default_value = "0.1")]
     price_cap: String,
     /// Submit and print the job id at once, without waiting.
@@ -91,8 +91,8 @@ fn job_bytes(a: &SubmitArgs) -> anyhow::Result<u64> {
     Ok(total)
 }
 
-fn build(a: &SubmitArgs) -> anyhow::Result<Job> {
-    let cap = super::channel::base_units(&a.price_cap).context("--price-cap")?;
+fn build(a: &SubmitArgs, unit: &Unit) -> anyhow::Result<Job> {
+    let cap = unit.parse(&a.price_cap).context("--price-cap")?;
     let bytes = a.job.read()?;
     let limits = a.job.limits()?;
     let mut job = Job::new(bytes.module)
@@ -192,6 +192,7 @@ fn write_outputs(out: &Outputs, dir: &std::path::Path, overwrite: bool) -> anyho
 /// bytes) is printed as it is, like `cat`, when `show_stdout`.
 fn print_record(
     j: &JobRecord,
+    unit: &Unit,
     dir: Option<&std::path::Path>,
     overwrite: bool,
     show_stdout: bool,
@@ -200,7 +201,7 @@ fn print_record(
     println!("state     {}", show(&j.state));
     println!("provider  {}", show(&j.counterparty));
     if let Some(a) = &j.amount {
-        println!("charge    {} tokens", show(&tokens(a)));
+        println!("charge    {}", show(&unit.show(a)));
     }
     if let Some(f) = j.fuel_used {
         println!("fuel      {f}");
@@ -242,8 +243,11 @@ fn print_record(
 
 pub(crate) fn submit(a: SubmitArgs) -> anyhow::Result<()> {
     block_on(async move {
+        // Written like an amount before anything is asked of the node.
+        sietch_node::chain::token::parse_units(&a.price_cap, 36).context("--price-cap")?;
         let client = a.target.writer()?;
-        let job = build(&a)?;
+        let unit = Unit::of(&client).await;
+        let job = build(&a, &unit)?;
         let show_progress = a.target.show();
         let needs = a.job.gpu.needs()?;
         let upload = Progress::start(
@@ -298,7 +302,7 @@ pub(crate) fn submit(a: SubmitArgs) -> anyhow::Result<()> {
         if a.target.json {
             return print_json(&record);
         }
-        let report = print_record(&record, a.output_dir.as_deref(), a.overwrite, true)?;
+        let report = print_record(&record, &unit, a.output_dir.as_deref(), a.overwrite, true)?;
         if record.state == "failed" {
             return Err(failed(&id, &record.note));
         }
@@ -379,16 +383,19 @@ pub(crate) fn status(a: IdArgs, with_outputs: bool) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        print_record(&j, None, false, false).map(drop)
+        let unit = Unit::of(&client).await;
+        print_record(&j, &unit, None, false, false).map(drop)
     })
 }
 
 pub(crate) fn list(a: ListArgs) -> anyhow::Result<()> {
     block_on(async move {
-        let jobs = a.target.client()?.jobs().await?;
+        let client = a.target.client()?;
+        let jobs = client.jobs().await?;
         if a.target.json {
             return print_json(&jobs);
         }
+        let unit = Unit::of(&client).await;
         if jobs.is_empty() {
             println!("no jobs yet: `sietch job submit MODULE` sends one");
             return Ok(());
@@ -400,7 +407,7 @@ pub(crate) fn list(a: ListArgs) -> anyhow::Result<()> {
                     short(&j.job_id),
                     j.state.clone(),
                     short(&j.counterparty),
-                    j.amount.as_deref().map_or("-".into(), tokens),
+                    j.amount.as_deref().map_or("-".into(), |x| unit.amount(x)),
                     j.fuel_used.map_or("-".into(), |f| f.to_string()),
                 ]
             })

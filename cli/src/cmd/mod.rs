@@ -5,6 +5,7 @@ mod client;
 mod completions;
 mod devnet;
 mod devnet_ai;
+mod escrow;
 mod generate;
 mod init;
 mod job;
@@ -50,6 +51,8 @@ enum Command {
     Channel(channel::ChannelArgs),
     /// Providers: stake, settled jobs, checks, slashes, reputation.
     Provider(provider::ProviderArgs),
+    /// The escrow contract: deploy one to any EVM chain for an ERC-20.
+    Escrow(escrow::EscrowArgs),
     /// Print a shell completion script.
     Completions(completions::CompletionsArgs),
 }
@@ -73,6 +76,7 @@ impl Cli {
             Command::Offers(args) => offers::run(args),
             Command::Channel(args) => channel::run(args),
             Command::Provider(args) => provider::run(args),
+            Command::Escrow(args) => escrow::run(args),
             Command::Completions(args) => completions::run(args),
         }
     }

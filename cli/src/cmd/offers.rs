@@ -4,7 +4,7 @@
 use clap::Args;
 use sietch_market::{ComputeCapability, Gpu};
 
-use super::client::{Target, block_on, print_json, short, table, tokens};
+use super::client::{Target, Unit, block_on, print_json, short, table};
 use super::job_flags::GpuFlags;
 
 #[derive(Debug, Args)]
@@ -64,7 +64,8 @@ fn gpus_cell(o: &sietch_sdk::Offer) -> String {
 pub(crate) fn run(args: OffersArgs) -> anyhow::Result<()> {
     block_on(async move {
         let needs = args.gpu.needs()?;
-        let mut offers = args.target.client()?.offers().await?;
+        let client = args.target.client()?;
+        let mut offers = client.offers().await?;
         let min_mem = args
             .min_memory_gib
             .map(|g| (g * f64::from(1u32 << 30)) as u64);
@@ -93,6 +94,7 @@ pub(crate) fn run(args: OffersArgs) -> anyhow::Result<()> {
             );
             return Ok(());
         }
+        let unit = Unit::of(&client).await;
         let rows: Vec<Vec<String>> = offers
             .iter()
             .map(|o| {
@@ -101,8 +103,8 @@ pub(crate) fn run(args: OffersArgs) -> anyhow::Result<()> {
                     o.cpu_cores.to_string(),
                     format!("{:.1} GiB", o.memory_bytes as f64 / f64::from(1u32 << 30)),
                     gpus_cell(o),
-                    tokens(&o.price_per_gfuel),
-                    tokens(&o.stake),
+                    unit.amount(&o.price_per_gfuel),
+                    unit.amount(&o.stake),
                 ]
             })
             .collect();
@@ -114,8 +116,8 @@ pub(crate) fn run(args: OffersArgs) -> anyhow::Result<()> {
                     "cores",
                     "memory",
                     "gpus",
-                    "price/10^9 fuel",
-                    "stake"
+                    &format!("{}/10^9 fuel", unit.symbol),
+                    &format!("stake ({})", unit.symbol),
                 ],
                 &rows
             )

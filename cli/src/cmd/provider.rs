@@ -3,7 +3,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::client::{Target, block_on, print_json, short, show, table, tokens};
+use super::client::{Target, Unit, block_on, print_json, short, show, table};
 
 #[derive(Debug, Args)]
 pub(crate) struct ProviderArgs {
@@ -30,16 +30,20 @@ enum ProviderCommand {
 pub(crate) fn run(args: ProviderArgs) -> anyhow::Result<()> {
     if matches!(args.command, ProviderCommand::Status) {
         return block_on(async move {
-            let s = args.target.client()?.provider_status().await?;
+            let client = args.target.client()?;
+            let s = client.provider_status().await?;
             if args.target.json {
                 return print_json(&s);
             }
-            print!("{}", status_report(&s));
+            print!("{}", status_report(&s, &Unit::of(&client).await));
             Ok(())
         });
     }
     block_on(async move {
-        let mut all = args.target.client()?.providers().await?;
+        let client = args.target.client()?;
+        let mut all = client.providers().await?;
+        let unit = Unit::of(&client).await;
+        let tokens = |x: &str| unit.amount(x);
         all.sort_by(|a, b| a.evm_address.cmp(&b.evm_address));
         match args.command {
             ProviderCommand::List => {
@@ -130,7 +134,9 @@ fn plural(n: usize, word: &str) -> String {
 
 /// `sietch provider status` as a readable report: what stops the provider first, then the
 /// figures. Text from the node is printed with control characters escaped.
-fn status_report(s: &sietch_sdk::ProviderStatus) -> String {
+fn status_report(s: &sietch_sdk::ProviderStatus, unit: &Unit) -> String {
+    let tokens = |x: &str| unit.amount(x);
+    let sym = &unit.symbol;
     use std::fmt::Write;
     let mut out = String::new();
     let mut line = |text: String| {
@@ -205,7 +211,7 @@ fn status_report(s: &sietch_sdk::ProviderStatus) -> String {
         .map(|b| tokens(&b.amount))
         .collect();
     line(format!(
-        "earned     {} tokens{}",
+        "earned     {} {sym}{}",
         tokens(&e.total),
         if recent.is_empty() {
             String::new()
@@ -219,7 +225,7 @@ fn status_report(s: &sietch_sdk::ProviderStatus) -> String {
         }
     ));
     line(format!(
-        "owed       {} tokens, {} claimable, over {} channels",
+        "owed       {} {sym}, {} claimable, over {} channels",
         tokens(&s.owed),
         tokens(&s.claimable),
         s.channels_total
@@ -227,7 +233,7 @@ fn status_report(s: &sietch_sdk::ProviderStatus) -> String {
     match &s.chain {
         None => line("stake      unknown (no chain configured)".into()),
         Some(c) => line(format!(
-            "stake      {} tokens on chain (minStake {}, offer states {}){}",
+            "stake      {} {sym} on chain (minStake {}, offer states {}){}",
             c.stake.as_deref().map_or("unknown".into(), tokens),
             c.min_stake.as_deref().map_or("unknown".into(), tokens),
             s.offer.as_ref().map_or("-".into(), |o| tokens(&o.stake)),

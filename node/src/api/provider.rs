@@ -21,6 +21,7 @@ use sietch_market::{Address, B256, U256};
 
 use super::Api;
 use super::error::{ApiError, unavailable};
+use crate::chain::token::TokenInfo;
 use crate::chain::{AccountView, ChannelView};
 use crate::net::Reachability;
 use crate::store::{JobRecord, JobState, Side};
@@ -80,23 +81,6 @@ pub(crate) struct Check {
     pub(crate) fix: Option<String>,
 }
 
-/// `amount` base units as tokens (18 decimals) for a sentence: trailing zeros cut, at most
-/// six decimals (`…` when more were cut): `1000`, `0.25`, `111.111111…`.
-fn tokens(amount: u128) -> String {
-    const UNIT: u128 = 1_000_000_000_000_000_000;
-    let all = format!("{:018}", amount % UNIT);
-    let frac = all.trim_end_matches('0');
-    let (kept, cut) = match frac.get(..6) {
-        Some(six) if frac.len() > 6 => (six, "…"),
-        _ => (frac, ""),
-    };
-    if kept.is_empty() {
-        format!("{}{cut}", amount / UNIT)
-    } else {
-        format!("{}.{kept}{cut}", amount / UNIT)
-    }
-}
-
 fn check(check: &'static str, status: Status, message: String, fix: Option<&str>) -> Check {
     Check {
         check,
@@ -136,6 +120,8 @@ pub(crate) struct Facts {
     pub(crate) relayed: bool,
     pub(crate) blob_bytes: u64,
     pub(crate) blob_quota: u64,
+    /// The escrow's token, for the amounts in the sentences.
+    pub(crate) token: TokenInfo,
 }
 
 /// What stops this provider from earning, in order: providing, chain, registration, stake,
@@ -214,10 +200,10 @@ pub(crate) fn preflight(f: &Facts) -> Vec<Check> {
                     "stake",
                     Blocking,
                     format!(
-                        "the stake on chain, {} tokens, is below the escrow's minStake, {} \
-                         tokens: buyers cannot pay this provider through a channel",
-                        tokens(stake),
-                        tokens(*min_stake)
+                        "the stake on chain, {}, is below the escrow's minStake, {}: buyers \
+                         cannot pay this provider through a channel",
+                        f.token.show(stake),
+                        f.token.show(*min_stake)
                     ),
                     Some(
                         "stake at least the escrow's minStake (`stake` in config.toml) and restart",
@@ -228,28 +214,26 @@ pub(crate) fn preflight(f: &Facts) -> Vec<Check> {
                     "stake",
                     Blocking,
                     format!(
-                        "the offer states a stake of {} tokens, more than the {} on chain: \
+                        "the offer states a stake of {}, more than the {} on chain: \
                          other nodes drop the offer",
-                        tokens(f.offered_stake),
-                        tokens(stake)
+                        f.token.show(f.offered_stake),
+                        f.token.show(stake)
                     ),
                     Some("state no more than the stake on chain (`stake` in config.toml)"),
                 ));
             } else {
-                let cap = sietch_market::max_job_value(f.offered_stake, 100_000).map_or_else(
-                    || "any amount".to_owned(),
-                    |c| format!("{} tokens", tokens(c)),
-                );
+                let cap = sietch_market::max_job_value(f.offered_stake, 100_000)
+                    .map_or_else(|| "any amount".to_owned(), |c| f.token.show(c));
                 out.push(check(
                     "stake",
                     Ok,
                     format!(
-                        "stake {} tokens on chain, at least the escrow's minStake ({}); the \
+                        "stake {} on chain, at least the escrow's minStake ({}); the \
                          offer states {}, so a buyer checking one job in ten sends jobs worth \
                          up to {cap} each",
-                        tokens(stake),
-                        tokens(*min_stake),
-                        tokens(f.offered_stake)
+                        f.token.show(stake),
+                        f.token.show(*min_stake),
+                        f.token.show(f.offered_stake)
                     ),
                     None,
                 ));
@@ -536,6 +520,10 @@ pub(crate) async fn provider(State(api): State<Api>) -> Result<Json<Value>, ApiE
         relayed: info.relays > 0 || relayed_listen,
         blob_bytes,
         blob_quota,
+        token: api.chain.as_ref().map_or_else(
+            || TokenInfo::unknown(Address::ZERO),
+            |c| c.token_info().clone(),
+        ),
     };
     let checks = preflight(&facts);
     let (stake, unstaking, min_stake, chain_error) = match &chain_facts {

@@ -53,6 +53,15 @@ pub(crate) async fn node(State(api): State<Api>) -> Result<Json<Value>, ApiError
             "escrow": c.escrow().to_string(),
             "token": c.token().to_string(),
         })),
+        // Amount fields stay base units; this says how a person reads them.
+        "token": api.chain.as_ref().map(|c| {
+            let t = c.token_info();
+            json!({
+                "address": t.address.to_string(),
+                "symbol": t.symbol,
+                "decimals": t.decimals,
+            })
+        }),
     })))
 }
 

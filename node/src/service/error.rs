@@ -8,6 +8,7 @@ use sietch_sandbox::SandboxError;
 
 use crate::buyer::RestoreError;
 use crate::chain::ChainError;
+use crate::chain::token::TokenError;
 use crate::config::ConfigError;
 use crate::keys::KeyError;
 use crate::net::NetError;
@@ -59,6 +60,68 @@ pub enum StartError {
         /// Why not.
         source: ChainError,
     },
+    /// The RPC endpoint cannot be reached, or does not answer as an Ethereum JSON-RPC
+    /// endpoint.
+    #[error(
+        "the chain's RPC endpoint {url} does not answer as an Ethereum JSON-RPC endpoint \
+         ({why}): check `rpc_url` in the configuration (and that the chain's node behind it \
+         is up); nothing was sent"
+    )]
+    RpcUnreachable {
+        /// The RPC endpoint.
+        url: String,
+        /// What the endpoint answered, or why it could not be reached.
+        why: String,
+    },
+    /// The RPC endpoint serves another chain than the configured `chain_id`.
+    #[error(
+        "the RPC endpoint {url} serves chain {got}, but the configuration says chain_id = \
+         {expected}: point `rpc_url` at an endpoint of chain {expected}, or set chain_id = \
+         {got} if that is the chain you mean; nothing was sent"
+    )]
+    WrongChain {
+        /// The RPC endpoint.
+        url: String,
+        /// `chain_id` in the configuration.
+        expected: u64,
+        /// The chain the endpoint serves.
+        got: u64,
+    },
+    /// No contract at the configured escrow address.
+    #[error(
+        "there is no contract at the escrow address {escrow} on chain {chain_id}: check \
+         `escrow` in the configuration (`sietch escrow deploy` prints the lines to use); \
+         nothing was sent"
+    )]
+    NoEscrow {
+        /// `escrow` in the configuration.
+        escrow: sietch_market::Address,
+        /// The chain.
+        chain_id: u64,
+    },
+    /// The contract at the escrow address does not answer as the escrow does.
+    #[error(
+        "the contract at {escrow} is not a Sietch escrow (its `token()` read fails: {why}): \
+         check `escrow` in the configuration; nothing was sent"
+    )]
+    NotEscrow {
+        /// `escrow` in the configuration.
+        escrow: sietch_market::Address,
+        /// What the escrow's read answered.
+        why: String,
+    },
+    /// The escrow settles in a token this node refuses (no ERC-20, or unreadable).
+    #[error(
+        "the escrow {escrow} settles in a token this node cannot use: {source}; deploy an \
+         escrow over an ERC-20 without fees on transfer (`sietch escrow deploy --token`); \
+         nothing was sent"
+    )]
+    TokenRefused {
+        /// `escrow` in the configuration.
+        escrow: sietch_market::Address,
+        /// What is wrong with the token.
+        source: TokenError,
+    },
     /// The network could not start.
     #[error(transparent)]
     Network(#[from] NetError),
@@ -90,4 +153,24 @@ pub enum StartError {
         /// The operating system's error.
         source: std::io::Error,
     },
+}
+
+impl StartError {
+    /// What connecting to the chain of `config` at `url` failed with, as the start-up error
+    /// that names the setting to fix.
+    pub(crate) fn chain(url: &str, config: &crate::config::NodeConfig, e: ChainError) -> Self {
+        let (chain_id, escrow) = (config.chain_id, config.escrow_address().unwrap_or_default());
+        let url = url.to_owned();
+        match e {
+            ChainError::Rpc(why) => Self::RpcUnreachable { url, why },
+            ChainError::WrongChain { expected, got } => Self::WrongChain { url, expected, got },
+            ChainError::NoEscrow(escrow) => Self::NoEscrow { escrow, chain_id },
+            ChainError::Escrow(e) => Self::NotEscrow {
+                escrow,
+                why: e.to_string(),
+            },
+            ChainError::Token(source) => Self::TokenRefused { escrow, source },
+            source => Self::Chain { url, source },
+        }
+    }
 }

@@ -78,6 +78,7 @@ from .models import (
     Reputation,
     Stats,
     StatsBucket,
+    TokenInfo,
 )
 
 __version__ = "0.1.0"
@@ -137,6 +138,7 @@ __all__ = [
     "Stats",
     "StatsBucket",
     "Timeout",
+    "TokenInfo",
     "TooLarge",
     "Unauthorized",
     "Unavailable",

@@ -78,6 +78,23 @@ class ChainInfo(Model):
     token: str
 
 
+class TokenInfo(Model):
+    """The settlement token, as a person reads its amounts: every amount of the API is in its
+    base units (``amount / 10**decimals`` tokens)."""
+
+    address: str
+    symbol: str
+    decimals: int
+
+    def tokens(self, base_units: int | str) -> str:
+        """``base_units`` in the token's own units, exact, with its symbol: ``2.5 USDC``."""
+        v = int(base_units)
+        whole, frac = divmod(abs(v), 10**self.decimals)
+        digits = f"{frac:0{self.decimals}d}".rstrip("0") if self.decimals else ""
+        sign = "-" if v < 0 else ""
+        return f"{sign}{whole}{'.' + digits if digits else ''} {self.symbol}"
+
+
 class NodeInfo(Model):
     """The node: identity, peers, gossip and connection counters, chain."""
 
@@ -92,6 +109,8 @@ class NodeInfo(Model):
     gossip: dict[str, int] = Field(default_factory=dict)
     connections: Connections = Field(default_factory=Connections)
     chain: ChainInfo | None = None
+    token: TokenInfo | None = None
+    """How the settlement token's amounts read (``None`` without a chain, or from an older node)."""
 
 
 class OfferGpu(Model):

@@ -19,6 +19,7 @@ fn facts() -> Facts {
         relayed: false,
         blob_bytes: 10,
         blob_quota: 100,
+        token: TokenInfo::unknown(Address::ZERO),
     }
 }
 
@@ -100,11 +101,36 @@ fn each_thing_that_stops_earning_is_said_with_its_fix() {
 }
 
 #[test]
-fn amounts_are_said_in_tokens() {
-    assert_eq!(tokens(1_000 * 10u128.pow(18)), "1000");
-    assert_eq!(tokens(25 * 10u128.pow(16)), "0.25");
-    assert_eq!(tokens(0), "0");
-    assert_eq!(tokens(10u128.pow(21) / 9), "111.111111…");
+fn amounts_are_said_in_the_tokens_units() {
+    let t = TokenInfo::unknown(Address::ZERO);
+    assert_eq!(t.show(1_000 * 10u128.pow(18)), "1000 tokens");
+    assert_eq!(t.show(25 * 10u128.pow(16)), "0.25 tokens");
+    assert_eq!(t.show(0), "0 tokens");
+    assert_eq!(t.show(10u128.pow(21) / 9), "111.111111… tokens");
+    // A 6-decimal token: the stake sentence says its own units and symbol.
+    let mut f = facts();
+    f.token = TokenInfo {
+        address: Address::ZERO,
+        symbol: "USDC".into(),
+        decimals: 6,
+    };
+    f.chain = ChainFacts::Read {
+        account: AccountView {
+            node_key: [7; 32],
+            stake: 50_000_000,
+            unstaking: 0,
+        },
+        min_stake: 100_000_000,
+    };
+    let stake = preflight(&f)
+        .into_iter()
+        .find(|c| c.check == "stake")
+        .map(|c| c.message)
+        .unwrap_or_default();
+    assert!(
+        stake.contains("50 USDC") && stake.contains("100 USDC"),
+        "{stake}"
+    );
 }
 
 #[test]
