@@ -37,8 +37,9 @@ fn spec(module: &[u8], stdin: &[u8]) -> JobSpec {
             min_cpu_cores: 1,
             ..Requirements::default()
         },
+        // One job in ten checked: within the stake's value cap at 6 decimals too.
         verification: VerificationPolicy {
-            sampling_ppm: 0,
+            sampling_ppm: 100_000,
             ..VerificationPolicy::default()
         },
         // A tenth of a token.
