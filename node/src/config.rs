@@ -20,6 +20,7 @@ use std::time::Duration;
 use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
 
+use crate::net::version::Version;
 use crate::net::{NetConfig, OfferClass};
 
 /// File name of the configuration inside the data directory.
@@ -179,6 +180,11 @@ pub struct NodeConfig {
     /// wrote (a provider choosing names on the buyer's disk).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub test_output_name: String,
+    /// Tests only: speak and announce this protocol version (`MAJOR.MINOR.PATCH`) instead of
+    /// this build's, in identify and in the offer's extensions (`1.0.0`: a node of the
+    /// previous minor version, in a network of mixed versions; docs/protocol/versions.md).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub test_protocol_version: String,
 }
 
 fn is_zero_u64(n: &u64) -> bool {
@@ -266,6 +272,7 @@ impl Default for NodeConfig {
             test_overbill_gpu_millis: 0,
             test_output_name: String::new(),
             test_withhold_ppm: 0,
+            test_protocol_version: String::new(),
         }
     }
 }
@@ -308,6 +315,20 @@ impl NodeConfig {
         out
     }
 
+    /// The protocol version this node speaks: this build's
+    /// ([`crate::net::version::CURRENT`]), or what `test_protocol_version` says.
+    pub fn protocol_version(&self) -> Result<Version, ConfigError> {
+        if self.test_protocol_version.is_empty() {
+            return Ok(crate::net::version::CURRENT);
+        }
+        Version::parse(&format!("/sietch/{}", self.test_protocol_version)).ok_or_else(|| {
+            ConfigError::Invalid {
+                key: "test_protocol_version",
+                why: format!("{:?} is not MAJOR.MINOR.PATCH", self.test_protocol_version),
+            }
+        })
+    }
+
     /// Checks every value and builds the network's settings.
     pub fn net_config(&self) -> Result<NetConfig, ConfigError> {
         let addrs = |key: &'static str, v: &[String]| -> Result<Vec<Multiaddr>, ConfigError> {
@@ -347,6 +368,7 @@ impl NodeConfig {
             relays: addrs("relays", &self.relays)?,
             autonat_only_global: !self.autonat_private,
             offer_classes: classes,
+            version: self.protocol_version()?,
             ..NetConfig::default()
         })
     }
@@ -497,6 +519,18 @@ mod tests {
             ..NodeConfig::default()
         };
         assert!(c.net_config().is_err());
+
+        let c = NodeConfig {
+            test_protocol_version: "1.0".into(),
+            ..NodeConfig::default()
+        };
+        let e = c.net_config().unwrap_err().to_string();
+        assert!(e.contains("test_protocol_version"), "{e}");
+        let c = NodeConfig {
+            test_protocol_version: "1.0.0".into(),
+            ..NodeConfig::default()
+        };
+        assert_eq!(c.net_config().unwrap().version.to_string(), "1.0.0");
 
         let c = NodeConfig {
             escrow: Some("0x12".into()),

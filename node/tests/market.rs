@@ -16,37 +16,8 @@ use sietch_market::*;
 use sietch_testkit::devnet::{Devnet, DevnetConfig, E18};
 use sietch_testkit::fnv;
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 fn spec(module: &[u8], stdin: &[u8], sampling_ppm: u32) -> JobSpec {
-    JobSpec {
-        module: BlobRef::of(module).hash,
-        args: vec![],
-        env: vec![],
-        stdin: Some(BlobRef::of(stdin)),
-        inputs: vec![],
-        limits: Limits {
-            fuel: 50_000_000,
-            memory_bytes: 1 << 20,
-            wall_time_ms: 10_000,
-            output_bytes: 1 << 16,
-        },
-        requirements: Requirements {
-            min_cpu_cores: 1,
-            ..Requirements::default()
-        },
-        verification: VerificationPolicy {
-            sampling_ppm,
-            ..VerificationPolicy::default()
-        },
-        price_cap: E18 / 10,
-        deadline: now() + 600,
-    }
+    fnv::spec(module, stdin, sampling_ppm, E18 / 10)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

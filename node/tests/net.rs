@@ -12,107 +12,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ed25519_dalek::SigningKey;
-use libp2p::multiaddr::Protocol;
-use libp2p::{Multiaddr, PeerId};
+use libp2p::PeerId;
 use sietch_market::*;
 use sietch_node::net::{
     self, BlobSource, JobReply, JobRequest, JobResult, NetConfig, NetError, NetEvent, Network,
     OfferClass, ResultAck,
 };
+use sietch_testkit::net::{eventually, key, next_request, now, offer, start, test_config};
 use tokio::sync::mpsc;
-
-const GIB: u64 = 1 << 30;
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn key(i: u32) -> SigningKey {
-    let mut seed = [0u8; 32];
-    seed[..4].copy_from_slice(&i.to_be_bytes());
-    seed[31] = 0x77;
-    SigningKey::from_bytes(&seed)
-}
-
-fn offer(i: u32, sequence: u64) -> Offer {
-    Offer {
-        provider: PublicKey::of(&key(i)),
-        evm_address: Address::repeat_byte(i as u8),
-        hardware: Hardware {
-            cpu_cores: 8,
-            memory_bytes: 16 * GIB,
-            gpus: vec![],
-        },
-        features: vec!["simd".into()],
-        prices: Prices {
-            per_gfuel: 1_000 + u128::from(i),
-            per_gpu_second: 0,
-        },
-        stake: 1_000_000_000,
-        addresses: vec![],
-        sequence,
-        expires_at: now() + 600,
-        max_input_bytes: 0,
-        cached_blobs: vec![],
-    }
-}
-
-struct Node {
-    net: Network,
-    events: mpsc::Receiver<NetEvent>,
-    addr: Multiaddr,
-}
-
-fn test_config() -> NetConfig {
-    NetConfig {
-        gossip_heartbeat: Duration::from_millis(200),
-        ..NetConfig::loopback()
-    }
-}
-
-async fn start(i: u32, cfg: NetConfig) -> Node {
-    let (net, events) = Network::spawn(net::keypair(&key(i)), cfg).unwrap();
-    let addrs = net
-        .wait_listening(2, Duration::from_secs(10))
-        .await
-        .unwrap();
-    let tcp = addrs
-        .into_iter()
-        .find(|a| a.iter().any(|p| matches!(p, Protocol::Tcp(_))))
-        .expect("a TCP listen address");
-    let addr = tcp.with(Protocol::P2p(net.peer_id()));
-    Node { net, events, addr }
-}
-
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !f().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The next event that is not about connections.
-async fn next_request(events: &mut mpsc::Receiver<NetEvent>) -> Option<NetEvent> {
-    loop {
-        match events.recv().await? {
-            NetEvent::Connected { .. } | NetEvent::Disconnected { .. } => {}
-            NetEvent::HolePunch { .. } => {}
-            other => return Some(other),
-        }
-    }
-}
 
 fn book_len(n: &Network) -> usize {
     n.book().lock().unwrap().len()

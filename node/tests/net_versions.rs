@@ -12,115 +12,24 @@
 
 use std::time::Duration;
 
-use ed25519_dalek::SigningKey;
-use libp2p::Multiaddr;
-use libp2p::multiaddr::Protocol;
 use sietch_market::*;
-use sietch_node::net::version::{CURRENT, Version};
+use sietch_node::net::version::CURRENT;
 use sietch_node::net::{
-    self, JobReply, JobRequest, JobResult, NetConfig, NetEvent, Network, Payment, PaymentAck,
-    ResultAck,
+    JobReply, JobRequest, JobResult, NetConfig, NetEvent, Payment, PaymentAck, ResultAck,
+};
+use sietch_testkit::net::{
+    self, TestNode as Node, another_major_is_refused, at, eventually, key, now, refused, start, v,
 };
 use tokio::sync::mpsc;
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn key(i: u32) -> SigningKey {
-    let mut seed = [0u8; 32];
-    seed[..4].copy_from_slice(&i.to_be_bytes());
-    seed[31] = 0x55;
-    SigningKey::from_bytes(&seed)
-}
-
+/// Key `i`'s signed offer.
 fn offer(i: u32) -> Signed<Offer> {
-    let o = Offer {
-        provider: PublicKey::of(&key(i)),
-        evm_address: Address::repeat_byte(i as u8),
-        hardware: Hardware {
-            cpu_cores: 4,
-            memory_bytes: 1 << 33,
-            gpus: vec![],
-        },
-        features: vec![],
-        prices: Prices {
-            per_gfuel: 1_000,
-            per_gpu_second: 0,
-        },
-        stake: 1_000_000,
-        addresses: vec![],
-        sequence: 1,
-        expires_at: now() + 600,
-        max_input_bytes: 0,
-        cached_blobs: vec![],
-    };
-    Signed::sign(o, &key(i))
-}
-
-struct Node {
-    net: Network,
-    events: mpsc::Receiver<NetEvent>,
-    addr: Multiaddr,
-}
-
-fn at(version: Version) -> NetConfig {
-    NetConfig {
-        gossip_heartbeat: Duration::from_millis(200),
-        version,
-        ..NetConfig::loopback()
-    }
-}
-
-fn v(major: u32, minor: u32, patch: u32) -> Version {
-    Version {
-        major,
-        minor,
-        patch,
-    }
-}
-
-async fn start(i: u32, cfg: NetConfig) -> Node {
-    let (net, events) = Network::spawn(net::keypair(&key(i)), cfg).unwrap();
-    let addrs = net
-        .wait_listening(2, Duration::from_secs(10))
-        .await
-        .unwrap();
-    let tcp = addrs
-        .into_iter()
-        .find(|a| a.iter().any(|p| matches!(p, Protocol::Tcp(_))))
-        .expect("a TCP listen address");
-    let addr = tcp.with(Protocol::P2p(net.peer_id()));
-    Node { net, events, addr }
-}
-
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !f().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    Signed::sign(net::offer(i, 1), &key(i))
 }
 
 /// The next event that is not about connections.
 async fn next_request(events: &mut mpsc::Receiver<NetEvent>) -> NetEvent {
-    loop {
-        match events.recv().await.expect("the node stopped") {
-            NetEvent::Connected { .. } | NetEvent::Disconnected { .. } => {}
-            NetEvent::HolePunch { .. } => {}
-            other => return other,
-        }
-    }
+    net::next_request(events).await.expect("the node stopped")
 }
 
 fn spec(n: u8) -> JobSpec {
@@ -316,27 +225,15 @@ async fn another_major_version_or_another_program_is_refused_once_and_not_redial
         },
     )
     .await;
-    let refused = |net: Network| async move { net.stats().await.unwrap().peers_refused };
-
     // Another major version dials in: the connection ends with a refusal (by whichever side
     // read the other's identify first; often both), and redials from either side during
     // the backoff are turned away without a new one.
-    let next_major = start(11, at(v(CURRENT.major + 1, 0, 0))).await;
-    next_major.net.dial(node.addr.clone()).await.unwrap();
+    let next_major = another_major_is_refused(&node.net, node.addr.clone(), 11).await;
     let both = || {
         let (a, b) = (node.net.clone(), next_major.net.clone());
-        async move { refused(a).await + refused(b).await }
+        async move { refused(&a).await + refused(&b).await }
     };
-    eventually("the other major refused", Duration::from_secs(10), || {
-        let both = both();
-        async move { both.await >= 1 }
-    })
-    .await;
-    eventually("it is disconnected", Duration::from_secs(10), || {
-        let n = node.net.clone();
-        async move { n.peers().await.unwrap().is_empty() }
-    })
-    .await;
+    assert!(node.net.peers().await.unwrap().is_empty());
     let after_first = both().await;
     assert!(
         after_first <= 2,
@@ -353,7 +250,7 @@ async fn another_major_version_or_another_program_is_refused_once_and_not_redial
         "refused again during the backoff"
     );
     assert!(node.net.peers().await.unwrap().is_empty());
-    let refused_before = refused(node.net.clone()).await;
+    let refused_before = refused(&node.net).await;
 
     // A program that is not a Sietch node, and that itself would go on dialing: it is
     // refused once, and every later dial during the backoff is turned away before
@@ -369,7 +266,7 @@ async fn another_major_version_or_another_program_is_refused_once_and_not_redial
     stranger.net.dial(node.addr.clone()).await.unwrap();
     eventually("the stranger refused", Duration::from_secs(10), || {
         let n = node.net.clone();
-        async move { refused(n).await == refused_before + 1 }
+        async move { refused(&n).await == refused_before + 1 }
     })
     .await;
     for _ in 0..5 {
@@ -405,7 +302,7 @@ async fn another_major_version_or_another_program_is_refused_once_and_not_redial
         Duration::from_secs(10),
         || {
             let n = node.net.clone();
-            async move { refused(n).await == refused_before + 2 }
+            async move { refused(&n).await == refused_before + 2 }
         },
     )
     .await;

@@ -45,6 +45,9 @@ use sietch_node::net::wire::{
     write_frame,
 };
 
+#[path = "protocol_vectors/extensions.rs"]
+mod extensions;
+
 // ---------------------------------------------------------------------------------------
 // Keys and sample values (the wire pins' values, `node/tests/wire_bytes.rs`, with real
 // signatures).
@@ -570,6 +573,7 @@ fn error_kind(e: &DecodeError) -> &'static str {
         DecodeError::TooLong { .. } => "TooLong",
         DecodeError::BadTag { .. } => "BadTag",
         DecodeError::Invalid { .. } => "Invalid",
+        DecodeError::CriticalExtension { .. } => "CriticalExtension",
         _ => panic!("a decoding error these vectors do not know: {e}"),
     }
 }
@@ -1403,6 +1407,7 @@ fn fresh() -> BTreeMap<&'static str, Value> {
         ("invalid.json", invalid_file()),
         ("signatures.json", signatures_file()),
         ("hashes.json", hashes_file()),
+        ("extensions.json", extensions::file()),
     ])
 }
 

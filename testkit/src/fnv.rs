@@ -3,6 +3,8 @@
 //! ([`crate::devnet::guest`]) and the tests' own file-reading guests check with [`fnv1a`]
 //! too.
 
+use sietch_market::{BlobRef, JobSpec, Limits, Requirements, VerificationPolicy};
+
 /// FNV-1a's offset basis (32 bits): the hash of no bytes.
 pub const OFFSET: u32 = 0x811c_9dc5;
 /// FNV-1a's prime (32 bits).
@@ -71,6 +73,37 @@ pub fn hash_guest(spin: u32) -> Vec<u8> {
 /// What [`hash_guest`] prints for `input`: its FNV-1a as 8 hex digits.
 pub fn hex(input: &[u8]) -> String {
     format!("{:08x}", fnv1a(input))
+}
+
+/// A job of [`hash_guest`] `module` on `stdin`: 50 million fuel, 1 MiB of memory, 10 s, one
+/// CPU core, checked at `sampling_ppm`, for at most `price_cap`, due in ten minutes.
+pub fn spec(module: &[u8], stdin: &[u8], sampling_ppm: u32, price_cap: u128) -> JobSpec {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    JobSpec {
+        module: BlobRef::of(module).hash,
+        args: vec![],
+        env: vec![],
+        stdin: Some(BlobRef::of(stdin)),
+        inputs: vec![],
+        limits: Limits {
+            fuel: 50_000_000,
+            memory_bytes: 1 << 20,
+            wall_time_ms: 10_000,
+            output_bytes: 1 << 16,
+        },
+        requirements: Requirements {
+            min_cpu_cores: 1,
+            ..Requirements::default()
+        },
+        verification: VerificationPolicy {
+            sampling_ppm,
+            ..VerificationPolicy::default()
+        },
+        price_cap,
+        deadline: now + 600,
+    }
 }
 
 #[cfg(test)]

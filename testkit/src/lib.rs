@@ -8,6 +8,8 @@
 //!   `sietch` binary is;
 //! * [`fnv`]: the FNV-1a test guest and its host-side check;
 //! * [`sim`]: many nodes over libp2p's memory transport, for the gossip benches and tests;
+//! * [`net`]: real network actors on loopback for the node's network tests (start, wait,
+//!   a node of another major version refused);
 //! * [`pinned`]: bytes pinned in a committed file (wire messages, store records);
 //! * [`fake_http`]: a fake HTTP server that records requests, for the clients' tests;
 //! * [`tokens`]: tokens of other decimals than the mock's 18 (a 6-decimal USDC-like one).
@@ -19,6 +21,7 @@ pub mod devnet;
 pub mod fake_http;
 pub mod fnv;
 pub mod model;
+pub mod net;
 pub mod pinned;
 pub mod process;
 pub mod sim;

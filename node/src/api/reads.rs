@@ -91,6 +91,9 @@ pub(crate) async fn offers(State(api): State<Api>) -> Result<Json<Value>, ApiErr
                 "addresses": o.addresses,
                 "sequence": o.sequence,
                 "expires_at": o.expires_at,
+                // The protocol version the provider says it speaks (its offer's extension
+                // record 1, from 1.1 on; null for a 1.0 provider).
+                "version": s.protocol_version().map(|v| v.to_string()),
             })
         })
         .collect();

@@ -162,6 +162,9 @@ pub(crate) fn thresholds() -> gossipsub::PeerScoreThresholds {
 }
 
 /// A gossip message, decoded.
+// Each one is decoded, checked and moved on at once; boxing the offer (the larger since a
+// signed message carries its extension block) would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Gossiped {
     Offer(Signed<Offer>),

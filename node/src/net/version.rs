@@ -6,13 +6,29 @@
 //! first) and optional fields that older nodes of the same major do without. Another major
 //! version, or a peer that is not a Sietch node at all, is refused: disconnected, logged
 //! once, and neither dialed nor let in again until its backoff is over.
+//!
+//! Within a major version, fields are added as extension records at the end of a signed
+//! message (`sietch_market::codec::ext`): odd records, which an older node keeps as bytes, are
+//! sent to everyone; an even (critical) record would go only to a peer whose minor version
+//! reads it ([`Version::reads`]). What each minor version added is listed here.
 
 use std::fmt;
+
+use sietch_market::offer::EXT_PROTOCOL_VERSION;
+use sietch_market::{Extensions, ProtocolVersion};
 
 /// This node's protocol version.
 pub const CURRENT: Version = Version {
     major: 1,
-    minor: 0,
+    minor: 1,
+    patch: 0,
+};
+
+/// The first version whose offers say which protocol version their provider speaks (the
+/// offer's extension record 1, odd).
+pub const OFFER_PROTOCOL_VERSION_SINCE: Version = Version {
+    major: 1,
+    minor: 1,
     patch: 0,
 };
 
@@ -55,6 +71,28 @@ impl Version {
     /// What identify announces: `/sietch/MAJOR.MINOR.PATCH`.
     pub fn identify(&self) -> String {
         format!("{PREFIX}{self}")
+    }
+
+    /// Whether a node at this version reads what version `since` added: the same major and a
+    /// minor at least `since`'s.
+    pub fn reads(&self, since: Version) -> bool {
+        self.major == since.major && self.minor >= since.minor
+    }
+
+    /// The extension block a provider at this version signs into its offers: its protocol
+    /// version from 1.1 on, nothing before (a 1.0 node did not know the record).
+    pub fn offer_extensions(&self) -> Extensions {
+        let mut e = Extensions::new();
+        if self.reads(OFFER_PROTOCOL_VERSION_SINCE) {
+            let v = ProtocolVersion {
+                major: self.major,
+                minor: self.minor,
+                patch: self.patch,
+            };
+            // One record in an empty block always fits.
+            e.insert(EXT_PROTOCOL_VERSION, v.to_bytes());
+        }
+        e
     }
 }
 
@@ -126,7 +164,7 @@ mod tests {
         ] {
             assert_eq!(Version::parse(bad), None, "{bad:?}");
         }
-        assert_eq!(CURRENT.identify(), "/sietch/1.0.0");
+        assert_eq!(CURRENT.identify(), "/sietch/1.1.0");
         assert_eq!(Version::parse(&CURRENT.identify()), Some(CURRENT));
     }
 
@@ -137,6 +175,25 @@ mod tests {
         assert_eq!(judge(ours, "/sietch/1.0.1"), Ok(v(1, 0, 1)));
         assert_eq!(judge(ours, "/sietch/1.7.0"), Ok(v(1, 7, 0)));
         assert_eq!(judge(v(1, 3, 0), "/sietch/1.0.0"), Ok(v(1, 0, 0)));
+    }
+
+    #[test]
+    fn offers_say_the_version_from_1_1_on() {
+        assert!(v(1, 0, 0).offer_extensions().is_empty());
+        assert!(!v(1, 0, 0).reads(OFFER_PROTOCOL_VERSION_SINCE));
+        assert!(v(1, 4, 2).reads(OFFER_PROTOCOL_VERSION_SINCE));
+        assert!(!v(2, 4, 0).reads(OFFER_PROTOCOL_VERSION_SINCE));
+        let e = v(1, 4, 2).offer_extensions();
+        let said = e.get(EXT_PROTOCOL_VERSION).map(ProtocolVersion::from_bytes);
+        assert_eq!(
+            said,
+            Some(Ok(ProtocolVersion {
+                major: 1,
+                minor: 4,
+                patch: 2
+            }))
+        );
+        assert!(CURRENT.reads(OFFER_PROTOCOL_VERSION_SINCE));
     }
 
     #[test]

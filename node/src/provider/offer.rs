@@ -143,7 +143,13 @@ impl Provider {
                 cached_blobs: held_now(self.store.clone()).await,
                 ..self.offer.clone()
             };
-            let signed = Signed::sign(offer, &self.key);
+            // Signed with the extensions this node's protocol version writes (its version,
+            // from 1.1 on: docs/protocol/versions.md).
+            let speaks = self
+                .config
+                .protocol_version()
+                .unwrap_or(crate::net::version::CURRENT);
+            let signed = Signed::sign_extended(offer, speaks.offer_extensions(), &self.key);
             if let Err(e) = self.store.put_own_offer(&signed) {
                 tracing::warn!("cannot store the offer: {e}");
             }
