@@ -292,3 +292,52 @@ export interface OwnProvider {
   network: { reachability: "unknown" | "public" | "private"; relays: number; relayed: boolean; peers: number };
   preflight: PreflightCheck[];
 }
+
+/** Counts of the market over some time: the escrow's events this node read, and its own finished jobs. */
+export interface MarketCounts {
+  /** This node's jobs finished, paid or withheld (this node). */
+  jobs: number;
+  channels: number;
+  /** Vouchers claimed: one claim pays every job its voucher covers. */
+  claims: number;
+  /** Tickets claimed, one job each. */
+  tickets: number;
+  /** Paid to providers: voucher claims and settled tickets (base units). */
+  volume: string;
+  disputes: number;
+  slashes: number;
+  slashed: string;
+}
+
+/** One sample of a GPU model's offers in the order book (prices in base units). */
+export interface PricePoint {
+  start: number;
+  offers: number;
+  gpus: number;
+  min_gpu_hour: string | null;
+  median_gpu_hour: string | null;
+  min_gfuel: string | null;
+  median_gfuel: string | null;
+}
+
+/** `GET /api/v1/market`: the whole market as this node knows it, since it started. */
+export interface Market {
+  since: number | null;
+  blocks: { first: number; last: number } | null;
+  sample_secs: number;
+  registered: { providers: number; stake: string } | null;
+  totals: MarketCounts;
+  bucket_secs: number;
+  buckets: (MarketCounts & { start: number })[];
+  providers: {
+    evm_address: string;
+    claims: number;
+    tickets: number;
+    volume: string;
+    disputes: number;
+    slashes: number;
+    slashed: string;
+  }[];
+  /** One series per GPU model (`model` null: the CPU-only offers), the most offered first. */
+  prices: { model: string | null; bucket_secs: number; points: PricePoint[] }[];
+}

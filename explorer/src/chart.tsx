@@ -4,6 +4,7 @@
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
+import { Source, type SourceKind } from "./source";
 
 export interface ChartSeries {
   label: string;
@@ -58,6 +59,8 @@ export function TimeChart(props: {
   series: ChartSeries[];
   summary: string;
   testid?: string;
+  /** Where the figures come from, as a tag in the caption. */
+  source?: SourceKind;
 }) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
@@ -84,7 +87,15 @@ export function TimeChart(props: {
 
   return (
     <figure class="chart" data-testid={props.testid}>
-      <figcaption>{props.title}</figcaption>
+      <figcaption>
+        {props.title}
+        {props.source && (
+          <>
+            {" "}
+            <Source of={props.source} />
+          </>
+        )}
+      </figcaption>
       <div ref={box} class="chart-box" aria-hidden="true" />
       <p class="sr-only">{props.summary}</p>
     </figure>

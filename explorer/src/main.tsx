@@ -15,9 +15,11 @@ import { OwnProviderView } from "./views/own";
 import { Channels } from "./views/channels";
 import { Disputes } from "./views/disputes";
 import { DisputeView } from "./views/dispute";
+import { MarketView } from "./views/market";
 
 const NAV: [string, string][] = [
   ["/", "Overview"],
+  ["/market", "Market"],
   ["/offers", "Offers"],
   ["/jobs", "Jobs"],
   ["/providers", "Providers"],
@@ -36,6 +38,7 @@ const CONNECTION: Record<Connection, string> = {
 function route(path: string) {
   let m: Record<string, string> | null;
   if (path === "/") return <Overview />;
+  if (path === "/market") return <MarketView />;
   if (path === "/offers") return <Offers />;
   if (path === "/jobs") return <Jobs />;
   if ((m = match("/jobs/:id", path))) return <JobView id={m.id} />;
@@ -106,8 +109,8 @@ function App() {
         {route(path)}
       </main>
       <footer class="muted">
-        Read-only view of this node's <a href="/api/v1/openapi.json">HTTP API</a>. Amounts in {tokenSymbol()} ({tokenDecimals()} decimals); hover an amount or id
-        for its exact value.
+        Read-only view of this node's <a href="/api/v1/openapi.json">HTTP API</a>. Amounts in {tokenSymbol()} ({tokenDecimals()} decimals);
+        hover an amount or id for its exact value.
       </footer>
     </>
   );

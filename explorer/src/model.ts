@@ -1,7 +1,7 @@
 // What the views derive from the resources: who ran a job and how its check went, what a
 // ticket's dispute came to, where each channel stands, what is known of each provider.
 
-import type { ChainRecord, Channel, Dispute, Job, Offer, Provider } from "./api";
+import type { ChainRecord, Channel, Dispute, Job, Market, Offer, Provider } from "./api";
 import type { JobFacts } from "./live";
 import { decisionValue } from "./format";
 
@@ -196,6 +196,8 @@ export interface ProviderView {
   /** Slashes among the escrow events this node kept, and what they took. */
   slashes: number;
   slashed: bigint;
+  /** What the escrow's events since the node started said of it (`/market`): paid, disputed, slashed. */
+  market?: Market["providers"][number];
 }
 
 /** Whether the provider has a live offer. */
@@ -209,6 +211,7 @@ export function providerViews(
   providers: Provider[] | undefined,
   offers: Offer[] | undefined,
   slashed: ChainRecord[] | undefined,
+  market?: Market,
 ): ProviderView[] {
   const m = new Map<string, ProviderView>();
   const at = (a: string) => {
@@ -228,6 +231,11 @@ export function providerViews(
     v.slashed += BigInt(field(r, "amount") ?? "0");
   }
   m.delete("");
+  // Only for providers known otherwise: the market's figures add to a row, they make none.
+  for (const mp of market?.providers ?? []) {
+    const v = m.get(key(mp.evm_address));
+    if (v) v.market = mp;
+  }
   return [...m.values()].sort(
     (a, b) => (b.listed?.reputation.score ?? -1) - (a.listed?.reputation.score ?? -1) || a.evm_address.localeCompare(b.evm_address),
   );

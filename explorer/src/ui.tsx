@@ -7,6 +7,7 @@ import { live, type Resource } from "./live";
 import { Link, navigations } from "./router";
 import { ago, short, tokens, tokensExact } from "./format";
 import type { CheckView } from "./model";
+import { Source, SOURCES, type SourceKind } from "./source";
 
 /** Keeps `path` (under /api/v1/) fresh while the caller is shown. */
 export function useResource<T>(path: string | null): Resource<T> {
@@ -94,6 +95,8 @@ export interface Column<R> {
   label: string;
   cell: (row: R) => ComponentChildren;
   num?: boolean;
+  /** Where the column's figures come from: a tag under its header (and beside its label on a phone). */
+  source?: SourceKind;
 }
 
 /** A table, or `empty` when there are no rows; under 640 px each row is a card whose cells carry their column's label. */
@@ -115,6 +118,12 @@ export function Table<R>(props: {
             {props.columns.map((c) => (
               <th scope="col" class={c.num ? "num" : undefined}>
                 {c.label}
+                {c.source && (
+                  <>
+                    <br />
+                    <Source of={c.source} />
+                  </>
+                )}
               </th>
             ))}
           </tr>
@@ -123,7 +132,7 @@ export function Table<R>(props: {
           {props.rows.map((r) => (
             <tr key={props.rowKey(r)}>
               {props.columns.map((c) => (
-                <td data-label={c.label} class={c.num ? "num" : undefined}>
+                <td data-label={c.label} data-source={c.source && SOURCES[c.source].label} class={c.num ? "num" : undefined}>
                   {c.cell(r)}
                 </td>
               ))}
@@ -132,6 +141,26 @@ export function Table<R>(props: {
         </tbody>
       </table>
     </div>
+  );
+}
+
+/** A count in a row of tiles: its value, what it counts, where it comes from; a link when `href`. */
+export function Tile(props: { label: string; value: string; href?: string; testid?: string; source?: SourceKind }) {
+  const body = (
+    <>
+      <span class="tile-value">{props.value}</span>
+      <span class="tile-label">{props.label}</span>
+      {props.source && (
+        <span class="tile-source">
+          <Source of={props.source} />
+        </span>
+      )}
+    </>
+  );
+  return (
+    <li class="tile" data-testid={props.testid}>
+      {props.href ? <Link href={props.href}>{body}</Link> : body}
+    </li>
   );
 }
 

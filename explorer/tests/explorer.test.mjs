@@ -11,6 +11,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { startDevnet } from "./devnet.mjs";
+import { eventually, heading, noSideScroll, rowCount, tokensOf, waitRows } from "./helpers.mjs";
+import { accessibility, marketView, networkOnPhone, offersByModel, providersFromChain } from "./network.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "../..");
@@ -57,55 +59,10 @@ async function open(ctx, path) {
 /** A screenshot: the whole page on a desktop, the first screens on a phone. */
 const shot = (page, name, fullPage = true) => page.screenshot({ path: join(results, `${name}.png`), fullPage });
 
-const rowCount = (page, testid) => page.locator(`[data-testid="${testid}"] tbody tr`).count();
-
-/** Waits until the table has at least `n` rows, without reloading the page. */
-async function waitRows(page, testid, n, timeout) {
-  await page.waitForFunction(([id, min]) => document.querySelectorAll(`[data-testid="${id}"] tbody tr`).length >= min, [testid, n], {
-    timeout,
-    polling: 250,
-  });
-  return rowCount(page, testid);
-}
-
-async function heading(page) {
-  return (await page.locator("h1").textContent())?.trim();
-}
-
-/** Neither the page nor any table, chart or output in it is wider than the screen. */
-async function noSideScroll(page, width) {
-  const w = await page.evaluate(() => document.documentElement.scrollWidth);
-  assert.ok(w <= width + 1, `${page.url()} scrolls sideways at ${width} px (content ${w} px wide)`);
-  const over = await page.evaluate(() =>
-    [...document.querySelectorAll(".table-wrap, .facts, .feed, .chart, td")]
-      .filter((el) => el.scrollWidth > el.clientWidth + 1)
-      .map((el) => `${el.className || el.tagName} ${el.getAttribute("data-label") ?? ""} (${el.scrollWidth} > ${el.clientWidth})`),
-  );
-  assert.deepEqual(over, [], `${page.url()}: content wider than its box at ${width} px`);
-}
-
-/** Base units as the exact tokens an amount's title says, e.g. `1,000 tokens`. */
-function tokensOf(units) {
-  const b = BigInt(units);
-  const frac = (b % 10n ** 18n).toString().padStart(18, "0").replace(/0+$/, "");
-  return `${(b / 10n ** 18n).toLocaleString("en-US")}${frac ? `.${frac}` : ""} tokens`;
-}
-
-/** Retries `check` (an async assertion) until it passes or `ms` ran out: the page refreshes within seconds. */
-async function eventually(check, ms = 15_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      return await check();
-    } catch (e) {
-      if (Date.now() > end) throw e;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-}
-
 let desktop;
 let page;
+/** What the network views' checks use (network.mjs). */
+const views = () => ({ browser, page, open, api, shot });
 
 test("the node serves the built explorer at /", async () => {
   const html = await (await fetch(devnet.url + "/")).text();
@@ -151,6 +108,9 @@ test("offers appear live and filter by GPU model and memory", async () => {
   await page.getByRole("button", { name: "Clear filters" }).click();
   await waitRows(page, "offers", 4, 5_000);
 });
+
+test("offers by GPU model: counts, memory, prices per GPU-hour and per 10⁹ fuel, a price chart per model (gossip)", () =>
+  offersByModel(views()));
 
 /** The API's answer, and its X-Total-Count. */
 async function api(path) {
@@ -282,6 +242,7 @@ test("a provider opens with stake, checks, slashes and reputation", async () => 
   await shot(page, "providers");
   const link = page.locator('[data-testid="providers"] tbody tr td[data-label="Provider"] a').first();
   const addr = await link.locator("code").getAttribute("title");
+  providerPath = `/providers/${addr}`;
   await link.click();
   assert.equal(await heading(page), "Provider");
   assert.match(page.url(), new RegExp(`/providers/${addr}$`));
@@ -364,6 +325,7 @@ test("this node's provider view: the buyer says it is no provider; a provider's 
 });
 
 let jobPath;
+let providerPath;
 
 test("a job opens with its outputs", async () => {
   await page.getByRole("navigation").getByRole("link", { name: "Jobs" }).click();
@@ -542,6 +504,11 @@ test("a cheating provider's dispute is followed to its evidence and outcome", as
   await shot(page, "provider-slashed");
 });
 
+test("the market view: totals now and over time, each the node's count of the chain's events or of its own jobs, with its source", () =>
+  marketView(views()));
+
+test("every provider known from the chain with its stake, volume, disputes and slashes", () => providersFromChain(views()));
+
 test("channels and settlements list escrow events", async () => {
   await page.getByRole("navigation").getByRole("link", { name: "Channels" }).click();
   await waitRows(page, "channels", 1, 20_000);
@@ -602,6 +569,24 @@ test("the views fit a phone", async () => {
   }
   await phone.close();
 });
+
+test("the network views fit a 390 px phone: no sideways scroll, every text readable", () => networkOnPhone(views()));
+
+test("accessibility: axe-core finds no serious or critical violation on any main view", () =>
+  accessibility(views(), [
+    ["overview", "/", '[data-testid="chart-jobs"] canvas'],
+    ["market", "/market", '[data-testid="chart-market-volume"] canvas'],
+    ["offers", "/offers", '[data-testid="model-price-chart"] canvas'],
+    ["jobs", "/jobs", '[data-testid="jobs"] tbody tr'],
+    ["job", jobPath, '[data-testid="stdout"] pre'],
+    ["providers", "/providers", '[data-testid="providers"] tbody tr'],
+    ["provider", providerPath, '[data-testid="provider-facts"]'],
+    ["own-provider-buyer", "/provider", '[data-testid="preflight"] li'],
+    ["own-provider", devnet.providerApi(1) && `${devnet.providerApi(1)}/provider`, '[data-testid="chart-earnings"] canvas'],
+    ["channels", "/channels", '[data-testid="channels"] tbody tr'],
+    ["disputes", "/disputes", '[data-testid="disputes"] tbody tr'],
+    ["dispute", disputePath, '[data-testid="dispute-facts"]'],
+  ]));
 
 test("a model's text is shown as text, its figures as the node gives them", async () => {
   // The node's answers for one generation job, with hostile text: markup, a bidirectional

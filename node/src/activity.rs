@@ -1,7 +1,12 @@
 //! What a node has seen happen, kept for the API and the explorer: recent escrow events
 //! (settlements, tickets, disputes, slashes), and the node's market activity over time
 //! (jobs finished, money paid, fuel, in fixed time buckets). Everything is bounded: the
-//! oldest entries go first.
+//! oldest entries go first. `market` is the whole market as the node saw it (escrow events'
+//! totals over time and by provider, the order book's prices by GPU model).
+
+pub mod market;
+
+pub use market::{MarketView, OfferPrices};
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -86,6 +91,8 @@ struct Inner {
     claimed: HashMap<B256, (Address, U256)>,
     /// Provider side, since start: results its buyers refused to pay (a failed spot check).
     withheld: u64,
+    /// The market as this node saw it.
+    market: market::Market,
 }
 
 impl Inner {
@@ -225,6 +232,7 @@ impl Activity {
                     None => {}
                 }
             }
+            i.market.chain_event(block, now, e);
             if i.chain.len() >= MAX_CHAIN_EVENTS {
                 i.chain.pop_front();
             }
@@ -241,6 +249,7 @@ impl Activity {
     /// Records a node event at unix time `now`.
     pub fn node_event(&self, e: &NodeEvent, now: u64) {
         let Ok(mut i) = self.inner.lock() else { return };
+        i.market.node_event(now, e);
         match e {
             NodeEvent::ResultIn { job, outcome, .. } => {
                 i.note(&job.to_string()).outcome = Some(outcome.to_string());
@@ -325,6 +334,18 @@ impl Activity {
     /// Provider side: results whose payment a buyer withheld since start.
     pub fn withheld(&self) -> u64 {
         self.inner.lock().map_or(0, |i| i.withheld)
+    }
+
+    /// Records the order book's prices at unix time `now` (the API samples it).
+    pub fn sample_offers(&self, now: u64, offers: &[OfferPrices]) {
+        if let Ok(mut i) = self.inner.lock() {
+            i.market.sample_offers(now, offers);
+        }
+    }
+
+    /// The market as this node saw it; `None` if the record is unavailable (a panic held its lock).
+    pub fn market(&self) -> Option<MarketView> {
+        self.inner.lock().ok().map(|i| i.market.view())
     }
 
     /// The time buckets, oldest first.

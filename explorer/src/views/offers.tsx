@@ -1,7 +1,9 @@
-import type { Offer } from "../api";
+import type { Market, Offer } from "../api";
 import { ago, bytes, count } from "../format";
 import { useQueryParam } from "../router";
+import { SourceLegend } from "../source";
 import { Amount, type Column, Count, Filters, Loaded, NumberField, Page, ProviderLink, Select, Table, useResource } from "../ui";
+import { GpuModels } from "./models";
 
 const GIB = 1024 ** 3;
 
@@ -20,21 +22,28 @@ function gpuText(o: Offer) {
 
 const COLUMNS: Column<Offer>[] = [
   { label: "Provider", cell: (o) => <ProviderLink address={o.evm_address} /> },
-  { label: "GPUs", cell: gpuText },
-  { label: "CPU cores", cell: (o) => count(o.cpu_cores), num: true },
-  { label: "Memory", cell: (o) => bytes(o.memory_bytes), num: true },
-  { label: "Price per 10⁹ fuel", cell: (o) => <Amount units={o.price_per_gfuel} />, num: true },
-  { label: "Price per GPU-second", cell: (o) => <Amount units={o.price_per_gpu_second} />, num: true },
-  { label: "Stake", cell: (o) => <Amount units={o.stake} />, num: true },
+  { label: "GPUs", cell: gpuText, source: "gossip" },
+  { label: "CPU cores", cell: (o) => count(o.cpu_cores), num: true, source: "gossip" },
+  { label: "Memory", cell: (o) => bytes(o.memory_bytes), num: true, source: "gossip" },
+  { label: "Price per 10⁹ fuel", cell: (o) => <Amount units={o.price_per_gfuel} />, num: true, source: "gossip" },
+  {
+    label: "Price per GPU-hour",
+    cell: (o) => (o.gpus.length === 0 ? <span class="muted">—</span> : <Amount units={BigInt(o.price_per_gpu_second) * 3600n} />),
+    num: true,
+    source: "gossip",
+  },
+  { label: "Stake (offered)", cell: (o) => <Amount units={o.stake} />, num: true, source: "gossip" },
   {
     label: "Expires",
     cell: (o) => <time dateTime={new Date(o.expires_at * 1000).toISOString()}>{ago(o.expires_at)}</time>,
     num: true,
+    source: "gossip",
   },
 ];
 
 export function Offers() {
   const offers = useResource<Offer[]>("offers");
+  const market = useResource<Market>("market");
   const [gpu, setGpu] = useQueryParam("gpu", "any");
   const [mem, setMem] = useQueryParam("gpu_mem", "");
   const models = [...new Set((offers.data ?? []).flatMap((o) => o.gpus.map((g) => g.model)))].sort();
@@ -51,8 +60,9 @@ export function Offers() {
   return (
     <Page
       title="Offers"
-      lead="The live offers in this node's order book, cheapest first. Providers sign each offer and re-announce it before it expires."
+      lead="The live offers in this node's order book, cheapest first. Providers sign each offer and re-announce it before it expires; gossip carries them from node to node."
     >
+      <SourceLegend kinds={["gossip"]} />
       <Filters role="search" label="Filter offers">
         <Select
           id="f-gpu"
@@ -98,6 +108,7 @@ export function Offers() {
           );
         }}
       </Loaded>
+      {offers.data && <GpuModels offers={offers.data} market={market} />}
     </Page>
   );
 }

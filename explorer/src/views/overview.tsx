@@ -3,8 +3,8 @@ import { TimeChart } from "../chart";
 import { eventItems } from "../describe";
 import { count, sumUnits, tokens, tokensFloat } from "../format";
 import { live } from "../live";
-import { Link } from "../router";
-import { Amount, Facts, Feed, Full, Hex, Loaded, Note, Page, Section, useResource } from "../ui";
+import { Amount, Facts, Feed, Full, Hex, Loaded, Note, Page, Section, Tile, useResource } from "../ui";
+import { SourceLegend } from "../source";
 import { jobsOf, SLASHED } from "./shared";
 
 /** Buckets on a regular grid from the first to now; a gap is a bucket with no activity. */
@@ -34,21 +34,7 @@ export function series(stats: Stats, now = Date.now() / 1000) {
   return { x, jobs, failed, checks, price, fuel, paid };
 }
 
-function Tile(props: { label: string; value: string; href?: string; testid?: string }) {
-  const body = (
-    <>
-      <span class="tile-value">{props.value}</span>
-      <span class="tile-label">{props.label}</span>
-    </>
-  );
-  return (
-    <li class="tile" data-testid={props.testid}>
-      {props.href ? <Link href={props.href}>{body}</Link> : body}
-    </li>
-  );
-}
-
-const fmtTokens = (v: number) => (v === 0 ? "0" : v < 0.001 ? v.toExponential(2) : v.toPrecision(3));
+export const fmtTokens = (v: number) => (v === 0 ? "0" : v < 0.001 ? v.toExponential(2) : v.toPrecision(3));
 
 export function Overview() {
   const node = useResource<NodeInfo>("node");
@@ -67,20 +53,22 @@ export function Overview() {
       title="Network overview"
       lead="What this node sees of the market: its order book, its jobs, the escrow's events and activity over the last hour."
     >
+      <SourceLegend />
       <ul class="tiles" aria-label="Counts">
-        <Tile label="live offers" value={n(offers.data?.length)} href="/offers" testid="tile-offers" />
+        <Tile label="live offers" value={n(offers.data?.length)} href="/offers" testid="tile-offers" source="gossip" />
         <Tile
           label="jobs (this node)"
           value={n(jobs.data && Math.max(jobs.total ?? 0, jobs.data.length))}
           href="/jobs"
           testid="tile-jobs"
+          source="node"
         />
-        <Tile label="jobs finished (hour)" value={stats.data ? count(hour.reduce((a, b) => a + b.jobs, 0)) : "…"} />
-        <Tile label="checks (hour)" value={stats.data ? count(hour.reduce((a, b) => a + b.checks, 0)) : "…"} />
-        <Tile label="charged (hour), tokens" value={stats.data ? tokens(sumUnits(hour.map((b) => b.paid)), 3) : "…"} />
-        <Tile label="disputes" value={disputes.data ? count(disputed) : "…"} href="/disputes" />
-        <Tile label="slashes" value={n(slashes.data?.length)} href="/providers" />
-        <Tile label="peers" value={n(node.data?.peers.length)} />
+        <Tile label="jobs finished (hour)" value={stats.data ? count(hour.reduce((a, b) => a + b.jobs, 0)) : "…"} source="node" />
+        <Tile label="checks (hour)" value={stats.data ? count(hour.reduce((a, b) => a + b.checks, 0)) : "…"} source="node" />
+        <Tile label="charged (hour), tokens" value={stats.data ? tokens(sumUnits(hour.map((b) => b.paid)), 3) : "…"} source="node" />
+        <Tile label="disputes" value={disputes.data ? count(disputed) : "…"} href="/disputes" source="chain" />
+        <Tile label="slashes" value={n(slashes.data?.length)} href="/providers" source="chain" />
+        <Tile label="peers" value={n(node.data?.peers.length)} source="node" />
       </ul>
 
       <Section title="Activity over time">
@@ -94,6 +82,7 @@ export function Overview() {
               <div class="charts">
                 <TimeChart
                   testid="chart-jobs"
+                  source="node"
                   title={`Jobs per ${s.bucket_secs} s`}
                   yLabel="jobs"
                   x={d.x}
@@ -107,6 +96,7 @@ export function Overview() {
                 />
                 <TimeChart
                   testid="chart-price"
+                  source="node"
                   title="Price per 10⁹ fuel (tokens)"
                   yLabel="tokens"
                   x={d.x}
@@ -116,6 +106,7 @@ export function Overview() {
                 />
                 <TimeChart
                   testid="chart-fuel"
+                  source="node"
                   title="Throughput (fuel per second)"
                   yLabel="fuel/s"
                   x={d.x}

@@ -6,7 +6,7 @@ import type { ComponentChildren } from "preact";
 import type { OwnChannel, OwnProvider, PreflightCheck } from "../api";
 import { TimeChart } from "../chart";
 import { bytes, count, percent, tokens, tokensFloat } from "../format";
-import { Amount, Badge, type Column, Facts, Hex, Loaded, Note, Page, Section, Table, useResource } from "../ui";
+import { Amount, Badge, type Column, Facts, Hex, Loaded, Note, Page, Section, Table, Tile, useResource } from "../ui";
 
 const fmtTokens = (v: number) => (v === 0 ? "0" : v < 0.001 ? v.toExponential(2) : v.toPrecision(3));
 
@@ -60,15 +60,6 @@ const CHANNELS: Column<OwnChannel>[] = [
   { label: "Claimable", cell: (c) => (c.claimable ? "yes" : "no") },
 ];
 
-function Tile(props: { label: string; value: string; testid?: string }) {
-  return (
-    <li class="tile" data-testid={props.testid}>
-      <span class="tile-value">{props.value}</span>
-      <span class="tile-label">{props.label}</span>
-    </li>
-  );
-}
-
 function Own(props: { p: OwnProvider }) {
   const { p } = props;
   const v = verdict(p);
@@ -94,12 +85,12 @@ function Own(props: { p: OwnProvider }) {
       ) : (
         <>
           <ul class="tiles" aria-label="Counts">
-            <Tile label="earned, tokens" value={tokens(e.total, 4)} testid="tile-earned" />
-            <Tile label="jobs run" value={count(p.jobs.total)} testid="tile-jobs" />
-            <Tile label="jobs settled on chain" value={count(p.jobs.settled)} testid="tile-settled" />
-            <Tile label="owed, tokens" value={tokens(p.owed, 4)} testid="tile-owed" />
-            <Tile label="claimable, tokens" value={tokens(p.claimable, 4)} />
-            <Tile label="stake, tokens" value={p.chain?.stake ? tokens(p.chain.stake, 4) : "—"} />
+            <Tile label="earned, tokens" value={tokens(e.total, 4)} testid="tile-earned" source="node" />
+            <Tile label="jobs run" value={count(p.jobs.total)} testid="tile-jobs" source="node" />
+            <Tile label="jobs settled on chain" value={count(p.jobs.settled)} testid="tile-settled" source="chain" />
+            <Tile label="owed, tokens" value={tokens(p.owed, 4)} testid="tile-owed" source="node" />
+            <Tile label="claimable, tokens" value={tokens(p.claimable, 4)} source="chain" />
+            <Tile label="stake, tokens" value={p.chain?.stake ? tokens(p.chain.stake, 4) : "—"} source="chain" />
           </ul>
           <Section title="Earnings over time">
             {e.buckets.length === 0 ? (

@@ -4,7 +4,8 @@ import { ago, bytes, count, sameAddress } from "../format";
 import { live } from "../live";
 import { channelViews, disputeView, hasOffer, jobCheck, jobProvider, type ProviderView } from "../model";
 import { Amount, Badge, CheckBadge, Facts, Feed, Full, JobLink, Loaded, Note, Page, Section, Table, TicketLink, useResource } from "../ui";
-import { OfferState, Score, slashesOf, useProviders } from "./providers";
+import { Sourced } from "../source";
+import { disputesOf, OfferState, Score, slashesOf, useProviders, volumeOf } from "./providers";
 import { jobsOf, RECENT, useDisputes, useOwners } from "./shared";
 import { ChannelTable } from "./channels";
 
@@ -20,7 +21,7 @@ function keyMatches(p: ProviderView): string {
 
 export function ProviderDetail(props: { address: string }) {
   const a = props.address;
-  const { providers, list } = useProviders();
+  const { providers, market, list } = useProviders();
   const jobs = useResource<Job[]>(jobsOf("buyer"));
   const recent = useResource<ChainRecord[]>(RECENT);
   const channels = useResource<Channel[]>("channels");
@@ -52,16 +53,37 @@ export function ProviderDetail(props: { address: string }) {
                   testid="provider-facts"
                   items={[
                     ["offer", <OfferState p={p} />],
-                    ["stake (on chain)", <Amount units={p.listed?.stake ?? null} />],
-                    ["stake stated in the offer", <Amount units={p.listed?.offered_stake ?? p.offer?.stake ?? null} />],
+                    [
+                      "stake (on chain)",
+                      <Sourced of="chain">
+                        <Amount units={p.listed?.stake ?? null} />
+                      </Sourced>,
+                    ],
+                    [
+                      "stake stated in the offer",
+                      <Sourced of="gossip">
+                        <Amount units={p.listed?.offered_stake ?? p.offer?.stake ?? null} />
+                      </Sourced>,
+                    ],
                     ["registered key matches", keyMatches(p)],
-                    ["reputation", <Score value={p.listed?.reputation.score} />],
-                    ["settled jobs", count(p.listed?.reputation.settled_jobs)],
-                    ["checks passed", count(p.listed?.reputation.checks_passed)],
-                    ["checks failed", count(p.listed?.reputation.checks_failed)],
+                    [
+                      "reputation",
+                      <Sourced of="node">
+                        <Score value={p.listed?.reputation.score} />
+                      </Sourced>,
+                    ],
+                    [
+                      "volume (paid on chain)",
+                      <Sourced of="chain">
+                        <Amount units={volumeOf(p, market.data)} />
+                      </Sourced>,
+                    ],
+                    ["settled jobs", <Sourced of="chain">{count(p.listed?.reputation.settled_jobs)}</Sourced>],
+                    ["checks passed", <Sourced of="node">{count(p.listed?.reputation.checks_passed)}</Sourced>],
+                    ["checks failed", <Sourced of="node">{count(p.listed?.reputation.checks_failed)}</Sourced>],
                     [
                       "slashes",
-                      <>
+                      <Sourced of="chain">
                         {count(slashesOf(p))}
                         {p.slashed > 0n && (
                           <>
@@ -69,9 +91,9 @@ export function ProviderDetail(props: { address: string }) {
                             (<Amount units={p.slashed} /> slashed)
                           </>
                         )}
-                      </>,
+                      </Sourced>,
                     ],
-                    ["disputes", count(p.listed?.reputation.disputes ?? against.length)],
+                    ["disputes", <Sourced of="chain">{count(p.listed || p.market ? disputesOf(p) : against.length)}</Sourced>],
                   ]}
                 />
                 {!hasOffer(p) && (

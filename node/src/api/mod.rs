@@ -18,6 +18,7 @@
 //! | `GET /api/v1/settlements?kind=&limit=` | recent escrow events (claims, tickets, disputes, slashes) |
 //! | `GET /api/v1/disputes` | disputed and withheld tickets, their votes, outcome and evidence |
 //! | `GET /api/v1/stats` | jobs, checks, charges and fuel in 10-second buckets (the last hour) |
+//! | `GET /api/v1/market` | the whole market since start: prices by GPU model, escrow totals over time and by provider |
 //! | `GET /api/v1/events` | server-sent events: everything the node does, live |
 //! | `GET /api/v1/openapi.json` | this API, described |
 //! | `GET /` | the explorer (built web assets, from the configured directory only) |
@@ -27,7 +28,8 @@
 //!
 //! Modules: `server` (accept loop, connection caps) and `conn` (a connection's timeouts),
 //! `http` (settings, `Host` allowlist, security headers), `error` (the error form, bodies
-//! under bounds), `reads`, `writes`, `explorer`, `dto` (the JSON forms).
+//! under bounds), `reads`, `writes`, `market` (the market's figures and the order book's
+//! price samples), `explorer`, `dto` (the JSON forms).
 
 mod blobs;
 mod conn;
@@ -36,6 +38,7 @@ mod error;
 mod events;
 mod explorer;
 mod http;
+mod market;
 mod provider;
 mod reads;
 mod server;
@@ -101,6 +104,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/settlements"),
     ("get", "/api/v1/disputes"),
     ("get", "/api/v1/stats"),
+    ("get", "/api/v1/market"),
     ("get", "/api/v1/events"),
     ("get", "/api/v1/openapi.json"),
     ("post", "/api/v1/blobs"),
@@ -135,6 +139,7 @@ pub fn router(api: Api, bound: SocketAddr) -> Router {
         .route("/api/v1/settlements", get(reads::settlements))
         .route("/api/v1/disputes", get(reads::disputes))
         .route("/api/v1/stats", get(reads::stats))
+        .route("/api/v1/market", get(market::market))
         .route("/api/v1/openapi.json", get(openapi))
         .merge(writes)
         .route("/api/{*rest}", any(no_route))
@@ -162,6 +167,7 @@ pub async fn serve(addr: SocketAddr, api: Api) -> Result<SocketAddr, std::io::Er
         );
     }
     let config = api.http.clone();
+    tokio::spawn(market::sample_book(api.net.book(), api.activity.clone()));
     let app = router(api, bound);
     tokio::spawn(server::run(listener, app, config));
     Ok(bound)
