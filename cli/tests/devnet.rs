@@ -88,8 +88,6 @@ fn anvil_devnet_on_a_six_decimal_token_settles_in_its_units() {
         "2",
         "--jobs",
         "4",
-        "--sampling-ppm",
-        "0",
         "--generate-every",
         "0",
         "--api-port",
