@@ -33,6 +33,7 @@ use crate::store::{EvmSigned, Store, StoreError};
 
 mod fees;
 pub mod finality;
+mod operator;
 mod rpc;
 mod sender;
 pub mod token;
@@ -40,6 +41,7 @@ mod txs;
 mod watch;
 
 pub use crate::store::pending_txs::PendingTx;
+pub use operator::OperatorError;
 
 /// Blocks asked per `eth_getLogs` call.
 const LOG_RANGE: u64 = 2_000;
@@ -120,6 +122,9 @@ pub enum ChainError {
     /// The store's blocking task was lost.
     #[error("the store's task ended")]
     StoreGone,
+    /// The node operates for a cold owner and cannot do this for it (boxed: it is rare).
+    #[error(transparent)]
+    Owner(Box<OperatorError>),
     /// The escrow's token is no ERC-20 this node can settle in.
     #[error(transparent)]
     Token(#[from] token::TokenError),
@@ -128,6 +133,12 @@ pub enum ChainError {
 impl From<EscrowError> for ChainError {
     fn from(e: EscrowError) -> Self {
         Self::Escrow(Box::new(e))
+    }
+}
+
+impl From<OperatorError> for ChainError {
+    fn from(e: OperatorError) -> Self {
+        Self::Owner(Box::new(e))
     }
 }
 
@@ -208,7 +219,10 @@ struct Inner {
     token_info: token::TokenInfo,
     /// What the token's read had to assume (no `decimals()`, no symbol).
     token_warnings: Vec<String>,
+    /// The node's EVM key's address: what signs (`Chain::signer`).
     me: Address,
+    /// The cold owner the node operates for (`[chain] owner`), once checked on chain.
+    owner: std::sync::OnceLock<Address>,
     chain_id: u64,
     /// One transaction at a time (and the watch of the pending ones before it).
     sending: tokio::sync::Mutex<()>,
@@ -320,6 +334,7 @@ impl Chain {
                 token_info,
                 token_warnings,
                 me,
+                owner: std::sync::OnceLock::new(),
                 chain_id,
                 sending: tokio::sync::Mutex::new(()),
                 sender: sender::Sender {
@@ -356,9 +371,11 @@ impl Chain {
         Ok(chain)
     }
 
-    /// The node's EVM address.
+    /// The node's chain account: the cold owner it operates for (`[chain] owner`, see
+    /// [`Chain::operate_for`]), else its EVM key's address. The registry entry, the channels'
+    /// provider, whom vouchers and credits pay; [`Chain::signer`] signs.
     pub fn me(&self) -> Address {
-        self.inner.me
+        self.owner().unwrap_or(self.inner.me)
     }
 
     /// The escrow's address.

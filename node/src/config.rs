@@ -3,11 +3,13 @@
 //! flags. The file holds only what differs from the defaults; `sietch init` writes a
 //! commented one.
 
+mod chain;
 mod finality;
 mod http;
 mod keys;
 mod transactions;
 
+pub use chain::ChainConfig;
 pub use finality::FinalityConfig;
 pub use http::HttpConfig;
 pub use keys::{DEFAULT_KEYSTORE, KeysConfig};
@@ -133,6 +135,9 @@ pub struct NodeConfig {
     /// Fees, replacement, retries and fallback RPC endpoints (`[transactions]`; see
     /// `TxConfig`).
     pub transactions: TxConfig,
+    /// Whose account the node's chain calls serve: a cold `owner` the node's key operates
+    /// for (`[chain]`; see `ChainConfig`).
+    pub chain: ChainConfig,
     /// Poll the chain for new events this often, in milliseconds.
     pub chain_poll_ms: u64,
     /// Provider: look at vouchers and tickets to claim this often, in seconds.
@@ -257,6 +262,7 @@ impl Default for NodeConfig {
             keys: KeysConfig::default(),
             finality: FinalityConfig::default(),
             transactions: TxConfig::default(),
+            chain: ChainConfig::default(),
             chain_poll_ms: 1_000,
             settle_every_secs: 10,
             claim_every_secs: 3_600,
@@ -433,6 +439,7 @@ impl NodeConfig {
         self.keys.check()?;
         self.finality.check()?;
         self.transactions.check()?;
+        self.chain.check()?;
         if self.test_undeliver > 2 {
             return Err(ConfigError::Invalid {
                 key: "test_undeliver",

@@ -185,7 +185,7 @@ impl Chain {
         pending: bool,
     ) -> Result<u64, ChainError> {
         let req = TransactionRequest::default()
-            .with_from(self.me())
+            .with_from(self.signer())
             .with_to(to)
             .with_input(input.clone());
         let call = self.inner.provider.estimate_gas(req);
@@ -207,7 +207,7 @@ impl Chain {
         let chain = self
             .inner
             .provider
-            .get_transaction_count(self.me())
+            .get_transaction_count(self.signer())
             .pending()
             .await
             .map_err(rpc)?;
@@ -290,7 +290,7 @@ impl Chain {
                     let chain = self
                         .inner
                         .provider
-                        .get_transaction_count(self.me())
+                        .get_transaction_count(self.signer())
                         .pending()
                         .await
                         .map_err(rpc)?;
@@ -325,7 +325,7 @@ impl Chain {
         let mut told = false;
         loop {
             let done = p
-                .get_transaction_count(self.me())
+                .get_transaction_count(self.signer())
                 .latest()
                 .await
                 .map_err(rpc)?;
@@ -448,7 +448,7 @@ impl Chain {
     /// fields give the same bytes, so sending again needs only the record.
     async fn sign(&self, tx: &PendingTx) -> Result<(Vec<u8>, B256), ChainError> {
         let req = TransactionRequest::default()
-            .with_from(self.me())
+            .with_from(self.signer())
             .with_to(tx.to)
             .with_input(Bytes::copy_from_slice(&tx.input))
             .with_nonce(tx.nonce)
@@ -496,7 +496,7 @@ impl Chain {
             return Ok(receipt);
         }
         let req = TransactionRequest::default()
-            .with_from(self.me())
+            .with_from(self.signer())
             .with_to(tx.to)
             .with_input(Bytes::copy_from_slice(&tx.input))
             .with_gas_limit(tx.gas);
@@ -513,7 +513,7 @@ impl Chain {
     /// Keeps `tx` (a new one or a replacement) before it is sent.
     async fn keep(&self, tx: &PendingTx) -> Result<(), ChainError> {
         if let Some(store) = &self.inner.sender.store {
-            let (id, me, row) = (self.chain_id(), self.me(), tx.clone());
+            let (id, me, row) = (self.chain_id(), self.signer(), tx.clone());
             crate::store::off_async(store, move |s| s.put_pending_tx(id, &me, &row))
                 .await
                 .ok_or(ChainError::StoreGone)??;
@@ -529,7 +529,7 @@ impl Chain {
             p.remove(&nonce);
         }
         if let Some(store) = &self.inner.sender.store {
-            let (id, me) = (self.chain_id(), self.me());
+            let (id, me) = (self.chain_id(), self.signer());
             crate::store::off_async(store, move |s| s.remove_pending_tx(id, &me, nonce))
                 .await
                 .ok_or(ChainError::StoreGone)??;

@@ -49,7 +49,8 @@ impl Chain {
         }
     }
 
-    /// Registers the node's ed25519 key for its EVM address, with the key's proof that it
+    /// Registers the node's ed25519 key for its account ([`Chain::me`]: the cold owner when the
+    /// node operates for one, which the escrow then registers), with the key's proof that it
     /// binds itself to this account (`sietch_market::registration`).
     pub async fn register(&self, key: &ed25519_dalek::SigningKey) -> Result<(), ChainError> {
         let public = PublicKey::of(key);
@@ -75,8 +76,17 @@ impl Chain {
         )
     }
 
-    /// Stakes `amount` (approving it first).
+    /// Stakes `amount` (approving it first). Only the owner stakes: a node operating for a
+    /// cold owner refuses, naming the commands the owner runs.
     pub async fn stake(&self, amount: u128) -> Result<(), ChainError> {
+        if let Some(owner) = self.owner() {
+            return Err(OperatorError::OwnerOnly {
+                owner,
+                what: "stake",
+                command: self.stake_commands(owner, amount),
+            }
+            .into());
+        }
         let escrow = &self.inner.escrow;
         self.tx_paying("stake", amount, escrow.stake(U256::from(amount)))
             .await?;
@@ -198,10 +208,20 @@ impl Chain {
         Ok(())
     }
 
-    /// Withdraws everything the escrow credited to this node's account, if anything.
+    /// Withdraws everything the escrow credited to this node's account, if anything. A node
+    /// operating for a cold owner withdraws nothing: the owner does, from its wallet.
     pub async fn withdraw(&self) -> Result<u128, ChainError> {
         let owed = self.credited(self.me()).await?;
         if owed == 0 {
+            return Ok(0);
+        }
+        if let Some(owner) = self.owner() {
+            tracing::debug!(
+                %owner,
+                owed,
+                "credited to the owner, who withdraws it: {}",
+                self.cast_send(owner, "\"withdraw()\"")
+            );
             return Ok(0);
         }
         let escrow = &self.inner.escrow;

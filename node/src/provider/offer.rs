@@ -7,7 +7,7 @@ use sietch_market::offer::{LARGE_BLOB_BYTES, MAX_CACHED_BLOBS};
 use sietch_market::{BlobRef, Offer, Signed, U256, Withdrawal};
 
 use super::{Provider, now};
-use crate::chain::ChainError;
+use crate::chain::{ChainError, OperatorError};
 use crate::events::NodeEvent;
 use crate::store::{BlobEntry, Store};
 
@@ -56,6 +56,10 @@ pub(crate) enum RegisterError {
     /// The stake could not be topped up.
     #[error("staking (does the EVM account hold enough tokens?): {0}")]
     Stake(ChainError),
+    /// The node operates for a cold owner (`[chain] owner`) that has not named it, or that
+    /// must stake more itself.
+    #[error(transparent)]
+    Owner(OperatorError),
 }
 
 impl Provider {
@@ -64,6 +68,14 @@ impl Provider {
         let Some(chain) = &self.chain else {
             return Ok(());
         };
+        // A cold owner: the node's key must be its operator; from here on the owner is the
+        // node's account (the registry entry, the offer's address, whom channels pay).
+        if let Ok(Some(owner)) = self.config.chain.owner_address() {
+            chain
+                .operate_for(owner)
+                .await
+                .map_err(RegisterError::Owner)?;
+        }
         let me = chain.me();
         let account = chain.account(me).await.map_err(RegisterError::Read)?;
         if account.node_key != self.offer.provider.0 {
@@ -73,6 +85,15 @@ impl Provider {
                 .map_err(RegisterError::Register)?;
         }
         let want = self.config.stake;
+        if let Some(owner) = chain.owner()
+            && account.stake < want
+        {
+            return Err(RegisterError::Owner(OperatorError::OwnerOnly {
+                owner,
+                what: "stake (the configured stake is more than the owner's)",
+                command: chain.stake_commands(owner, want - account.stake),
+            }));
+        }
         if account.stake < want {
             chain
                 .stake(want - account.stake)
@@ -141,6 +162,11 @@ impl Provider {
                     .map(ToString::to_string)
                     .collect(),
                 cached_blobs: held_now(self.store.clone()).await,
+                // The chain account: a cold owner's when the node operates for one.
+                evm_address: self
+                    .chain
+                    .as_ref()
+                    .map_or(self.offer.evm_address, |c| c.me()),
                 ..self.offer.clone()
             };
             // Signed with the extensions this node's protocol version writes (its version,
