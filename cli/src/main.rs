@@ -15,5 +15,6 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = cmd::Cli::parse();
+    sietch_node::logs::init();
     cli.run()
 }

@@ -16,6 +16,7 @@ mod dispute;
 pub mod events;
 pub mod jobs;
 pub mod keys;
+pub mod logs;
 pub mod net;
 mod provider;
 pub mod service;

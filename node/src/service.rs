@@ -173,9 +173,16 @@ impl Node {
         }
         let chain = match (&config.rpc_url, &config.escrow) {
             (Some(url), Some(_)) => Some(
-                Chain::connect(url, config.chain_id, config.escrow_address()?, &evm)
-                    .await
-                    .map_err(|e| StartError::chain(url, &config, e))?,
+                Chain::connect_with(
+                    url,
+                    config.chain_id,
+                    config.escrow_address()?,
+                    &evm,
+                    &config.transactions,
+                    Some(store.clone()),
+                )
+                .await
+                .map_err(|e| StartError::chain(url, &config, e))?,
             ),
             _ => None,
         };

@@ -11,6 +11,8 @@
 //! * [`net`]: real network actors on loopback for the node's network tests (start, wait,
 //!   a node of another major version refused);
 //! * [`pinned`]: bytes pinned in a committed file (wire messages, store records);
+//! * [`hostile`]: a hostile chain for rehearsals: random reorganizations and fee spikes on
+//!   anvil, and a flaky RPC endpoint in front of it;
 //! * [`fake_http`]: a fake HTTP server that records requests, for the clients' tests;
 //! * [`tokens`]: tokens of other decimals than the mock's 18 (a 6-decimal USDC-like one).
 //!
@@ -20,6 +22,7 @@
 pub mod devnet;
 pub mod fake_http;
 pub mod fnv;
+pub mod hostile;
 pub mod model;
 pub mod net;
 pub mod pinned;

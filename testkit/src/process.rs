@@ -214,6 +214,11 @@ impl Node {
         self.out.lock().unwrap().clone()
     }
 
+    /// Every stderr line so far (the node's logs).
+    pub fn stderr(&self) -> Vec<String> {
+        self.err.lock().unwrap().clone()
+    }
+
     /// The first stdout line for which `f` gives `Some`.
     pub fn find<T>(&self, f: impl Fn(&str) -> Option<T>) -> Option<T> {
         self.out.lock().unwrap().iter().find_map(|l| f(l))

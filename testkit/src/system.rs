@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use crate::devnet::{self, E18};
+use crate::hostile::RpcProxy;
 use crate::process as procs;
 use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256, U256};
@@ -42,6 +43,11 @@ pub struct MarketConfig {
     pub stake: u128,
     /// Changes to a node's configuration by name (`provider-0`, `buyer-0`, ...).
     pub tweak: fn(&str, &mut NodeConfig),
+    /// Seconds between anvil's blocks.
+    pub block_time: u64,
+    /// Nodes reach the chain through a flaky [`RpcProxy`] dropping this many requests in a
+    /// million (`None`: straight to anvil).
+    pub rpc_proxy_ppm: Option<u32>,
 }
 
 impl MarketConfig {
@@ -53,6 +59,8 @@ impl MarketConfig {
             funds: 10_000,
             stake: 1_000,
             tweak: |_, _| {},
+            block_time: 1,
+            rpc_proxy_ppm: None,
         }
     }
 }
@@ -92,6 +100,8 @@ pub struct Market {
     pub buyers: Vec<Member>,
     /// Tokens minted to each node, base units.
     pub funds: U256,
+    /// The flaky RPC endpoint the nodes use, if [`MarketConfig::rpc_proxy_ppm`] asked for one.
+    pub proxy: Option<RpcProxy>,
     configs: Vec<NodeConfig>,
 }
 
@@ -108,9 +118,16 @@ impl Market {
         let anvil_path = devnet::find_anvil()?;
         let anvil = Anvil::at(&anvil_path)
             .host("127.0.0.1")
-            .block_time(1)
+            .block_time(cfg.block_time)
             .try_spawn()
             .with_context(|| format!("starting {}", anvil_path.display()))?;
+        let proxy = match cfg.rpc_proxy_ppm {
+            Some(ppm) => {
+                let upstream = ([127, 0, 0, 1], anvil.port()).into();
+                Some(RpcProxy::start(upstream, ppm).await?)
+            }
+            None => None,
+        };
         let key: PrivateKeySigner = anvil
             .keys()
             .first()
@@ -128,6 +145,7 @@ impl Market {
             providers: Vec::new(),
             buyers: Vec::new(),
             funds: U256::from(cfg.funds * E18),
+            proxy,
             configs: Vec::new(),
         };
         let mut bootstrap: Vec<String> = Vec::new();
@@ -139,6 +157,9 @@ impl Market {
                 format!("buyer-{}", i - cfg.providers)
             };
             let mut c = devnet::node_config(&m.anvil, m.escrow);
+            if let Some(p) = &m.proxy {
+                c.rpc_url = Some(p.url());
+            }
             c.provide = provide;
             c.stake = if provide { cfg.stake * E18 } else { 0 };
             c.bootstrap = bootstrap.clone();

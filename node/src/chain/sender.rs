@@ -21,8 +21,9 @@ use crate::store::pending_txs::{MAX_TX_PURPOSE, MAX_TX_VERSIONS, PendingTx};
 
 /// Most transactions of this node pending at once (sent, not yet seen mined).
 pub(super) const MAX_PENDING: usize = 16;
-/// Most times a new transaction's nonce is chosen again (taken by another sender).
-const NONCE_TRIES: usize = 4;
+/// Most times a new transaction is signed again before it is sent: its nonce taken by
+/// another sender, or its fee cap under a base fee that jumped (doubled each time).
+const NONCE_TRIES: usize = 8;
 /// Most times a call whose nonce another transaction took is sent again.
 const RESENDS: usize = 3;
 /// Gas headroom over the estimate, in percent: the state can change between the estimate
@@ -246,7 +247,8 @@ impl Chain {
             return Err(ChainError::TooManyPending(MAX_PENDING));
         }
         let gas = self.estimate(to, &input, nonce.is_some()).await?;
-        let offer = fees::first_offer(self.next_base_fee().await?, &self.inner.sender.cfg);
+        let cfg = &self.inner.sender.cfg;
+        let mut offer = fees::first_offer(self.next_base_fee().await?, cfg);
         let mut nonce = match nonce {
             Some(n) => n,
             None => self.next_nonce().await?,
@@ -302,6 +304,22 @@ impl Chain {
                         "another transaction of this account holds the nonce; taking the next"
                     );
                     nonce = next;
+                }
+                // The base fee jumped past what the fee history foretold (a spike): offer
+                // twice as much, up to the cap, rather than give up the call.
+                Broadcast::Rejected(why)
+                    if why.contains("less than block base fee")
+                        && offer.max_fee < u128::from(cfg.max_fee_per_gas_wei) =>
+                {
+                    self.forget(nonce).await?;
+                    let cap = u128::from(cfg.max_fee_per_gas_wei);
+                    offer.max_fee = offer.max_fee.saturating_mul(2).min(cap);
+                    tracing::warn!(
+                        nonce,
+                        %purpose,
+                        max_fee = offer.max_fee,
+                        "the base fee outgrew the transaction's fee cap: offering more"
+                    );
                 }
                 Broadcast::Rejected(why) => {
                     self.forget(nonce).await?;
@@ -359,10 +377,70 @@ impl Chain {
                 }
             }
             if unix_now().saturating_sub(tx.sent_at) >= cfg.replace_after_secs {
-                self.replace(&mut tx).await?;
+                // Higher fees cannot help a transaction behind a nonce nothing will fill.
+                if done < tx.nonce && self.fill_gap(done, tx.nonce).await? {
+                    tx.sent_at = unix_now();
+                } else {
+                    self.replace(&mut tx).await?;
+                }
             }
             tokio::time::sleep(cfg.receipt_poll()).await;
         }
+    }
+
+    /// Fills the nonces from `next` (the chain's) up to `nonce` (a transaction of this node
+    /// waiting behind them) when nothing in the pool can: their transactions were dropped (a
+    /// reorganization took them out of the chain and no pool holds them again), so `nonce`
+    /// would never be mined. Each is filled with an empty transfer to this account (21,000
+    /// gas, today's fees); what the dropped ones did, the node does again from what the chain
+    /// shows (a claim, a vote). A nonce this node still watches a transaction for is left to
+    /// it. Whether there was such a gap.
+    async fn fill_gap(&self, next: u64, nonce: u64) -> Result<bool, ChainError> {
+        let pending = self
+            .inner
+            .provider
+            .get_transaction_count(self.signer())
+            .pending()
+            .await
+            .map_err(rpc)?;
+        if pending > next {
+            return Ok(false);
+        }
+        let watched: Vec<u64> = self
+            .inner
+            .sender
+            .pending
+            .lock()
+            .map(|p| p.keys().copied().collect())
+            .unwrap_or_default();
+        let offer = fees::first_offer(self.next_base_fee().await?, &self.inner.sender.cfg);
+        for n in (next..nonce).filter(|n| !watched.contains(n)) {
+            let mut filler = PendingTx {
+                purpose: "fill a nonce gap".into(),
+                nonce: n,
+                to: self.signer(),
+                input: Vec::new(),
+                gas: 21_000,
+                max_fee: offer.max_fee,
+                priority_fee: offer.priority_fee,
+                sent_at: unix_now(),
+                hashes: Vec::new(),
+            };
+            let (raw, hash) = self.sign(&filler).await?;
+            filler.hashes.push(hash);
+            self.keep(&filler).await?;
+            match self.broadcast(&raw, hash).await {
+                Broadcast::Sent | Broadcast::Unknown(_) => tracing::warn!(
+                    %hash,
+                    nonce = n,
+                    waiting = nonce,
+                    "nonce {n} lost its transaction (dropped by a reorganization?) and holds \
+                     back this node's transaction {nonce}: filled with an empty one"
+                ),
+                _ => self.forget(n).await?,
+            }
+        }
+        Ok(true)
     }
 
     /// Whether a pool (or the chain) holds a version of `tx`, the latest first.

@@ -1,0 +1,295 @@
+//! The hostile-chain rehearsal (issue 22, item 5): buyers and providers trade on a chain
+//! that reorganizes at random up to the nodes' confirmation depth, whose base fee spikes,
+//! reached through an RPC endpoint that drops requests and goes down; at the end every job
+//! is paid exactly once, every token is accounted for and no node crashed.
+//!
+//! Short form in CI (`SIETCH_REHEARSAL_SECS`, default 90 s of trading); set it higher for
+//! the long form. The figures go in `docs/benchmarks.md`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::{Duration, Instant};
+
+use alloy::primitives::U256;
+use alloy::providers::Provider as _;
+use sietch_testkit::devnet::E18;
+use sietch_testkit::hostile::{Chaos, ChaosConfig};
+use sietch_testkit::system::*;
+
+/// Confirmations every node waits for; reorganizations go at most this deep.
+const DEPTH: u64 = 3;
+
+fn rehearsal_secs() -> u64 {
+    std::env::var("SIETCH_REHEARSAL_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(90)
+}
+
+/// Lines of every node's logs and events that contain `what`.
+fn count(m: &Market, what: &str) -> usize {
+    m.nodes
+        .0
+        .iter()
+        .map(|n| {
+            n.stdout()
+                .iter()
+                .chain(n.stderr().iter())
+                .filter(|l| l.contains(what))
+                .count()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_rehearsal_trading_through_reorgs_fee_spikes_and_a_flaky_rpc_pays_every_job_once() {
+    let mut cfg = MarketConfig::new(3, 2);
+    cfg.block_time = 2;
+    cfg.rpc_proxy_ppm = Some(0);
+    cfg.tweak = |_, c| {
+        c.finality.confirmations = DEPTH;
+        c.transactions.replace_after_secs = 8;
+        c.transactions.receipt_poll_ms = 500;
+        c.transactions.rpc_retries = 6;
+        c.transactions.rpc_backoff_ms = 200;
+        c.max_concurrent_jobs = 8;
+        c.claim_every_secs = 15;
+        c.claim_threshold = 0;
+    };
+    let mut m = Market::start(cfg).await.unwrap();
+    let start_block = m.chain.get_block_number().await.unwrap();
+    let proxy = m.proxy.as_ref().unwrap();
+    proxy.set_drop_ppm(30_000);
+    let chaos = Chaos::start(
+        m.chain.clone(),
+        ChaosConfig {
+            reorg_every: Duration::from_secs(8),
+            max_depth: DEPTH,
+            spike_every: Duration::from_secs(25),
+            spike_factor: 30,
+            keep_below: start_block + 1,
+        },
+    );
+
+    // Buyers trade for the rehearsal's length, 4 jobs in flight each; the RPC endpoint
+    // goes down for 5 s every 30 s.
+    let secs = rehearsal_secs();
+    let until = Instant::now() + Duration::from_secs(secs);
+    let mut uploads = Vec::new();
+    for b in &m.buyers {
+        uploads.push((b.clone(), m.upload(b, &hash_guest(0)).await.unwrap()));
+    }
+    let outages = async {
+        let mut n = 0u64;
+        while Instant::now() + Duration::from_secs(30) < until {
+            tokio::time::sleep(Duration::from_secs(25)).await;
+            proxy.set_down(true);
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            proxy.set_down(false);
+            n += 1;
+        }
+        n
+    };
+    let trade = futures::future::join_all(uploads.iter().map(|(b, module)| {
+        let m = &m;
+        async move {
+            let mut answers = Vec::new();
+            let mut failed = Vec::new();
+            let mut k = 0u32;
+            while Instant::now() < until {
+                let batch = (0..4).map(|_| {
+                    k += 1;
+                    let input = format!("{} job {k}", b.name).into_bytes();
+                    async move {
+                        let h = m.upload(b, &input).await.map_err(|e| e.to_string())?;
+                        let a = m.run_job(b, &job(*module, h, 100_000, 30_000)).await;
+                        a.map(|a| (input, a)).map_err(|e| e.to_string())
+                    }
+                });
+                for r in futures::future::join_all(batch).await {
+                    match r {
+                        Ok(done) => answers.push(done),
+                        Err(e) => failed.push(e),
+                    }
+                }
+            }
+            (answers, failed)
+        }
+    }));
+    let (results, outages) = tokio::join!(trade, outages);
+    let report = chaos.stop().await;
+    proxy.set_drop_ppm(0);
+    proxy.set_down(false);
+    let stats = proxy.stats();
+    let rpc_failures = stats.failures();
+    let [before, after, refused] = [&stats.dropped_before, &stats.dropped_after, &stats.refused]
+        .map(|n| n.load(std::sync::atomic::Ordering::Relaxed));
+
+    // Every answer right and paid; what failed is listed (and was not paid: below).
+    let mut paid = U256::ZERO;
+    let mut jobs = 0u64;
+    let mut failures = Vec::new();
+    for (answers, failed) in &results {
+        for (input, a) in answers {
+            assert_eq!(stdout_of(a), fnv_hex(input), "{a}");
+            let p: U256 = a["paid"].as_str().unwrap().parse().unwrap();
+            assert!(p > U256::ZERO, "an answered job was not paid: {a}");
+            paid += p;
+            jobs += 1;
+        }
+        failures.extend(failed.iter().cloned());
+    }
+    for (i, n) in m.nodes.0.iter_mut().enumerate() {
+        assert!(n.exited().is_none(), "node {i} crashed:\n{}", n.dump());
+    }
+
+    // Each answered job is paid on the provider's side at the price the buyer was told (a
+    // lane's last payment goes alone a moment after its job: wait for those).
+    let answered: Vec<(String, String, U256)> = results
+        .iter()
+        .flat_map(|(answers, _)| answers.iter())
+        .map(|(_, a)| {
+            let provider = m
+                .providers
+                .iter()
+                .find(|p| a["provider"] == p.evm.to_string())
+                .unwrap();
+            let told: U256 = a["paid"].as_str().unwrap().parse().unwrap();
+            (
+                a["job_id"].as_str().unwrap().to_owned(),
+                provider.name.clone(),
+                told,
+            )
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut unpaid = answered.clone();
+    while !unpaid.is_empty() {
+        let mut still = Vec::new();
+        for (id, name, told) in unpaid {
+            let p = m.providers.iter().find(|p| p.name == name).unwrap();
+            let j = get(&p.api, &format!("/api/v1/jobs/{id}?side=provider"))
+                .await
+                .unwrap();
+            let amount: U256 = j["amount"].as_str().unwrap_or("0").parse().unwrap();
+            if j["state"] != "paid" || amount != told {
+                still.push((id, name, told));
+            }
+        }
+        assert!(
+            still.is_empty() || Instant::now() < deadline,
+            "{} answered jobs not paid at the price told on the provider's side, e.g. {:?}",
+            still.len(),
+            still.first()
+        );
+        unpaid = still;
+        if !unpaid.is_empty() {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+
+    // Let the chain settle past the confirmation depth, then stop the providers (they claim
+    // on the way out).
+    tokio::time::sleep(Duration::from_secs(2 * DEPTH * 2 + 4)).await;
+    for p in m.providers.clone() {
+        let node = &mut m.nodes.0[p.index];
+        node.signal("INT");
+        if node.wait_exit(STEP).is_none() {
+            let lines = node.stderr();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            panic!(
+                "{} did not stop within {STEP:?}; its last log lines:\n{tail}",
+                p.name
+            );
+        }
+    }
+    let mut vouchers = U256::ZERO;
+    let mut deposits = U256::ZERO;
+    let mut spent = U256::ZERO;
+    for b in &m.buyers {
+        for c in settled_channels(&b.api).await.unwrap().as_array().unwrap() {
+            vouchers += c["cumulative"].as_str().unwrap().parse::<U256>().unwrap();
+            deposits += c["deposit"].as_str().unwrap().parse::<U256>().unwrap();
+        }
+        spent += m.funds - m.balance(b.evm).await.unwrap();
+    }
+    let mut gains = U256::ZERO;
+    for p in &m.providers {
+        let start = m.funds - U256::from(1_000 * E18);
+        gains += m.balance(p.evm).await.unwrap().saturating_sub(start);
+    }
+    let reorgs_seen = count(&m, "chain reorganization");
+    let replaced = count(&m, "replaced with higher fees");
+    let rpc_retried = count(&m, "RPC endpoint 1 of 1 failed");
+    println!(
+        "rehearsal: {secs} s of trading, {jobs} jobs answered and paid, {} failed; chain: {} \
+         reorganizations (deepest {}, {} transactions dropped, {} sent again), {} fee spikes \
+         (highest base fee {} gwei); RPC: {rpc_failures} requests dropped or refused ({before} \
+         before the chain, {after} after it, {refused} while down; {outages} outages); nodes: {reorgs_seen} \
+         reorganizations seen, {replaced} transactions replaced, {rpc_retried} RPC calls failed \
+         and retried",
+        failures.len(),
+        report.reorgs,
+        report.deepest,
+        report.txs_dropped,
+        report.txs_resent,
+        report.fee_spikes,
+        report.highest_base_fee / 1_000_000_000,
+    );
+    for who in [&m.buyers[0], &m.providers[0]] {
+        let lines = m.nodes.0[who.index].stderr();
+        let n = lines.len();
+        for line in lines.iter().skip(n.saturating_sub(25)) {
+            println!("  {}: {line}", who.name);
+        }
+    }
+    for f in failures.iter().take(10) {
+        println!("  failed: {f}");
+    }
+
+    // The chain was hostile, and the market traded through it.
+    assert!(
+        report.reorgs >= secs / 20,
+        "too few reorganizations: {report:?}"
+    );
+    assert!(report.fee_spikes >= 1, "{report:?}");
+    assert!(rpc_failures > 0, "the proxy dropped nothing");
+    assert!(reorgs_seen > 0, "no node saw a reorganization");
+    assert!(jobs >= 20, "only {jobs} jobs done; failures: {failures:?}");
+    assert!(
+        failures.len() as u64 * 10 <= jobs,
+        "{} of {} jobs failed: {failures:?}",
+        failures.len(),
+        jobs + failures.len() as u64
+    );
+
+    // Paid exactly once: the buyers signed exactly what the providers ran for them (their
+    // answered jobs and the spot checks' re-runs; nothing for a failed one), the providers
+    // hold exactly that on chain, the buyers' wallets paid exactly their deposits, and the
+    // escrow holds the rest.
+    assert!(
+        vouchers >= paid,
+        "vouchers {vouchers} below the answered jobs' {paid}"
+    );
+    assert!(
+        vouchers - paid <= paid / U256::from(4),
+        "vouchers {vouchers} exceed the answered jobs' {paid} by more than the re-runs of a 10% sample"
+    );
+    assert_eq!(
+        gains, vouchers,
+        "providers hold exactly what the buyers signed"
+    );
+    assert_eq!(
+        spent, deposits,
+        "the buyers' wallets paid exactly their deposits"
+    );
+    assert_eq!(
+        m.balance(m.escrow).await.unwrap(),
+        U256::from(3 * 1_000 * E18) + deposits - vouchers,
+        "token conservation in the escrow"
+    );
+}
