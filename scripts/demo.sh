@@ -12,7 +12,7 @@ bin="$root/target/debug/sietch"
 if [ -x "$bin" ]; then
   say "building sietch (up to date in seconds; a minute or two after a change)"
 else
-  say "building sietch for the first time: about 12 minutes on a 2-core machine (docs/benchmarks.md, 'From a fresh clone'); later runs take seconds"
+  say "building sietch for the first time: several hundred crates, about 15 minutes on a 2-core machine; later runs take seconds"
 fi
 start=$SECONDS
 # cargo draws its own progress bar on a terminal ("Building [====>  ] 310/521: crate");
