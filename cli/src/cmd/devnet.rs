@@ -53,6 +53,17 @@ pub(crate) struct DevnetArgs {
     /// when it is not a terminal (default: a spinner on a terminal only).
     #[arg(long)]
     progress: bool,
+    /// Instead of the sample jobs, train the digits model across the providers (the round
+    /// driver of `sietch train digits`, docs/training.md): a line per round, the held-out
+    /// loss falling. Needs `bash scripts/digits.sh` first.
+    #[arg(long)]
+    train: bool,
+    /// With --train: rounds to train.
+    #[arg(long, default_value_t = 10, requires = "train", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    train_rounds: u32,
+    /// With --train: jobs a round [default: one per provider].
+    #[arg(long, requires = "train", value_parser = clap::value_parser!(u32).range(1..=64))]
+    train_shards: Option<u32>,
     /// The token's decimals: 18 deploys the mock token (mUSD), anything else a test token
     /// of those decimals (tUSDC; 6 as USDC has). Amounts are shown in the token's units.
     #[arg(long, default_value_t = 18, value_parser = clap::value_parser!(u8).range(0..=36))]
@@ -258,6 +269,25 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
         "every node's offer reached the buyer in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+
+    if args.train {
+        section("training");
+        let shards = args.train_shards.unwrap_or(u32::from(args.providers));
+        let trained = super::devnet_train::train(
+            &mut net,
+            dir.path(),
+            args.train_rounds,
+            shards,
+            args.sampling_ppm,
+        )
+        .await?;
+        let tally = Tally::default();
+        trained.count(&tally.done, &tally.caught);
+        if let Ok(mut p) = tally.paid.lock() {
+            *p = U256::from(trained.paid);
+        }
+        return settle(net, &tally, show).await;
+    }
 
     let wasm = guest::module()?;
     net.buyer.store.blobs().put(&wasm)?;

@@ -5,6 +5,7 @@ mod client;
 mod completions;
 mod devnet;
 mod devnet_ai;
+mod devnet_train;
 mod escrow;
 mod generate;
 mod init;
@@ -17,6 +18,8 @@ mod offers;
 mod outputs;
 mod progress;
 mod provider;
+mod train;
+mod train_local;
 
 use clap::{Parser, Subcommand};
 
@@ -51,6 +54,9 @@ enum Command {
     Channel(channel::ChannelArgs),
     /// Providers: stake, settled jobs, checks, slashes, reputation.
     Provider(provider::ProviderArgs),
+    /// Train a model across the market's providers, round by round, every job verifiable
+    /// (or here with --local).
+    Train(train::TrainArgs),
     /// The escrow contract: deploy one to any EVM chain for an ERC-20.
     Escrow(escrow::EscrowArgs),
     /// Print a shell completion script.
@@ -76,6 +82,7 @@ impl Cli {
             Command::Offers(args) => offers::run(args),
             Command::Channel(args) => channel::run(args),
             Command::Provider(args) => provider::run(args),
+            Command::Train(args) => train::run(args),
             Command::Escrow(args) => escrow::run(args),
             Command::Completions(args) => completions::run(args),
         }
