@@ -104,6 +104,49 @@ async fn anvil_an_escrow_deployed_by_the_cli_runs_a_node_in_the_tokens_units() {
     );
     assert_eq!(sent().await, 0, "the dry run sent a transaction");
 
+    // From a node's encrypted keystore (`sietch init`), unlocked with its password file.
+    let node_dir = tmp.path().join("node");
+    let password = tmp.path().join("password");
+    std::fs::write(&password, "a password for the test\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let (node_s, password_s) = (
+        node_dir.to_str().unwrap().to_owned(),
+        password.to_str().unwrap().to_owned(),
+    );
+    let (ok, init, err) = text(&sietch(&[
+        "init",
+        "--data-dir",
+        &node_s,
+        "--password-file",
+        &password_s,
+    ]));
+    assert!(ok, "{err}");
+    let node_key = init
+        .lines()
+        .find_map(|l| l.strip_prefix("evm address "))
+        .unwrap()
+        .to_owned();
+    let (ok, out, err) = text(&sietch(&[
+        "escrow",
+        "deploy",
+        "--rpc-url",
+        &url,
+        "--chain-id",
+        "31337",
+        "--token",
+        &token_s,
+        "--data-dir",
+        &node_s,
+        "--password-file",
+        &password_s,
+        "--dry-run",
+    ]));
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("deployer  {node_key}")), "{out}");
+
     let (ok, _, err) = run(args("84532", &token_s, &[]));
     assert!(!ok);
     assert!(
