@@ -22,6 +22,8 @@ use sietch_node::config::{FinalityConfig, NodeConfig};
 use sietch_node::events::{Events, NodeEvent};
 use sietch_node::service::Node;
 
+use crate::hostile::{Chaos, ChaosConfig, RpcProxy};
+
 /// Token base units per token (the mock token has 18 decimals).
 pub const E18: u128 = 1_000_000_000_000_000_000;
 
@@ -134,7 +136,14 @@ pub struct DevnetConfig {
     /// nodes' settings, `tweak`'s, funds and stake) is written at 18 decimals and rescaled
     /// to these.
     pub token_decimals: u8,
+    /// A hostile chain ([`crate::hostile`]): the nodes reach anvil through a flaky RPC
+    /// endpoint and wait for [`HOSTILE_CONFIRMATIONS`]; once they are up, anvil reorganizes
+    /// and spikes its base fee at random ([`Devnet::chaos`]).
+    pub hostile: bool,
 }
+
+/// Confirmations the nodes of a hostile devnet wait for; its reorganizations go as deep.
+pub const HOSTILE_CONFIRMATIONS: u64 = 3;
 
 impl DevnetConfig {
     /// `providers` honest providers, data under `dir`.
@@ -148,6 +157,7 @@ impl DevnetConfig {
             tweak: |_, _| {},
             escrow: escrow_config(),
             token_decimals: 18,
+            hostile: false,
         }
     }
 }
@@ -168,6 +178,10 @@ pub struct Devnet {
     pub buyer: Node,
     /// Every node's events, each tagged with its name (`provider-0`, ..., `buyer`).
     pub events: tokio::sync::mpsc::Receiver<(String, NodeEvent)>,
+    /// A hostile devnet's flaky RPC endpoint, which every node goes through.
+    pub proxy: Option<RpcProxy>,
+    /// A hostile devnet's reorganizations and fee spikes.
+    pub chaos: Option<Chaos>,
 }
 
 /// The configuration every devnet node starts from.
@@ -231,6 +245,13 @@ impl Devnet {
         let units = |at_18: u128| sietch_node::chain::token::rescale_from_18(at_18, decimals);
         let token = MockToken::new(dep.token, deployer.clone());
 
+        let proxy = match cfg.hostile {
+            true => {
+                let upstream = ([127, 0, 0, 1], anvil.port()).into();
+                Some(RpcProxy::start(upstream, 30_000).await?)
+            }
+            false => None,
+        };
         let (tx, rx) = tokio::sync::mpsc::channel(8192);
         let start_node = async |name: String,
                                 provide: bool,
@@ -254,6 +275,13 @@ impl Devnet {
             c.bootstrap = bootstrap;
             c.test_cheat_ppm = cheat;
             (cfg.tweak)(&name, &mut c);
+            if let Some(p) = &proxy {
+                c.rpc_url = Some(p.url());
+                c.finality.confirmations = HOSTILE_CONFIRMATIONS;
+                c.transactions.replace_after_secs = 8;
+                c.transactions.rpc_retries = 6;
+                c.transactions.rpc_backoff_ms = 200;
+            }
             if decimals != 18 {
                 for amount in [
                     &mut c.stake,
@@ -295,6 +323,17 @@ impl Devnet {
             providers.push(node);
         }
         let buyer = start_node("buyer".into(), false, 0, bootstrap.clone()).await?;
+        let chaos = match cfg.hostile {
+            true => Some(Chaos::start(
+                deployer.clone(),
+                ChaosConfig {
+                    max_depth: HOSTILE_CONFIRMATIONS,
+                    keep_below: deployer.get_block_number().await? + 1,
+                    ..ChaosConfig::default()
+                },
+            )),
+            false => None,
+        };
         let me = Self {
             anvil,
             deployer,
@@ -303,6 +342,8 @@ impl Devnet {
             providers,
             buyer,
             events: rx,
+            proxy,
+            chaos,
         };
         me.wait_for_offers(Duration::from_secs(60)).await?;
         Ok(me)
