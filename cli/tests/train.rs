@@ -157,6 +157,25 @@ fn train_says_what_is_missing_or_wrong() {
     let data = write_csv(dir.path());
     let out = sietch(&["train", "digits", "--local", "--data", &data, "--lr", "0"]);
     assert!(!out.status.success());
+    assert!(
+        text(&out)
+            .1
+            .contains("297 held out and 3 shards from 240 samples"),
+        "{}",
+        text(&out).1
+    );
+    let out = sietch(&[
+        "train",
+        "digits",
+        "--local",
+        "--data",
+        &data,
+        "--held-out",
+        "40",
+        "--lr",
+        "0",
+    ]);
+    assert!(!out.status.success());
     assert!(text(&out).1.contains("lr 0"), "{}", text(&out).1);
     let out = sietch(&["train", "digits", "--resume"]);
     assert!(!out.status.success(), "--resume without --checkpoint");
