@@ -48,6 +48,7 @@ fn help_texts() {
         &["node", "run", "--help"],
         &["devnet", "--help"],
         &["generate", "--help"],
+        &["train", "digits", "--help"],
         &["escrow", "deploy", "--help"],
     ] {
         let (ok, out, err) = sietch(cmd);
