@@ -341,10 +341,10 @@ impl RoundView {
     }
 
     fn on(&mut self, e: &TrainEvent) {
-        if self.json {
-            if let Ok(line) = serde_json::to_string(e) {
-                println!("{line}");
-            }
+        if self.json
+            && let Ok(line) = serde_json::to_string(e)
+        {
+            println!("{line}");
         }
         match e {
             TrainEvent::RoundStarted { round, shards } => {
