@@ -80,6 +80,7 @@ from .models import (
     StatsBucket,
     TokenInfo,
 )
+from .train import AsyncTrainer, TrainConfig, Trainer, TrainError  # the training driver
 
 __version__ = "0.1.0"
 
@@ -94,6 +95,7 @@ __all__ = [
     "AsyncClient",
     "AsyncEventStream",
     "AsyncJobEvents",
+    "AsyncTrainer",
     "BadId",
     "BadRequest",
     "BadUrl",
@@ -140,6 +142,9 @@ __all__ = [
     "Timeout",
     "TokenInfo",
     "TooLarge",
+    "TrainConfig",
+    "TrainError",
+    "Trainer",
     "Unauthorized",
     "Unavailable",
     "Unreachable",
