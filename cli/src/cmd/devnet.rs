@@ -68,6 +68,11 @@ pub(crate) struct DevnetArgs {
     /// of those decimals (tUSDC; 6 as USDC has). Amounts are shown in the token's units.
     #[arg(long, default_value_t = 18, value_parser = clap::value_parser!(u8).range(0..=36))]
     token_decimals: u8,
+    /// A hostile chain: the nodes reach anvil through an RPC endpoint that drops 3% of
+    /// requests, and wait for 3 confirmations; anvil reorganizes up to 3 blocks every ~10 s
+    /// and spikes its base fee every ~30 s. The settlement says what they survived.
+    #[arg(long)]
+    hostile: bool,
 }
 
 /// The devnet token's decimals (`--token-decimals`), set once at start.
@@ -190,6 +195,7 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("a directory for the nodes' data")?;
     let mut cfg = DevnetConfig::new(usize::from(args.providers), dir.path());
     cfg.token_decimals = args.token_decimals;
+    cfg.hostile = args.hostile;
     DECIMALS.store(args.token_decimals, Ordering::Relaxed);
     // It runs language-model jobs among the others: dispute windows for a slow machine.
     cfg.escrow = sietch_testkit::devnet::escrow_config_for_ai();
@@ -250,6 +256,7 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
         );
     }
     println!("buyer       {}", net.buyer.evm_address);
+    super::devnet_hostile::announce(&net);
     println!("explorer and API: http://{}/", net.buyer.api);
     let gpu = sietch_node::service::local_gpus().into_iter().next();
     match &gpu {
@@ -487,8 +494,9 @@ fn api_port() -> u16 {
 
 /// Stops the nodes (providers claim what they are owed on the way out) and checks that the
 /// money adds up to the unit.
-async fn settle(net: Devnet, tally: &Tally, show: super::progress::Show) -> anyhow::Result<()> {
+async fn settle(mut net: Devnet, tally: &Tally, show: super::progress::Show) -> anyhow::Result<()> {
     section("settlement");
+    super::devnet_hostile::calm(&mut net).await;
     let buyer_addr = net.buyer.evm_address;
     let chain = net.buyer.chain.clone().context("the devnet has a chain")?;
     // Every channel the buyer's money went into: opens in flight land first.

@@ -5,6 +5,7 @@ mod client;
 mod completions;
 mod devnet;
 mod devnet_ai;
+mod devnet_hostile;
 mod devnet_train;
 mod escrow;
 mod generate;
