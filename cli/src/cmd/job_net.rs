@@ -244,12 +244,13 @@ fn print_record(
 pub(crate) fn submit(a: SubmitArgs) -> anyhow::Result<()> {
     block_on(async move {
         // Written like an amount before anything is asked of the node.
+        // So are the GPU flags: a bad one sends nothing at all.
         sietch_node::chain::token::parse_units(&a.price_cap, 36).context("--price-cap")?;
+        let needs = a.job.gpu.needs()?;
         let client = a.target.writer()?;
         let unit = Unit::of(&client).await;
         let job = build(&a, &unit)?;
         let show_progress = a.target.show();
-        let needs = a.job.gpu.needs()?;
         let upload = Progress::start(
             show_progress,
             format!(
