@@ -76,7 +76,9 @@ async fn market_run(data: &Digits, providers: usize, ppm: u32) -> Value {
         shards: SHARDS,
         limits: JobLimits {
             sampling_ppm: ppm,
-            price_cap: (E18 / 10).to_string(),
+            // A job costs at most 10^9 base units here; a cap near it keeps the job's value
+            // within what a provider's stake covers at 1 ppm (stake · q / (1 − q)).
+            price_cap: 10_000_000_000u64.to_string(),
             ..JobLimits::default()
         },
         max_attempts: 8,
