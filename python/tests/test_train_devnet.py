@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from sietch.train import (
     Failed,
     NoTrainGuest,
     RoundReport,
+    ShardDone,
     ShardExhausted,
     Submitted,
     TrainConfig,
@@ -145,3 +148,37 @@ def test_a_shard_nobody_takes_is_resubmitted_then_given_up(devnet: Devnet, tmp_p
     assert sum(isinstance(x, Failed) for x in events) == 2
     assert t.rounds_done == 0 and t.weights.encode() == before
     assert not Checkpoint.exists(tmp_path / "run")
+
+
+@pytest.mark.timeout(120)
+def test_stragglers_are_resubmitted_and_the_first_update_taken(devnet: Devnet) -> None:
+    """A straggler deadline of one second (the least there is) and every job spot-checked,
+    which makes a market job here take about that long: a shard whose update came more than
+    two seconds (the deadline and a poll's slack) after its first submission must have been
+    submitted again as a straggler, and only as one; whichever delivers first is taken, and
+    the round ends on the very weights of ``sietch train digits --local`` (every attempt at a
+    shard computes the same update)."""
+    data, module = inputs_or_skip()
+    c = config(1)
+    c.straggler_secs, c.max_attempts = 1, 3
+    c.limits.sampling_ppm = 1_000_000
+    events: list[tuple[float, TrainEvent]] = []
+    with Client.from_data_dir(devnet.data_dir, url=devnet.url) as node:
+        t = Trainer(node, c, data, module=module)
+        r = t.round(on=lambda e: events.append((time.monotonic(), e)))
+    print("round 1:", r.millis, "ms,", r.jobs, "jobs ended,", r.resubmits, "re-submitted")
+    again = [e for _, e in events if isinstance(e, Submitted) and e.reason is not None]
+    assert r.resubmits == len(again), events
+    assert all(e.reason is not None and e.reason.startswith("straggler") for e in again)
+    for k in range(3):
+        first = min(at for at, e in events if isinstance(e, Submitted) and e.shard == k)
+        done = [at for at, e in events if isinstance(e, ShardDone) and e.shard == k]
+        assert len(done) == 1, events
+        if done[0] - first > 2.0:
+            assert any(e.shard == k for e in again), (k, done[0] - first, events)
+    probe = subprocess.run([str(BIN), "train", "--help"], capture_output=True, text=True)
+    if probe.returncode == 0:
+        with tempfile.TemporaryDirectory() as tmp:
+            done_ = rust_train("--rounds", "1", "--checkpoint", tmp)
+            assert done_.returncode == 0, done_.stderr
+            assert t.weights.encode() == (Path(tmp) / "weights-0001.swt").read_bytes()
