@@ -314,3 +314,48 @@ def test_checkpoints_round_trip_and_refuse_tampering(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError):
         Checkpoint.load(tmp_path / "none")
 
+
+
+def test_a_job_ends_as_its_record_says() -> None:
+    """The driver's reading of a job record (as the node's API sends it): paid with a usable
+    update is taken, a check that did not pass or a spot check that failed drops it, a
+    failure is a failure, a running job has not ended."""
+    import base64
+
+    from sietch.models import JobRecord
+    from sietch.train import Dropped, Failed, ShardDone
+    from sietch.train.driver import _Outcome, _Run, _Shard
+
+    rows = "".join(",".join(str((i + j) % 17) for j in range(64)) + f",{i % 10}\n" for i in range(40))
+    run = _Run(TrainConfig(held_out=10, shards=2), Digits.from_bytes(rows.encode()), b"\0asm")
+    update = Weights.zeros(run.config.dims).encode()
+    stats = b'{"loss_first":2.3,"loss_last":1.0,"loss_mean":1.5,"steps":20,"samples":15,"params":2410}'
+
+    def rec(state: str, decision: str | None = None, note: str = "", outputs: bool = True) -> JobRecord:
+        files = {"update.swt": base64.b64encode(update).decode(), "stats.json": base64.b64encode(stats).decode()}
+        return JobRecord.model_validate({
+            "job_id": "0x01", "state": state, "provider": "0xp", "amount": "7", "note": note,
+            "check": {"sampled": decision is not None, "decision": decision},
+            "outputs": {"outcome": "exited 0", "exit_code": 0, "files": files, "output_hash": "0x",
+                        "fuel_used": 5, "amount": "7"} if outputs else None,
+        })  # fmt: skip
+
+    cases = [
+        (rec("paid", "Passed"), ShardDone),
+        (rec("paid"), ShardDone),
+        (rec("paid", "Undecided { .. }"), Dropped),
+        (rec("failed", "ProviderWrong", "spot check failed"), Dropped),
+        (rec("failed", None, "no provider", outputs=False), Failed),
+        (rec("refused", None, "over the cap", outputs=False), Failed),
+    ]
+    for r, want in cases:
+        events: list[object] = []
+        s, out = _Shard(launched=1, running=1), _Outcome()
+        assert run._end(1, 0, s, out, events.append, "0x01", r) is True
+        assert [type(e) for e in events] == [want], (r.state, r.check, events)
+        assert s.running == 0 and out.jobs == 1
+        assert (s.accepted is not None) == (want is ShardDone)
+        assert out.paid == (7 if r.state == "paid" else 0)
+    s, out = _Shard(launched=1, running=1), _Outcome()
+    assert run._end(1, 0, s, out, lambda e: None, "0x01", rec("running", outputs=False)) is False
+    assert s.running == 1 and out.jobs == 0
