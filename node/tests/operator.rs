@@ -12,41 +12,28 @@
     clippy::indexing_slicing
 )]
 
-use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{DynProvider, Provider};
 use alloy::signers::local::PrivateKeySigner;
 use sietch_contracts::SietchEscrow::{self, SietchEscrowErrors, SietchEscrowEvents};
-use sietch_contracts::{MockToken, deploy, send};
+use sietch_contracts::{MockToken, send};
 use sietch_market::{PublicKey, ResultCommitment, Ticket, TypedData, Voucher};
 use sietch_node::chain::{Chain, ChainError, OperatorError};
 use sietch_node::store::EvmSigned;
-use sietch_testkit::devnet::{E18, connect, escrow_config, find_anvil};
+use sietch_testkit::devnet::{E18, EscrowChain, connect, escrow_chain, escrow_config};
 
-/// Anvil with the token and the escrow, automining.
-struct Env {
-    anvil: AnvilInstance,
-    deployer: DynProvider,
-    escrow: Address,
-    token: Address,
+/// Anvil with the token and the escrow, automining: the testkit's, with this file's helpers.
+struct Env(EscrowChain);
+
+impl std::ops::Deref for Env {
+    type Target = EscrowChain;
+    fn deref(&self) -> &EscrowChain {
+        &self.0
+    }
 }
 
 async fn env() -> Env {
-    let anvil = Anvil::at(find_anvil().unwrap())
-        .host("127.0.0.1")
-        .try_spawn()
-        .unwrap();
-    let key: PrivateKeySigner = anvil.keys()[0].clone().into();
-    let deployer = connect(&key, &anvil.endpoint()).unwrap();
-    let dep = deploy::deploy_with_mock_token(deployer.clone(), escrow_config())
-        .await
-        .unwrap();
-    Env {
-        anvil,
-        deployer,
-        escrow: dep.escrow,
-        token: dep.token,
-    }
+    Env(escrow_chain().await.unwrap())
 }
 
 impl Env {

@@ -10,43 +10,29 @@
     clippy::indexing_slicing
 )]
 
-use alloy::node_bindings::{Anvil, AnvilInstance};
 use alloy::primitives::{Address, U256};
-use alloy::providers::{DynProvider, Provider};
-use alloy::signers::local::PrivateKeySigner;
+use alloy::providers::Provider;
 use sietch_contracts::{MockToken, deploy, send};
 use sietch_node::chain::token::TokenError;
 use sietch_node::config::{KeysConfig, NodeConfig};
 use sietch_node::events::Events;
 use sietch_node::keys::KeyError;
 use sietch_node::service::{EvmKeySetup, InitOptions, Node, StartError, init, init_with};
-use sietch_testkit::devnet::{E18, connect, escrow_config, find_anvil, node_config};
+use sietch_testkit::devnet::{E18, EscrowChain, escrow_chain, escrow_config, node_config};
 use sietch_testkit::fake_http::{FakeServer, Reply};
 
-/// Anvil with the mock token and the escrow.
-struct Env {
-    anvil: AnvilInstance,
-    deployer: DynProvider,
-    escrow: Address,
-    token: Address,
+/// Anvil with the token and the escrow, automining: the testkit's, with this file's helpers.
+struct Env(EscrowChain);
+
+impl std::ops::Deref for Env {
+    type Target = EscrowChain;
+    fn deref(&self) -> &EscrowChain {
+        &self.0
+    }
 }
 
 async fn env() -> Env {
-    let anvil = Anvil::at(find_anvil().unwrap())
-        .host("127.0.0.1")
-        .try_spawn()
-        .unwrap();
-    let key: PrivateKeySigner = anvil.keys()[0].clone().into();
-    let deployer = connect(&key, &anvil.endpoint()).unwrap();
-    let dep = deploy::deploy_with_mock_token(deployer.clone(), escrow_config())
-        .await
-        .unwrap();
-    Env {
-        anvil,
-        deployer,
-        escrow: dep.escrow,
-        token: dep.token,
-    }
+    Env(escrow_chain().await.unwrap())
 }
 
 impl Env {

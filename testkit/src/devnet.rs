@@ -184,6 +184,44 @@ pub struct Devnet {
     pub chaos: Option<Chaos>,
 }
 
+/// A chain of its own for a test: anvil mining a block per transaction, the mock token and
+/// the escrow deployed with [`escrow_config`] by anvil's first account.
+pub struct EscrowChain {
+    /// The chain.
+    pub anvil: AnvilInstance,
+    /// Anvil's first account, which deployed.
+    pub deployer: DynProvider,
+    /// The escrow's address.
+    pub escrow: Address,
+    /// The token's address.
+    pub token: Address,
+}
+
+/// Starts an [`EscrowChain`].
+pub async fn escrow_chain() -> anyhow::Result<EscrowChain> {
+    let path = find_anvil()?;
+    let anvil = Anvil::at(&path)
+        .host("127.0.0.1")
+        .try_spawn()
+        .with_context(|| format!("starting {}", path.display()))?;
+    let key: PrivateKeySigner = anvil
+        .keys()
+        .first()
+        .context("anvil has no dev accounts")?
+        .clone()
+        .into();
+    let deployer = connect(&key, &anvil.endpoint())?;
+    let dep = sietch_contracts::deploy::deploy_with_mock_token(deployer.clone(), escrow_config())
+        .await
+        .context("deploying the token and the escrow")?;
+    Ok(EscrowChain {
+        anvil,
+        deployer,
+        escrow: dep.escrow,
+        token: dep.token,
+    })
+}
+
 /// The configuration every devnet node starts from.
 pub fn node_config(anvil: &AnvilInstance, escrow: Address) -> NodeConfig {
     NodeConfig {
