@@ -52,7 +52,7 @@ fn train_local_prints_a_round_a_line_and_resumes_from_its_checkpoint() {
     let data = write_csv(dir.path());
     let ckpt = dir.path().join("run");
     let ckpt = ckpt.to_str().unwrap();
-    let base = [
+    let run = [
         "train",
         "digits",
         "--local",
@@ -64,9 +64,8 @@ fn train_local_prints_a_round_a_line_and_resumes_from_its_checkpoint() {
         "2",
         "--steps",
         "10",
-        "--checkpoint",
-        ckpt,
     ];
+    let base = [&run[..], &["--checkpoint", ckpt]].concat();
     let out = sietch(&[&base[..], &["--rounds", "2"]].concat());
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -105,22 +104,7 @@ fn train_local_prints_a_round_a_line_and_resumes_from_its_checkpoint() {
     assert!(summary["weights_hash"].as_str().unwrap().starts_with("0x"));
 
     // The same three rounds at once end on the same weights as two, a stop and one more.
-    let whole = sietch(&[
-        "train",
-        "digits",
-        "--local",
-        "--data",
-        &data,
-        "--held-out",
-        "40",
-        "--shards",
-        "2",
-        "--steps",
-        "10",
-        "--rounds",
-        "3",
-        "--json",
-    ]);
+    let whole = sietch(&[&run[..], &["--rounds", "3", "--json"]].concat());
     let (stdout, stderr) = text(&whole);
     assert!(whole.status.success(), "{stdout}\n{stderr}");
     let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
