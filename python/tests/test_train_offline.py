@@ -149,6 +149,8 @@ def test_csv_is_read_plain_or_gzipped_and_bad_rows_refused() -> None:
             Digits.from_bytes(bad.encode())
     with pytest.raises(TrainError):
         Digits.from_bytes(b"\x1f\x8b\x00\x01\x02")
+    with pytest.raises(TrainError, match="scripts/digits.sh"):
+        Digits.open(ROOT / "no-such-dir" / "digits.csv.gz")
     # 103 samples into 13 held out and 4 shards: dealt in turn, nothing lost.
     many = Digits.from_bytes(
         "".join(",".join(str((i * 7 + j) % 17) for j in range(64)) + f",{i % 10}\n"

@@ -90,6 +90,10 @@ class Digits:
         try:
             with p.open("rb") as f:
                 raw = f.read(MAX_BYTES + 1)
+        except FileNotFoundError as e:
+            raise TrainError(
+                f"{p}: no digits set there (`bash scripts/digits.sh` puts it in the model cache)"
+            ) from e
         except OSError as e:
             raise TrainError(f"{p}: {e}") from e
         if len(raw) > MAX_BYTES:
