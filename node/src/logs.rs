@@ -1,4 +1,4 @@
-//! The node's log lines: `tracing` to stderr, filtered by `RUST_LOG` (`warn` when unset), so
+//! The node's log lines: `tracing` to stderr, filtered by `RUST_LOG` ([`DEFAULT_FILTER`] when unset), so
 //! that what the node says only in its logs (a transaction replaced or stuck at the fee cap,
 //! an RPC endpoint failing over, a reorganization) reaches its operator. Its event stream
 //! (`events`) goes to stdout and the API as before.
@@ -7,8 +7,9 @@ use std::io::IsTerminal as _;
 
 use tracing_subscriber::EnvFilter;
 
-/// The filter when `RUST_LOG` is not set: warnings and errors from every crate.
-pub const DEFAULT_FILTER: &str = "warn";
+/// The filter when `RUST_LOG` is not set: warnings and errors from every crate, but only
+/// errors from gossipsub, which warns on every offer re-announced unchanged.
+pub const DEFAULT_FILTER: &str = "warn,libp2p_gossipsub=error";
 
 /// Installs the stderr logger once for the process; a second call, or one after another
 /// logger was installed, does nothing. A `RUST_LOG` that does not parse falls back to
