@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
 use alloy::providers::Provider as _;
+use sietch_contracts::SietchEscrow::SietchEscrowEvents;
 use sietch_testkit::devnet::E18;
 use sietch_testkit::hostile::{Chaos, ChaosConfig};
 use sietch_testkit::system::*;
@@ -207,15 +208,42 @@ async fn anvil_rehearsal_trading_through_reorgs_fee_spikes_and_a_flaky_rpc_pays_
             );
         }
     }
+    // Deposits as the chain has them (opens and top-ups in the escrow's events), and as the
+    // buyers list them: a channel whose open a reorganization dropped for good (its
+    // transaction not taken back) can stay in a buyer's list (docs/finality.md, "Not done").
+    let mut on_chain: std::collections::BTreeMap<alloy::primitives::B256, U256> =
+        std::collections::BTreeMap::new();
+    let buyers: Vec<_> = m.buyers.iter().map(|b| b.evm).collect();
+    for e in m.escrow_events().await.unwrap() {
+        match e {
+            SietchEscrowEvents::ChannelOpened(o) if buyers.contains(&o.buyer) => {
+                *on_chain.entry(o.channelId).or_default() += o.amount;
+            }
+            SietchEscrowEvents::ChannelToppedUp(t) => {
+                if let Some(d) = on_chain.get_mut(&t.channelId) {
+                    *d += t.amount;
+                }
+            }
+            _ => {}
+        }
+    }
+    let deposits: U256 = on_chain.values().copied().sum();
     let mut vouchers = U256::ZERO;
-    let mut deposits = U256::ZERO;
     let mut spent = U256::ZERO;
+    let mut phantom = Vec::new();
     for b in &m.buyers {
         for c in settled_channels(&b.api).await.unwrap().as_array().unwrap() {
             vouchers += c["cumulative"].as_str().unwrap().parse::<U256>().unwrap();
-            deposits += c["deposit"].as_str().unwrap().parse::<U256>().unwrap();
+            let id: alloy::primitives::B256 = c["channel"].as_str().unwrap().parse().unwrap();
+            let listed: U256 = c["deposit"].as_str().unwrap().parse().unwrap();
+            if on_chain.get(&id) != Some(&listed) {
+                phantom.push((b.name.clone(), id, listed, on_chain.get(&id).copied()));
+            }
         }
         spent += m.funds - m.balance(b.evm).await.unwrap();
+    }
+    for (name, id, listed, chain) in &phantom {
+        println!("  {name} lists channel {id} with deposit {listed}; the chain has {chain:?}");
     }
     let mut gains = U256::ZERO;
     for p in &m.providers {
