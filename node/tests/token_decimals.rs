@@ -20,36 +20,10 @@ use sietch_testkit::tokens::TEST_SYMBOL;
 /// One token at 6 decimals.
 const USDC: u128 = 1_000_000;
 
+/// One job in ten checked (within the stake's value cap at 6 decimals too), a tenth of a
+/// token at most: the testkit's spec.
 fn spec(module: &[u8], stdin: &[u8]) -> JobSpec {
-    JobSpec {
-        module: BlobRef::of(module).hash,
-        args: vec![],
-        env: vec![],
-        stdin: Some(BlobRef::of(stdin)),
-        inputs: vec![],
-        limits: Limits {
-            fuel: 50_000_000,
-            memory_bytes: 1 << 20,
-            wall_time_ms: 10_000,
-            output_bytes: 1 << 16,
-        },
-        requirements: Requirements {
-            min_cpu_cores: 1,
-            ..Requirements::default()
-        },
-        // One job in ten checked: within the stake's value cap at 6 decimals too.
-        verification: VerificationPolicy {
-            sampling_ppm: 100_000,
-            ..VerificationPolicy::default()
-        },
-        // A tenth of a token.
-        price_cap: USDC / 10,
-        deadline: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 600,
-    }
+    sietch_testkit::fnv::spec(module, stdin, 100_000, USDC / 10)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
