@@ -18,6 +18,8 @@
 #     cached in ~/.cache/sietch/models
 #   - the handwritten-digits data set (scripts/digits.sh: one file of the scikit-learn wheel
 #     from PyPI, both sha256 pinned), cached beside the model
+#   - for the tests: Jane Austen's novels (scripts/corpus.sh: from Debian's r-cran-janeaustenr,
+#     both sha256 pinned), cached beside the model
 #   - cargo-nextest, rustfmt and clippy if the toolchain lacks them
 #
 # Usage: setup.sh [demo|test] (default: test, everything). `demo` installs only what
@@ -97,6 +99,10 @@ bash "$root/scripts/digits.sh" >/dev/null
 
 # What follows only the tests need.
 for_tests || exit 0
+
+# --- the text corpus (a Debian package, sha256 pinned; docs/training.md "A second model") --
+# The language-model training guest's tests use it (sandbox/tests/train_lm.rs).
+bash "$root/scripts/corpus.sh" >/dev/null
 
 # --- Slither (PyPI, versions pinned in tools/requirements-slither.txt) -----
 venv="$tools/venv"
