@@ -1,7 +1,8 @@
 //! Compiles Sietch's C guests to wasm32-wasi with clang, the way their `build.sh` scripts
 //! build them, so that the CLI and the SDK carry the modules they submit: the inference guest
-//! (`sandbox/guests/llm`, `llm.wasm`) and the training guest (`sandbox/guests/train`,
-//! `train.wasm`, which compiles in `../llm/mathx.c`).
+//! (`sandbox/guests/llm`, `llm.wasm`), the training guest (`sandbox/guests/train`,
+//! `train.wasm`, which compiles in `../llm/mathx.c`) and the language-model training guest
+//! (`sandbox/guests/train_lm`, `train_lm.wasm`, which compiles in parts of both).
 #![allow(clippy::panic, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,16 @@ const LLM_SOURCES: &[&str] = &[
     "json.c",
 ];
 const TRAIN_SOURCES: &[&str] = &["main.c", "args.c", "formats.c", "mlp.c", "../llm/mathx.c"];
+const TRAIN_LM_SOURCES: &[&str] = &[
+    "main.c",
+    "lmargs.c",
+    "model.c",
+    "backward.c",
+    "../train/args.c",
+    "../train/formats.c",
+    "../train/mlp.c",
+    "../llm/mathx.c",
+];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
@@ -36,6 +47,13 @@ fn main() {
         TRAIN_SOURCES,
         &["-Wl,--strip-debug"],
         &out.join("train.wasm"),
+    );
+    compile(
+        "language-model training",
+        &guests.join("train_lm"),
+        TRAIN_LM_SOURCES,
+        &["-Wl,--strip-debug"],
+        &out.join("train_lm.wasm"),
     );
 }
 

@@ -10,6 +10,12 @@
 //! `/input/shard.sdg`, the weight update out in `/output/update.swt` with `/output/stats.json`;
 //! `mode=init` and `mode=eval` make first weights and score them. Pure wasm, no host imports
 //! but WASI.
+//!
+//! [`TRAIN_LM`] is the language-model training guest (`sandbox/guests/train_lm`,
+//! docs/training.md "A second model"): a small byte-level transformer's local steps of AdamW
+//! on `/input/weights.lmw` and a shard (`from=`, `to=`: byte offsets) of `/input/corpus.txt`,
+//! the update out in `/output/update.lmw` with `/output/stats.json`; `mode=init`, `mode=eval`,
+//! `mode=grad` (one batch's gradient) and `mode=sample` (greedy text). WASI only.
 
 /// The inference guest, `llm.wasm`.
 pub const LLM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/llm.wasm"));
@@ -47,6 +53,26 @@ pub const WEIGHTS_OUTPUT: &str = "weights.swt";
 /// `mode=eval` writes loss and accuracy to this, in `/output`.
 pub const EVAL_OUTPUT: &str = "eval.json";
 
+/// The language-model training guest, `train_lm.wasm`.
+pub const TRAIN_LM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/train_lm.wasm"));
+
+/// The language-model training guest's blob hash (blake3 of its bytes).
+pub fn train_lm_hash() -> [u8; 32] {
+    *blake3::hash(TRAIN_LM).as_bytes()
+}
+
+/// The name the language-model guest reads its weights from, in `/input` (format `LMW1`);
+/// `mode=init` writes the first weights to the same name in `/output`.
+pub const LM_WEIGHTS: &str = "weights.lmw";
+/// The name it reads its text from, in `/input`: bytes, each a token below the vocabulary.
+pub const LM_CORPUS_INPUT: &str = "corpus.txt";
+/// `mode=train` writes the update (new weights minus old, format `LMW1`) to this, in `/output`.
+pub const LM_UPDATE_OUTPUT: &str = "update.lmw";
+/// `mode=sample` reads its prompt from this, in `/input`.
+pub const LM_PROMPT_INPUT: &str = "prompt.txt";
+/// `mode=sample` writes the greedy continuation to this, in `/output`.
+pub const LM_SAMPLE_OUTPUT: &str = "sample.txt";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +101,14 @@ mod tests {
             "the training guest must not read the host's randomness"
         );
         assert_ne!(train_hash(), llm_hash());
+    }
+
+    #[test]
+    fn the_language_model_guest_is_a_wasm_module_with_wasi_only() {
+        assert_eq!(TRAIN_LM.get(..4), Some(&b"\0asm"[..]));
+        let has = |name: &[u8]| TRAIN_LM.windows(name.len()).any(|w| w == name);
+        assert!(has(b"wasi_snapshot_preview1"));
+        assert!(!has(b"sietch_kernels") && !has(b"sietch_gpu") && !has(b"random_get"));
+        assert_ne!(train_lm_hash(), train_hash());
     }
 }
