@@ -18,6 +18,7 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
+use crate::Address;
 use crate::error::OfferError;
 use crate::job::{BlobRef, GpuNeeds, JobSpec};
 use crate::offer::{LARGE_BLOB_BYTES, Offer, Withdrawal};
@@ -128,16 +129,18 @@ pub enum Stage {
     Price = 6,
     /// Its stake covers the job's value at the job's sampling rate.
     Stake = 7,
+    /// Not on the job's list of providers to avoid ([`OrderBook::find_avoiding`]).
+    Avoid = 8,
 }
 
-const STAGES: usize = 8;
+const STAGES: usize = 9;
 
 impl Stage {
     /// Every stage, in the order the filters apply.
     pub const ALL: [Stage; STAGES] = STAGE_ORDER;
 
     /// Its name in the API and the SDKs (`live`, `gpu`, `cores`, `memory`, `inputs`,
-    /// `features`, `price`, `stake`).
+    /// `features`, `price`, `stake`, `avoid`).
     pub fn name(self) -> &'static str {
         match self {
             Self::Live => "live",
@@ -148,6 +151,7 @@ impl Stage {
             Self::Features => "features",
             Self::Price => "price",
             Self::Stake => "stake",
+            Self::Avoid => "avoid",
         }
     }
 }
@@ -173,7 +177,7 @@ impl Funnel {
         STAGE_ORDER
             .into_iter()
             .find(|s| self.passed(*s) == 0)
-            .unwrap_or(Stage::Stake)
+            .unwrap_or(Stage::Avoid)
     }
 }
 
@@ -204,6 +208,8 @@ struct Needs {
     price_cap: u128,
     sampling_ppm: u32,
     min_stake: Option<u128>,
+    /// Providers the job avoids.
+    avoided: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -262,6 +268,7 @@ impl std::fmt::Display for NoMatch {
             .map_or(0, |s| self.funnel.passed(*s));
         let applies = |s: Stage| match s {
             Stage::Live | Stage::Price | Stage::Stake => true,
+            Stage::Avoid => needs.avoided > 0,
             Stage::Gpu => needs.gpu.is_some(),
             Stage::Cores => needs.cores > 0,
             Stage::Memory => needs.memory > 0,
@@ -275,6 +282,7 @@ impl std::fmt::Display for NoMatch {
             Stage::Inputs,
             Stage::Features,
             Stage::Price,
+            Stage::Stake,
         ] {
             if (s as usize) >= blocker || !applies(s) {
                 continue;
@@ -291,6 +299,7 @@ impl std::fmt::Display for NoMatch {
                 Stage::Features => {
                     format!("{} list the features {}", n(s), needs.features.join(", "))
                 }
+                Stage::Stake => format!("{} have the stake for it", n(s)),
                 _ => format!("{} fit your price cap of {}", n(s), needs.price_cap),
             });
         }
@@ -352,6 +361,16 @@ impl std::fmt::Display for NoMatch {
                     ),
                 }
             }
+            Stage::Avoid => format!(
+                "{} on the job's list of {} providers to avoid; submit it without them to take \
+                 any",
+                if before == 1 {
+                    "the one that fits is".to_owned()
+                } else {
+                    format!("all {before} that fit are")
+                },
+                needs.avoided
+            ),
         };
         write!(f, "no offer matches: {}; {why}", parts.join(", of those "))
     }
@@ -911,6 +930,21 @@ impl OrderBook {
         observations: &dyn Observations,
         limit: usize,
     ) -> Result<Vec<Match>, NoMatch> {
+        self.find_avoiding(spec, now, observations, limit, &[])
+    }
+
+    /// [`OrderBook::find`], without the offers of the providers whose EVM addresses are in
+    /// `avoid` (the last filter, [`Stage::Avoid`]: a buyer re-submitting a job that a
+    /// provider failed or was slow to run). When only avoided offers fit, the explanation
+    /// says so.
+    pub fn find_avoiding(
+        &self,
+        spec: &JobSpec,
+        now: u64,
+        observations: &dyn Observations,
+        limit: usize,
+        avoid: &[Address],
+    ) -> Result<Vec<Match>, NoMatch> {
         // A GPU job visits only the offers that hold an accepted model. If none fits, the
         // full scan runs to count every filter for the explanation.
         if let Some(g) = spec.requirements.gpu.as_ref().filter(|g| g.count > 0) {
@@ -918,29 +952,40 @@ impl OrderBook {
             let visits = slots
                 .into_iter()
                 .filter_map(|slot| self.summaries.get(slot).map(|s| (slot, s)));
-            if let Ok(found) = self.scan(spec, now, observations, limit, visits, true) {
+            let q = Query {
+                spec,
+                now,
+                observations,
+                limit,
+                avoid,
+            };
+            if let Ok(found) = self.scan(&q, visits, true) {
                 return Ok(found);
             }
         }
-        self.scan(
+        let q = Query {
             spec,
             now,
             observations,
             limit,
-            self.summaries.iter().enumerate(),
-            false,
-        )
+            avoid,
+        };
+        self.scan(&q, self.summaries.iter().enumerate(), false)
     }
 
     fn scan<'a>(
         &'a self,
-        spec: &JobSpec,
-        now: u64,
-        observations: &dyn Observations,
-        limit: usize,
+        q: &Query<'_>,
         visits: impl Iterator<Item = (usize, &'a Summary)>,
         gpus_last: bool,
     ) -> Result<Vec<Match>, NoMatch> {
+        let Query {
+            spec,
+            now,
+            observations,
+            limit,
+            avoid,
+        } = *q;
         let limit = limit.max(1);
         let req = &spec.requirements;
         let gpu = req.gpu.as_ref().filter(|g| g.count > 0);
@@ -1046,6 +1091,14 @@ impl OrderBook {
                 continue;
             }
             passed.bump(Stage::Stake);
+            if !avoid.is_empty()
+                && self
+                    .offer_at(slot)
+                    .is_some_and(|o| avoid.contains(&o.evm_address))
+            {
+                continue;
+            }
+            passed.bump(Stage::Avoid);
 
             // The score is at least the cost, so an offer dearer than the worst kept one
             // cannot enter: skip the lookup of its reputation and latency. The bound is an
@@ -1099,6 +1152,7 @@ impl OrderBook {
                     price_cap: spec.price_cap,
                     sampling_ppm: spec.verification.sampling_ppm,
                     min_stake,
+                    avoided: avoid.len(),
                 }),
                 closest: Box::new(closest),
             });
@@ -1222,6 +1276,16 @@ impl OrderBook {
 }
 
 const NANO: u128 = 1_000_000_000;
+
+/// What one match asks of the book: [`OrderBook::find_avoiding`]'s arguments.
+#[derive(Clone, Copy)]
+struct Query<'q> {
+    spec: &'q JobSpec,
+    now: u64,
+    observations: &'q dyn Observations,
+    limit: usize,
+    avoid: &'q [Address],
+}
 const STAGE_ORDER: [Stage; STAGES] = [
     Stage::Live,
     Stage::Gpu,
@@ -1231,6 +1295,7 @@ const STAGE_ORDER: [Stage; STAGES] = [
     Stage::Features,
     Stage::Price,
     Stage::Stake,
+    Stage::Avoid,
 ];
 
 /// [`settlement::cost`]'s rounding of a [`settlement::cost_nano`].

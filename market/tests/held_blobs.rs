@@ -282,7 +282,7 @@ fn the_stage_order_and_names_include_inputs() {
     assert_eq!(
         Stage::ALL.map(Stage::name),
         [
-            "live", "gpu", "cores", "memory", "inputs", "features", "price", "stake"
+            "live", "gpu", "cores", "memory", "inputs", "features", "price", "stake", "avoid"
         ]
     );
 }
