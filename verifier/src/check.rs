@@ -3,7 +3,8 @@
 //! 1. The revealed secret must open the ticket's commit; the job is checked iff
 //!    `keccak256(secret ‖ jobId) < q · 2^256` ([`crate::sampling`]). Unchecked jobs end here,
 //!    at the cost of two hashes.
-//! 2. The provider's result must be signed by its offer's EVM account and name the ticket's
+//! 2. The provider's result must be signed by its offer's EVM account (or the operator that
+//!    account named in the escrow, as the verifier's [`Signers`] say) and name the ticket's
 //!    job and spec (in tolerance mode, its outputs must hash to the signed output hash).
 //! 3. `k` re-run providers (the spec's `reruns`, at least 1 and at most
 //!    [`VerifierConfig::max_reruns`]) are drawn ([`crate::select`](mod@crate::select)) and
@@ -25,15 +26,17 @@ use futures::future::join_all;
 use rand::Rng;
 use sietch_market::eip712::Domain;
 use sietch_market::{
-    Address, B256, Comparison, Expected, JobSpec, Offer, PublicKey, ResultCommitment, Ticket,
-    check_result,
+    Address, B256, Expected, JobSpec, Offer, PublicKey, ResultCommitment, Ticket, check_result,
 };
 
-use crate::compare::{Agreement, compare};
+use crate::compare::{Agreement, compare, with_outputs};
 use crate::error::{CheckError, Fault, FaultKind, ResultError};
-use crate::evidence::{Evidence, MAX_VOTES, SignedCommitment, Vote};
+use crate::evidence::{
+    AccountOnly, Evidence, MAX_VOTES, SignedCommitment, Signers, Vote, operator_signer,
+};
 use crate::exec::{Executor, RerunRequest, RunResult};
 use crate::reputation::Event;
+use crate::rescore::{RerunPlan, rerun_plan};
 use crate::sampling::reveal;
 use crate::select::{Exclusions, SelectConfig, select};
 
@@ -95,7 +98,7 @@ pub enum Phase {
 pub struct RunRecord {
     /// Who ran it.
     pub provider: PublicKey,
-    /// Its EVM account (the commitment's signer).
+    /// Its EVM account (the commitment's signer, or the account its operator signed for).
     pub owner: Address,
     /// The phase.
     pub phase: Phase,
@@ -199,6 +202,8 @@ pub struct Verifier<E> {
     executor: E,
     domain: Domain,
     config: VerifierConfig,
+    /// Who signs for whom (operators); [`AccountOnly`] unless [`Verifier::with_signers`].
+    signers: std::sync::Arc<dyn Signers>,
 }
 
 /// What one phase gathers.
@@ -207,6 +212,8 @@ struct Gathered<'a> {
     faults: Vec<Fault>,
     exclusions: Exclusions,
     job: &'a Job<'a>,
+    /// What each re-run runs ([`crate::rescore::rerun_plan`]) and its spec's hash.
+    plan: RerunPlan,
     spec_hash: B256,
 }
 
@@ -217,7 +224,15 @@ impl<E: Executor> Verifier<E> {
             executor,
             domain,
             config,
+            signers: std::sync::Arc::new(AccountOnly),
         }
+    }
+
+    /// The same verifier, accepting the commitments an account's operator signed as
+    /// `signers` say (the node's: from the escrow's `operatorOf`).
+    pub fn with_signers(mut self, signers: std::sync::Arc<dyn Signers>) -> Self {
+        self.signers = signers;
+        self
     }
 
     /// The executor.
@@ -263,15 +278,18 @@ impl<E: Executor> Verifier<E> {
         if !reveal(job.ticket, &job.secret, policy.sampling_ppm)? {
             return Ok(check);
         }
-        self.validate(
-            job.spec,
-            spec_hash,
-            job.ticket.job_id,
-            job.provider,
-            job.result,
-        )
-        .map_err(CheckError::Original)?;
+        let signer = self
+            .validate(
+                job.spec,
+                spec_hash,
+                job.ticket.job_id,
+                job.provider,
+                job.result,
+            )
+            .await
+            .map_err(CheckError::Original)?;
 
+        let plan = rerun_plan(job.spec, job.result.outputs.as_ref());
         // At most what one evidence bundle holds once the escalation is added.
         let k = usize::from(policy.reruns.clamp(1, self.config.max_reruns.max(1)))
             .min(MAX_VOTES - ESCALATION_RERUNS);
@@ -280,7 +298,8 @@ impl<E: Executor> Verifier<E> {
             faults: Vec::new(),
             exclusions: Exclusions::of(job.provider),
             job,
-            spec_hash,
+            spec_hash: plan.spec.hash(),
+            plan,
         };
         self.gather(&mut g, candidates, now, k, Phase::Sample, rng)
             .await;
@@ -304,7 +323,7 @@ impl<E: Executor> Verifier<E> {
             majority(&g.runs, k + ESCALATION_RERUNS)
         };
         if decision == Decision::ProviderWrong {
-            match self.evidence(job, &g.runs) {
+            match self.evidence(job, signer, &g.runs) {
                 Some(e) => check.evidence = Some(e),
                 // Unreachable in practice (every run was validated); never accuse without it.
                 None => {
@@ -332,15 +351,15 @@ impl<E: Executor> Verifier<E> {
         rng: &mut R,
     ) {
         let job = g.job;
-        let spec = job.spec;
-        let tolerance = matches!(spec.verification.comparison, Comparison::Tolerance { .. });
+        let spec = &g.plan.spec;
+        let outputs = with_outputs(&spec.verification.comparison);
         let mut missing = need;
         let mut budget = need.saturating_add(self.config.spare_attempts);
         while missing > 0 && budget > 0 {
             let n = missing.min(budget);
             let picks = select(
                 candidates,
-                spec,
+                job.spec,
                 now,
                 &g.exclusions,
                 n,
@@ -359,16 +378,20 @@ impl<E: Executor> Verifier<E> {
                     job_id: job.ticket.job_id,
                     spec,
                     provider: p,
-                    with_outputs: tolerance,
+                    with_outputs: outputs,
+                    blobs: &g.plan.blobs,
                 })
             }))
             .await;
             for (p, answer) in picks.iter().zip(answers) {
-                let valid = answer.map_err(FaultKind::from).and_then(|r| {
-                    self.validate(spec, g.spec_hash, job.ticket.job_id, p, &r)
-                        .map(|()| r)
-                        .map_err(FaultKind::from)
-                });
+                let valid = match answer {
+                    Ok(r) => self
+                        .validate(spec, g.spec_hash, job.ticket.job_id, p, &r)
+                        .await
+                        .map(|_| r)
+                        .map_err(FaultKind::from),
+                    Err(e) => Err(FaultKind::from(e)),
+                };
                 match valid {
                     Ok(r) => {
                         let agreement = compare(
@@ -399,17 +422,18 @@ impl<E: Executor> Verifier<E> {
     }
 
     /// Checks that `result` is `offer`'s signed result for this job and spec (the market's
-    /// one check, [`check_result`]), and in tolerance mode that its outputs came, within the
-    /// job's output limit, and are the ones it signed.
-    fn validate(
+    /// one check, [`check_result`]: signed by the offer's account or its operator), and in
+    /// tolerance mode that its outputs came, within the job's output limit, and are the ones
+    /// it signed. Returns who signed.
+    async fn validate(
         &self,
         spec: &JobSpec,
         spec_hash: B256,
         job_id: B256,
         offer: &Offer,
         result: &RunResult,
-    ) -> Result<(), ResultError> {
-        let outputs = if matches!(spec.verification.comparison, Comparison::Tolerance { .. }) {
+    ) -> Result<Address, ResultError> {
+        let outputs = if with_outputs(&spec.verification.comparison) {
             let out = result.outputs.as_ref().ok_or(ResultError::MissingOutputs)?;
             let size = out.largest_part();
             if size > spec.limits.output_bytes {
@@ -423,34 +447,43 @@ impl<E: Executor> Verifier<E> {
             None
         };
         // A re-run's commitment names its own channel: any channel will do.
-        let expected = Expected {
+        let mut expected = Expected {
             job_id,
             spec_hash,
             channel_id: None,
             signer: offer.evm_address,
         };
-        check_result(
-            &self.domain,
-            &expected,
-            &result.commitment,
-            &result.signature,
-            outputs,
-        )?;
-        Ok(())
+        let check = |e: &Expected| {
+            check_result(
+                &self.domain,
+                e,
+                &result.commitment,
+                &result.signature,
+                outputs,
+            )
+        };
+        if let Err(refused) = check(&expected) {
+            // Signed by another key: the account's operator, if the signers say so.
+            expected.signer = operator_signer(&*self.signers, &refused, offer.evm_address)
+                .await
+                .ok_or(refused)?;
+            check(&expected)?;
+        }
+        Ok(expected.signer)
     }
 
-    fn evidence(&self, job: &Job<'_>, runs: &[RunRecord]) -> Option<Evidence> {
+    /// The bundle of a check that found `job`'s provider wrong: its result (signed by
+    /// `signer`, validated for its account) and the re-runs' (validated likewise).
+    fn evidence(&self, job: &Job<'_>, signer: Address, runs: &[RunRecord]) -> Option<Evidence> {
         let e = Evidence {
             domain: self.domain,
-            tolerance: matches!(
-                job.spec.verification.comparison,
-                Comparison::Tolerance { .. }
-            ),
+            tolerance: with_outputs(&job.spec.verification.comparison),
             ticket: *job.ticket,
             ticket_signature: job.ticket_signature,
             provider: job.provider.provider,
             original: SignedCommitment {
-                signer: job.provider.evm_address,
+                signer,
+                account: job.provider.evm_address,
                 commitment: job.result.commitment,
                 signature: job.result.signature,
             },
@@ -459,7 +492,14 @@ impl<E: Executor> Verifier<E> {
                 .map(|r| Vote {
                     provider: r.provider,
                     result: SignedCommitment {
-                        signer: r.owner,
+                        // Validated: the re-run's account or the operator it named.
+                        signer: crate::evidence::commitment_signer(
+                            &self.domain,
+                            &r.commitment,
+                            &r.signature,
+                        )
+                        .unwrap_or(r.owner),
+                        account: r.owner,
                         commitment: r.commitment,
                         signature: r.signature,
                     },

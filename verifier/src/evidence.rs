@@ -12,16 +12,23 @@
 //!   refuses them as `MismatchedResult`). [`Evidence::claim_ticket`] gives the `claimTicket`
 //!   arguments (only the ticket's provider may send them; the tests play the provider);
 //! - **show it**: [`Evidence::encode`] for the store, `Display` and the fields for the explorer.
+//!
+//! Who signs: a provider's account (its offer's `evm_address`) signs its commitments itself,
+//! or through the *operator* it named in the escrow (a cold owner's hot key, `Operators.sol`),
+//! as the escrow accepts in `claimTicket` and `submitVerdict`. The verifier asks a
+//! [`Signers`] which signer speaks for which account; each [`SignedCommitment`] names both.
 
 use alloy::primitives::Bytes;
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionReceipt;
+use async_trait::async_trait;
 use sietch_contracts::SietchEscrow::{self, SietchEscrowInstance};
 use sietch_contracts::send;
 use sietch_market::codec::{Canonical, Reader, Writer};
-use sietch_market::eip712::{Domain, TypedData};
+use sietch_market::eip712::{Domain, TypedData, recover};
 use sietch_market::{
-    Address, B256, DecodeError, PublicKey, ResultCommitment, Ticket, Voucher, ticket_id,
+    Address, B256, DecodeError, Eip712Error, InvalidResult, PublicKey, ResultCommitment, Ticket,
+    Voucher, ticket_id,
 };
 
 use crate::error::EvidenceError;
@@ -30,14 +37,74 @@ use crate::error::EvidenceError;
 pub const MAX_VOTES: usize = 64;
 /// Largest encoded bundle accepted.
 pub const MAX_EVIDENCE_BYTES: usize = 32 * 1024;
-/// First bytes of an encoded bundle: the format and its version.
-pub const EVIDENCE_MAGIC: &[u8; 16] = b"sietch-evidence1";
+/// First bytes of an encoded bundle: the format and its version (2: each commitment names
+/// its account as well as its signer).
+pub const EVIDENCE_MAGIC: &[u8; 16] = b"sietch-evidence2";
+/// The first version's magic (no accounts: each signer was its own account), still read.
+pub const EVIDENCE_MAGIC_V1: &[u8; 16] = b"sietch-evidence1";
 
-/// A result commitment with its EIP-712 signature and the account that signed it.
+/// Who may sign result commitments for an account: the account itself, or the operator it
+/// named in the escrow (`operatorOf`) while it keeps it named. The node answers from the
+/// escrow (a bounded cache, refreshed; a revoked operator speaks for nobody); the default,
+/// [`AccountOnly`], trusts no operator.
+#[async_trait]
+pub trait Signers: Send + Sync + std::fmt::Debug {
+    /// Whether `signer` may sign for `account` now. `signer == account` always may; a
+    /// signer that cannot be confirmed (the chain unreadable) may not.
+    async fn signs_for(&self, signer: Address, account: Address) -> bool;
+}
+
+/// Each account signs for itself only: no operators.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccountOnly;
+
+#[async_trait]
+impl Signers for AccountOnly {
+    async fn signs_for(&self, signer: Address, account: Address) -> bool {
+        signer == account
+    }
+}
+
+/// The address that signed `commitment` in `domain`, if the signature is well formed.
+pub fn commitment_signer(
+    domain: &Domain,
+    commitment: &ResultCommitment,
+    signature: &[u8; 65],
+) -> Option<Address> {
+    recover(&commitment.digest(domain), signature).ok()
+}
+
+/// The key to hold a commitment for `account` to again, after holding it to `account` itself
+/// failed with `refused`: the key that signed it, when that is someone else and `signers` says
+/// it speaks for `account` (its operator). `None`: the refusal stands. An account's own
+/// signature costs nothing more; only another signer is looked up.
+pub async fn operator_signer(
+    signers: &dyn Signers,
+    refused: &InvalidResult,
+    account: Address,
+) -> Option<Address> {
+    let InvalidResult::Signature(Eip712Error::WrongSigner {
+        recovered,
+        expected,
+        ..
+    }) = refused
+    else {
+        return None;
+    };
+    if *expected != account || !signers.signs_for(*recovered, account).await {
+        return None;
+    }
+    Some(*recovered)
+}
+
+/// A result commitment with its EIP-712 signature, the key that signed it and the account it
+/// speaks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SignedCommitment {
-    /// The EVM account that signed.
+    /// The EVM key that signed: the account, or the operator it named.
     pub signer: Address,
+    /// The account (the provider's offer's `evm_address`: whose stake answers for it).
+    pub account: Address,
     /// The commitment.
     pub commitment: ResultCommitment,
     /// 65 bytes `r ‖ s ‖ v`.
@@ -45,6 +112,9 @@ pub struct SignedCommitment {
 }
 
 impl SignedCommitment {
+    /// Checks the signature against [`SignedCommitment::signer`]. That an operator speaks for
+    /// its account was checked when the bundle was made (a [`Signers`]), and the escrow checks
+    /// it again when the ticket is claimed: it is chain state, not in the bundle.
     fn verify(&self, domain: &Domain) -> Result<(), EvidenceError> {
         self.commitment
             .verify(domain, &self.signature, self.signer)
@@ -56,13 +126,17 @@ impl SignedCommitment {
 
     fn encode(&self, w: &mut Writer) {
         w.address(&self.signer);
+        w.address(&self.account);
         self.commitment.encode_body(w);
         w.fixed(&self.signature);
     }
 
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    fn decode(r: &mut Reader<'_>, version: u8) -> Result<Self, DecodeError> {
+        let signer = r.address()?;
+        let account = if version >= 2 { r.address()? } else { signer };
         Ok(Self {
-            signer: r.address()?,
+            signer,
+            account,
             commitment: ResultCommitment::decode_body(r)?,
             signature: signature65(r)?,
         })
@@ -91,7 +165,7 @@ pub struct Vote {
 pub struct Evidence {
     /// The EIP-712 domain every signature is in.
     pub domain: Domain,
-    /// Whether the job was compared in tolerance mode (else exact).
+    /// Whether the job was compared by its outputs (tolerance or rescore mode), else exact.
     pub tolerance: bool,
     /// The buyer's ticket.
     pub ticket: Ticket,
@@ -155,10 +229,12 @@ pub fn escrow_voucher(v: &Voucher) -> SietchEscrow::Voucher {
 }
 
 impl Evidence {
-    /// Re-checks the bundle on its own: every signature, that every commitment is for the
-    /// ticket's job and spec, that the votes come from distinct accounts other than the
-    /// provider's, that in exact mode each vote's `agrees` is what the hashes and fuel say, and
-    /// that more than half of the votes differ from the provider.
+    /// Re-checks the bundle on its own: every signature (by its signer), that every
+    /// commitment is for the ticket's job and spec, that the votes come from distinct
+    /// accounts and signers other than the provider's, that in exact mode each vote's
+    /// `agrees` is what the hashes and fuel say, and that more than half of the votes differ
+    /// from the provider. (Whether a signer other than its account was that account's
+    /// operator is chain state: checked when the bundle was made, and by the escrow.)
     pub fn verify(&self) -> Result<(), EvidenceError> {
         let n = self.votes.len();
         if n > MAX_VOTES {
@@ -177,20 +253,24 @@ impl Evidence {
             ));
         }
         self.original.verify(&self.domain)?;
-        let mut signers = vec![self.original.signer];
+        let o = &self.original;
+        let mut seen = vec![o.signer, o.account];
         for v in &self.votes {
             let c = &v.result.commitment;
-            if of(c) != job {
+            // Compared by outputs, a re-run may run a spec derived from the job's (a rescoring
+            // job, crate::rescore), never another job.
+            if of(c) != job && !(self.tolerance && c.job_id == job.0) {
                 return Err(EvidenceError::Inconsistent(
                     "a re-run is for another job or spec",
                 ));
             }
-            if signers.contains(&v.result.signer) {
+            let (signer, account) = (v.result.signer, v.result.account);
+            if seen.contains(&signer) || seen.contains(&account) {
                 return Err(EvidenceError::Inconsistent(
                     "two results are signed by the same account",
                 ));
             }
-            signers.push(v.result.signer);
+            seen.extend([signer, account]);
             let o = &self.original.commitment;
             let exact = c.output_hash == o.output_hash && c.fuel_used == o.fuel_used;
             if !self.tolerance && v.agrees != exact {
@@ -273,23 +353,28 @@ impl Evidence {
             .into());
         }
         let mut r = Reader::new(bytes);
-        if r.take(EVIDENCE_MAGIC.len())? != EVIDENCE_MAGIC {
+        let magic = r.take(EVIDENCE_MAGIC.len())?;
+        let version = if magic == EVIDENCE_MAGIC {
+            2
+        } else if magic == EVIDENCE_MAGIC_V1 {
+            1
+        } else {
             return Err(DecodeError::Invalid {
                 what: "evidence",
-                why: "not a sietch evidence bundle of version 1",
+                why: "not a sietch evidence bundle of version 1 or 2",
             }
             .into());
-        }
+        };
         let domain = Domain::new(r.u64()?, r.address()?);
         let tolerance = r.bool()?;
         let ticket = Ticket::decode_body(&mut r)?;
         let ticket_signature = r.option("ticket signature", signature65)?;
         let provider = PublicKey(r.bytes32()?);
-        let original = SignedCommitment::decode(&mut r)?;
+        let original = SignedCommitment::decode(&mut r, version)?;
         let votes = r.list("votes", MAX_VOTES, |r| {
             Ok(Vote {
                 provider: PublicKey(r.bytes32()?),
-                result: SignedCommitment::decode(r)?,
+                result: SignedCommitment::decode(r, version)?,
                 agrees: r.bool()?,
             })
         })?;
@@ -310,10 +395,15 @@ impl std::fmt::Display for Evidence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "provider {} ({}) found wrong on job {}: {} of {} re-runs differ in {} mode \
+            "provider {} ({}{}) found wrong on job {}: {} of {} re-runs differ in {} mode \
              (output {} against",
             self.provider.short(),
-            self.original.signer,
+            self.original.account,
+            if self.original.signer == self.original.account {
+                String::new()
+            } else {
+                format!(", signed by its operator {}", self.original.signer)
+            },
             self.ticket.job_id,
             self.differing(),
             self.votes.len(),
@@ -324,7 +414,7 @@ impl std::fmt::Display for Evidence {
             write!(
                 f,
                 " {} by {}",
-                v.result.commitment.output_hash, v.result.signer
+                v.result.commitment.output_hash, v.result.account
             )?;
         }
         write!(f, "); escrow ticket {}", self.ticket_id())
