@@ -168,6 +168,11 @@ pub struct NodeConfig {
     /// provider).
     #[serde(skip_serializing_if = "is_zero")]
     pub test_cheat_ppm: u32,
+    /// Tests only: what those wrong results do to `/output` files in the `SWT1` weights
+    /// format (a training update): `zeros`, `negate`, `scale=F` or `noise=A` (a poisoned
+    /// update, signed as the result); empty: the lie is in stdout only.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub test_cheat_outputs: String,
     /// Tests only: withhold the voucher of this many honest results per million, and
     /// dispute their tickets (a cheating buyer).
     #[serde(skip_serializing_if = "is_zero")]
@@ -274,6 +279,7 @@ impl Default for NodeConfig {
             verify_local_network: false,
             test_seed: None,
             test_cheat_ppm: 0,
+            test_cheat_outputs: String::new(),
             test_undeliver: 0,
             test_overbill_gpu_millis: 0,
             test_output_name: String::new(),
@@ -433,6 +439,12 @@ impl NodeConfig {
             return Err(ConfigError::Invalid {
                 key: "test_cheat_ppm",
                 why: "at most 1000000 (every job)".into(),
+            });
+        }
+        if let Err(why) = crate::provider::adversary::Poison::parse(&self.test_cheat_outputs) {
+            return Err(ConfigError::Invalid {
+                key: "test_cheat_outputs",
+                why,
             });
         }
         self.http.check()?;

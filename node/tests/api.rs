@@ -209,7 +209,7 @@ async fn every_route_answers_writes_need_the_token_and_errors_say_what_to_do() {
     assert_eq!(
         filters,
         [
-            "live", "gpu", "cores", "memory", "inputs", "features", "price", "stake"
+            "live", "gpu", "cores", "memory", "inputs", "features", "price", "stake", "avoid"
         ]
     );
     assert!(funnel.iter().all(|f| f["passed"] == 0), "{body}");

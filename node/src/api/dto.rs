@@ -44,7 +44,15 @@ pub struct JobSubmission {
     /// Seconds from now by which the result must arrive.
     #[serde(default = "default_deadline")]
     pub deadline_secs: u64,
+    /// Providers the job must not go to, by EVM address (`0x` and 40 hex digits), at most
+    /// [`MAX_AVOID`]: a job submitted again after one of them failed or was slow. Matching
+    /// only; not part of the spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub avoid: Vec<String>,
 }
+
+/// Most providers one job may avoid.
+pub const MAX_AVOID: usize = 16;
 
 fn default_deadline() -> u64 {
     600
@@ -184,6 +192,10 @@ pub enum SpecError {
     /// A blob it names was never uploaded.
     #[error("blob {0} is not on this node: upload it with POST /api/v1/blobs first")]
     MissingBlob(B256),
+    /// The list of providers to avoid is too long or names something that is not an EVM
+    /// address.
+    #[error("avoid: {0}")]
+    Avoid(String),
     /// An input's name breaks the protocol's rule for file names, or repeats another's.
     #[error(
         "inputs[{index}]: the name {name} {why}; input names are flat, printable and at most 255 bytes"
@@ -363,6 +375,34 @@ fn invalid(field: &'static str, why: impl Into<String>) -> SpecError {
 }
 
 impl JobSubmission {
+    /// The providers to avoid, each once; `Err` names the first entry that is not an EVM
+    /// address, or a list over [`MAX_AVOID`].
+    pub fn avoided(&self) -> Result<Vec<sietch_market::Address>, SpecError> {
+        if self.avoid.len() > MAX_AVOID {
+            return Err(SpecError::Avoid(format!(
+                "{} providers; a job avoids at most {MAX_AVOID}",
+                self.avoid.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(self.avoid.len());
+        for (i, a) in self.avoid.iter().enumerate() {
+            let hex = a
+                .strip_prefix("0x")
+                .filter(|h| h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            let Some(address) = hex.and_then(|h| h.parse::<sietch_market::Address>().ok()) else {
+                let cut: String = a.chars().take(80).collect();
+                return Err(SpecError::Avoid(format!(
+                    "[{i}] {:?} is not an EVM address (0x and 40 hex digits)",
+                    sietch_market::printable(&cut)
+                )));
+            };
+            if !out.contains(&address) {
+                out.push(address);
+            }
+        }
+        Ok(out)
+    }
+
     /// The spec, with blob sizes from `size_of` (`None`: not on the node) and the deadline
     /// from `now`.
     pub fn to_spec(

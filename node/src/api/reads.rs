@@ -313,6 +313,17 @@ pub(crate) async fn job(
     }
     if let Some(obj) = v.as_object_mut() {
         obj.insert("generation".into(), generation);
+        // The buyer's side: the providers it sent the job to, in order (the last one runs
+        // it now, or ran it), for a client that submits it again elsewhere (`avoid`).
+        if side == Side::Buyer {
+            let sent: Vec<String> = api
+                .buyer
+                .sent_to(&id)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            obj.insert("sent_to".into(), json!(sent));
+        }
     }
     Ok(Json(v))
 }

@@ -1,7 +1,9 @@
 //! The API's writes (behind the token): upload a blob, fund a channel, submit a job. Bodies
 //! are read under a size bound and `http.body_timeout_secs`; a job is checked against every
 //! rule a provider's admission and sandbox apply before it is accepted (`dto`), and
-//! `?wait=true` answers within `http.wait_secs` (or the `wait_secs` asked for, if less).
+//! `?wait=true` answers within `http.wait_secs` (or the `wait_secs` asked for, if less). A
+//! job may name providers to `avoid` (`bad_avoid` when the list is malformed; `no_match`
+//! at once, blocker `avoid`, when only they fit).
 
 use std::time::Duration;
 
@@ -166,12 +168,22 @@ pub(crate) async fn submit(
             };
             ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string())
         })?;
+    let avoid = sub
+        .avoided()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_avoid", e.to_string()))?;
+    // A job whose avoid list leaves no offer is refused now, not after it is recorded: its
+    // submitter asks again without the list (the SDKs' round drivers do).
+    if !avoid.is_empty()
+        && let Err(BuyError::NoMatch(why)) = api.buyer.can_match(&spec, &avoid)
+    {
+        return Err(no_match(None, &why));
+    }
     let id = api
         .buyer
         .prepare(&spec)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "cannot_submit", e.to_string()))?;
     let buyer = api.buyer.clone();
-    let mut run = tokio::spawn(async move { buyer.run_prepared(&spec, id).await });
+    let mut run = tokio::spawn(async move { buyer.run_prepared(&spec, id, &avoid).await });
     if !q.wait {
         return Ok((
             StatusCode::ACCEPTED,
@@ -197,7 +209,7 @@ pub(crate) async fn submit(
             "outputs": dto::OutputsJson::of(&done.result),
         }))
         .into_response()),
-        Ok(Err(BuyError::NoMatch(why))) => Err(no_match(id, &why)),
+        Ok(Err(BuyError::NoMatch(why))) => Err(no_match(Some(id), &why)),
         Ok(Err(e)) => Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
             "job_failed",
@@ -210,7 +222,8 @@ pub(crate) async fn submit(
 /// 422 `no_match`: no offer in the book can run the job. The market's explanation is the
 /// message, whole; `detail` holds the filter that stopped the last offers (`blocker`) and how
 /// many offers passed each filter (`funnel`: `{"filter", "passed"}` in the order they apply).
-fn no_match(id: sietch_market::B256, why: &sietch_market::NoMatch) -> ApiError {
+/// `id`: the job, when one was recorded (not for a job refused for its avoid list).
+fn no_match(id: Option<sietch_market::B256>, why: &sietch_market::NoMatch) -> ApiError {
     let funnel: Vec<Value> = Stage::ALL
         .iter()
         .map(|s| json!({"filter": s.name(), "passed": why.funnel.passed(*s)}))
@@ -218,7 +231,10 @@ fn no_match(id: sietch_market::B256, why: &sietch_market::NoMatch) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         "no_match",
-        format!("job {id}: {why}"),
+        match id {
+            Some(id) => format!("job {id}: {why}"),
+            None => why.to_string(),
+        },
     )
     .with_detail(json!({"blocker": why.blocker.name(), "funnel": funnel}))
 }

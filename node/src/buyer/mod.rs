@@ -1,8 +1,9 @@
 //! The buyer role: submit jobs, check them, pay for them.
 //!
 //! For each job: match offers in the book (requirements, price, stake against the job's
-//! value, reputation and latency), take a **lane** to the chosen provider (a payment channel
-//! with no other job in flight: each ticket's range on the channel's cumulative line then
+//! value, reputation and latency; never a provider the job avoids), take a **lane** to the
+//! chosen provider (a payment channel with no other job in flight: each ticket's range on
+//! the channel's cumulative line then
 //! starts where the last voucher ended, so a ticket claimed on chain never pays a job twice
 //! nor one too little), sign a ticket committing to a fresh check secret, send the request,
 //! wait for the result, hold it to the provider's signed commitment (signature, job, spec,
@@ -21,8 +22,9 @@
 //! wait, result), [`result_check`] (a result held to its commitment), [`payment`]
 //! (vouchers, payments carried on lanes, withholding), [`spot_check`] (the verifier's
 //! re-runs), [`chain_events`] (disputes and reputation from the escrow's events),
-//! [`reputation`] (the reputation table, kept in the store) and [`restore`] (what a
-//! restarted buyer takes back: lanes, tickets to dispute). This file holds the [`Buyer`]
+//! [`reputation`] (the reputation table, kept in the store), [`restore`] (what a
+//! restarted buyer takes back: lanes, tickets to dispute) and [`sent`] (the providers each
+//! recent job was sent to). This file holds the [`Buyer`]
 //! handle and the run of one job across its attempts.
 
 mod attempt;
@@ -33,6 +35,7 @@ mod payment;
 mod reputation;
 mod restore;
 mod result_check;
+mod sent;
 mod spot_check;
 
 pub use attempt::AttemptError;
@@ -178,6 +181,8 @@ pub struct Buyer {
     disputable: Mutex<HashMap<B256, Disputable>>,
     reputation: Mutex<ReputationTable>,
     rng: Mutex<rand::rngs::StdRng>,
+    /// The providers each recent job was sent to (the API's `sent_to`).
+    sent: Mutex<sent::SentTo>,
 }
 
 /// The buyer's parts, from the service.
@@ -220,12 +225,19 @@ impl Buyer {
             disputable: Mutex::new(disputable),
             reputation: Mutex::new(reputation),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+            sent: Mutex::new(sent::SentTo::default()),
         }))
     }
 
     /// The node's EVM address (the buyer of its jobs).
     pub fn address(&self) -> Address {
         self.evm.address()
+    }
+
+    /// The providers job `id` was sent to, in order (in memory since start, for the last
+    /// 10,000 jobs): what a client re-submitting it elsewhere avoids.
+    pub fn sent_to(&self, id: &B256) -> Vec<Address> {
+        lock(&self.sent).of(id)
     }
 
     fn emit(&self, e: NodeEvent) {
@@ -256,9 +268,25 @@ impl Buyer {
     /// Runs `spec` on the network: the module and inputs must be in the node's blob store.
     /// Returns when the result is verified (where sampled) and paid.
     pub async fn submit(self: &Arc<Self>, spec: JobSpec) -> Result<Finished, BuyError> {
+        self.submit_avoiding(spec, &[]).await
+    }
+
+    /// [`Buyer::submit`], never to the providers whose EVM addresses are in `avoid` (a job
+    /// submitted again after one of them failed or was slow).
+    pub async fn submit_avoiding(
+        self: &Arc<Self>,
+        spec: JobSpec,
+        avoid: &[Address],
+    ) -> Result<Finished, BuyError> {
         let (me, s) = (self.clone(), spec.clone());
         let id = tokio::task::spawn_blocking(move || me.prepare(&s)).await??;
-        self.run_prepared(&spec, id).await
+        self.run_prepared(&spec, id, avoid).await
+    }
+
+    /// Whether some offer other than those of `avoid` can run `spec` now; `Err` is the
+    /// market's explanation ([`BuyError::NoMatch`]).
+    pub fn can_match(&self, spec: &JobSpec, avoid: &[Address]) -> Result<(), BuyError> {
+        self.candidates(spec, avoid).map(|_| ())
     }
 
     /// Records a new job for `spec` and returns its id; [`Buyer::run_prepared`] runs it.
@@ -276,14 +304,16 @@ impl Buyer {
         Ok(id)
     }
 
-    /// Runs a job [`Buyer::prepare`] recorded; keeps its outputs in the store.
+    /// Runs a job [`Buyer::prepare`] recorded, never on the providers of `avoid`; keeps its
+    /// outputs in the store.
     pub async fn run_prepared(
         self: &Arc<Self>,
         spec: &JobSpec,
         id: B256,
+        avoid: &[Address],
     ) -> Result<Finished, BuyError> {
         let started = Instant::now();
-        let r = self.run(spec, id, started).await;
+        let r = self.run(spec, id, avoid, started).await;
         match &r {
             Ok(_) => {}
             Err(e) => {
@@ -307,14 +337,16 @@ impl Buyer {
         self: &Arc<Self>,
         spec: &JobSpec,
         id: B256,
+        avoid: &[Address],
         started: Instant,
     ) -> Result<Finished, BuyError> {
-        let mut offers = self.candidates(spec)?;
+        let mut offers = self.candidates(spec, avoid)?;
         // Providers with a lane free (or room for a new one) first, in rank order: a busy
         // provider is not waited for while another can start at once.
         offers.sort_by_key(|(o, _)| !self.has_room(o.evm_address));
         let mut last = AttemptError::NotTried;
         for (attempt, (offer, max_cost)) in offers.iter().take(MAX_ATTEMPTS).enumerate() {
+            lock(&self.sent).record(id, offer.evm_address);
             self.emit(NodeEvent::Sent {
                 job: id,
                 provider: offer.evm_address,
@@ -472,14 +504,18 @@ impl Buyer {
         })
     }
 
-    /// Offers that can run `spec`, best first, each with the most the job can cost at its
-    /// prices (the book's `max_cost`, which the ticket allows).
-    fn candidates(&self, spec: &JobSpec) -> Result<Vec<(Offer, u128)>, BuyError> {
+    /// Offers that can run `spec`, best first, none of a provider in `avoid`, each with the
+    /// most the job can cost at its prices (the book's `max_cost`, which the ticket allows).
+    fn candidates(
+        &self,
+        spec: &JobSpec,
+        avoid: &[Address],
+    ) -> Result<Vec<(Offer, u128)>, BuyError> {
         let book = self.net.book();
         let book = lock(&book);
         let reputation = lock(&self.reputation);
         let found = book
-            .find(spec, now(), &*reputation, CANDIDATES)
+            .find_avoiding(spec, now(), &*reputation, CANDIDATES, avoid)
             .map_err(|e| BuyError::NoMatch(Box::new(e)))?;
         Ok(found
             .iter()

@@ -1,7 +1,8 @@
 //! Test-only misbehaviours, all in one place, driven by the `test_*` settings of
-//! [`NodeConfig`] (all off by default): a provider that cheats, withholds its result,
-//! overbills GPU time, or names an output file against the rule. The tests of disputes and
-//! hostile providers turn them on; nothing else should.
+//! [`NodeConfig`] (all off by default): a provider that cheats (in stdout, or with a
+//! poisoned training update: `test_cheat_outputs`), withholds its result, overbills GPU
+//! time, or names an output file against the rule. The tests of disputes, hostile
+//! providers and training turn them on; nothing else should.
 
 use sietch_market::B256;
 use sietch_sandbox::JobReport;
@@ -21,13 +22,119 @@ pub(super) fn cheats_on(config: &NodeConfig, job: &B256) -> bool {
     u32::from_le_bytes(x) % 1_000_000 < ppm
 }
 
+/// What a cheat does to the `/output` files in the `SWT1` weights format (a training
+/// update: `SWT1`, u32 layers, u32 widths, f32 parameters), each parameter `x` becoming
+/// another number: `test_cheat_outputs`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Poison {
+    /// `zeros`: 0 (a lazy provider that trained nothing).
+    Zeros,
+    /// `negate`: −x (the update reversed: gradient ascent).
+    Negate,
+    /// `scale=F`: x · F.
+    Scale(f32),
+    /// `noise=A`: uniform in [−A, A], drawn from the job id (the same on every run of it).
+    Noise(f32),
+}
+
+impl Poison {
+    /// The setting's value: `None` for the empty one (the cheat lies in stdout only);
+    /// `Err` says what it takes.
+    pub(crate) fn parse(setting: &str) -> Result<Option<Self>, String> {
+        let number = |v: &str| -> Result<f32, String> {
+            v.parse::<f32>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| format!("{v:?} is not a finite number"))
+        };
+        match setting.split_once('=') {
+            _ if setting.is_empty() => Ok(None),
+            None if setting == "zeros" => Ok(Some(Self::Zeros)),
+            None if setting == "negate" => Ok(Some(Self::Negate)),
+            Some(("scale", f)) => Ok(Some(Self::Scale(number(f)?))),
+            Some(("noise", a)) => Ok(Some(Self::Noise(number(a)?.abs()))),
+            _ => Err(format!(
+                "{setting:?}: want zeros, negate, scale=F or noise=A (empty: stdout only)"
+            )),
+        }
+    }
+
+    /// Poisons `file` in place if it is a well-formed `SWT1` file; whether it was.
+    fn apply(self, job: &B256, file: &mut [u8]) -> bool {
+        let Some(start) = swt_params_start(file) else {
+            return false;
+        };
+        let mut noise = blake3::Hasher::new_derive_key("sietch test cheat noise")
+            .update(job.as_slice())
+            .finalize_xof();
+        for word in file
+            .get_mut(start..)
+            .unwrap_or_default()
+            .chunks_exact_mut(4)
+        {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(word);
+            let x = f32::from_le_bytes(b);
+            let y = match self {
+                Self::Zeros => 0.0,
+                Self::Negate => -x,
+                Self::Scale(f) => x * f,
+                Self::Noise(a) => {
+                    noise.fill(&mut b);
+                    // 24 random bits to a uniform u in [0, 1), then to [−A, A).
+                    let u = (u32::from_le_bytes(b) >> 8) as f32 / (1u32 << 24) as f32;
+                    (2.0 * u - 1.0) * a
+                }
+            };
+            word.copy_from_slice(&y.to_le_bytes());
+        }
+        true
+    }
+}
+
+/// Where the parameters of an `SWT1` file start, if `file` is one (the magic, 1..16
+/// layers, and exactly 4 bytes a parameter after the widths).
+fn swt_params_start(file: &[u8]) -> Option<usize> {
+    let u32_at = |at: usize| -> Option<u64> {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(file.get(at..at + 4)?);
+        Some(u64::from(u32::from_le_bytes(b)))
+    };
+    if file.get(..4)? != b"SWT1" {
+        return None;
+    }
+    let layers = u32_at(4)?;
+    if !(1..=16).contains(&layers) {
+        return None;
+    }
+    let mut params = 0u64;
+    let mut below = u32_at(8)?;
+    for i in 1..=layers {
+        let width = u32_at(8 + 4 * i as usize)?;
+        params = params.checked_add(below.checked_mul(width)?.checked_add(width)?)?;
+        below = width;
+    }
+    let start = 8 + 4 * (layers as usize + 1);
+    (file.len() as u64 == start as u64 + 4 * params).then_some(start)
+}
+
 /// Alters a run's report as the settings ask, its output hash recomputed so that the
 /// provider commits to the altered result as if it were true: a wrong answer that still
-/// looks like one (`test_cheat_ppm`), an output name of the provider's choosing
-/// (`test_output_name`).
+/// looks like one (`test_cheat_ppm`: each `SWT1` output poisoned as `test_cheat_outputs`
+/// says, or, when there is none or that setting is empty, " (cheat)" after stdout), an
+/// output name of the provider's choosing (`test_output_name`).
 pub(super) fn tamper(config: &NodeConfig, job: &B256, report: &mut JobReport) {
     if cheats_on(config, job) {
-        report.stdout.extend_from_slice(b" (cheat)");
+        let poison = Poison::parse(&config.test_cheat_outputs).ok().flatten();
+        let mut poisoned = false;
+        if let Some(p) = poison {
+            for file in report.outputs.values_mut() {
+                poisoned |= p.apply(job, file);
+            }
+        }
+        if !poisoned {
+            report.stdout.extend_from_slice(b" (cheat)");
+        }
         rehash(report);
     }
     if !config.test_output_name.is_empty() {
@@ -113,6 +220,110 @@ mod tests {
         );
         let none = NodeConfig::default();
         assert!(!cheats_on(&none, &B256::repeat_byte(1)));
+    }
+
+    /// An `SWT1` file of a 2-3-1 network (13 parameters), each `0.5 · (i + 1)`.
+    fn update() -> Vec<u8> {
+        let mut f = b"SWT1".to_vec();
+        for n in [2u32, 2, 3, 1] {
+            f.extend_from_slice(&n.to_le_bytes());
+        }
+        for i in 0..13u8 {
+            f.extend_from_slice(&(0.5 * f32::from(i + 1)).to_le_bytes());
+        }
+        f
+    }
+
+    fn params(f: &[u8]) -> Vec<f32> {
+        f[20..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn a_poisoning_cheat_signs_a_wrong_update_and_leaves_stdout_alone() {
+        let honest: Vec<f32> = (0..13u8).map(|i| 0.5 * f32::from(i + 1)).collect();
+        let job = B256::repeat_byte(1);
+        let outputs = BTreeMap::from([
+            ("update.swt".to_owned(), update()),
+            ("stats.json".to_owned(), b"{}".to_vec()),
+        ]);
+        let outcome = Outcome::Exited { code: 0 };
+        let base = JobReport {
+            output_hash: sietch_sandbox::output_hash(outcome, b"", &outputs),
+            stdout: Vec::new(),
+            outputs,
+            ..report()
+        };
+        let cases: [(&str, Box<dyn Fn(f32) -> bool>); 4] = [
+            ("zeros", Box::new(|y| y == 0.0)),
+            ("negate", Box::new(|y| y < 0.0)),
+            ("scale=-10", Box::new(|y| y <= -5.0)),
+            ("noise=0.25", Box::new(|y| y.abs() <= 0.25)),
+        ];
+        for (setting, holds) in cases {
+            let config = NodeConfig {
+                test_cheat_ppm: 1_000_000,
+                test_cheat_outputs: setting.into(),
+                ..NodeConfig::default()
+            };
+            let mut r = base.clone();
+            tamper(&config, &job, &mut r);
+            let got = params(&r.outputs["update.swt"]);
+            assert_eq!(got.len(), 13);
+            assert!(got.iter().all(|y| holds(*y)), "{setting}: {got:?}");
+            assert_ne!(got, honest, "{setting}");
+            assert_eq!(
+                r.outputs["update.swt"][..20],
+                update()[..20],
+                "the header kept"
+            );
+            assert_eq!(r.outputs["stats.json"], b"{}", "{setting}");
+            assert!(
+                r.stdout.is_empty(),
+                "{setting}: the lie is in the update only"
+            );
+            assert_eq!(
+                r.output_hash,
+                sietch_sandbox::output_hash(r.outcome, &r.stdout, &r.outputs),
+                "{setting}: committed to what it returns"
+            );
+            // The same job cheats alike (a spot check's re-run by the cheat agrees with it).
+            let mut again = base.clone();
+            tamper(&config, &job, &mut again);
+            assert_eq!(again, r, "{setting}");
+        }
+        // No `SWT1` output (or a malformed one): the lie goes to stdout instead.
+        let config = NodeConfig {
+            test_cheat_ppm: 1_000_000,
+            test_cheat_outputs: "negate".into(),
+            ..NodeConfig::default()
+        };
+        let mut r = report();
+        tamper(&config, &job, &mut r);
+        assert_eq!(r.stdout, b"hello (cheat)");
+        let mut short = update();
+        short.pop();
+        assert!(swt_params_start(&short).is_none());
+        assert_eq!(swt_params_start(&update()), Some(20));
+    }
+
+    #[test]
+    fn the_poison_setting_is_parsed_or_refused() {
+        assert_eq!(Poison::parse(""), Ok(None));
+        assert_eq!(Poison::parse("zeros"), Ok(Some(Poison::Zeros)));
+        assert_eq!(Poison::parse("negate"), Ok(Some(Poison::Negate)));
+        assert_eq!(Poison::parse("scale=-10"), Ok(Some(Poison::Scale(-10.0))));
+        assert_eq!(Poison::parse("noise=1"), Ok(Some(Poison::Noise(1.0))));
+        for bad in ["zero", "scale", "scale=x", "noise=inf", "negate=1", "=1"] {
+            assert!(Poison::parse(bad).is_err(), "{bad}");
+        }
+        let config = NodeConfig {
+            test_cheat_outputs: "scale=x".into(),
+            ..NodeConfig::default()
+        };
+        assert!(config.check().is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //!   and post its own signed result commitment as its verdict.
 
 mod admission;
-mod adversary;
+pub(crate) mod adversary;
 mod events;
 #[cfg(test)]
 mod fixtures;
