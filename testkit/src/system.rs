@@ -21,7 +21,7 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, bail};
 use serde_json::Value;
-use sietch_contracts::{MockToken, SietchEscrow, deploy, send};
+use sietch_contracts::{MockToken, SietchEscrow, send};
 use sietch_node::config::NodeConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -48,6 +48,9 @@ pub struct MarketConfig {
     /// Nodes reach the chain through a flaky [`RpcProxy`] dropping this many requests in a
     /// million (`None`: straight to anvil).
     pub rpc_proxy_ppm: Option<u32>,
+    /// The token's decimals: 18, the mock token; else a [`crate::tokens::TestToken`]. Funds,
+    /// stakes and the nodes' amount settings are written at 18 decimals and rescaled.
+    pub token_decimals: u8,
 }
 
 impl MarketConfig {
@@ -61,6 +64,7 @@ impl MarketConfig {
             tweak: |_, _| {},
             block_time: 1,
             rpc_proxy_ppm: None,
+            token_decimals: 18,
         }
     }
 }
@@ -100,6 +104,8 @@ pub struct Market {
     pub buyers: Vec<Member>,
     /// Tokens minted to each node, base units.
     pub funds: U256,
+    /// The token's decimals.
+    pub decimals: u8,
     /// The flaky RPC endpoint the nodes use, if [`MarketConfig::rpc_proxy_ppm`] asked for one.
     pub proxy: Option<RpcProxy>,
     configs: Vec<NodeConfig>,
@@ -135,7 +141,11 @@ impl Market {
             .clone()
             .into();
         let chain = devnet::connect(&key, &anvil.endpoint())?;
-        let dep = deploy::deploy_with_mock_token(chain.clone(), devnet::escrow_config()).await?;
+        let decimals = cfg.token_decimals;
+        let dep =
+            crate::tokens::deploy_with_decimals(chain.clone(), devnet::escrow_config(), decimals)
+                .await?;
+        let units = |at_18: u128| sietch_node::chain::token::rescale_from_18(at_18, decimals);
         let mut m = Self {
             anvil,
             chain,
@@ -144,7 +154,8 @@ impl Market {
             nodes: Nodes(Vec::new()),
             providers: Vec::new(),
             buyers: Vec::new(),
-            funds: U256::from(cfg.funds * E18),
+            funds: U256::from(units(cfg.funds * E18)),
+            decimals,
             proxy,
             configs: Vec::new(),
         };
@@ -165,6 +176,7 @@ impl Market {
             c.bootstrap = bootstrap.clone();
             c.result_slack_secs = 5;
             (cfg.tweak)(&name, &mut c);
+            rescale_amounts(&mut c, decimals);
             let member = m.start_node(&name, c).await?;
             if bootstrap.is_empty() {
                 let listen = m
@@ -191,14 +203,36 @@ impl Market {
     async fn start_node(&mut self, name: &str, config: NodeConfig) -> anyhow::Result<Member> {
         let (dir, out) = procs::init(name);
         let evm: Address = line_value(&out, "evm address ")?.parse()?;
-        let peer = line_value(&out, "peer ")?;
+        self.gas(evm).await?;
+        send(MockToken::new(self.token, &self.chain).mint(evm, self.funds)).await?;
+        self.launch(name, dir, &out, config).await
+    }
+
+    /// Gives `who` 1,000 ETH for gas.
+    pub async fn gas(&self, who: Address) -> anyhow::Result<()> {
         self.chain
             .raw_request::<_, ()>(
                 "anvil_setBalance".into(),
-                (evm, U256::from(1_000u128 * E18)),
+                (who, U256::from(1_000u128 * E18)),
             )
             .await?;
-        send(MockToken::new(self.token, &self.chain).mint(evm, self.funds)).await?;
+        Ok(())
+    }
+
+    /// Starts `sietch node run` on `dir`, a data directory `sietch init` made (its output
+    /// `init_out` names the node's account and peer), with `config`; returns once it is
+    /// ready. Funding, staking and adding it to [`Market::providers`] or [`Market::buyers`]
+    /// are the caller's (a node made another way than [`Market::start`]'s: a keystore, a
+    /// cold owner).
+    pub async fn launch(
+        &mut self,
+        name: &str,
+        dir: tempfile::TempDir,
+        init_out: &str,
+        config: NodeConfig,
+    ) -> anyhow::Result<Member> {
+        let evm: Address = line_value(init_out, "evm address ")?.parse()?;
+        let peer = line_value(init_out, "peer ")?;
         std::fs::write(dir.path().join("config.toml"), config.to_toml())?;
         let token = std::fs::read_to_string(dir.path().join("api-token"))?
             .trim()
@@ -347,6 +381,31 @@ impl Market {
     /// Everything every node printed, for a failure message.
     pub fn dump(&mut self) -> String {
         self.nodes.dump()
+    }
+}
+
+/// A new empty directory, removed when dropped: a data directory for [`Market::launch`], or
+/// a place for a test's secrets.
+pub fn temp_dir() -> anyhow::Result<tempfile::TempDir> {
+    Ok(tempfile::tempdir()?)
+}
+
+/// Rescales a node's amount settings, written at 18 decimals, to a token of `decimals` (as
+/// [`Market::start`] does with each node's).
+pub fn rescale_amounts(c: &mut NodeConfig, decimals: u8) {
+    if decimals == 18 {
+        return;
+    }
+    for amount in [
+        &mut c.stake,
+        &mut c.claim_threshold,
+        &mut c.channel_deposit,
+        &mut c.price_per_gfuel,
+        &mut c.price_per_gpu_second,
+        &mut c.min_job_price,
+        &mut c.finality.unconfirmed_risk,
+    ] {
+        *amount = sietch_node::chain::token::rescale_from_18(*amount, decimals);
     }
 }
 
