@@ -251,3 +251,50 @@ fn a_node_stops_cleanly_on_ctrl_c() {
     assert!(status.success(), "{status}: {seen}{rest}");
     assert!(rest.contains("shutting down"), "{rest}");
 }
+
+#[test]
+fn node_run_shows_its_start_up_steps_and_no_rpc_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let d = dir.to_str().unwrap();
+    init(dir, &[]);
+    // A hosted endpoint's API key is in its path; nothing answers on port 1.
+    std::fs::write(
+        dir.join("config.toml"),
+        "rpc_url = \"http://user:pw@127.0.0.1:1/v2/SECRETKEY\"\n\
+         escrow = \"0x5FbDB2315678afecb367f032d93F642f64180aa3\"\n",
+    )
+    .unwrap();
+    let out = sietch(
+        &[
+            "node",
+            "run",
+            "--data-dir",
+            d,
+            "--no-mdns",
+            "--api",
+            "127.0.0.1:0",
+            "--progress",
+        ],
+        &[],
+    );
+    let err = failed(&out);
+    // Each step in order on stderr (plain lines: stderr is a pipe, `--progress` asks).
+    let mut rest = err.as_str();
+    for step in [
+        "opening the store",
+        "unlocking the EVM key",
+        "connecting to the chain at http://127.0.0.1:1/… (escrow, token)",
+    ] {
+        let at = rest
+            .find(step)
+            .unwrap_or_else(|| panic!("no `{step}` after the steps before it in {err}"));
+        rest = rest.split_at(at).1;
+    }
+    assert!(err.contains("rpc_url"), "{err}");
+    let all = format!("{err}{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !all.contains("SECRETKEY") && !all.contains("pw@"),
+        "the endpoint's key was shown: {all}"
+    );
+}

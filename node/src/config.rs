@@ -235,10 +235,10 @@ mod amount {
 impl Default for NodeConfig {
     fn default() -> Self {
         Self {
-            listen: vec![
+            listen: crate::net::with_quic(vec![
                 "/ip4/0.0.0.0/tcp/7070".into(),
                 "/ip4/0.0.0.0/udp/7070/quic-v1".into(),
-            ],
+            ]),
             bootstrap: Vec::new(),
             mdns: true,
             relay_server: false,
@@ -372,8 +372,22 @@ impl NodeConfig {
                 ),
             });
         }
+        let listen = addrs("listen", &self.listen)?;
+        if let Some(quic) = listen
+            .iter()
+            .find(|a| !crate::net::QUIC && crate::net::is_quic(a))
+        {
+            return Err(ConfigError::Invalid {
+                key: "listen",
+                why: format!(
+                    "{quic} is a QUIC address, and this `sietch` was built without QUIC (the \
+                     demo's build, target/demo): listen on TCP only, or use the binary `cargo \
+                     build -p sietch-cli` makes"
+                ),
+            });
+        }
         Ok(NetConfig {
-            listen: addrs("listen", &self.listen)?,
+            listen,
             bootstrap: addrs("bootstrap", &self.bootstrap)?,
             mdns: self.mdns,
             relay_server: self.relay_server,

@@ -27,8 +27,10 @@ use crate::store::Store;
 
 mod error;
 mod init;
+mod steps;
 
 pub use error::StartError;
+pub use steps::StartStep;
 
 pub use init::{
     EvmKeySetup, ExportFormat, Identity, InitError, InitOptions, encrypt_key, export_key, init,
@@ -136,10 +138,21 @@ impl Node {
     /// start (so a caller can print the first lines).
     pub async fn start(
         data_dir: &Path,
-        mut config: NodeConfig,
+        config: NodeConfig,
         events: Events,
     ) -> Result<Self, StartError> {
+        Self::start_reporting(data_dir, config, events, &|_: StartStep| {}).await
+    }
+
+    /// [`Node::start`], telling `report` each step as it begins (a progress display).
+    pub async fn start_reporting(
+        data_dir: &Path,
+        mut config: NodeConfig,
+        events: Events,
+        report: &(dyn Fn(StartStep) + Sync),
+    ) -> Result<Self, StartError> {
         config.check()?;
+        report(StartStep::OpeningStore);
         let options = crate::store::StoreOptions::default()
             .blob_quota(config.blob_quota_bytes, config.blob_keep_secs);
         let store = Arc::new(Store::open_with(data_dir, options).map_err(|source| {
@@ -155,6 +168,7 @@ impl Node {
         };
         // Unlocked before anything reaches the chain or the network; scrypt and a prompt
         // block, so off the runtime's threads.
+        report(StartStep::UnlockingKey);
         let (evm, origin) = {
             let (dir, cfg, stored) = (data_dir.to_owned(), config.keys.clone(), keys.evm);
             tokio::task::spawn_blocking(move || crate::keys::load(&dir, &cfg, stored.as_ref()))
@@ -172,7 +186,10 @@ impl Node {
             events.emit(NodeEvent::Warning { message });
         }
         let chain = match (&config.rpc_url, &config.escrow) {
-            (Some(url), Some(_)) => Some(
+            (Some(url), Some(_)) => Some({
+                report(StartStep::ConnectingChain {
+                    rpc: steps::endpoint(url),
+                });
                 Chain::connect_with(
                     url,
                     config.chain_id,
@@ -182,8 +199,8 @@ impl Node {
                     Some(store.clone()),
                 )
                 .await
-                .map_err(|e| StartError::chain(url, &config, e))?,
-            ),
+                .map_err(|e| StartError::chain(url, &config, e))?
+            }),
             _ => None,
         };
         if let Some(c) = &chain {
@@ -198,6 +215,7 @@ impl Node {
         net_cfg.blobs = Some(Arc::new(StoreBlobs(store.clone())));
         net_cfg.registry = chain.as_ref().map(Chain::registry);
         let max_blob_fetch = net_cfg.max_blob_bytes;
+        report(StartStep::StartingNetwork);
         let (net, net_events) = Network::spawn(net::keypair(&keys.ed25519), net_cfg)?;
         events.emit(NodeEvent::Peer {
             peer: net.peer_id(),
@@ -214,6 +232,7 @@ impl Node {
         })
         .map_err(StartError::Buyer)?;
         // Before the chain watcher starts: a claim it hands on finds its channel's lane.
+        report(StartStep::RestoringLanes);
         let lanes = buyer
             .restore_lanes()
             .await
@@ -265,6 +284,9 @@ impl Node {
                 offer,
                 chain: chain.clone(),
             });
+            report(StartStep::Registering {
+                confirmations: config.finality.confirmations,
+            });
             p.register()
                 .await
                 .map_err(|e| StartError::Register(Box::new(e)))?;
@@ -279,6 +301,7 @@ impl Node {
                 dir: data_dir.to_owned(),
                 source,
             })?;
+        report(StartStep::StartingApi);
         let api = crate::api::serve(
             config.api,
             crate::api::Api {
@@ -368,6 +391,7 @@ impl Node {
                 events.emit(NodeEvent::Ready);
             }));
         }
+        report(StartStep::Ready);
         Ok(Self {
             net,
             store,
@@ -552,11 +576,13 @@ fn on_net_event(
     }
 }
 
-/// Runs a node until `shutdown` resolves, printing its events as lines on stdout.
+/// Runs a node until `shutdown` resolves, printing its events as lines on stdout and telling
+/// `report` its start-up steps.
 pub async fn run(
     data_dir: &Path,
     config: NodeConfig,
     shutdown: impl std::future::Future<Output = ()>,
+    report: &(dyn Fn(StartStep) + Sync),
 ) -> Result<(), StartError> {
     let events = Events::new();
     let mut rx = events.subscribe();
@@ -571,7 +597,7 @@ pub async fn run(
             }
         }
     });
-    let node = match Node::start(data_dir, config, events).await {
+    let node = match Node::start_reporting(data_dir, config, events, report).await {
         Ok(n) => n,
         Err(e) => {
             // Let the lines printed so far out before the error.

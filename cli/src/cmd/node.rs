@@ -5,10 +5,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use sietch_node::config::{CONFIG_FILE, NodeConfig};
+use sietch_node::service::StartStep;
 
 #[derive(Debug, Args)]
 pub(crate) struct NodeArgs {
@@ -96,6 +98,10 @@ struct RunArgs {
     escrow: Option<String>,
     #[command(flatten)]
     key: super::key::KeyFlags,
+    /// Show the start-up steps on stderr as plain lines where stderr is not a terminal (on a
+    /// terminal a spinner shows them anyway).
+    #[arg(long)]
+    progress: bool,
 }
 
 impl RunArgs {
@@ -172,11 +178,32 @@ pub(crate) fn run(args: NodeArgs) -> anyhow::Result<()> {
         NodeCommand::Run(args) => {
             let config = args.config()?;
             let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            Ok(rt.block_on(sietch_node::service::run(
+            // The start-up steps on stderr, until the node has started (stdout carries the
+            // node's events).
+            let show = super::progress::Show::choose(false, args.progress);
+            let starting = Mutex::new(Some(super::progress::Progress::start(
+                show,
+                "starting the node",
+            )));
+            let report = |step: StartStep| {
+                let mut shown = starting.lock().unwrap_or_else(PoisonError::into_inner);
+                match step {
+                    StartStep::Ready => drop(shown.take()),
+                    step => {
+                        if let Some(p) = shown.as_ref() {
+                            p.set(step.to_string());
+                        }
+                    }
+                }
+            };
+            let ran = rt.block_on(sietch_node::service::run(
                 &args.data_dir,
                 config,
                 shutdown_signal(),
-            ))?)
+                &report,
+            ));
+            drop(starting);
+            Ok(ran?)
         }
     }
 }

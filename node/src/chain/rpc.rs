@@ -26,7 +26,22 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// query can hold an API key, which logs must not show).
 struct Endpoint {
     label: String,
+    url: reqwest::Url,
     http: Http<reqwest::Client>,
+}
+
+impl Endpoint {
+    /// `e` without this endpoint's URL in its text (an HTTP error names the URL it failed
+    /// on, API key and all); unchanged where the URL is not in it.
+    fn hide(&self, e: TransportError) -> TransportError {
+        let text = e.to_string();
+        let clean = redact(&text, &self.url);
+        if clean == text {
+            e
+        } else {
+            TransportErrorKind::custom_str(&clean)
+        }
+    }
 }
 
 struct Inner {
@@ -52,8 +67,26 @@ pub(super) struct Policy {
     pub(super) backoff: Duration,
 }
 
+/// `text` with every spelling of `url` in it (with and without its user part and a final
+/// slash) replaced by its [`label`]: what logs and errors may show of an endpoint.
+pub(crate) fn redact(text: &str, url: &reqwest::Url) -> String {
+    let shown = label(url);
+    let mut bare = url.clone();
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    let mut out = text.to_owned();
+    for form in [url.as_str(), bare.as_str()] {
+        for f in [form, form.trim_end_matches('/')] {
+            if !f.is_empty() {
+                out = out.replace(f, &shown);
+            }
+        }
+    }
+    out
+}
+
 /// Scheme, host and port of `url`, for logs.
-pub(super) fn label(url: &reqwest::Url) -> String {
+pub(crate) fn label(url: &reqwest::Url) -> String {
     match (url.host_str(), url.port_or_known_default()) {
         (Some(h), Some(p)) => format!("{}://{h}:{p}", url.scheme()),
         (Some(h), None) => format!("{}://{h}", url.scheme()),
@@ -74,6 +107,7 @@ impl Failover {
             let url: reqwest::Url = u.parse().map_err(|_| ChainError::BadUrl(u.clone()))?;
             endpoints.push(Endpoint {
                 label: label(&url),
+                url: url.clone(),
                 http: Http::with_client(client.clone(), url),
             });
         }
@@ -142,6 +176,7 @@ impl Failover {
                         return Ok(resp);
                     }
                     Err(e) => {
+                        let e = ep.hide(e);
                         tracing::warn!(
                             endpoint = %ep.label,
                                     "RPC endpoint {} of {n} failed: {e}",
@@ -189,5 +224,20 @@ mod tests {
         assert_eq!(label(&u), "https://eth.example.com:443");
         let u: reqwest::Url = "http://127.0.0.1:8545".parse().unwrap();
         assert_eq!(label(&u), "http://127.0.0.1:8545");
+    }
+
+    #[test]
+    fn errors_lose_the_endpoints_key() {
+        let u: reqwest::Url = "https://user:pw@eth.example.com/v3/SECRETKEY"
+            .parse()
+            .unwrap();
+        let said = "error sending request for url (https://eth.example.com/v3/SECRETKEY)";
+        assert_eq!(
+            redact(said, &u),
+            "error sending request for url (https://eth.example.com:443)"
+        );
+        let said = "at https://user:pw@eth.example.com/v3/SECRETKEY/ and so on";
+        assert!(!redact(said, &u).contains("SECRETKEY"));
+        assert!(!redact(said, &u).contains("pw"));
     }
 }

@@ -10,6 +10,24 @@ use sietch_market::{Address, B256, Offer};
 use super::gossip::OfferClass;
 use super::version::Version;
 
+/// Whether this build has the QUIC transport (the `quic` feature, on by default; the demo's
+/// build leaves it out, `docs/benchmarks.md` "A first run"). Without it a node runs TCP only.
+pub const QUIC: bool = cfg!(feature = "quic");
+
+/// Whether `addr` is a QUIC address (`/udp/…/quic-v1`).
+pub fn is_quic(addr: &Multiaddr) -> bool {
+    addr.iter()
+        .any(|p| matches!(p, libp2p::multiaddr::Protocol::QuicV1))
+}
+
+/// `addrs` less its QUIC addresses where this build has no QUIC.
+pub fn with_quic<A: AsRef<str>>(addrs: Vec<A>) -> Vec<A> {
+    addrs
+        .into_iter()
+        .filter(|a| QUIC || !AsRef::<str>::as_ref(a).contains("/quic"))
+        .collect()
+}
+
 /// Which transports the swarm runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportKind {
@@ -200,14 +218,10 @@ impl Default for NetConfig {
     fn default() -> Self {
         Self {
             transport: TransportKind::Real,
-            listen: vec![
-                "/ip4/0.0.0.0/tcp/0"
-                    .parse()
-                    .unwrap_or_else(|_| Multiaddr::empty()),
-                "/ip4/0.0.0.0/udp/0/quic-v1"
-                    .parse()
-                    .unwrap_or_else(|_| Multiaddr::empty()),
-            ],
+            listen: with_quic(vec!["/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"])
+                .into_iter()
+                .map(|a| a.parse().unwrap_or_else(|_| Multiaddr::empty()))
+                .collect(),
             bootstrap: Vec::new(),
             mdns: true,
             relay_server: false,
@@ -258,14 +272,10 @@ impl NetConfig {
     /// the system, no mDNS, AutoNAT accepting private addresses.
     pub fn loopback() -> Self {
         Self {
-            listen: vec![
-                "/ip4/127.0.0.1/tcp/0"
-                    .parse()
-                    .unwrap_or_else(|_| Multiaddr::empty()),
-                "/ip4/127.0.0.1/udp/0/quic-v1"
-                    .parse()
-                    .unwrap_or_else(|_| Multiaddr::empty()),
-            ],
+            listen: with_quic(vec!["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"])
+                .into_iter()
+                .map(|a| a.parse().unwrap_or_else(|_| Multiaddr::empty()))
+                .collect(),
             mdns: false,
             autonat_only_global: false,
             ..Self::default()

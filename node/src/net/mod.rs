@@ -49,9 +49,11 @@ use libp2p::{Multiaddr, PeerId, identity};
 use sietch_market::B256;
 use tokio::sync::oneshot;
 
-pub use blob_fetch::FetchedBlob;
+pub use blob_fetch::{Fetched, FetchedBlob};
+pub use blob_sink::{BlobSink, MemorySink};
 pub use config::{
-    BlobSource, Clock, NetConfig, Registry, RegistryError, TransportKind, system_clock,
+    BlobSource, Clock, NetConfig, QUIC, Registry, RegistryError, TransportKind, is_quic,
+    system_clock, with_quic,
 };
 pub use gossip::{OfferClass, peer_id_of};
 pub use handle::Network;

@@ -160,9 +160,18 @@ impl StartError {
     /// that names the setting to fix.
     pub(crate) fn chain(url: &str, config: &crate::config::NodeConfig, e: ChainError) -> Self {
         let (chain_id, escrow) = (config.chain_id, config.escrow_address().unwrap_or_default());
-        let url = url.to_owned();
+        // Shown without its path, query or user part: a hosted endpoint's API key is there.
+        let shown = super::steps::endpoint(url);
+        let hide = |text: String| match url.parse::<alloy::transports::http::reqwest::Url>() {
+            Ok(u) => crate::chain::rpc::redact(&text, &u),
+            Err(_) => text,
+        };
+        let url = shown;
         match e {
-            ChainError::Rpc(why) => Self::RpcUnreachable { url, why },
+            ChainError::Rpc(why) => Self::RpcUnreachable {
+                url,
+                why: hide(why),
+            },
             ChainError::WrongChain { expected, got } => Self::WrongChain { url, expected, got },
             ChainError::NoEscrow(escrow) => Self::NoEscrow { escrow, chain_id },
             ChainError::Escrow(e) => Self::NotEscrow {

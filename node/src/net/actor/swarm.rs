@@ -23,24 +23,29 @@ pub(super) fn build(
 ) -> Result<Swarm<Behaviour>, NetError> {
     let idle = cfg.idle_timeout;
     match cfg.transport {
-        TransportKind::Real => Ok(libp2p::SwarmBuilder::with_existing_identity(key)
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .map_err(setup("tcp"))?
-            .with_quic()
-            .with_relay_client(noise::Config::new, yamux::Config::default)
-            .map_err(setup("relay client"))?
-            .with_behaviour(|key, relay| {
-                Behaviour::new(key, relay, cfg, guard)
-                    .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
-            })
-            .map_err(setup("behaviour"))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-            .build()),
+        TransportKind::Real => {
+            let tcp = libp2p::SwarmBuilder::with_existing_identity(key)
+                .with_tokio()
+                .with_tcp(
+                    tcp::Config::default().nodelay(true),
+                    noise::Config::new,
+                    yamux::Config::default,
+                )
+                .map_err(setup("tcp"))?;
+            // Without the `quic` feature (the demo's build) a node runs TCP only.
+            #[cfg(feature = "quic")]
+            let tcp = tcp.with_quic();
+            Ok(tcp
+                .with_relay_client(noise::Config::new, yamux::Config::default)
+                .map_err(setup("relay client"))?
+                .with_behaviour(|key, relay| {
+                    Behaviour::new(key, relay, cfg, guard)
+                        .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+                })
+                .map_err(setup("behaviour"))?
+                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+                .build())
+        }
         TransportKind::Memory => Ok(libp2p::SwarmBuilder::with_existing_identity(key)
             .with_tokio()
             .with_other_transport(|key| {
