@@ -10,6 +10,7 @@ use std::process::Command;
 
 const LLM_SOURCES: &[&str] = &[
     "main.c",
+    "rescore.c",
     "gguf.c",
     "tokenizer.c",
     "model.c",

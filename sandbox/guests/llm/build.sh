@@ -12,7 +12,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:-$here/build}"
 mkdir -p "$out"
 cc="${CC:-clang}"
-src=(main.c gguf.c tokenizer.c model.c mathx.c sample.c json.c)
+src=(main.c rescore.c gguf.c tokenizer.c model.c mathx.c sample.c json.c)
 common=(-O2 -ffp-contract=off -std=gnu11 -Wall -Wextra -Werror)
 wasm=(--target=wasm32-wasi -msimd128 -Wl,-z,stack-size=1048576)
 cd "$here"

@@ -6,6 +6,8 @@
 //            llm-native --logits N MODEL PROMPT OUT.bin   (raw prompt, or "ids:1,2,3"; writes
 //                                u32 n, u32 vocab, n i32 token ids, n * vocab f32 logits)
 //            llm-native --tokenize MODEL TEXT              (ids; exit 1 unless decode gives TEXT)
+//            llm-native --rescore MARGIN MODEL PROMPTS CLAIMED OUT.json [partial]   (rescore.c)
+//   wasm, args mode=rescore [margin=X] [partial=1]: /input/claimed.jsonl -> /output/verdict.json
 // Exit codes: 0 the batch ran (some lines may be errors), 1 usage, 2 bad model or unreadable
 // input (nothing written), 3 a matrix product failed mid-batch.
 #include <fcntl.h>
@@ -15,35 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gguf.h"
-#include "json.h"
-#include "model.h"
+#include "llm.h"
 #include "sample.h"
-#include "tokenizer.h"
 
-#define MAX_STOPS 16
 #define MAX_PROMPTS_BYTES (64u << 20)
 static const char DEFAULT_SYSTEM[] =
     "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
-
-typedef struct {
-    gguf_file g;
-    tokenizer *tok;
-    model *m;
-    int im_start, im_end, endoftext, eos;
-    float *logits, *work;
-    int32_t *idx, *tokens;
-} engine;
-
-typedef struct {
-    const char *prompt, *system;
-    size_t prompt_len, system_len;
-    int raw, max_tokens, has_seed, n_stops;
-    double temperature, top_p;
-    unsigned long long seed;
-    const char *stops[MAX_STOPS];
-    size_t stop_lens[MAX_STOPS];
-} request;
 
 static double now(void) {
     struct timespec ts;
@@ -51,12 +30,12 @@ static double now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void die2(const char *what, const char *why) {
+void die2(const char *what, const char *why) {
     fprintf(stderr, "llm: %s: %s\n", what, why);
     exit(2);
 }
 
-static void load(engine *e, const char *path, int with_model) {
+void load(engine *e, const char *path, int with_model) {
     char err[256] = "";
     int fd = open(path, O_RDONLY);
     if (fd < 0) die2(path, "cannot open the model");
@@ -75,7 +54,7 @@ static void load(engine *e, const char *path, int with_model) {
     e->logits = malloc((size_t)n * sizeof(float));
     e->work = malloc((size_t)n * sizeof(float));
     e->idx = malloc((size_t)n * sizeof(int32_t));
-    e->tokens = malloc((size_t)(ctx + 1) * sizeof(int32_t));
+    e->tokens = malloc((size_t)(ctx + 1) * 2 * sizeof(int32_t));  // a prompt, then a completion
 }
 
 // Appends text's tokens; -1 once the context's capacity is passed.
@@ -91,7 +70,7 @@ static void add_tok(engine *e, int *n, int id) {
 }
 
 // The prompt's tokens in ChatML (or raw); -1 if more than the context.
-static int build_prompt(engine *e, const request *r) {
+int build_prompt(engine *e, const request *r) {
     int n = 0;
     if (r->raw) return add_text(e, &n, r->prompt, r->prompt_len);
     static const char nl[] = "\n";
@@ -110,7 +89,7 @@ static int build_prompt(engine *e, const request *r) {
 }
 
 // Reads one request line into r; 0, or -1 with a message in err.
-static int parse_request(jval *v, request *r, char *err, size_t err_len) {
+int parse_request(jval *v, request *r, char *err, size_t err_len) {
     memset(r, 0, sizeof *r);
     r->system = DEFAULT_SYSTEM;
     r->system_len = sizeof DEFAULT_SYSTEM - 1;
@@ -185,73 +164,96 @@ typedef struct {
     long prefill_tokens, gen_tokens;
 } stats;
 
-// Runs one request; appends its JSON line's fields after "index" to line. -1 on a failed
-// matrix product.
-static int complete(engine *e, const request *r, sbuf *line, stats *st) {
-    int n = build_prompt(e, r), ctx = model_ctx(e->m), rc = 0;
+int prompt_error(engine *e, int n, sbuf *line) {
+    int ctx = model_ctx(e->m);
     if (n < 0 || n >= ctx) {
         // (prompt_tokens is 0 when the count stopped at the context's size)
         sb_printf(line, ",\"text\":\"\",\"prompt_tokens\":%d,\"completion_tokens\":0,"
                   "\"finish\":\"error\",\"error\":\"the prompt is %s%d tokens and the context "
                   "holds %d (one position must be left to generate)\"}\n",
                   n < 0 ? 0 : n, n < 0 ? "more than " : "", n < 0 ? ctx : n, ctx);
-        return 0;
+        return 1;
     }
     if (n == 0) {
         sb_printf(line, ",\"text\":\"\",\"prompt_tokens\":0,\"completion_tokens\":0,"
                   "\"finish\":\"error\",\"error\":\"the prompt is empty\"}\n");
-        return 0;
+        return 1;
     }
+    return 0;
+}
+
+void gen_start(gen *g, int32_t *ids) {
+    memset(g, 0, sizeof *g);
+    sb_put(&g->text, "", 0);
+    g->ids = ids;
+    g->finish = "length";
+}
+
+int gen_step(engine *e, const request *r, gen *g, int next, int pos) {
+    g->ids[g->produced++] = next;
+    if (next == e->eos || next == e->im_end || next == e->endoftext) {
+        g->finish = "stop";
+        return 1;
+    }
+    char buf[256];
+    size_t before = g->text.len;
+    sb_put(&g->text, buf, (size_t)tok_decode(e->tok, next, buf, sizeof buf));
+    long at = find_stop(r, g->text.p, g->text.len, before);
+    if (at >= 0) {
+        g->text.len = (size_t)at;
+        g->finish = "stop";
+        return 1;
+    }
+    // "length": no more tokens or no room
+    return g->produced == r->max_tokens || pos >= model_ctx(e->m);
+}
+
+void gen_line(const gen *g, int prompt_tokens, int failed, sbuf *line) {
+    sb_put(line, ",\"text\":", 8);
+    sb_json_str(line, g->text.p, g->text.len);
+    sb_printf(line, ",\"prompt_tokens\":%d,\"completion_tokens\":%d,\"finish\":\"%s\"",
+              prompt_tokens, g->produced, failed ? "error" : g->finish);
+    if (failed) sb_printf(line, ",\"error\":\"a matrix product failed\"");
+    sb_put(line, ",\"tokens\":[", 11);
+    for (int i = 0; i < g->produced; i++) sb_printf(line, i ? ",%d" : "%d", (int)g->ids[i]);
+    sb_put(line, "]}\n", 3);
+}
+
+// Runs one request; appends its JSON line's fields after "index" to line. -1 on a failed
+// matrix product.
+static int complete(engine *e, const request *r, sbuf *line, stats *st) {
+    int n = build_prompt(e, r), rc = 0;
+    if (prompt_error(e, n, line)) return 0;
     rng g;
     if (r->temperature > 0) rng_seed(&g, r->has_seed ? r->seed : seed_from_entropy());
-    sbuf text = {0};
-    sb_put(&text, "", 0);
-    const char *finish = "length";
-    int produced = 0, pos = 0;
+    gen c;
+    gen_start(&c, e->tokens + model_ctx(e->m) + 1);
+    int pos = 0;
     double t0 = now();
     if (model_forward(e->m, e->tokens, n, 0, e->logits, 0)) return -1;
     pos = n;
     st->prefill_s += now() - t0;
     st->prefill_tokens += n;
     t0 = now();
-    while (produced < r->max_tokens) {
+    while (c.produced < r->max_tokens) {
         int next = r->temperature > 0
                        ? sample_top_p(e->logits, model_vocab(e->m), (float)r->temperature,
                                       (float)r->top_p, &g, e->work, e->idx)
                        : sample_greedy(e->logits, model_vocab(e->m));
-        produced++;
-        if (next == e->eos || next == e->im_end || next == e->endoftext) {
-            finish = "stop";
-            break;
-        }
-        char buf[256];
-        size_t before = text.len;
-        sb_put(&text, buf, (size_t)tok_decode(e->tok, next, buf, sizeof buf));
-        long at = find_stop(r, text.p, text.len, before);
-        if (at >= 0) {
-            text.len = (size_t)at;
-            finish = "stop";
-            break;
-        }
-        if (produced == r->max_tokens || pos >= ctx) break;  // "length": no more tokens or room
+        if (gen_step(e, r, &c, next, pos)) break;
         if (model_forward(e->m, &next, 1, pos++, e->logits, 0)) {
             rc = -1;
             break;
         }
     }
     st->gen_s += now() - t0;
-    st->gen_tokens += produced;
-    sb_put(line, ",\"text\":", 8);
-    sb_json_str(line, text.p, text.len);
-    sb_printf(line, ",\"prompt_tokens\":%d,\"completion_tokens\":%d,\"finish\":\"%s\"", n, produced,
-              rc ? "error" : finish);
-    if (rc) sb_printf(line, ",\"error\":\"a matrix product failed\"");
-    sb_put(line, "}\n", 2);
-    free(text.p);
+    st->gen_tokens += c.produced;
+    gen_line(&c, n, rc, line);
+    free(c.text.p);
     return rc;
 }
 
-static char *read_all(const char *path, size_t *len) {
+char *read_all(const char *path, size_t *len) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) die2(path, "cannot open");
     sbuf b = {0};
@@ -313,9 +315,33 @@ static int run_batch(const char *model_path, const char *prompts_path, const cha
 
 int main(int argc, char **argv) {
 #ifdef __wasm__
-    (void)argc, (void)argv;
+    // mode=rescore [margin=X] [partial=1] re-scores /input/claimed.jsonl (rescore.c), and
+    // refuses any other argument; without it the guest generates and ignores its args.
+    int rescore = 0, partial = 0;
+    double margin = LLM_RESCORE_MARGIN;
+    for (int i = 1; i < argc; i++) rescore |= !strcmp(argv[i], "mode=rescore");
+    for (int i = 1; i < argc && rescore; i++) {
+        char *end;
+        if (!strcmp(argv[i], "mode=rescore")) continue;
+        if (!strcmp(argv[i], "partial=1")) partial = 1;
+        else if (strncmp(argv[i], "margin=", 7) || (margin = strtod(argv[i] + 7, &end), *end) || end == argv[i] + 7 ||
+                 !(margin >= 0 && margin <= 1000))
+            return fprintf(stderr, "llm: bad argument %s (mode=rescore takes margin=0..1000 "
+                           "and partial=1)\n", argv[i]), 1;
+    }
+    if (rescore)
+        return run_rescore("/input/model.gguf", "/input/prompts.jsonl", "/input/claimed.jsonl",
+                           "/output/verdict.json", margin, partial);
     return run_batch("/input/model.gguf", "/input/prompts.jsonl", "/output/completions.jsonl");
 #else
+    if ((argc == 7 || argc == 8) && !strcmp(argv[1], "--rescore")) {
+        // --rescore MARGIN MODEL PROMPTS CLAIMED OUT.json [partial]
+        char *end;
+        double margin = strtod(argv[2], &end);
+        if (*end || !(margin >= 0 && margin <= 1000)) die2(argv[2], "not a margin");
+        return run_rescore(argv[3], argv[4], argv[5], argv[6], margin,
+                           argc == 8 && !strcmp(argv[7], "partial"));
+    }
     if (argc == 4 && strcmp(argv[1], "--tokenize") != 0)
         return run_batch(argv[1], argv[2], argv[3]);
     engine e = {0};
@@ -363,7 +389,9 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "usage: %s MODEL PROMPTS.jsonl OUT.jsonl\n"
                     "       %s --logits N MODEL PROMPT OUT.bin\n"
-                    "       %s --tokenize MODEL TEXT\n", argv[0], argv[0], argv[0]);
+                    "       %s --tokenize MODEL TEXT\n"
+                    "       %s --rescore MARGIN MODEL PROMPTS.jsonl CLAIMED.jsonl OUT.json [partial]\n",
+            argv[0], argv[0], argv[0], argv[0]);
     return 1;
 #endif
 }

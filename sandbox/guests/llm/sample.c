@@ -45,14 +45,22 @@ static int by_weight(const void *a, const void *b) {  // descending, then by id:
     return i < j ? -1 : i > j;
 }
 
+float rng_uniform(rng *r) {
+    return (float)(rng_next(r) >> 40) * 0x1p-24f;  // uniform in [0, 1), 24 bits
+}
+
 int sample_top_p(const float *logits, int n, float temperature, float top_p, rng *r,
                  float *w, int32_t *idx) {
+    return sample_top_p_u(logits, n, temperature, top_p, rng_uniform(r), w, idx);
+}
+
+int sample_top_p_u(const float *logits, int n, float temperature, float top_p, float u,
+                   float *w, int32_t *idx) {
     float mx = logits[sample_greedy(logits, n)], sum = 0.0f;
     for (int i = 0; i < n; i++) {
         w[i] = mx_exp((logits[i] - mx) / temperature);
         sum = sum + w[i];
     }
-    float u = (float)(rng_next(r) >> 40) * 0x1p-24f;  // uniform in [0, 1), 24 bits
     int kept = n;
     if (top_p < 1.0f) {
         for (int i = 0; i < n; i++) idx[i] = i;

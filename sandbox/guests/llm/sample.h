@@ -18,4 +18,11 @@ int sample_greedy(const float *logits, int n);
 // tokens whose probability reaches top_p (ties broken by the lower id). work: n floats and n ints.
 int sample_top_p(const float *logits, int n, float temperature, float top_p, rng *r,
                  float *work, int32_t *idx);
+// The same with the draw given: u uniform in [0, 1) (what sample_top_p draws from r). Leaves
+// the weights exp((logit - max) / temperature) in work and, when top_p < 1, the token ids sorted
+// by weight (then id) in idx.
+int sample_top_p_u(const float *logits, int n, float temperature, float top_p, float u,
+                   float *work, int32_t *idx);
+// The next draw of r, uniform in [0, 1) with 24 bits: one per sampled token.
+float rng_uniform(rng *r);
 #endif
