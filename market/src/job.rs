@@ -143,6 +143,15 @@ pub enum Comparison {
         /// The arrays compared within bounds.
         outputs: Vec<FloatOutput>,
     },
+    /// A generation job of the inference guest (docs/ai.md, "Re-scoring a generation"): a
+    /// re-run does not generate again but re-scores the claimed completions (the guest's
+    /// `mode=rescore`, one teacher-forced pass each), and agrees when every claimed token is
+    /// within `margin` logits of the model's choice and each completion ends by the stop rule.
+    /// For GPU providers whose arithmetic is not the CPU's bit for bit.
+    Rescore {
+        /// Largest logit margin accepted (finite, not negative).
+        margin: f64,
+    },
 }
 
 // Bounds are finite and not NaN (the decoder refuses anything else), so equality is total.
@@ -161,6 +170,10 @@ impl std::hash::Hash for Comparison {
                 relative.to_bits().hash(state);
                 absolute.to_bits().hash(state);
                 outputs.hash(state);
+            }
+            Self::Rescore { margin } => {
+                2u8.hash(state);
+                margin.to_bits().hash(state);
             }
         }
     }
@@ -320,6 +333,10 @@ impl Canonical for JobSpec {
                     });
                 }
             }
+            Comparison::Rescore { margin } => {
+                w.u8(2);
+                w.f64(*margin);
+            }
         }
         w.u128(self.price_cap);
         w.u64(self.deadline);
@@ -385,6 +402,9 @@ impl Canonical for JobSpec {
                         },
                     })
                 })?,
+            },
+            2 => Comparison::Rescore {
+                margin: read_bound(r, "rescore margin")?,
             },
             tag => {
                 return Err(DecodeError::BadTag {

@@ -343,6 +343,7 @@ fn spec_j(s: &JobSpec) -> Value {
                 "kind": match o.kind { FloatKind::F32 => "f32", FloatKind::F64 => "f64" },
             })).collect::<Vec<_>>(),
         }),
+        Comparison::Rescore { margin } => json!({ "kind": "rescore", "margin": margin }),
     };
     let gpu = s.requirements.gpu.as_ref().map(|g| {
         json!({

@@ -26,17 +26,17 @@ use futures::future::join_all;
 use rand::Rng;
 use sietch_market::eip712::Domain;
 use sietch_market::{
-    Address, B256, Comparison, Expected, JobSpec, Offer, PublicKey, ResultCommitment, Ticket,
-    check_result,
+    Address, B256, Expected, JobSpec, Offer, PublicKey, ResultCommitment, Ticket, check_result,
 };
 
-use crate::compare::{Agreement, compare};
+use crate::compare::{Agreement, compare, with_outputs};
 use crate::error::{CheckError, Fault, FaultKind, ResultError};
 use crate::evidence::{
     AccountOnly, Evidence, MAX_VOTES, SignedCommitment, Signers, Vote, operator_signer,
 };
 use crate::exec::{Executor, RerunRequest, RunResult};
 use crate::reputation::Event;
+use crate::rescore::{RerunPlan, rerun_plan};
 use crate::sampling::reveal;
 use crate::select::{Exclusions, SelectConfig, select};
 
@@ -212,6 +212,8 @@ struct Gathered<'a> {
     faults: Vec<Fault>,
     exclusions: Exclusions,
     job: &'a Job<'a>,
+    /// What each re-run runs ([`crate::rescore::rerun_plan`]) and its spec's hash.
+    plan: RerunPlan,
     spec_hash: B256,
 }
 
@@ -287,6 +289,7 @@ impl<E: Executor> Verifier<E> {
             .await
             .map_err(CheckError::Original)?;
 
+        let plan = rerun_plan(job.spec, job.result.outputs.as_ref());
         // At most what one evidence bundle holds once the escalation is added.
         let k = usize::from(policy.reruns.clamp(1, self.config.max_reruns.max(1)))
             .min(MAX_VOTES - ESCALATION_RERUNS);
@@ -295,7 +298,8 @@ impl<E: Executor> Verifier<E> {
             faults: Vec::new(),
             exclusions: Exclusions::of(job.provider),
             job,
-            spec_hash,
+            spec_hash: plan.spec.hash(),
+            plan,
         };
         self.gather(&mut g, candidates, now, k, Phase::Sample, rng)
             .await;
@@ -347,15 +351,15 @@ impl<E: Executor> Verifier<E> {
         rng: &mut R,
     ) {
         let job = g.job;
-        let spec = job.spec;
-        let tolerance = matches!(spec.verification.comparison, Comparison::Tolerance { .. });
+        let spec = &g.plan.spec;
+        let outputs = with_outputs(&spec.verification.comparison);
         let mut missing = need;
         let mut budget = need.saturating_add(self.config.spare_attempts);
         while missing > 0 && budget > 0 {
             let n = missing.min(budget);
             let picks = select(
                 candidates,
-                spec,
+                job.spec,
                 now,
                 &g.exclusions,
                 n,
@@ -374,7 +378,8 @@ impl<E: Executor> Verifier<E> {
                     job_id: job.ticket.job_id,
                     spec,
                     provider: p,
-                    with_outputs: tolerance,
+                    with_outputs: outputs,
+                    blobs: &g.plan.blobs,
                 })
             }))
             .await;
@@ -428,7 +433,7 @@ impl<E: Executor> Verifier<E> {
         offer: &Offer,
         result: &RunResult,
     ) -> Result<Address, ResultError> {
-        let outputs = if matches!(spec.verification.comparison, Comparison::Tolerance { .. }) {
+        let outputs = if with_outputs(&spec.verification.comparison) {
             let out = result.outputs.as_ref().ok_or(ResultError::MissingOutputs)?;
             let size = out.largest_part();
             if size > spec.limits.output_bytes {
@@ -472,10 +477,7 @@ impl<E: Executor> Verifier<E> {
     fn evidence(&self, job: &Job<'_>, signer: Address, runs: &[RunRecord]) -> Option<Evidence> {
         let e = Evidence {
             domain: self.domain,
-            tolerance: matches!(
-                job.spec.verification.comparison,
-                Comparison::Tolerance { .. }
-            ),
+            tolerance: with_outputs(&job.spec.verification.comparison),
             ticket: *job.ticket,
             ticket_signature: job.ticket_signature,
             provider: job.provider.provider,

@@ -20,6 +20,12 @@
 //!   branch on GPU floats and so legitimately burn different fuel. A [`crate::RunRecord`] keeps
 //!   both commitments, so a node can still see a provider that bills far more fuel than its
 //!   re-runs.
+//! - **`rescore`** (generation jobs on GPUs, [`crate::rescore`]): the re-run is the rescoring
+//!   job of the original's claimed completions, and agrees when it exited 0 with a passing
+//!   verdict (every claimed token within the spec's margin of the model's choice, every
+//!   completion ended by the stop rule). Where the original wrote no completions, the re-run
+//!   is the original spec and the output hashes must be equal (not fuel: a GPU run and a CPU
+//!   run bill differently).
 
 use sietch_market::{Comparison, FloatKind, FloatOutput, ResultCommitment};
 
@@ -81,6 +87,14 @@ pub enum Difference {
         /// Elements in the re-run's.
         rerun: usize,
     },
+    /// Rescore mode: the rescoring job wrote no verdict (it did not exit 0).
+    NoVerdict,
+    /// Rescore mode: the rescoring job's verdict fails the claimed completions.
+    Rescored {
+        /// The verdict as the guest wrote it (its first KiB): the first failing completion,
+        /// token and why.
+        verdict: String,
+    },
     /// Two elements are out of bounds.
     Value {
         /// Its name in `/output`.
@@ -104,6 +118,8 @@ impl std::fmt::Display for Difference {
             Self::MissingOutputs => f.write_str("the outputs needed for tolerance are missing"),
             Self::Outcome => f.write_str("the jobs ended differently"),
             Self::Stdout => f.write_str("stdout differs"),
+            Self::NoVerdict => f.write_str("the rescoring job wrote no verdict"),
+            Self::Rescored { verdict } => write!(f, "the rescoring fails the claim: {verdict}"),
             Self::File { name } => write!(f, "/output/{name} differs"),
             Self::Malformed { name, bytes } => {
                 write!(
@@ -129,8 +145,16 @@ impl std::fmt::Display for Difference {
     }
 }
 
+/// Whether a check needs the outputs with the commitments under `comparison` (tolerance and
+/// rescore read them; exact reads only the commitments).
+pub fn with_outputs(comparison: &Comparison) -> bool {
+    !matches!(comparison, Comparison::Exact)
+}
+
 /// Compares a re-run with the original under `comparison`. `outputs` are only read in
-/// tolerance mode, where both must be given.
+/// tolerance and rescore modes, where both must be given. In rescore mode the re-run is the
+/// one [`crate::rescore::rerun_plan`] makes: the rescoring job, or the original spec when there
+/// was nothing to re-score (a commitment for the original's spec).
 pub fn compare(
     comparison: &Comparison,
     original: &ResultCommitment,
@@ -170,6 +194,17 @@ pub fn compare(
                 _ => Agreement::Differs(Difference::MissingOutputs),
             }
         }
+        Comparison::Rescore { .. } if rerun.spec_hash == original.spec_hash => {
+            if original.output_hash == rerun.output_hash {
+                Agreement::Agrees
+            } else {
+                Agreement::Differs(Difference::OutputHash)
+            }
+        }
+        Comparison::Rescore { .. } => match rerun_outputs {
+            Some(o) => crate::rescore::verdict_agreement(o),
+            None => Agreement::Differs(Difference::MissingOutputs),
+        },
     }
 }
 

@@ -33,8 +33,12 @@ pub struct RerunRequest<'a> {
     pub spec: &'a JobSpec,
     /// The provider chosen to run it.
     pub provider: &'a Offer,
-    /// Whether the outputs must come back with the commitment (tolerance mode).
+    /// Whether the outputs must come back with the commitment (tolerance and rescore modes).
     pub with_outputs: bool,
+    /// Bytes of inputs `spec` names that the verifier derived and only it holds (a rescoring
+    /// job's claimed completions, [`crate::rescore`]): the executor makes them available to
+    /// the provider (the node puts them in its blob store). Empty for a plain re-run.
+    pub blobs: &'a [Vec<u8>],
 }
 
 /// Runs jobs on other providers. Calls for one check run concurrently; the implementation

@@ -13,6 +13,8 @@
 //!   `stake · q / (1 − q)` ([`check_value_cap`]).
 //! - [`compare`](mod@compare): `exact` (output hash and fuel) and `tolerance` (declared
 //!   f32/f64 arrays in `/output`, `|a − b| ≤ absolute + relative · max(|a|, |b|)`).
+//! - [`rescore`]: `rescore` (generation jobs: the claimed completions re-scored by the
+//!   inference guest's rescoring mode, each token within a margin of the model's choice).
 //! - [`check`]: the whole check of one job through an [`Executor`], which the node implements
 //!   over its network and tests over real sandboxes; the result is a [`Check`] with its
 //!   [`Decision`].
@@ -117,13 +119,14 @@ pub mod error;
 pub mod evidence;
 pub mod exec;
 pub mod reputation;
+pub mod rescore;
 pub mod sampling;
 pub mod select;
 
 pub use check::{
     Check, Decision, ESCALATION_RERUNS, Job, Phase, RunRecord, Verifier, VerifierConfig,
 };
-pub use compare::{Agreement, Difference, compare, verdict_commitment};
+pub use compare::{Agreement, Difference, compare, verdict_commitment, with_outputs};
 pub use error::{
     CheckError, EvidenceError, Fault, FaultKind, RerunError, ResultError, RevealError,
     ValueCapError,
@@ -133,6 +136,7 @@ pub use evidence::{
 };
 pub use exec::{Executor, RerunRequest, RunResult};
 pub use reputation::{ChainEvent, Event, Reputation, ReputationTable};
+pub use rescore::{RerunPlan, rerun_plan, rescore_spec, verdict_agreement};
 pub use sampling::{new_secret, reveal};
 pub use select::{
     Exclusions, NetBlock, SelectConfig, blocks, candidates, check_value_cap, select, value_cap,
