@@ -43,6 +43,7 @@ mod watch;
 
 pub use crate::store::pending_txs::PendingTx;
 pub use operator::OperatorError;
+pub use signers::{MAX_OPERATORS, OPERATOR_REFRESH};
 
 /// Blocks asked per `eth_getLogs` call.
 const LOG_RANGE: u64 = 2_000;
@@ -233,6 +234,8 @@ struct Inner {
     accounts: RwLock<HashMap<Address, AccountView>>,
     /// The escrow's `minStake`: a provider with less cannot be paid through a channel.
     min_stake: u128,
+    /// Accounts' operators as read, for checking who signed a result (`signers`).
+    operators: signers::Operators,
 }
 
 impl std::fmt::Debug for Chain {
@@ -348,6 +351,7 @@ impl Chain {
                 },
                 accounts: RwLock::new(HashMap::new()),
                 min_stake,
+                operators: signers::Operators::default(),
             }),
         };
         tracing::info!(

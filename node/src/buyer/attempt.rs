@@ -240,7 +240,9 @@ impl Buyer {
             &delivered.ticket.message,
             &delivered.result,
             offer,
-        );
+            self.chain.as_ref(),
+        )
+        .await;
         if let Err(why) = held {
             let why = AttemptError::Result(why);
             self.withhold(&delivered, &why.to_string(), None).await;

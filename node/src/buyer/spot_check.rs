@@ -42,7 +42,7 @@ impl Buyer {
         } else {
             sietch_verifier::SelectConfig::default()
         };
-        let verifier = Verifier::new(
+        let mut verifier = Verifier::new(
             NetExecutor(self.clone()),
             self.domain,
             VerifierConfig {
@@ -50,6 +50,10 @@ impl Buyer {
                 ..VerifierConfig::default()
             },
         );
+        // Results an account's operator signed count as the account's (`chain::signers`).
+        if let Some(c) = &self.chain {
+            verifier = verifier.with_signers(Arc::new(c.clone()));
+        }
         let candidates: Vec<Offer> = {
             let book = self.net.book();
             let book = lock(&book);

@@ -2,7 +2,8 @@
 //! owner", `Operators.sol`). The node's chain *account* ([`Chain::me`]) is then the owner: the
 //! registry entry, the channels' provider, whom vouchers and credits pay, what the offer names.
 //! Its transactions and result commitments are still signed by the node's key
-//! ([`Chain::signer`]), which the escrow accepts for the owner while the owner keeps it named.
+//! ([`Chain::signer`]), which the escrow accepts for the owner while the owner keeps it named,
+//! and so do buyers and verifiers (`chain::signers`, [`Chain::may_sign_for`]).
 //! What only the owner may do (stake, unstake, withdraw, name or revoke the operator) the node
 //! cannot do: it says which `cast send` the owner runs from its cold wallet instead.
 
@@ -91,7 +92,8 @@ impl Chain {
         Ok((op != Address::ZERO).then_some(op))
     }
 
-    /// Whether `signer` may sign for `account` now: the account itself or its operator.
+    /// Whether `signer` may sign for `account` now: the account itself or its operator, read
+    /// from the escrow every time ([`Chain::may_sign_for`] keeps the answer a while).
     pub async fn signs_for(&self, signer: Address, account: Address) -> Result<bool, ChainError> {
         Ok(signer == account || self.operator_of(account).await? == Some(signer))
     }

@@ -26,6 +26,10 @@ impl Chain {
 
     /// Keeps the account index current from an event.
     pub(super) fn index(&self, event: &SietchEscrowEvents) {
+        // An owner named another operator or revoked it: read it again (`signers`).
+        if let SietchEscrowEvents::OperatorSet(e) = event {
+            self.operator_changed(e.owner);
+        }
         let Ok(mut accounts) = self.inner.accounts.write() else {
             return;
         };
