@@ -97,7 +97,8 @@ pub enum Error {
     },
     /// No offer in the market can run the job (code `no_match`): `message` is the market's
     /// whole explanation, `blocker` the filter that stopped the last offers (`gpu`, `cores`,
-    /// `memory`, `inputs`, `features`, `price`, `stake`, or `live` for an empty book) and
+    /// `memory`, `inputs`, `features`, `price`, `stake`, `avoid` when only the providers the
+    /// job avoids fit ([`Job::avoid`]), or `live` for an empty book) and
     /// `funnel` how many offers passed each filter, in the order they apply.
     #[error("{message}")]
     NoMatch {

@@ -418,6 +418,11 @@ pub struct JobRecord {
     pub note: String,
     /// Its outputs, once finished.
     pub outputs: Option<Outputs>,
+    /// The providers the node sent it to, in order (the last one runs it, or ran it): what
+    /// a job submitted again elsewhere avoids ([`Job::avoid`]). Empty from a node that does
+    /// not say, and in job lists.
+    #[serde(default)]
+    pub sent_to: Vec<String>,
 }
 
 impl JobRecord {
@@ -505,7 +510,11 @@ pub struct Job {
     tolerance: Option<Tolerance>,
     price_cap: u128,
     deadline_secs: u64,
+    avoid: Vec<String>,
 }
+
+/// Most providers one [`Job`] may avoid (the node's bound).
+pub const MAX_AVOID: usize = 16;
 
 impl Job {
     /// A job running `module`, with the node's defaults: 10^9 fuel, 64 MiB, 60 s, 1 MiB
@@ -528,6 +537,7 @@ impl Job {
             tolerance: None,
             price_cap: 100_000_000_000_000_000,
             deadline_secs: 600,
+            avoid: Vec::new(),
         }
     }
 
@@ -658,6 +668,32 @@ impl Job {
         self
     }
 
+    /// Never run on these providers (EVM addresses, `0x` and 40 hex digits; at most
+    /// [`MAX_AVOID`], each once): a job submitted again after one of them failed or was
+    /// slow. The node refuses a malformed list (`bad_avoid`), and answers [`Error::NoMatch`]
+    /// with the blocker `avoid` at once when only these providers fit.
+    ///
+    /// [`Error::NoMatch`]: crate::Error::NoMatch
+    #[must_use]
+    pub fn avoid<I, S>(mut self, providers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        for p in providers {
+            let p = p.into();
+            if !self.avoid.contains(&p) {
+                self.avoid.push(p);
+            }
+        }
+        self
+    }
+
+    /// The providers it avoids.
+    pub fn avoided(&self) -> &[String] {
+        &self.avoid
+    }
+
     /// Seconds the job has to finish, from submission.
     pub(crate) fn deadline_secs_left(&self) -> u64 {
         self.deadline_secs
@@ -680,7 +716,7 @@ impl Job {
                 "float_outputs": arrays.iter().map(|(p, k)| json!({"path": p, "kind": k})).collect::<Vec<_>>(),
             }),
         };
-        json!({
+        let mut body = json!({
             "module": module,
             "args": self.args,
             "env": self.env,
@@ -694,6 +730,13 @@ impl Job {
             "verification": verification,
             "price_cap": self.price_cap.to_string(),
             "deadline_secs": self.deadline_secs,
-        })
+        });
+        // Only when there is one: a node older than the field refuses unknown fields.
+        if !self.avoid.is_empty()
+            && let Some(o) = body.as_object_mut()
+        {
+            o.insert("avoid".into(), json!(self.avoid));
+        }
+        body
     }
 }

@@ -2,8 +2,9 @@
 //! for the market (the market's own path is `system/tests/train.rs`, with real nodes and the
 //! real guest) and fails, stalls and returns updates found wrong on a script, so that each
 //! of the driver's answers is seen: re-submission after a failure, after a drop and past a
-//! straggler's deadline; the round waits for no single job; updates aggregate in shard
-//! order; a checkpointed run resumes where it stopped.
+//! straggler's deadline, each avoiding the provider that failed, was dropped or straggles;
+//! the round waits for no single job; updates aggregate in shard order; a checkpointed run
+//! resumes where it stopped.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -34,11 +35,13 @@ enum Act {
 }
 
 /// Delivers, for shard `k`, an update of every parameter `0.01 · (k + 1)`; acts on
-/// `(round, shard, attempt)` as `script` says (deliver otherwise); records every job.
+/// `(round, shard, attempt)` as `script` says (deliver otherwise); records every job (round,
+/// shard, attempt, seed, the providers it avoids). Attempt `a` runs on `provider-a`, which
+/// it notes in the job's placement as soon as it starts, as the market's runner does.
 #[derive(Debug)]
 struct Scripted {
     script: Vec<((u32, u32, u32), Act)>,
-    seen: Mutex<Vec<(u32, u32, u32, String)>>,
+    seen: Mutex<Vec<(u32, u32, u32, String, Vec<String>)>>,
     dims: Vec<u32>,
 }
 
@@ -64,10 +67,15 @@ impl ShardRunner for Scripted {
             .find_map(|a| a.strip_prefix("seed="))
             .unwrap()
             .to_owned();
-        self.seen
-            .lock()
-            .unwrap()
-            .push((job.round, job.shard, job.attempt, seed));
+        self.seen.lock().unwrap().push((
+            job.round,
+            job.shard,
+            job.attempt,
+            seed,
+            job.avoid.clone(),
+        ));
+        let provider = format!("provider-{}", job.attempt);
+        job.placed.note(&provider);
         let act = self
             .script
             .iter()
@@ -104,7 +112,7 @@ impl ShardRunner for Scripted {
                 "0x{:02x}{:02x}{:02x}",
                 job.round, job.shard, job.attempt
             )),
-            provider: Some(format!("provider-{}", job.attempt)),
+            provider: Some(provider),
             paid: if matches!(end, AttemptEnd::Delivered { .. }) {
                 10
             } else {
@@ -200,6 +208,25 @@ async fn a_round_replaces_failed_wrong_and_stalled_jobs_and_averages_in_shard_or
         reasons.iter().any(|r| r.starts_with("2: update dropped")),
         "{reasons:?}"
     );
+    // Each shard's second attempt avoids the first one's provider: the straggler (still
+    // running), the one that failed, the one whose update was dropped; first attempts avoid
+    // nobody.
+    for s in &seen {
+        let want: &[&str] = if s.2 == 1 { &[] } else { &["provider-1"] };
+        assert_eq!(s.4, want, "{s:?}");
+    }
+    for e in &events {
+        if let TrainEvent::Submitted {
+            shard,
+            attempt,
+            avoid,
+            ..
+        } = e
+        {
+            let want: &[&str] = if *attempt == 1 { &[] } else { &["provider-1"] };
+            assert_eq!(avoid, want, "shard {shard}, attempt {attempt}");
+        }
+    }
     assert!(matches!(events.last(), Some(TrainEvent::RoundDone(r)) if *r == report));
 
     // The mean of 0.01, 0.02, 0.03 summed in that order in f32, added to every parameter.

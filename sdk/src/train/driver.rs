@@ -63,6 +63,11 @@ pub enum TrainEvent {
         attempt: u32,
         /// Why, when it is not the first: the last failure, or a straggler.
         reason: Option<String>,
+        /// The providers it must not go to: those of this shard's attempts in the round that
+        /// failed, gave an update that was dropped, or are still running past the straggler
+        /// deadline (empty for a first attempt).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        avoid: Vec<String>,
     },
     /// A shard's update was accepted.
     ShardDone {

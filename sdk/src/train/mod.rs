@@ -8,11 +8,11 @@
 //! evaluates the result on the held-out set, checkpoints, and goes on with round `r + 1`.
 //!
 //! A shard job that fails, or is still running past [`TrainConfig::straggler_secs`], is
-//! submitted again (the market picks the provider: the API has no way to exclude one, but
-//! the node's own matching skips a provider with no free lane and one that failed its last
-//! checks ranks lower), so a round never waits on one node. An update whose spot check did
-//! not find it right (`ProviderWrong`, or a check that could not decide) is dropped and its
-//! shard run again. See docs/training.md.
+//! submitted again, avoiding the providers of the shard's failed, dropped and straggling
+//! attempts in the round ([`ShardJob::avoid`], the job's `avoid` list in the node's API;
+//! anywhere when only they are there), so a round never waits on one node. An update
+//! whose spot check did not find it right (`ProviderWrong`, or a check that could not
+//! decide) is dropped and its shard run again elsewhere. See docs/training.md.
 //!
 //! Modules: [`digits`] (the data set, its split, the shard format), [`weights`] (the
 //! weights format, initialisation, aggregation), [`eval`] (the driver's forward pass),
@@ -35,7 +35,7 @@ pub use config::{Aggregate, JobLimits, MAX_ATTEMPTS, MAX_SHARDS, Optimizer, Trai
 pub use digits::{Digits, Sample, Split};
 pub use driver::{RoundReport, TrainEvent, Trainer};
 pub use eval::Evaluation;
-pub use runner::{Attempt, AttemptEnd, MarketRunner, ShardJob, ShardRunner, ShardStats};
+pub use runner::{Attempt, AttemptEnd, MarketRunner, Placement, ShardJob, ShardRunner, ShardStats};
 pub use weights::Weights;
 
 /// The name the training guest reads the weights from, in `/input`.

@@ -1,7 +1,8 @@
 //! One round's jobs: every shard submitted at once; a shard whose job failed, whose update
 //! was dropped, or whose job is still running past the straggler deadline is submitted
-//! again, up to the configured attempts; the round ends when every shard has a usable
-//! update (the first to arrive: every attempt at a shard computes the same one).
+//! again, up to the configured attempts, avoiding the providers of those attempts; the
+//! round ends when every shard has a usable update (the first to arrive: every attempt at a
+//! shard computes the same one).
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,9 @@ use futures::stream::FuturesUnordered;
 
 use super::config::TrainConfig;
 use super::driver::TrainEvent;
-use super::runner::{Attempt, AttemptEnd, Blob, ShardJob, ShardRunner, ShardStats};
+use super::runner::{
+    Attempt, AttemptEnd, Blob, Placement, ShardJob, ShardRunner, ShardStats, is_provider,
+};
 use super::weights::Weights;
 use super::{Result, TrainError};
 
@@ -47,6 +50,33 @@ struct Shard {
     last_launch: Instant,
     last_reason: String,
     accepted: Option<(Weights, ShardStats, String)>,
+    /// Providers whose attempt failed or whose update was dropped.
+    avoid: Vec<String>,
+    /// Where each attempt was sent, as its runner noted it (a failed job's providers are
+    /// among them).
+    placed: Vec<Placement>,
+}
+
+impl Shard {
+    /// Adds `provider` to the shard's avoid list (at most [`crate::MAX_AVOID`], each once).
+    fn avoid(&mut self, provider: Option<&str>) {
+        if let Some(p) = provider.filter(|p| is_provider(p))
+            && !self.avoid.iter().any(|a| a == p)
+            && self.avoid.len() < crate::MAX_AVOID
+        {
+            self.avoid.push(p.to_owned());
+        }
+    }
+
+    /// What the next attempt avoids: the providers that failed or were dropped, and those
+    /// of the attempts still running (a straggler's, when it is due for that reason).
+    fn next_avoid(&mut self) -> Vec<String> {
+        let placed: Vec<String> = self.placed.iter().flat_map(Placement::providers).collect();
+        for p in placed {
+            self.avoid(Some(&p));
+        }
+        self.avoid.clone()
+    }
 }
 
 /// A usable update from a delivered job, or why it is not one.
@@ -97,22 +127,27 @@ pub(super) async fn run<R: ShardRunner>(
             last_launch: Instant::now(),
             last_reason: String::new(),
             accepted: None,
+            avoid: Vec::new(),
+            placed: Vec::new(),
         })
         .collect();
     let mut out = RoundOutcome::default();
     let mut in_flight = FuturesUnordered::new();
-    let job_of = |shard: u32, attempt: u32| -> Option<ShardJob> {
-        Some(ShardJob {
-            round: plan.round,
-            shard,
-            attempt,
-            weights: plan.weights.clone(),
-            data: plan.shards.get(shard as usize)?.clone(),
-            // Rounds are numbered from 1; the seed of round r is derived from r − 1.
-            args: cfg.job_args(plan.round - 1, shard),
-            limits: cfg.limits.clone(),
-        })
-    };
+    let job_of =
+        |shard: u32, attempt: u32, avoid: Vec<String>, placed: Placement| -> Option<ShardJob> {
+            Some(ShardJob {
+                round: plan.round,
+                shard,
+                attempt,
+                weights: plan.weights.clone(),
+                data: plan.shards.get(shard as usize)?.clone(),
+                // Rounds are numbered from 1; the seed of round r is derived from r − 1.
+                args: cfg.job_args(plan.round - 1, shard),
+                limits: cfg.limits.clone(),
+                avoid,
+                placed,
+            })
+        };
     loop {
         // Launch what is due: a shard's first job, or another after a failure, a drop, or
         // a straggler's deadline.
@@ -149,7 +184,14 @@ pub(super) async fn run<R: ShardRunner>(
             if reason.is_some() {
                 out.resubmits += 1;
             }
-            let Some(job) = job_of(k as u32, s.launched) else {
+            let avoid = if s.launched > 1 {
+                s.next_avoid()
+            } else {
+                Vec::new()
+            };
+            let placed = Placement::default();
+            s.placed.push(placed.clone());
+            let Some(job) = job_of(k as u32, s.launched, avoid.clone(), placed) else {
                 continue;
             };
             on(&TrainEvent::Submitted {
@@ -157,6 +199,7 @@ pub(super) async fn run<R: ShardRunner>(
                 shard: k as u32,
                 attempt: s.launched,
                 reason,
+                avoid,
             });
             in_flight.push(attempt(runner, job));
         }
@@ -202,6 +245,7 @@ pub(super) async fn run<R: ShardRunner>(
             ))),
             AttemptEnd::Failed { reason } => {
                 out.failed += 1;
+                s.avoid(a.provider.as_deref());
                 s.last_reason = format!("failed: {reason}");
                 on(&TrainEvent::Failed {
                     round,
@@ -227,6 +271,7 @@ pub(super) async fn run<R: ShardRunner>(
             Ok(_) | Err(None) => {}
             Err(Some(why)) => {
                 out.dropped += 1;
+                s.avoid(a.provider.as_deref());
                 s.last_reason = format!("update dropped: {why}");
                 on(&TrainEvent::Dropped {
                     round,

@@ -4,7 +4,7 @@
 //! the same trait outside this crate.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -50,6 +50,45 @@ pub struct ShardJob {
     pub args: Vec<String>,
     /// The job's limits, spot-check policy and price cap.
     pub limits: JobLimits,
+    /// Providers (EVM addresses) this attempt must not go to: those of the shard's earlier
+    /// attempts in the round that failed, were dropped or straggle. A runner that cannot
+    /// honour it (only these providers are there) runs the job anywhere.
+    pub avoid: Vec<String>,
+    /// Where the job went, for the runner to note as soon as it knows: the round reads it
+    /// when the job straggles or fails, to avoid those providers.
+    pub placed: Placement,
+}
+
+/// The providers an attempt's job was sent to, noted by the runner while the job runs
+/// (the market's runner reads the node's `sent_to`) and read by the round: a straggler's or
+/// a failed job's providers are avoided when its shard is submitted again. Clones share
+/// one list; at most [`crate::MAX_AVOID`], each once.
+#[derive(Debug, Clone, Default)]
+pub struct Placement(Arc<Mutex<Vec<String>>>);
+
+impl Placement {
+    /// Notes that the job was sent to `provider` (an EVM address).
+    pub fn note(&self, provider: &str) {
+        let mut list = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if list.len() < crate::MAX_AVOID && !list.iter().any(|p| p == provider) {
+            list.push(provider.to_owned());
+        }
+    }
+
+    /// The providers noted, in order.
+    pub fn providers(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Whether `provider` names one: not empty, not the zero address a job shows before it is
+/// matched.
+pub(super) fn is_provider(provider: &str) -> bool {
+    let hex = provider.strip_prefix("0x").unwrap_or(provider);
+    !hex.is_empty() && hex.bytes().any(|b| b != b'0')
 }
 
 /// The guest's `stats.json`.
@@ -171,11 +210,30 @@ impl MarketRunner {
             .sampling_ppm(l.sampling_ppm)
             .reruns(l.reruns)
             .price_cap(l.price_cap())
-            .deadline_secs(l.deadline_secs);
+            .deadline_secs(l.deadline_secs)
+            .avoid(job.avoid.iter().cloned());
         for a in &job.args {
             j = j.arg(a.clone());
         }
         j
+    }
+
+    /// Submits `job`; when only the providers it avoids could run it (`no_match`, blocker
+    /// `avoid`), submits it again without that list: a small market's provider may be
+    /// asked again rather than the shard fail.
+    async fn submit(&self, job: &ShardJob) -> crate::Result<String> {
+        match self.client.submit(&self.job(job)).await {
+            Err(crate::Error::NoMatch { blocker, .. })
+                if blocker == "avoid" && !job.avoid.is_empty() =>
+            {
+                let anywhere = ShardJob {
+                    avoid: Vec::new(),
+                    ..job.clone()
+                };
+                self.client.submit(&self.job(&anywhere)).await
+            }
+            other => other,
+        }
     }
 }
 
@@ -193,6 +251,9 @@ struct JobView {
     check: Option<Value>,
     #[serde(default)]
     outputs: Option<Outputs>,
+    /// The providers the node sent the job to, in order.
+    #[serde(default)]
+    sent_to: Vec<String>,
 }
 
 impl JobView {
@@ -250,7 +311,7 @@ impl ShardRunner for MarketRunner {
     }
 
     async fn run(&self, job: &ShardJob) -> Attempt {
-        let id = match self.client.submit(&self.job(job)).await {
+        let id = match self.submit(job).await {
             Ok(id) => id,
             Err(e) => return Attempt::failed(format!("submitting: {e}")),
         };
@@ -267,6 +328,9 @@ impl ShardRunner for MarketRunner {
                 .await
             {
                 Ok(view) => {
+                    for p in view.sent_to.iter().filter(|p| is_provider(p)) {
+                        job.placed.note(p);
+                    }
                     let noting = view.decision_pending() && patience > 0;
                     patience = patience.saturating_sub(u32::from(noting));
                     if let Some(end) = view.end().filter(|_| !noting) {
@@ -353,5 +417,22 @@ mod tests {
                 .end()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_placement_is_shared_and_the_zero_address_names_no_provider() {
+        let p = Placement::default();
+        let q = p.clone();
+        assert!(q.providers().is_empty());
+        p.note("0xab");
+        p.note("0xcd");
+        p.note("0xab");
+        assert_eq!(q.providers(), ["0xab", "0xcd"]);
+        let sent = view(serde_json::json!({"state": "running", "sent_to": ["0xab"]}));
+        assert_eq!(sent.sent_to, ["0xab"]);
+        assert!(is_provider("0x00000000000000000000000000000000000000a1"));
+        assert!(!is_provider("0x0000000000000000000000000000000000000000"));
+        assert!(!is_provider(""));
+        assert!(!is_provider("0x"));
     }
 }
