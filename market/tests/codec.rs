@@ -496,6 +496,8 @@ prop_compose! {
                 reruns,
                 comparison: match tolerance {
                     None => Comparison::Exact,
+                    // (bounds without arrays: a rescore comparison's margin instead)
+                    Some((margin, _, outs)) if outs.is_empty() => Comparison::Rescore { margin },
                     Some((relative, absolute, outs)) => Comparison::Tolerance {
                         relative,
                         absolute,
