@@ -19,7 +19,8 @@
 //! [`runner`] (what runs a shard job: the [`ShardRunner`] trait and the market's
 //! [`MarketRunner`]), `round` (one round: stragglers, drops), [`checkpoint`] (the directory
 //! a run stops and resumes from), `config` (the [`TrainConfig`]: the run, the jobs' seeds and
-//! arguments) and `driver` (the [`Trainer`] and its events).
+//! arguments) and `driver` (the [`Trainer`] and its events). [`text`] is the second
+//! model's data set and weights: a text corpus in byte ranges for the language-model guest.
 
 pub mod checkpoint;
 mod config;
@@ -28,6 +29,7 @@ mod driver;
 pub mod eval;
 mod round;
 pub mod runner;
+pub mod text;
 pub mod weights;
 
 pub use checkpoint::Checkpoint;
