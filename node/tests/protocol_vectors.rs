@@ -103,6 +103,14 @@ fn spec() -> JobSpec {
     }
 }
 
+/// A generation job checked by re-scoring (comparison tag 2): the GPU job with the rescore
+/// comparison.
+fn rescore_spec() -> JobSpec {
+    let mut s = gpu_spec();
+    s.verification.comparison = Comparison::Rescore { margin: 0.1 };
+    s
+}
+
 /// A GPU job compared within tolerance: every optional part of a spec present.
 fn gpu_spec() -> JobSpec {
     JobSpec {
@@ -645,6 +653,7 @@ fn market_file() -> Value {
             vector("withdrawal", "Withdrawal", "A withdrawal's canonical bytes (kind 2).", withdrawal_j(&withdrawal()), &withdrawal().encode()),
             vector("job_spec", "JobSpec", "A CPU job with arguments, an environment variable, stdin and one input file; default verification (10%, 1 re-run, exact).", spec_j(&spec()), &spec().encode()),
             vector("job_spec_gpu_tolerance", "JobSpec", "A GPU job: no stdin or inputs, GPU needs present, tolerance comparison with two float outputs.", spec_j(&gpu_spec()), &gpu_spec().encode()),
+            vector("job_spec_rescore", "JobSpec", "The GPU job with the rescore comparison (tag 2, the margin in logits): a generation job re-scored by the inference guest (docs/ai.md).", spec_j(&rescore_spec()), &rescore_spec().encode()),
             vector("ticket", "Ticket", "A ticket's canonical bytes (kind 4); its EIP-712 form is in signatures.json.", ticket_j(&ticket()), &ticket().encode()),
             vector("result_commitment", "ResultCommitment", "A result commitment's canonical bytes (kind 5).", commitment_j(&commitment()), &commitment().encode()),
             vector("voucher", "Voucher", "A voucher's canonical bytes (kind 6).", voucher_j(&voucher()), &voucher().encode()),
@@ -1363,6 +1372,7 @@ fn hashes_file() -> Value {
         "spec_hash": [
             { "name": "job_spec", "spec": hex::encode(spec().encode()), "hash": hx(spec_hash), "description": "blake3 of the canonical JobSpec, header included (market.json's job_spec)." },
             { "name": "job_spec_gpu_tolerance", "spec": hex::encode(gpu_spec().encode()), "hash": hx(gpu_spec().hash()), "description": "market.json's job_spec_gpu_tolerance." },
+            { "name": "job_spec_rescore", "spec": hex::encode(rescore_spec().encode()), "hash": hx(rescore_spec().hash()), "description": "market.json's job_spec_rescore." },
         ],
         "job_id": {
             "description": "blake3(\"sietch/v1/job-id\" || 0x00 || buyer (20 bytes) || nonce (u64 big-endian) || spec hash).",
