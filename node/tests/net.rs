@@ -416,9 +416,10 @@ async fn a_blob_transfer_survives_a_dropped_connection() {
             }
         })
     };
+    // The chunked way (`/sietch/blob/1`); streamed transfers: `blob_stream_resume.rs`.
     let fetched = client
         .net
-        .fetch_blob(server_peer, hash, |_, total| {
+        .fetch_blob_chunked(server_peer, hash, |_, total| {
             assert_eq!(total, blob.len() as u64);
         })
         .await

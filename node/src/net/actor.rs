@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::behaviour::{Behaviour, BehaviourEvent};
+use super::blob_stream::streams::OpenError;
 use super::budget::{Denied, Guard};
 use super::config::NetConfig;
 use super::gossip::{self, Gossiped};
@@ -217,7 +218,25 @@ impl Actor {
                 let _ = reply.send(r);
             }
             Command::Request(send) => send(self.swarm.behaviour_mut(), &mut self.waiters),
+            Command::OpenBlobStream(peer, reply) => {
+                match self.swarm.behaviour_mut().blob_stream.as_mut() {
+                    Some(streams) => streams.open(peer, reply),
+                    None => {
+                        let _ = reply.send(Err(OpenError::Unsupported));
+                    }
+                }
+            }
+            Command::Charge(peer, what) => self.charge(peer, what),
         }
+    }
+
+    /// The inbound blob streams, for the serving task (once; none when the protocol is off).
+    pub(crate) fn take_blob_streams(&mut self) -> Option<mpsc::Receiver<(PeerId, libp2p::Stream)>> {
+        self.swarm
+            .behaviour_mut()
+            .blob_stream
+            .as_mut()
+            .and_then(|s| s.take_incoming())
     }
 
     fn publish(&mut self, class: gossip::OfferClass, bytes: Vec<u8>) -> Result<(), NetError> {

@@ -10,6 +10,8 @@ use libp2p::{
     mdns, ping, relay, request_response,
 };
 
+use super::blob_stream::BLOB_STREAM_PROTOCOL;
+use super::blob_stream::streams::Streams;
 use super::budget::Guard;
 use super::config::NetConfig;
 use super::dial_cap::DialCap;
@@ -66,6 +68,8 @@ pub(crate) struct Behaviour {
     pub(crate) job: Rr<JobRequest>,
     pub(crate) result: Rr<ResultMessage>,
     pub(crate) blob: Rr<BlobRequest>,
+    /// Whole blobs over one stream (`NetConfig::blob_stream`).
+    pub(crate) blob_stream: Toggle<Streams>,
     pub(crate) pay: Rr<Payment>,
     pub(crate) verify: Rr<VerifyRequest>,
 }
@@ -171,6 +175,10 @@ impl Behaviour {
             job: protocol(JOB_PROTOCOL, cfg_rr(), guard),
             result: protocol(RESULT_PROTOCOL, cfg_rr(), guard),
             blob: protocol(BLOB_PROTOCOL, cfg_rr(), guard),
+            blob_stream: cfg
+                .blob_stream
+                .then(|| Streams::new(BLOB_STREAM_PROTOCOL))
+                .into(),
             pay: protocol(PAY_PROTOCOL, cfg_rr(), guard),
             verify: protocol(VERIFY_PROTOCOL, cfg_rr(), guard),
         })

@@ -137,8 +137,14 @@ pub struct NetConfig {
     pub max_concurrent_streams: usize,
     /// Largest blob fetched from a peer.
     pub max_blob_bytes: u64,
-    /// Bytes asked per blob request.
+    /// Bytes asked per blob request (the chunked way, `/sietch/blob/1`).
     pub blob_chunk: u32,
+    /// Serve and fetch whole blobs over one stream (`/sietch/blob-stream/1`); off, the node
+    /// is one without the protocol (peers fetch from it chunk by chunk, and it fetches so).
+    pub blob_stream: bool,
+    /// A blob stream that moves no byte for this long (either way) is given up; the
+    /// fetcher resumes from where it stopped.
+    pub blob_stall: Duration,
     /// Close connections idle this long.
     pub idle_timeout: Duration,
     /// Most connections this node opens and keeps (discovery dials beyond it are refused
@@ -236,6 +242,8 @@ impl Default for NetConfig {
             max_concurrent_streams: 64,
             max_blob_bytes: 256 * 1024 * 1024,
             blob_chunk: 256 * 1024,
+            blob_stream: true,
+            blob_stall: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(120),
             max_outgoing: 8,
             max_incoming: 128,

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     BlobReply, BlobRequest, Command, JobFailure, JobReply, JobRequest, JobResult, NetConfig,
     NetError, NetEvent, NetStats, OfferClass, Payment, PaymentAck, ResultAck, ResultMessage,
-    VerifyReply, VerifyRequest, actor, budget, rpc,
+    VerifyReply, VerifyRequest, actor, blob_stream, budget, rpc,
 };
 
 /// Commands queued to the actor.
@@ -28,7 +28,7 @@ pub struct Network {
     peer_id: PeerId,
     book: Arc<Mutex<OrderBook>>,
     pub(super) config: Arc<NetConfig>,
-    guard: Arc<budget::Guard>,
+    pub(super) guard: Arc<budget::Guard>,
 }
 
 impl std::fmt::Debug for Network {
@@ -56,7 +56,7 @@ impl Network {
             max_expected: config.max_expected_results,
         });
         let config = Arc::new(config);
-        let actor = actor::Actor::new(
+        let mut actor = actor::Actor::new(
             key,
             config.clone(),
             book.clone(),
@@ -64,6 +64,13 @@ impl Network {
             events_tx,
             (guard.clone(), denials),
         )?;
+        if let Some(incoming) = actor.take_blob_streams() {
+            tokio::spawn(blob_stream::serve::run(
+                incoming,
+                config.clone(),
+                guard.clone(),
+            ));
+        }
         tokio::spawn(actor.run());
         Ok((
             Self {

@@ -22,6 +22,9 @@
 //!   ([`wire::JobResult`] → [`wire::ResultAck`]), payments ([`wire::Payment`] →
 //!   [`wire::PaymentAck`]), dispute re-runs ([`wire::VerifyRequest`] →
 //!   [`wire::VerifyReply`]) and blob chunks by blake3 hash.
+//! - Blobs: a whole blob streamed over one stream (`/sietch/blob-stream/1`, `blob_stream`),
+//!   written to a [`BlobSink`] as it arrives, resumed after a broken stream, checked against
+//!   its hash; chunk by chunk (`blob_fetch`) from a peer without that protocol.
 //!
 //! Every queue is bounded: commands (256), events (1,024: an inbound request that finds the
 //! event queue full is refused as busy), pending gossip (4,096), concurrent streams per
@@ -31,6 +34,8 @@
 mod actor;
 mod behaviour;
 mod blob_fetch;
+mod blob_sink;
+pub mod blob_stream;
 pub mod budget;
 pub mod config;
 mod delegate;
@@ -110,6 +115,14 @@ pub enum NetError {
         /// The peer that sent it.
         peer: PeerId,
         /// What was wrong, naming the blob.
+        why: String,
+    },
+    /// The sink refused the blob or could not write it (too large for it, no room, disk).
+    #[error("cannot keep blob {hash}: {why}")]
+    BlobWrite {
+        /// The blob.
+        hash: B256,
+        /// The sink's error.
         why: String,
     },
 }
@@ -262,6 +275,8 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<(), NetError>>,
     },
     Request(rpc::Outbound),
+    OpenBlobStream(PeerId, blob_stream::streams::Opened),
+    Charge(PeerId, score::Offence),
     Disconnect(PeerId),
     Bootstrap,
     PublishRaw {

@@ -30,13 +30,16 @@ pub(crate) enum Offence {
     /// A message over the peer's or the node's inbound budget, or over the streams a peer
     /// may have in flight: a quarter strike.
     OverBudget,
+    /// A blob whose bytes do not hash to the hash asked, or whose size changed between
+    /// requests: a whole strike (an honest peer serves a blob by its hash).
+    CorruptBlob,
 }
 
 impl Offence {
     /// Its cost, in strikes.
     pub(crate) fn cost(self) -> f64 {
         match self {
-            Self::InvalidGossip | Self::GossipStreamReopened => 1.0,
+            Self::InvalidGossip | Self::GossipStreamReopened | Self::CorruptBlob => 1.0,
             Self::UnsolicitedResult => 0.5,
             Self::UnregisteredOffer | Self::OverBudget => 0.25,
         }

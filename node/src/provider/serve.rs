@@ -378,19 +378,32 @@ impl Provider {
         if let Some(b) = stored {
             return Ok(self.shared.insert(hash, b));
         }
+        // Streamed into the store as it arrives (hashed on the way, published whole), then
+        // read once into the memory the jobs share.
         let started = std::time::Instant::now();
         let fetched = self
             .net
-            .fetch_blob(peer, hash, |_, _| {})
+            .fetch_blob_into(peer, hash, self.store.blobs().writer(&hash), |_, _| {})
             .await
             .map_err(|error| RunError::Fetch { hash, peer, error })?;
-        self.store.blobs().put_expecting(&hash, &fetched.bytes)?;
+        let store = self.store.clone();
+        let size = tokio::task::spawn_blocking(move || store.blobs().commit(fetched.sink))
+            .await
+            .map_err(RunError::Task)??;
         self.emit(NodeEvent::BlobFetched {
             hash,
-            bytes: fetched.bytes.len() as u64,
+            bytes: size,
             millis: started.elapsed().as_millis() as u64,
         });
-        Ok(self.shared.insert(hash, fetched.bytes))
+        let store = self.store.clone();
+        let stored = tokio::task::spawn_blocking(move || store.blobs().get(&hash))
+            .await
+            .map_err(RunError::Task)??;
+        let bytes = stored.ok_or(crate::store::BlobError::Corrupt {
+            hash,
+            found: B256::ZERO,
+        })?;
+        Ok(self.shared.insert(hash, bytes))
     }
 
     /// Runs `spec` seeded with `seed` and returns the report (off the async threads).

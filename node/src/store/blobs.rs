@@ -14,6 +14,10 @@
 //! modules stay; what nobody asked for in a while goes. The directory is the owner's only
 //! (0700, files 0600), and errors name a blob by its place in the data directory
 //! (`blobs/<hash>`), never by an absolute path.
+//!
+//! A blob fetched from a peer is written as it arrives through a [`BlobWriter`]
+//! (`writer.rs`): into a temporary file, hashed as it goes, and published under its name by
+//! [`Blobs::commit`] only when it is whole and hashes to that name.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -26,6 +30,10 @@ use std::time::{Duration, SystemTime};
 use sietch_market::B256;
 
 use super::error::BlobError;
+
+mod writer;
+
+pub use writer::BlobWriter;
 
 /// Prefix of temporary files; never a valid hash name.
 const TMP_PREFIX: &str = ".tmp-";
@@ -241,22 +249,32 @@ impl Blobs {
             return Ok(());
         }
         self.make_room(len)?;
-        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = self.dir.join(format!(
-            "{TMP_PREFIX}{}-{}-{n}",
-            hex::encode(hash),
-            std::process::id()
-        ));
+        let tmp = self.tmp_path(hash);
         if let Err(e) = write_synced(&tmp, bytes) {
             // Best effort: a leftover temporary file is removed at the next open anyway.
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
+        self.publish(&tmp, &path, len)
+    }
+
+    /// A name for a temporary file of the blob `hash`, unique in this process.
+    fn tmp_path(&self, hash: &B256) -> PathBuf {
+        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
+        self.dir.join(format!(
+            "{TMP_PREFIX}{}-{}-{n}",
+            hex::encode(hash),
+            std::process::id()
+        ))
+    }
+
+    /// Renames a whole, flushed temporary file over the blob's name and counts it.
+    fn publish(&self, tmp: &Path, path: &Path, len: u64) -> Result<(), BlobError> {
         let mut totals = self.lock();
         let existed = path.is_file();
-        if let Err(e) = fs::rename(&tmp, &path) {
-            let _ = fs::remove_file(&tmp);
-            return Err(io(&path)(e));
+        if let Err(e) = fs::rename(tmp, path) {
+            let _ = fs::remove_file(tmp);
+            return Err(io(path)(e));
         }
         self.sync_dir()?;
         if !existed {

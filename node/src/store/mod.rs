@@ -66,7 +66,7 @@ use redb::Database;
 
 pub use batch::GroupCommits;
 pub use blobs::{
-    BlobEntry, BlobLimits, Blobs, DEFAULT_BLOB_KEEP_SECS, DEFAULT_BLOB_QUOTA_BYTES,
+    BlobEntry, BlobLimits, BlobWriter, Blobs, DEFAULT_BLOB_KEEP_SECS, DEFAULT_BLOB_QUOTA_BYTES,
     DEFAULT_MAX_BLOB_BYTES, blob_hash,
 };
 pub use error::{BlobError, StoreError};
