@@ -21,6 +21,7 @@ mod progress;
 mod provider;
 mod train;
 mod train_local;
+mod train_text;
 
 use clap::{Parser, Subcommand};
 

@@ -29,6 +29,11 @@ enum TrainCommand {
     /// training job per shard across the providers, averages their updates and scores the
     /// result on a held-out set. A line per round; Ctrl-C and --resume go on later.
     Digits(Box<DigitsArgs>),
+    /// Train a small byte-level transformer language model on Jane Austen's novels (`bash
+    /// scripts/corpus.sh` fetches them), here in a provider's sandbox (--local): each round one
+    /// job per shard of the text, their updates averaged, the held-out loss a line; greedy text
+    /// at the end.
+    Text(Box<super::train_text::TextArgs>),
 }
 
 /// How the shards' updates become one.
@@ -186,7 +191,10 @@ pub(super) fn open_data(path: &Path) -> anyhow::Result<Digits> {
 }
 
 pub(crate) fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let TrainCommand::Digits(a) = args.command;
+    let a = match args.command {
+        TrainCommand::Digits(a) => a,
+        TrainCommand::Text(t) => return super::train_text::run(*t),
+    };
     let data = open_data(
         &a.data
             .clone()

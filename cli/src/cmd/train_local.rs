@@ -36,7 +36,7 @@ impl LocalRunner {
 
 /// Runs the training guest with `args` and `inputs` (`/input` name, bytes) in `sandbox`,
 /// under `limits`, as a provider runs a job (no price, no check: nothing is bought).
-fn run_guest(
+pub(super) fn run_guest(
     sandbox: &Sandbox,
     module: &[u8],
     args: Vec<String>,
