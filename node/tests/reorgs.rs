@@ -566,6 +566,38 @@ async fn anvil_a_channel_open_reorganized_out_after_jobs_costs_the_provider_at_m
     assert_eq!(wealth(&net, &chain, buyer).await, buyer_before);
     assert_eq!(wealth(&net, &chain, provider).await, provider_before);
     assert_eq!(net.balance(net.escrow).await.unwrap(), escrow_before);
+
+    // The buyer no longer lists the vanished channel (its deposit never left the wallet),
+    // and its next job to the provider goes on a channel that is on chain: one with the same
+    // id (ids count the buyer's opens to the provider), whose line goes on from the voucher
+    // the provider holds for the job it served.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while net.buyer.buyer.channels().iter().any(|c| c.0 == channel) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the buyer still lists channel {channel}: {:?}",
+            net.buyer.buyer.channels()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let again = net
+        .buyer
+        .buyer
+        .submit(job(&module, &input, FUEL))
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&again.result.stdout),
+        fnv::hex(&input)
+    );
+    let now = net.buyer.buyer.channels();
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!(
+        chain.channel(now[0].0).await.unwrap().state,
+        1,
+        "open on chain"
+    );
+    assert!(now[0].2 > served, "the line went on from {served}: {now:?}");
     net.shutdown().await;
 }
 

@@ -209,8 +209,10 @@ async fn anvil_rehearsal_trading_through_reorgs_fee_spikes_and_a_flaky_rpc_pays_
         }
     }
     // Deposits as the chain has them (opens and top-ups in the escrow's events), and as the
-    // buyers list them: a channel whose open a reorganization dropped for good (its
-    // transaction not taken back) can stay in a buyer's list (docs/finality.md, "Not done").
+    // buyers list them. A channel whose open a reorganization dropped for good leaves the
+    // buyer's list two seconds after the buyer sees the reorganization (docs/finality.md); a
+    // top-up dropped so is still listed, and a reorganization in the run's last seconds may
+    // leave either: they are printed, not counted.
     let mut on_chain: std::collections::BTreeMap<alloy::primitives::B256, U256> =
         std::collections::BTreeMap::new();
     let buyers: Vec<_> = m.buyers.iter().map(|b| b.evm).collect();

@@ -84,9 +84,10 @@ impl Buyer {
         }
     }
 
-    /// Follows the node's events for reorganizations past the confirmation depth
-    /// (`docs/finality.md`) until the stream ends, and catches up with each: the events it
-    /// acted on may be gone, and those before the common ancestor are not handed out again.
+    /// Follows the node's events for reorganizations (`docs/finality.md`) until the stream
+    /// ends, and catches up with each: past the confirmation depth, the events it acted on
+    /// may be gone, and those before the common ancestor are not handed out again; at any
+    /// depth, a channel it opened may be gone (its lane is forgotten).
     pub(crate) async fn after_reorgs(
         self: std::sync::Arc<Self>,
         mut events: tokio::sync::broadcast::Receiver<NodeEvent>,
@@ -94,7 +95,14 @@ impl Buyer {
         use tokio::sync::broadcast::error::RecvError;
         loop {
             match events.recv().await {
-                Ok(NodeEvent::Reorg { deep: true, .. }) => self.after_deep_reorg().await,
+                Ok(NodeEvent::Reorg { deep, .. }) => {
+                    if deep {
+                        self.after_deep_reorg().await;
+                    }
+                    // Off this loop: it waits for a second look and for jobs to end.
+                    let me = self.clone();
+                    tokio::spawn(async move { me.forget_vanished_lanes().await });
+                }
                 // A busy stream: a notice may be lost, and the periodic rounds catch up.
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => return,

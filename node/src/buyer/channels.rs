@@ -14,7 +14,12 @@ use super::lanes::{Room, Take, Taken};
 use super::{BuyError, Buyer, now};
 use crate::chain::ChainError;
 use crate::events::NodeEvent;
+use crate::store::off_async;
 use crate::sync::lock;
+
+/// How long a channel missing after a reorganization is looked for again before its lane is
+/// forgotten.
+const VANISHED_RECHECK: Duration = Duration::from_secs(2);
 
 /// Why no lane could be had for a job.
 #[derive(Debug, thiserror::Error)]
@@ -206,7 +211,16 @@ impl Buyer {
             }
             None => self.random_b256(),
         };
-        Ok(lock(&self.lanes).opened(channel, provider, deposit))
+        // Channel ids count the buyer's opens to a provider, so an open a reorganization
+        // dropped is followed by one with the same id: the line goes on from the latest
+        // voucher signed on that id, which its provider holds (for work it did) and may
+        // claim from this deposit. A voucher is never signed below one signed before.
+        let signed = off_async(&self.store, move |s| s.voucher(&channel))
+            .await
+            .and_then(Result::ok)
+            .flatten()
+            .map_or(U256::ZERO, |v| v.message.cumulative_amount);
+        Ok(lock(&self.lanes).opened(channel, provider, deposit, signed))
     }
 
     async fn top_up(
@@ -296,6 +310,39 @@ impl Buyer {
         }
         lock(&self.lanes).topped_up(channel, added.is_ok().then(|| U256::from(amount)));
         self.lane_freed.notify_waiters();
+    }
+
+    /// After a reorganization: forgets the lanes whose channel the chain no longer has (its
+    /// open was in the dropped blocks and did not come back: a mined open is not sent again),
+    /// so the buyer neither lists their deposits, which never left its wallet, nor offers
+    /// their tickets. Read twice, [`VANISHED_RECHECK`] apart, so that an open mined again
+    /// meanwhile (or an endpoint that lags) keeps its lane.
+    pub(super) async fn forget_vanished_lanes(&self) {
+        let Some(chain) = &self.chain else { return };
+        let lanes: Vec<B256> = lock(&self.lanes).summary().iter().map(|l| l.0).collect();
+        let mut gone = Vec::new();
+        for c in lanes {
+            if chain.channel(c).await.is_ok_and(|v| v.state == 0) {
+                gone.push(c);
+            }
+        }
+        if gone.is_empty() {
+            return;
+        }
+        tokio::time::sleep(VANISHED_RECHECK).await;
+        for c in gone {
+            if !chain.channel(c).await.is_ok_and(|v| v.state == 0) {
+                continue;
+            }
+            let message = format!(
+                "channel {c}: its open was reorganized out and is not on chain; its lane is \
+                 forgotten (the deposit never left this wallet)"
+            );
+            tracing::warn!("{message}");
+            self.emit(NodeEvent::Warning { message });
+            lock(&self.lanes).forget(c);
+            self.lane_freed.notify_waiters();
+        }
     }
 
     /// The buyer's channels and what is owed on each, for the API and the devnet.

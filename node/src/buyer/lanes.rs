@@ -171,12 +171,19 @@ impl Lanes {
     }
 
     /// A lane just opened on `channel` with `deposit`: it joins the table held by the job
-    /// that opened it.
-    pub(super) fn opened(&mut self, channel: B256, provider: Address, deposit: U256) -> Taken {
+    /// that opened it, its line at `signed` (the latest voucher signed on that id before: an
+    /// open a reorganization dropped had it; zero for a new id).
+    pub(super) fn opened(
+        &mut self,
+        channel: B256,
+        provider: Address,
+        deposit: U256,
+        signed: U256,
+    ) -> Taken {
         self.lanes.push(Lane {
             channel,
             provider,
-            cumulative: U256::ZERO,
+            cumulative: signed,
             deposit,
             busy: true,
             retired: false,
@@ -188,7 +195,7 @@ impl Lanes {
         Taken {
             channel,
             provider,
-            cumulative_before: U256::ZERO,
+            cumulative_before: signed,
         }
     }
 
@@ -289,6 +296,14 @@ impl Lanes {
         if let Some(l) = self.get_mut(channel) {
             l.retired = true;
         }
+    }
+
+    /// Forgets the lane of a channel the chain does not have (its open was reorganized out
+    /// for good). A job that holds it fails at its provider (no ticket on a channel that is
+    /// not open) and finds no lane to release; a voucher it signs stays in the store, where a
+    /// later open of the same id takes its line from.
+    pub(super) fn forget(&mut self, channel: B256) {
+        self.lanes.retain(|l| l.channel != channel);
     }
 
     /// Whether `channel` is one of the buyer's.

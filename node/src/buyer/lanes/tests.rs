@@ -20,7 +20,7 @@ fn room(max: usize) -> Room {
 /// A free lane to P on channel `n` holding `deposit`.
 pub(crate) fn with_lane(n: u8, deposit: u64) -> Lanes {
     let mut lanes = Lanes::default();
-    lanes.opened(ch(n), P, U256::from(deposit));
+    lanes.opened(ch(n), P, U256::from(deposit), U256::ZERO);
     lanes.release(ch(n), false);
     lanes
 }
@@ -124,7 +124,7 @@ fn a_lane_short_of_money_is_taken_for_a_top_up_to_the_job_end() {
 fn opening_respects_max_lanes_one_open_at_a_time_and_extra() {
     let mut lanes = Lanes::default();
     assert_eq!(lanes.take(P, U256::from(1), room(1)), Take::Open);
-    lanes.opened(ch(1), P, U256::from(10));
+    lanes.opened(ch(1), P, U256::from(10), U256::ZERO);
     // Busy, and max_lanes reached: wait.
     assert_eq!(lanes.take(P, U256::from(1), room(1)), Take::Wait);
     // Room for a second, but one is already opening: wait for it.
@@ -350,4 +350,19 @@ fn restoring_a_lane_again_never_moves_its_line_back_nor_takes_a_stale_payment() 
     // One ending it where it stands is.
     lanes.restore(restored_paying(1, 8, 60), t0);
     assert_eq!(lanes.take_pending(ch(1)), Some(payment(1, 8, 60)));
+}
+
+#[test]
+fn a_lane_opened_again_on_an_id_goes_on_from_its_voucher_and_a_vanished_one_is_forgotten() {
+    let mut lanes = Lanes::default();
+    // An id that had vouchers up to 3 before its open was reorganized out.
+    let t = lanes.opened(ch(1), P, U256::from(10), U256::from(3));
+    assert_eq!(t.cumulative_before, U256::from(3));
+    assert_eq!(lanes.line(ch(1)), Some((U256::from(3), U256::from(10))));
+    lanes.forget(ch(1));
+    assert!(!lanes.owns(&ch(1)));
+    assert!(lanes.summary().is_empty());
+    // Its job ending finds no lane: nothing comes back.
+    lanes.release(ch(1), false);
+    assert!(lanes.summary().is_empty());
 }
