@@ -1,8 +1,20 @@
 //! Training across providers, whole-system: a real anvil, four real `sietch node run`
-//! providers (one of them cheating), a buyer node, the training guest of `sietch-guests`, and
-//! the SDK's round driver buying every shard job through the buyer's HTTP API
-//! (docs/training.md). The reference is the same run on one machine: `sietch train digits
-//! --local` (the same rounds and jobs in a provider's sandbox, no market).
+//! providers (one of them poisoning its updates), a buyer node, the training guest of
+//! `sietch-guests`, and the SDK's round driver buying every shard job through the buyer's
+//! HTTP API (docs/training.md). The reference is the same run on one machine: `sietch train
+//! digits --local --aggregate median` (the same rounds and jobs in a provider's sandbox, no
+//! market).
+//!
+//! The cheat: `provider-0`, the cheapest, answers every job with its honest update scaled by
+//! −10 (`test_cheat_outputs = "scale=-10"`: gradient ascent at ten times the step), signed as
+//! its result. Three jobs in four are spot-checked (`sampling_ppm` 750,000), so its poisoned
+//! updates are caught where sampled (dropped by the driver, its shard re-submitted avoiding
+//! it, its ticket disputed and its stake slashed) and some slip through unsampled in most
+//! runs (1 − 0.25^n of its n jobs, about 3 in 4 runs). The buyer keeps one lane a provider
+//! (`max_lanes = 1`), so a round's three shards go to three providers and the cheat holds at
+//! most one of them: the coordinate-wise median of three then lies between the two honest
+//! updates, whatever the third. `system/tests/train_median.rs` measures what the mean would
+//! do with the same poison (it wrecks the model) and the median's margin.
 //!
 //! Four providers, not three: a spot check that finds a mismatch asks two more independent
 //! re-runs (the verifier's escalation, `docs/protocol.md` §2.6), so a cheat is decided only
@@ -25,7 +37,9 @@ use alloy::primitives::{Address, U256, address};
 use serde_json::Value;
 use sietch_contracts::SietchEscrow::SietchEscrowEvents;
 use sietch_sdk::Client;
-use sietch_sdk::train::{Digits, JobLimits, MarketRunner, TrainConfig, TrainEvent, Trainer};
+use sietch_sdk::train::{
+    Aggregate, Digits, JobLimits, MarketRunner, TrainConfig, TrainEvent, Trainer,
+};
 use sietch_testkit::devnet::E18;
 use sietch_testkit::system::*;
 use sietch_testkit::until;
@@ -34,15 +48,23 @@ const ROUNDS: u32 = 5;
 const SHARDS: u32 = 3;
 /// The escrow's `BURN_ADDRESS`, where slashes burn to.
 const BURN: Address = address!("000000000000000000000000000000000000dEaD");
+/// How far below the one-machine run's held-out accuracy the market's may end when poisoned
+/// updates slipped through unsampled: 8 points. With one poisoned update of three in *every*
+/// round (the worst this market allows), the median's run ends 4.7 points below the clean one
+/// (92.3% against 97.0%) and is at most 6.4 points below it after any round
+/// (`train_median.rs`, docs/training.md); 8 points cover that with room for the rounds the
+/// poison slips through in, and the mean's run, at 10.4% (chance), is far outside it.
+const MARGIN: f32 = 0.08;
 
-/// The run: `sietch train digits`'s defaults (which the one-machine run takes), every job
-/// spot-checked, tiny prices.
+/// The run: `sietch train digits`'s defaults (which the one-machine run takes) with the
+/// median, three jobs in four spot-checked, tiny prices.
 fn config() -> TrainConfig {
     TrainConfig {
         rounds: ROUNDS,
         shards: SHARDS,
+        aggregate: Aggregate::Median,
         limits: JobLimits {
-            sampling_ppm: 1_000_000,
+            sampling_ppm: 750_000,
             price_cap: (E18 / 10).to_string(),
             ..JobLimits::default()
         },
@@ -66,6 +88,8 @@ fn one_machine(data: &Path) -> Value {
             &rounds,
             "--shards",
             &shards,
+            "--aggregate",
+            "median",
             "--data",
             data.to_str().unwrap(),
         ],
@@ -86,11 +110,11 @@ async fn held(m: &Market, who: &[Address]) -> U256 {
     sum
 }
 
-/// Three honest providers and one that answers wrongly on three jobs in four (and is the
-/// cheapest, so it gets work): the run ends on exactly the weights of the one-machine run
-/// (every update the market accepted is the one the guest computes, and every wrong one was
-/// dropped), the cheater's updates were dropped, its ticket disputed and its stake slashed,
-/// and no token was made or lost.
+/// Three honest providers and one that poisons every update (and is the cheapest, so it gets
+/// work): its sampled updates are dropped and their shards re-submitted elsewhere (avoiding
+/// it), its ticket disputed and its stake slashed; the run ends within [`MARGIN`] of the
+/// one-machine run's accuracy (on exactly its weights when no poisoned update slipped
+/// through); no token was made or lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anvil_training_across_providers_drops_a_cheats_updates_and_matches_one_machine() {
     let Some(path) = sietch_sdk::train::digits::cached() else {
@@ -111,8 +135,11 @@ async fn anvil_training_across_providers_drops_a_cheats_updates_and_matches_one_
     cfg.tweak = |name, c| {
         c.price_per_gfuel = if name == "provider-0" { 1_000 } else { 2_000 };
         if name == "provider-0" {
-            c.test_cheat_ppm = 750_000;
+            c.test_cheat_ppm = 1_000_000;
+            c.test_cheat_outputs = "scale=-10".into();
         }
+        // One job in flight a provider: a round's shards on three providers.
+        c.max_lanes = 1;
     };
     let mut m = Market::start(cfg).await.unwrap();
     let buyer = m.buyers[0].clone();
@@ -143,19 +170,36 @@ async fn anvil_training_across_providers_drops_a_cheats_updates_and_matches_one_
         t.evaluate().accuracy,
     );
 
-    // The same model as on one machine: bit for bit, so the same accuracy (the margin is
-    // zero), and a model that learned.
-    let hash = format!("0x{}", blake3::hash(&t.weights().encode()).to_hex());
-    assert_eq!(
-        Value::from(hash),
-        reference["weights_hash"],
-        "the market's run ended elsewhere than the one-machine run: {reference}"
-    );
-    let acc = t.evaluate().accuracy;
+    // Poisoned updates taken: the cheater's, delivered unsampled (a sampled one is dropped).
+    let from_cheater =
+        |p: &Option<String>| p.as_deref().and_then(|p| p.parse::<Address>().ok()) == Some(cheater);
+    let slipped = events
+        .iter()
+        .filter(|e| matches!(e, TrainEvent::ShardDone { provider, .. } if from_cheater(provider)))
+        .count();
     // JSON carries the f32 in its shortest form, which reads back to the same f32.
-    assert_eq!(
-        acc,
-        reference["held_out"]["accuracy"].as_f64().unwrap() as f32
+    let reference_acc = reference["held_out"]["accuracy"].as_f64().unwrap() as f32;
+    let acc = t.evaluate().accuracy;
+    eprintln!(
+        "poisoned updates taken unsampled: {slipped}; held-out accuracy {acc:.4} against \
+         {reference_acc:.4} on one machine"
+    );
+    let hash = format!("0x{}", blake3::hash(&t.weights().encode()).to_hex());
+    if slipped == 0 {
+        // Every update the market took is the one the guest computes: the one-machine
+        // run's model, bit for bit.
+        assert_eq!(
+            Value::from(hash),
+            reference["weights_hash"],
+            "the market's run ended elsewhere than the one-machine run: {reference}"
+        );
+        assert_eq!(acc, reference_acc);
+    }
+    // The median held the poison off: within the margin of the one-machine run.
+    assert!(
+        acc >= reference_acc - MARGIN,
+        "held-out accuracy {acc} against {reference_acc} on one machine, {slipped} poisoned \
+         updates taken"
     );
     assert!(acc >= 0.85, "held-out accuracy {acc} after {ROUNDS} rounds");
     let losses: Vec<f32> = h.iter().map(|r| r.held_out.loss).collect();
@@ -177,18 +221,14 @@ async fn anvil_training_across_providers_drops_a_cheats_updates_and_matches_one_
         .collect();
     assert_eq!(done.len(), (ROUNDS * SHARDS) as usize);
     for (_, check) in &done {
-        // Every job is sampled; `None` only where the node had not noted the decision yet
-        // (the job was paid, so its check passed).
+        // `None`: not sampled (or the decision not noted yet: the job was paid, so it passed).
         assert!(
             matches!(check.as_deref(), None | Some("Passed" | "ProviderRight")),
             "an update was taken with check {check:?}"
         );
     }
     let noted = done.iter().filter(|(_, c)| c.is_some()).count();
-    assert!(
-        noted * 2 > done.len(),
-        "only {noted} checks noted: {done:?}"
-    );
+    assert!(noted >= 1, "no check noted: {done:?}");
     let sources: BTreeSet<_> = done.iter().filter_map(|(p, _)| p.as_deref()).collect();
     assert!(sources.len() >= 2, "every update came from {sources:?}");
     let cheats: Vec<&TrainEvent> = events
@@ -202,6 +242,41 @@ async fn anvil_training_across_providers_drops_a_cheats_updates_and_matches_one_
         !cheats.is_empty(),
         "no update of the cheater was dropped: {events:#?}"
     );
+    // A shard whose update was the cheater's and dropped went elsewhere: every later attempt
+    // at it avoided the cheater, and its update came from another provider.
+    for c in &cheats {
+        let TrainEvent::Dropped { round, shard, .. } = c else {
+            continue;
+        };
+        let after = events.iter().skip_while(|e| !std::ptr::eq(*e, *c));
+        for e in after {
+            match e {
+                TrainEvent::Submitted {
+                    round: r,
+                    shard: s,
+                    avoid,
+                    ..
+                } if (r, s) == (round, shard) => assert!(
+                    avoid
+                        .iter()
+                        .any(|a| a.parse::<Address>().ok() == Some(cheater)),
+                    "round {r}, shard {s} re-submitted without avoiding the cheater: {avoid:?}"
+                ),
+                TrainEvent::ShardDone {
+                    round: r,
+                    shard: s,
+                    provider,
+                    ..
+                } if (r, s) == (round, shard) => {
+                    assert!(
+                        !from_cheater(provider),
+                        "round {r}, shard {s}: {provider:?}"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
     assert_eq!(
         h.iter().map(|r| r.dropped).sum::<u32>() as usize,
         events
