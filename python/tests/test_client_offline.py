@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 
 import httpx
+import pydantic
 import pytest
 
 import sietch
@@ -93,6 +94,18 @@ def test_a_submission_has_the_apis_form() -> None:
     }  # fmt: skip
     assert d["verification"] == {"sampling_ppm": 100_000, "reruns": 1, "comparison": "exact"}
     assert d["price_cap"] == str(10**17) and d["stdin"] is None
+    # No `avoid` unless the job has one (a node older than the field refuses unknown ones).
+    assert "avoid" not in d
+
+
+def test_a_job_avoids_evm_addresses_each_once_within_the_bound() -> None:
+    a, b = "0x" + "ab" * 20, "0x" + "CD" * 20
+    assert Job(module=b"m", avoid=[a, b, a]).submission()["avoid"] == [a, b]
+    many = ["0x%040x" % i for i in range(sietch.MAX_AVOID)]
+    assert Job(module=b"m", avoid=many).submission()["avoid"] == many
+    for bad in (["0x12"], [a + "00"], ["ab" * 20], [a, "0x" + "zz" * 20], many + ["0x" + "ee" * 20]):
+        with pytest.raises(pydantic.ValidationError):
+            Job(module=b"m", avoid=bad)
 
 
 def test_prompts_are_written_as_the_guest_reads_them() -> None:

@@ -166,6 +166,42 @@ def test_errors_carry_the_nodes_stable_codes(client: Client, devnet: Devnet) -> 
         Client("http://127.0.0.1:9").node()
 
 
+def test_a_job_never_goes_to_a_provider_it_avoids(client: Client) -> None:
+    """``Job.avoid``: the node's matching never sends the job to a provider on the list (its
+    ``sent_to`` says where it went); when only avoided providers fit, it is refused at once
+    (``no_match``, blocker ``avoid``); a malformed list is refused by the SDK, and by the node
+    (``bad_avoid``) should a client not check it."""
+    providers = sorted({o.evm_address for o in client.offers()})
+    assert len(providers) >= 3, providers
+    avoided = providers[:2]
+
+    def job(avoid: list[str]) -> Job:
+        return Job(
+            module=HELLO,
+            limits=Limits(fuel=10_000_000, memory_bytes=1 << 20),
+            verification=Verification(sampling_ppm=1_000_000),
+            price_cap=10**17,
+            avoid=avoid,
+        )
+
+    for _ in range(3):
+        done = client.run(job(avoided))
+        assert done.provider not in avoided, (done.provider, avoided)
+        sent = client.job(done.job_id).sent_to
+        assert sent and not set(sent) & set(avoided), (sent, avoided)
+    with pytest.raises(sietch.NoMatch) as nm:
+        client.submit(job(providers))
+    assert nm.value.code == ErrorCode.NO_MATCH and nm.value.status == 422
+    assert nm.value.blocker == "avoid", nm.value.message
+    assert "providers to avoid" in nm.value.message and nm.value.funnel[-1] == ("avoid", 0)
+    with pytest.raises(ValueError):
+        job(["0x12"])
+    unchecked = Job.model_construct(module=HELLO, avoid=["0x12"])
+    with pytest.raises(sietch.BadRequest) as bad:
+        client.submit(unchecked)
+    assert bad.value.code == ErrorCode.BAD_AVOID and "0x12" in bad.value.message
+
+
 def test_fund_a_channel(client: Client) -> None:
     provider = client.offers()[0].evm_address
 

@@ -166,10 +166,24 @@ def test_stragglers_are_resubmitted_and_the_first_update_taken(devnet: Devnet) -
     with Client.from_data_dir(devnet.data_dir, url=devnet.url) as node:
         t = Trainer(node, c, data, module=module)
         r = t.round(on=lambda e: events.append((time.monotonic(), e)))
-    print("round 1:", r.millis, "ms,", r.jobs, "jobs ended,", r.resubmits, "re-submitted")
-    again = [e for _, e in events if isinstance(e, Submitted) and e.reason is not None]
-    assert r.resubmits == len(again), events
-    assert all(e.reason is not None and e.reason.startswith("straggler") for e in again)
+        print("round 1:", r.millis, "ms,", r.jobs, "jobs ended,", r.resubmits, "re-submitted")
+        again = [e for _, e in events if isinstance(e, Submitted) and e.reason is not None]
+        assert r.resubmits == len(again), events
+        assert all(e.reason is not None and e.reason.startswith("straggler") for e in again)
+        # A straggler's shard avoids the providers its earlier attempts went to (the node's
+        # `sent_to`), and its new job went to none of them; first attempts avoid nobody.
+        firsts = [e for _, e in events if isinstance(e, Submitted) and e.reason is None]
+        assert all(e.avoid == [] for e in firsts), firsts
+        for e in again:
+            assert e.avoid, e
+            assert e.job_id is not None
+            # The provider the shard's first job was sent to (first: the node may send a
+            # job on after a failure, later than the re-submission).
+            went = {p for s in firsts if s.shard == e.shard and s.job_id
+                    for p in node.job(s.job_id).sent_to[:1]}  # fmt: skip
+            assert went <= set(e.avoid), (went, e)
+            sent = node.job(e.job_id).sent_to
+            assert sent and not set(sent) & set(e.avoid), (sent, e)
     for k in range(3):
         first = min(at for at, e in events if isinstance(e, Submitted) and e.shard == k)
         done = [at for at, e in events if isinstance(e, ShardDone) and e.shard == k]

@@ -358,6 +358,8 @@ def test_a_job_ends_as_its_record_says() -> None:
         assert s.running == 0 and out.jobs == 1
         assert (s.accepted is not None) == (want is ShardDone)
         assert out.paid == (7 if r.state == "paid" else 0)
+        # The provider of a dropped update is avoided by the shard's next attempt.
+        assert s.avoid == (["0xp"] if want is Dropped else []), (r.state, s.avoid)
     s, out = _Shard(launched=1, running=1), _Outcome()
     assert run._end(1, 0, s, out, lambda e: None, "0x01", rec("running", outputs=False)) is False
     assert s.running == 1 and out.jobs == 0

@@ -56,7 +56,7 @@ from .generate import (
     find_llm_guest,
     parse_completions,
 )
-from .job import BlobRef, FloatOutput, GpuNeeds, Job, Limits, Verification, blob_hash
+from .job import MAX_AVOID, BlobRef, FloatOutput, GpuNeeds, Job, Limits, Verification, blob_hash
 from .models import (
     Blob,
     BlobCache,
@@ -87,6 +87,7 @@ __version__ = "0.1.0"
 __all__ = [
     "COMPLETIONS_OUTPUT",
     "DEFAULT_GENERATION_FUEL",
+    "MAX_AVOID",
     "MAX_EVENT_BYTES",
     "MAX_RESPONSE_BYTES",
     "MODEL_INPUT",

@@ -41,6 +41,7 @@ class ErrorCode(str, Enum):
     BLOB_QUOTA = "blob_quota"
     BAD_JOB = "bad_job"
     BAD_INPUT_NAME = "bad_input_name"
+    BAD_AVOID = "bad_avoid"
     MISSING_BLOB = "missing_blob"
     CANNOT_SUBMIT = "cannot_submit"
     NO_MATCH = "no_match"
@@ -149,7 +150,8 @@ class NoMatch(ApiError):
 
     Attributes:
         blocker: the filter that stopped the last offers (``live`` for an empty book,
-            ``gpu``, ``cores``, ``memory``, ``inputs``, ``features``, ``price``, ``stake``).
+            ``gpu``, ``cores``, ``memory``, ``inputs``, ``features``, ``price``, ``stake``, or
+            ``avoid`` when only the providers the job avoids fit).
         funnel: ``(filter, offers that passed it)``, in the order the filters apply.
     """
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import blake3
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
 from .errors import BadId
 
@@ -24,6 +24,9 @@ def blob_hash(data: bytes) -> str:
     return "0x" + blake3.blake3(data).hexdigest()
 
 _HEX_ID = re.compile(r"^(0x)?[0-9a-fA-F]{1,64}$")
+_EVM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+MAX_AVOID = 16
+"""Most providers one :class:`Job` may avoid (the node's bound)."""
 
 
 def check_id(id: str) -> str:
@@ -161,6 +164,22 @@ class Job(BaseModel):
     """The most the job may cost, token base units (default 0.1 token)."""
     deadline_secs: int = Field(default=600, ge=0)
     """Seconds from submission by which the result must arrive."""
+    avoid: list[str] = Field(default_factory=list, max_length=MAX_AVOID)
+    """Providers (EVM addresses, ``0x`` and 40 hex digits) the job must not go to, at most
+    :data:`MAX_AVOID`: a job submitted again after one of them failed or was slow. The node
+    refuses a malformed list (``bad_avoid``) and answers :class:`sietch.errors.NoMatch` with
+    the blocker ``avoid`` at once when only these providers fit."""
+
+    @field_validator("avoid")
+    @classmethod
+    def _evm_addresses(cls, v: list[str]) -> list[str]:
+        out: list[str] = []
+        for i, a in enumerate(v):
+            if not _EVM_ADDRESS.match(a):
+                raise ValueError(f"avoid[{i}]: {a!r:.90} is not an EVM address (0x and 40 hex digits)")
+            if a not in out:
+                out.append(a)
+        return out
 
     def blobs(self) -> list[bytes]:
         """The bytes this job uploads (module, stdin, inputs), in that order."""
@@ -201,4 +220,6 @@ class Job(BaseModel):
             "verification": verification,
             "price_cap": str(self.price_cap),
             "deadline_secs": self.deadline_secs,
+            # Only when there is one: a node older than the field refuses unknown fields.
+            **({"avoid": list(self.avoid)} if self.avoid else {}),
         }

@@ -264,6 +264,10 @@ class JobRecord(Model):
     updated_at: int = 0
     outputs: Outputs | None = None
     generation: GenerationSummary | bool | None = None
+    sent_to: list[str] = Field(default_factory=list)
+    """The providers the node sent the job to, in order (the last one runs it, or ran it):
+    what a job submitted again elsewhere avoids (:attr:`sietch.Job.avoid`). Empty from a node
+    that does not say, and in job lists."""
 
     @property
     def is_final(self) -> bool:

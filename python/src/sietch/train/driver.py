@@ -10,7 +10,9 @@ followed until it is ``paid`` or ``checked`` (taken) or ``failed``/``refused``; 
 submitted again, up to ``max_attempts`` a round, when its job failed, when its update was
 dropped (its spot check found the provider wrong or did not decide; not ``SWT1`` of the
 model's dimensions, not finite, no ``stats.json``) and when its job ran ``straggler_secs``
-without an end (the first keeps running; whichever delivers first is taken). The updates are
+without an end (the first keeps running; whichever delivers first is taken), each time
+avoiding the providers of the shard's failed, dropped and straggling attempts in the round
+(the job's ``avoid`` list; anywhere when only they are there). The updates are
 aggregated in shard order in float32, added to the weights, the result scored on the
 held-out set, checkpointed when asked, reported.
 """
@@ -27,8 +29,8 @@ from pathlib import Path
 from .. import _core as core
 from ..aio import AsyncClient
 from ..client import Client
-from ..errors import SietchError
-from ..job import BlobRef, Job, Limits, Verification, blob_hash
+from ..errors import NoMatch, SietchError
+from ..job import MAX_AVOID, BlobRef, Job, Limits, Verification, blob_hash
 from ..models import JobRecord
 from .checkpoint import Checkpoint
 from .config import TrainConfig
@@ -64,6 +66,12 @@ def _quiet(_: TrainEvent) -> None:
     pass
 
 
+def _is_provider(p: str) -> bool:
+    """Whether ``p`` names a provider: not empty, not the zero address."""
+    h = p.removeprefix("0x")
+    return bool(h) and any(c != "0" for c in h)
+
+
 @dataclass
 class _Shard:
     launched: int = 0
@@ -71,6 +79,15 @@ class _Shard:
     last_launch: float = 0.0
     last_reason: str = ""
     accepted: tuple[Weights, float, str] | None = None
+    avoid: list[str] = field(default_factory=list)
+    """Providers of attempts that failed, or whose update was dropped, and every provider
+    an attempt was sent to (the node's ``sent_to``): what the next attempt avoids."""
+
+    def note(self, provider: str | None) -> None:
+        if provider is None or not _is_provider(provider) or provider in self.avoid:
+            return
+        if len(self.avoid) < MAX_AVOID:
+            self.avoid.append(provider)
 
 
 @dataclass
@@ -167,7 +184,9 @@ class _Run:
             yield from core.upload(data)
         return h
 
-    def _job(self, module: BlobRef, weights: str, shard: int, round: int) -> Job:
+    def _job(
+        self, module: BlobRef, weights: str, shard: int, round: int, avoid: list[str]
+    ) -> Job:
         c, l = self.config, self.config.limits
         return Job(
             module=module,
@@ -182,7 +201,19 @@ class _Run:
             verification=Verification(sampling_ppm=l.sampling_ppm, reruns=l.reruns),
             price_cap=int(l.price_cap),
             deadline_secs=l.deadline_secs,
+            avoid=avoid,
         )
+
+    def _submit(self, job: Job) -> core.Op[str]:
+        """Submits ``job``; when only the providers it avoids could run it (``no_match``,
+        blocker ``avoid``), again without that list: a small market's provider may be asked
+        again rather than the shard fail."""
+        try:
+            return (yield from core.submit(job))
+        except NoMatch as e:
+            if e.blocker != "avoid" or not job.avoid:
+                raise
+        return (yield from core.submit(job.model_copy(update={"avoid": []})))
 
     def round_op(self, on: OnEvent) -> core.Op[RoundReport]:
         number = len(self.history) + 1
@@ -252,15 +283,16 @@ class _Run:
                 s.last_launch = now
                 if reason is not None:
                     out.resubmits += 1
+                avoid = list(s.avoid) if s.launched > 1 else []
                 try:
-                    id = yield from core.submit(self._job(module, weights, k, round))
+                    id = yield from self._submit(self._job(module, weights, k, round, avoid))
                 except SietchError as e:
-                    on(Submitted(round, k, s.launched, reason))
+                    on(Submitted(round, k, s.launched, reason, None, avoid))
                     self._ended(round, k, s, out, on, None, f"submitting: {e}", None)
                     continue
                 s.running += 1
                 flying[id] = _InFlight(k, now)
-                on(Submitted(round, k, s.launched, reason, id))
+                on(Submitted(round, k, s.launched, reason, id, avoid))
             if all(s.accepted is not None for s in shards):
                 break
             for id, f in list(flying.items()):
@@ -270,6 +302,8 @@ class _Run:
                     rec, f.last_error = None, str(e)
                 s = shards[f.shard]
                 if rec is not None:
+                    for p in rec.sent_to:
+                        s.note(p)
                     pending = rec.check.sampled and rec.check.decision is None and f.patience > 0
                     if pending:
                         f.patience -= 1
@@ -342,6 +376,7 @@ class _Run:
             on(Failed(round, k, failed))
         elif dropped is not None:
             rec, why = dropped
+            s.note(rec.provider)
             out.dropped += 1
             s.last_reason = f"update dropped: {why}"
             on(Dropped(round, k, id, rec.provider, why))

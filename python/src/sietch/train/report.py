@@ -61,13 +61,16 @@ class RoundStarted:
 
 @dataclass(frozen=True)
 class Submitted:
-    """A shard's job submitted; ``reason`` says why when it is a re-submission."""
+    """A shard's job submitted; ``reason`` says why when it is a re-submission, ``avoid``
+    the providers it must not go to (those of the shard's attempts in the round that failed,
+    were dropped or straggle)."""
 
     round: int
     shard: int
     attempt: int
     reason: str | None
     job_id: str | None = None
+    avoid: list[str] = field(default_factory=list)
     kind: str = "submitted"
 
 
