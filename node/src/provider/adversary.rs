@@ -256,11 +256,13 @@ mod tests {
             outputs,
             ..report()
         };
-        let cases: [(&str, Box<dyn Fn(f32) -> bool>); 4] = [
-            ("zeros", Box::new(|y| y == 0.0)),
-            ("negate", Box::new(|y| y < 0.0)),
-            ("scale=-10", Box::new(|y| y <= -5.0)),
-            ("noise=0.25", Box::new(|y| y.abs() <= 0.25)),
+        // Each setting, and what every poisoned parameter must satisfy.
+        type Holds = fn(f32) -> bool;
+        let cases: [(&str, Holds); 4] = [
+            ("zeros", |y| y == 0.0),
+            ("negate", |y| y < 0.0),
+            ("scale=-10", |y| y <= -5.0),
+            ("noise=0.25", |y| y.abs() <= 0.25),
         ];
         for (setting, holds) in cases {
             let config = NodeConfig {
