@@ -6,12 +6,17 @@
 //! directory removed at the end). Each figure has a baseline measured in the same run:
 //!
 //! - **model transfer:** the first generation job makes the provider fetch the 98 MB model
-//!   from the buyer (`Network::fetch_blob`, chunk by chunk); its `BlobFetched` event gives
-//!   bytes and milliseconds. Then the buyer fetches the model back from the provider
-//!   `AI_MARKET_FETCHES` times (default 3, the same code the other way; median). Baseline:
-//!   the same bytes over one plain loopback TCP connection (tokio, write all, read all into
-//!   a buffer), median of 3. Goal ≥ 0.5×. Also one blob request's round trip (a blob the
-//!   provider lacks), to say how much of a chunk's time is its round trip.
+//!   from the buyer (streamed over `/sietch/blob-stream/1` into its store: hashed on the way,
+//!   flushed to disk and published); its `BlobFetched` event gives bytes and milliseconds.
+//!   Then the buyer fetches the model back from the provider `AI_MARKET_FETCHES` times
+//!   (default 3, median) each way: streamed into memory (`Network::fetch_blob`), streamed
+//!   into a store (`fetch_blob_into` and `Blobs::commit`), and chunk by chunk as before
+//!   (`fetch_blob_chunked`, `/sietch/blob/1`). Baseline: the same bytes over one plain
+//!   loopback TCP connection (tokio, write all, read all into a buffer), median of 3. Goal
+//!   ≥ 0.5×. Also one blob request's round trip (a blob the provider lacks), and what bounds
+//!   a transfer on this machine, each over the model's bytes on one thread: the cipher
+//!   libp2p's noise runs (ring's ChaCha20-Poly1305 in 64,511-byte frames, as snow's ring
+//!   resolver: copy, then seal in place; copy, then open in place), blake3, one memcpy.
 //! - **first-token latency:** a job of one ChatML prompt with `max_tokens` 1 (sampling 1 ppm,
 //!   so not re-run), from `Buyer::submit` to the verified result, after a trivial job has
 //!   opened the payment channel: the first (the provider fetches the guest and the model
@@ -162,6 +167,78 @@ async fn tcp_copy(bytes: Arc<[u8]>) -> anyhow::Result<Duration> {
     Ok(took)
 }
 
+/// What bounds a transfer on this machine, each over `bytes` on one thread, in MB/s.
+struct Bounds {
+    seal: f64,
+    open: f64,
+    blake3: f64,
+    memcpy: f64,
+}
+
+/// The cipher as libp2p's noise runs it (snow's ring resolver), blake3 and one memcpy, each
+/// the best of 3 over `bytes`.
+fn bounds(bytes: &[u8]) -> Bounds {
+    use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+    const FRAME: usize = 64_511;
+    const TAG: usize = 16;
+    let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &[7u8; 32]).unwrap());
+    let nonce = |n: u64| {
+        let mut b = [0u8; 12];
+        b[4..].copy_from_slice(&n.to_le_bytes());
+        Nonce::assume_unique_for_key(b)
+    };
+    let best = |f: &mut dyn FnMut()| {
+        (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::MAX, f64::min)
+    };
+    let len = bytes.len() as u64;
+    let frames = bytes.len().div_ceil(FRAME);
+    let mut sealed = vec![0u8; bytes.len() + frames * TAG];
+    let seal = best(&mut || {
+        for (i, (plain, out)) in bytes
+            .chunks(FRAME)
+            .zip(sealed.chunks_mut(FRAME + TAG))
+            .enumerate()
+        {
+            let (body, tag) = out.split_at_mut(plain.len());
+            body.copy_from_slice(plain);
+            let t = key
+                .seal_in_place_separate_tag(nonce(i as u64), Aad::empty(), body)
+                .unwrap();
+            tag[..TAG].copy_from_slice(t.as_ref());
+        }
+    });
+    let mut opened = vec![0u8; FRAME + TAG];
+    let mut ok = true;
+    let open = best(&mut || {
+        for (i, frame) in sealed.chunks(FRAME + TAG).enumerate() {
+            let buf = &mut opened[..frame.len()];
+            buf.copy_from_slice(frame);
+            ok &= key
+                .open_in_place(nonce(i as u64), Aad::empty(), buf)
+                .is_ok();
+        }
+    });
+    assert!(ok, "the cipher did not open what it sealed");
+    let mut hash = [0u8; 32];
+    let blake = best(&mut || hash = *blake3::hash(bytes).as_bytes());
+    std::hint::black_box(hash);
+    let mut copy = vec![0u8; bytes.len()];
+    let memcpy = best(&mut || copy.copy_from_slice(bytes));
+    std::hint::black_box(&copy);
+    Bounds {
+        seal: mb_s(len, seal),
+        open: mb_s(len, open),
+        blake3: mb_s(len, blake),
+        memcpy: mb_s(len, memcpy),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let jobs = num("AI_MARKET_JOBS", 5).max(1) as usize;
     let fetches = num("AI_MARKET_FETCHES", 3).max(1) as usize;
@@ -309,8 +386,10 @@ fn main() -> anyhow::Result<()> {
         let local_n = local.len();
         let local_s = median(&mut local);
 
-        // The same transfer the other way, a few times: the buyer fetches the model back.
+        // The same transfer the other way, a few times each way: the buyer fetches the model
+        // back, streamed into memory, streamed into a store, and chunk by chunk.
         let buyer_net = net.buyer.net.clone();
+        let len = model_bytes.len() as u64;
         let mut back = Vec::new();
         let cpu0 = cpu_secs();
         for _ in 0..fetches {
@@ -318,12 +397,46 @@ fn main() -> anyhow::Result<()> {
             let got = buyer_net.fetch_blob(provider_peer, model.hash, |_, _| {}).await?;
             let d = t.elapsed();
             anyhow::ensure!(got.bytes.len() == model_bytes.len(), "short fetch");
-            back.push(mb_s(got.bytes.len() as u64, d.as_secs_f64()));
+            anyhow::ensure!(got.streamed, "not streamed");
+            back.push(mb_s(len, d.as_secs_f64()));
         }
         let back_cpu = (cpu_secs() - cpu0) / fetches as f64;
         let load_fetch = load_average();
-        eprintln!("fetch back: {back:.0?} MB/s; load average {load_fetch}");
+        eprintln!("fetch back, streamed into memory: {back:.0?} MB/s; load average {load_fetch}");
         let back_mb_s = median(&mut back);
+        let store_dir = tempfile::tempdir()?;
+        let store = Arc::new(sietch_node::store::Blobs::open(store_dir.path(), 1 << 30)?);
+        let mut stored = Vec::new();
+        let cpu0 = cpu_secs();
+        for _ in 0..fetches {
+            let t = Instant::now();
+            let got = buyer_net
+                .fetch_blob_into(provider_peer, model.hash, store.writer(&model.hash), |_, _| {})
+                .await?;
+            let s = store.clone();
+            tokio::task::spawn_blocking(move || s.commit(got.sink)).await??;
+            let d = t.elapsed();
+            stored.push(mb_s(len, d.as_secs_f64()));
+            store.remove(&model.hash)?;
+        }
+        let stored_cpu = (cpu_secs() - cpu0) / fetches as f64;
+        eprintln!("fetch back, streamed into a store: {stored:.0?} MB/s");
+        let stored_mb_s = median(&mut stored);
+        let mut chunked = Vec::new();
+        let cpu0 = cpu_secs();
+        for _ in 0..fetches {
+            let t = Instant::now();
+            let got = buyer_net
+                .fetch_blob_chunked(provider_peer, model.hash, |_, _| {})
+                .await?;
+            let d = t.elapsed();
+            anyhow::ensure!(got.bytes.len() == model_bytes.len(), "short fetch");
+            chunked.push(mb_s(len, d.as_secs_f64()));
+        }
+        let chunked_cpu = (cpu_secs() - cpu0) / fetches as f64;
+        eprintln!("fetch back, chunk by chunk: {chunked:.0?} MB/s");
+        let chunked_mb_s = median(&mut chunked);
+        let bound = tokio::task::block_in_place(|| bounds(&model_bytes));
         // One request's round trip (a blob the provider lacks).
         let mut rtts = Vec::new();
         for _ in 0..50 {
@@ -351,16 +464,44 @@ fn main() -> anyhow::Result<()> {
 
         println!("| measure | figure | goal | baseline (same run) | ratio |");
         println!("| --- | ---: | --- | ---: | ---: |");
+        let ms = |mb_s: f64| len as f64 / 1e6 / mb_s * 1e3;
         println!(
-            "| model transfer, provider ← buyer, the first job's fetch ({fetched_bytes} bytes, {chunks} chunks of {} KiB, one request each) | {p2p_job_mb_s:.0} MB/s ({fetched_ms} ms) | ≥ 0.5× TCP | loopback TCP {tcp_mb_s:.0} MB/s (median of 3; {:.2} s CPU per copy) | {:.2}× |",
-            chunk / 1024,
+            "| model transfer, provider ← buyer, the first job's fetch ({fetched_bytes} bytes streamed into its store: hashed, flushed to disk, published) | {p2p_job_mb_s:.0} MB/s ({fetched_ms} ms) | ≥ 0.5× TCP | loopback TCP {tcp_mb_s:.0} MB/s (median of 3; {:.2} s CPU per copy) | {:.2}× |",
             tcp_cpu,
             p2p_job_mb_s / tcp_mb_s
         );
         println!(
-            "| model transfer, buyer ← provider, `fetch_blob` (median of {fetches}) | {back_mb_s:.0} MB/s ({:.0} ms, {back_cpu:.2} s CPU per fetch, both nodes) | ≥ 0.5× TCP | loopback TCP {tcp_mb_s:.0} MB/s | {:.2}× |",
-            model_bytes.len() as f64 / 1e6 / back_mb_s * 1e3,
+            "| model transfer, buyer ← provider, streamed into memory, `fetch_blob` (median of {fetches}) | {back_mb_s:.0} MB/s ({:.0} ms, {back_cpu:.2} s CPU per fetch, both nodes) | ≥ 0.5× TCP | loopback TCP {tcp_mb_s:.0} MB/s | {:.2}× |",
+            ms(back_mb_s),
             back_mb_s / tcp_mb_s
+        );
+        println!(
+            "| model transfer, buyer ← provider, streamed into a store, `fetch_blob_into` + `commit` (median of {fetches}) | {stored_mb_s:.0} MB/s ({:.0} ms, {stored_cpu:.2} s CPU) | ≥ 0.5× TCP | loopback TCP {tcp_mb_s:.0} MB/s | {:.2}× |",
+            ms(stored_mb_s),
+            stored_mb_s / tcp_mb_s
+        );
+        println!(
+            "| model transfer, buyer ← provider, chunk by chunk as before, `fetch_blob_chunked` ({chunks} requests of {} KiB; median of {fetches}) | {chunked_mb_s:.0} MB/s ({:.0} ms, {chunked_cpu:.2} s CPU) | | loopback TCP {tcp_mb_s:.0} MB/s | {:.2}× |",
+            chunk / 1024,
+            ms(chunked_mb_s),
+            chunked_mb_s / tcp_mb_s
+        );
+        println!(
+            "| the cipher alone, one thread: ChaCha20-Poly1305 seal (ring, 64,511-byte frames, copy + seal in place as noise does) | {:.0} MB/s ({:.0} ms) | | | |",
+            bound.seal,
+            ms(bound.seal)
+        );
+        println!(
+            "| the cipher alone, one thread: open (copy + open in place) | {:.0} MB/s ({:.0} ms) | | | |",
+            bound.open,
+            ms(bound.open)
+        );
+        println!(
+            "| blake3 over the model, one thread / one memcpy of it | {:.0} MB/s ({:.0} ms) / {:.0} MB/s ({:.0} ms) | | | |",
+            bound.blake3,
+            ms(bound.blake3),
+            bound.memcpy,
+            ms(bound.memcpy)
         );
         println!(
             "| one blob request's round trip (median of 50) | {:.2} ms ({:.0} ms over {chunks} chunks) | | | |",
