@@ -21,6 +21,9 @@ use sietch_sdk::train::{
     Trainer, Weights,
 };
 
+/// A job the scripted runner saw: round, shard, attempt, seed, the providers it avoids.
+type Seen = (u32, u32, u32, String, Vec<String>);
+
 /// What the scripted runner does with one attempt.
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Act {
@@ -41,7 +44,7 @@ enum Act {
 #[derive(Debug)]
 struct Scripted {
     script: Vec<((u32, u32, u32), Act)>,
-    seen: Mutex<Vec<(u32, u32, u32, String, Vec<String>)>>,
+    seen: Mutex<Vec<Seen>>,
     dims: Vec<u32>,
 }
 
