@@ -102,6 +102,7 @@ pub struct Generation {
     memory_bytes: u64,
     wall_time_ms: u64,
     sampling_ppm: u32,
+    rescore: Option<f64>,
     price_cap: u128,
 }
 
@@ -133,6 +134,7 @@ impl Generation {
             memory_bytes: 256 << 20,
             wall_time_ms: 300_000,
             sampling_ppm: 100_000,
+            rescore: None,
             price_cap: 1_000_000_000_000_000_000,
         }
     }
@@ -162,6 +164,14 @@ impl Generation {
     #[must_use]
     pub fn sampling_ppm(mut self, ppm: u32) -> Self {
         self.sampling_ppm = ppm;
+        self
+    }
+
+    /// Spot-check by re-scoring the claimed completions within `margin` logits ([`Job::rescore`],
+    /// docs/ai.md "Re-scoring a generation") instead of generating again and comparing bytes.
+    #[must_use]
+    pub fn rescore(mut self, margin: f64) -> Self {
+        self.rescore = Some(margin);
         self
     }
 
@@ -221,7 +231,7 @@ impl Client {
                 hash
             }
         };
-        let job = Job::new(sietch_guests::LLM.to_vec())
+        let mut job = Job::new(sietch_guests::LLM.to_vec())
             .input_blob(sietch_guests::MODEL_INPUT, model)
             .input(sietch_guests::PROMPTS_INPUT, g.prompts_jsonl())
             .fuel(g.fuel)
@@ -230,6 +240,9 @@ impl Client {
             .output_bytes(4 << 20)
             .sampling_ppm(g.sampling_ppm)
             .price_cap(g.price_cap);
+        if let Some(margin) = g.rescore {
+            job = job.rescore(margin);
+        }
         let done = self.run(&job).await?;
         let jsonl = done
             .outputs

@@ -508,6 +508,7 @@ pub struct Job {
     sampling_ppm: u32,
     reruns: u8,
     tolerance: Option<Tolerance>,
+    rescore: Option<f64>,
     price_cap: u128,
     deadline_secs: u64,
     avoid: Vec<String>,
@@ -535,6 +536,7 @@ impl Job {
             sampling_ppm: 100_000,
             reruns: 1,
             tolerance: None,
+            rescore: None,
             price_cap: 100_000_000_000_000_000,
             deadline_secs: 600,
             avoid: Vec::new(),
@@ -643,6 +645,7 @@ impl Job {
     /// GPU floats, instead of demanding identical bytes.
     #[must_use]
     pub fn tolerance(mut self, relative: f64, absolute: f64, arrays: &[(&str, &str)]) -> Self {
+        self.rescore = None;
         self.tolerance = Some((
             relative,
             absolute,
@@ -651,6 +654,17 @@ impl Job {
                 .map(|(p, k)| ((*p).to_owned(), (*k).to_owned()))
                 .collect(),
         ));
+        self
+    }
+
+    /// Check a generation job of the inference guest by re-scoring its claimed completions
+    /// (every token within `margin` logits of the model's choice; 0.1 is what docs/ai.md
+    /// measured) instead of demanding identical bytes: for GPU providers. The node refuses a
+    /// margin that is not above 0 and at most 1000 (`bad_job`).
+    #[must_use]
+    pub fn rescore(mut self, margin: f64) -> Self {
+        self.tolerance = None;
+        self.rescore = Some(margin);
         self
     }
 
@@ -707,6 +721,10 @@ impl Job {
         inputs: Vec<Value>,
     ) -> Value {
         let verification = match &self.tolerance {
+            None if self.rescore.is_some() => json!({
+                "sampling_ppm": self.sampling_ppm, "reruns": self.reruns, "comparison": "rescore",
+                "margin": self.rescore,
+            }),
             None => {
                 json!({"sampling_ppm": self.sampling_ppm, "reruns": self.reruns, "comparison": "exact"})
             }

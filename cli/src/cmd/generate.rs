@@ -57,6 +57,11 @@ pub(crate) struct GenerateArgs {
     /// Share of such jobs spot-checked, in parts per million.
     #[arg(long, default_value_t = 100_000)]
     sampling_ppm: u32,
+    /// How a spot check compares: `exact` (the re-run generates again, same bytes) or
+    /// `rescore[=MARGIN]` (the re-run re-scores the claimed tokens, each within MARGIN logits
+    /// of the model's choice, default 0.1: for GPU providers; docs/ai.md).
+    #[arg(long, value_name = "exact|rescore[=MARGIN]", default_value = "exact", value_parser = parse_check)]
+    check: Check,
     /// The most the job may cost, in the token's own units (the node says its decimals).
     #[arg(long, default_value = "1")]
     price_cap: String,
@@ -68,6 +73,30 @@ pub(crate) struct GenerateArgs {
     /// (the node's default price).
     #[arg(long, default_value_t = 1_000, requires = "local")]
     price_per_gfuel: u128,
+}
+
+/// `--check`: how a sampled generation is compared.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Check {
+    Exact,
+    Rescore(f64),
+}
+
+/// The margin `--check rescore` gets without one (docs/ai.md, "Re-scoring a generation").
+const DEFAULT_RESCORE_MARGIN: f64 = 0.1;
+
+fn parse_check(s: &str) -> Result<Check, String> {
+    match s.split_once('=') {
+        None if s == "exact" => Ok(Check::Exact),
+        None if s == "rescore" => Ok(Check::Rescore(DEFAULT_RESCORE_MARGIN)),
+        Some(("rescore", m)) => m
+            .parse::<f64>()
+            .ok()
+            .filter(|m| m.is_finite() && *m > 0.0 && *m <= 1000.0)
+            .map(Check::Rescore)
+            .ok_or_else(|| format!("{m:?}: the margin is a number above 0 and at most 1000")),
+        _ => Err(format!("{s:?}: want exact, rescore or rescore=MARGIN")),
+    }
 }
 
 impl GenerateArgs {
@@ -154,6 +183,10 @@ pub(crate) fn run(a: GenerateArgs) -> anyhow::Result<()> {
             .wall_time_ms(a.timeout.saturating_mul(1000))
             .sampling_ppm(a.sampling_ppm)
             .price_cap(cap);
+        let g = match a.check {
+            Check::Exact => g,
+            Check::Rescore(margin) => g.rescore(margin),
+        };
         Ok((client.generate(&g).await?, unit))
     });
     drop(waiting);
@@ -335,4 +368,30 @@ fn print_completions(
     }
     println!("{}", line(&summary));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Check, parse_check};
+
+    #[test]
+    fn check_parses_exact_and_rescore_with_a_margin_in_bounds() {
+        assert_eq!(parse_check("exact"), Ok(Check::Exact));
+        assert_eq!(parse_check("rescore"), Ok(Check::Rescore(0.1)));
+        assert_eq!(parse_check("rescore=0.25"), Ok(Check::Rescore(0.25)));
+        assert_eq!(parse_check("rescore=1000"), Ok(Check::Rescore(1000.0)));
+        for bad in [
+            "rescore=0",
+            "rescore=-1",
+            "rescore=1001",
+            "rescore=nan",
+            "rescore=inf",
+            "rescore=",
+            "tolerance",
+            "exact=1",
+            "",
+        ] {
+            assert!(parse_check(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

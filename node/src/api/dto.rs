@@ -154,7 +154,7 @@ pub struct VerificationJson {
     pub sampling_ppm: u32,
     /// Re-runs of a sampled job.
     pub reruns: u8,
-    /// `exact`, or `tolerance` with the bounds and arrays below.
+    /// `exact`, `tolerance` with the bounds and arrays below, or `rescore` with `margin`.
     pub comparison: String,
     /// Tolerance: largest relative difference.
     pub relative: f64,
@@ -162,7 +162,13 @@ pub struct VerificationJson {
     pub absolute: f64,
     /// Tolerance: the arrays compared.
     pub float_outputs: Vec<FloatOutputJson>,
+    /// Rescore: largest logit margin accepted (docs/ai.md, "Re-scoring a generation");
+    /// finite, above 0, at most [`MAX_RESCORE_MARGIN`] (0.1 is what docs/ai.md measured).
+    pub margin: f64,
 }
+
+/// The largest rescore margin a submission may ask for (what the inference guest takes).
+pub const MAX_RESCORE_MARGIN: f64 = sietch_verifier::rescore::MAX_MARGIN;
 
 impl Default for VerificationJson {
     fn default() -> Self {
@@ -173,6 +179,7 @@ impl Default for VerificationJson {
             relative: 0.0,
             absolute: 0.0,
             float_outputs: Vec::new(),
+            margin: 0.0,
         }
     }
 }
@@ -484,10 +491,20 @@ impl JobSubmission {
                     outputs,
                 }
             }
+            "rescore" => {
+                let m = v.margin;
+                if !(m.is_finite() && m > 0.0 && m <= MAX_RESCORE_MARGIN) {
+                    return Err(invalid(
+                        "verification.margin",
+                        format!("a rescore margin is above 0 and at most {MAX_RESCORE_MARGIN}"),
+                    ));
+                }
+                Comparison::Rescore { margin: m }
+            }
             other => {
                 return Err(invalid(
                     "verification.comparison",
-                    format!("{other:?} is not exact or tolerance"),
+                    format!("{other:?} is not exact, tolerance or rescore"),
                 ));
             }
         };

@@ -287,6 +287,19 @@ pub(super) struct NetExecutor(pub(super) Arc<Buyer>);
 impl Executor for NetExecutor {
     async fn rerun(&self, r: RerunRequest<'_>) -> Result<RunResult, RerunError> {
         let b = &self.0;
+        // Inputs only the check holds (a rescoring job's claimed completions) go into the
+        // blob store first: the re-run provider fetches them by hash like any input.
+        if !r.blobs.is_empty() {
+            let blobs = r.blobs.to_vec();
+            off_async(&b.store, move |s| {
+                blobs
+                    .iter()
+                    .try_for_each(|bytes| s.blobs().put(bytes).map(drop))
+            })
+            .await
+            .ok_or_else(|| RerunError::Failed("storing the re-run's inputs stopped".into()))?
+            .map_err(|e| RerunError::Failed(format!("storing the re-run's inputs: {e}")))?;
+        }
         let d = b
             .attempt(
                 r.spec,
