@@ -313,6 +313,10 @@ pub fn train_args(range: &Range<u32>, steps: u32, batch: u32, lr: f32, seed: u64
 mod tests {
     use super::*;
 
+    /// See `init_is_the_guests`.
+    const INIT_SEED_1_BLAKE3: &str =
+        "a53baee298a9838603be234c0591e9c123e855a39445dcdccf35b3a9f0fced3f";
+
     #[test]
     fn the_default_model_has_the_guests_parameter_count_and_bad_shapes_are_refused() {
         assert_eq!(LmConfig::DEFAULT.params().unwrap(), 279_424);
@@ -407,7 +411,3 @@ mod tests {
         );
     }
 }
-
-/// See `init_is_the_guests`.
-#[cfg(test)]
-const INIT_SEED_1_BLAKE3: &str = "a53baee298a9838603be234c0591e9c123e855a39445dcdccf35b3a9f0fced3f";
