@@ -513,19 +513,26 @@ async fn offers_reach_every_node_and_a_job_gets_its_result() {
     assert_eq!(result.outcome.tag(), (0, 0), "the job did not exit 0");
     assert_eq!(result.stdout, fnv1a(&data).to_le_bytes());
 
-    // The transfer was cut mid-chunk and resumed where it stopped.
+    // The transfer was cut while in flight and resumed from where the provider's copy
+    // stood, not from the start. Streamed (`/sietch/blob-stream/1`), the buyer's side reads
+    // ahead of what reached the provider, so the resumed stream asks again from an offset
+    // before the last one read: once, and never 0.
     let asked = blobs.asked.lock().unwrap().clone();
-    let cut = asked.iter().filter(|&&o| o >= data.len() as u64 / 3).min();
+    assert_eq!(asked.first(), Some(&0), "{asked:?}");
     assert!(
-        asked.windows(2).all(|w| w[1] >= w[0]),
-        "offsets went back (restarted, not resumed): {asked:?}"
+        asked.iter().any(|&o| o >= data.len() as u64 / 3),
+        "the transfer was not cut in flight: {asked:?}"
     );
+    let again: Vec<u64> = asked
+        .windows(2)
+        .filter(|w| w[1] <= w[0])
+        .map(|w| w[1])
+        .collect();
+    assert_eq!(again.len(), 1, "resumed once: {asked:?}");
     assert!(
-        cut.is_some_and(|o| asked.iter().filter(|&&x| x == *o).count() == 2),
-        "the chunk in flight at the cut was not asked again exactly once: {asked:?}"
+        again.iter().all(|&o| o > 0),
+        "restarted from 0, not resumed: {asked:?}"
     );
-    let chunks = data.len().div_ceil(256 * 1024);
-    assert_eq!(asked.len(), chunks + 1, "{asked:?}");
 
     // The commitment is the provider's, over this job, and the buyer reproduces it.
     let commitment = result.commitment;
