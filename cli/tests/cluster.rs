@@ -389,7 +389,8 @@ async fn offers_reach_every_node_and_a_job_gets_its_result() {
             (BlobRef::of(&data).hash, data.clone()),
         ]),
         slow: BlobRef::of(&data).hash,
-        cut_at: data.len() as u64 / 3,
+        // Two thirds in: the stream's first mebibytes are on their way when it is cut.
+        cut_at: 2 * data.len() as u64 / 3,
         cut: Mutex::new(Some(cut_tx)),
         asked: Mutex::new(Vec::new()),
     });
@@ -516,11 +517,12 @@ async fn offers_reach_every_node_and_a_job_gets_its_result() {
     // The transfer was cut while in flight and resumed from where the provider's copy
     // stood, not from the start. Streamed (`/sietch/blob-stream/1`), the buyer's side reads
     // ahead of what reached the provider, so the resumed stream asks again from an offset
-    // before the last one read: once, and never 0.
+    // before the last one read, never 0 (the cut stream's own read-ahead may still finish a
+    // read after the resumed one began).
     let asked = blobs.asked.lock().unwrap().clone();
     assert_eq!(asked.first(), Some(&0), "{asked:?}");
     assert!(
-        asked.iter().any(|&o| o >= data.len() as u64 / 3),
+        asked.iter().any(|&o| o >= 2 * data.len() as u64 / 3),
         "the transfer was not cut in flight: {asked:?}"
     );
     let again: Vec<u64> = asked
@@ -528,9 +530,10 @@ async fn offers_reach_every_node_and_a_job_gets_its_result() {
         .filter(|w| w[1] <= w[0])
         .map(|w| w[1])
         .collect();
-    assert_eq!(again.len(), 1, "resumed once: {asked:?}");
-    assert!(
-        again.iter().all(|&o| o > 0),
+    assert!(!again.is_empty(), "not resumed: {asked:?}");
+    assert_eq!(
+        asked.iter().filter(|&&o| o == 0).count(),
+        1,
         "restarted from 0, not resumed: {asked:?}"
     );
 
