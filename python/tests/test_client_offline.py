@@ -4,8 +4,11 @@ its gaps, against ``httpx.MockTransport`` where a node's answers are needed."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import math
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pydantic
@@ -370,3 +373,154 @@ def test_amounts_read_in_the_nodes_token() -> None:
     assert node.token.tokens(0) == "0 USDC"
     # An older node, or one without a chain, says no token.
     assert sietch.NodeInfo.model_validate({"peer_id": "p", "evm_address": "0x0"}).token is None
+
+
+GENERATION_INPUTS = {sietch.MODEL_INPUT: BlobRef("0x" + "ab" * 32), sietch.PROMPTS_INPUT: b"{}\n"}
+
+
+def test_a_rescore_check_is_sent_as_the_rust_sdk_sends_it() -> None:
+    """``Verification.rescore(margin)`` is the Rust SDK's ``Job::rescore(margin)``: the
+    comparison ``rescore`` with its ``margin`` (logits), nothing of ``tolerance``."""
+    job = Job(
+        module=b"guest",
+        inputs=GENERATION_INPUTS,
+        verification=Verification.rescore(0.25, sampling_ppm=1_000_000, reruns=2),
+    )
+    assert job.submission()["verification"] == {
+        "sampling_ppm": 1_000_000, "reruns": 2, "comparison": "rescore", "margin": 0.25,
+    }  # fmt: skip
+    # The default margin is the CLI's (`sietch generate --check rescore`); the bounds are the
+    # node's, inclusive at the top.
+    assert sietch.DEFAULT_RESCORE_MARGIN == 0.1 and sietch.MAX_RESCORE_MARGIN == 1000.0
+    assert Verification.rescore().margin == 0.1
+    assert Verification(comparison="rescore").margin == 0.1
+    assert Verification.rescore(1000).margin == 1000.0
+    assert Verification.rescore(1e-9).margin == 1e-9
+    # Exact and tolerance send no margin.
+    assert "margin" not in Job(module=b"m").submission()["verification"]
+    tol = Verification.tolerance(1e-3, 0.0, {"o.f32": "f32"})
+    assert "margin" not in Job(module=b"m", verification=tol).submission()["verification"]
+
+
+def test_a_bad_rescore_check_is_refused_before_anything_is_sent() -> None:
+    for bad in (0, 0.0, -1.0, -0.0, 1000.0001, 1001, math.nan, math.inf, -math.inf):
+        with pytest.raises(sietch.BadCheck, match="above 0 and at most 1000"):
+            Verification.rescore(bad)
+        # The model's constructor finds the same (pydantic wraps it; a ValueError too).
+        with pytest.raises(pydantic.ValidationError, match="above 0 and at most 1000"):
+            Verification(comparison="rescore", margin=bad)
+    with pytest.raises(sietch.BadCheck):
+        Verification.rescore("0.1")  # type: ignore[arg-type]
+    with pytest.raises(sietch.BadCheck):
+        Verification.rescore(True)
+    assert issubclass(sietch.BadCheck, ValueError) and issubclass(sietch.BadCheck, sietch.SietchError)
+    # A margin without the rescore comparison is a mistake, not ignored.
+    with pytest.raises(pydantic.ValidationError, match='comparison="rescore"'):
+        Verification(margin=0.2)
+    # Only a generation job of the inference guest can be re-scored.
+    with pytest.raises(pydantic.ValidationError, match="generation job"):
+        Job(module=b"m", verification=Verification.rescore())
+    with pytest.raises(pydantic.ValidationError, match="prompts.jsonl"):
+        Job(module=b"m", inputs={sietch.MODEL_INPUT: b"x"}, verification=Verification.rescore())
+
+
+def generation_node(sent: list[httpx.Request]) -> Handler:
+    """A node that takes uploads and answers a generation job at once, checked and paid."""
+
+    def node(req: httpx.Request) -> httpx.Response:
+        sent.append(req)
+        if req.url.path == "/api/v1/blobs" and req.method == "POST":
+            return httpx.Response(200, json={"hash": sietch.blob_hash(req.content), "size": 1})
+        if req.url.path.startswith("/api/v1/blobs/"):
+            return httpx.Response(404, json={"code": "no_such_blob", "message": "?"})
+        assert req.url.path == "/api/v1/jobs" and req.url.params["wait"] == "true"
+        line = b'{"index":0,"text":"Paris.","prompt_tokens":9,"completion_tokens":3,"finish":"stop"}\n'
+        out = {"outcome": "exited with code 0", "exit_code": 0, "stdout": "",
+               "files": {sietch.COMPLETIONS_OUTPUT: base64.b64encode(line).decode()},
+               "output_hash": "0x1", "fuel_used": 5, "amount": "12"}  # fmt: skip
+        return httpx.Response(200, json={"job_id": JOB_ID, "provider": "0xP", "paid": "12",
+                                         "check": "Passed", "millis": 40, "outputs": out})  # fmt: skip
+
+    return node
+
+
+def sent_verification(sent: list[httpx.Request]) -> object:
+    jobs = [r for r in sent if r.url.path == "/api/v1/jobs"]
+    assert len(jobs) == 1, [r.url.path for r in sent]
+    return json.loads(jobs[0].content)["verification"]
+
+
+def test_generate_asks_for_the_rescore_check() -> None:
+    """``generate(check="rescore", margin=...)`` in both clients (one core): the job carries
+    the rescore comparison; without a margin, the CLI's 0.1; ``exact`` stays as it was."""
+    model = b"GGUF a tiny model"
+    cases: list[tuple[dict[str, Any], dict[str, Any]]] = [
+        ({"check": "rescore", "margin": 0.5}, {"comparison": "rescore", "margin": 0.5}),
+        ({"check": "rescore"}, {"comparison": "rescore", "margin": 0.1}),
+        ({}, {"comparison": "exact"}),
+        ({"check": "exact"}, {"comparison": "exact"}),
+    ]
+    for kw, want in cases:
+        sent: list[httpx.Request] = []
+        with Client("http://node:1", "t", transport=httpx.MockTransport(generation_node(sent))) as c:
+            out = c.generate(["Capital of France?"], model=model, guest=b"guest",
+                             sampling_ppm=1_000_000, **kw)  # fmt: skip
+        assert out.texts == ["Paris."] and out.job.check == "Passed" and out.job.paid == 12
+        assert sent_verification(sent) == {"sampling_ppm": 1_000_000, "reruns": 1, **want}
+
+    # A Generation carries its own check.
+    g = sietch.Generation.of(BlobRef("0x" + "cd" * 32), ["x"], check="rescore", margin=2.0)
+    assert g.check == "rescore" and g.margin == 2.0
+    sent = []
+    with Client("http://node:1", "t", transport=httpx.MockTransport(generation_node(sent))) as c:
+        c.generate(g, guest=b"guest")
+    assert sent_verification(sent) == {
+        "sampling_ppm": 100_000, "reruns": 1, "comparison": "rescore", "margin": 2.0
+    }  # fmt: skip
+
+    async def run_async() -> object:
+        sent.clear()
+        handler = generation_node(sent)
+
+        async def anode(req: httpx.Request) -> httpx.Response:
+            return handler(req)
+
+        async with sietch.AsyncClient("http://n:1", "t", transport=httpx.MockTransport(anode)) as a:
+            out = await a.generate(["x"], model=model, guest=b"guest", check="rescore", margin=0.3)
+            assert out.job.check == "Passed"
+        return sent_verification(sent)
+
+    assert asyncio.run(run_async()) == {
+        "sampling_ppm": 100_000, "reruns": 1, "comparison": "rescore", "margin": 0.3
+    }  # fmt: skip
+
+
+def test_generate_refuses_a_bad_check_before_sending_anything() -> None:
+    sent: list[httpx.Request] = []
+    bad: list[dict[str, object]] = [
+        {"check": "rescore", "margin": m} for m in (0.0, -0.5, 1001.0, math.nan, math.inf)
+    ]
+    bad += [{"check": "exact", "margin": 0.1}, {"margin": 0.2}, {"check": "tolerance"}]
+    with Client("http://node:1", "t", transport=httpx.MockTransport(generation_node(sent))) as c:
+        for kw in bad:
+            with pytest.raises(sietch.BadCheck):
+                c.generate(["x"], model=b"GGUF", guest=b"guest", **kw)  # type: ignore[arg-type]
+        g = sietch.Generation.of(BlobRef("0x01"), ["x"])
+        with pytest.raises(TypeError):
+            c.generate(g, guest=b"guest", check="rescore")
+
+    async def run_async() -> None:
+        async def anode(req: httpx.Request) -> httpx.Response:
+            return generation_node(sent)(req)
+
+        async with sietch.AsyncClient("http://n:1", "t", transport=httpx.MockTransport(anode)) as a:
+            with pytest.raises(sietch.BadCheck):
+                await a.generate(["x"], model=b"GGUF", guest=b"guest", check="rescore", margin=-1.0)
+
+    asyncio.run(run_async())
+    assert sent == [], [r.url.path for r in sent]
+    # The model finds the same.
+    with pytest.raises(pydantic.ValidationError, match="above 0"):
+        sietch.Generation(model=BlobRef("0x01"), prompts=[], check="rescore", margin=0.0)
+    with pytest.raises(pydantic.ValidationError, match='check="rescore"'):
+        sietch.Generation(model=BlobRef("0x01"), prompts=[], margin=0.5)

@@ -294,7 +294,8 @@ def model_path() -> Path:
     return d / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def test_generate(client: Client) -> None:
+def model_and_guest() -> tuple[Path, Path]:
+    """The cached model and the inference guest, or the test skipped saying which is missing."""
     model = model_path()
     if not model.is_file():
         pytest.skip(f"no language model at {model}: `bash scripts/model.sh` fetches it")
@@ -302,6 +303,11 @@ def test_generate(client: Client) -> None:
         guest = sietch.find_llm_guest()
     except sietch.NoGuest as e:
         pytest.skip(str(e))
+    return model, guest
+
+
+def test_generate(client: Client) -> None:
+    model, guest = model_and_guest()
     out = client.generate(
         [Prompt(prompt="What is the capital of France?", max_tokens=12)],
         model=model,
@@ -319,3 +325,47 @@ def test_generate(client: Client) -> None:
     assert client.has_blob(sietch.blob_hash(model.read_bytes()))
     summary = client.job(out.job.job_id).generation
     assert isinstance(summary, sietch.GenerationSummary) and "Paris" in summary.first_text
+
+
+@pytest.mark.timeout(480)
+def test_generate_checked_by_rescoring(client: Client) -> None:
+    """``check="rescore"`` (sdk/tests/rescore.rs through the Python SDK): a generation sampled
+    at 100% is checked by another provider re-scoring its claimed completions, passes and is
+    paid; margins out of the node's bounds are refused by the SDK before anything is sent, and
+    by the node (``bad_job`` naming ``verification.margin``) should a client not check them."""
+    for margin in (0.0, -1.0, 1001.0):
+        with pytest.raises(sietch.BadCheck):
+            client.generate(["x"], model=BlobRef("0x" + "ab" * 32), guest=HELLO, check="rescore",
+                            margin=margin)  # fmt: skip
+        unchecked = Job.model_construct(
+            module=HELLO,
+            verification=Verification.model_construct(comparison="rescore", margin=margin),
+        )
+        with pytest.raises(sietch.BadRequest) as bad:
+            client.submit(unchecked)
+        assert bad.value.code == ErrorCode.BAD_JOB, bad.value.message
+        assert "verification.margin" in bad.value.message, bad.value.message
+
+    model, guest = model_and_guest()
+    out = client.generate(
+        [Prompt(prompt="What is the capital of France?", max_tokens=12)],
+        model=model,
+        guest=guest,
+        check="rescore",
+        margin=0.1,
+        fuel=5_000_000_000,
+        sampling_ppm=1_000_000,  # every job checked: the re-run re-scores this one
+        price_cap=5 * 10**18,
+    )
+    assert len(out.completions) == 1, out.completions
+    c = out.completions[0]
+    assert c.finish in ("stop", "length") and "Paris" in c.text, c
+    assert out.job.check == "Passed", out.job
+    assert out.job.paid > 0, out.job
+    rec = client.job(out.job.job_id)
+    assert rec.state == "paid", rec.note
+    assert rec.check.sampled and rec.check.passed is True and rec.check.decision == "Passed"
+    # The re-run re-scored the claim rather than generating again: the buyer's node put the
+    # claimed completions in its blob store, where the re-running provider fetched them.
+    claimed = out.job.outputs.file(sietch.COMPLETIONS_OUTPUT)
+    assert claimed and client.has_blob(sietch.blob_hash(claimed)), claimed

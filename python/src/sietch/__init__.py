@@ -27,6 +27,7 @@ from .aio import AsyncClient, AsyncEventStream, AsyncJobEvents
 from .client import Client, EventStream, JobEvents
 from .errors import (
     ApiError,
+    BadCheck,
     BadId,
     BadRequest,
     BadUrl,
@@ -56,7 +57,18 @@ from .generate import (
     find_llm_guest,
     parse_completions,
 )
-from .job import MAX_AVOID, BlobRef, FloatOutput, GpuNeeds, Job, Limits, Verification, blob_hash
+from .job import (
+    DEFAULT_RESCORE_MARGIN,
+    MAX_AVOID,
+    MAX_RESCORE_MARGIN,
+    BlobRef,
+    FloatOutput,
+    GpuNeeds,
+    Job,
+    Limits,
+    Verification,
+    blob_hash,
+)
 from .models import (
     Blob,
     BlobCache,
@@ -87,8 +99,10 @@ __version__ = "0.1.0"
 __all__ = [
     "COMPLETIONS_OUTPUT",
     "DEFAULT_GENERATION_FUEL",
+    "DEFAULT_RESCORE_MARGIN",
     "MAX_AVOID",
     "MAX_EVENT_BYTES",
+    "MAX_RESCORE_MARGIN",
     "MAX_RESPONSE_BYTES",
     "MODEL_INPUT",
     "PROMPTS_INPUT",
@@ -97,6 +111,7 @@ __all__ = [
     "AsyncEventStream",
     "AsyncJobEvents",
     "AsyncTrainer",
+    "BadCheck",
     "BadId",
     "BadRequest",
     "BadUrl",

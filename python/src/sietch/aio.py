@@ -15,7 +15,7 @@ from ._base import EVENTS_PATH, Base, read_data_dir
 from ._core import Call, Op, Reply, Sleep, T
 from .client import _generation, _json_or_none
 from .errors import TooLarge, Unreachable, api_error
-from .generate import Generated, Generation, Prompt, guest_module
+from .generate import Check, Generated, Generation, Prompt, guest_module
 from .job import BlobRef, Job
 from .models import (
     BlobCache,
@@ -185,10 +185,13 @@ class AsyncClient(Base):
         *,
         model: bytes | BlobRef | str | os.PathLike[str] | None = None,
         guest: bytes | BlobRef | str | os.PathLike[str] | None = None,
+        check: Check = "exact",
+        margin: float | None = None,
         **limits: int,
     ) -> Generated:
-        """See :meth:`sietch.Client.generate`."""
-        g = _generation(prompts, model, limits)
+        """See :meth:`sietch.Client.generate` (``check="rescore"`` with ``margin`` re-scores
+        a sampled generation instead of generating it again)."""
+        g = _generation(prompts, model, limits, check, margin)
         return await self._drive(core.generate(g, guest_module(guest)))
 
     # ----- events ----------------------------------------------------------------------

@@ -14,7 +14,7 @@ from . import _core as core
 from ._base import EVENTS_PATH, Base, read_data_dir
 from ._core import Call, Op, Reply, Sleep, T
 from .errors import TooLarge, Unreachable, api_error
-from .generate import Generated, Generation, Prompt, guest_module
+from .generate import Check, Generated, Generation, Prompt, guest_module
 from .job import BlobRef, Job
 from .models import (
     BlobCache,
@@ -206,6 +206,8 @@ class Client(Base):
         *,
         model: bytes | BlobRef | str | os.PathLike[str] | None = None,
         guest: bytes | BlobRef | str | os.PathLike[str] | None = None,
+        check: Check = "exact",
+        margin: float | None = None,
         **limits: int,
     ) -> Generated:
         """Text from a language model on the market, in one call: ``prompts`` through
@@ -213,8 +215,26 @@ class Client(Base):
         the ``0x`` hash of a blob it holds), run by the inference guest ``guest`` (default:
         :func:`sietch.find_llm_guest`); ``limits`` are :class:`sietch.Generation`'s
         (``fuel``, ``memory_bytes``, ``wall_time_ms``, ``sampling_ppm``, ``price_cap``).
-        Returns the completions, tokens, tokens per second and cost."""
-        g = _generation(prompts, model, limits)
+        Returns the completions, tokens, tokens per second and cost; ``job.check`` is the
+        spot check's decision (``"Passed"``) when the job was sampled.
+
+        ``check`` is how a sampled job is checked: ``"exact"`` (generated again elsewhere,
+        the outputs' hashes compared) or ``"rescore"`` (another provider re-scores the
+        claimed completions with the model, and they pass when every chosen token is within
+        ``margin`` logits of the model's best one: for GPU providers, whose text may differ
+        from the CPU's bit for bit). ``margin`` goes only with ``"rescore"``; without it,
+        :data:`sietch.DEFAULT_RESCORE_MARGIN` (0.1, as ``sietch generate --check rescore``).
+        A margin the node would refuse (not finite, not above 0, over
+        :data:`sietch.MAX_RESCORE_MARGIN`), a margin with ``"exact"`` or another check raise
+        :class:`sietch.BadCheck` before anything is sent. Example::
+
+            out = node.generate(["What is the capital of France?"], model="model.gguf",
+                                check="rescore", margin=0.1, sampling_ppm=1_000_000)
+            assert out.job.check == "Passed"
+
+        With a :class:`sietch.Generation` as ``prompts``, give ``check`` and ``margin`` to
+        it, not here."""
+        g = _generation(prompts, model, limits, check, margin)
         return self._drive(core.generate(g, guest_module(guest)))
 
     # ----- events ----------------------------------------------------------------------
@@ -259,12 +279,16 @@ def _generation(
     prompts: Sequence[str | Prompt] | Generation,
     model: bytes | BlobRef | str | os.PathLike[str] | None,
     limits: dict[str, int],
+    check: Check = "exact",
+    margin: float | None = None,
 ) -> Generation:
     if isinstance(prompts, Generation):
+        if check != "exact" or margin is not None:
+            raise TypeError("generate(Generation(...)) takes check and margin from the Generation")
         return prompts
     if model is None:
         raise TypeError("generate() needs model=: a GGUF file, its bytes, or a 0x blob hash")
-    return Generation.of(model, prompts, **limits)
+    return Generation.of(model, prompts, check=check, margin=margin, **limits)
 
 
 class EventStream(Iterator[Event]):

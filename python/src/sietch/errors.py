@@ -67,6 +67,15 @@ class BadId(SietchError, ValueError):
     """A job id or blob hash that is not ``0x`` and hex digits (it would go into a URL)."""
 
 
+class BadCheck(SietchError, ValueError):
+    """A spot check the node would refuse, or one that cannot apply, caught before anything
+    is sent: a rescore margin that is not finite, not above 0 or over 1000 logits, a margin
+    without the rescore check, an unknown check, or the rescore check on a job that is not a
+    generation of the inference guest. Where a pydantic model's constructor finds it
+    (``Verification(...)``, ``Job(...)``, ``Generation(...)``), pydantic raises it as a
+    ``ValidationError`` (a ``ValueError`` too) whose message carries this one's."""
+
+
 class Unreachable(SietchError):
     """The node could not be reached (refused, reset, timed out)."""
 

@@ -14,19 +14,30 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import DecodeError, SietchError
-from .job import BlobRef, Job, Limits, Verification
+from .errors import BadCheck, DecodeError, SietchError
+from .job import MODEL_INPUT as MODEL_INPUT
+from .job import PROMPTS_INPUT as PROMPTS_INPUT
+from .job import (
+    DEFAULT_RESCORE_MARGIN,
+    BlobRef,
+    Job,
+    Limits,
+    Verification,
+    check_margin,
+)
 from .models import Finished
 
-MODEL_INPUT = "model.gguf"
-"""The name the inference guest reads its model from, in ``/input``."""
-PROMPTS_INPUT = "prompts.jsonl"
-"""The name it reads its prompts from, in ``/input``: one JSON object per line."""
+Check = Literal["exact", "rescore"]
+"""How a sampled generation is checked: ``exact`` (generated again, the outputs' hashes
+compared) or ``rescore`` (the claimed completions re-scored within a margin of logits)."""
+
 COMPLETIONS_OUTPUT = "completions.jsonl"
-"""The name it writes its completions to, in ``/output``: one JSON object per line."""
+"""The name the inference guest writes its completions to, in ``/output``: one JSON object
+per line."""
 DEFAULT_GENERATION_FUEL = 20_000_000_000
 """Fuel a generation may burn by default: about 600 tokens of SmolLM2-135M."""
 
@@ -76,8 +87,14 @@ class Generation(BaseModel):
     """A generation job: the model, the prompts, and the job's limits and price.
 
     The defaults leave room for the model's context (256 MiB), burn at most
-    :data:`DEFAULT_GENERATION_FUEL`, allow 5 minutes, sample 10% of such jobs and cap the
-    price at 1 token.
+    :data:`DEFAULT_GENERATION_FUEL`, allow 5 minutes, sample 10% of such jobs, check a
+    sampled one exactly, and cap the price at 1 token.
+
+    ``check="rescore"`` checks a sampled job by re-scoring its claimed completions instead of
+    generating again (for GPU providers, whose text may differ from the CPU's bit for bit):
+    the re-run passes when every claimed token is within ``margin`` logits of the model's
+    choice (default :data:`sietch.DEFAULT_RESCORE_MARGIN`, 0.1; at most
+    :data:`sietch.MAX_RESCORE_MARGIN`). The Rust SDK's ``Generation::rescore(margin)``.
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
@@ -91,13 +108,31 @@ class Generation(BaseModel):
     output_bytes: int = Field(default=4 << 20, ge=0)
     sampling_ppm: int = Field(default=100_000, ge=0)
     price_cap: int = Field(default=10**18, ge=0)
+    check: Check = "exact"
+    """How a sampled job is checked: ``exact`` or ``rescore``."""
+    margin: float = DEFAULT_RESCORE_MARGIN
+    """With ``check="rescore"``: the largest logit margin accepted."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Generation:
+        check_generation(self.check, self.margin if "margin" in self.model_fields_set else None)
+        return self
 
     @classmethod
     def of(
-        cls, model: bytes | BlobRef | str | os.PathLike[str], prompts: Iterable[str | Prompt], **kw: int
+        cls,
+        model: bytes | BlobRef | str | os.PathLike[str],
+        prompts: Iterable[str | Prompt],
+        *,
+        check: Check = "exact",
+        margin: float | None = None,
+        **kw: int,
     ) -> Generation:
         """A generation of ``prompts`` (texts or :class:`Prompt`) through ``model`` (bytes, a
-        :class:`BlobRef`, a ``0x`` hash, or a GGUF file's path)."""
+        :class:`BlobRef`, a ``0x`` hash, or a GGUF file's path), checked by ``check`` (with
+        ``margin``: see :class:`Generation`); :class:`sietch.BadCheck` for a check or margin
+        the node would refuse."""
+        checked = check_generation(check, margin)
         m: bytes | BlobRef
         if isinstance(model, (bytes, BlobRef)):
             m = model
@@ -106,7 +141,15 @@ class Generation(BaseModel):
         else:
             m = Path(model).read_bytes()
         ps = [p if isinstance(p, Prompt) else Prompt(prompt=p) for p in prompts]
+        if check == "rescore":
+            return cls(model=m, prompts=ps, check=check, margin=checked, **kw)
         return cls(model=m, prompts=ps, **kw)
+
+    def verification(self) -> Verification:
+        """How the job is spot-checked: its sampling, and the exact or rescore comparison."""
+        if self.check == "rescore":
+            return Verification.rescore(self.margin, sampling_ppm=self.sampling_ppm)
+        return Verification(sampling_ppm=self.sampling_ppm)
 
     def prompts_jsonl(self) -> bytes:
         """The prompts as the guest reads them: one JSON object per line."""
@@ -123,9 +166,23 @@ class Generation(BaseModel):
                 wall_time_ms=self.wall_time_ms,
                 output_bytes=self.output_bytes,
             ),
-            verification=Verification(sampling_ppm=self.sampling_ppm),
+            verification=self.verification(),
             price_cap=self.price_cap,
         )
+
+
+def check_generation(check: str, margin: float | None) -> float:
+    """The margin a generation checked by ``check`` (``exact`` or ``rescore``) sends: for
+    ``rescore``, ``margin`` (:data:`sietch.DEFAULT_RESCORE_MARGIN` when ``None``) if the node
+    takes it. :class:`sietch.BadCheck` for another check, a margin out of bounds, or a margin
+    given without ``rescore``."""
+    if check == "rescore":
+        return check_margin(DEFAULT_RESCORE_MARGIN if margin is None else margin)
+    if check != "exact":
+        raise BadCheck(f"check {check!r:.60}: a generation is checked exact or rescore")
+    if margin is not None:
+        raise BadCheck('a margin goes with check="rescore", not "exact"')
+    return DEFAULT_RESCORE_MARGIN
 
 
 class Generated(BaseModel):

@@ -8,15 +8,16 @@ core, 10% sampling with one re-run and exact comparison, a price cap of 0.1 toke
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import blake3
-from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
-from .errors import BadId
+from .errors import BadCheck, BadId
 
 
 def blob_hash(data: bytes) -> str:
@@ -27,6 +28,29 @@ _HEX_ID = re.compile(r"^(0x)?[0-9a-fA-F]{1,64}$")
 _EVM_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 MAX_AVOID = 16
 """Most providers one :class:`Job` may avoid (the node's bound)."""
+MAX_RESCORE_MARGIN = 1000.0
+"""The largest rescore margin, in logits, a job may ask for (the node's bound: what the
+inference guest takes)."""
+DEFAULT_RESCORE_MARGIN = 0.1
+"""The rescore margin used when none is given, in logits: what docs/ai.md measured, and the
+CLI's ``sietch generate --check rescore``."""
+MODEL_INPUT = "model.gguf"
+"""The name the inference guest reads its model from, in ``/input``."""
+PROMPTS_INPUT = "prompts.jsonl"
+"""The name it reads its prompts from, in ``/input``: one JSON object per line."""
+
+
+def check_margin(margin: float) -> float:
+    """``margin`` if the node takes it as a rescore margin (a number, finite, above 0 and at
+    most :data:`MAX_RESCORE_MARGIN`), else :class:`sietch.BadCheck`."""
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)):
+        raise BadCheck(f"a rescore margin is a number of logits, not {margin!r:.60}")
+    if not (math.isfinite(margin) and 0 < margin <= MAX_RESCORE_MARGIN):
+        raise BadCheck(
+            f"rescore margin {margin!r}: a rescore margin is above 0 and at most "
+            f"{MAX_RESCORE_MARGIN:g} logits"
+        )
+    return float(margin)
 
 
 def check_id(id: str) -> str:
@@ -89,17 +113,36 @@ class FloatOutput(BaseModel):
 
 class Verification(BaseModel):
     """How a job is spot-checked: the share sampled, the re-runs of a sampled job, and the
-    comparison (``exact`` bytes, or ``tolerance`` for GPU floats)."""
+    comparison: ``exact`` bytes, ``tolerance`` for GPU floats (:meth:`tolerance`), or
+    ``rescore`` for a generation job of the inference guest (:meth:`rescore`: the re-run
+    re-scores the claimed completions with the model and accepts them when every chosen token
+    is within ``margin`` logits of the model's best one).
+
+    A ``margin`` out of bounds (not finite, not above 0, over :data:`MAX_RESCORE_MARGIN`), or
+    given without ``comparison="rescore"``, is refused here (:class:`sietch.BadCheck` from
+    :meth:`rescore`; ``pydantic.ValidationError``, a ``ValueError`` too, from the
+    constructor), before anything is sent."""
 
     model_config = ConfigDict(extra="forbid")
 
     sampling_ppm: int = Field(default=100_000, ge=0)
     """Share of such jobs checked, parts per million (1_000_000: every job)."""
     reruns: int = Field(default=1, ge=0, le=255)
-    comparison: Literal["exact", "tolerance"] = "exact"
+    comparison: Literal["exact", "tolerance", "rescore"] = "exact"
     relative: float = 0.0
     absolute: float = 0.0
     float_outputs: list[FloatOutput] = Field(default_factory=list)
+    margin: float = DEFAULT_RESCORE_MARGIN
+    """Rescore only: the largest logit margin accepted between a claimed token and the
+    model's choice (default :data:`DEFAULT_RESCORE_MARGIN`)."""
+
+    @model_validator(mode="after")
+    def _margin(self) -> Verification:
+        if self.comparison == "rescore":
+            check_margin(self.margin)
+        elif "margin" in self.model_fields_set:
+            raise BadCheck(f'a margin goes with comparison="rescore", not {self.comparison!r}')
+        return self
 
     @classmethod
     def tolerance(
@@ -120,6 +163,30 @@ class Verification(BaseModel):
             relative=relative,
             absolute=absolute,
             float_outputs=[FloatOutput(path=p, kind=k) for p, k in arrays.items()],
+        )
+
+    @classmethod
+    def rescore(
+        cls,
+        margin: float = DEFAULT_RESCORE_MARGIN,
+        *,
+        sampling_ppm: int = 100_000,
+        reruns: int = 1,
+    ) -> Verification:
+        """Check a generation job of the inference guest by re-scoring its claimed
+        completions instead of demanding identical bytes (for GPU providers, whose text may
+        differ from the CPU's): a sampled job's re-run runs the model once over the claimed
+        tokens and passes when each is within ``margin`` logits of the model's choice and
+        every completion ends by the stop rule (docs/ai.md, "Re-scoring a generation").
+
+        Raises :class:`sietch.BadCheck` for a margin the node would refuse (not finite, not
+        above 0, over :data:`MAX_RESCORE_MARGIN`). Serialized as the Rust SDK's
+        ``Job::rescore``: ``{"sampling_ppm", "reruns", "comparison": "rescore", "margin"}``."""
+        return cls(
+            sampling_ppm=sampling_ppm,
+            reruns=reruns,
+            comparison="rescore",
+            margin=check_margin(margin),
         )
 
 
@@ -160,6 +227,10 @@ class Job(BaseModel):
     """Runtime features the provider's offer must list."""
     gpu: GpuNeeds | None = None
     verification: Verification = Field(default_factory=Verification)
+    """How the job is spot-checked. A ``rescore`` check is for a generation job of the
+    inference guest (its inputs :data:`MODEL_INPUT` and :data:`PROMPTS_INPUT`, as
+    :meth:`sietch.Client.generate` makes it): any other job is refused here
+    (``pydantic.ValidationError``), as its re-run could not re-score it."""
     price_cap: int = Field(default=100_000_000_000_000_000, ge=0)
     """The most the job may cost, token base units (default 0.1 token)."""
     deadline_secs: int = Field(default=600, ge=0)
@@ -180,6 +251,18 @@ class Job(BaseModel):
             if a not in out:
                 out.append(a)
         return out
+
+    @model_validator(mode="after")
+    def _rescore_is_for_generations(self) -> Job:
+        if self.verification.comparison == "rescore":
+            missing = [n for n in (MODEL_INPUT, PROMPTS_INPUT) if n not in self.inputs]
+            if missing:
+                raise BadCheck(
+                    "the rescore check is for a generation job of the inference guest (inputs "
+                    f"{MODEL_INPUT} and {PROMPTS_INPUT}); this job has no {', '.join(missing)}: "
+                    "use exact or tolerance"
+                )
+        return self
 
     def blobs(self) -> list[bytes]:
         """The bytes this job uploads (module, stdin, inputs), in that order."""
@@ -205,6 +288,8 @@ class Job(BaseModel):
                 absolute=v.absolute,
                 float_outputs=[o.model_dump() for o in v.float_outputs],
             )
+        elif v.comparison == "rescore":
+            verification.update(margin=v.margin)
         return {
             "module": name(self.module),
             "args": list(self.args),
