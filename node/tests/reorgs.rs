@@ -601,6 +601,115 @@ async fn anvil_a_channel_open_reorganized_out_after_jobs_costs_the_provider_at_m
     net.shutdown().await;
 }
 
+/// A buyer's top-up is reorganized out for good (its transaction is not sent again): the
+/// buyer's lane comes down to the deposit the chain holds, says so, and no ticket counts on
+/// the money that never left its wallet; the next job goes on the same channel, topped up
+/// again, and money is conserved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anvil_a_top_up_reorganized_out_brings_the_buyers_lane_down_to_the_chains_deposit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = Devnet::start(DevnetConfig::new(1, dir.path()))
+        .await
+        .unwrap();
+    let chain = net.buyer.chain.clone().unwrap();
+    let (buyer, provider) = (net.buyer.evm_address, net.providers[0].evm_address);
+    let buyer_before = wealth(&net, &chain, buyer).await;
+    let escrow_before = net.balance(net.escrow).await.unwrap();
+    let channel = net
+        .buyer
+        .buyer
+        .fund(provider, U256::from(1_000u64))
+        .await
+        .unwrap();
+    // What the open put in (the node's channel deposit, with what was asked).
+    let first = U256::from(chain.channel(channel).await.unwrap().deposit);
+    // Two blocks on, past the buyer's depth of 1: the top-up.
+    let funded_at = f_head(&net).await;
+    while f_head(&net).await < funded_at + 2 {
+        net.deployer
+            .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
+            .await
+            .unwrap();
+    }
+    let again = net.buyer.buyer.fund(provider, U256::from(500u64)).await;
+    assert_eq!(again.unwrap(), channel, "topped up, not a new channel");
+    let listed = |net: &Devnet| -> Option<U256> {
+        net.buyer
+            .buyer
+            .channels()
+            .iter()
+            .find(|c| c.0 == channel)
+            .map(|c| c.3)
+    };
+    assert_eq!(listed(&net), Some(first + U256::from(500u64)));
+    let logs = chain
+        .provider()
+        .get_logs(
+            &alloy::rpc::types::Filter::new()
+                .from_block(0)
+                .address(net.escrow)
+                .event_signature(
+                    <SietchEscrow::ChannelToppedUp as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
+                ),
+        )
+        .await
+        .unwrap();
+    let topped_in = logs[0].block_number.unwrap();
+
+    // The top-up's block and those after it are replaced by empty ones.
+    let depth = f_head(&net).await - topped_in + 1;
+    net.deployer
+        .raw_request::<_, serde_json::Value>(
+            "anvil_reorg".into(),
+            (depth, Vec::<serde_json::Value>::new()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        U256::from(chain.channel(channel).await.unwrap().deposit),
+        first
+    );
+    wait_for(&mut net, "buyer", 20, |e| match e {
+        NodeEvent::Reorg { .. } => Some(()),
+        _ => None,
+    })
+    .await;
+    let said = wait_for(&mut net, "buyer", 20, |e| match e {
+        NodeEvent::Warning { message } if message.contains("top-up") => Some(message.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(said.contains(&channel.to_string()), "{said}");
+    assert_eq!(
+        listed(&net),
+        Some(first),
+        "the lane is back to the chain's deposit"
+    );
+    assert!(f_head(&net).await >= topped_in, "the chain went on");
+    // Nothing left the buyer but the first deposit, which the escrow holds.
+    assert_eq!(wealth(&net, &chain, buyer).await, buyer_before - first);
+    assert_eq!(
+        net.balance(net.escrow).await.unwrap(),
+        escrow_before + first
+    );
+
+    // Funding again tops up the same channel; lane and chain agree.
+    net.buyer
+        .buyer
+        .fund(provider, U256::from(500u64))
+        .await
+        .unwrap();
+    let on_chain = U256::from(chain.channel(channel).await.unwrap().deposit);
+    assert_eq!(on_chain, first + U256::from(500u64));
+    assert_eq!(listed(&net), Some(on_chain));
+    assert_eq!(
+        wealth(&net, &chain, buyer).await,
+        buyer_before - on_chain,
+        "each token that left the buyer is in its channel"
+    );
+    net.shutdown().await;
+}
+
 async fn f_head(net: &Devnet) -> u64 {
     net.deployer.get_block_number().await.unwrap()
 }

@@ -249,6 +249,14 @@ impl Buyer {
                 return Err(LaneError::TopUp(e));
             }
             chain.wait_deep(self.config.finality.confirmations).await;
+            // Deep enough, unless a reorganization went deeper: the chain's word counts.
+            let on_chain = chain.channel(channel).await.map(|v| U256::from(v.deposit));
+            let mut lanes = lock(&self.lanes);
+            lanes.add_deposit(channel, add);
+            if let Ok(d) = on_chain {
+                lanes.lower_deposit(channel, d);
+            }
+            return Ok(taken);
         }
         lock(&self.lanes).add_deposit(channel, add);
         Ok(taken)
@@ -315,18 +323,29 @@ impl Buyer {
     /// After a reorganization: forgets the lanes whose channel the chain no longer has (its
     /// open was in the dropped blocks and did not come back: a mined open is not sent again),
     /// so the buyer neither lists their deposits, which never left its wallet, nor offers
-    /// their tickets. Read twice, [`VANISHED_RECHECK`] apart, so that an open mined again
-    /// meanwhile (or an endpoint that lags) keeps its lane.
+    /// their tickets; and brings down to the chain's the deposit of a lane a dropped top-up
+    /// had raised (its nonce may go to another transaction: it is not sent again either), so
+    /// that no ticket counts on money the channel lacks. Read twice, [`VANISHED_RECHECK`]
+    /// apart, so that a transaction mined again meanwhile (or an endpoint that lags) keeps
+    /// its lane as it is. A deposit is only ever lowered here: one mined again later is
+    /// money the lane does not use, and that closing refunds.
     pub(super) async fn forget_vanished_lanes(&self) {
         let Some(chain) = &self.chain else { return };
-        let lanes: Vec<B256> = lock(&self.lanes).summary().iter().map(|l| l.0).collect();
+        let lanes: Vec<(B256, U256)> = lock(&self.lanes)
+            .summary()
+            .iter()
+            .map(|l| (l.0, l.3))
+            .collect();
         let mut gone = Vec::new();
-        for c in lanes {
-            if chain.channel(c).await.is_ok_and(|v| v.state == 0) {
-                gone.push(c);
+        let mut short = Vec::new();
+        for (c, listed) in lanes {
+            match chain.channel(c).await {
+                Ok(v) if v.state == 0 => gone.push(c),
+                Ok(v) if U256::from(v.deposit) < listed => short.push(c),
+                _ => {}
             }
         }
-        if gone.is_empty() {
+        if gone.is_empty() && short.is_empty() {
             return;
         }
         tokio::time::sleep(VANISHED_RECHECK).await;
@@ -334,15 +353,31 @@ impl Buyer {
             if !chain.channel(c).await.is_ok_and(|v| v.state == 0) {
                 continue;
             }
-            let message = format!(
+            self.warn(format!(
                 "channel {c}: its open was reorganized out and is not on chain; its lane is \
                  forgotten (the deposit never left this wallet)"
-            );
-            tracing::warn!("{message}");
-            self.emit(NodeEvent::Warning { message });
+            ));
             lock(&self.lanes).forget(c);
             self.lane_freed.notify_waiters();
         }
+        for c in short {
+            let Ok(v) = chain.channel(c).await else {
+                continue;
+            };
+            let on_chain = U256::from(v.deposit);
+            let lowered = lock(&self.lanes).lower_deposit(c, on_chain);
+            if let Some(was) = lowered {
+                self.warn(format!(
+                    "channel {c}: a top-up was reorganized out and is not on chain; its lane's \
+                     deposit is back to {on_chain} from {was} (the rest never left this wallet)"
+                ));
+            }
+        }
+    }
+
+    fn warn(&self, message: String) {
+        tracing::warn!("{message}");
+        self.emit(NodeEvent::Warning { message });
     }
 
     /// The buyer's channels and what is owed on each, for the API and the devnet.

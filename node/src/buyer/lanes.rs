@@ -271,6 +271,13 @@ impl Lanes {
         }
     }
 
+    /// The lane's channel holds only `deposit` (a top-up was reorganized out): its deposit
+    /// comes down to it, never up. What it was, if it came down.
+    pub(super) fn lower_deposit(&mut self, channel: B256, deposit: U256) -> Option<U256> {
+        let l = self.get_mut(channel)?;
+        (l.deposit > deposit).then(|| std::mem::replace(&mut l.deposit, deposit))
+    }
+
     /// `amount` more was deposited into the lane's channel.
     pub(super) fn add_deposit(&mut self, channel: B256, amount: U256) {
         if let Some(l) = self.get_mut(channel) {

@@ -366,3 +366,21 @@ fn a_lane_opened_again_on_an_id_goes_on_from_its_voucher_and_a_vanished_one_is_f
     lanes.release(ch(1), false);
     assert!(lanes.summary().is_empty());
 }
+
+#[test]
+fn a_lane_whose_top_up_vanished_comes_down_to_the_chains_deposit_and_never_up() {
+    let mut lanes = with_lane(1, 100);
+    lanes.add_deposit(ch(1), U256::from(50u64));
+    // The top-up of 50 was reorganized out: the chain holds 100.
+    assert_eq!(
+        lanes.lower_deposit(ch(1), U256::from(100u64)),
+        Some(U256::from(150u64))
+    );
+    assert_eq!(lanes.line(ch(1)), Some((U256::ZERO, U256::from(100u64))));
+    // A chain that shows more (a top-up mined again) does not raise it, nor the same.
+    assert_eq!(lanes.lower_deposit(ch(1), U256::from(150u64)), None);
+    assert_eq!(lanes.lower_deposit(ch(1), U256::from(100u64)), None);
+    assert_eq!(lanes.line(ch(1)), Some((U256::ZERO, U256::from(100u64))));
+    // A lane the buyer does not have: nothing.
+    assert_eq!(lanes.lower_deposit(ch(2), U256::ZERO), None);
+}
