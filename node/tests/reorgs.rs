@@ -496,18 +496,7 @@ async fn anvil_a_channel_open_reorganized_out_after_jobs_costs_the_provider_at_m
     let channels = net.buyer.buyer.channels();
     assert_eq!(channels.len(), 1);
     let channel = channels[0].0;
-    let logs = chain
-        .provider()
-        .get_logs(
-            &alloy::rpc::types::Filter::new()
-                .from_block(0)
-                .address(net.escrow)
-                .event_signature(
-                    <SietchEscrow::ChannelOpened as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
-                ),
-        )
-        .await
-        .unwrap();
+    let logs = escrow_logs::<SietchEscrow::ChannelOpened>(&net, &chain).await;
     let opened_in = logs[0].block_number.unwrap();
 
     // A ticket that could take more than the risk, before the deposit is deep: refused.
@@ -547,13 +536,7 @@ async fn anvil_a_channel_open_reorganized_out_after_jobs_costs_the_provider_at_m
 
     // Everything from the open on is replaced by empty blocks.
     let depth = head - opened_in + 1;
-    net.deployer
-        .raw_request::<_, serde_json::Value>(
-            "anvil_reorg".into(),
-            (depth, Vec::<serde_json::Value>::new()),
-        )
-        .await
-        .unwrap();
+    reorg_net(&net, depth).await;
     let deep = wait_for(&mut net, "buyer", 20, |e| match e {
         NodeEvent::Reorg { deep, .. } => Some(*deep),
         _ => None,
@@ -642,29 +625,12 @@ async fn anvil_a_top_up_reorganized_out_brings_the_buyers_lane_down_to_the_chain
             .map(|c| c.3)
     };
     assert_eq!(listed(&net), Some(first + U256::from(500u64)));
-    let logs = chain
-        .provider()
-        .get_logs(
-            &alloy::rpc::types::Filter::new()
-                .from_block(0)
-                .address(net.escrow)
-                .event_signature(
-                    <SietchEscrow::ChannelToppedUp as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
-                ),
-        )
-        .await
-        .unwrap();
+    let logs = escrow_logs::<SietchEscrow::ChannelToppedUp>(&net, &chain).await;
     let topped_in = logs[0].block_number.unwrap();
 
     // The top-up's block and those after it are replaced by empty ones.
     let depth = f_head(&net).await - topped_in + 1;
-    net.deployer
-        .raw_request::<_, serde_json::Value>(
-            "anvil_reorg".into(),
-            (depth, Vec::<serde_json::Value>::new()),
-        )
-        .await
-        .unwrap();
+    reorg_net(&net, depth).await;
     assert_eq!(
         U256::from(chain.channel(channel).await.unwrap().deposit),
         first
@@ -712,6 +678,29 @@ async fn anvil_a_top_up_reorganized_out_brings_the_buyers_lane_down_to_the_chain
 
 async fn f_head(net: &Devnet) -> u64 {
     net.deployer.get_block_number().await.unwrap()
+}
+
+/// The escrow's `E` events so far, oldest first.
+async fn escrow_logs<E: alloy::sol_types::SolEvent>(
+    net: &Devnet,
+    chain: &Chain,
+) -> Vec<alloy::rpc::types::Log> {
+    let filter = alloy::rpc::types::Filter::new()
+        .from_block(0)
+        .address(net.escrow)
+        .event_signature(E::SIGNATURE_HASH);
+    chain.provider().get_logs(&filter).await.unwrap()
+}
+
+/// Replaces the devnet's last `depth` blocks with empty ones.
+async fn reorg_net(net: &Devnet, depth: u64) {
+    net.deployer
+        .raw_request::<_, serde_json::Value>(
+            "anvil_reorg".into(),
+            (depth, Vec::<serde_json::Value>::new()),
+        )
+        .await
+        .unwrap();
 }
 
 /// The provider's claim of its vouchers is reorganized out after it was two blocks deep
@@ -767,13 +756,7 @@ async fn anvil_a_voucher_claim_reorganized_out_is_claimed_again_and_paid_once() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let depth = f_head(&net).await - claimed_in + 1;
-    net.deployer
-        .raw_request::<_, serde_json::Value>(
-            "anvil_reorg".into(),
-            (depth, Vec::<serde_json::Value>::new()),
-        )
-        .await
-        .unwrap();
+    reorg_net(&net, depth).await;
     let paid_after_reorg = U256::from(chain.channel(channel).await.unwrap().paid);
     assert!(paid_after_reorg < owed, "the claim is gone");
     let deep = wait_for(&mut net, "provider-0", 20, |e| match e {
@@ -909,30 +892,13 @@ async fn anvil_a_ticket_claim_reorganized_out_is_claimed_again_and_settles_once(
     })
     .await;
     assert_eq!(chain.ticket(ticket_id).await.unwrap().state, 1, "claimed");
-    let logs = chain
-        .provider()
-        .get_logs(
-            &alloy::rpc::types::Filter::new()
-                .from_block(0)
-                .address(net.escrow)
-                .event_signature(
-                    <SietchEscrow::TicketClaimed as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
-                ),
-        )
-        .await
-        .unwrap();
+    let logs = escrow_logs::<SietchEscrow::TicketClaimed>(&net, &chain).await;
     let claimed_in = logs.last().unwrap().block_number.unwrap();
     while f_head(&net).await < claimed_in + 1 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let depth = f_head(&net).await - claimed_in + 1;
-    net.deployer
-        .raw_request::<_, serde_json::Value>(
-            "anvil_reorg".into(),
-            (depth, Vec::<serde_json::Value>::new()),
-        )
-        .await
-        .unwrap();
+    reorg_net(&net, depth).await;
     assert_eq!(
         chain.ticket(ticket_id).await.unwrap().state,
         0,
@@ -1020,27 +986,10 @@ async fn anvil_a_verdict_reorganized_out_is_cast_again_and_the_dispute_settles_o
         _ => None,
     })
     .await;
-    let logs = chain
-        .provider()
-        .get_logs(
-            &alloy::rpc::types::Filter::new()
-                .from_block(0)
-                .address(net.escrow)
-                .event_signature(
-                    <SietchEscrow::VerdictSubmitted as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
-                ),
-        )
-        .await
-        .unwrap();
+    let logs = escrow_logs::<SietchEscrow::VerdictSubmitted>(&net, &chain).await;
     let voted_in = logs[0].block_number.unwrap();
     let depth = f_head(&net).await - voted_in + 1;
-    net.deployer
-        .raw_request::<_, serde_json::Value>(
-            "anvil_reorg".into(),
-            (depth, Vec::<serde_json::Value>::new()),
-        )
-        .await
-        .unwrap();
+    reorg_net(&net, depth).await;
     let ticket = logs[0].topics()[1];
     let rec = chain.ticket(ticket).await.unwrap();
     assert_eq!(rec.votedMask, 0, "every vote is gone");
