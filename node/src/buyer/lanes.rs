@@ -46,8 +46,10 @@ pub(super) struct Pending {
     /// knows the provider's peer (see [`Lanes::restore`]): carried by the next job's request,
     /// or sent alone once [`Lanes::found_peer`] gives it one.
     pub(super) peer: Option<PeerId>,
-    /// When it began to wait.
+    /// When it began to wait (or, sent and not delivered, when it may go again).
     pub(super) since: Instant,
+    /// Times it was sent and did not reach the provider.
+    pub(super) tries: u8,
 }
 
 /// A lane as a restarted buyer rebuilds it (see [`super::restore`]).
@@ -209,6 +211,7 @@ impl Lanes {
             payment,
             peer: None,
             since: at,
+            tries: 0,
         });
         if let Some(l) = self.get_mut(r.channel) {
             let same_line = l.cumulative == r.cumulative;
@@ -383,9 +386,35 @@ impl Lanes {
                     payment,
                     peer: Some(peer),
                     since: at,
+                    tries: 0,
                 })
                 .map(|older| (older.payment, older.peer.unwrap_or(peer))),
             None => Some((payment, peer)),
+        }
+    }
+
+    /// A payment sent `tries` times that did not reach the provider waits on its lane again,
+    /// to go at `at`, unless a newer one waits there already (its voucher pays this one's
+    /// money too) or the lane is gone. Whether it waits again.
+    pub(super) fn send_again(
+        &mut self,
+        channel: B256,
+        peer: PeerId,
+        payment: Payment,
+        tries: u8,
+        at: Instant,
+    ) -> bool {
+        match self.get_mut(channel) {
+            Some(l) if l.pending.is_none() => {
+                l.pending = Some(Pending {
+                    payment,
+                    peer: Some(peer),
+                    since: at,
+                    tries,
+                });
+                true
+            }
+            _ => false,
         }
     }
 
@@ -397,16 +426,17 @@ impl Lanes {
         &mut self,
         at_least: Duration,
         now: Instant,
-    ) -> (Vec<(B256, PeerId, Payment)>, bool) {
+    ) -> (Vec<(B256, PeerId, Payment, u8)>, bool) {
         let mut due = Vec::new();
         for l in self.lanes.iter_mut().filter(|l| !l.busy) {
             if let Some(p) = &l.pending
                 && let Some(peer) = p.peer
+                && now >= p.since
                 && now.saturating_duration_since(p.since) >= at_least
                 && let Some(p) = l.pending.take()
             {
                 l.busy = true;
-                due.push((l.channel, peer, p.payment));
+                due.push((l.channel, peer, p.payment, p.tries));
             }
         }
         let left = self

@@ -17,13 +17,26 @@ use sietch_verifier::Check;
 use super::attempt::Delivered;
 use super::chain_events::Disputable;
 use super::{Buyer, PAYMENT_CARRY_WAIT, now};
-use crate::net::{self, Payment};
+use crate::net::{self, Payment, PaymentAck};
 use crate::store::{Delivery, EvmSigned, StoreError};
 use crate::sync::lock;
 
 /// How long a restarted buyer looks for the provider of a payment it sends again (see
 /// [`Buyer::deliver_restored`]).
 const RESTORED_PAYMENT_WAIT: Duration = Duration::from_secs(600);
+
+/// Times a payment sent alone is tried before the buyer gives up on it (the provider then
+/// claims the job's ticket on chain), [`PAYMENT_RETRY`] apart, doubling.
+const PAYMENT_TRIES: u8 = 5;
+const PAYMENT_RETRY: Duration = Duration::from_millis(500);
+
+/// Logs a provider's refusal of a payment (recorded or not, the buyer signed it: a refusal
+/// is the provider's view of it, worth a look).
+fn payment_answered(job: &B256, ack: PaymentAck) {
+    if let PaymentAck::Refused { message } = ack {
+        tracing::warn!("the provider refused the payment of {job}: {message}");
+    }
+}
 
 /// What a payment settles in the buyer's records.
 #[derive(Debug, Clone, Copy)]
@@ -108,8 +121,9 @@ impl Buyer {
             let net = self.net.clone();
             tokio::spawn(async move {
                 let job = p.job_id;
-                if let Err(e) = net.send_payment(peer, p).await {
-                    tracing::warn!("sending the payment of {job}: {e}");
+                match net.send_payment(peer, p).await {
+                    Ok(ack) => payment_answered(&job, ack),
+                    Err(e) => tracing::warn!("sending the payment of {job}: {e}"),
                 }
             });
         }
@@ -134,15 +148,34 @@ impl Buyer {
     /// whether payments still wait. The lane is held while its payment is on the way, so
     /// that no job's request overtakes it.
     async fn send_waiting_payments(&self, at_least: Duration) -> bool {
-        let (due, left) = lock(&self.lanes).due_payments(at_least, Instant::now());
-        let sends = due.into_iter().map(|(channel, peer, p)| async move {
+        let (due, mut left) = lock(&self.lanes).due_payments(at_least, Instant::now());
+        let sends = due.into_iter().map(|(channel, peer, p, tries)| async move {
             let job = p.job_id;
-            if let Err(e) = self.net.send_payment(peer, p).await {
-                tracing::warn!("sending the payment of {job}: {e}");
-            }
+            let again = match self.net.send_payment(peer, p.clone()).await {
+                Ok(ack) => {
+                    payment_answered(&job, ack);
+                    false
+                }
+                // Not delivered: it waits on the lane again, a while later, a few times.
+                Err(e) if tries + 1 < PAYMENT_TRIES => {
+                    tracing::warn!("sending the payment of {job} (try {}): {e}", tries + 1);
+                    let at = Instant::now() + PAYMENT_RETRY * 2u32.pow(u32::from(tries));
+                    lock(&self.lanes).send_again(channel, peer, p, tries + 1, at)
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "the payment of {job} did not reach its provider in {PAYMENT_TRIES} \
+                         tries ({e}): the provider may claim the job's ticket on chain"
+                    );
+                    false
+                }
+            };
             lock(&self.lanes).release(channel, false);
+            again
         });
-        futures::future::join_all(sends).await;
+        for again in futures::future::join_all(sends).await {
+            left |= again;
+        }
         self.lane_freed.notify_waiters();
         left
     }
@@ -311,7 +344,7 @@ mod tests {
                 .is_none()
         );
         let (due, left) = lanes.due_payments(PAYMENT_CARRY_WAIT, t0 + PAYMENT_CARRY_WAIT);
-        assert_eq!(due, vec![(ch(1), peer, payment(1, 10))]);
+        assert_eq!(due, vec![(ch(1), peer, payment(1, 10), 0)]);
         assert!(!left);
         // While it is on its way no job's request may overtake it.
         assert_eq!(lanes.take(P, U256::from(1), room()), Take::Wait);

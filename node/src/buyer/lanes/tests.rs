@@ -297,7 +297,7 @@ fn a_restored_lanes_payment_goes_alone_once_its_provider_is_found() {
     assert!(lanes.found_peer(ch(1), peer));
     assert!(!lanes.found_peer(ch(1), peer), "found once");
     let (due, left) = lanes.due_payments(Duration::ZERO, t0);
-    assert_eq!(due, vec![(ch(1), peer, payment(1, 7, 40))]);
+    assert_eq!(due, vec![(ch(1), peer, payment(1, 7, 40), 0)]);
     assert!(!left);
     // Held while on its way: no job's request overtakes it.
     assert_eq!(lanes.take(P, U256::from(1), room(1)), Take::Wait);
@@ -383,4 +383,30 @@ fn a_lane_whose_top_up_vanished_comes_down_to_the_chains_deposit_and_never_up() 
     assert_eq!(lanes.line(ch(1)), Some((U256::ZERO, U256::from(100u64))));
     // A lane the buyer does not have: nothing.
     assert_eq!(lanes.lower_deposit(ch(2), U256::ZERO), None);
+}
+
+#[test]
+fn a_payment_that_did_not_arrive_waits_on_its_lane_until_its_time_unless_a_newer_one_does() {
+    let mut lanes = with_lane(1, 100);
+    let peer = PeerId::random();
+    let t0 = Instant::now();
+    let later = t0 + Duration::from_secs(2);
+    assert!(lanes.send_again(ch(1), peer, payment(1, 7, 40), 1, later));
+    // Not due before its time, but still counted as waiting (the carry loop stays awake).
+    let (due, left) = lanes.due_payments(Duration::ZERO, t0);
+    assert!(due.is_empty() && left);
+    let (due, left) = lanes.due_payments(Duration::ZERO, later);
+    assert_eq!(due, vec![(ch(1), peer, payment(1, 7, 40), 1)]);
+    assert!(!left);
+    lanes.release(ch(1), false);
+    // A newer payment waiting there pays its money too: the older is not put back.
+    assert!(
+        lanes
+            .leave_payment(ch(1), peer, payment(1, 8, 50), t0)
+            .is_none()
+    );
+    assert!(!lanes.send_again(ch(1), peer, payment(1, 7, 40), 2, later));
+    assert_eq!(lanes.take_pending(ch(1)), Some(payment(1, 8, 50)));
+    // Nor on a lane that is gone.
+    assert!(!lanes.send_again(ch(9), peer, payment(9, 7, 40), 1, later));
 }
