@@ -208,50 +208,55 @@ async fn anvil_rehearsal_trading_through_reorgs_fee_spikes_and_a_flaky_rpc_pays_
             );
         }
     }
-    // Deposits as the chain has them (opens and top-ups in the escrow's events), and as the
-    // buyers list them. A channel whose open a reorganization dropped for good leaves the
-    // buyer's list two seconds after the buyer sees the reorganization (docs/finality.md); a
-    // top-up dropped so is still listed, and a reorganization in the run's last seconds may
-    // leave either: they are printed, not counted.
-    let mut on_chain: std::collections::BTreeMap<alloy::primitives::B256, U256> =
-        std::collections::BTreeMap::new();
-    let buyers: Vec<_> = m.buyers.iter().map(|b| b.evm).collect();
-    for e in m.escrow_events().await.unwrap() {
-        match e {
-            SietchEscrowEvents::ChannelOpened(o) if buyers.contains(&o.buyer) => {
-                *on_chain.entry(o.channelId).or_default() += o.amount;
-            }
-            SietchEscrowEvents::ChannelToppedUp(t) => {
-                if let Some(d) = on_chain.get_mut(&t.channelId) {
-                    *d += t.amount;
-                }
-            }
-            _ => {}
-        }
+    // The money as the chain and the buyers have it, once the last transactions (the
+    // providers' claims on the way out, a top-up held by the spike) are mined: read again
+    // every 2 s until the providers hold what the buyers signed and the buyers' wallets
+    // paid what the escrow took, for at most 30 s.
+    let settle_by = Instant::now() + Duration::from_secs(30);
+    let mut money = Money::read(&m).await;
+    while !money.settled() && Instant::now() < settle_by {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        money = Money::read(&m).await;
     }
-    let deposits: U256 = on_chain.values().copied().sum();
-    let mut vouchers = U256::ZERO;
-    let mut spent = U256::ZERO;
-    let mut phantom = Vec::new();
-    for b in &m.buyers {
-        for c in settled_channels(&b.api).await.unwrap().as_array().unwrap() {
-            vouchers += c["cumulative"].as_str().unwrap().parse::<U256>().unwrap();
-            let id: alloy::primitives::B256 = c["channel"].as_str().unwrap().parse().unwrap();
-            let listed: U256 = c["deposit"].as_str().unwrap().parse().unwrap();
-            if on_chain.get(&id) != Some(&listed) {
-                phantom.push((b.name.clone(), id, listed, on_chain.get(&id).copied()));
-            }
-        }
-        spent += m.funds - m.balance(b.evm).await.unwrap();
-    }
-    for (name, id, listed, chain) in &phantom {
+    for (name, id, listed, chain) in &money.phantom {
         println!("  {name} lists channel {id} with deposit {listed}; the chain has {chain:?}");
     }
-    let mut gains = U256::ZERO;
-    for p in &m.providers {
-        let start = m.funds - U256::from(1_000 * E18);
-        gains += m.balance(p.evm).await.unwrap().saturating_sub(start);
+    println!(
+        "tickets claimed and settled: {:?}; closes started, done and refunded: {:?}",
+        money.tickets, money.closes
+    );
+    if !money.settled() {
+        // What went wrong with the money, in the nodes' words.
+        for (i, n) in m.nodes.0.iter().enumerate() {
+            let lines = n.stderr();
+            let worrying = lines.iter().filter(|l| {
+                (l.contains(" WARN ") || l.contains(" ERROR "))
+                    && ["payment", "claim", "ticket", "voucher", "channel"]
+                        .iter()
+                        .any(|w| l.contains(w))
+            });
+            for line in worrying.take(30) {
+                println!("    node {i}: {line}");
+            }
+        }
     }
+    for (name, id, signed, claimed) in &money.unclaimed {
+        println!("  {name} signed {signed} on channel {id}; its provider claimed {claimed}");
+        let short = format!("{id}");
+        for (i, n) in m.nodes.0.iter().enumerate() {
+            for line in n.stderr().iter().filter(|l| l.contains(&short[..18])) {
+                println!("    node {i}: {line}");
+            }
+        }
+    }
+    let Money {
+        deposits,
+        vouchers,
+        spent,
+        gains,
+        escrow,
+        ..
+    } = money;
     let reorgs_seen = count(&m, "chain reorganization");
     let replaced = count(&m, "replaced with higher fees");
     let rpc_retried = count(&m, "RPC endpoint 1 of 1 failed");
@@ -318,8 +323,119 @@ async fn anvil_rehearsal_trading_through_reorgs_fee_spikes_and_a_flaky_rpc_pays_
         "the buyers' wallets paid exactly their deposits"
     );
     assert_eq!(
-        m.balance(m.escrow).await.unwrap(),
+        escrow,
         U256::from(3 * 1_000 * E18) + deposits - vouchers,
         "token conservation in the escrow"
     );
+}
+
+/// Who holds what at the end.
+struct Money {
+    /// Opens and top-ups of the buyers' channels, as the escrow's events have them.
+    deposits: U256,
+    /// What the buyers signed over to providers, as their channel lists have it.
+    vouchers: U256,
+    /// What left the buyers' wallets.
+    spent: U256,
+    /// What reached the providers' wallets.
+    gains: U256,
+    /// The escrow's balance.
+    escrow: U256,
+    /// Channels a buyer lists with a deposit the chain does not have: (buyer, channel,
+    /// listed, on chain). A channel whose open a reorganization dropped for good leaves the
+    /// buyer's list two seconds after the buyer sees the reorganization (docs/finality.md);
+    /// a top-up dropped so is still listed, and a reorganization in the run's last seconds
+    /// may leave either: they are printed, not counted.
+    phantom: Vec<(String, alloy::primitives::B256, U256, Option<U256>)>,
+    /// Channels whose provider claimed less than the buyer signed: (buyer, channel, signed,
+    /// claimed on chain).
+    unclaimed: Vec<(String, alloy::primitives::B256, U256, U256)>,
+    /// Tickets claimed (a buyer's payment late or withheld) and settled, as the escrow's
+    /// events have them: a claimed ticket holds its channel's money until it settles.
+    tickets: (u64, u64),
+    /// Closes started, channels closed, and what closing refunded to the buyers.
+    closes: (u64, u64, U256),
+}
+
+impl Money {
+    async fn read(m: &Market) -> Self {
+        let mut on_chain: std::collections::BTreeMap<alloy::primitives::B256, U256> =
+            std::collections::BTreeMap::new();
+        let mut claimed: std::collections::BTreeMap<alloy::primitives::B256, U256> =
+            std::collections::BTreeMap::new();
+        let mut tickets = (0, 0);
+        let mut closes = (0, 0, U256::ZERO);
+        let buyers: Vec<_> = m.buyers.iter().map(|b| b.evm).collect();
+        for e in m.escrow_events().await.unwrap() {
+            match e {
+                SietchEscrowEvents::ChannelOpened(o) if buyers.contains(&o.buyer) => {
+                    *on_chain.entry(o.channelId).or_default() += o.amount;
+                }
+                SietchEscrowEvents::ChannelToppedUp(t) => {
+                    if let Some(d) = on_chain.get_mut(&t.channelId) {
+                        *d += t.amount;
+                    }
+                }
+                SietchEscrowEvents::TicketClaimed(t) => {
+                    println!(
+                        "  ticket claimed on channel {}: job {}, {} reserved",
+                        t.channelId, t.jobId, t.reserved
+                    );
+                    tickets.0 += 1;
+                }
+                SietchEscrowEvents::TicketSettled(_) => tickets.1 += 1,
+                SietchEscrowEvents::CloseStarted(_) => closes.0 += 1,
+                SietchEscrowEvents::ChannelClosed(c) => {
+                    closes.1 += 1;
+                    closes.2 += c.refund;
+                }
+                SietchEscrowEvents::VoucherClaimed(v) => {
+                    let c = claimed.entry(v.channelId).or_default();
+                    *c = (*c).max(v.paid);
+                }
+                _ => {}
+            }
+        }
+        let mut vouchers = U256::ZERO;
+        let mut spent = U256::ZERO;
+        let mut phantom = Vec::new();
+        let mut unclaimed = Vec::new();
+        for b in &m.buyers {
+            for c in settled_channels(&b.api).await.unwrap().as_array().unwrap() {
+                let signed: U256 = c["cumulative"].as_str().unwrap().parse().unwrap();
+                vouchers += signed;
+                let id: alloy::primitives::B256 = c["channel"].as_str().unwrap().parse().unwrap();
+                let paid = claimed.get(&id).copied().unwrap_or_default();
+                if paid != signed {
+                    unclaimed.push((b.name.clone(), id, signed, paid));
+                }
+                let listed: U256 = c["deposit"].as_str().unwrap().parse().unwrap();
+                if on_chain.get(&id) != Some(&listed) {
+                    phantom.push((b.name.clone(), id, listed, on_chain.get(&id).copied()));
+                }
+            }
+            spent += m.funds - m.balance(b.evm).await.unwrap();
+        }
+        let mut gains = U256::ZERO;
+        for p in &m.providers {
+            let start = m.funds - U256::from(1_000 * E18);
+            gains += m.balance(p.evm).await.unwrap().saturating_sub(start);
+        }
+        Self {
+            deposits: on_chain.values().copied().sum(),
+            vouchers,
+            spent,
+            gains,
+            escrow: m.balance(m.escrow).await.unwrap(),
+            phantom,
+            unclaimed,
+            tickets,
+            closes,
+        }
+    }
+
+    /// Whether every transaction that moves money has been mined.
+    fn settled(&self) -> bool {
+        self.gains == self.vouchers && self.spent == self.deposits
+    }
 }

@@ -63,6 +63,7 @@ pub struct ChaosReport {
 
 /// Chaos running against a chain; [`Chaos::stop`] ends it and gives its report.
 pub struct Chaos {
+    rpc: DynProvider,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     report: Arc<Mutex<ChaosReport>>,
@@ -74,6 +75,7 @@ impl Chaos {
         let (stop, mut stopped) = watch::channel(false);
         let report = Arc::new(Mutex::new(ChaosReport::default()));
         let r = report.clone();
+        let chain = rpc.clone();
         let task = tokio::spawn(async move {
             let mut next_reorg = jitter(cfg.reorg_every);
             let mut next_spike = jitter(cfg.spike_every);
@@ -115,7 +117,12 @@ impl Chaos {
                 }
             }
         });
-        Self { stop, task, report }
+        Self {
+            rpc: chain,
+            stop,
+            task,
+            report,
+        }
     }
 
     /// What it did so far.
@@ -123,11 +130,18 @@ impl Chaos {
         lock(&self.report).clone()
     }
 
-    /// Stops it (a reorganization in progress finishes first); its report.
+    /// Stops it (a reorganization in progress finishes first); its report. A fee spike
+    /// still on passes at once: the next block's base fee is set back to 1 gwei. Left to
+    /// EIP-1559, a spike above the nodes' fee cap holds their transactions for a minute or
+    /// more (an eighth off a block), past what a test waits to settle.
     pub async fn stop(self) -> ChaosReport {
         let _ = self.stop.send(true);
         let _ = self.task.await;
-        lock(&self.report).clone()
+        let mut rep = lock(&self.report).clone();
+        if rep.fee_spikes > 0 && set_next_base_fee(&self.rpc, GWEI).await.is_err() {
+            rep.errors += 1;
+        }
+        rep
     }
 }
 
@@ -201,11 +215,18 @@ async fn spike(rpc: &DynProvider, factor: u128) -> anyhow::Result<u128> {
         .and_then(|b| b.as_str())
         .and_then(|s| u128::from_str_radix(s.trim_start_matches("0x"), 16).ok())
         .unwrap_or(0);
-    let fee = (base * factor).max(factor * 1_000_000_000);
+    let fee = (base * factor).max(factor * GWEI);
+    set_next_base_fee(rpc, fee).await?;
+    Ok(fee)
+}
+
+const GWEI: u128 = 1_000_000_000;
+
+async fn set_next_base_fee(rpc: &DynProvider, fee: u128) -> anyhow::Result<()> {
     rpc.raw_request::<_, serde_json::Value>(
         "anvil_setNextBlockBaseFeePerGas".into(),
         (format!("{fee:#x}"),),
     )
     .await?;
-    Ok(fee)
+    Ok(())
 }
