@@ -4,6 +4,7 @@
 //! devnet` runs one and submits jobs to it (the jobs of [`guest`]); the end-to-end tests
 //! start one too.
 
+pub mod cold_owner;
 pub mod guest;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,8 @@ use sietch_node::events::{Events, NodeEvent};
 use sietch_node::service::Node;
 
 use crate::hostile::{Chaos, ChaosConfig, RpcProxy};
+
+pub use cold_owner::ColdOwner;
 
 /// Token base units per token (the mock token has 18 decimals).
 pub const E18: u128 = 1_000_000_000_000_000_000;
@@ -140,6 +143,10 @@ pub struct DevnetConfig {
     /// endpoint and wait for [`HOSTILE_CONFIRMATIONS`]; once they are up, anvil reorganizes
     /// and spikes its base fee at random ([`Devnet::chaos`]).
     pub hostile: bool,
+    /// Provider-0 earns for a cold owner ([`cold_owner`]): an account of its own, which the
+    /// set-up stakes from and names the node's key its operator; the node holds only that
+    /// key, in an encrypted keystore unlocked from a password file under `dir`.
+    pub cold_owner: bool,
 }
 
 /// Confirmations the nodes of a hostile devnet wait for; its reorganizations go as deep.
@@ -158,6 +165,7 @@ impl DevnetConfig {
             escrow: escrow_config(),
             token_decimals: 18,
             hostile: false,
+            cold_owner: false,
         }
     }
 }
@@ -182,6 +190,8 @@ pub struct Devnet {
     pub proxy: Option<RpcProxy>,
     /// A hostile devnet's reorganizations and fee spikes.
     pub chaos: Option<Chaos>,
+    /// Provider-0's cold owner and operator, when [`DevnetConfig::cold_owner`].
+    pub cold_owner: Option<ColdOwner>,
 }
 
 /// A chain of its own for a test: anvil mining a block per transaction, the mock token and
@@ -291,14 +301,28 @@ impl Devnet {
             false => None,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(8192);
+        let owner_chain = cold_owner::OwnerChain {
+            deployer: &deployer,
+            endpoint: anvil.endpoint(),
+            chain_id: anvil.chain_id(),
+            escrow: dep.escrow,
+            token: dep.token,
+        };
         let start_node = async |name: String,
                                 provide: bool,
                                 cheat: u32,
-                                bootstrap: Vec<String>|
-               -> anyhow::Result<Node> {
+                                bootstrap: Vec<String>,
+                                cold: bool|
+               -> anyhow::Result<(Node, Option<ColdOwner>)> {
             let dir = cfg.dir.join(&name);
-            let id = sietch_node::service::init(&dir, false)?;
-            // Gas and tokens for the node's own account.
+            let password_file = cfg.dir.join(format!("{name}.password"));
+            let id = if cold {
+                cold_owner::init_operator(&dir, &password_file)?
+            } else {
+                sietch_node::service::init(&dir, false)?
+            };
+            // Gas for the node's own account, and tokens unless its owner is cold (the
+            // operator needs gas only).
             deployer
                 .raw_request::<_, ()>(
                     "anvil_setBalance".into(),
@@ -306,7 +330,9 @@ impl Devnet {
                 )
                 .await
                 .context("funding a node with ETH")?;
-            send(token.mint(id.evm_address, U256::from(units(cfg.funds * E18)))).await?;
+            if !cold {
+                send(token.mint(id.evm_address, U256::from(units(cfg.funds * E18)))).await?;
+            }
             let mut c = node_config(&anvil, dep.escrow);
             c.provide = provide;
             c.stake = if provide { cfg.stake * E18 } else { 0 };
@@ -333,6 +359,20 @@ impl Devnet {
                     *amount = units(*amount);
                 }
             }
+            let owner = match cold {
+                true => Some(
+                    cold_owner::stake_for(
+                        &owner_chain,
+                        &dir,
+                        id.evm_address,
+                        &password_file,
+                        U256::from(units(cfg.funds * E18)),
+                        &mut c,
+                    )
+                    .await?,
+                ),
+                false => None,
+            };
             let events = Events::new();
             let mut sub = events.subscribe();
             let out = tx.clone();
@@ -344,15 +384,28 @@ impl Devnet {
                     }
                 }
             });
-            Node::start(&dir, c, events)
+            let node = Node::start(&dir, c, events)
                 .await
-                .with_context(|| format!("starting {name}"))
+                .with_context(|| format!("starting {name}"))?;
+            Ok((node, owner))
         };
         let mut providers = Vec::new();
         let mut bootstrap = Vec::new();
+        let mut cold_owner = None;
         for i in 0..cfg.providers {
             let cheat = cfg.cheats.get(i).copied().unwrap_or(0);
-            let node = start_node(format!("provider-{i}"), true, cheat, bootstrap.clone()).await?;
+            let cold = cfg.cold_owner && i == 0;
+            let (node, owner) = start_node(
+                format!("provider-{i}"),
+                true,
+                cheat,
+                bootstrap.clone(),
+                cold,
+            )
+            .await?;
+            if owner.is_some() {
+                cold_owner = owner;
+            }
             if bootstrap.is_empty() {
                 let addrs = node.net.wait_listening(1, Duration::from_secs(10)).await?;
                 let first = addrs.first().context("provider-0 does not listen")?;
@@ -360,7 +413,7 @@ impl Devnet {
             }
             providers.push(node);
         }
-        let buyer = start_node("buyer".into(), false, 0, bootstrap.clone()).await?;
+        let (buyer, _) = start_node("buyer".into(), false, 0, bootstrap.clone(), false).await?;
         let chaos = match cfg.hostile {
             true => Some(Chaos::start(
                 deployer.clone(),
@@ -382,6 +435,7 @@ impl Devnet {
             events: rx,
             proxy,
             chaos,
+            cold_owner,
         };
         me.wait_for_offers(Duration::from_secs(60)).await?;
         Ok(me)
@@ -389,7 +443,7 @@ impl Devnet {
 
     /// Waits until the buyer's book holds every provider's offer.
     pub async fn wait_for_offers(&self, timeout: Duration) -> anyhow::Result<()> {
-        let want: Vec<_> = self.providers.iter().map(|p| p.evm_address).collect();
+        let want = self.provider_accounts();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let have = {
@@ -410,6 +464,16 @@ impl Devnet {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Each provider's chain account, in order: the address its offer names, its channels
+    /// pay and its stake is under (a cold owner's for a node that operates for one; else the
+    /// node's own EVM address).
+    pub fn provider_accounts(&self) -> Vec<Address> {
+        self.providers
+            .iter()
+            .map(|p| p.chain.as_ref().map_or(p.evm_address, |c| c.me()))
+            .collect()
     }
 
     /// Token balance of `who`.

@@ -14,7 +14,7 @@ use sietch_market::{
     BlobRef, ComputeCapability, GpuNeeds, JobSpec, Limits, Requirements, U256, VerificationPolicy,
 };
 use sietch_node::events::NodeEvent;
-use sietch_testkit::devnet::{Devnet, DevnetConfig, E18, guest};
+use sietch_testkit::devnet::{ColdOwner, Devnet, DevnetConfig, E18, guest};
 
 /// Options of `sietch devnet`.
 #[derive(Debug, Args)]
@@ -73,6 +73,13 @@ pub(crate) struct DevnetArgs {
     /// and spikes its base fee every ~30 s. The settlement says what they survived.
     #[arg(long)]
     hostile: bool,
+    /// Run provider-0 for a cold owner (docs/keys.md, "A cold owner"): an account of its
+    /// own, whose key only the set-up uses, as from a cold wallet (it names the node's key
+    /// its operator, registers the node and stakes); the node holds only the operator's hot
+    /// key, in an encrypted keystore unlocked from a password file. The settlement shows
+    /// the owner's earnings, and that the hot key gained no tokens.
+    #[arg(long)]
+    cold_owner: bool,
 }
 
 /// The devnet token's decimals (`--token-decimals`), set once at start.
@@ -196,6 +203,7 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
     let mut cfg = DevnetConfig::new(usize::from(args.providers), dir.path());
     cfg.token_decimals = args.token_decimals;
     cfg.hostile = args.hostile;
+    cfg.cold_owner = args.cold_owner;
     DECIMALS.store(args.token_decimals, Ordering::Relaxed);
     // It runs language-model jobs among the others: dispute windows for a slow machine.
     cfg.escrow = sietch_testkit::devnet::escrow_config_for_ai();
@@ -243,10 +251,10 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
         );
     }
     println!("escrow   {}", net.escrow);
-    for (i, p) in net.providers.iter().enumerate() {
+    let accounts = net.provider_accounts();
+    for (i, (p, account)) in net.providers.iter().zip(&accounts).enumerate() {
         println!(
-            "provider-{i}  {}  staked 1000 tokens  api http://{}/{}",
-            p.evm_address,
+            "provider-{i}  {account}  staked 1000 tokens  api http://{}/{}",
             p.api,
             if i == 0 && args.cheat_ppm > 0 {
                 format!("  (cheats on {} jobs per million)", args.cheat_ppm)
@@ -254,6 +262,9 @@ async fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
                 String::new()
             }
         );
+    }
+    if let Some(c) = &net.cold_owner {
+        announce_cold_owner(c);
     }
     println!("buyer       {}", net.buyer.evm_address);
     super::devnet_hostile::announce(&net);
@@ -504,7 +515,8 @@ async fn settle(mut net: Devnet, tally: &Tally, show: super::progress::Show) -> 
         super::progress::Progress::start(show, "the channels opening land on chain (at most 30 s)");
     net.buyer.buyer.opens_settled(Duration::from_secs(30)).await;
     let channels = net.buyer.buyer.channels();
-    let providers: Vec<_> = net.providers.iter().map(|p| p.evm_address).collect();
+    let providers = net.provider_accounts();
+    let cold_owner = net.cold_owner.clone();
     let (token, escrow) = (net.token, net.escrow);
     let funds = U256::from(units(10_000 * E18));
     let stake = U256::from(units(1_000 * E18));
@@ -549,6 +561,15 @@ async fn settle(mut net: Devnet, tally: &Tally, show: super::progress::Show) -> 
             received += gained;
         }
     }
+    let hot_key_grew = match &cold_owner {
+        Some(c) => {
+            let owner_stake = U256::from(chain.account(c.owner).await?.stake);
+            let hot = balance(c.operator).await?;
+            settled_cold_owner(c, balance(c.owner).await?, owner_stake, funds, hot);
+            !hot.is_zero()
+        }
+        None => false,
+    };
     println!(
         "buyer       spent {} tokens into {} channels; vouchers signed {} tokens, claimed {}",
         tokens(funds.saturating_sub(buyer_now)),
@@ -572,6 +593,10 @@ async fn settle(mut net: Devnet, tally: &Tally, show: super::progress::Show) -> 
         tokens(tally.paid.lock().map(|p| *p).unwrap_or_default()),
     );
     drop(anvil);
+    ensure!(
+        !hot_key_grew,
+        "the cold owner's hot key holds tokens: its earnings went to the operator, not the owner"
+    );
     if slashed.is_zero() {
         ensure!(
             claimed == signed && received == signed,
@@ -598,6 +623,42 @@ async fn settle(mut net: Devnet, tally: &Tally, show: super::progress::Show) -> 
         );
     }
     Ok(())
+}
+
+/// The start's line for a cold owner's provider: whom it earns for, what the node holds.
+fn announce_cold_owner(c: &ColdOwner) {
+    println!(
+        "cold owner  provider-0 earns for the owner {}, which staked and named the node's key \
+         its operator from its own wallet; the node holds only the operator's hot key {}, in \
+         the encrypted keystore {} (password file {})",
+        c.owner,
+        c.operator,
+        c.keystore.display(),
+        c.password_file.display()
+    );
+}
+
+/// The settlement's lines for a cold owner: what the owner earned (its wallet and stake
+/// beyond the `funds` it started with) and what the hot key holds (nothing: it never had
+/// tokens, and earnings go to the owner).
+fn settled_cold_owner(c: &ColdOwner, owner_now: U256, owner_stake: U256, funds: U256, hot: U256) {
+    println!(
+        "owner       {} (provider-0's cold owner) earned {} tokens: holds {}, stake {}",
+        c.owner,
+        tokens((owner_now + owner_stake).saturating_sub(funds)),
+        tokens(owner_now),
+        tokens(owner_stake)
+    );
+    println!(
+        "hot key     {} (provider-0's operator) holds {} tokens: {}",
+        c.operator,
+        tokens(hot),
+        if hot.is_zero() {
+            "its token balance did not grow"
+        } else {
+            "it GREW: earnings reached the hot key"
+        }
+    );
 }
 
 #[cfg(test)]
