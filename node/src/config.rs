@@ -168,9 +168,11 @@ pub struct NodeConfig {
     /// provider).
     #[serde(skip_serializing_if = "is_zero")]
     pub test_cheat_ppm: u32,
-    /// Tests only: what those wrong results do to `/output` files in the `SWT1` weights
-    /// format (a training update): `zeros`, `negate`, `scale=F` or `noise=A` (a poisoned
-    /// update, signed as the result); empty: the lie is in stdout only.
+    /// Tests only: what those wrong results do to `/output` files: in the `SWT1` weights
+    /// format (a training update), `zeros`, `negate`, `scale=F` or `noise=A` (a poisoned
+    /// update, signed as the result); to a generation's `completions.jsonl`, `completions`
+    /// (a word of a completion's text replaced); empty, or no such output: the lie is in
+    /// stdout only.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub test_cheat_outputs: String,
     /// Tests only: withhold the voucher of this many honest results per million, and

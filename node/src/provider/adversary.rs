@@ -1,7 +1,7 @@
 //! Test-only misbehaviours, all in one place, driven by the `test_*` settings of
-//! [`NodeConfig`] (all off by default): a provider that cheats (in stdout, or with a
-//! poisoned training update: `test_cheat_outputs`), withholds its result, overbills GPU
-//! time, or names an output file against the rule. The tests of disputes, hostile
+//! [`NodeConfig`] (all off by default): a provider that cheats (in stdout, with a poisoned
+//! training update, or with a generation's completions altered: `test_cheat_outputs`),
+//! withholds its result, overbills GPU time, or names an output file against the rule. The tests of disputes, hostile
 //! providers and training turn them on; nothing else should.
 
 use sietch_market::B256;
@@ -22,9 +22,10 @@ pub(super) fn cheats_on(config: &NodeConfig, job: &B256) -> bool {
     u32::from_le_bytes(x) % 1_000_000 < ppm
 }
 
-/// What a cheat does to the `/output` files in the `SWT1` weights format (a training
-/// update: `SWT1`, u32 layers, u32 widths, f32 parameters), each parameter `x` becoming
-/// another number: `test_cheat_outputs`.
+/// What a cheat does to the `/output` files (`test_cheat_outputs`): to those in the `SWT1`
+/// weights format (a training update: `SWT1`, u32 layers, u32 widths, f32 parameters), each
+/// parameter `x` becoming another number; or to a generation's `completions.jsonl`, a word
+/// of its text replaced.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Poison {
     /// `zeros`: 0 (a lazy provider that trained nothing).
@@ -35,6 +36,12 @@ pub(crate) enum Poison {
     Scale(f32),
     /// `noise=A`: uniform in [−A, A], drawn from the job id (the same on every run of it).
     Noise(f32),
+    /// `completions`: in the inference guest's `/output/completions.jsonl`, the first word
+    /// (a run of ASCII letters) of the first completion's text that has one becomes another
+    /// ("Berlin", or "Madrid" in place of "Berlin"); the lines stay valid JSONL, their
+    /// tokens and counts unchanged. A rescoring verdict fails on it (the line is not the one
+    /// its tokens give), as an exact comparison does.
+    Completions,
 }
 
 impl Poison {
@@ -51,16 +58,23 @@ impl Poison {
             _ if setting.is_empty() => Ok(None),
             None if setting == "zeros" => Ok(Some(Self::Zeros)),
             None if setting == "negate" => Ok(Some(Self::Negate)),
+            None if setting == "completions" => Ok(Some(Self::Completions)),
             Some(("scale", f)) => Ok(Some(Self::Scale(number(f)?))),
             Some(("noise", a)) => Ok(Some(Self::Noise(number(a)?.abs()))),
             _ => Err(format!(
-                "{setting:?}: want zeros, negate, scale=F or noise=A (empty: stdout only)"
+                "{setting:?}: want zeros, negate, scale=F, noise=A or completions (empty: stdout \
+                 only)"
             )),
         }
     }
 
-    /// Poisons `file` in place if it is a well-formed `SWT1` file; whether it was.
-    fn apply(self, job: &B256, file: &mut [u8]) -> bool {
+    /// Poisons the output `name`, `file`, in place if it is one this poison alters (a
+    /// well-formed `SWT1` file; for [`Poison::Completions`], `completions.jsonl` with a word
+    /// to replace); whether it was.
+    fn apply(self, job: &B256, name: &str, file: &mut Vec<u8>) -> bool {
+        if self == Self::Completions {
+            return name == sietch_verifier::rescore::COMPLETIONS && replace_a_word(file);
+        }
         let Some(start) = swt_params_start(file) else {
             return false;
         };
@@ -85,11 +99,70 @@ impl Poison {
                     let u = (u32::from_le_bytes(b) >> 8) as f32 / (1u32 << 24) as f32;
                     (2.0 * u - 1.0) * a
                 }
+                Self::Completions => x,
             };
             word.copy_from_slice(&y.to_le_bytes());
         }
         true
     }
+}
+
+/// In JSONL completions (`{"index":N,"text":"...",...}` a line), replaces the first word (a
+/// run of ASCII letters, outside escapes) of the first `text` that has one by another word;
+/// whether one was replaced. The rest of the bytes are kept as they are.
+fn replace_a_word(file: &mut Vec<u8>) -> bool {
+    const KEY: &[u8] = b"\"text\":\"";
+    let mut line_start = 0;
+    while line_start < file.len() {
+        let line_end = file
+            .get(line_start..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+            .map_or(file.len(), |at| line_start + at);
+        let line = file.get(line_start..line_end).unwrap_or_default();
+        let text = line
+            .windows(KEY.len())
+            .position(|w| w == KEY)
+            .map(|at| at + KEY.len());
+        if let Some(text) = text
+            && let Some((from, to)) = first_word(line.get(text..).unwrap_or_default())
+        {
+            let (from, to) = (line_start + text + from, line_start + text + to);
+            let other: &[u8] = if file.get(from..to) == Some(&b"Berlin"[..]) {
+                b"Madrid"
+            } else {
+                b"Berlin"
+            };
+            drop(file.splice(from..to, other.iter().copied()));
+            return true;
+        }
+        line_start = line_end + 1;
+    }
+    false
+}
+
+/// The first word (a run of ASCII letters) of the JSON string whose text (after its
+/// opening quote) `s` starts with, as a range of `s`; escapes are skipped, the closing quote
+/// ends the search.
+fn first_word(s: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while let Some(&b) = s.get(i) {
+        match b {
+            b'"' => return None,
+            // `\uXXXX`: six bytes; any other escape: two.
+            b'\\' => i += if s.get(i + 1) == Some(&b'u') { 6 } else { 2 },
+            b if b.is_ascii_alphabetic() => {
+                let len = s
+                    .get(i..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphabetic())
+                    .count();
+                return Some((i, i + len));
+            }
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 /// Where the parameters of an `SWT1` file start, if `file` is one (the magic, 1..16
@@ -120,16 +193,16 @@ fn swt_params_start(file: &[u8]) -> Option<usize> {
 
 /// Alters a run's report as the settings ask, its output hash recomputed so that the
 /// provider commits to the altered result as if it were true: a wrong answer that still
-/// looks like one (`test_cheat_ppm`: each `SWT1` output poisoned as `test_cheat_outputs`
-/// says, or, when there is none or that setting is empty, " (cheat)" after stdout), an
+/// looks like one (`test_cheat_ppm`: the outputs poisoned as `test_cheat_outputs` says, or,
+/// when it alters none or that setting is empty, " (cheat)" after stdout), an
 /// output name of the provider's choosing (`test_output_name`).
 pub(super) fn tamper(config: &NodeConfig, job: &B256, report: &mut JobReport) {
     if cheats_on(config, job) {
         let poison = Poison::parse(&config.test_cheat_outputs).ok().flatten();
         let mut poisoned = false;
         if let Some(p) = poison {
-            for file in report.outputs.values_mut() {
-                poisoned |= p.apply(job, file);
+            for (name, file) in report.outputs.iter_mut() {
+                poisoned |= p.apply(job, name, file);
             }
         }
         if !poisoned {
@@ -311,6 +384,102 @@ mod tests {
         assert_eq!(swt_params_start(&update()), Some(20));
     }
 
+    /// Completions as the inference guest writes them: an empty text, then one with escapes
+    /// before its first word.
+    const COMPLETIONS: &str = concat!(
+        r#"{"index":0,"text":"","prompt_tokens":3,"completion_tokens":1,"finish":"stop","tokens":[2]}"#,
+        "\n",
+        r#"{"index":1,"text":"\n\u00e9 The capital is Paris.","prompt_tokens":37,"completion_tokens":8,"finish":"stop","tokens":[504,3575,282,4649,314,7042,30,2]}"#,
+        "\n",
+    );
+
+    fn jsonl(file: &[u8]) -> Vec<serde_json::Value> {
+        std::str::from_utf8(file)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_completions_cheat_replaces_a_word_of_the_text_and_leaves_stdout_alone() {
+        let job = B256::repeat_byte(1);
+        let config = NodeConfig {
+            test_cheat_ppm: 1_000_000,
+            test_cheat_outputs: "completions".into(),
+            ..NodeConfig::default()
+        };
+        let generation = |completions: &str| {
+            let outputs = BTreeMap::from([
+                (
+                    "completions.jsonl".to_owned(),
+                    completions.as_bytes().to_vec(),
+                ),
+                ("update.swt".to_owned(), update()),
+            ]);
+            let outcome = Outcome::Exited { code: 0 };
+            JobReport {
+                output_hash: sietch_sandbox::output_hash(outcome, b"", &outputs),
+                stdout: Vec::new(),
+                outputs,
+                ..report()
+            }
+        };
+        let base = generation(COMPLETIONS);
+        let mut r = base.clone();
+        tamper(&config, &job, &mut r);
+        let (honest, cheated) = (
+            jsonl(COMPLETIONS.as_bytes()),
+            jsonl(&r.outputs["completions.jsonl"]),
+        );
+        assert_eq!(cheated.len(), 2, "still one valid JSON line a completion");
+        assert_eq!(cheated[0], honest[0], "a text without a word is kept");
+        assert_eq!(cheated[1]["text"], "\n\u{e9} Berlin capital is Paris.");
+        let mut rest = cheated[1].clone();
+        rest["text"] = honest[1]["text"].clone();
+        assert_eq!(rest, honest[1], "only the text changed");
+        assert_eq!(r.outputs["update.swt"], update(), "no other output altered");
+        assert!(r.stdout.is_empty(), "the lie is in the completions only");
+        assert_ne!(r.output_hash, base.output_hash);
+        assert_eq!(
+            r.output_hash,
+            sietch_sandbox::output_hash(r.outcome, &r.stdout, &r.outputs),
+            "committed to what it returns"
+        );
+        let mut again = base.clone();
+        tamper(&config, &job, &mut again);
+        assert_eq!(again, r, "the same job cheats alike");
+        // A word that is already the replacement becomes another.
+        let mut berlin = generation(&COMPLETIONS.replace("The", "Berlin"));
+        tamper(&config, &job, &mut berlin);
+        assert_eq!(
+            jsonl(&berlin.outputs["completions.jsonl"])[1]["text"],
+            "\n\u{e9} Madrid capital is Paris."
+        );
+        // No word to replace (or no completions): the lie goes to stdout instead.
+        let mut wordless = generation(&COMPLETIONS.replace("The capital is Paris.", "42 !"));
+        tamper(&config, &job, &mut wordless);
+        assert_eq!(wordless.stdout, b" (cheat)");
+        assert_eq!(
+            wordless.outputs["completions.jsonl"],
+            COMPLETIONS
+                .replace("The capital is Paris.", "42 !")
+                .as_bytes()
+        );
+        let mut other = report();
+        tamper(&config, &job, &mut other);
+        assert_eq!(other.stdout, b"hello (cheat)");
+        assert_eq!(other.outputs, report().outputs);
+        // The training poisons leave completions alone.
+        let negate = NodeConfig {
+            test_cheat_outputs: "negate".into(),
+            ..config
+        };
+        let mut r = base.clone();
+        tamper(&negate, &job, &mut r);
+        assert_eq!(r.outputs["completions.jsonl"], COMPLETIONS.as_bytes());
+    }
+
     #[test]
     fn the_poison_setting_is_parsed_or_refused() {
         assert_eq!(Poison::parse(""), Ok(None));
@@ -318,7 +487,16 @@ mod tests {
         assert_eq!(Poison::parse("negate"), Ok(Some(Poison::Negate)));
         assert_eq!(Poison::parse("scale=-10"), Ok(Some(Poison::Scale(-10.0))));
         assert_eq!(Poison::parse("noise=1"), Ok(Some(Poison::Noise(1.0))));
-        for bad in ["zero", "scale", "scale=x", "noise=inf", "negate=1", "=1"] {
+        assert_eq!(Poison::parse("completions"), Ok(Some(Poison::Completions)));
+        for bad in [
+            "zero",
+            "scale",
+            "scale=x",
+            "noise=inf",
+            "negate=1",
+            "=1",
+            "completions=1",
+        ] {
             assert!(Poison::parse(bad).is_err(), "{bad}");
         }
         let config = NodeConfig {
@@ -326,6 +504,11 @@ mod tests {
             ..NodeConfig::default()
         };
         assert!(config.check().is_err());
+        let completions = NodeConfig {
+            test_cheat_outputs: "completions".into(),
+            ..NodeConfig::default()
+        };
+        assert!(completions.check().is_ok());
     }
 
     #[test]
