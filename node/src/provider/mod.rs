@@ -27,6 +27,7 @@ mod payment;
 mod serve;
 mod settle;
 mod verifier;
+mod verifier_rescore;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

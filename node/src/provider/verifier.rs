@@ -1,6 +1,7 @@
 //! Verifier duty: re-running a disputed job this node was drawn for, waiting for the
 //! provider's delivery, and posting a signed verdict. [`check_drawn`] and [`delivery_wait`]
-//! are the pure parts.
+//! are the pure parts. A job checked by re-scoring ([`Comparison::Rescore`]) is voted on by
+//! its rescoring job instead ([`super::verifier_rescore`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,9 +9,11 @@ use std::time::Duration;
 use libp2p::PeerId;
 use sietch_contracts::SietchEscrow;
 use sietch_market::eip712::TypedData;
-use sietch_market::{Address, B256, ResultCommitment, U256};
+use sietch_market::{Address, B256, Comparison, ResultCommitment, U256};
+use sietch_sandbox::JobReport;
 use tokio::sync::oneshot;
 
+use super::serve::RunError;
 use super::{MAX_UNPAID, Provider};
 use crate::chain::{Chain, ChainError, TICKET_DRAWN};
 use crate::delivery;
@@ -74,6 +77,31 @@ pub(crate) fn check_drawn(
     }
 }
 
+/// What the disputed ticket commits to, as a commitment on it: the request's job, the
+/// ticket's spec and channel (the vote counts on this ticket only: its channel and job make
+/// the ticket id), the provider's output hash and fuel.
+pub(super) fn disputed(req: &VerifyRequest, rec: &SietchEscrow::TicketRecord) -> ResultCommitment {
+    ResultCommitment {
+        job_id: req.job_id,
+        spec_hash: rec.specHash,
+        channel_id: rec.channelId,
+        output_hash: rec.outputHash,
+        fuel_used: rec.fuelUsed,
+        gpu_millis: 0,
+        amount: U256::ZERO,
+    }
+}
+
+/// This node's commitment to its own run `report` of the job of `disputed`'s ticket.
+pub(super) fn own_commitment(disputed: &ResultCommitment, report: &JobReport) -> ResultCommitment {
+    ResultCommitment {
+        output_hash: B256::from(report.output_hash),
+        fuel_used: report.fuel_used,
+        gpu_millis: report.gpu_time_ns / 1_000_000,
+        ..*disputed
+    }
+}
+
 /// How long a verifier with a right result waits for the provider's delivery, `left`
 /// seconds before the verdict window ends: until a quarter of it is left, at least 5 s.
 pub(crate) fn delivery_wait(left: u64) -> Duration {
@@ -85,7 +113,7 @@ impl Provider {
     pub(crate) async fn on_verify(
         self: Arc<Self>,
         peer: PeerId,
-        req: VerifyRequest,
+        mut req: VerifyRequest,
         reply: oneshot::Sender<VerifyReply>,
     ) {
         let (chain, rec) = match self.drawn_for(&req).await {
@@ -100,7 +128,7 @@ impl Provider {
         };
         // The provider's result, if this request brings it: kept when its outputs are the
         // claimed ones (whoever sends it, they prove themselves by their hash).
-        if let Some(d) = req.delivery
+        if let Some(d) = req.delivery.take()
             && delivery::is_the_claimed(&d, req.job_id, rec.outputHash, rec.fuelUsed)
         {
             self.deliveries.put(req.ticket_id, *d);
@@ -120,35 +148,20 @@ impl Provider {
         if !fresh {
             return;
         }
-        let report = match self.run(peer, &req.spec, req.job_id).await {
-            Ok(r) => r,
+        let voted = match req.spec.verification.comparison {
+            Comparison::Rescore { .. } => self.rescore_vote(peer, &chain, &req, &rec).await,
+            _ => self.exact_vote(peer, &chain, &req, &rec).await,
+        };
+        let commitment = match voted {
+            Ok(c) => c,
             Err(e) => {
                 tracing::warn!("verifying ticket {}: {e}", req.ticket_id);
                 lock(&self.voted).remove(&round_key);
                 return;
             }
         };
-        let mut commitment = ResultCommitment {
-            job_id: req.job_id,
-            spec_hash: rec.specHash,
-            // The vote counts on this ticket only: its channel and job make the ticket id.
-            channel_id: rec.channelId,
-            output_hash: B256::from(report.output_hash),
-            fuel_used: report.fuel_used,
-            gpu_millis: report.gpu_time_ns / 1_000_000,
-            amount: U256::ZERO,
-        };
-        let right =
+        let agrees =
             commitment.output_hash == rec.outputHash && commitment.fuel_used == rec.fuelUsed;
-        // A right result counts only if it was delivered: vote "not delivered" otherwise.
-        if right
-            && !self
-                .wait_for_delivery(&chain, req.ticket_id, rec.deadline)
-                .await
-        {
-            commitment.output_hash = delivery::NOT_DELIVERED;
-        }
-        let agrees = right && commitment.output_hash == rec.outputHash;
         let signature = match commitment.sign(&self.domain, &self.evm) {
             Ok(s) => s,
             Err(e) => {
@@ -171,6 +184,30 @@ impl Provider {
         if let Err(e) = chain.resolve(req.ticket_id).await {
             tracing::debug!("resolving ticket {} after the verdict: {e}", req.ticket_id);
         }
+    }
+
+    /// The vote by re-running the job as it is: its own commitment, "not delivered" in
+    /// place of a right output hash when the provider's result did not come.
+    async fn exact_vote(
+        &self,
+        peer: PeerId,
+        chain: &Chain,
+        req: &VerifyRequest,
+        rec: &SietchEscrow::TicketRecord,
+    ) -> Result<ResultCommitment, RunError> {
+        let report = self.run(peer, &req.spec, req.job_id).await?;
+        let mut commitment = own_commitment(&disputed(req, rec), &report);
+        let right =
+            commitment.output_hash == rec.outputHash && commitment.fuel_used == rec.fuelUsed;
+        // A right result counts only if it was delivered: vote "not delivered" otherwise.
+        if right
+            && !self
+                .wait_for_delivery(chain, req.ticket_id, rec.deadline)
+                .await
+        {
+            commitment.output_hash = delivery::NOT_DELIVERED;
+        }
+        Ok(commitment)
     }
 
     /// The chain and the request's ticket, when [`check_drawn`] finds this node drawn for
@@ -196,7 +233,12 @@ impl Provider {
 
     /// Waits until this node holds the provider's result for `ticket`, or for
     /// [`delivery_wait`]; whether it holds it.
-    async fn wait_for_delivery(&self, chain: &Chain, ticket: B256, deadline: u64) -> bool {
+    pub(super) async fn wait_for_delivery(
+        &self,
+        chain: &Chain,
+        ticket: B256,
+        deadline: u64,
+    ) -> bool {
         let Ok(now) = chain.now().await else {
             return self.deliveries.get(&ticket).is_some();
         };
