@@ -15,7 +15,8 @@
 //!   within the timeout, or a ticket's deadline nears, claim the ticket on chain with the
 //!   result commitment, and finalize it after the challenge window.
 //! - **Verify:** when the escrow draws this node for a dispute, re-run the job on request
-//!   and post its own signed result commitment as its verdict.
+//!   and post its own signed result commitment as its verdict; a generation checked by
+//!   rescoring is voted on by re-scoring its delivered completions (`verifier_rescore`).
 
 mod admission;
 pub(crate) mod adversary;
