@@ -38,13 +38,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use sietch_market::*;
 use sietch_node::events::NodeEvent;
 use sietch_node::net::BlobRequest;
 use sietch_testkit::devnet::{Devnet, DevnetConfig, E18};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "shared/loopback.rs"]
+mod loopback;
+use loopback::{mb_s, median, tcp_copy};
 
 /// The node binary's allocator, so that the figures are the binary's.
 #[global_allocator]
@@ -82,15 +85,6 @@ fn cpu_secs() -> f64 {
         .map(|x| x.parse().unwrap_or(0))
         .collect();
     (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn mb_s(bytes: u64, secs: f64) -> f64 {
-    bytes as f64 / 1e6 / secs.max(1e-9)
 }
 
 /// One prompt, one token; sampled one in a million (not re-run).
@@ -144,27 +138,6 @@ fn first_completion(jsonl: &[u8]) -> (u64, u64, String) {
         v["completion_tokens"].as_u64().unwrap_or(0),
         v["text"].as_str().unwrap_or("").to_owned(),
     )
-}
-
-/// The baseline transfer: `bytes` over one loopback TCP connection, read into one buffer.
-async fn tcp_copy(bytes: Arc<[u8]>) -> anyhow::Result<Duration> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let len = bytes.len();
-    let reader = tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await?;
-        let mut buf = Vec::with_capacity(len);
-        s.read_to_end(&mut buf).await?;
-        anyhow::Ok(buf.len())
-    });
-    let t = Instant::now();
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(&bytes).await?;
-    s.shutdown().await?;
-    let got = reader.await??;
-    let took = t.elapsed();
-    anyhow::ensure!(got == len, "TCP copy read {got} of {len} bytes");
-    Ok(took)
 }
 
 /// What bounds a transfer on this machine, each over `bytes` on one thread, in MB/s.
