@@ -45,9 +45,9 @@ use sietch_node::events::NodeEvent;
 use sietch_node::net::BlobRequest;
 use sietch_testkit::devnet::{Devnet, DevnetConfig, E18};
 
-#[path = "shared/loopback.rs"]
-mod loopback;
-use loopback::{mb_s, median, tcp_copy};
+#[path = "shared/measure.rs"]
+mod measure;
+use measure::{cpu_secs, load_average, mb_s, median, num, tcp_copy};
 
 /// The node binary's allocator, so that the figures are the binary's.
 #[global_allocator]
@@ -55,36 +55,11 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const QUESTION: &str = "What is the capital of France?";
 
-fn num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
-/// CPU time of this process (every thread: the nodes, the sandboxes), in seconds.
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // After the command name's closing parenthesis: fields 3.. ; utime and stime are 14, 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
 }
 
 /// One prompt, one token; sampled one in a million (not re-run).

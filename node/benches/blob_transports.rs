@@ -22,8 +22,8 @@
 
 #[path = "../tests/blob_source/mod.rs"]
 mod blob_source;
-#[path = "shared/loopback.rs"]
-mod loopback;
+#[path = "shared/measure.rs"]
+mod measure;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,39 +31,13 @@ use std::time::{Duration, Instant};
 use blob_source::{Source, blob, serving};
 use libp2p::Multiaddr;
 use libp2p::multiaddr::Protocol;
-use loopback::{mb_s, median, tcp_copy};
+use measure::{cpu_secs, load_average, mb_s, median, num, tcp_copy};
 use sietch_node::net::{Network, is_quic};
 use sietch_testkit::net::{TestNode, eventually, start, test_config};
 
 /// The node binary's allocator, so that the figures are the binary's.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// CPU seconds this process has used (user and system), from `/proc/self/stat`.
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-    (ticks(11).unwrap_or(0.0) + ticks(12).unwrap_or(0.0)) / 100.0
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
 
 /// The server's listen address of the kind `quic`, with its peer id.
 async fn address(server: &TestNode, quic: bool) -> Multiaddr {

@@ -14,6 +14,10 @@
 //! and the connect figure is dominated by the handshake's cryptography, not by the wire.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+#[path = "shared/measure.rs"]
+mod measure;
+use measure::num;
+
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
@@ -27,13 +31,6 @@ use sietch_node::net::{self, BlobReply, BlobRequest, NetConfig, Network};
 /// The node binary's allocator, so that the figures are the binary's.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn quantile(v: &mut [Duration], q: f64) -> Duration {
     v.sort();

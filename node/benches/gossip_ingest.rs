@@ -20,6 +20,10 @@
 //! one offer at a time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+#[path = "shared/measure.rs"]
+mod measure;
+use measure::num;
+
 use sietch_testkit::sim;
 
 use std::sync::Arc;
@@ -36,13 +40,6 @@ use sietch_node::net::{self, NetConfig, NetStats, Network, OfferClass};
 /// The node binary's allocator, so that the figures are the binary's.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// User plus system CPU time of this process, from `/proc/self/stat` (Linux; `None`
 /// elsewhere).

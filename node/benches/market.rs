@@ -17,6 +17,10 @@
 //!   the providers' final claims, divided by the jobs run in that time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+#[path = "shared/measure.rs"]
+mod measure;
+use measure::num;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -29,13 +33,6 @@ use sietch_testkit::devnet::{Devnet, DevnetConfig, E18};
 /// The node binary's allocator, so that the figures are the binary's.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Exits 0 at once: the smallest job.
 const TRIVIAL: &str = r#"(module (memory (export "memory") 1) (func (export "_start")))"#;
