@@ -1,5 +1,9 @@
 //! The lane table's rules, without a network or a chain.
 
+use std::time::Duration;
+
+use libp2p::PeerId;
+
 use super::*;
 
 pub(crate) const P: Address = Address::repeat_byte(0xaa);
