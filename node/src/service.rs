@@ -3,15 +3,14 @@
 //! the current tokio runtime; `sietch node run` runs one until Ctrl-C ([`run`]); the devnet
 //! and tests start several in one process.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sietch_market::eip712::Domain;
-use sietch_market::offer::{ComputeCapability, Gpu, Hardware, Prices};
-use sietch_market::{Address, B256, Offer, PublicKey};
+use sietch_market::offer::Prices;
+use sietch_market::{Address, Offer, PublicKey};
 use sietch_sandbox::{Sandbox, SandboxConfig};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -21,13 +20,19 @@ use crate::chain::{Chain, ChainEvent};
 use crate::config::NodeConfig;
 use crate::events::{Events, NodeEvent};
 use crate::keys::KeyError;
-use crate::net::{self, BlobSource, JobReply, NetEvent, Network, RefuseReason, ResultMessage};
+use crate::net::{self, Network};
 use crate::provider::{Provider, ProviderParts};
 use crate::store::Store;
 
+mod dispatch;
 mod error;
 mod init;
+mod local;
 mod steps;
+
+use dispatch::dispatch;
+pub use local::local_gpus;
+use local::{StoreBlobs, local_features, local_hardware};
 
 pub use error::StartError;
 pub use steps::StartStep;
@@ -41,76 +46,6 @@ pub use init::{
 const CHAIN_EVENTS: usize = 1024;
 /// How long a shutdown waits for the buyer's channel opens in flight.
 const OPENS_AT_SHUTDOWN: Duration = Duration::from_secs(30);
-
-/// Serves blobs straight from the store's content-addressed files, a chunk at a time.
-struct StoreBlobs(Arc<Store>);
-
-impl BlobSource for StoreBlobs {
-    fn read(&self, hash: &B256, offset: u64, max_len: usize) -> Option<(u64, Vec<u8>)> {
-        if offset == 0 {
-            // Served: in use, so not evicted for a while.
-            self.0.blobs().touch(hash);
-        }
-        let mut f = std::fs::File::open(self.0.blobs().path(hash)).ok()?;
-        let total = f.metadata().ok()?.len();
-        f.seek(SeekFrom::Start(offset.min(total))).ok()?;
-        let mut buf = Vec::with_capacity(max_len.min(total.saturating_sub(offset) as usize));
-        f.take(max_len as u64).read_to_end(&mut buf).ok()?;
-        Some((total, buf))
-    }
-}
-
-/// This machine's hardware, as offered.
-fn local_hardware(cfg: &NodeConfig) -> Hardware {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(cfg.max_job_memory_bytes, |kb| kb * 1024);
-    Hardware {
-        cpu_cores: u16::try_from(cores).unwrap_or(u16::MAX),
-        memory_bytes: memory.min(cfg.max_job_memory_bytes),
-        gpus: if cfg.offer_gpu {
-            local_gpus()
-        } else {
-            Vec::new()
-        },
-    }
-}
-
-/// The GPU jobs run on, as an offer lists it (none where there is no GPU or no driver).
-pub fn local_gpus() -> Vec<Gpu> {
-    sietch_sandbox::gpu::device_info()
-        .map(|d| Gpu {
-            model: d.model,
-            memory_bytes: d.memory_bytes,
-            compute_capability: ComputeCapability {
-                major: d.compute_capability.0,
-                minor: d.compute_capability.1,
-            },
-            driver: d.driver,
-        })
-        .into_iter()
-        .collect()
-}
-
-/// What an offer's runtime features are: `simd` always; `gpu` with a GPU, and `nvrtc` when
-/// its kernels may also be given as CUDA C.
-fn local_features(hardware: &Hardware) -> Vec<String> {
-    let mut f = vec!["simd".to_owned()];
-    if !hardware.gpus.is_empty() {
-        f.push("gpu".into());
-        if sietch_sandbox::gpu::device_info().is_some_and(|d| d.nvrtc) {
-            f.push("nvrtc".into());
-        }
-    }
-    f
-}
 
 /// A running node. Dropping it does not stop it: call [`Node::shutdown`].
 pub struct Node {
@@ -447,132 +382,6 @@ async fn withdraw_credits(chain: Chain, credited: Arc<tokio::sync::Notify>) {
             () = credited.notified() => {}
             () = tokio::time::sleep(Duration::from_secs(60)) => {}
         }
-    }
-}
-
-/// Hands network and chain events to the roles.
-async fn dispatch(
-    mut net_events: mpsc::Receiver<NetEvent>,
-    mut chain_events: mpsc::Receiver<ChainEvent>,
-    credited: Arc<tokio::sync::Notify>,
-    events: Events,
-    activity: crate::activity::Activity,
-    buyer: Arc<Buyer>,
-    provider: Option<Arc<Provider>>,
-) {
-    loop {
-        tokio::select! {
-            ev = net_events.recv() => match ev {
-                None => return,
-                Some(ev) => on_net_event(ev, &events, &buyer, provider.as_ref()),
-            },
-            Some(ev) = chain_events.recv() => {
-                if let Some(r) = activity.chain_event(ev.block, (net::system_clock())(), &ev.event) {
-                    events.emit(NodeEvent::Escrow {
-                        name: r.kind.to_owned(),
-                        block: r.block,
-                        seen_at: r.seen_at,
-                        fields: r.fields,
-                    });
-                }
-                if let sietch_contracts::SietchEscrow::SietchEscrowEvents::Credited(e) = &ev.event
-                    && buyer.address() == e.account
-                {
-                    credited.notify_one();
-                }
-                let (b, p) = (buyer.clone(), provider.clone());
-                tokio::spawn(async move {
-                    b.on_chain_event(&ev.event).await;
-                    if let Some(p) = p {
-                        p.on_chain_event(&ev.event).await;
-                    }
-                });
-            }
-        }
-    }
-}
-
-fn on_net_event(
-    ev: NetEvent,
-    events: &Events,
-    buyer: &Arc<Buyer>,
-    provider: Option<&Arc<Provider>>,
-) {
-    let no_provider = "this node does not provide compute (start it with --provide)";
-    match ev {
-        NetEvent::Connected { peer, address } => {
-            events.emit(NodeEvent::Connected { peer, address })
-        }
-        NetEvent::Disconnected { peer } => events.emit(NodeEvent::Disconnected { peer }),
-        NetEvent::HolePunch { peer, ok, detail } => {
-            events.emit(NodeEvent::HolePunch { peer, ok, detail })
-        }
-        NetEvent::PeerBanned { peer } => events.emit(NodeEvent::Banned { peer }),
-        NetEvent::JobRequested {
-            peer,
-            request,
-            reply,
-        } => match provider {
-            None => {
-                let _ = reply.send(JobReply::Refused {
-                    reason: RefuseReason::Other,
-                    message: no_provider.into(),
-                });
-            }
-            Some(p) => {
-                let p = p.clone();
-                tokio::spawn(async move { p.on_job(peer, *request, reply).await });
-            }
-        },
-        NetEvent::ResultReceived {
-            peer,
-            result,
-            reply,
-        } => {
-            let _ = reply.send(buyer.on_result(peer, ResultMessage::Done(result)));
-        }
-        NetEvent::FailureReceived {
-            peer,
-            failure,
-            reply,
-        } => {
-            let _ = reply.send(buyer.on_result(peer, ResultMessage::Failed(failure)));
-        }
-        NetEvent::PaymentReceived {
-            peer,
-            payment,
-            reply,
-        } => {
-            match provider {
-                // Off the dispatch loop: a payment is a signature check and a durable write.
-                Some(p) => {
-                    let p = p.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let _ = reply.send(p.on_payment(peer, &payment));
-                    });
-                }
-                None => {
-                    let _ = reply.send(net::PaymentAck::Refused {
-                        message: no_provider.into(),
-                    });
-                }
-            }
-        }
-        NetEvent::VerifyRequested {
-            peer,
-            request,
-            reply,
-        } => match provider {
-            None => {
-                let _ = reply.send(net::VerifyReply::Refused {
-                    message: no_provider.into(),
-                });
-            }
-            Some(p) => {
-                let p = p.clone();
-                tokio::spawn(async move { p.on_verify(peer, *request, reply).await });
-            }
-        },
     }
 }
 
