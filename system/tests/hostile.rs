@@ -255,6 +255,7 @@ async fn anvil_rehearsal_trading_through_reorgs_fee_spikes_and_a_flaky_rpc_pays_
         spent,
         gains,
         escrow,
+        second_lives,
         ..
     } = money;
     let reorgs_seen = count(&m, "chain reorganization");
@@ -315,8 +316,10 @@ async fn anvil_rehearsal_trading_through_reorgs_fee_spikes_and_a_flaky_rpc_pays_
         "vouchers {vouchers} exceed the answered jobs' {paid} by more than the re-runs of a 10% sample"
     );
     assert_eq!(
-        gains, vouchers,
-        "providers hold exactly what the buyers signed"
+        gains + second_lives,
+        vouchers,
+        "providers hold exactly what the buyers signed (but for {second_lives} signed on channel \
+         ids in a second life, under the first life's voucher: docs/finality.md, Limits)"
     );
     assert_eq!(
         spent, deposits,
@@ -324,7 +327,7 @@ async fn anvil_rehearsal_trading_through_reorgs_fee_spikes_and_a_flaky_rpc_pays_
     );
     assert_eq!(
         escrow,
-        U256::from(3 * 1_000 * E18) + deposits - vouchers,
+        U256::from(3 * 1_000 * E18) + deposits - gains,
         "token conservation in the escrow"
     );
 }
@@ -350,6 +353,11 @@ struct Money {
     /// Channels whose provider claimed less than the buyer signed: (buyer, channel, signed,
     /// claimed on chain).
     unclaimed: Vec<(String, alloy::primitives::B256, U256, U256)>,
+    /// Signed on channels whose provider claimed more than the buyer's lane lists: an id
+    /// whose open a reorganization dropped and that the buyer opened again, its lane's line
+    /// begun below the voucher of the id's first life that the provider holds and claimed.
+    /// Those vouchers pay nothing (docs/finality.md, Limits): printed, and counted apart.
+    second_lives: U256,
     /// Tickets claimed (a buyer's payment late or withheld) and settled, as the escrow's
     /// events have them: a claimed ticket holds its channel's money until it settles.
     tickets: (u64, u64),
@@ -400,6 +408,7 @@ impl Money {
         let mut spent = U256::ZERO;
         let mut phantom = Vec::new();
         let mut unclaimed = Vec::new();
+        let mut second_lives = U256::ZERO;
         for b in &m.buyers {
             for c in settled_channels(&b.api).await.unwrap().as_array().unwrap() {
                 let signed: U256 = c["cumulative"].as_str().unwrap().parse().unwrap();
@@ -408,6 +417,9 @@ impl Money {
                 let paid = claimed.get(&id).copied().unwrap_or_default();
                 if paid != signed {
                     unclaimed.push((b.name.clone(), id, signed, paid));
+                }
+                if paid > signed {
+                    second_lives += signed;
                 }
                 let listed: U256 = c["deposit"].as_str().unwrap().parse().unwrap();
                 if on_chain.get(&id) != Some(&listed) {
@@ -429,6 +441,7 @@ impl Money {
             escrow: m.balance(m.escrow).await.unwrap(),
             phantom,
             unclaimed,
+            second_lives,
             tickets,
             closes,
         }
@@ -436,6 +449,6 @@ impl Money {
 
     /// Whether every transaction that moves money has been mined.
     fn settled(&self) -> bool {
-        self.gains == self.vouchers && self.spent == self.deposits
+        self.gains + self.second_lives == self.vouchers && self.spent == self.deposits
     }
 }
